@@ -1,0 +1,12 @@
+export { parseDockerfile, instructionFromNode } from './instructions.js';
+export type { Dockerfile, Stage, Instruction, InstructionKind, KeyValue, SourceContent, RunFile, Range } from './instructions.js';
+export { parseAST, dumpAST, dumpNode, parseWords, heredocsFromLine, parseHeredocWord, chompHeredocContent, MAX_LINE_BYTES } from './ast.js';
+export type { Node, Heredoc, Warning, ParseResult } from './ast.js';
+export { processWord, processWords, ShellExpansionError } from './shell.js';
+export type { Env, WordResult, LexOptions } from './shell.js';
+export { detectSyntax, parseDirective, KNOWN_DIRECTIVES } from './directives.js';
+export type { Directive } from './directives.js';
+export { parseDockerignore, IgnoreMatcher, DockerignoreError, dockerignoreCandidates } from './dockerignore.js';
+export { parseFlags, suggest } from './flags.js';
+export { goQuote } from './quote.js';
+export { DockerfileSyntaxError } from '../errors/index.js';
