@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello from tsbuild, built in $(hostname) as $(id -u)"

@@ -1,0 +1,516 @@
+/*
+ * tsbuild-sandbox: the mechanism under tsbuild's runtime. It decides nothing: TypeScript builds a JSON
+ * spec (shaped on the OCI runtime spec) and this program carries it out.
+ *
+ *   tsbuild-sandbox run            spec on fd 3; errors as one JSON line on fd 4
+ *   tsbuild-sandbox mount T S D F DATA   mount(2) S of type T on D with flags F and data DATA
+ *   tsbuild-sandbox umount PATH    umount2(PATH, MNT_DETACH)
+ *   tsbuild-sandbox opaque-dirs DIR   print (NUL-separated) dirs under DIR marked trusted.overlay.opaque=y
+ *
+ * `run` clones into the namespaces named by the spec, mounts the root filesystem and the spec's mounts
+ * inside the new mount namespace (so they vanish with it), pivots, drops privileges and execs. The
+ * parent stays to forward signals and report the exit status; the child dies with it (PDEATHSIG).
+ */
+#define _GNU_SOURCE
+#include "json.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct tsb_open_how { uint64_t flags, mode, resolve; };
+#define TSB_RESOLVE_IN_ROOT 0x10
+
+static struct jval *spec;
+static int errfd = 4;
+static pid_t child_pid = -1;
+static int pty_slave = -1, pty_master = -1;
+
+static void json_escape(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* Every failure is reported as {stage, op, path, errno} and the process exits 127. */
+static void fail(const char *stage, const char *op, const char *path, int err) {
+  FILE *f = fdopen(dup(errfd), "w");
+  if (f) {
+    fprintf(f, "{\"stage\":");
+    json_escape(f, stage);
+    fprintf(f, ",\"op\":");
+    json_escape(f, op);
+    fprintf(f, ",\"path\":");
+    json_escape(f, path ? path : "");
+    fprintf(f, ",\"errno\":%d,\"message\":", err);
+    json_escape(f, err ? strerror(err) : "");
+    fprintf(f, "}\n");
+    fclose(f);
+  }
+  _exit(127);
+}
+
+static char *read_all(int fd) {
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (len + 1 >= cap) { cap *= 2; buf = realloc(buf, cap); if (!buf) return NULL; }
+    ssize_t n = read(fd, buf + len, cap - len - 1);
+    if (n < 0) { if (errno == EINTR) continue; return NULL; }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  buf[len] = 0;
+  return buf;
+}
+
+static char **strv(struct jval *arr) {
+  size_t n = arr && arr->type == J_ARR ? arr->len : 0;
+  char **v = calloc(n + 1, sizeof *v);
+  for (size_t i = 0; i < n; i++) v[i] = arr->items[i]->type == J_STR ? arr->items[i]->str : "";
+  return v;
+}
+
+/* Opens (creating as needed) `dest` under rootfd, resolving every symlink inside the root. */
+static int open_in_root(int rootfd, const char *dest, int as_file) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", dest);
+  char *p = buf;
+  while (*p == '/') p++;
+  for (char *s = p;; s++) {
+    int last = (*s == 0);
+    if (*s == '/' || last) {
+      char save = *s;
+      *s = 0;
+      if (*p) {
+        struct tsb_open_how how = { O_PATH | O_CLOEXEC, 0, TSB_RESOLVE_IN_ROOT };
+        int fd = (int)syscall(SYS_openat2, rootfd, p, &how, sizeof how);
+        if (fd < 0 && errno == ENOENT) {
+          /* Create the missing component inside its (already resolved) parent. */
+          char *slash = strrchr(p, '/');
+          int parent = rootfd;
+          const char *name = p;
+          if (slash) {
+            *slash = 0;
+            struct tsb_open_how ph = { O_PATH | O_DIRECTORY | O_CLOEXEC, 0, TSB_RESOLVE_IN_ROOT };
+            parent = (int)syscall(SYS_openat2, rootfd, p, &ph, sizeof ph);
+            *slash = '/';
+            name = slash + 1;
+            if (parent < 0) return -1;
+          }
+          int r;
+          if (last && as_file) {
+            r = openat(parent, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+            if (r >= 0) close(r);
+          } else {
+            r = mkdirat(parent, name, 0755);
+          }
+          if (parent != rootfd) close(parent);
+          if (r < 0 && errno != EEXIST) return -1;
+          fd = (int)syscall(SYS_openat2, rootfd, p, &how, sizeof how);
+        }
+        if (fd < 0) return -1;
+        if (last) return fd;
+        close(fd);
+      }
+      *s = save;
+      if (last) break;
+    }
+  }
+  return dup(rootfd);
+}
+
+static void do_mounts(const char *root) {
+  int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) fail("mounts", "open", root, errno);
+  struct jval *mounts = json_get(spec, "mounts");
+  for (size_t i = 0; mounts && i < mounts->len; i++) {
+    struct jval *m = mounts->items[i];
+    const char *dest = json_str(m, "destination", "");
+    const char *type = json_str(m, "type", "");
+    const char *src = json_str(m, "source", "");
+    const char *data = json_str(m, "data", NULL);
+    unsigned long flags = (unsigned long)json_int(m, "flags", 0);
+    int as_file = json_bool(m, "file", 0);
+    int fd = open_in_root(rootfd, dest, as_file);
+    if (fd < 0) fail("mounts", "mkdir", dest, errno);
+    char target[64];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    /* A read-only bind needs a second, per-mount-point remount; other types take MS_RDONLY at mount time
+       (remounting a filesystem like sysfs that shares the host's superblock would change the host's). */
+    unsigned long first = (flags & MS_BIND) ? (flags & ~(unsigned long)MS_RDONLY) : flags;
+    if (mount(src, target, type, first, data) < 0) fail("mounts", "mount", dest, errno);
+    close(fd);
+    if ((flags & MS_BIND) && (flags & MS_RDONLY)) {
+      fd = open_in_root(rootfd, dest, as_file);
+      snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+      unsigned long rf = MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC));
+      if (fd < 0 || mount(NULL, target, NULL, rf, NULL) < 0) fail("mounts", "remount-ro", dest, errno);
+      close(fd);
+    }
+  }
+  struct jval *links = json_get(spec, "symlinks");
+  for (size_t i = 0; links && i < links->len; i++) {
+    const char *target = json_str(links->items[i], "target", "");
+    const char *path = json_str(links->items[i], "path", "");
+    char full[4096];
+    snprintf(full, sizeof full, "%s/%s", root, path);
+    unlink(full);
+    if (symlink(target, full) < 0 && errno != EEXIST) fail("mounts", "symlink", path, errno);
+  }
+  close(rootfd);
+}
+
+static void mask_paths(void) {
+  struct jval *linux_ = json_get(spec, "linux");
+  struct jval *masked = json_get(linux_, "maskedPaths");
+  for (size_t i = 0; masked && i < masked->len; i++) {
+    const char *p = masked->items[i]->str;
+    struct stat st;
+    if (!p || lstat(p, &st) < 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0") < 0) fail("mask", "mount", p, errno);
+    } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0) {
+      fail("mask", "bind", p, errno);
+    }
+  }
+  struct jval *ro = json_get(linux_, "readonlyPaths");
+  for (size_t i = 0; ro && i < ro->len; i++) {
+    const char *p = ro->items[i]->str;
+    if (!p || access(p, F_OK) < 0) continue;
+    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) fail("readonly", "bind", p, errno);
+    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+      fail("readonly", "remount", p, errno);
+  }
+}
+
+static const char *envget(char **env, const char *key) {
+  size_t k = strlen(key);
+  for (; env && *env; env++) if (!strncmp(*env, key, k) && (*env)[k] == '=') return *env + k + 1;
+  return NULL;
+}
+
+/* execvpe with the container's PATH, not the helper's. */
+static void exec_in_container(char **argv, char **env) {
+  if (!argv[0] || !argv[0][0]) fail("exec", "exec", "", ENOENT);
+  if (strchr(argv[0], '/')) { execve(argv[0], argv, env); fail("exec", "exec", argv[0], errno); }
+  const char *path = envget(env, "PATH");
+  if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  char *dirs = strdup(path);
+  int saved = ENOENT;
+  for (char *d = strtok(dirs, ":"); d; d = strtok(NULL, ":")) {
+    char full[4096];
+    snprintf(full, sizeof full, "%s/%s", *d ? d : ".", argv[0]);
+    execve(full, argv, env);
+    if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+  }
+  fail("exec", "lookup", argv[0], saved);
+}
+
+/* capabilities: { bounding: [n...], effective: [n...] } (effective also becomes permitted and inheritable). */
+static uint64_t capmask(struct jval *arr) {
+  uint64_t m = 0;
+  for (size_t i = 0; arr && arr->type == J_ARR && i < arr->len; i++) m |= 1ULL << ((int)arr->items[i]->num & 63);
+  return m;
+}
+static void apply_caps(struct jval *process) {
+  struct jval *caps = json_get(process, "capabilities");
+  if (!caps) return;
+  uint64_t bounding = capmask(json_get(caps, "bounding")), eff = capmask(json_get(caps, "effective"));
+  for (int c = 0; c <= 63; c++) {
+    if (bounding & (1ULL << c)) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) fail("caps", "bset-drop", "", errno);
+  }
+  struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  d[0].effective = d[0].permitted = d[0].inheritable = (uint32_t)eff;
+  d[1].effective = d[1].permitted = d[1].inheritable = (uint32_t)(eff >> 32);
+  if (syscall(SYS_capset, &h, d) < 0) fail("caps", "capset", "", errno);
+}
+
+static int rlimit_resource(const char *name) {
+  static const struct { const char *n; int r; } t[] = {
+    {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_CORE", RLIMIT_CORE},
+    {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_CPU", RLIMIT_CPU},
+    {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_DATA", RLIMIT_DATA},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) if (!strcmp(t[i].n, name)) return t[i].r;
+  return -1;
+}
+
+static volatile sig_atomic_t got_sig;
+static void reap_forward(int sig) { got_sig = sig; if (child_pid > 0) kill(child_pid, sig); }
+
+/* PID 1 when --init is asked for: run the process as a child, reap every zombie, pass signals on. */
+static int init_main(char **argv, char **env) {
+  pid_t pid = fork();
+  if (pid < 0) fail("init", "fork", "", errno);
+  if (pid == 0) {
+    sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    exec_in_container(argv, env);
+  }
+  child_pid = pid;
+  struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = reap_forward;
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+  close(errfd);
+  for (;;) {
+    int st;
+    pid_t w = wait(&st);
+    if (w < 0) { if (errno == EINTR) continue; return 1; }
+    if (w == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+}
+
+static int child_main(void *arg) {
+  (void)arg;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) _exit(1);
+  struct jval *process = json_get(spec, "process");
+  struct jval *root = json_get(spec, "root");
+  const char *rootpath = json_str(root, "path", NULL);
+  if (!rootpath) fail("spec", "root.path", "", EINVAL);
+
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("rootfs", "make-private", "/", errno);
+  struct jval *rmounts = json_get(root, "mounts");
+  for (size_t i = 0; rmounts && i < rmounts->len; i++) {
+    struct jval *m = rmounts->items[i];
+    const char *mcwd = json_str(m, "cwd", NULL);
+    if (mcwd && chdir(mcwd) < 0) fail("rootfs", "chdir", mcwd, errno);
+    if (mount(json_str(m, "source", "none"), rootpath, json_str(m, "type", ""), (unsigned long)json_int(m, "flags", 0), json_str(m, "data", NULL)) < 0)
+      fail("rootfs", "mount", rootpath, errno);
+  }
+  /* pivot_root needs the new root to be a mount point. */
+  if (!rmounts || rmounts->len == 0) {
+    if (mount(rootpath, rootpath, NULL, MS_BIND | MS_REC, NULL) < 0) fail("rootfs", "bind", rootpath, errno);
+  }
+  do_mounts(rootpath);
+
+  if (json_bool(spec, "loopbackUp", 0)) {
+    int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (sk < 0 || ioctl(sk, SIOCGIFFLAGS, &ifr) < 0) fail("network", "lo-flags", "lo", errno);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0) fail("network", "lo-up", "lo", errno);
+    close(sk);
+  }
+  const char *hostname = json_str(spec, "hostname", NULL);
+  if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("uts", "sethostname", hostname, errno);
+
+  if (chdir(rootpath) < 0) fail("pivot", "chdir", rootpath, errno);
+  if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot", "pivot_root", rootpath, errno);
+  if (umount2(".", MNT_DETACH) < 0) fail("pivot", "umount-old", "/", errno);
+  if (chdir("/") < 0) fail("pivot", "chdir", "/", errno);
+  mask_paths();
+  if (json_bool(root, "readonly", 0) && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+    fail("rootfs", "remount-ro", "/", errno);
+
+  struct jval *rl = json_get(process, "rlimits");
+  for (size_t i = 0; rl && i < rl->len; i++) {
+    int res = rlimit_resource(json_str(rl->items[i], "type", ""));
+    if (res < 0) fail("rlimit", "type", json_str(rl->items[i], "type", ""), EINVAL);
+    long long soft = json_int(rl->items[i], "soft", -1), hard = json_int(rl->items[i], "hard", -1);
+    struct rlimit r = { soft < 0 ? RLIM_INFINITY : (rlim_t)soft, hard < 0 ? RLIM_INFINITY : (rlim_t)hard };
+    if (setrlimit(res, &r) < 0) fail("rlimit", "setrlimit", json_str(rl->items[i], "type", ""), errno);
+  }
+
+  if (pty_slave >= 0) {
+    if (setsid() < 0) fail("tty", "setsid", "", errno);
+    if (ioctl(pty_slave, TIOCSCTTY, 0) < 0) fail("tty", "TIOCSCTTY", "", errno);
+    dup2(pty_slave, 0); dup2(pty_slave, 1); dup2(pty_slave, 2);
+    if (pty_slave > 2) close(pty_slave);
+  }
+
+  struct jval *user = json_get(process, "user");
+  gid_t gid = (gid_t)json_int(user, "gid", 0);
+  uid_t uid = (uid_t)json_int(user, "uid", 0);
+  struct jval *extra = json_get(user, "additionalGids");
+  gid_t groups[64]; size_t ng = 0;
+  for (size_t i = 0; extra && i < extra->len && ng < 64; i++) groups[ng++] = (gid_t)extra->items[i]->num;
+  if (setgroups(ng, groups) < 0) fail("user", "setgroups", "", errno);
+  if (setgid(gid) < 0) fail("user", "setgid", "", errno);
+  if (setuid(uid) < 0) fail("user", "setuid", "", errno);
+  apply_caps(process);
+  if (json_bool(process, "noNewPrivileges", 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("user", "no_new_privs", "", errno);
+
+  const char *cwd = json_str(process, "cwd", "/");
+  if (chdir(cwd) < 0) fail("exec", "chdir", cwd, errno);
+
+  char **argv = strv(json_get(process, "args"));
+  char **env = strv(json_get(process, "env"));
+  sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+  if (json_bool(spec, "init", 0)) _exit(init_main(argv, env));
+  exec_in_container(argv, env);
+  return 127;
+}
+
+static void forward(int sig) { if (child_pid > 0) kill(child_pid, sig); }
+
+static void winsize_sync(void) {
+  struct winsize ws;
+  if (pty_master >= 0 && ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(pty_master, TIOCSWINSZ, &ws);
+}
+static void on_winch(int sig) { (void)sig; winsize_sync(); }
+
+static int ns_flag(const char *t) {
+  if (!strcmp(t, "mount")) return CLONE_NEWNS;
+  if (!strcmp(t, "pid")) return CLONE_NEWPID;
+  if (!strcmp(t, "uts")) return CLONE_NEWUTS;
+  if (!strcmp(t, "ipc")) return CLONE_NEWIPC;
+  if (!strcmp(t, "network")) return CLONE_NEWNET;
+  if (!strcmp(t, "cgroup")) return CLONE_NEWCGROUP;
+  return -1;
+}
+
+static void relay(void) {
+  char buf[8192];
+  int in_open = 1;
+  for (;;) {
+    struct pollfd p[2] = { { 0, POLLIN, 0 }, { pty_master, POLLIN, 0 } };
+    int n = poll(p, 2, -1);
+    if (n < 0) { if (errno == EINTR) continue; return; }
+    if (in_open && (p[0].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = read(0, buf, sizeof buf);
+      if (r <= 0) { in_open = 0; } else if (write(pty_master, buf, (size_t)r) < 0) return;
+    }
+    if (!in_open) p[0].fd = -1;
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t r = read(pty_master, buf, sizeof buf);
+      if (r <= 0) return;
+      for (ssize_t off = 0; off < r;) { ssize_t w = write(1, buf + off, (size_t)(r - off)); if (w < 0) { if (errno == EINTR) continue; return; } off += w; }
+    }
+    if (!in_open) {
+      /* Keep copying output until the container closes the terminal. */
+      struct pollfd q = { pty_master, POLLIN, 0 };
+      if (poll(&q, 1, -1) < 0 && errno != EINTR) return;
+      ssize_t r = read(pty_master, buf, sizeof buf);
+      if (r <= 0) return;
+      if (write(1, buf, (size_t)r) < 0) return;
+    }
+  }
+}
+
+static int cmd_run(void) {
+  if (fcntl(errfd, F_SETFD, FD_CLOEXEC) < 0) errfd = 2;
+  fcntl(5, F_SETFD, FD_CLOEXEC);
+  char *text = read_all(3);
+  if (!text) fail("spec", "read", "fd 3", errno);
+  close(3);
+  const char *err = NULL;
+  spec = json_parse(text, &err);
+  if (!spec) fail("spec", err ? err : "parse", "", EINVAL);
+  struct jval *process = json_get(spec, "process");
+  int flags = SIGCHLD;
+  struct jval *nss = json_get(json_get(spec, "linux"), "namespaces");
+  for (size_t i = 0; nss && i < nss->len; i++) {
+    int f = ns_flag(json_str(nss->items[i], "type", ""));
+    if (f < 0) fail("spec", "namespace", json_str(nss->items[i], "type", ""), EINVAL);
+    flags |= f;
+  }
+  if (json_bool(process, "terminal", 0)) {
+    pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (pty_master < 0 || grantpt(pty_master) < 0 || unlockpt(pty_master) < 0) fail("tty", "openpt", "", errno);
+    pty_slave = open(ptsname(pty_master), O_RDWR | O_NOCTTY);
+    if (pty_slave < 0) fail("tty", "open-slave", "", errno);
+    winsize_sync();
+  }
+  /* Block forwarded signals until the handler knows the child's pid. */
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  size_t stack_size = 1 << 20;
+  char *stack = malloc(stack_size);
+  child_pid = clone(child_main, stack + stack_size, flags, NULL);
+  if (child_pid < 0) fail("clone", "clone", "", errno);
+  close(errfd);
+  if (pty_slave >= 0) close(pty_slave);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = forward;
+  sa.sa_flags = SA_RESTART;
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+  if (pty_master >= 0) { sa.sa_handler = on_winch; sigaction(SIGWINCH, &sa, NULL); }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  /* The pid on stdout-less channel: Node learns it from fd 5 if it was given one. */
+  if (fcntl(5, F_GETFD) >= 0) { dprintf(5, "%d\n", (int)child_pid); close(5); }
+  if (pty_master >= 0) relay();
+  int st;
+  for (;;) {
+    pid_t w = waitpid(child_pid, &st, 0);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return 125;
+    break;
+  }
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  return 128 + WTERMSIG(st);
+}
+
+static const char *opaque_root;
+static int opaque_cb(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st; (void)ftw;
+  if (type != FTW_D) return 0;
+  char v[8];
+  ssize_t n = lgetxattr(path, "trusted.overlay.opaque", v, sizeof v);
+  if (n == 1 && v[0] == 'y') {
+    const char *rel = path + strlen(opaque_root);
+    while (*rel == '/') rel++;
+    fputs(rel, stdout);
+    fputc(0, stdout);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run();
+  errfd = 2;
+  if ((argc == 7 || argc == 8) && !strcmp(argv[1], "mount")) {
+    if (argc == 8 && chdir(argv[7]) < 0) fail("host", "chdir", argv[7], errno);
+    unsigned long f = strtoul(argv[5], NULL, 10);
+    if (mount(argv[3], argv[4], argv[2], f, *argv[6] ? argv[6] : NULL) < 0) fail("host", "mount", argv[4], errno);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[1], "umount")) {
+    if (umount2(argv[2], MNT_DETACH) < 0) fail("host", "umount", argv[2], errno);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[1], "opaque-dirs")) {
+    opaque_root = argv[2];
+    if (nftw(argv[2], opaque_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
+    return 0;
+  }
+  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | opaque-dirs DIR\n");
+  return 2;
+}

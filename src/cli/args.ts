@@ -1,0 +1,101 @@
+/** A small argv parser: `--flag value`, `--flag=value`, `-t value`, `-it`, repeatable flags, `--`. */
+import { UsageError } from '../errors/index.js';
+import { suggest } from '../parser/index.js';
+
+export interface FlagSpec {
+  /** Long name without dashes. */
+  name: string;
+  short?: string;
+  type: 'bool' | 'string' | 'list';
+  help: string;
+  arg?: string;
+}
+
+export interface Parsed {
+  flags: Map<string, string | boolean | string[]>;
+  positional: string[];
+}
+
+/**
+ * Parses flags until the first positional when `stopAtPositional` (so `run IMAGE ls -la` keeps `-la`
+ * for the container), otherwise anywhere.
+ */
+export function parseArgs(argv: string[], specs: FlagSpec[], stopAtPositional = false): Parsed {
+  const flags = new Map<string, string | boolean | string[]>();
+  const positional: string[] = [];
+  const byLong = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
+  const set = (s: FlagSpec, v: string | boolean) => {
+    if (s.type === 'list') flags.set(s.name, [...((flags.get(s.name) as string[] | undefined) ?? []), String(v)]);
+    else flags.set(s.name, v);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const s = byLong.get(name);
+      if (!s) {
+        const hint = suggest(name, [...byLong.keys()]);
+        throw new UsageError(`unknown flag: --${name}${hint ? ` (did you mean --${hint}?)` : ''}; see --help`);
+      }
+      if (s.type === 'bool') {
+        const v = eq < 0 ? 'true' : a.slice(eq + 1).toLowerCase();
+        if (v !== 'true' && v !== 'false') throw new UsageError(`--${name} takes true or false, not "${a.slice(eq + 1)}"`);
+        set(s, v === 'true');
+      } else {
+        const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+        if (v === undefined) throw new UsageError(`flag --${name} needs a value${s.arg ? ` (${s.arg})` : ''}`);
+        set(s, v);
+      }
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      const letters = a.slice(1);
+      for (let j = 0; j < letters.length; j++) {
+        const s = byShort.get(letters[j]!);
+        if (!s) throw new UsageError(`unknown shorthand flag: '${letters[j]}' in ${a}; see --help`);
+        if (s.type === 'bool') {
+          set(s, true);
+          continue;
+        }
+        const rest = letters.slice(j + 1);
+        const v = rest !== '' ? rest.replace(/^=/, '') : argv[++i];
+        if (v === undefined) throw new UsageError(`flag -${s.short} needs a value${s.arg ? ` (${s.arg})` : ''}`);
+        set(s, v);
+        break;
+      }
+      continue;
+    }
+    positional.push(a);
+    if (stopAtPositional) {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+  }
+  return { flags, positional };
+}
+
+export function flagStr(p: Parsed, name: string): string | undefined {
+  const v = p.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+export function flagBool(p: Parsed, name: string): boolean {
+  return p.flags.get(name) === true;
+}
+export function flagList(p: Parsed, name: string): string[] {
+  const v = p.flags.get(name);
+  return Array.isArray(v) ? v : [];
+}
+
+export function usage(cmd: string, synopsis: string, specs: FlagSpec[]): string {
+  const lines = specs.map((s) => {
+    const left = `${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.type === 'bool' ? '' : ` ${s.arg ?? 'value'}`}`;
+    return `  ${left.padEnd(30)} ${s.help}`;
+  });
+  return `Usage: tsbuild ${cmd} ${synopsis}\n\nOptions:\n${lines.join('\n')}\n`;
+}

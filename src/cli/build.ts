@@ -1,0 +1,154 @@
+/** `tsbuild build`: Dockerfile + context → image in the local store. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createSolver } from '../builder/index.js';
+import { DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
+import { normalizeName, validateName } from '../image/index.js';
+import { createOps, type OpResult, type OpSpec } from '../ops/index.js';
+import { parseDockerfile, parseDockerignore, DockerignoreError } from '../parser/index.js';
+import { planBuild } from '../planner/index.js';
+import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { createRenderer, type ProgressMode } from './progress.js';
+import { openStore, storeRoot } from './store.js';
+
+export const buildFlags: FlagSpec[] = [
+  { name: 'tag', short: 't', type: 'list', arg: 'name[:tag]', help: 'name the image (repeatable)' },
+  { name: 'file', short: 'f', type: 'string', arg: 'path', help: 'the Dockerfile (default: <context>/Dockerfile)' },
+  { name: 'target', type: 'string', arg: 'stage', help: 'build up to this stage' },
+  { name: 'build-arg', type: 'list', arg: 'KEY[=VALUE]', help: 'set a build argument (repeatable)' },
+  { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
+  { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
+  { name: 'progress', type: 'string', arg: 'auto|tty|plain', help: 'progress output (default auto)' },
+  { name: 'network', type: 'string', arg: 'host|none', help: 'network for RUN steps (default host)' },
+  { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
+  { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' },
+  { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
+  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+];
+
+function readDockerfile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new UsageError(`cannot read the Dockerfile: ${file} does not exist (give one with -f)`);
+    if (errnoCode(e) === 'EISDIR') throw new UsageError(`${file} is a directory, not a Dockerfile`);
+    throw e;
+  }
+}
+
+function readIgnore(dockerfile: string, context: string): string[] {
+  for (const cand of [dockerfile + '.dockerignore', path.join(context, '.dockerignore')]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(cand, 'utf8');
+    } catch {
+      continue;
+    }
+    try {
+      return parseDockerignore(text);
+    } catch (e) {
+      if (e instanceof DockerignoreError) throw new UsageError(`${cand}: ${e.message}`);
+      throw e;
+    }
+  }
+  return [];
+}
+
+export interface BuildOutcome {
+  imageId: string;
+  manifestDigest: string;
+}
+
+export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<BuildOutcome> {
+  if (p.positional.length > 1) throw new UsageError(`build takes one context directory, got ${p.positional.length}: ${p.positional.join(' ')}`);
+  const context = path.resolve(p.positional[0] ?? '.');
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(context);
+  } catch {
+    throw new UsageError(`build context ${context} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
+  const dockerfile = path.resolve(flagStr(p, 'file') ?? path.join(context, 'Dockerfile'));
+  const names = flagList(p, 'tag').map((t) => {
+    const n = normalizeName(t);
+    try {
+      validateName(n);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    return n;
+  });
+  const buildArgs = new Map<string, string>();
+  for (const a of flagList(p, 'build-arg')) {
+    const i = a.indexOf('=');
+    if (i === 0) throw new UsageError(`--build-arg ${a}: the name is empty`);
+    if (i < 0) {
+      const v = process.env[a];
+      if (v !== undefined) buildArgs.set(a, v);
+    } else buildArgs.set(a.slice(0, i), a.slice(i + 1));
+  }
+  const network = flagStr(p, 'network') ?? 'host';
+  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${network}: RUN steps support host or none`);
+  const progressMode = (flagBool(p, 'quiet') ? 'quiet' : (flagStr(p, 'progress') ?? 'auto')) as ProgressMode;
+  if (!['auto', 'tty', 'plain', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: use auto, tty or plain`);
+  const jobsText = flagStr(p, 'jobs');
+  const jobs = jobsText === undefined ? os.availableParallelism() : parseInt(jobsText, 10);
+  if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobsText}: give a number of at least 1`);
+
+  const text = readDockerfile(dockerfile);
+  let df;
+  try {
+    df = parseDockerfile(text, path.relative(process.cwd(), dockerfile) || dockerfile);
+  } catch (e) {
+    if (e instanceof DockerfileSyntaxError) e.file = path.relative(process.cwd(), dockerfile) || dockerfile;
+    throw e;
+  }
+  const ignore = readIgnore(dockerfile, context);
+  const store = await openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
+  const render = createRenderer(progressMode);
+  const sde = process.env.SOURCE_DATE_EPOCH;
+  const sourceDateEpoch = sde !== undefined && /^\d+$/.test(sde) ? parseInt(sde, 10) : undefined;
+  const graph = await planBuild({
+    dockerfile: df,
+    dockerfileName: path.relative(process.cwd(), dockerfile) || dockerfile,
+    buildArgs,
+    target: flagStr(p, 'target'),
+    contextDir: context,
+    ignore,
+    names,
+    network,
+    resolveImage: async (name) => {
+      const r = store.content.resolve(name);
+      return { name: r.name ?? name, manifestDigest: r.manifestDigest, config: r.config };
+    },
+  });
+  for (const w of graph.warnings) render.warn(w.line ? `line ${w.line}: ${w.message}` : w.message);
+  const solver = createSolver<OpSpec, OpResult>({
+    opFor: createOps({
+      storeRoot: store.root,
+      store: store.content,
+      snapshotter: store.snapshotter,
+      sourceDateEpoch,
+      created: new Date(sourceDateEpoch !== undefined ? sourceDateEpoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    }),
+    concurrency: jobs,
+    onEvent: (e) => render.event(e),
+  });
+  let result: OpResult;
+  try {
+    result = await solver.solve(graph.root, { signal });
+  } finally {
+    render.finish();
+  }
+  if (result.kind !== 'export') throw new TsbuildError('INTERNAL', 'build produced no image');
+  const imageId = result.configDigest;
+  const iid = flagStr(p, 'iidfile');
+  if (iid) fs.writeFileSync(iid, imageId);
+  if (flagBool(p, 'quiet')) process.stdout.write(imageId + '\n');
+  else {
+    process.stderr.write(`writing image ${imageId}${names.length ? ` (${names.join(', ')})` : ''}\n`);
+  }
+  return { imageId, manifestDigest: result.manifest.digest };
+}

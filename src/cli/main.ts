@@ -1,0 +1,123 @@
+/**
+ * The command line: argv → module doors. The only code that prints; maps error codes to exit codes.
+ * Exit codes: 0 success; 1 a build or command failed; 2 bad usage; for `run`, the container's exit code,
+ * or 125 when tsbuild itself failed, 126/127 when the command could not be executed/found (as Docker).
+ */
+import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
+import { VertexError } from '../builder/index.js';
+import { parseArgs, usage, type FlagSpec } from './args.js';
+import { buildCommand, buildFlags } from './build.js';
+import { runCommand, runFlags } from './run.js';
+import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, commonFlags, rmiFlags, psFlags, imagesFlags } from './images.js';
+import { parseCommand, parseFlags } from './parse.js';
+
+const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.
+
+Usage:
+  tsbuild [build] [OPTIONS] CONTEXT       build an image (build is the default command)
+  tsbuild run [OPTIONS] IMAGE [CMD...]    run a container
+  tsbuild images                          list images
+  tsbuild inspect IMAGE                   show an image's config and manifest
+  tsbuild rmi IMAGE                       remove an image name; unreferenced data is deleted
+  tsbuild ps [-a]                         list containers
+  tsbuild rm CONTAINER                    remove a stopped container
+  tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
+
+Run "tsbuild COMMAND --help" for a command's options.
+`;
+
+const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boolean }> = {
+  build: { flags: buildFlags, synopsis: '[OPTIONS] CONTEXT' },
+  run: { flags: runFlags, synopsis: '[OPTIONS] IMAGE [COMMAND] [ARG...]', stop: true },
+  images: { flags: imagesFlags, synopsis: '[OPTIONS]' },
+  inspect: { flags: commonFlags, synopsis: 'IMAGE [IMAGE...]' },
+  rmi: { flags: rmiFlags, synopsis: 'IMAGE [IMAGE...]' },
+  ps: { flags: psFlags, synopsis: '[OPTIONS]' },
+  rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
+  parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
+};
+
+function errorText(e: unknown): string {
+  if (e instanceof DockerfileSyntaxError) return e.located();
+  if (e instanceof VertexError) {
+    const line = e.vertex.meta['line'];
+    const stage = e.vertex.meta['stage'];
+    return `${e.message}${line ? `\n  at Dockerfile line ${line}${stage ? ` (stage ${stage})` : ''}` : ''}`;
+  }
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let cmd = argv[0];
+  let rest = argv.slice(1);
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(HELP);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === 'version') {
+    process.stdout.write('tsbuild 0.1.0\n');
+    return 0;
+  }
+  if (!COMMANDS[cmd]) {
+    // build is the default verb: `tsbuild -t x .`
+    rest = argv;
+    cmd = 'build';
+  }
+  const spec = COMMANDS[cmd]!;
+  const ac = new AbortController();
+  let signals = 0;
+  const onSig = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    ac.abort();
+    process.stderr.write(`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: cancelling, cleaning up (again to force)\n`);
+  };
+  try {
+    const p = parseArgs(rest, spec.flags, spec.stop);
+    if (p.flags.get('help') === true) {
+      process.stdout.write(usage(cmd, spec.synopsis, spec.flags));
+      return 0;
+    }
+    switch (cmd) {
+      case 'build': {
+        process.on('SIGINT', onSig);
+        process.on('SIGTERM', onSig);
+        try {
+          await buildCommand(p, ac.signal);
+        } finally {
+          process.off('SIGINT', onSig);
+          process.off('SIGTERM', onSig);
+        }
+        return 0;
+      }
+      case 'run':
+        return await runCommand(p);
+      case 'images':
+        return await imagesCommand(p);
+      case 'inspect':
+        return await inspectCommand(p);
+      case 'rmi':
+        return await rmiCommand(p);
+      case 'ps':
+        return await psCommand(p);
+      case 'rm':
+        return await rmCommand(p);
+      case 'parse':
+        return parseCommand(p);
+    }
+    return 2;
+  } catch (e) {
+    if (e instanceof CancelledError || ac.signal.aborted) {
+      process.stderr.write('ERROR: build cancelled\n');
+      return 130;
+    }
+    process.stderr.write(`ERROR: ${errorText(e)}\n`);
+    if (e instanceof UsageError) return 2;
+    const code = (e as { exitCode?: number }).exitCode;
+    if (cmd === 'run') return typeof code === 'number' ? code : 125;
+    if (e instanceof TsbuildError) return 1;
+    if (e instanceof Error && process.env.TSBUILD_DEBUG) process.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,34 @@
+/** Where the store lives and opening its parts. */
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import { ContentStore } from '../image/index.js';
+import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
+import { recoverStore } from '../ops/index.js';
+import { Containers } from '../runtime/index.js';
+import { TsbuildError } from '../errors/index.js';
+
+export function storeRoot(flag?: string): string {
+  if (flag) return path.resolve(flag);
+  if (process.env.TSBUILD_ROOT) return path.resolve(process.env.TSBUILD_ROOT);
+  if (process.getuid?.() === 0) return '/var/lib/tsbuild';
+  return path.join(process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local/share'), 'tsbuild');
+}
+
+export interface Store {
+  root: string;
+  content: ContentStore;
+  snapshotter: Snapshotter;
+  containers: Containers;
+}
+
+export async function openStore(root: string, driver = 'overlayfs'): Promise<Store> {
+  if (process.getuid?.() !== 0) {
+    throw new TsbuildError('NOT_ROOT', 'tsbuild needs root for now (namespaces, mounts): run it with sudo or as root');
+  }
+  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  const content = new ContentStore(root);
+  const snapshotter = openSnapshotter(root, driver);
+  await recoverStore(root, snapshotter);
+  return { root, content, snapshotter, containers: new Containers(root) };
+}

@@ -1,0 +1,86 @@
+/**
+ * Crash-safe file updates and a cross-process lock. Metadata is written to a temp file, fsynced and
+ * renamed over the old one, so a reader (or the next command after a `kill -9`) sees either the old or
+ * the new content, never a torn one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsbuildError, errnoCode } from '../errors/index.js';
+
+export function writeFileAtomic(file: string, data: string | Buffer): void {
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fd = fs.openSync(tmp, 'w', 0o644);
+  try {
+    fs.writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export function readJSONFile<T>(file: string, fallback: T): T {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return fallback;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new TsbuildError('STORE_CORRUPT', `${file} is not valid JSON: ${(e as Error).message}. Move it aside and run the command again; "tsbuild prune" rebuilds what it can.`, { cause: e });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) === 'EPERM';
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function sleepMs(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+/**
+ * Runs `fn` while holding an exclusive lock on `lockPath` (a directory created atomically). A lock left
+ * by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is a spin.
+ */
+export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): T {
+  const deadline = Date.now() + timeoutMs;
+  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      fs.mkdirSync(lockPath);
+      fs.writeFileSync(path.join(lockPath, 'owner'), String(process.pid));
+      break;
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') throw e;
+      let owner = 0;
+      try {
+        owner = parseInt(fs.readFileSync(path.join(lockPath, 'owner'), 'utf8'), 10);
+      } catch {
+        // owner not written yet, or lock just released
+      }
+      if (owner && owner !== process.pid && !alive(owner)) {
+        fs.rmSync(lockPath, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new TsbuildError('LOCK_TIMEOUT', `timed out waiting for lock ${lockPath} held by pid ${owner || '?'}; if no tsbuild is running, remove that directory`);
+      }
+      sleepMs(delay);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(lockPath, { recursive: true, force: true });
+  }
+}

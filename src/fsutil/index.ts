@@ -1,0 +1,2 @@
+export { writeFileAtomic, readJSONFile, withLock } from './atomic.js';
+export { resolveInRoot, mkdirInRoot } from './inroot.js';

@@ -1,0 +1,220 @@
+/**
+ * The content store: an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`) under the store
+ * root, readable by other tools (`skopeo inspect oci:<root>:<name>`). Blobs are written to a temp file
+ * while hashing, verified, then renamed into place: a blob path either holds verified content or does
+ * not exist. `index.json` is the name table, updated under a lock and replaced atomically.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
+import { readJSONFile, withLock, writeFileAtomic } from '../fsutil/index.js';
+import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from './types.js';
+
+export class DigestMismatchError extends TsbuildError {
+  constructor(expected: string, got: string) {
+    super('DIGEST_MISMATCH', `digest mismatch: expected ${expected}, got ${got}; nothing was stored`);
+  }
+}
+
+export interface ImageRecord {
+  name: string;
+  manifest: Descriptor;
+}
+
+export interface ResolvedImage {
+  name?: string;
+  manifestDigest: string;
+  manifest: Manifest;
+  configDigest: string;
+  config: ImageConfig;
+}
+
+/** `hello` → `hello:latest`; a name with a tag or digest is kept. */
+export function normalizeName(name: string): string {
+  if (name.includes('@')) return name;
+  const slash = name.lastIndexOf('/');
+  return name.slice(slash + 1).includes(':') ? name : `${name}:latest`;
+}
+
+const NAME_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/;
+export function validateName(name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new TsbuildError('INVALID_REFERENCE', `invalid image name "${name}": use lowercase letters, digits and separators, e.g. myapp:1.0`);
+  }
+}
+
+export class ContentStore {
+  readonly root: string;
+  private tmp: string;
+  constructor(root: string) {
+    this.root = root;
+    this.tmp = path.join(root, 'tmp');
+    fs.mkdirSync(path.join(root, 'blobs', 'sha256'), { recursive: true });
+    fs.mkdirSync(this.tmp, { recursive: true });
+    const layout = path.join(root, 'oci-layout');
+    if (!fs.existsSync(layout)) writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    if (!fs.existsSync(path.join(root, 'index.json'))) {
+      writeFileAtomic(path.join(root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.index, manifests: [] }));
+    }
+  }
+
+  blobPath(digest: string): string {
+    const [alg, hex] = digest.split(':');
+    if (alg !== 'sha256' || !hex || !/^[a-f0-9]{64}$/.test(hex)) throw new TsbuildError('INVALID_DIGEST', `invalid digest ${digest}`);
+    return path.join(this.root, 'blobs', 'sha256', hex);
+  }
+  has(digest: string): boolean {
+    return fs.existsSync(this.blobPath(digest));
+  }
+
+  /** Streams `data` into the store; verifies `expected` when given. */
+  async writeBlob(data: AsyncIterable<Buffer | Uint8Array> | Buffer | string, expected?: { digest?: string; size?: number }): Promise<{ digest: string; size: number }> {
+    const tmp = path.join(this.tmp, `blob-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    const hash = crypto.createHash('sha256');
+    let size = 0;
+    const fh = await fs.promises.open(tmp, 'w', 0o644);
+    try {
+      const chunks: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer> =
+        typeof data === 'string' ? [Buffer.from(data)] : Buffer.isBuffer(data) ? [data] : data;
+      for await (const c of chunks) {
+        hash.update(c);
+        size += c.length;
+        if (expected?.size !== undefined && size > expected.size) throw new TsbuildError('SIZE_MISMATCH', `blob is larger than the ${expected.size} bytes its descriptor says; nothing was stored`);
+        await fh.write(c);
+      }
+      await fh.sync();
+    } catch (e) {
+      await fh.close();
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    const digest = 'sha256:' + hash.digest('hex');
+    if ((expected?.digest && expected.digest !== digest) || (expected?.size !== undefined && expected.size !== size)) {
+      fs.rmSync(tmp, { force: true });
+      throw new DigestMismatchError(expected?.digest ?? `${expected?.size} bytes`, expected?.digest ? digest : `${size} bytes`);
+    }
+    const final = this.blobPath(digest);
+    if (fs.existsSync(final)) fs.rmSync(tmp, { force: true });
+    else fs.renameSync(tmp, final);
+    return { digest, size };
+  }
+
+  readBlob(digest: string): Buffer {
+    try {
+      return fs.readFileSync(this.blobPath(digest));
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') throw new NotFoundError(`blob ${digest} is missing from the store: pull or rebuild the image`, 'BLOB_NOT_FOUND');
+      throw e;
+    }
+  }
+  readJSON<T>(digest: string): T {
+    return JSON.parse(this.readBlob(digest).toString('utf8')) as T;
+  }
+
+  private indexFile(): string {
+    return path.join(this.root, 'index.json');
+  }
+  private readIndex(): ImageIndex {
+    return readJSONFile<ImageIndex>(this.indexFile(), { schemaVersion: 2, manifests: [] });
+  }
+  private updateIndex<T>(fn: (idx: ImageIndex) => T): T {
+    return withLock(path.join(this.root, 'index.lock'), () => {
+      const idx = this.readIndex();
+      const r = fn(idx);
+      writeFileAtomic(this.indexFile(), JSON.stringify({ ...idx, mediaType: MediaType.index }, null, 1));
+      return r;
+    });
+  }
+
+  /** Names → manifests. Alias entries (a bare `name` for `name:latest`, for skopeo) are folded in. */
+  list(): ImageRecord[] {
+    const out: ImageRecord[] = [];
+    for (const m of this.readIndex().manifests) {
+      const name = m.annotations?.[REF_NAME];
+      if (!name || !name.includes(':')) continue;
+      out.push({ name, manifest: m });
+    }
+    return out;
+  }
+
+  /** Points `name` at a manifest (replacing what it named before). */
+  tag(name: string, manifest: Descriptor): void {
+    const full = normalizeName(name);
+    validateName(full);
+    const alias = full.endsWith(':latest') ? full.slice(0, -':latest'.length) : undefined;
+    this.updateIndex((idx) => {
+      idx.manifests = idx.manifests.filter((m) => {
+        const n = m.annotations?.[REF_NAME];
+        return n !== full && (alias === undefined || n !== alias);
+      });
+      const d = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform: manifest.platform };
+      idx.manifests.push({ ...d, annotations: { [REF_NAME]: full } });
+      if (alias) idx.manifests.push({ ...d, annotations: { [REF_NAME]: alias } });
+    });
+  }
+
+  /** Removes a name; returns the manifest it pointed at. */
+  untag(name: string): Descriptor {
+    const full = normalizeName(name);
+    const alias = full.endsWith(':latest') ? full.slice(0, -':latest'.length) : undefined;
+    return this.updateIndex((idx) => {
+      const found = idx.manifests.find((m) => m.annotations?.[REF_NAME] === full);
+      if (!found) throw new NotFoundError(`no such image: ${name}`, 'IMAGE_NOT_FOUND');
+      idx.manifests = idx.manifests.filter((m) => {
+        const n = m.annotations?.[REF_NAME];
+        return n !== full && (alias === undefined || n !== alias);
+      });
+      return found;
+    });
+  }
+
+  /** Finds an image by name, full image id (config digest), manifest digest, or an id prefix. */
+  resolve(ref: string): ResolvedImage {
+    const records = this.list();
+    const full = ref.includes('@') ? ref : normalizeName(ref);
+    let rec = records.find((r) => r.name === full);
+    if (!rec && /^(sha256:)?[a-f0-9]{4,64}$/.test(ref)) {
+      const want = ref.startsWith('sha256:') ? ref : `sha256:${ref}`;
+      const matches = new Map<string, ImageRecord>();
+      for (const r of records) {
+        if (r.manifest.digest.startsWith(want)) matches.set(r.manifest.digest, r);
+        const m = this.readJSON<Manifest>(r.manifest.digest);
+        if (m.config.digest.startsWith(want)) matches.set(r.manifest.digest, r);
+      }
+      if (matches.size > 1) throw new TsbuildError('AMBIGUOUS_ID', `image id prefix ${ref} matches ${matches.size} images: give more digits`);
+      rec = [...matches.values()][0];
+    }
+    if (!rec) throw new NotFoundError(`image "${ref}" not found in the local store (${this.root}): build or pull it first, or check "tsbuild images"`, 'IMAGE_NOT_FOUND');
+    const manifest = this.readJSON<Manifest>(rec.manifest.digest);
+    const config = this.readJSON<ImageConfig>(manifest.config.digest);
+    return { name: rec.name, manifestDigest: rec.manifest.digest, manifest, configDigest: manifest.config.digest, config };
+  }
+
+  /** Removes every blob that no named manifest reaches (and stale temp files). Returns bytes freed. */
+  gcBlobs(extraRoots: string[] = []): number {
+    return withLock(path.join(this.root, 'index.lock'), () => {
+      const keep = new Set<string>(extraRoots);
+      for (const m of this.readIndex().manifests) {
+        keep.add(m.digest);
+        try {
+          const man = this.readJSON<Manifest>(m.digest);
+          keep.add(man.config.digest);
+          for (const l of man.layers) keep.add(l.digest);
+        } catch {
+          // a missing manifest keeps nothing else alive
+        }
+      }
+      let freed = 0;
+      const dir = path.join(this.root, 'blobs', 'sha256');
+      for (const hex of fs.readdirSync(dir)) {
+        if (keep.has(`sha256:${hex}`)) continue;
+        const p = path.join(dir, hex);
+        freed += fs.statSync(p).size;
+        fs.rmSync(p, { force: true });
+      }
+      return freed;
+    });
+  }
+}

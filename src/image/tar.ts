@@ -1,0 +1,94 @@
+/**
+ * A minimal streaming tar writer (POSIX ustar with PAX extended headers for long names, large sizes and
+ * ids), so layers are produced as streams with exactly the entries, order and metadata we choose.
+ */
+export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface TarHeader {
+  name: string;
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  pax?: Record<string, string>;
+}
+
+const TYPEFLAG: Record<EntryType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
+
+function octal(buf: Buffer, off: number, len: number, value: number): boolean {
+  const s = Math.floor(value).toString(8);
+  if (s.length > len - 1) return false;
+  buf.write(s.padStart(len - 1, '0') + '\0', off, len, 'ascii');
+  return true;
+}
+
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(body) + 1;
+  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
+  return `${len}${body}`;
+}
+
+function isAscii(s: string): boolean {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+
+function rawHeader(h: TarHeader, name: string, linkname: string, size: number, typeflag: string): Buffer {
+  const b = Buffer.alloc(512);
+  b.write(name, 0, 100, 'utf8');
+  octal(b, 100, 8, h.mode & 0o7777);
+  octal(b, 108, 8, h.uid);
+  octal(b, 116, 8, h.gid);
+  octal(b, 124, 12, size);
+  octal(b, 136, 12, h.mtime);
+  b.write(typeflag, 156, 1, 'ascii');
+  b.write(linkname, 157, 100, 'utf8');
+  b.write('ustar\0', 257, 6, 'ascii');
+  b.write('00', 263, 2, 'ascii');
+  octal(b, 329, 8, h.devmajor ?? 0);
+  octal(b, 337, 8, h.devminor ?? 0);
+  b.fill(' ', 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += b[i]!;
+  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+  return b;
+}
+
+/** Encodes one entry's header block(s); content and padding follow from the caller. */
+export function encodeHeader(h: TarHeader): Buffer {
+  const pax: Record<string, string> = { ...(h.pax ?? {}) };
+  let name = h.name;
+  if (h.type === 'dir' && !name.endsWith('/')) name += '/';
+  const linkname = h.linkname ?? '';
+  if (Buffer.byteLength(name) > 100 || !isAscii(name)) pax['path'] = name;
+  if (Buffer.byteLength(linkname) > 100 || !isAscii(linkname)) pax['linkpath'] = linkname;
+  if (h.size > 0o77777777777) pax['size'] = String(h.size);
+  if (h.uid > 0o7777777) pax['uid'] = String(h.uid);
+  if (h.gid > 0o7777777) pax['gid'] = String(h.gid);
+  const main = rawHeader(
+    h,
+    pax['path'] ? Buffer.from(name).subarray(0, 100).toString('latin1').replace(/[^\x00-\x7f]/g, '_') : name,
+    pax['linkpath'] ? '' : linkname,
+    pax['size'] ? 0 : h.size,
+    TYPEFLAG[h.type],
+  );
+  if (h.uid > 0o7777777) octal(main, 108, 8, 0);
+  const keys = Object.keys(pax).sort();
+  if (keys.length === 0) return main;
+  const body = Buffer.from(keys.map((k) => paxRecord(k, pax[k]!)).join(''), 'utf8');
+  const ph = rawHeader({ ...h, uid: 0, gid: 0, mode: 0o644 }, 'PaxHeaders/' + name.slice(-80).replace(/[^\x20-\x7e]/g, '_'), '', body.length, 'x');
+  return Buffer.concat([ph, body, padding(body.length), main]);
+}
+
+export function padding(size: number): Buffer {
+  const r = size % 512;
+  return r === 0 ? Buffer.alloc(0) : Buffer.alloc(512 - r);
+}
+
+/** Two zero blocks end an archive. */
+export const END_OF_ARCHIVE = Buffer.alloc(1024);

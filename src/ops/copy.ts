@@ -1,0 +1,318 @@
+/**
+ * COPY and ADD of local files: sources from the build context (minus .dockerignore) or another stage,
+ * written into the destination snapshot with every path resolved inside the image root. Ownership is
+ * 0:0 unless --chown says otherwise, modes are kept unless --chmod, and no source symlink can bring in a
+ * file from outside its root.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsbuildError } from '../errors/index.js';
+import type { OpContext } from '../builder/index.js';
+import { resolveInRoot, mkdirInRoot } from '../fsutil/index.js';
+import { IgnoreMatcher } from '../parser/index.js';
+import { parseGroup, parsePasswd } from '../runtime/index.js';
+import { activeKey, commitState } from './layer.js';
+import { withMounted } from './mount.js';
+import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
+
+export class CopyError extends TsbuildError {
+  constructor(message: string) {
+    super('COPY_FAILED', message);
+  }
+}
+
+interface Owner {
+  uid: number;
+  gid: number;
+}
+
+function readEtc(root: string, file: string): string | undefined {
+  try {
+    return fs.readFileSync(resolveInRoot(root, file), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `--chown=user[:group]`, names resolved in the destination image. Only a user → gid = uid. */
+export function resolveChown(spec: string, root: string): Owner {
+  const [u = '', g] = spec.split(':', 2);
+  const num = (s: string) => /^\d+$/.test(s);
+  let uid: number;
+  if (num(u)) uid = parseInt(u, 10);
+  else {
+    const e = parsePasswd(readEtc(root, '/etc/passwd')).find((p) => p.name === u);
+    if (!e) throw new CopyError(`--chown=${spec}: unable to find user ${u} in the image's /etc/passwd`);
+    uid = e.uid;
+  }
+  let gid = uid;
+  if (g !== undefined && g !== '') {
+    if (num(g)) gid = parseInt(g, 10);
+    else {
+      const e = parseGroup(readEtc(root, '/etc/group')).find((x) => x.name === g);
+      if (!e) throw new CopyError(`--chown=${spec}: unable to find group ${g} in the image's /etc/group`);
+      gid = e.gid;
+    }
+  }
+  return { uid, gid };
+}
+
+export function parseChmod(spec: string): number {
+  if (!/^[0-7]{3,4}$/.test(spec)) throw new CopyError(`invalid --chmod=${spec}: use an octal mode such as 0755`);
+  return parseInt(spec, 8);
+}
+
+const GLOB = /[*?[]/;
+
+function globToRegExp(pat: string): RegExp {
+  let re = '^';
+  for (let i = 0; i < pat.length; i++) {
+    const c = pat[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = pat.indexOf(']', i + 1);
+      if (end < 0) throw new CopyError(`invalid source pattern ${pat}: unterminated [`);
+      let cls = pat.slice(i + 1, end);
+      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
+      re += '[' + cls.replace(/\\/g, '\\\\') + ']';
+      i = end;
+    } else if (c === '\\' && i + 1 < pat.length) re += '\\' + pat[++i];
+    else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
+  }
+  return new RegExp(re + '$');
+}
+
+/** Relative paths (slash-separated, "" = root) matching a cleaned source pattern. */
+function expandSource(srcRoot: string, rel: string, ignored: (rel: string) => boolean): string[] {
+  if (!GLOB.test(rel)) {
+    if (rel !== '' && ignored(rel)) return [];
+    const host = resolveInRoot(srcRoot, rel);
+    return fs.existsSync(host) || isLink(host) ? [rel] : [];
+  }
+  let current = [''];
+  for (const part of rel.split('/')) {
+    const next: string[] = [];
+    for (const base of current) {
+      if (!GLOB.test(part)) {
+        const p = base === '' ? part : `${base}/${part}`;
+        if (fs.existsSync(resolveInRoot(srcRoot, p))) next.push(p);
+        continue;
+      }
+      const re = globToRegExp(part);
+      let names: string[] = [];
+      try {
+        names = fs.readdirSync(resolveInRoot(srcRoot, base)).sort();
+      } catch {
+        continue;
+      }
+      for (const n of names) if (re.test(n)) next.push(base === '' ? n : `${base}/${n}`);
+    }
+    current = next;
+  }
+  return current.filter((p) => !ignored(p));
+}
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function cleanSource(s: string): string {
+  const n = path.posix.normalize('/' + s.replace(/\/+$/, ''));
+  return n === '/' ? '' : n.slice(1);
+}
+
+interface CopyCtx {
+  dstRoot: string;
+  owner: Owner;
+  chmod?: number;
+  ignored: (rel: string) => boolean;
+  excluded: (rel: string) => boolean;
+  signal: AbortSignal;
+}
+
+function setMeta(target: string, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
+  fs.lchownSync(target, c.owner.uid, c.owner.gid);
+  if (!isLinkEntry) {
+    fs.chmodSync(target, c.chmod ?? st.mode & 0o7777);
+    fs.utimesSync(target, st.atime, st.mtime);
+  }
+}
+
+/** Replaces whatever is at `target` (never writing through a symlink that is there). */
+function clearTarget(target: string, keepDir: boolean): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(target);
+  } catch {
+    return;
+  }
+  if (st.isDirectory() && keepDir) return;
+  fs.rmSync(target, { recursive: true, force: true });
+}
+
+function copyEntry(srcHost: string, srcRel: string, dstImagePath: string, c: CopyCtx): void {
+  if (c.signal.aborted) throw c.signal.reason;
+  const st = fs.lstatSync(srcHost);
+  const parent = mkdirInRoot(c.dstRoot, path.posix.dirname(dstImagePath), 0o755, c.owner);
+  const target = path.join(parent, path.posix.basename(dstImagePath));
+  if (st.isDirectory()) {
+    clearTarget(target, true);
+    if (!fs.existsSync(target)) fs.mkdirSync(target);
+    for (const name of fs.readdirSync(srcHost).sort()) {
+      const childRel = srcRel === '' ? name : `${srcRel}/${name}`;
+      if (c.ignored(childRel) || c.excluded(childRel)) continue;
+      copyEntry(path.join(srcHost, name), childRel, path.posix.join(dstImagePath, name), c);
+    }
+    setMeta(target, st, c, false);
+  } else if (st.isSymbolicLink()) {
+    clearTarget(target, false);
+    fs.symlinkSync(fs.readlinkSync(srcHost), target);
+    setMeta(target, st, c, true);
+  } else if (st.isFile()) {
+    clearTarget(target, false);
+    fs.copyFileSync(srcHost, target);
+    setMeta(target, st, c, false);
+  }
+  // device nodes, fifos and sockets in a context are skipped, as BuildKit does
+}
+
+async function copyInto(
+  op: Extract<OpSpec, { kind: 'copy' }>,
+  dstRoot: string,
+  srcRoot: string,
+  ignore: IgnoreMatcher | undefined,
+  workdir: string,
+  ctx: OpContext,
+): Promise<void> {
+  const owner = op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 };
+  const chmod = op.chmod ? parseChmod(op.chmod) : undefined;
+  const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
+  const c: CopyCtx = {
+    dstRoot,
+    owner,
+    chmod,
+    ignored: (rel) => (ignore ? ignore.matches(rel) : false),
+    excluded: (rel) => (excludes ? excludes.matches(rel) : false),
+    signal: ctx.signal,
+  };
+  const matches: string[] = [];
+  for (const s of op.sources) {
+    const rel = cleanSource(s);
+    const found = expandSource(srcRoot, rel, (r) => c.ignored(r) || c.excluded(r));
+    if (found.length === 0) {
+      throw new CopyError(
+        GLOB.test(rel)
+          ? `${op.verb} failed: no source files were specified: no file matches "${s}"`
+          : `${op.verb} failed: file not found in ${op.fromContext ? 'build context or excluded by .dockerignore' : 'source stage'}: "${s}" does not exist`,
+      );
+    }
+    matches.push(...found);
+  }
+  const total = matches.length + op.contents.length;
+  let dest = op.dest.startsWith('/') ? op.dest : path.posix.join(workdir || '/', op.dest);
+  const destDirSyntax = op.dest.endsWith('/') || op.dest === '.' || op.dest.endsWith('/.');
+  if (total > 1 && !destDirSyntax && !isDirIn(dstRoot, dest)) {
+    throw new CopyError(`When using ${op.verb} with more than one source file, the destination must be a directory and end with a /`);
+  }
+  dest = path.posix.normalize(dest);
+  const destIsDir = destDirSyntax || total > 1 || isDirIn(dstRoot, dest) || op.sources.some((s) => GLOB.test(s));
+  for (const rel of matches) {
+    const host = rel === '' ? srcRoot : resolveInRoot(srcRoot, rel);
+    const st = fs.statSync(host);
+    if (st.isDirectory()) {
+      mkdirInRoot(dstRoot, dest, 0o755, owner);
+      for (const name of fs.readdirSync(host).sort()) {
+        const childRel = rel === '' ? name : `${rel}/${name}`;
+        if (c.ignored(childRel) || c.excluded(childRel)) continue;
+        copyEntry(path.join(host, name), childRel, path.posix.join(dest, name), c);
+      }
+    } else {
+      copyEntry(host, rel, destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
+    }
+  }
+  for (const content of op.contents) {
+    const target = destIsDir ? path.posix.join(dest, content.path) : dest;
+    const parent = mkdirInRoot(dstRoot, path.posix.dirname(target), 0o755, owner);
+    const host = path.join(parent, path.posix.basename(target));
+    clearTarget(host, false);
+    fs.writeFileSync(host, content.data, { mode: 0o644 });
+    fs.chmodSync(host, chmod ?? 0o644);
+    fs.chownSync(host, owner.uid, owner.gid);
+  }
+}
+
+function isDirIn(root: string, p: string): boolean {
+  try {
+    return fs.statSync(resolveInRoot(root, p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export async function copyOp(
+  env: OpsEnv,
+  op: Extract<OpSpec, { kind: 'copy' }>,
+  dst: StateRef,
+  src: StateRef | ContextRef,
+  ctx: OpContext,
+): Promise<StateRef> {
+  const workdir = '/';
+  const key = activeKey('copy');
+  const mounts = await env.snapshotter.prepare(key, dst.snapshot);
+  let committed = false;
+  let viewKey: string | undefined;
+  try {
+    await withMounted(env.storeRoot, mounts, async (dstRoot) => {
+      if (src.kind === 'context') {
+        const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx);
+      } else if (src.snapshot) {
+        viewKey = activeKey('view');
+        const vm = await env.snapshotter.view(viewKey, src.snapshot);
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx));
+      } else {
+        const empty = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `empty-${process.pid}-`));
+        try {
+          await copyInto(op, dstRoot, empty, undefined, workdir, ctx);
+        } finally {
+          fs.rmSync(empty, { recursive: true, force: true });
+        }
+      }
+    });
+    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
+    committed = true;
+    return out;
+  } finally {
+    if (viewKey) await env.snapshotter.remove(viewKey).catch(() => undefined);
+    if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
+  }
+}
+
+export async function mkdirOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'mkdir' }>, root: StateRef): Promise<StateRef> {
+  const key = activeKey('mkdir');
+  const mounts = await env.snapshotter.prepare(key, root.snapshot);
+  let committed = false;
+  try {
+    await withMounted(env.storeRoot, mounts, async (dir) => {
+      let owner = { uid: 0, gid: 0 };
+      if (op.user) {
+        const [u = '', g] = op.user.split(':', 2);
+        const pw = parsePasswd(readEtc(dir, '/etc/passwd')).find((p) => (/^\d+$/.test(u) ? p.uid === +u : p.name === u));
+        const uid = /^\d+$/.test(u) ? +u : (pw?.uid ?? 0);
+        const gid = g ? (/^\d+$/.test(g) ? +g : (parseGroup(readEtc(dir, '/etc/group')).find((x) => x.name === g)?.gid ?? 0)) : (pw?.gid ?? 0);
+        owner = { uid, gid };
+      }
+      mkdirInRoot(dir, op.path, 0o755, owner);
+    });
+    const out = await commitState(env, key, root, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
+    committed = true;
+    return out;
+  } finally {
+    if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
+  }
+}

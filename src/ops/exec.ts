@@ -1,0 +1,110 @@
+/** RUN: the step's command in the sandbox on a fresh active snapshot, committed as the next layer. */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsbuildError } from '../errors/index.js';
+import type { OpContext } from '../builder/index.js';
+import {
+  buildSpec, runSpec, layerDirs, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
+} from '../runtime/index.js';
+import { activeKey, commitState } from './layer.js';
+import type { OpSpec, OpsEnv, StateRef } from './types.js';
+
+export class ExecError extends TsbuildError {
+  readonly exitCode: number;
+  readonly tail: string;
+  constructor(command: string, exitCode: number, tail: string) {
+    super(
+      'RUN_FAILED',
+      `process "${command}" did not complete successfully: exit code: ${exitCode}` + (tail ? `\n--- last lines of output ---\n${tail}` : ''),
+    );
+    this.exitCode = exitCode;
+    this.tail = tail;
+  }
+}
+
+/** Keeps the last N lines of a stream for error messages. */
+export class Tail {
+  private buf = '';
+  constructor(private max = 20) {}
+  push(d: Buffer): void {
+    this.buf += d.toString('utf8');
+    if (this.buf.length > 64 * 1024) this.buf = this.buf.slice(-32 * 1024);
+  }
+  text(): string {
+    return this.buf.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-this.max).join('\n');
+  }
+}
+
+function etcFiles(dir: string, hostname: string, network: 'host' | 'none'): Record<string, string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = {};
+  const hosts = path.join(dir, 'hosts');
+  fs.writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  files['hosts'] = hosts;
+  const hn = path.join(dir, 'hostname');
+  fs.writeFileSync(hn, hostname + '\n');
+  files['hostname'] = hn;
+  if (network === 'host') {
+    const rc = path.join(dir, 'resolv.conf');
+    let text = '';
+    try {
+      text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+    } catch {
+      // no resolver configured on the host
+    }
+    fs.writeFileSync(rc, text);
+    files['resolv.conf'] = rc;
+  }
+  return files;
+}
+
+export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>, root: StateRef, ctx: OpContext): Promise<StateRef> {
+  const key = activeKey('run');
+  const mounts = await env.snapshotter.prepare(key, root.snapshot);
+  const work = path.join(env.storeRoot, 'tmp', `run-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  const rootPath = path.join(work, 'rootfs');
+  let committed = false;
+  try {
+    fs.mkdirSync(rootPath, { recursive: true });
+    const dirs = layerDirs(mounts);
+    const user = resolveUser(op.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
+    const envList = [...op.env];
+    if (!envList.some((e) => e.startsWith('HOME='))) envList.push(`HOME=${user.home}`);
+    const spec = buildSpec({
+      rootPath,
+      rootMounts: mounts,
+      args: op.args,
+      env: envList,
+      cwd: op.cwd || '/',
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      hostname: op.hostname,
+      network: op.network,
+      etcFiles: etcFiles(path.join(work, 'etc'), op.hostname, op.network),
+    });
+    const stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
+    const tail = new Tail();
+    const r = await runSpec(spec, {
+      signal: ctx.signal,
+      onStdout: (d) => {
+        tail.push(d);
+        ctx.log('stdout', d);
+      },
+      onStderr: (d) => {
+        tail.push(d);
+        ctx.log('stderr', d);
+      },
+    });
+    const upper = await env.snapshotter.upperDir?.(key);
+    if (upper) removeMountStubs(upper, stubs);
+    if (r.exitCode !== 0) throw new ExecError(op.args.join(' '), r.exitCode, tail.text());
+    const out = await commitState(env, key, root, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
+    committed = true;
+    return out;
+  } finally {
+    if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}

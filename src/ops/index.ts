@@ -1,0 +1,47 @@
+import type { OpFn, Vertex } from '../builder/index.js';
+import { execOp } from './exec.js';
+import { copyOp, mkdirOp } from './copy.js';
+import { exportOp } from './export.js';
+import { imageState, scratchState } from './source.js';
+import type { OpResult, OpSpec, OpsEnv, StateRef, ContextRef } from './types.js';
+
+export type { OpSpec, OpResult, OpsEnv, StateRef, ContextRef, ExportRef, LayerRef, NetworkMode } from './types.js';
+export { ExecError } from './exec.js';
+export { CopyError, resolveChown, parseChmod } from './copy.js';
+export { recoverStore, staleMounts } from './recovery.js';
+export { canonicalJSON } from './export.js';
+export { withMounted } from './mount.js';
+
+function state(r: OpResult | undefined, what: string): StateRef {
+  if (!r || r.kind !== 'state') throw new Error(`internal: ${what} expects a filesystem state input`);
+  return r;
+}
+
+/** The builder asks this for each vertex's work. */
+export function createOps(env: OpsEnv): (v: Vertex<OpSpec>) => OpFn<OpResult> {
+  return (v) => {
+    const op = v.op;
+    switch (op.kind) {
+      case 'scratch':
+        return async () => scratchState();
+      case 'image':
+        return async () => imageState(env, op);
+      case 'context':
+        return async (): Promise<ContextRef> => ({ kind: 'context', dir: op.dir, ignore: op.ignore });
+      case 'exec':
+        return async (inputs, ctx) => execOp(env, op, state(inputs[0], 'RUN'), ctx);
+      case 'copy':
+        return async (inputs, ctx) => {
+          const src = inputs[1];
+          if (!src || src.kind === 'export') throw new Error('internal: COPY needs a source');
+          return copyOp(env, op, state(inputs[0], 'COPY'), src, ctx);
+        };
+      case 'mkdir':
+        return async (inputs) => mkdirOp(env, op, state(inputs[0], 'WORKDIR'));
+      case 'export':
+        return async (inputs) => exportOp(env, op, state(inputs[0], 'export'));
+    }
+  };
+}
+export { gcStore } from './gc.js';
+export type { GcResult } from './gc.js';

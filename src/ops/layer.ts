@@ -1,0 +1,47 @@
+/** Turning an active snapshot into the next state: diff → blob → commit under the layer's ChainID. */
+import fs from 'node:fs';
+import { chainIDs, diffUpperDir, MediaType, type History } from '../image/index.js';
+import { opaqueDirs } from '../runtime/index.js';
+import { SnapshotError } from '../snapshotter/index.js';
+import type { OpsEnv, StateRef } from './types.js';
+
+export async function commitState(env: OpsEnv, activeKey: string, parent: StateRef, history: History[], entry: History): Promise<StateRef> {
+  const upper = await env.snapshotter.upperDir?.(activeKey);
+  if (!upper) throw new Error(`snapshotter ${env.snapshotter.driver} has no diff support yet`);
+  if (fs.readdirSync(upper).length === 0) {
+    await env.snapshotter.remove(activeKey);
+    return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
+  }
+  const opaque = parent.snapshot ? opaqueDirs(upper) : new Set<string>();
+  const blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch }));
+  const diffIDs = [...parent.layers.map((l) => l.diffID), blob.digest];
+  const chain = chainIDs(diffIDs).at(-1)!;
+  let exists = false;
+  try {
+    await env.snapshotter.stat(chain);
+    exists = true;
+  } catch (e) {
+    if (!(e instanceof SnapshotError)) throw e;
+  }
+  if (exists) await env.snapshotter.remove(activeKey);
+  else {
+    try {
+      await env.snapshotter.commit(chain, activeKey);
+    } catch (e) {
+      // A concurrent build committed the same content first: use theirs.
+      if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
+      await env.snapshotter.remove(activeKey);
+    }
+  }
+  return {
+    kind: 'state',
+    snapshot: chain,
+    layers: [...parent.layers, { diffID: blob.digest, descriptor: { mediaType: MediaType.layer, digest: blob.digest, size: blob.size } }],
+    history: [...parent.history, ...history, entry],
+  };
+}
+
+let counter = 0;
+export function activeKey(tag: string): string {
+  return `active-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}-${tag}`;
+}

@@ -1,0 +1,60 @@
+/**
+ * Crash recovery and GC share one sweep: unmount what a dead tsbuild left mounted under the store's
+ * tmp/, remove active snapshots whose owning process is gone, and delete orphaned temp files. Safe to
+ * run at the start of every command; it never touches what a live process owns.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { hostUnmount } from '../runtime/index.js';
+import type { Snapshotter } from '../snapshotter/index.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+export function staleMounts(storeRoot: string, mountinfo = '/proc/self/mountinfo'): string[] {
+  const tmp = path.join(storeRoot, 'tmp') + '/';
+  const out: string[] = [];
+  for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const p = unescapeMountinfo(mp);
+    if (!p.startsWith(tmp)) continue;
+    const m = /\/(\d+)-[^/]*$/.exec(p);
+    if (m && alive(parseInt(m[1]!, 10)) && parseInt(m[1]!, 10) !== process.pid) continue;
+    out.push(p);
+  }
+  return out.reverse();
+}
+
+export async function recoverStore(storeRoot: string, snapshotter: Snapshotter): Promise<void> {
+  for (const m of staleMounts(storeRoot)) {
+    try {
+      hostUnmount(m);
+      fs.rmdirSync(m);
+    } catch {
+      // already gone
+    }
+  }
+  const dead: string[] = [];
+  await snapshotter.walk((info) => {
+    const m = /^(?:active|ctr)-(\d+)-/.exec(info.key);
+    if (info.kind !== 'committed' && m && !alive(parseInt(m[1]!, 10)) && !info.labels['tsbuild.container']) dead.push(info.key);
+  });
+  for (const k of dead) await snapshotter.remove(k).catch(() => undefined);
+  await snapshotter.cleanup();
+  const tmp = path.join(storeRoot, 'tmp');
+  for (const e of fs.existsSync(tmp) ? fs.readdirSync(tmp) : []) {
+    const m = /^[a-z]+-(\d+)-/.exec(e);
+    if (m && !alive(parseInt(m[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
+  }
+}

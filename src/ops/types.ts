@@ -1,0 +1,76 @@
+/** Op data (what the planner puts into vertices) and results (what ops hand to their dependents). */
+import type { ContentStore, Descriptor, History, ImageConfig } from '../image/index.js';
+import type { Snapshotter } from '../snapshotter/index.js';
+import type { SourceContent } from '../parser/index.js';
+
+export type NetworkMode = 'host' | 'none';
+
+export type OpSpec =
+  | { kind: 'scratch' }
+  | { kind: 'image'; name: string; manifestDigest: string }
+  | { kind: 'context'; dir: string; ignore: string[] }
+  | {
+      kind: 'exec';
+      args: string[];
+      env: string[];
+      cwd: string;
+      user: string;
+      network: NetworkMode;
+      hostname: string;
+      history: History[];
+      createdBy: string;
+    }
+  | {
+      kind: 'copy';
+      sources: string[];
+      contents: { path: string; data: string }[];
+      dest: string;
+      chown?: string;
+      chmod?: string;
+      fromContext: boolean;
+      excludes: string[];
+      history: History[];
+      createdBy: string;
+      verb: 'COPY' | 'ADD';
+    }
+  | { kind: 'mkdir'; path: string; user: string; history: History[]; createdBy: string }
+  | { kind: 'export'; config: Omit<ImageConfig, 'rootfs' | 'history' | 'created'>; names: string[]; history: History[] };
+
+export type { SourceContent };
+
+export interface LayerRef {
+  diffID: string;
+  descriptor: Descriptor;
+}
+
+/** A filesystem state: the committed snapshot holding it and the layers that make it. */
+export interface StateRef {
+  kind: 'state';
+  snapshot?: string;
+  layers: LayerRef[];
+  history: History[];
+}
+
+export interface ContextRef {
+  kind: 'context';
+  dir: string;
+  ignore: string[];
+}
+
+export interface ExportRef {
+  kind: 'export';
+  manifest: Descriptor;
+  configDigest: string;
+}
+
+export type OpResult = StateRef | ContextRef | ExportRef;
+
+export interface OpsEnv {
+  storeRoot: string;
+  store: ContentStore;
+  snapshotter: Snapshotter;
+  /** Seconds; clamps layer mtimes and sets `created` for reproducible output. */
+  sourceDateEpoch?: number;
+  /** The build's timestamp for `created` fields when SOURCE_DATE_EPOCH is not set. */
+  created: string;
+}

@@ -1,0 +1,147 @@
+/**
+ * Drives the C helper (native/build/tsbuild-sandbox). The spec goes in on fd 3; a failure inside the
+ * helper comes back on fd 4 as `{stage, op, path, errno, message}`; the container's pid on fd 5.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TsbuildError, CancelledError } from '../errors/index.js';
+import type { SandboxSpec } from './spec.js';
+import type { SysMount } from './mounts.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function helperPath(): string {
+  const p = process.env.TSBUILD_HELPER ?? path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  if (!fs.existsSync(p)) {
+    throw new TsbuildError('HELPER_MISSING', `the sandbox helper ${p} is missing: run "npm ci" (or "npm run build") in ${repoRoot} with a C compiler installed`);
+  }
+  return p;
+}
+
+export interface HelperFailure {
+  stage: string;
+  op: string;
+  path: string;
+  errno: number;
+  message: string;
+}
+
+export class SandboxError extends TsbuildError {
+  readonly failure: HelperFailure;
+  constructor(f: HelperFailure) {
+    const what = f.stage === 'exec' && (f.op === 'lookup' || f.op === 'exec') && f.errno === 2
+      ? `executable file not found: "${f.path}" (not in the image's PATH or not present)`
+      : f.stage === 'exec' && f.op === 'chdir'
+        ? `working directory ${f.path} cannot be entered: ${f.message}`
+        : `${f.stage}: ${f.op} ${f.path}: ${f.message || `errno ${f.errno}`}`;
+    super('SANDBOX', `sandbox setup failed: ${what}`);
+    this.failure = f;
+  }
+}
+
+export interface RunResult {
+  exitCode: number;
+}
+
+export interface SpawnOptions {
+  stdin?: 'inherit' | 'ignore' | 'pipe';
+  stdout?: 'inherit' | 'pipe' | 'ignore';
+  stderr?: 'inherit' | 'pipe' | 'ignore';
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  onStart?: (info: { helperPid: number; containerPid?: number; kill: (sig: NodeJS.Signals) => void }) => void;
+  signal?: AbortSignal;
+}
+
+/** Runs a spec to completion. Abort kills the helper; the container dies with it (PDEATHSIG). */
+export function runSpec(spec: SandboxSpec, opts: SpawnOptions = {}): Promise<RunResult> {
+  if (opts.signal?.aborted) return Promise.reject(new CancelledError());
+  return new Promise((resolve, reject) => {
+    const child = spawn(helperPath(), ['run'], {
+      stdio: [opts.stdin ?? 'ignore', opts.stdout ?? 'pipe', opts.stderr ?? 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    let errText = '';
+    let pidText = '';
+    const fds = child.stdio as unknown as (NodeJS.ReadableStream | null)[];
+    const errStream = fds[4] ?? null;
+    const pidStream = fds[5] ?? null;
+    errStream?.on('data', (d: Buffer) => (errText += d.toString('utf8')));
+    pidStream?.on('data', (d: Buffer) => {
+      pidText += d.toString('utf8');
+      if (pidText.endsWith('\n')) opts.onStart?.({ helperPid: child.pid!, containerPid: parseInt(pidText, 10), kill: (s) => child.kill(s) });
+    });
+    if (opts.onStdout) child.stdout?.on('data', opts.onStdout);
+    if (opts.onStderr) child.stderr?.on('data', opts.onStderr);
+    const specStream = child.stdio[3] as NodeJS.WritableStream;
+    specStream.on('error', () => {
+      // the helper died before reading its spec; the exit status says why
+    });
+    specStream.end(JSON.stringify(spec));
+    const onAbort = () => child.kill('SIGKILL');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let errEnded = !errStream;
+    let exit: { code: number | null; sig: NodeJS.Signals | null } | undefined;
+    const finish = () => {
+      if (!exit || !errEnded) return;
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (opts.signal?.aborted) return reject(new CancelledError());
+      const line = errText.trim().split('\n')[0];
+      if (line) {
+        try {
+          return reject(new SandboxError(JSON.parse(line) as HelperFailure));
+        } catch {
+          return reject(new TsbuildError('SANDBOX', `sandbox helper failed: ${line}`));
+        }
+      }
+      if (exit.sig) return resolve({ exitCode: 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[exit.sig] ?? 1) });
+      resolve({ exitCode: exit.code ?? 1 });
+    };
+    errStream?.on('end', () => {
+      errEnded = true;
+      finish();
+    });
+    errStream?.on('error', () => {
+      errEnded = true;
+      finish();
+    });
+    child.on('error', (e) => reject(new TsbuildError('SANDBOX', `cannot start the sandbox helper: ${e.message}`, { cause: e })));
+    child.on('close', (code, sig) => {
+      exit = { code, sig };
+      errEnded = true;
+      finish();
+    });
+  });
+}
+
+function helperSync(args: string[]): Buffer {
+  const r = spawnSync(helperPath(), args, { encoding: 'buffer' });
+  if (r.status !== 0) {
+    const text = r.stderr.toString('utf8').trim();
+    try {
+      throw new SandboxError(JSON.parse(text.split('\n')[0]!) as HelperFailure);
+    } catch (e) {
+      if (e instanceof SandboxError) throw e;
+      throw new TsbuildError('SANDBOX', `sandbox helper ${args[0]} failed: ${text || `exit ${r.status}`}`);
+    }
+  }
+  return r.stdout;
+}
+
+/** Mounts on the host (used to write into a snapshot for COPY). The caller must unmount in `finally`. */
+export function hostMount(m: SysMount, target: string): void {
+  const args = ['mount', m.type, m.source, target, String(m.flags), m.data];
+  if (m.cwd) args.push(m.cwd);
+  helperSync(args);
+}
+
+export function hostUnmount(target: string): void {
+  helperSync(['umount', target]);
+}
+
+/** Directories overlay marked opaque in an upperdir (relative paths). */
+export function opaqueDirs(upper: string): Set<string> {
+  const out = helperSync(['opaque-dirs', upper]).toString('utf8');
+  return new Set(out.split('\0').filter((s) => s !== ''));
+}

@@ -1,0 +1,153 @@
+/**
+ * Sandbox policy: what a RUN step or a container gets. The result is a JSON spec shaped on the OCI runtime
+ * spec (process, root, mounts, linux.namespaces, maskedPaths, readonlyPaths) with mount options already
+ * turned into mount(2) flags and data, so the C helper only carries it out.
+ */
+import fs from 'node:fs';
+import { toSysMount, MS, type SysMount } from './mounts.js';
+import type { Mount } from '../snapshotter/index.js';
+
+export type NetworkMode = 'host' | 'none';
+
+export interface SpecMount extends SysMount {
+  destination: string;
+  /** The mount point is a file (bind of a file), not a directory. */
+  file?: boolean;
+}
+
+export interface SandboxSpec {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number; additionalGids: number[] };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: { bounding: number[]; effective: number[] };
+    rlimits: { type: string; soft: number; hard: number }[];
+    noNewPrivileges: boolean;
+  };
+  root: { path: string; readonly: boolean; mounts: SysMount[] };
+  hostname: string;
+  mounts: SpecMount[];
+  symlinks: { path: string; target: string }[];
+  linux: { namespaces: { type: string }[]; maskedPaths: string[]; readonlyPaths: string[] };
+  loopbackUp: boolean;
+  init: boolean;
+}
+
+/** Docker's default capability set (moby/oci/caps/defaults.go), by number. */
+export const DEFAULT_CAPS: Record<string, number> = {
+  CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_FOWNER: 3, CAP_FSETID: 4, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7,
+  CAP_SETPCAP: 8, CAP_NET_BIND_SERVICE: 10, CAP_NET_RAW: 13, CAP_SYS_CHROOT: 18, CAP_MKNOD: 27, CAP_AUDIT_WRITE: 29,
+  CAP_SETFCAP: 31,
+};
+
+const MASKED = [
+  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+/**
+ * Reads the limits in force (/proc/self/limits; a seam for tests). Root here may lack CAP_SYS_RESOURCE,
+ * so no limit the sandbox sets may exceed the current hard limit.
+ */
+export function currentLimits(file = '/proc/self/limits'): Map<string, { soft: number; hard: number }> {
+  const out = new Map<string, { soft: number; hard: number }>();
+  const names: Record<string, string> = { 'Max open files': 'RLIMIT_NOFILE', 'Max processes': 'RLIMIT_NPROC', 'Max core file size': 'RLIMIT_CORE' };
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n')) {
+    for (const [label, key] of Object.entries(names)) {
+      if (!line.startsWith(label)) continue;
+      const [soft, hard] = line.slice(label.length).trim().split(/\s+/);
+      const n = (v: string | undefined) => (v === 'unlimited' || v === undefined ? -1 : parseInt(v, 10));
+      out.set(key, { soft: n(soft), hard: n(hard) });
+    }
+  }
+  return out;
+}
+
+/** Docker's default NOFILE is 1048576; it is lowered to the hard limit when that is smaller. */
+export function defaultRlimits(limits = currentLimits()): { type: string; soft: number; hard: number }[] {
+  const want = 1048576;
+  const cur = limits.get('RLIMIT_NOFILE');
+  const cap = (v: number) => (cur && cur.hard >= 0 ? Math.min(v, cur.hard) : v);
+  return [{ type: 'RLIMIT_NOFILE', soft: cap(want), hard: cap(want) }];
+}
+
+export interface SpecOptions {
+  rootPath: string;
+  rootMounts: Mount[];
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+  hostname: string;
+  network: NetworkMode;
+  terminal?: boolean;
+  init?: boolean;
+  readonlyRoot?: boolean;
+  /** Files to bind into /etc (resolv.conf, hosts, hostname), host paths. */
+  etcFiles?: Record<string, string>;
+  extraMounts?: SpecMount[];
+  rlimits?: { type: string; soft: number; hard: number }[];
+}
+
+export function buildSpec(o: SpecOptions): SandboxSpec {
+  const caps = Object.values(DEFAULT_CAPS);
+  const mounts: SpecMount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
+    ...DEVICES.map((d) => ({ destination: `/dev/${d}`, type: 'none', source: `/dev/${d}`, flags: MS.BIND, data: '', file: true })),
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620' },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY, data: '' },
+  ];
+  for (const [name, src] of Object.entries(o.etcFiles ?? {})) {
+    mounts.push({ destination: `/etc/${name}`, type: 'none', source: src, flags: MS.BIND | MS.RDONLY, data: '', file: true });
+  }
+  mounts.push(...(o.extraMounts ?? []));
+  const namespaces = ['mount', 'pid', 'uts', 'ipc'];
+  if (o.network === 'none') namespaces.push('network');
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: o.terminal ?? false,
+      user: { uid: o.uid, gid: o.gid, additionalGids: o.additionalGids ?? [] },
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      capabilities: { bounding: caps, effective: o.uid === 0 ? caps : [] },
+      rlimits: o.rlimits ?? defaultRlimits(),
+      noNewPrivileges: false,
+    },
+    root: { path: o.rootPath, readonly: o.readonlyRoot ?? false, mounts: o.rootMounts.map(toSysMount) },
+    hostname: o.hostname,
+    mounts,
+    symlinks: [
+      { path: 'dev/ptmx', target: 'pts/ptmx' },
+      { path: 'dev/fd', target: '/proc/self/fd' },
+      { path: 'dev/stdin', target: '/proc/self/fd/0' },
+      { path: 'dev/stdout', target: '/proc/self/fd/1' },
+      { path: 'dev/stderr', target: '/proc/self/fd/2' },
+    ],
+    linux: { namespaces: namespaces.map((type) => ({ type })), maskedPaths: MASKED, readonlyPaths: READONLY },
+    loopbackUp: o.network === 'none',
+    init: o.init ?? false,
+  };
+}
+
+/** The mount points a spec puts into the root filesystem (so stubs it creates can be removed after). */
+export function mountDestinations(spec: SandboxSpec): { path: string; file: boolean }[] {
+  return spec.mounts.map((m) => ({ path: m.destination, file: m.file ?? false }));
+}

@@ -1,0 +1,58 @@
+/**
+ * USER resolution as Docker does it at container start: `name`, `uid`, `name:group`, `uid:gid`, looked up
+ * in the image's /etc/passwd and /etc/group; supplementary groups are the groups that list the user.
+ */
+import { TsbuildError } from '../errors/index.js';
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  home: string;
+}
+
+interface PasswdEntry { name: string; uid: number; gid: number; home: string }
+interface GroupEntry { name: string; gid: number; members: string[] }
+
+export function parsePasswd(text: string | undefined): PasswdEntry[] {
+  return (text ?? '').split('\n').flatMap((l) => {
+    const f = l.split(':');
+    if (f.length < 7 || l.startsWith('#')) return [];
+    return [{ name: f[0]!, uid: parseInt(f[2]!, 10), gid: parseInt(f[3]!, 10), home: f[5]! }];
+  });
+}
+
+export function parseGroup(text: string | undefined): GroupEntry[] {
+  return (text ?? '').split('\n').flatMap((l) => {
+    const f = l.split(':');
+    if (f.length < 4 || l.startsWith('#')) return [];
+    return [{ name: f[0]!, gid: parseInt(f[2]!, 10), members: f[3]!.split(',').filter(Boolean) }];
+  });
+}
+
+const isNum = (s: string) => /^\d+$/.test(s);
+
+export function resolveUser(spec: string, passwdText: string | undefined, groupText: string | undefined): ResolvedUser {
+  const [u0 = '', g] = spec.split(':', 2);
+  // No USER at all means uid 0, whether or not the image has an /etc/passwd (FROM scratch images don't).
+  const u = u0 === '' ? '0' : u0;
+  const passwd = parsePasswd(passwdText);
+  const groups = parseGroup(groupText);
+  const entry = passwd.find((p) => (isNum(u) ? p.uid === parseInt(u, 10) : p.name === u));
+  if (!entry && !isNum(u)) {
+    throw new TsbuildError('USER_NOT_FOUND', `unable to find user ${u}: no matching entries in the image's /etc/passwd (use a numeric uid or add the user in an earlier step)`);
+  }
+  const uid = isNum(u) ? parseInt(u, 10) : entry!.uid;
+  let gid = entry?.gid ?? 0;
+  if (g !== undefined && g !== '') {
+    if (isNum(g)) gid = parseInt(g, 10);
+    else {
+      const ge = groups.find((x) => x.name === g);
+      if (!ge) throw new TsbuildError('GROUP_NOT_FOUND', `unable to find group ${g}: no matching entries in the image's /etc/group`);
+      gid = ge.gid;
+    }
+  }
+  const name = entry?.name;
+  const additionalGids = g ? [] : groups.filter((x) => name !== undefined && x.members.includes(name) && x.gid !== gid).map((x) => x.gid);
+  return { uid, gid, additionalGids, home: entry?.home || (uid === 0 ? '/root' : '/') };
+}

@@ -1,0 +1,7 @@
+import { TsbuildError } from '../errors/index.js';
+
+export class SnapshotError extends TsbuildError {
+  constructor(code: 'SNAPSHOT_NOT_FOUND' | 'SNAPSHOT_EXISTS' | 'SNAPSHOT_INVALID' | 'SNAPSHOT_IN_USE', message: string) {
+    super(code, message);
+  }
+}

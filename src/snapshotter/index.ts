@@ -1,0 +1,20 @@
+import path from 'node:path';
+import { OverlaySnapshotter } from './overlay.js';
+import type { Snapshotter } from './types.js';
+import { TsbuildError } from '../errors/index.js';
+
+export type { Snapshotter, Mount, Info, Kind, Usage } from './types.js';
+export { SnapshotError } from './errors.js';
+export { OverlaySnapshotter } from './overlay.js';
+
+export const DRIVERS = ['overlayfs'] as const;
+
+/** Opens the named driver's snapshotter under `<storeRoot>/snapshots/<driver>`. */
+export function openSnapshotter(storeRoot: string, driver = 'overlayfs'): Snapshotter {
+  switch (driver) {
+    case 'overlayfs':
+      return new OverlaySnapshotter(path.join(storeRoot, 'snapshots', 'overlayfs'));
+    default:
+      throw new TsbuildError('USAGE', `unknown snapshotter "${driver}": this build supports ${DRIVERS.join(', ')}`);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The snapshotter contract, containerd's in TypeScript.
+ *
+ * Lifecycle: `prepare(key, parent)` makes an *active* snapshot (writable) on top of a *committed* parent
+ * and returns the mounts that present it; the caller mounts them, writes, unmounts, then either
+ * `commit(name, key)` turns it into a committed snapshot (usable as a parent) or `remove(key)` throws it
+ * away. `view(key, parent)` is a read-only active snapshot that can never be committed or be a parent.
+ * Only committed snapshots are parents; a snapshot with children cannot be removed. Mounts are data
+ * (`{ type, source, options }`); nothing here mounts anything.
+ */
+export type Kind = 'active' | 'view' | 'committed';
+
+export interface Mount {
+  type: string;
+  source: string;
+  options: string[];
+  /** Directory that relative paths in `options` are relative to (keeps overlay's lowerdir list short). */
+  cwd?: string;
+}
+
+export interface Info {
+  key: string;
+  kind: Kind;
+  parent?: string;
+  created: string;
+  labels: Record<string, string>;
+}
+
+export interface Usage {
+  size: number;
+  inodes: number;
+}
+
+export interface Snapshotter {
+  readonly driver: string;
+  prepare(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
+  view(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
+  mounts(key: string): Promise<Mount[]>;
+  commit(name: string, key: string, labels?: Record<string, string>): Promise<void>;
+  remove(key: string): Promise<void>;
+  stat(key: string): Promise<Info>;
+  walk(fn: (info: Info) => void | Promise<void>): Promise<void>;
+  usage(key: string): Promise<Usage>;
+  /** Removes on-disk objects that metadata no longer names (after a crash or a remove). */
+  cleanup(): Promise<void>;
+  close(): Promise<void>;
+  /**
+   * The directory holding only this active snapshot's own changes, in overlay's upperdir format
+   * (whiteouts as 0/0 char devices, opaque dirs by xattr), when the driver has one: the diff fast path.
+   */
+  upperDir?(key: string): Promise<string | undefined>;
+}
