@@ -242,14 +242,20 @@ static uint64_t capmask(struct jval *arr) {
   for (size_t i = 0; arr && arr->type == J_ARR && i < arr->len; i++) m |= 1ULL << ((int)arr->items[i]->num & 63);
   return m;
 }
-static void apply_caps(struct jval *process) {
+/* The bounding set must shrink while we still hold CAP_SETPCAP, i.e. before setuid. */
+static void drop_bounding(struct jval *process) {
   struct jval *caps = json_get(process, "capabilities");
   if (!caps) return;
-  uint64_t bounding = capmask(json_get(caps, "bounding")), eff = capmask(json_get(caps, "effective"));
+  uint64_t bounding = capmask(json_get(caps, "bounding"));
   for (int c = 0; c <= 63; c++) {
     if (bounding & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) fail("caps", "bset-drop", "", errno);
   }
+}
+static void apply_caps(struct jval *process) {
+  struct jval *caps = json_get(process, "capabilities");
+  if (!caps) return;
+  uint64_t eff = capmask(json_get(caps, "effective"));
   struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
   struct __user_cap_data_struct d[2];
   memset(d, 0, sizeof d);
@@ -337,6 +343,20 @@ static int child_main(void *arg) {
   if (json_bool(root, "readonly", 0) && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
     fail("rootfs", "remount-ro", "/", errno);
 
+  /* Like runc, a missing working directory is created (as root, before privileges drop). */
+  if (json_bool(process, "createCwd", 0)) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", json_str(process, "cwd", "/"));
+    for (char *p = buf + 1;; p++) {
+      if (*p == '/' || *p == 0) {
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) fail("exec", "mkdir-cwd", buf, errno);
+        *p = c;
+        if (!c) break;
+      }
+    }
+  }
   struct jval *rl = json_get(process, "rlimits");
   for (size_t i = 0; rl && i < rl->len; i++) {
     int res = rlimit_resource(json_str(rl->items[i], "type", ""));
@@ -359,6 +379,7 @@ static int child_main(void *arg) {
   struct jval *extra = json_get(user, "additionalGids");
   gid_t groups[64]; size_t ng = 0;
   for (size_t i = 0; extra && i < extra->len && ng < 64; i++) groups[ng++] = (gid_t)extra->items[i]->num;
+  drop_bounding(process);
   if (setgroups(ng, groups) < 0) fail("user", "setgroups", "", errno);
   if (setgid(gid) < 0) fail("user", "setgid", "", errno);
   if (setuid(uid) < 0) fail("user", "setuid", "", errno);
@@ -423,6 +444,9 @@ static void relay(void) {
 }
 
 static int cmd_run(void) {
+  /* If tsbuild dies (even by SIGKILL), so does the helper, and with it the container (its PDEATHSIG). */
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) return 125;
   if (fcntl(errfd, F_SETFD, FD_CLOEXEC) < 0) errfd = 2;
   fcntl(5, F_SETFD, FD_CLOEXEC);
   char *text = read_all(3);

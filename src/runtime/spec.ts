@@ -26,6 +26,7 @@ export interface SandboxSpec {
     capabilities: { bounding: number[]; effective: number[] };
     rlimits: { type: string; soft: number; hard: number }[];
     noNewPrivileges: boolean;
+    createCwd: boolean;
   };
   root: { path: string; readonly: boolean; mounts: SysMount[] };
   hostname: string;
@@ -130,6 +131,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       capabilities: { bounding: caps, effective: o.uid === 0 ? caps : [] },
       rlimits: o.rlimits ?? defaultRlimits(),
       noNewPrivileges: false,
+      createCwd: true,
     },
     root: { path: o.rootPath, readonly: o.readonlyRoot ?? false, mounts: o.rootMounts.map(toSysMount) },
     hostname: o.hostname,

@@ -1,4 +1,5 @@
 /** Helpers for tests only: where things are, and temp dirs that are always removed. */
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,4 +15,111 @@ export function tmpdir(prefix = 'tsb-test-'): string {
 
 export function readJSON<T>(p: string): T {
   return JSON.parse(fs.readFileSync(p, 'utf8')) as T;
+}
+
+
+export const cliPath = path.join(repoRoot, 'bin/tsbuild.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI against a given store; never inherits the developer's TSBUILD_ROOT. */
+export function cli(args: string[], opts: { root: string; cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, TSBUILD_ROOT: opts.root, ...(opts.env ?? {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Starts the CLI and returns the child, for tests that signal it mid-way. */
+export function cliSpawn(args: string[], root: string) {
+  return spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function busyboxPath(): string | undefined {
+  for (const p of ['/usr/bin/busybox', '/bin/busybox']) if (fs.existsSync(p)) return p;
+  return undefined;
+}
+
+/** A build context with busybox and a Dockerfile whose first lines make a busybox base image. */
+export function busyboxContext(dockerfileRest: string, files: Record<string, string> = {}): string {
+  const dir = tmpdir('tsb-ctx-');
+  fs.copyFileSync(busyboxPath()!, path.join(dir, 'busybox'));
+  fs.chmodSync(path.join(dir, 'busybox'), 0o755);
+  fs.writeFileSync(
+    path.join(dir, 'Dockerfile'),
+    'FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' + dockerfileRest,
+  );
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+/** Why privileged tests cannot run here, or undefined when they can (probed by trying, not guessed). */
+export function sandboxUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  if (!busyboxPath()) return 'busybox not installed (apt-get install -y busybox-static)';
+  const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  if (!fs.existsSync(helper)) return 'sandbox helper not built (npm ci)';
+  const dir = tmpdir('tsb-probe-');
+  try {
+    fs.mkdirSync(path.join(dir, 'lower'));
+    fs.mkdirSync(path.join(dir, 'upper'));
+    fs.mkdirSync(path.join(dir, 'work'));
+    fs.mkdirSync(path.join(dir, 'mnt'));
+    const r = spawnSync(helper, ['mount', 'overlay', 'overlay', path.join(dir, 'mnt'), '0', `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work`]);
+    if (r.status !== 0) return `overlayfs mount failed: ${r.stderr.toString().trim()}`;
+    spawnSync(helper, ['umount', path.join(dir, 'mnt')]);
+    return undefined;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Mounts whose path mentions `needle` (a test's store root), from /proc/self/mountinfo. */
+export function mountsUnder(needle: string): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(needle));
+}
+
+/** Removes a test store, unmounting anything a failed test left under it first. */
+export function removeStore(root: string): void {
+  const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  for (const line of mountsUnder(root).reverse()) {
+    const mp = line.split(' ')[4];
+    if (mp) spawnSync(helper, ['umount', mp]);
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+}
+
+export function pidsMatching(re: RegExp): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (re.test(cmd)) out.push(parseInt(d, 10));
+    } catch {
+      // process exited
+    }
+  }
+  return out;
 }
