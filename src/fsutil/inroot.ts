@@ -58,9 +58,15 @@ export function mkdirInRoot(root: string, p: string, mode = 0o755, owner?: { uid
       if (errnoCode(e) !== 'ENOENT') throw e;
     }
     if (!st) {
-      fs.mkdirSync(host, { mode });
-      fs.chmodSync(host, mode);
-      if (owner) fs.chownSync(host, owner.uid, owner.gid);
+      // The resolved path may run through a symlink whose target's parents do not exist yet; none of
+      // the missing part can be a symlink, so creating it top-down is safe.
+      const missing: string[] = [];
+      for (let p = host; p.startsWith(root + '/') && !fs.existsSync(p); p = path.dirname(p)) missing.unshift(p);
+      for (const p of missing) {
+        fs.mkdirSync(p, { mode });
+        fs.chmodSync(p, mode);
+        if (owner) fs.chownSync(p, owner.uid, owner.gid);
+      }
     } else if (!st.isDirectory()) {
       throw new TsbuildError('NOT_A_DIRECTORY', `cannot create directory ${p} in the image: ${cur} exists and is not a directory`);
     }

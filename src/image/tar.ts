@@ -71,13 +71,13 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (h.uid > 0o7777777) pax['uid'] = String(h.uid);
   if (h.gid > 0o7777777) pax['gid'] = String(h.gid);
   const main = rawHeader(
-    h,
+    { ...h, uid: pax['uid'] ? 0 : h.uid, gid: pax['gid'] ? 0 : h.gid },
     pax['path'] ? Buffer.from(name).subarray(0, 100).toString('latin1').replace(/[^\x00-\x7f]/g, '_') : name,
-    pax['linkpath'] ? '' : linkname,
+    // Strict readers (node-tar) want a non-empty link field even when PAX carries the real one.
+    pax['linkpath'] ? Buffer.from(linkname).subarray(0, 100).toString('latin1').replace(/[^\x00-\x7f]/g, '_') : linkname,
     pax['size'] ? 0 : h.size,
     TYPEFLAG[h.type],
   );
-  if (h.uid > 0o7777777) octal(main, 108, 8, 0);
   const keys = Object.keys(pax).sort();
   if (keys.length === 0) return main;
   const body = Buffer.from(keys.map((k) => paxRecord(k, pax[k]!)).join(''), 'utf8');

@@ -265,8 +265,9 @@ export function instructionFromNode(n: Node): Instruction {
       if (k === 'FROM' || k === 'MAINTAINER') throw new Error(`${k} isn't allowed as an ONBUILD trigger`);
       // The stored trigger keeps heredoc bodies so that the child build can run it.
       let expression = n.original.trim().replace(/^onbuild\s+/i, '');
-      for (const h of child.heredocs) expression += '\n' + h.content + h.name;
-      instructionFromNode({ ...child, heredocs: child.heredocs, startLine: n.startLine, endLine: n.endLine });
+      // The parser attaches heredoc bodies to the ONBUILD node itself.
+      for (const h of n.heredocs) expression += '\n' + h.content + h.name;
+      instructionFromNode({ ...child, heredocs: n.heredocs, startLine: n.startLine, endLine: n.endLine });
       return { ...base, kind: 'onbuild', expression };
     }
   }
