@@ -61,7 +61,10 @@ export function dumpNode(n: Node): string {
 }
 
 const reWhitespace = /[\t\v\f\r ]+/;
-const isSpace = (ch: string) => /^\s$/u.test(ch);
+const isSpace = (ch: string) => {
+  const c = ch.charCodeAt(0);
+  return c === 32 || (c >= 9 && c <= 13) || (c > 127 && /^\s$/u.test(ch));
+};
 
 class Directives {
   escapeToken = '\\';
@@ -224,11 +227,21 @@ function extractBuilderFlags(line: string): [string, string[]] {
 
 class NotStringArrayError extends Error {}
 
-function parseJSON(rest: string): Node | null {
+/**
+ * Exec form: the text decodes as a JSON array of strings. Returns undefined when it is not JSON (shell
+ * form follows); throws only for an array with a non-string element. No exceptions on the common
+ * shell-form path: they cost more than the parse itself.
+ */
+function parseJSON(rest: string): { next: Node | null } | undefined {
   rest = trimLeadingWhitespace(rest);
-  if (!rest.startsWith('[')) throw new Error('not JSON');
-  const v: unknown = JSON.parse(rest);
-  if (!Array.isArray(v)) throw new Error('not a JSON array');
+  if (!rest.startsWith('[')) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(rest);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(v)) return undefined;
   let top: Node | null = null;
   let prev: Node | null = null;
   for (const s of v) {
@@ -238,18 +251,15 @@ function parseJSON(rest: string): Node | null {
     else top = n;
     prev = n;
   }
-  return top;
+  return { next: top };
 }
 
 type LineParser = (rest: string, d: Directives) => { next: Node | null; json?: boolean };
 
 function parseMaybeJSON(rest: string): { next: Node | null; json?: boolean } {
   if (rest === '') return { next: null };
-  try {
-    return { next: parseJSON(rest), json: true };
-  } catch (e) {
-    if (e instanceof NotStringArrayError) throw e;
-  }
+  const j = parseJSON(rest);
+  if (j) return { next: j.next, json: true };
   return { next: node(rest) };
 }
 
@@ -267,11 +277,8 @@ function parseStringsWhitespaceDelimited(rest: string): { next: Node | null } {
 }
 
 function parseMaybeJSONToList(rest: string): { next: Node | null; json?: boolean } {
-  try {
-    return { next: parseJSON(rest), json: true };
-  } catch (e) {
-    if (e instanceof NotStringArrayError) throw e;
-  }
+  const j = parseJSON(rest);
+  if (j) return { next: j.next, json: true };
   return parseStringsWhitespaceDelimited(rest);
 }
 
