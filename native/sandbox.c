@@ -48,7 +48,9 @@ struct tsb_open_how { uint64_t flags, mode, resolve; };
 static struct jval *spec;
 static int errfd = 4;
 static pid_t child_pid = -1;
-static int pty_slave = -1, pty_master = -1;
+static int pty_master = -1;
+/* With a terminal, the child opens the pty inside the container's own devpts and passes the master here. */
+static int tty_sock[2] = {-1, -1};
 
 static void json_escape(FILE *f, const char *s) {
   fputc('"', f);
@@ -366,11 +368,28 @@ static int child_main(void *arg) {
     if (setrlimit(res, &r) < 0) fail("rlimit", "setrlimit", json_str(rl->items[i], "type", ""), errno);
   }
 
-  if (pty_slave >= 0) {
+  if (tty_sock[1] >= 0) {
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || unlockpt(master) < 0) fail("tty", "open-ptmx", "/dev/ptmx", errno);
+    char *name = ptsname(master);
+    int slave = name ? open(name, O_RDWR | O_NOCTTY) : -1;
+    if (slave < 0) fail("tty", "open-slave", name ? name : "", errno);
+    char dummy = 0;
+    struct iovec iov = { &dummy, 1 };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov; msg.msg_iovlen = 1; msg.msg_control = cbuf; msg.msg_controllen = sizeof cbuf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET; cm->cmsg_type = SCM_RIGHTS; cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    if (sendmsg(tty_sock[1], &msg, 0) < 0) fail("tty", "send-master", "", errno);
+    close(master);
+    close(tty_sock[1]);
     if (setsid() < 0) fail("tty", "setsid", "", errno);
-    if (ioctl(pty_slave, TIOCSCTTY, 0) < 0) fail("tty", "TIOCSCTTY", "", errno);
-    dup2(pty_slave, 0); dup2(pty_slave, 1); dup2(pty_slave, 2);
-    if (pty_slave > 2) close(pty_slave);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0) fail("tty", "TIOCSCTTY", "", errno);
+    dup2(slave, 0); dup2(slave, 1); dup2(slave, 2);
+    if (slave > 2) close(slave);
   }
 
   struct jval *user = json_get(process, "user");
@@ -463,13 +482,7 @@ static int cmd_run(void) {
     if (f < 0) fail("spec", "namespace", json_str(nss->items[i], "type", ""), EINVAL);
     flags |= f;
   }
-  if (json_bool(process, "terminal", 0)) {
-    pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (pty_master < 0 || grantpt(pty_master) < 0 || unlockpt(pty_master) < 0) fail("tty", "openpt", "", errno);
-    pty_slave = open(ptsname(pty_master), O_RDWR | O_NOCTTY);
-    if (pty_slave < 0) fail("tty", "open-slave", "", errno);
-    winsize_sync();
-  }
+  if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);
   /* Block forwarded signals until the handler knows the child's pid. */
   sigset_t all, old;
   sigfillset(&all);
@@ -479,7 +492,21 @@ static int cmd_run(void) {
   child_pid = clone(child_main, stack + stack_size, flags, NULL);
   if (child_pid < 0) fail("clone", "clone", "", errno);
   close(errfd);
-  if (pty_slave >= 0) close(pty_slave);
+  if (tty_sock[0] >= 0) {
+    close(tty_sock[1]);
+    tty_sock[1] = -1;
+    char dummy;
+    struct iovec iov = { &dummy, 1 };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov; msg.msg_iovlen = 1; msg.msg_control = cbuf; msg.msg_controllen = sizeof cbuf;
+    ssize_t n;
+    do n = recvmsg(tty_sock[0], &msg, 0); while (n < 0 && errno == EINTR);
+    struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (cm && cm->cmsg_type == SCM_RIGHTS) memcpy(&pty_master, CMSG_DATA(cm), sizeof(int));
+    close(tty_sock[0]);
+    winsize_sync();
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = forward;

@@ -183,8 +183,8 @@ it('run: -e, -w, -u, -t (a real pty), -i, --name, ps -a and rm', async () => {
   assert.is(r.stdout, '1 yes /tmp 1000:1000 /home/app\n', r.stderr);
   r = await cli(['run', '--rm', 'runner', 'pwd'], { root });
   assert.is(r.stdout, '/srv\n', 'WORKDIR is the default cwd');
-  r = await cli(['run', '--rm', '-t', 'runner', 'sh', '-c', 'test -t 0 && test -t 1 && echo is-a-tty'], { root });
-  assert.is(r.stdout.replace(/\r/g, ''), 'is-a-tty\n', r.stderr);
+  r = await cli(['run', '--rm', '-t', 'runner', 'sh', '-c', 'test -t 0 && test -t 1 && echo is-a-tty; tty'], { root });
+  assert.is(r.stdout.replace(/\r/g, ''), 'is-a-tty\n/dev/pts/0\n', 'the pty comes from the container\'s own devpts');
   r = await cli(['run', '--rm', 'runner', 'sh', '-c', 'test -t 1 || echo not-a-tty'], { root });
   assert.is(r.stdout, 'not-a-tty\n');
   r = await cli(['run', '--rm', '-i', 'runner', 'sh', '-c', 'tr a-z A-Z'], { root, input: 'piped in\n' });
