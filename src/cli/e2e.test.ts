@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { busyboxContext, cli, cliSpawn, mountsUnder, pidsMatching, removeStore, repoRoot, sandboxUnavailable, tmpdir } from '../testutil/index.js';
+import { busyboxContext, cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, removeStore, repoRoot, sandboxUnavailable, tmpdir } from '../testutil/index.js';
 
 const why = sandboxUnavailable();
 const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
@@ -251,6 +251,52 @@ it('bad flags are usage errors with exit code 2', async () => {
   r = await cli(['-t', 'UPPER', '.'], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /invalid image name "UPPER:latest"/);
+});
+
+it('the conformance .dockerignore scenarios build as BuildKit builds them', async () => {
+  const base = path.join(conformanceDir, 'dockerignore');
+  const d = ctx('');
+  assert.is((await cli(['-t', 'busybox', d], { root })).code, 0, 'a local busybox image for FROM busybox');
+  const basic = tmpdir('tsb-di-');
+  dirs.push(basic);
+  fs.cpSync(path.join(base, 'basic'), basic, { recursive: true });
+  for (const [f, c] of Object.entries({ foo: 'foo-contents', bar: 'bar-contents', baz: 'baz-contents', bay: 'bay-contents' })) fs.writeFileSync(path.join(basic, f), c);
+  let r = await cli(['-t', 'di-basic', '--progress', 'plain', basic], { root });
+  assert.is(r.code, 0, r.stderr);
+  const info = JSON.parse((await cli(['inspect', 'di-basic'], { root })).stdout)[0] as { Manifest: { layers: { digest: string }[] } };
+  const t = spawnSync('tar', ['tf', path.join(root, 'blobs/sha256', info.Manifest.layers[0]!.digest.slice(7))], { encoding: 'utf8' });
+  assert.equal(t.stdout.trim().split('\n').sort(), ['bay', 'foo']);
+  const invalid = tmpdir('tsb-di-');
+  dirs.push(invalid);
+  fs.cpSync(path.join(base, 'invalid'), invalid, { recursive: true });
+  r = await cli(['--progress', 'plain', invalid], { root, timeoutMs: 30_000 });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /\.dockerignore: illegal exclusion pattern/);
+  const per = tmpdir('tsb-di-');
+  dirs.push(per);
+  fs.cpSync(path.join(base, 'per-dockerfile'), per, { recursive: true });
+  fs.writeFileSync(path.join(per, 'foo'), 'contents0');
+  fs.writeFileSync(path.join(per, 'bar'), 'contents0');
+  fs.writeFileSync(path.join(per, '.dockerignore'), 'foo\nbar\n');
+  r = await cli(['--progress', 'plain', '-f', path.join(per, 'Dockerfile'), per], { root });
+  assert.is(r.code, 0, r.stderr);
+  r = await cli(['--progress', 'plain', '-f', path.join(per, 'Dockerfile2'), per], { root });
+  assert.is(r.code, 0, r.stderr);
+});
+
+it('tsbuild parse prints the BuildKit dump for every conformance file', async () => {
+  const dir = path.join(conformanceDir, 'testfiles');
+  for (const c of fs.readdirSync(dir)) {
+    const r = await cli(['parse', '-f', path.join(dir, c, 'Dockerfile')], { root });
+    assert.is(r.stdout, fs.readFileSync(path.join(dir, c, 'result'), 'utf8'), c);
+  }
+  const j = await cli(['parse', '--format', 'json', '-f', path.join(repoRoot, 'examples/hello/Dockerfile')], { root });
+  const parsed = JSON.parse(j.stdout) as { stages: { name: string; instructions: { kind: string; range: { startLine: number } }[] }[] };
+  assert.equal(parsed.stages.map((s) => s.name), ['base', 'build', 'final']);
+  assert.is(parsed.stages[1]!.instructions[0]!.kind, 'workdir');
+  const bad = await cli(['parse', '-f', path.join(conformanceDir, 'testfiles-negative/env_no_value/Dockerfile')], { root });
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /Dockerfile:\d+: ENV must have two arguments/);
 });
 
 test.run();
