@@ -52,6 +52,12 @@ export async function imagesCommand(p: Parsed): Promise<number> {
     if (flagBool(p, 'quiet')) rows.push([m.config.digest.slice(7, 19)]);
     else rows.push([r.name.slice(0, i), r.name.slice(i + 1), m.config.digest.slice(7, 19), ago(c.created), human(size)]);
   }
+  for (const d of s.content.dangling()) {
+    const m = s.content.readJSON<Manifest>(d.digest);
+    const c = s.content.readJSON<ImageConfig>(m.config.digest);
+    const size = m.layers.reduce((a, l) => a + l.size, 0);
+    rows.push(flagBool(p, 'quiet') ? [m.config.digest.slice(7, 19)] : ['<none>', '<none>', m.config.digest.slice(7, 19), ago(c.created), human(size)]);
+  }
   if (flagBool(p, 'quiet')) process.stdout.write(rows.slice(1).map((r) => r[0]).join('\n') + (rows.length > 1 ? '\n' : ''));
   else process.stdout.write(table(rows));
   return 0;
@@ -83,6 +89,7 @@ export async function rmiCommand(p: Parsed): Promise<number> {
       s.content.untag(n);
       process.stdout.write(`Untagged: ${n}\n`);
     }
+    if (!r.name || /^(sha256:)?[a-f0-9]{4,64}$/.test(ref)) s.content.removeDangling(r.manifestDigest);
     if (!s.content.list().some((x) => x.manifest.digest === r.manifestDigest)) process.stdout.write(`Deleted: ${r.configDigest}\n`);
   }
   const keep = s.containers.list().map((c) => c.snapshot);

@@ -6,3 +6,5 @@ export { diffUpperDir } from './diff.js';
 export type { DiffOptions, DiffStats } from './diff.js';
 export { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
 export type { TarHeader, EntryType } from './tar.js';
+export { extractTar, detectArchive, detectCompression, openDecompressed, isTarHeader, ArchiveError } from './extract.js';
+export type { ExtractOptions, Compression } from './extract.js';

@@ -11,6 +11,9 @@ import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
 import { readJSONFile, withLock, writeFileAtomic } from '../fsutil/index.js';
 import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from './types.js';
 
+/** Marks an index entry for an image without a name. */
+export const DANGLING = 'io.tsbuild.dangling';
+
 export class DigestMismatchError extends TsbuildError {
   constructor(expected: string, got: string) {
     super('DIGEST_MISMATCH', `digest mismatch: expected ${expected}, got ${got}; nothing was stored`);
@@ -139,6 +142,26 @@ export class ContentStore {
     return out;
   }
 
+  /** Built images that have no name (`tsbuild build` without -t), reachable by id as in Docker. */
+  dangling(): Descriptor[] {
+    return this.readIndex().manifests.filter((m) => m.annotations?.[DANGLING] === 'true');
+  }
+
+  /** Records an unnamed image so that its id keeps working until it is removed. */
+  addDangling(manifest: Descriptor): void {
+    this.updateIndex((idx) => {
+      if (idx.manifests.some((m) => m.digest === manifest.digest)) return;
+      idx.manifests.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform: manifest.platform, annotations: { [DANGLING]: 'true' } });
+    });
+  }
+
+  /** Drops dangling entries for a manifest (it got a name, or is being removed). */
+  removeDangling(digest: string): void {
+    this.updateIndex((idx) => {
+      idx.manifests = idx.manifests.filter((m) => !(m.digest === digest && m.annotations?.[DANGLING] === 'true'));
+    });
+  }
+
   /** Points `name` at a manifest (replacing what it named before). */
   tag(name: string, manifest: Descriptor): void {
     const full = normalizeName(name);
@@ -150,6 +173,7 @@ export class ContentStore {
         return n !== full && (alias === undefined || n !== alias);
       });
       const d = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform: manifest.platform };
+      idx.manifests = idx.manifests.filter((m) => !(m.digest === manifest.digest && m.annotations?.[DANGLING] === 'true'));
       idx.manifests.push({ ...d, annotations: { [REF_NAME]: full } });
       if (alias) idx.manifests.push({ ...d, annotations: { [REF_NAME]: alias } });
     });
@@ -178,7 +202,7 @@ export class ContentStore {
     if (!rec && /^(sha256:)?[a-f0-9]{4,64}$/.test(ref)) {
       const want = ref.startsWith('sha256:') ? ref : `sha256:${ref}`;
       const matches = new Map<string, ImageRecord>();
-      for (const r of records) {
+      for (const r of [...records, ...this.dangling().map((m) => ({ name: '', manifest: m }))]) {
         if (r.manifest.digest.startsWith(want)) matches.set(r.manifest.digest, r);
         const m = this.readJSON<Manifest>(r.manifest.digest);
         if (m.config.digest.startsWith(want)) matches.set(r.manifest.digest, r);
@@ -189,7 +213,7 @@ export class ContentStore {
     if (!rec) throw new NotFoundError(`image "${ref}" not found in the local store (${this.root}): build or pull it first, or check "tsbuild images"`, 'IMAGE_NOT_FOUND');
     const manifest = this.readJSON<Manifest>(rec.manifest.digest);
     const config = this.readJSON<ImageConfig>(manifest.config.digest);
-    return { name: rec.name, manifestDigest: rec.manifest.digest, manifest, configDigest: manifest.config.digest, config };
+    return { name: rec.name || undefined, manifestDigest: rec.manifest.digest, manifest, configDigest: manifest.config.digest, config };
   }
 
   /** Removes every blob that no named manifest reaches (and stale temp files). Returns bytes freed. */

@@ -10,6 +10,9 @@ import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
 import { resolveInRoot, mkdirInRoot } from '../fsutil/index.js';
 import { IgnoreMatcher } from '../parser/index.js';
+import { detectArchive, extractTar, openDecompressed } from '../image/index.js';
+import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
+import { fetchURL } from './fetch.js';
 import { parseGroup, parsePasswd } from '../runtime/index.js';
 import { activeKey, commitState } from './layer.js';
 import { withMounted } from './mount.js';
@@ -55,11 +58,6 @@ export function resolveChown(spec: string, root: string): Owner {
     }
   }
   return { uid, gid };
-}
-
-export function parseChmod(spec: string): number {
-  if (!/^[0-7]{3,4}$/.test(spec)) throw new CopyError(`invalid --chmod=${spec}: use an octal mode such as 0755`);
-  return parseInt(spec, 8);
 }
 
 const GLOB = /[*?[]/;
@@ -129,7 +127,7 @@ function cleanSource(s: string): string {
 interface CopyCtx {
   dstRoot: string;
   owner: Owner;
-  chmod?: number;
+  chmod?: ModeFn;
   ignored: (rel: string) => boolean;
   excluded: (rel: string) => boolean;
   signal: AbortSignal;
@@ -138,7 +136,7 @@ interface CopyCtx {
 function setMeta(target: string, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
   fs.lchownSync(target, c.owner.uid, c.owner.gid);
   if (!isLinkEntry) {
-    fs.chmodSync(target, c.chmod ?? st.mode & 0o7777);
+    fs.chmodSync(target, c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
     fs.utimesSync(target, st.atime, st.mtime);
   }
 }
@@ -181,6 +179,16 @@ function copyEntry(srcHost: string, srcRel: string, dstImagePath: string, c: Cop
   // device nodes, fifos and sockets in a context are skipped, as BuildKit does
 }
 
+export const isURL = (s: string) => /^https?:\/\//i.test(s);
+
+/** With --parents, the part of a matched path kept under the destination (after a `./` marker). */
+function keptPath(source: string, rel: string): string {
+  const marker = source.replace(/^\/+/, '').indexOf('/./');
+  if (marker < 0) return rel;
+  const prefix = path.posix.normalize(source.replace(/^\/+/, '').slice(0, marker));
+  return rel.startsWith(prefix + '/') ? rel.slice(prefix.length + 1) : rel;
+}
+
 async function copyInto(
   op: Extract<OpSpec, { kind: 'copy' }>,
   dstRoot: string,
@@ -188,22 +196,36 @@ async function copyInto(
   ignore: IgnoreMatcher | undefined,
   workdir: string,
   ctx: OpContext,
+  tmp: string,
 ): Promise<void> {
   const owner = op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 };
-  const chmod = op.chmod ? parseChmod(op.chmod) : undefined;
+  const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const c: CopyCtx = {
     dstRoot,
     owner,
     chmod,
     ignored: (rel) => (ignore ? ignore.matches(rel) : false),
-    excluded: (rel) => (excludes ? excludes.matches(rel) : false),
+    // --exclude patterns match paths relative to the source being copied (BuildKit's fileop), and
+    // the context-relative path too, so `--exclude=*.md dir` and `--exclude=dir/*.md dir` both work.
+    excluded: (rel) => {
+      if (!excludes) return false;
+      if (excludes.matches(rel)) return true;
+      const base = excludeBase.value;
+      return base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1));
+    },
     signal: ctx.signal,
   };
-  const matches: string[] = [];
+  const excludeBase = { value: '' };
+  const matches: { source: string; rel: string }[] = [];
+  const urls: string[] = [];
   for (const s of op.sources) {
+    if (op.verb === 'ADD' && isURL(s)) {
+      urls.push(s);
+      continue;
+    }
     const rel = cleanSource(s);
-    const found = expandSource(srcRoot, rel, (r) => c.ignored(r) || c.excluded(r));
+    const found = expandSource(srcRoot, rel, (r) => c.ignored(r) || c.excluded(r) || (excludes !== undefined && excludes.matches(path.posix.basename(r))));
     if (found.length === 0) {
       throw new CopyError(
         GLOB.test(rel)
@@ -211,29 +233,60 @@ async function copyInto(
           : `${op.verb} failed: file not found in ${op.fromContext ? 'build context or excluded by .dockerignore' : 'source stage'}: "${s}" does not exist`,
       );
     }
-    matches.push(...found);
+    matches.push(...found.map((r) => ({ source: s, rel: r })));
   }
-  const total = matches.length + op.contents.length;
+  const total = matches.length + urls.length + op.contents.length;
   let dest = op.dest.startsWith('/') ? op.dest : path.posix.join(workdir || '/', op.dest);
   const destDirSyntax = op.dest.endsWith('/') || op.dest === '.' || op.dest.endsWith('/.');
   if (total > 1 && !destDirSyntax && !isDirIn(dstRoot, dest)) {
     throw new CopyError(`When using ${op.verb} with more than one source file, the destination must be a directory and end with a /`);
   }
   dest = path.posix.normalize(dest);
-  const destIsDir = destDirSyntax || total > 1 || isDirIn(dstRoot, dest) || op.sources.some((s) => GLOB.test(s));
-  for (const rel of matches) {
+  const destIsDir = destDirSyntax || total > 1 || isDirIn(dstRoot, dest) || op.sources.some((s) => !isURL(s) && GLOB.test(s)) || op.parents;
+  const extractInto = async (file: string, kind: Awaited<ReturnType<typeof detectArchive>>) => {
+    const into = mkdirInRoot(dstRoot, dest, 0o755, owner);
+    await extractTar(openDecompressed(file, kind!), into, { owner: op.chown ? owner : undefined, onWarning: (m) => ctx.status(m) });
+  };
+  for (const { source, rel } of matches) {
     const host = rel === '' ? srcRoot : resolveInRoot(srcRoot, rel);
     const st = fs.statSync(host);
+    const base = op.parents ? path.posix.join(dest, keptPath(source, rel)) : dest;
+    excludeBase.value = st.isDirectory() ? rel : path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
     if (st.isDirectory()) {
-      mkdirInRoot(dstRoot, dest, 0o755, owner);
+      mkdirInRoot(dstRoot, base, 0o755, owner);
       for (const name of fs.readdirSync(host).sort()) {
         const childRel = rel === '' ? name : `${rel}/${name}`;
         if (c.ignored(childRel) || c.excluded(childRel)) continue;
-        copyEntry(path.join(host, name), childRel, path.posix.join(dest, name), c);
+        copyEntry(path.join(host, name), childRel, path.posix.join(base, name), c);
       }
-    } else {
-      copyEntry(host, rel, destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
+      continue;
     }
+    if (op.verb === 'ADD' && op.unpack !== false && st.isFile()) {
+      const kind = await detectArchive(host);
+      if (kind) {
+        await extractInto(host, kind);
+        continue;
+      }
+    }
+    copyEntry(host, rel, op.parents ? base : destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
+  }
+  for (const url of urls) {
+    const got = await fetchURL(url, tmp, op.checksum, ctx.signal);
+    if (op.unpack === true) {
+      const kind = await detectArchive(got.file);
+      if (kind) {
+        await extractInto(got.file, kind);
+        continue;
+      }
+    }
+    const target = destIsDir ? path.posix.join(dest, got.name) : dest;
+    const parent = mkdirInRoot(dstRoot, path.posix.dirname(target), 0o755, owner);
+    const hostTarget = path.join(parent, path.posix.basename(target));
+    clearTarget(hostTarget, false);
+    fs.copyFileSync(got.file, hostTarget);
+    fs.chownSync(hostTarget, owner.uid, owner.gid);
+    fs.chmodSync(hostTarget, chmod ? chmod(0o600, false) : 0o600);
+    if (got.mtime) fs.utimesSync(hostTarget, got.mtime, got.mtime);
   }
   for (const content of op.contents) {
     const target = destIsDir ? path.posix.join(dest, content.path) : dest;
@@ -241,7 +294,7 @@ async function copyInto(
     const host = path.join(parent, path.posix.basename(target));
     clearTarget(host, false);
     fs.writeFileSync(host, content.data, { mode: 0o644 });
-    fs.chmodSync(host, chmod ?? 0o644);
+    fs.chmodSync(host, chmod ? chmod(0o644, false) : 0o644);
     fs.chownSync(host, owner.uid, owner.gid);
   }
 }
@@ -266,28 +319,25 @@ export async function copyOp(
   const mounts = await env.snapshotter.prepare(key, dst.snapshot);
   let committed = false;
   let viewKey: string | undefined;
+  const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   try {
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
-        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx);
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, tmp);
       } else if (src.snapshot) {
         viewKey = activeKey('view');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx));
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, tmp));
       } else {
-        const empty = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `empty-${process.pid}-`));
-        try {
-          await copyInto(op, dstRoot, empty, undefined, workdir, ctx);
-        } finally {
-          fs.rmSync(empty, { recursive: true, force: true });
-        }
+        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, tmp);
       }
     });
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
     committed = true;
     return out;
   } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
     if (viewKey) await env.snapshotter.remove(viewKey).catch(() => undefined);
     if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
   }

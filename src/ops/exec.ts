@@ -5,7 +5,7 @@ import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
 import {
-  buildSpec, runSpec, layerDirs, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
+  buildSpec, runSpec, layerDirs, MS, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
 } from '../runtime/index.js';
 import { activeKey, commitState } from './layer.js';
 import type { OpSpec, OpsEnv, StateRef } from './types.js';
@@ -83,6 +83,12 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
       hostname: op.hostname,
       network: op.network,
       etcFiles: etcFiles(path.join(work, 'etc'), op.hostname, op.network),
+      extraMounts: op.files.map((f, i) => {
+        const host = path.join(work, `file-${i}`);
+        fs.writeFileSync(host, f.data, { mode: f.mode });
+        fs.chmodSync(host, f.mode);
+        return { destination: f.path, type: 'none', source: host, flags: MS.BIND | MS.RDONLY, data: '', file: true };
+      }),
     });
     const stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
     const tail = new Tail();

@@ -25,5 +25,6 @@ export async function exportOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'export'
   const man = await env.store.writeBlob(Buffer.from(canonicalJSON(manifest)));
   const desc = { mediaType: MediaType.manifest, digest: man.digest, size: man.size, platform: { architecture: config.architecture, os: config.os } };
   for (const n of op.names) env.store.tag(n, desc);
+  if (op.names.length === 0) env.store.addDangling(desc);
   return { kind: 'export', manifest: desc, configDigest: cfg.digest };
 }

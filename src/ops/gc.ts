@@ -13,9 +13,9 @@ export interface GcResult {
 
 export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: string[] = []): Promise<GcResult> {
   const keep = new Set<string>(keepSnapshots);
-  for (const rec of store.list()) {
+  for (const rec of [...store.list().map((r) => r.manifest), ...store.dangling()]) {
     try {
-      const m = store.readJSON<Manifest>(rec.manifest.digest);
+      const m = store.readJSON<Manifest>(rec.digest);
       const c = store.readJSON<ImageConfig>(m.config.digest);
       for (const id of chainIDs(c.rootfs.diff_ids)) keep.add(id);
     } catch {

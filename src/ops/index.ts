@@ -7,7 +7,8 @@ import type { OpResult, OpSpec, OpsEnv, StateRef, ContextRef } from './types.js'
 
 export type { OpSpec, OpResult, OpsEnv, StateRef, ContextRef, ExportRef, LayerRef, NetworkMode } from './types.js';
 export { ExecError } from './exec.js';
-export { CopyError, resolveChown, parseChmod } from './copy.js';
+export { CopyError, resolveChown } from './copy.js';
+export { parseChmod, ChmodError } from './chmod.js';
 export { recoverStore, staleMounts } from './recovery.js';
 export { canonicalJSON } from './export.js';
 export { withMounted } from './mount.js';

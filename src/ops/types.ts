@@ -19,6 +19,8 @@ export type OpSpec =
       hostname: string;
       history: History[];
       createdBy: string;
+      /** Files bind-mounted read-only for this step only (heredoc scripts under /dev/pipes). */
+      files: { path: string; data: string; mode: number }[];
     }
   | {
       kind: 'copy';
@@ -32,6 +34,13 @@ export type OpSpec =
       history: History[];
       createdBy: string;
       verb: 'COPY' | 'ADD';
+      /** Keep each source's path (relative to the context, or to a `./` in it) under the destination. */
+      parents: boolean;
+      /** ADD: extract archives (undefined = local archives yes, URLs no). */
+      unpack?: boolean;
+      /** ADD of a URL: sha256 the content must have. */
+      checksum?: string;
+      link: boolean;
     }
   | { kind: 'mkdir'; path: string; user: string; history: History[]; createdBy: string }
   | { kind: 'export'; config: Omit<ImageConfig, 'rootfs' | 'history' | 'created'>; names: string[]; history: History[] };

@@ -170,6 +170,15 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
     const label = s.name ?? `stage-${s.index}`;
     stagesBuilt.push(label);
     const baseName = fromName(s);
+    if (s.from.platform !== undefined) {
+      const want = expand(s.from.platform, globalEnv, s.from.range.startLine);
+      const host = auto.get('TARGETPLATFORM')!;
+      if (want.trim() === '') throw new PlanError(`FROM --platform=${s.from.platform}: the platform is empty after expansion`, s.from.range.startLine, file);
+      const norm = (p: string) => p.toLowerCase().replace(/^linux\/x86_64/, 'linux/amd64').replace(/^linux\/aarch64/, 'linux/arm64');
+      if (norm(want) !== host && !host.startsWith(norm(want) + '/')) {
+        throw new PlanError(`FROM --platform=${want}: tsbuild builds only for this machine's platform (${host}); emulation of other platforms is not supported`, s.from.range.startLine, file);
+      }
+    }
     const baseStage = stageRef(baseName, s.index, s.from.range.startLine);
     let st: StageState;
     const steps = s.instructions.length + 1;
@@ -403,6 +412,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
       case 'run': {
         const shell = c.Shell ?? ['/bin/sh', '-c'];
         let args: string[];
+        const files: { path: string; data: string; mode: number }[] = [];
         if (!ins.prependShell) args = ins.cmd;
         else {
           let script = ins.cmd.join(' ');
@@ -411,13 +421,16 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
             if (only) {
               const f = ins.files[0]!;
               script = f.chomp ? chompHeredocContent(f.data) : f.data;
+              if (script.startsWith('#!')) {
+                // A shebang body is written as an executable under /dev/pipes and run directly (BuildKit).
+                files.push({ path: `/dev/pipes/${f.name}`, data: script, mode: 0o755 });
+              }
             } else {
               script += '\n' + ins.files.map((f) => f.data + f.name + '\n').join('');
             }
           }
-          args = [...shell, script];
+          args = files.length ? [files[0]!.path] : [...shell, script];
         }
-        for (const m of ins.mounts) void m;
         if (ins.mounts.length > 0) throw new PlanError('RUN --mount is not supported yet by tsbuild (tracked as its own issue)', line, file);
         const env = new Map<string, string>();
         const argEnv: string[] = [];
@@ -429,7 +442,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
         const network: NetworkMode = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : o.network;
         const createdBy = `RUN ${argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
         st.vertex = vertex(
-          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy },
+          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files },
           [st.vertex],
           name,
           meta,
@@ -452,9 +465,15 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
         }
         if (ins.kind === 'add') {
           for (const s of ins.sources) {
-            if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.startsWith('git@')) {
-              throw new PlanError(`ADD ${s}: remote sources are not supported yet by tsbuild (tracked in the build-semantics issue); download in a RUN step instead`, line, file);
+            if (s.startsWith('git@') || /^(git|ssh):\/\//i.test(s) || /^https?:\/\/.*\.git(#.*)?$/i.test(s)) {
+              throw new PlanError(`ADD ${s}: git sources are not supported yet by tsbuild; clone in a RUN step instead`, line, file);
             }
+            if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s) && !/^https?:\/\//i.test(s)) {
+              throw new PlanError(`ADD ${s}: only http and https URLs can be added`, line, file);
+            }
+          }
+          if (ins.checksum !== undefined && !ins.sources.some((s) => /^https?:\/\//i.test(s))) {
+            throw new PlanError('ADD --checksum needs a URL source', line, file);
           }
         }
         const env = scope();
@@ -477,6 +496,9 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
             history: take(),
             createdBy: `${ins.kind.toUpperCase()} ${[...ins.sources, ...ins.contents.map((h) => h.path)].join(' ')} ${ins.dest} # buildkit`,
             verb: ins.kind === 'copy' ? 'COPY' : 'ADD',
+            parents: ins.parents,
+            link: ins.link,
+            ...(ins.kind === 'add' ? { unpack: ins.unpack, checksum: ins.checksum !== undefined ? ex(ins.checksum) : undefined } : {}),
           },
           [st.vertex, src],
           name,

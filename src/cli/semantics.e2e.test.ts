@@ -1,0 +1,273 @@
+/**
+ * Build semantics through the CLI (issue: every instruction, multi-stage DAG, --target, build args):
+ * each case builds a small Dockerfile and checks the image config (inspect) or files (run).
+ */
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { busyboxContext, cli, removeStore, sandboxUnavailable, tmpdir } from '../testutil/index.js';
+
+const why = sandboxUnavailable();
+const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
+const root = tmpdir('tsb-sem-store-');
+const dirs: string[] = [];
+const ctx = (rest: string, files?: Record<string, string>) => {
+  const d = busyboxContext(rest, files);
+  dirs.push(d);
+  return d;
+};
+test.after(() => {
+  removeStore(root);
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function build(d: string, args: string[] = [], env?: Record<string, string>) {
+  const r = await cli(['--progress', 'plain', ...args, d], { root, env });
+  assert.is(r.code, 0, r.stderr);
+  return r;
+}
+async function runIn(image: string, script: string): Promise<string> {
+  const r = await cli(['run', '--rm', '--entrypoint=', image, 'sh', '-c', script], { root });
+  assert.is(r.code, 0, r.stderr);
+  return r.stdout;
+}
+interface Inspect { Id: string; Digest: string; Author?: string; Config: Record<string, unknown>; History: { created_by: string; empty_layer?: boolean }[]; RootFS: { diff_ids: string[] } }
+async function inspect(image: string): Promise<Inspect> {
+  return (JSON.parse((await cli(['inspect', image], { root })).stdout) as Inspect[])[0]!;
+}
+
+it('independent stages run at the same time; --jobs 1 runs them one after the other', async () => {
+  const stage = (n: string) => `FROM base AS ${n}\nRUN echo ${n}; cut -d" " -f1 /proc/uptime > /start; sleep 2; cut -d" " -f1 /proc/uptime > /end\n`;
+  const d = ctx(stage('a') + stage('b') + 'FROM base AS final\nCOPY --from=a /start /a.start\nCOPY --from=a /end /a.end\nCOPY --from=b /start /b.start\nCOPY --from=b /end /b.end\n');
+  const spans = async (tag: string) => {
+    const out = await runIn(tag, 'cat /a.start /a.end /b.start /b.end');
+    const [as, ae, bs, be] = out.trim().split('\n').map(Number) as [number, number, number, number];
+    return { as, ae, bs, be };
+  };
+  await build(d, ['-t', 'par', '--jobs', '4']);
+  const p = await spans('par');
+  assert.ok(p.as < p.be && p.bs < p.ae, `the two 2 s stages overlap: ${JSON.stringify(p)}`);
+  await build(d, ['-t', 'seq', '--jobs', '1']);
+  const q = await spans('seq');
+  assert.ok(q.ae <= q.bs || q.be <= q.as, `with --jobs 1 they do not overlap: ${JSON.stringify(q)}`);
+});
+
+it('config instructions: every field BuildKit sets', async () => {
+  const d = ctx(
+    'FROM base AS cfg\nARG PORT=8080\nENV A=1 B="two words"\nENV abc=hello\nENV abc=bye def=$abc\nLABEL "com.x"="y z" other=$A\nEXPOSE 80/UDP 90-91 $PORT\n' +
+      'VOLUME ["/data"]\nVOLUME /v1 /v2\nUSER 1000:1000\nWORKDIR /w\nWORKDIR sub\nSTOPSIGNAL SIGKILL\nSHELL ["/bin/sh", "-ec"]\n' +
+      'HEALTHCHECK --interval=5s --timeout=3s --start-period=1s --start-interval=2s --retries=4 CMD wget -q localhost\n' +
+      'ONBUILD RUN echo child\nMAINTAINER Someone <s@x>\nENTRYPOINT ["/bin/sh"]\nCMD echo hi\n',
+  );
+  await build(d, ['-t', 'cfg', '--target', 'cfg']);
+  const i = await inspect('cfg');
+  const c = i.Config as { Env: string[]; Labels: Record<string, string>; ExposedPorts: object; Volumes: object; User: string; WorkingDir: string; StopSignal: string; Shell: string[]; Healthcheck: object; OnBuild: string[]; Entrypoint: string[]; Cmd: string[] };
+  for (const e of ['A=1', 'B=two words', 'abc=bye', 'def=hello']) assert.ok(c.Env.includes(e), e);
+  assert.ok(c.Env.some((e) => e.startsWith('PATH=')), 'FROM scratch gets a default PATH');
+  assert.equal(c.Labels, { 'com.x': 'y z', other: '1' });
+  assert.equal(Object.keys(c.ExposedPorts).sort(), ['80/udp', '8080/tcp', '90/tcp', '91/tcp']);
+  assert.equal(Object.keys(c.Volumes).sort(), ['/data', '/v1', '/v2']);
+  assert.is(c.User, '1000:1000');
+  assert.is(c.WorkingDir, '/w/sub');
+  assert.is(c.StopSignal, 'SIGKILL');
+  assert.equal(c.Shell, ['/bin/sh', '-ec']);
+  assert.equal(c.Healthcheck, { Test: ['CMD-SHELL', 'wget -q localhost'], Interval: 5e9, Timeout: 3e9, StartPeriod: 1e9, StartInterval: 2e9, Retries: 4 });
+  assert.equal(c.OnBuild, ['RUN echo child']);
+  assert.equal(c.Entrypoint, ['/bin/sh']);
+  assert.equal(c.Cmd, ['/bin/sh', '-ec', 'echo hi']);
+  assert.is(i.Author, 'Someone <s@x>');
+  assert.ok(i.History.some((h) => h.created_by === 'ENV A=1 B=two words' && h.empty_layer));
+  assert.is(await runIn('cfg', 'stat -c %u:%g /w/sub'), '1000:1000\n', 'WORKDIR is owned by the USER');
+});
+
+it('ENTRYPOINT resets an inherited CMD; ONBUILD triggers run in the child only', async () => {
+  const d = ctx('CMD ["inherited"]\nONBUILD RUN echo triggered > /trigger\nFROM base AS child\nENTRYPOINT ["/bin/echo"]\n');
+  await build(d, ['-t', 'ob-parent', '--target', 'base']);
+  await build(d, ['-t', 'ob-child', '--target', 'child']);
+  const ci = await inspect('ob-child');
+  assert.is((ci.Config as { Cmd: unknown }).Cmd, null);
+  assert.is(await runIn('ob-child', 'cat /trigger'), 'triggered\n');
+  assert.is((ci.Config as { OnBuild: unknown }).OnBuild, null, 'triggers are not inherited by grandchildren');
+  const img = ctx('');
+  fs.writeFileSync(path.join(img, 'Dockerfile'), 'FROM ob-parent\nRUN test -f /trigger\nFROM ob-parent AS second\n');
+  await build(img, ['-t', 'ob-from-image', '--target', 'second']);
+  assert.is(await runIn('ob-from-image', 'cat /trigger'), 'triggered\n', 'a local image with ONBUILD runs it when used in FROM');
+});
+
+it('ARG: global in FROM, defaults, --build-arg overrides, RUN sees ARGs, unused build-arg warning, platform args', async () => {
+  const d = ctx('FROM base AS a\nARG V\nARG W=dflt\nRUN echo "$V $W $TARGETARCH" > /args\nARG TARGETARCH\nRUN echo "$TARGETARCH" > /arch\n');
+  fs.writeFileSync(path.join(d, 'Dockerfile'), 'ARG V=one\nARG BASE=base\n' + fs.readFileSync(path.join(d, 'Dockerfile'), 'utf8').replace('FROM base AS a', 'FROM ${BASE} AS a'));
+  const r = await build(d, ['-t', 'args', '--build-arg', 'W=over', '--build-arg', 'UNUSED=1']);
+  assert.match(r.stderr, /build-args \[UNUSED\] were not consumed/);
+  assert.is(await runIn('args', 'cat /args'), 'one over \n', 'TARGETARCH is only visible once declared');
+  assert.match(await runIn('args', 'cat /arch'), /^(amd64|arm64|arm|386|ppc64le|s390x|riscv64)\n$/);
+  const i = await inspect('args');
+  assert.not.ok((i.Config as { Env: string[] }).Env.some((e) => e.startsWith('W=')), 'ARGs are not persisted in the config');
+});
+
+it('FROM --platform accepts this machine\'s platform and refuses others clearly', async () => {
+  const ok = ctx('FROM --platform=$BUILDPLATFORM base AS p\nRUN true\n');
+  await build(ok, ['--target', 'p']);
+  const bad = ctx('FROM --platform=linux/s390x base AS p\nRUN true\n');
+  const r = await cli(['--progress', 'plain', '--target', 'p', bad], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /FROM --platform=linux\/s390x: tsbuild builds only for this machine's platform/);
+});
+
+it('COPY: wildcards, directory contents, trailing slashes, --chown by name and id, --chmod octal and symbolic, --exclude, --parents', async () => {
+  const d = ctx(
+    'RUN echo "app:x:1234:2345::/home/app:/bin/sh" >> /etc/passwd && echo "grp:x:3456:" >> /etc/group\nFROM base AS c\n' +
+      'COPY dir /into/\nCOPY *.txt /txts/\nCOPY one.txt /renamed\nCOPY --chown=app:grp one.txt /owned-names\nCOPY --chown=42 one.txt /owned-id\n' +
+      'COPY --chmod=0700 one.txt /m-octal\nCOPY --chmod=u=rwX,go=rX dir /m-sym/\nCOPY --chmod=+x one.txt /m-plusx\n' +
+      'COPY --exclude=*.md --exclude=skip dir /ex/\nCOPY --parents ./dir/a.txt ./dir/sub/b.txt /par/\nCOPY --parents dir/./sub/b.txt /par2/\nUSER 1000\nCOPY one.txt /as-user\n',
+    { 'dir/a.txt': 'a', 'dir/sub/b.txt': 'b', 'dir/readme.md': 'r', 'dir/skip': 's', 'one.txt': '1', 'two.txt': '2' },
+  );
+  fs.chmodSync(path.join(d, 'one.txt'), 0o640);
+  await build(d, ['-t', 'copies', '--target', 'c']);
+  const out = await runIn('copies', [
+    'ls /into | tr "\\n" " "; echo',
+    'ls /txts | tr "\\n" " "; echo',
+    'cat /renamed; echo',
+    'stat -c "%u:%g %a" /owned-names /owned-id /m-octal /m-plusx /as-user /renamed',
+    'stat -c "%a" /m-sym/a.txt /m-sym/sub',
+    'ls /ex | tr "\\n" " "; echo',
+    'find /par /par2 -type f | sort | tr "\\n" " "; echo',
+  ].join('; '));
+  assert.is(out, [
+    'a.txt readme.md skip sub ',
+    'one.txt two.txt ',
+    '1',
+    '1234:3456 640', '42:42 640', '0:0 700', '0:0 751', '0:0 640', '0:0 640',
+    '644', '755',
+    'a.txt sub ',
+    '/par/dir/a.txt /par/dir/sub/b.txt /par2/sub/b.txt ',
+  ].join('\n') + '\n');
+  const multi = ctx('COPY one.txt two.txt /notadir\n', { 'one.txt': '1', 'two.txt': '2' });
+  const r = await cli(['--progress', 'plain', multi], { root });
+  assert.match(r.stderr, /When using COPY with more than one source file, the destination must be a directory and end with a \//);
+  const missing = ctx('COPY nope.txt /x\n');
+  const m = await cli(['--progress', 'plain', missing], { root });
+  assert.match(m.stderr, /file not found in build context or excluded by .dockerignore: "nope.txt" does not exist/);
+});
+
+function makeTar(dir: string, name: string, files: Record<string, string>): string {
+  const src = tmpdir('tsb-tarsrc-');
+  try {
+    for (const [f, c] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(src, f)), { recursive: true });
+      fs.writeFileSync(path.join(src, f), c);
+    }
+    const out = path.join(dir, name);
+    const r = spawnSync('tar', ['-cf', out, '-C', src, '.']);
+    assert.is(r.status, 0);
+    return out;
+  } finally {
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+}
+
+it('ADD: local archives are extracted (plain, gzip, bzip2, xz, zstd), --unpack=false keeps them, COPY never extracts', async () => {
+  const d = ctx('FROM base AS a\nADD plain.tar /plain/\nADD --unpack=false plain.tar /kept/\nCOPY plain.tar /copied/\n');
+  makeTar(d, 'plain.tar', { 'x/inside.txt': 'inside' });
+  const lines = ['ADD plain.tar /plain/', 'ADD --unpack=false plain.tar /kept/', 'COPY plain.tar /copied/'];
+  const checks = ['test -f /plain/x/inside.txt', 'test -f /kept/plain.tar', 'test -f /copied/plain.tar'];
+  for (const [prog, ext] of [['gzip', 'gz'], ['bzip2', 'bz2'], ['xz', 'xz'], ['zstd', 'zst']] as const) {
+    const r = spawnSync(prog, ['-kc', path.join(d, 'plain.tar')]);
+    if (r.error) continue;
+    fs.writeFileSync(path.join(d, `a.tar.${ext}`), r.stdout);
+    lines.push(`ADD a.tar.${ext} /${ext}/`);
+    checks.push(`test "$(cat /${ext}/x/inside.txt)" = inside`);
+  }
+  fs.writeFileSync(path.join(d, 'Dockerfile'), fs.readFileSync(path.join(d, 'Dockerfile'), 'utf8').replace(/FROM base AS a\n[\s\S]*/, 'FROM base AS a\n' + lines.join('\n') + '\n'));
+  await build(d, ['-t', 'adds', '--target', 'a']);
+  await runIn('adds', checks.join(' && '));
+});
+
+it('ADD: URLs with --checksum; a wrong checksum and an unreachable URL fail clearly', async () => {
+  const body = 'downloaded content\n';
+  const digest = 'sha256:' + crypto.createHash('sha256').update(body).digest('hex');
+  const server = http.createServer((req, res) => {
+    if (req.url === '/files/data.txt') {
+      res.writeHead(200, { 'last-modified': 'Wed, 01 Jan 2020 00:00:00 GMT', 'content-type': 'text/plain' });
+      res.end(body);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const url = `http://127.0.0.1:${port}/files/data.txt`;
+    const d = ctx(`FROM base AS u\nADD ${url} /dl/\nADD --checksum=${digest} ${url} /exact\n`);
+    await build(d, ['-t', 'urls', '--target', 'u']);
+    assert.is(await runIn('urls', 'stat -c "%a %Y" /dl/data.txt; cat /exact'), `600 1577836800\n${body}`);
+    const bad = ctx(`FROM base AS u\nADD --checksum=sha256:${'0'.repeat(64)} ${url} /x\n`);
+    let r = await cli(['--progress', 'plain', '--target', 'u', bad], { root });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /checksum mismatch: expected sha256:0{64}, got sha256:[a-f0-9]{64}/);
+    const missing = ctx(`FROM base AS u\nADD http://127.0.0.1:${port}/nope /x\n`);
+    r = await cli(['--progress', 'plain', '--target', 'u', missing], { root });
+    assert.match(r.stderr, /the server answered 404/);
+  } finally {
+    server.close();
+  }
+  const down = ctx('FROM base AS u\nADD http://127.0.0.1:1/x /x\n');
+  const r = await cli(['--progress', 'plain', '--target', 'u', down], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /cannot download it .*check the URL and that the host is reachable/);
+});
+
+it('hostile: context symlinks, image symlinks, WORKDIR and crafted archives never touch the host', async () => {
+  const outside = tmpdir('tsb-outside-');
+  dirs.push(outside);
+  fs.writeFileSync(path.join(outside, 'secret'), 'host secret');
+  const d = ctx(
+    'RUN mkdir -p /real && ln -s /real /img-link && ln -s ' + outside + ' /host-link\nFROM base AS h\n' +
+      'COPY linkdir /linkdir/\nCOPY one.txt /img-link/one.txt\nCOPY one.txt /host-link/planted\nWORKDIR /host-link/wd\n',
+    { 'one.txt': '1', 'linkdir/x': 'x' },
+  );
+  fs.symlinkSync(outside, path.join(d, 'linkdir/out'));
+  await build(d, ['-t', 'hostile', '--target', 'h']);
+  const out = await runIn('hostile', 'readlink /linkdir/out; cat /real/one.txt; ls ' + outside);
+  assert.match(out, new RegExp(`^${outside}\\n1planted\\nwd\\n$`), `nested symlinks are copied as links; image symlinks resolve inside the image: ${out}`);
+  const leak = ctx('FROM base AS l\nCOPY leak /leak\n');
+  fs.symlinkSync(path.join(outside, 'secret'), path.join(leak, 'leak'));
+  const lr = await cli(['--progress', 'plain', '--target', 'l', leak], { root });
+  assert.is(lr.code, 1, 'a context symlink to a host file is resolved inside the context, where its target does not exist');
+  assert.match(lr.stderr, /"leak" does not exist/);
+  assert.equal(fs.readdirSync(outside), ['secret'], 'the host directory is untouched');
+  const evil = ctx('FROM base AS e\nADD evil.tar /dest/\n');
+  const { encodeHeader, END_OF_ARCHIVE } = await import('../image/index.js');
+  fs.writeFileSync(path.join(evil, 'evil.tar'), Buffer.concat([encodeHeader({ name: '../../../../../../../' + outside + '/pwned', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }), END_OF_ARCHIVE]));
+  const r = await cli(['--progress', 'plain', '--target', 'e', evil], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /escapes the destination with "\.\."/);
+  assert.equal(fs.readdirSync(outside), ['secret']);
+});
+
+it('RUN heredocs: script body, shebang body, files fed to commands', async () => {
+  const d = ctx('FROM base AS h\nRUN <<EOF\necho one > /one\necho two >> /one\nEOF\nRUN <<EOF\n#!/bin/sh\necho "via $0" > /shebang\nEOF\nRUN <<A cat > /a && <<B cat > /b\nbody-a\nA\nbody-b\nB\n');
+  await build(d, ['-t', 'heredocs', '--target', 'h']);
+  assert.is(await runIn('heredocs', 'cat /one /shebang /a /b; ls /dev/pipes 2>/dev/null || echo no-pipes'), 'one\ntwo\nvia /dev/pipes/EOF\nbody-a\nbody-b\nno-pipes\n');
+});
+
+it('SOURCE_DATE_EPOCH: two builds of the same inputs give the same image digest', async () => {
+  const d = ctx('FROM base AS s1\nRUN echo built > /f && mkdir -p /d/e && touch /d/e/g\nFROM base AS s2\nCOPY --from=s1 /f /f\nCOPY one.txt /one\nRUN ln -s /f /link\n', { 'one.txt': '1' });
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const a = (await build(d, ['-q'], env)).stdout.trim();
+  await new Promise((r) => setTimeout(r, 1100));
+  const b = (await build(d, ['-q'], env)).stdout.trim();
+  assert.is(a, b, 'same image id');
+  const i = await inspect(a);
+  assert.ok(i.History.length > 0);
+  const c = (await build(d, ['-q'], { SOURCE_DATE_EPOCH: '1700000001' })).stdout.trim();
+  assert.is.not(a, c, 'a different epoch is a different image');
+});
+
+test.run();
