@@ -1,2 +1,2 @@
 export { createSolver, vertex, VertexError } from './solver.js';
-export type { Vertex, Solver, SolverEvent, SolverOptions, SolveOptions, OpContext, OpFn } from './solver.js';
+export type { Vertex, Solver, SolverEvent, SolverOptions, SolveOptions, OpContext, OpFn, OpHandle, CacheKey } from './solver.js';

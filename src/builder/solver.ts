@@ -31,6 +31,7 @@ export type SolverEvent =
   | { type: 'start'; vertex: Vertex; time: number }
   | { type: 'log'; vertex: Vertex; stream: 'stdout' | 'stderr'; data: Buffer; time: number }
   | { type: 'status'; vertex: Vertex; message: string; time: number }
+  | { type: 'cache'; vertex: Vertex; time: number; key: string; hit: boolean; reason?: string; material: Record<string, string> }
   | { type: 'done'; vertex: Vertex; time: number; duration: number; cached: boolean }
   | { type: 'error'; vertex: Vertex; time: number; error: unknown }
   | { type: 'cancelled'; vertex: Vertex; time: number };
@@ -45,10 +46,30 @@ export interface OpContext {
 
 export type OpFn<R> = (inputs: R[], ctx: OpContext) => Promise<R>;
 
+/** What a cache key is made of: named inputs, so that a miss can say which one changed. */
+export interface CacheKey {
+  key: string;
+  material: Record<string, string>;
+}
+
+/**
+ * One vertex's work. Lifecycle: `cacheKey` (from the inputs' results and keys; undefined = not
+ * cacheable), then `load` (a hit ends here), else `run` and `save`. `explain` says why a key missed.
+ */
+export interface OpHandle<R> {
+  cacheKey?(inputs: R[], inputKeys: string[], ctx: OpContext): Promise<CacheKey | undefined>;
+  load?(key: CacheKey, inputs: R[], ctx: OpContext): Promise<R | undefined>;
+  run: OpFn<R>;
+  save?(key: CacheKey, result: R, inputs: R[]): Promise<void>;
+  explain?(key: CacheKey): string;
+}
+
 export interface SolverOptions<Op, R> {
-  opFor(v: Vertex<Op>): OpFn<R>;
+  opFor(v: Vertex<Op>): OpHandle<R> | OpFn<R>;
   concurrency?: number;
   onEvent?: (e: SolverEvent) => void;
+  /** Vertices that must not be answered from cache (--no-cache, --no-cache-filter). */
+  noCache?: (v: Vertex<Op>) => boolean;
 }
 
 export interface SolveOptions {
@@ -76,46 +97,61 @@ export function createSolver<Op, R>(o: SolverOptions<Op, R>): Solver<Op, R> {
       const onExternal = () => ac.abort(new CancelledError());
       if (opts.signal?.aborted) throw new CancelledError();
       opts.signal?.addEventListener('abort', onExternal, { once: true });
-      const results = new Map<string, Promise<R>>();
+      const results = new Map<string, Promise<{ r: R; key?: string }>>();
       let firstError: unknown;
-      const run = (v: Vertex<Op>): Promise<R> => {
+      const run = (v: Vertex<Op>): Promise<{ r: R; key?: string }> => {
         let p = results.get(v.digest);
         if (p) return p;
         p = (async () => {
-          const inputs = await Promise.all(v.inputs.map(run));
+          const ins = await Promise.all(v.inputs.map(run));
+          const inputs = ins.map((x) => x.r);
           if (ac.signal.aborted) throw ac.signal.reason ?? new CancelledError();
-          return queue.add(
-            async () => {
-              if (ac.signal.aborted) throw ac.signal.reason ?? new CancelledError();
-              const start = Date.now();
-              let cached = false;
-              emit({ type: 'start', vertex: v, time: start });
-              try {
-                const r = await o.opFor(v)(inputs, {
-                  signal: ac.signal,
-                  log: (stream, data) => emit({ type: 'log', vertex: v, stream, data, time: Date.now() }),
-                  status: (message) => emit({ type: 'status', vertex: v, message, time: Date.now() }),
-                  markCached: () => (cached = true),
-                });
-                const now = Date.now();
-                emit({ type: 'done', vertex: v, time: now, duration: now - start, cached });
-                return r;
-              } catch (e) {
-                if (ac.signal.aborted) {
-                  // another vertex failed first, or the user cancelled: this one was stopped, not broken
-                  emit({ type: 'cancelled', vertex: v, time: Date.now() });
-                  throw e;
-                }
-                emit({ type: 'error', vertex: v, time: Date.now(), error: e });
-                const err = e instanceof VertexError || e instanceof CancelledError ? e : new VertexError(v, e);
-                if (firstError === undefined) {
-                  firstError = err;
-                  ac.abort(err);
-                }
-                throw err;
+          return queue.add(async () => {
+            if (ac.signal.aborted) throw ac.signal.reason ?? new CancelledError();
+            const start = Date.now();
+            let cached = false;
+            emit({ type: 'start', vertex: v, time: start });
+            const ctx: OpContext = {
+              signal: ac.signal,
+              log: (stream, data) => emit({ type: 'log', vertex: v, stream, data, time: Date.now() }),
+              status: (message) => emit({ type: 'status', vertex: v, message, time: Date.now() }),
+              markCached: () => (cached = true),
+            };
+            try {
+              const h0 = o.opFor(v);
+              const h: OpHandle<R> = typeof h0 === 'function' ? { run: h0 } : h0;
+              const inputKeys = ins.map((x) => x.key);
+              let key: CacheKey | undefined;
+              if (h.cacheKey && inputKeys.every((k): k is string => k !== undefined)) key = await h.cacheKey(inputs, inputKeys, ctx);
+              let r: R | undefined;
+              if (key) {
+                const skip = o.noCache?.(v) ?? false;
+                if (!skip) r = await h.load?.(key, inputs, ctx);
+                if (r !== undefined) cached = true;
+                emit({ type: 'cache', vertex: v, time: Date.now(), key: key.key, hit: r !== undefined, reason: r !== undefined ? undefined : skip ? 'cache disabled (--no-cache)' : h.explain?.(key), material: key.material });
               }
-            },
-          ) as Promise<R>;
+              if (r === undefined) {
+                r = await h.run(inputs, ctx);
+                if (key) await h.save?.(key, r, inputs);
+              }
+              const now = Date.now();
+              emit({ type: 'done', vertex: v, time: now, duration: now - start, cached });
+              return { r, key: key?.key };
+            } catch (e) {
+              if (ac.signal.aborted) {
+                // another vertex failed first, or the user cancelled: this one was stopped, not broken
+                emit({ type: 'cancelled', vertex: v, time: Date.now() });
+                throw e;
+              }
+              emit({ type: 'error', vertex: v, time: Date.now(), error: e });
+              const err = e instanceof VertexError || e instanceof CancelledError ? e : new VertexError(v, e);
+              if (firstError === undefined) {
+                firstError = err;
+                ac.abort(err);
+              }
+              throw err;
+            }
+          }) as Promise<{ r: R; key?: string }>;
         })();
         // Failures are reported once, through the root's rejection; siblings must not go unhandled.
         p.catch(() => undefined);
@@ -123,7 +159,7 @@ export function createSolver<Op, R>(o: SolverOptions<Op, R>): Solver<Op, R> {
         return p;
       };
       try {
-        return await run(root);
+        return (await run(root)).r;
       } catch (e) {
         if (opts.signal?.aborted) throw new CancelledError();
         throw firstError ?? e;

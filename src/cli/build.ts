@@ -6,10 +6,13 @@ import { createSolver } from '../builder/index.js';
 import { DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { normalizeName, validateName } from '../image/index.js';
 import { createOps, type OpResult, type OpSpec } from '../ops/index.js';
+import { CacheIndex, ChecksumMemo } from '../cache/index.js';
+import type { SolverEvent } from '../builder/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
+import { autoGc } from './cache.js';
 import { openStore, storeRoot } from './store.js';
 
 export const buildFlags: FlagSpec[] = [
@@ -24,6 +27,9 @@ export const buildFlags: FlagSpec[] = [
   { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
   { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' },
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
+  { name: 'no-cache', type: 'bool', help: 'run every step, ignoring the build cache' },
+  { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
+  { name: 'explain', type: 'string', arg: 'text|json', help: 'print each step\'s cache key inputs and why it hit or missed' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -109,7 +115,11 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   const store = await openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
   const render = createRenderer(progressMode);
   const sde = process.env.SOURCE_DATE_EPOCH;
-  const sourceDateEpoch = sde !== undefined && /^\d+$/.test(sde) ? parseInt(sde, 10) : undefined;
+  if (sde !== undefined && !/^\d+$/.test(sde)) throw new UsageError(`SOURCE_DATE_EPOCH=${sde}: expected a number of seconds since 1970`);
+  // Reproducible by default: without SOURCE_DATE_EPOCH every timestamp is the epoch (docs/cache.md).
+  const sourceDateEpoch = sde !== undefined ? parseInt(sde, 10) : 0;
+  const explain = flagStr(p, 'explain');
+  if (explain !== undefined && explain !== 'text' && explain !== 'json') throw new UsageError(`--explain ${explain}: use text or json`);
   const graph = await planBuild({
     dockerfile: df,
     dockerfileName: path.relative(process.cwd(), dockerfile) || dockerfile,
@@ -125,23 +135,37 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     },
   });
   for (const w of graph.warnings) render.warn(w.line ? `line ${w.line}: ${w.message}` : w.message);
+  const cacheIndex = new CacheIndex(store.root);
+  const memo = new ChecksumMemo(cacheIndex.memoFile);
+  const noCacheStages = new Set(flagList(p, 'no-cache-filter').map((x) => x.toLowerCase()));
+  const cacheEvents: Extract<SolverEvent, { type: 'cache' }>[] = [];
   const solver = createSolver<OpSpec, OpResult>({
-    opFor: createOps({
-      storeRoot: store.root,
-      store: store.content,
-      snapshotter: store.snapshotter,
-      sourceDateEpoch,
-      created: new Date(sourceDateEpoch !== undefined ? sourceDateEpoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    }),
+    opFor: createOps(
+      {
+        storeRoot: store.root,
+        store: store.content,
+        snapshotter: store.snapshotter,
+        sourceDateEpoch,
+        created: new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      },
+      { index: cacheIndex, memo },
+    ),
     concurrency: jobs,
-    onEvent: (e) => render.event(e),
+    noCache: (v) => flagBool(p, 'no-cache') || noCacheStages.has(String(v.meta['stage'] ?? '')),
+    onEvent: (e) => {
+      if (e.type === 'cache') cacheEvents.push(e);
+      render.event(e);
+    },
   });
   let result: OpResult;
   try {
     result = await solver.solve(graph.root, { signal });
   } finally {
     render.finish();
+    memo.save();
   }
+  if (explain) printExplain(explain, cacheEvents);
+  await autoGc(store);
   if (result.kind !== 'export') throw new TsbuildError('INTERNAL', 'build produced no image');
   const imageId = result.configDigest;
   const iid = flagStr(p, 'iidfile');
@@ -151,4 +175,20 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     process.stderr.write(`writing image ${imageId}${names.length ? ` (${names.join(', ')})` : ''}\n`);
   }
   return { imageId, manifestDigest: result.manifest.digest };
+}
+
+function printExplain(format: string, events: Extract<SolverEvent, { type: 'cache' }>[]): void {
+  const steps = events
+    .filter((e) => e.vertex.meta['stepId'] !== undefined)
+    .map((e) => ({ step: e.vertex.name, line: e.vertex.meta['line'], key: e.key, hit: e.hit, reason: e.reason ?? null, inputs: e.material }));
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify({ steps }, null, 2) + '\n');
+    return;
+  }
+  for (const s of steps) {
+    process.stdout.write(`${s.step}\n  ${s.hit ? 'CACHED' : `MISS: ${s.reason}`}\n  key ${s.key}\n`);
+    const entries = Object.entries(s.inputs);
+    for (const [k, v] of entries.slice(0, 20)) process.stdout.write(`    ${k} = ${v.length > 100 ? v.slice(0, 97) + '...' : v}\n`);
+    if (entries.length > 20) process.stdout.write(`    (${entries.length - 20} more inputs)\n`);
+  }
 }

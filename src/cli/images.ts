@@ -1,6 +1,6 @@
 /** `images`, `inspect`, `rmi`, `ps`, `rm`: looking at and cleaning the store. */
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { gcStore } from '../ops/index.js';
+import { gcWithCache } from './cache.js';
 import type { ImageConfig, Manifest } from '../image/index.js';
 import { flagBool, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { openStore, storeRoot, type Store } from './store.js';
@@ -29,7 +29,8 @@ function ago(iso: string | undefined): string {
   if (s < 60) return `${Math.floor(s)} seconds ago`;
   if (s < 3600) return `${Math.floor(s / 60)} minutes ago`;
   if (s < 86400) return `${Math.floor(s / 3600)} hours ago`;
-  return `${Math.floor(s / 86400)} days ago`;
+  if (s < 86400 * 365) return `${Math.floor(s / 86400)} days ago`;
+  return `${Math.floor(s / (86400 * 365))} years ago`;
 }
 
 function table(rows: string[][]): string {
@@ -92,8 +93,7 @@ export async function rmiCommand(p: Parsed): Promise<number> {
     if (!r.name || /^(sha256:)?[a-f0-9]{4,64}$/.test(ref)) s.content.removeDangling(r.manifestDigest);
     if (!s.content.list().some((x) => x.manifest.digest === r.manifestDigest)) process.stdout.write(`Deleted: ${r.configDigest}\n`);
   }
-  const keep = s.containers.list().map((c) => c.snapshot);
-  await gcStore(s.content, s.snapshotter, keep);
+  await gcWithCache(s);
   return 0;
 }
 

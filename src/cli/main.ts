@@ -10,6 +10,7 @@ import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, commonFlags, rmiFlags, psFlags, imagesFlags } from './images.js';
 import { parseCommand, parseFlags } from './parse.js';
+import { cacheCommand, cacheFlags } from './cache.js';
 
 const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.
 
@@ -22,6 +23,8 @@ Usage:
   tsbuild ps [-a]                         list containers
   tsbuild rm CONTAINER                    remove a stopped container
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
+  tsbuild cache ls                        list build cache records
+  tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
 
 Run "tsbuild COMMAND --help" for a command's options.
 `;
@@ -35,6 +38,8 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   ps: { flags: psFlags, synopsis: '[OPTIONS]' },
   rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
+  cache: { flags: cacheFlags, synopsis: 'ls | prune [--keep-storage SIZE] [--filter until=DURATION] [--all]' },
+  prune: { flags: cacheFlags, synopsis: '[--keep-storage SIZE] [--filter until=DURATION] [--all]' },
 };
 
 function errorText(e: unknown): string {
@@ -105,6 +110,10 @@ export async function main(argv: string[]): Promise<number> {
         return await rmCommand(p);
       case 'parse':
         return parseCommand(p);
+      case 'cache':
+        return await cacheCommand(p.positional[0], { ...p, positional: p.positional.slice(1) });
+      case 'prune':
+        return await cacheCommand('prune', p);
     }
     return 2;
   } catch (e) {

@@ -22,6 +22,7 @@ interface Row {
   failed?: boolean;
   logs: string[];
   partial: string;
+  miss?: string;
 }
 
 function secs(ms: number): string {
@@ -59,6 +60,9 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = pro
           }
           case 'status':
             out.write(`#${r.n} ${e.message}\n`);
+            break;
+          case 'cache':
+            if (!e.hit && e.reason && e.vertex.meta['stepId'] !== undefined) out.write(`#${r.n} cache miss: ${e.reason}\n`);
             break;
           case 'done':
             if (r.partial) out.write(`#${r.n} ${((e.time - r.start) / 1000).toFixed(3)} ${r.partial}\n`);
@@ -115,10 +119,13 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = pro
         case 'status':
           r.logs.push(e.message);
           break;
+        case 'cache':
+          if (!e.hit && e.reason && e.vertex.meta['stepId'] !== undefined) r.miss = e.reason;
+          break;
         case 'done':
           r.end = e.time;
           r.cached = e.cached;
-          settle(r, ` => ${e.cached ? 'CACHED ' : ''}${r.v.name}  ${secs(e.duration)}\n`);
+          settle(r, ` => ${e.cached ? 'CACHED ' : ''}${r.v.name}  ${secs(e.duration)}\n${r.miss ? `    cache miss: ${r.miss}\n` : ''}`);
           break;
         case 'error':
           r.end = e.time;

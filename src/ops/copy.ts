@@ -12,6 +12,7 @@ import { resolveInRoot, mkdirInRoot } from '../fsutil/index.js';
 import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
+import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
 import { fetchURL } from './fetch.js';
 import { parseGroup, parsePasswd } from '../runtime/index.js';
 import { activeKey, commitState } from './layer.js';
@@ -365,4 +366,37 @@ export async function mkdirOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'mkdir' }
   } finally {
     if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
   }
+}
+
+/**
+ * The cache material of a COPY/ADD from the context: one `file:<path>` entry per file, directory and
+ * symlink it would read (after .dockerignore and --exclude), by content and metadata, never mtime.
+ */
+export function contextMaterial(op: Extract<OpSpec, { kind: 'copy' }>, dir: string, ignorePatterns: string[], memo: ChecksumMemo): Record<string, string> {
+  const ignore = ignorePatterns.length ? new IgnoreMatcher(ignorePatterns) : undefined;
+  const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
+  const out: Record<string, string> = {};
+  const skip = (rel: string, base: string) =>
+    (ignore?.matches(rel) ?? false) || (excludes !== undefined && (excludes.matches(rel) || (base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1)))));
+  const walk = (host: string, rel: string, base: string) => {
+    out[`file:${rel === '' ? '.' : rel}`] = entryChecksum(host, memo);
+    if (!fs.lstatSync(host).isDirectory()) return;
+    for (const name of fs.readdirSync(host).sort()) {
+      const child = rel === '' ? name : `${rel}/${name}`;
+      if (!skip(child, base)) walk(path.join(host, name), child, base);
+    }
+  };
+  for (const s of op.sources) {
+    if (op.verb === 'ADD' && isURL(s)) continue;
+    const rel = cleanSource(s);
+    for (const m of expandSource(dir, rel, (r) => skip(r, '') || (excludes !== undefined && excludes.matches(path.posix.basename(r))))) {
+      const host = m === '' ? dir : resolveInRoot(dir, m);
+      if (!fs.existsSync(host)) continue;
+      const st = fs.statSync(host);
+      const base = st.isDirectory() ? m : '';
+      if (host !== path.join(dir, m)) out[`file:${m}`] = `-> ${path.relative(dir, host)}`;
+      walk(host, m, base);
+    }
+  }
+  return out;
 }

@@ -11,7 +11,7 @@ export interface GcResult {
   snapshots: number;
 }
 
-export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: string[] = []): Promise<GcResult> {
+export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: string[] = [], keepBlobs: string[] = []): Promise<GcResult> {
   const keep = new Set<string>(keepSnapshots);
   for (const rec of [...store.list().map((r) => r.manifest), ...store.dangling()]) {
     try {
@@ -40,5 +40,5 @@ export async function gcStore(store: ContentStore, snapshotter: Snapshotter, kee
     }
   }
   await snapshotter.cleanup();
-  return { blobBytes: store.gcBlobs(), snapshots: removed };
+  return { blobBytes: store.gcBlobs(keepBlobs), snapshots: removed };
 }

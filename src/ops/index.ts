@@ -1,4 +1,5 @@
-import type { OpFn, Vertex } from '../builder/index.js';
+import type { OpFn, OpHandle, Vertex } from '../builder/index.js';
+import { withCache, type CacheEnv } from './handles.js';
 import { execOp } from './exec.js';
 import { copyOp, mkdirOp } from './copy.js';
 import { exportOp } from './export.js';
@@ -18,31 +19,35 @@ function state(r: OpResult | undefined, what: string): StateRef {
   return r;
 }
 
-/** The builder asks this for each vertex's work. */
-export function createOps(env: OpsEnv): (v: Vertex<OpSpec>) => OpFn<OpResult> {
-  return (v) => {
-    const op = v.op;
-    switch (op.kind) {
-      case 'scratch':
-        return async () => scratchState();
-      case 'image':
-        return async () => imageState(env, op);
-      case 'context':
-        return async (): Promise<ContextRef> => ({ kind: 'context', dir: op.dir, ignore: op.ignore });
-      case 'exec':
-        return async (inputs, ctx) => execOp(env, op, state(inputs[0], 'RUN'), ctx);
-      case 'copy':
-        return async (inputs, ctx) => {
-          const src = inputs[1];
-          if (!src || src.kind === 'export') throw new Error('internal: COPY needs a source');
-          return copyOp(env, op, state(inputs[0], 'COPY'), src, ctx);
-        };
-      case 'mkdir':
-        return async (inputs) => mkdirOp(env, op, state(inputs[0], 'WORKDIR'));
-      case 'export':
-        return async (inputs) => exportOp(env, op, state(inputs[0], 'export'));
-    }
-  };
+/** The builder asks this for each vertex's work; with a cache, each op gets its cache behaviour. */
+export function createOps(env: OpsEnv, cache?: CacheEnv): (v: Vertex<OpSpec>) => OpHandle<OpResult> {
+  return (v) => withCache(env, cache, v, runFor(env, v));
 }
+
+function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
+  const op = v.op;
+  switch (op.kind) {
+    case 'scratch':
+      return async () => scratchState();
+    case 'image':
+      return async () => imageState(env, op);
+    case 'context':
+      return async (): Promise<ContextRef> => ({ kind: 'context', dir: op.dir, ignore: op.ignore });
+    case 'exec':
+      return async (inputs, ctx) => execOp(env, op, state(inputs[0], 'RUN'), ctx);
+    case 'copy':
+      return async (inputs, ctx) => {
+        const src = inputs[1];
+        if (!src || src.kind === 'export') throw new Error('internal: COPY needs a source');
+        return copyOp(env, op, state(inputs[0], 'COPY'), src, ctx);
+      };
+    case 'mkdir':
+      return async (inputs) => mkdirOp(env, op, state(inputs[0], 'WORKDIR'));
+    case 'export':
+      return async (inputs) => exportOp(env, op, state(inputs[0], 'export'));
+  }
+}
+
 export { gcStore } from './gc.js';
 export type { GcResult } from './gc.js';
+export type { CacheEnv } from './handles.js';

@@ -21,6 +21,8 @@ export type OpSpec =
       createdBy: string;
       /** Files bind-mounted read-only for this step only (heredoc scripts under /dev/pipes). */
       files: { path: string; data: string; mode: number }[];
+      /** Which env entries come from ARGs (for cache explanations). */
+      argNames: string[];
     }
   | {
       kind: 'copy';

@@ -164,6 +164,8 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   };
   const context: Vertex<OpSpec> = vertex({ kind: 'context', dir: path.resolve(o.contextDir), ignore: o.ignore }, [], 'load build context');
   const stagesBuilt: string[] = [];
+  // Identifies "the same step" across builds, for explaining cache misses.
+  const stepScope = `${path.resolve(o.contextDir)}#${o.dockerfileName ?? 'Dockerfile'}`;
 
   for (const s of df.stages) {
     if (!needed.has(s.index)) continue;
@@ -243,7 +245,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
     const label = st.stage.name ?? `stage-${st.stage.index}`;
     const c = st.config.config;
     const name = `[${label} ${st.step}/${st.steps}] ${ins.original.split('\n')[0]}`;
-    const meta = { stage: label, line, text: ins.original.split('\n')[0] };
+    const meta = { stage: label, line, text: ins.original.split('\n')[0], stepId: `${stepScope}#${label}#${st.step}` };
     const scope = () => {
       const m = new Map<string, string>();
       for (const [k, v] of st.args) if (v !== undefined) m.set(k, v);
@@ -442,7 +444,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
         const network: NetworkMode = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : o.network;
         const createdBy = `RUN ${argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
         st.vertex = vertex(
-          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files },
+          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files, argNames: [...env.keys()] },
           [st.vertex],
           name,
           meta,

@@ -1,0 +1,85 @@
+/** Cache keys, checksums, explanations and prune selection, without the kernel. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ChecksumMemo, entryChecksum, digestOf, explainMiss, CacheIndex } from './index.js';
+import { selectPrune } from '../cli/cache.js';
+import { tmpdir } from '../testutil/index.js';
+
+test('checksums cover content and metadata but never mtime; the memo avoids re-reading', () => {
+  const d = tmpdir();
+  try {
+    const f = path.join(d, 'f');
+    fs.writeFileSync(f, 'hello');
+    const memo = new ChecksumMemo(path.join(d, 'memo.json'));
+    const a = entryChecksum(f, memo);
+    assert.is(memo.stats.hashed, 1);
+    assert.is(entryChecksum(f, memo), a);
+    assert.is(memo.stats.memoHits, 1, 'unchanged stat: served from the memo');
+    fs.utimesSync(f, new Date(1000), new Date(1000));
+    assert.is(entryChecksum(f, memo), a, 'touching the mtime is not a change');
+    assert.is(memo.stats.hashed, 2, 'but the file is read again to be sure');
+    fs.chmodSync(f, 0o600);
+    assert.is.not(entryChecksum(f, memo), a, 'mode is part of it');
+    fs.writeFileSync(f, 'hellO');
+    const b = entryChecksum(f, memo);
+    assert.is.not(b, a);
+    memo.save();
+    const memo2 = new ChecksumMemo(path.join(d, 'memo.json'));
+    assert.is(entryChecksum(f, memo2), b);
+    assert.is(memo2.stats.memoHits, 1, 'the memo persists across builds');
+    fs.symlinkSync('target', path.join(d, 'l'));
+    assert.match(entryChecksum(path.join(d, 'l'), memo), / target$/);
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('key digests do not depend on material order', () => {
+  assert.is(digestOf({ a: '1', b: '2' }), digestOf({ b: '2', a: '1' }));
+  assert.is.not(digestOf({ a: '1' }), digestOf({ a: '2' }));
+});
+
+test('explanations name what changed', () => {
+  const before = { parent: 'p1', op: 'x', 'arg:VERSION': '1.2', 'file:src/main.c': 'a', 'file:gone': 'g' };
+  assert.match(explainMiss({ ...before, 'arg:VERSION': '1.3' }, before), /^ARG VERSION changed 1.2 → 1.3$/);
+  assert.match(explainMiss({ ...before, 'file:src/main.c': 'b' }, before), /^1 file changed: src\/main.c$/);
+  const many: Record<string, string> = { ...before };
+  for (let i = 0; i < 12; i++) many[`file:f${i}`] = 'n';
+  assert.match(explainMiss(many, before), /12 files changed: f0 \(added\), f1 \(added\), .*, and 7 more/);
+  assert.match(explainMiss({ ...before, parent: 'p2' }, before, { parentStep: '[b 2/3] COPY . /' }), /^parent changed \(\[b 2\/3\] COPY \. \/\)$/);
+  assert.match(explainMiss({ base: 'x@sha256:2' }, { base: 'x@sha256:1' }), /base image now x@sha256:2/);
+  assert.match(explainMiss(before, undefined), /first build/);
+  assert.match(explainMiss(before, before), /removed \(pruned\)/);
+  const { ['file:gone']: _g, ...without } = before;
+  void _g;
+  assert.match(explainMiss(without, before), /gone \(removed\)/);
+});
+
+test('cache index: records and step history round-trip; prune picks old and least recently used', () => {
+  const d = tmpdir();
+  try {
+    const idx = new CacheIndex(d);
+    const rec = (key: string, size: number, lastUsed: string) => ({ key, layer: null, description: key, created: lastUsed, lastUsed, size });
+    idx.save(rec('sha256:aa', 10, '2026-01-01T00:00:00Z'));
+    idx.save(rec('sha256:bb', 20, '2026-01-02T00:00:00Z'));
+    idx.save(rec('sha256:cc', 30, '2026-01-03T00:00:00Z'));
+    assert.is(idx.lookup('sha256:bb')?.size, 20);
+    assert.is(idx.list().length, 3);
+    idx.rememberStep('step-1', { key: 'k', material: { a: '1' }, time: 'now' });
+    assert.equal(idx.lastStep('step-1')?.material, { a: '1' });
+    const all = idx.list();
+    const now = Date.parse('2026-01-04T00:00:00Z');
+    assert.equal(selectPrune(all, { untilMs: 36 * 3600e3, now }).map((r) => r.key).sort(), ['sha256:aa', 'sha256:bb']);
+    assert.equal(selectPrune(all, { keepStorage: 35, now }).map((r) => r.key).sort(), ['sha256:aa', 'sha256:bb']);
+    assert.equal(selectPrune(all, { keepStorage: 100, now }), []);
+    assert.is(selectPrune(all, { all: true }).length, 3);
+    idx.remove('sha256:aa');
+    assert.is(idx.lookup('sha256:aa'), undefined);
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test.run();

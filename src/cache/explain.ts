@@ -1,0 +1,27 @@
+/**
+ * Why a cache key missed, in words: comparing this key's material with the last key the same step had.
+ * Material keys are namespaced: `parent`, `op`, `base`, `env:NAME`, `arg:NAME`, `file:PATH`, `src`.
+ */
+export function explainMiss(now: Record<string, string>, before: Record<string, string> | undefined, opts: { parentStep?: string; maxFiles?: number } = {}): string {
+  if (!before) return 'no cache record for this step yet (first build)';
+  const keys = new Set([...Object.keys(now), ...Object.keys(before)]);
+  const changed = [...keys].filter((k) => now[k] !== before[k]).sort();
+  if (changed.length === 0) return 'the same inputs as last time, but the cached result was removed (pruned); rebuilding it';
+  const reasons: string[] = [];
+  if (changed.includes('parent')) reasons.push(`parent changed${opts.parentStep ? ` (${opts.parentStep})` : ''}`);
+  if (changed.includes('base')) reasons.push(`base image now ${now['base'] ?? 'gone'}`);
+  const args = changed.filter((k) => k.startsWith('arg:'));
+  for (const a of args) reasons.push(`ARG ${a.slice(4)} changed ${before[a] ?? '(unset)'} → ${now[a] ?? '(unset)'}`);
+  const envs = changed.filter((k) => k.startsWith('env:'));
+  for (const e of envs) reasons.push(`ENV ${e.slice(4)} changed ${before[e] ?? '(unset)'} → ${now[e] ?? '(unset)'}`);
+  const files = changed.filter((k) => k.startsWith('file:')).map((k) => k.slice(5));
+  if (files.length) {
+    const max = opts.maxFiles ?? 5;
+    const label = (f: string) => (now[`file:${f}`] === undefined ? `${f} (removed)` : before[`file:${f}`] === undefined ? `${f} (added)` : f);
+    reasons.push(`${files.length} file${files.length > 1 ? 's' : ''} changed: ${files.slice(0, max).map(label).join(', ')}${files.length > max ? `, and ${files.length - max} more` : ''}`);
+  }
+  if (changed.includes('op')) reasons.push('the instruction changed');
+  if (changed.includes('src')) reasons.push('the source stage changed');
+  if (reasons.length === 0) reasons.push(`changed: ${changed.join(', ')}`);
+  return reasons.join('; ');
+}

@@ -1,0 +1,173 @@
+/** The build cache through the CLI: exact hits, explained misses, concurrency, crashes, prune. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { busyboxContext, cli, cliSpawn, pidsMatching, removeStore, sandboxUnavailable, tmpdir } from '../testutil/index.js';
+
+const why = sandboxUnavailable();
+const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
+const root = tmpdir('tsb-cache-store-');
+const dirs: string[] = [];
+const ctx = (rest: string, files?: Record<string, string>) => {
+  const d = busyboxContext(rest, files);
+  dirs.push(d);
+  return d;
+};
+test.after(() => {
+  removeStore(root);
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const build = async (d: string, args: string[] = []) => {
+  const r = await cli(['--progress', 'plain', ...args, d], { root });
+  assert.is(r.code, 0, r.stderr);
+  return r.stderr;
+};
+/** Step names that executed (DONE, not CACHED) in a plain log. */
+function executed(log: string): string[] {
+  const names = new Map<string, string>();
+  const out: string[] = [];
+  for (const l of log.split('\n')) {
+    const m = /^#(\d+) (\[.*)$/.exec(l);
+    if (m) names.set(m[1]!, m[2]!);
+    const d = /^#(\d+) DONE/.exec(l);
+    if (d && names.has(d[1]!)) out.push(names.get(d[1]!)!);
+  }
+  return out;
+}
+const misses = (log: string) => log.split('\n').filter((l) => / cache miss: /.test(l)).map((l) => l.replace(/^#\d+ cache miss: /, ''));
+
+it('an unchanged rebuild runs nothing and gives the same image; touching mtimes is still a hit', async () => {
+  const d = ctx('FROM base AS app\nCOPY src /src\nRUN echo built > /built\n', { 'src/a': 'a', 'src/b': 'b' });
+  const first = await build(d, ['-t', 'c1']);
+  assert.ok(executed(first).some((s) => s.includes('RUN echo built')));
+  const id1 = (await cli(['inspect', 'c1'], { root })).stdout;
+  const second = await build(d, ['-t', 'c1']);
+  assert.equal(executed(second), [], `nothing executes:\n${second}`);
+  assert.is((await cli(['inspect', 'c1'], { root })).stdout, id1, 'the same image');
+  fs.utimesSync(path.join(d, 'src/a'), new Date(), new Date(Date.now() + 5000));
+  const third = await build(d);
+  assert.equal(executed(third), []);
+});
+
+it('changing one file of 20,000 re-runs only the steps after that COPY and names the file', async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 20000; i++) files[`src/d${i % 100}/f${i}.txt`] = `content ${i}\n`;
+  const d = ctx('FROM base AS big\nRUN echo before > /before\nCOPY src /src\nRUN ls -R /src | wc -l > /count\n', files);
+  await build(d);
+  fs.writeFileSync(path.join(d, 'src/d7/f1207.txt'), 'changed\n');
+  const log = await build(d);
+  const ran = executed(log);
+  assert.ok(!ran.some((s) => s.includes('echo before')), 'the step before the COPY is cached');
+  assert.ok(ran.some((s) => s.includes('COPY src /src')) && ran.some((s) => s.includes('RUN ls -R')), ran.join('\n'));
+  assert.ok(misses(log).includes('1 file changed: src/d7/f1207.txt'), misses(log).join('\n'));
+  assert.ok(misses(log).some((m) => /^parent changed \(\[big 3\/4\] COPY src \/src\)/.test(m)), misses(log).join('\n'));
+});
+
+it('a build arg that only stage B uses does not rebuild stage A', async () => {
+  const d = ctx('FROM base AS a\nRUN echo a > /a\nFROM base AS b\nARG VERSION=1\nRUN echo $VERSION > /v\nFROM base AS final\nCOPY --from=a /a /a\nCOPY --from=b /v /v\n');
+  await build(d, ['--build-arg', 'VERSION=1.2']);
+  const log = await build(d, ['--build-arg', 'VERSION=1.3']);
+  const ran = executed(log);
+  assert.not.ok(ran.some((s) => s.includes('echo a')), ran.join('\n'));
+  assert.ok(ran.some((s) => s.includes('echo $VERSION')));
+  assert.ok(misses(log).includes('ARG VERSION changed 1.2 → 1.3'), misses(log).join('\n'));
+});
+
+it('a new base image digest rebuilds everything after FROM and says so', async () => {
+  const baseCtx = ctx('RUN echo v1 > /version\n');
+  await build(baseCtx, ['-t', 'mybase']);
+  const child = tmpdir('tsb-child-');
+  dirs.push(child);
+  fs.writeFileSync(path.join(child, 'Dockerfile'), 'FROM mybase\nRUN cat /version > /copy\n');
+  await build(child);
+  assert.equal(executed(await build(child)), []);
+  fs.writeFileSync(path.join(baseCtx, 'Dockerfile'), fs.readFileSync(path.join(baseCtx, 'Dockerfile'), 'utf8').replace('v1', 'v2'));
+  await build(baseCtx, ['-t', 'mybase']);
+  const log = await build(child);
+  assert.ok(executed(log).some((s) => s.includes('RUN cat /version')));
+  assert.ok(misses(log).some((m) => /parent changed/.test(m)), misses(log).join('\n'));
+});
+
+it('two concurrent builds of the same Dockerfile both succeed', async () => {
+  const d = ctx('FROM base AS x\nRUN sleep 1; echo same > /same\nCOPY Dockerfile /df\n');
+  const [a, b] = await Promise.all([cli(['--progress', 'plain', '-q', d], { root }), cli(['--progress', 'plain', '-q', d], { root })]);
+  assert.is(a.code, 0, a.stderr);
+  assert.is(b.code, 0, b.stderr);
+  assert.is(a.stdout, b.stdout, 'both give the same image');
+});
+
+it('kill -9 during a build leaves a cache the next build can use', async () => {
+  const marker = `sleep ${300 + Math.floor(Math.random() * 100)}`;
+  const d = ctx(`FROM base AS k\nRUN echo first > /first\nRUN ${marker}\n`);
+  const child = cliSpawn(['--progress', 'plain', d], root);
+  try {
+    const deadline = Date.now() + 30_000;
+    while (pidsMatching(new RegExp(`^${marker}`)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+  } finally {
+    child.kill('SIGKILL');
+    for (const p of pidsMatching(new RegExp(`^${marker}`))) process.kill(p, 'SIGKILL');
+  }
+  fs.writeFileSync(path.join(d, 'Dockerfile'), fs.readFileSync(path.join(d, 'Dockerfile'), 'utf8').replace(marker, 'echo done'));
+  const log = await build(d);
+  assert.not.ok(executed(log).some((s) => s.includes('echo first')), 'the step finished before the kill is a hit');
+});
+
+it('two --no-cache builds of a deterministic Dockerfile give the same image digest', async () => {
+  const d = ctx('FROM base AS s1\nRUN echo built > /f && mkdir -p /d/e\nFROM base AS s2\nCOPY --from=s1 /f /f\nCOPY one.txt /one\nENV X=1\n', { 'one.txt': '1' });
+  const a = await cli(['-q', '--no-cache', d], { root });
+  await new Promise((r) => setTimeout(r, 1100));
+  const b = await cli(['-q', '--no-cache', d], { root });
+  assert.is(a.code, 0, a.stderr);
+  assert.is(a.stdout, b.stdout);
+});
+
+it('--no-cache, --no-cache-filter and --explain (text and JSON)', async () => {
+  const d = ctx('FROM base AS one\nRUN echo 1 > /1\nFROM one AS two\nRUN echo 2 > /2\n');
+  await build(d);
+  let log = await build(d, ['--no-cache-filter', 'two']);
+  assert.ok(executed(log).some((s) => s.includes('echo 2')));
+  assert.not.ok(executed(log).some((s) => s.includes('echo 1')));
+  assert.ok(misses(log).includes('cache disabled (--no-cache)'));
+  log = await build(d, ['--no-cache']);
+  assert.ok(executed(log).some((s) => s.includes('echo 1')));
+  const j = await cli(['--progress', 'plain', '--explain', 'json', d], { root });
+  const ex = JSON.parse(j.stdout) as { steps: { step: string; hit: boolean; key: string; inputs: Record<string, string> }[] };
+  const run2 = ex.steps.find((s) => s.step.includes('echo 2'))!;
+  assert.ok(run2.hit && run2.key.startsWith('sha256:') && run2.inputs['parent']?.startsWith('sha256:'));
+  const t = await cli(['--progress', 'plain', '--explain', 'text', d], { root });
+  assert.match(t.stdout, /\[two 2\/2\] RUN echo 2 > \/2\n  CACHED\n  key sha256:/);
+});
+
+it('cache ls, prune with --keep-storage and --filter, and images survive prune', async () => {
+  const d = ctx('FROM base AS p\nRUN head -c 100000 /dev/urandom > /blob\n');
+  await build(d, ['-t', 'pruned']);
+  const ls = await cli(['cache', 'ls'], { root });
+  assert.match(ls.stdout, /RUN head -c 100000/);
+  let r = await cli(['cache', 'prune', '--filter', 'until=1h'], { root });
+  assert.match(r.stdout, /Deleted 0 cache records/);
+  r = await cli(['prune', '--keep-storage', '0'], { root });
+  assert.match(r.stdout, /Deleted [1-9]\d* cache records/);
+  assert.is((await cli(['run', '--rm', 'pruned', 'test', '-s', '/blob'], { root })).code, 0, 'an image keeps what it needs');
+  const log = await build(d);
+  assert.ok(misses(log).some((m) => /removed \(pruned\)/.test(m)), misses(log).join('\n'));
+  r = await cli(['prune', '--keep-storage', 'lots'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /invalid size "lots"/);
+});
+
+it('the .dockerignore in force is part of a context COPY\'s key (COPY . with different ignore files)', async () => {
+  const d = ctx('FROM base AS i\nCOPY . /ctx/\nRUN ls /ctx > /list\n', { keep: 'k', skip: 's' });
+  fs.writeFileSync(path.join(d, 'Dockerfile.dockerignore'), 'skip\n');
+  fs.copyFileSync(path.join(d, 'Dockerfile'), path.join(d, 'Dockerfile2'));
+  fs.writeFileSync(path.join(d, 'Dockerfile2.dockerignore'), 'keep\n');
+  const a = await cli(['-q', '-f', path.join(d, 'Dockerfile'), d], { root });
+  const b = await cli(['-q', '-f', path.join(d, 'Dockerfile2'), d], { root });
+  assert.is((await cli(['run', '--rm', a.stdout.trim(), 'cat', '/list'], { root })).stdout, 'Dockerfile\nDockerfile.dockerignore\nDockerfile2\nDockerfile2.dockerignore\nbusybox\nkeep\n');
+  assert.is((await cli(['run', '--rm', b.stdout.trim(), 'cat', '/list'], { root })).stdout, 'Dockerfile\nDockerfile.dockerignore\nDockerfile2\nDockerfile2.dockerignore\nbusybox\nskip\n');
+});
+
+test.run();

@@ -1,0 +1,113 @@
+/** `tsbuild cache ls`, `tsbuild cache prune` / `tsbuild prune`, and automatic GC after builds. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors/index.js';
+import { CacheIndex, type CacheRecord } from '../cache/index.js';
+import { gcStore } from '../ops/index.js';
+import { readJSONFile } from '../fsutil/index.js';
+import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { openStore, storeRoot, type Store } from './store.js';
+
+export const cacheFlags: FlagSpec[] = [
+  { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
+  { name: 'keep-storage', type: 'string', arg: 'SIZE', help: 'prune: keep at most this much cache (e.g. 10GB), least recently used first out' },
+  { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'prune: only records not used for this long (e.g. until=24h)' },
+  { name: 'all', short: 'a', type: 'bool', help: 'prune: every record' },
+  { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; prune never asks' },
+  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+];
+
+export function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$/i.exec(s.trim());
+  if (!m) throw new UsageError(`invalid size "${s}": use a number with an optional unit, e.g. 512MB or 10GB`);
+  const unit = m[2]!.toLowerCase();
+  const base = m[3]!.toLowerCase().startsWith('i') ? 1024 : 1000;
+  const pow = { '': 0, k: 1, m: 2, g: 3, t: 4 }[unit] ?? 0;
+  return Math.round(parseFloat(m[1]!) * base ** pow);
+}
+
+export function parseUntil(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(s.trim());
+  if (!m) throw new UsageError(`invalid duration "${s}": use e.g. 30m, 24h or 7d`);
+  return parseFloat(m[1]!) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/** Records to drop: older than `until`, then least recently used until the rest fits `keepStorage`. */
+export function selectPrune(records: CacheRecord[], o: { all?: boolean; untilMs?: number; keepStorage?: number; now?: number }): CacheRecord[] {
+  if (o.all) return records;
+  const now = o.now ?? Date.now();
+  const drop = new Set<CacheRecord>();
+  if (o.untilMs !== undefined) for (const r of records) if (now - Date.parse(r.lastUsed) > o.untilMs) drop.add(r);
+  if (o.keepStorage !== undefined) {
+    let total = records.filter((r) => !drop.has(r)).reduce((a, r) => a + r.size, 0);
+    for (const r of [...records].sort((a, b) => a.lastUsed.localeCompare(b.lastUsed))) {
+      if (total <= o.keepStorage) break;
+      if (drop.has(r)) continue;
+      drop.add(r);
+      total -= r.size;
+    }
+  }
+  if (o.untilMs === undefined && o.keepStorage === undefined) return records;
+  return [...drop];
+}
+
+/** Snapshots and blobs that cache records keep alive, for GC. */
+export function cacheRoots(idx: CacheIndex): { snapshots: string[]; blobs: string[] } {
+  const recs = idx.list();
+  return { snapshots: recs.flatMap((r) => (r.snapshot ? [r.snapshot] : [])), blobs: recs.flatMap((r) => (r.layer ? [r.layer.descriptor.digest] : [])) };
+}
+
+export async function gcWithCache(s: Store): Promise<{ blobBytes: number; snapshots: number }> {
+  const roots = cacheRoots(new CacheIndex(s.root));
+  return gcStore(s.content, s.snapshotter, [...s.containers.list().map((c) => c.snapshot), ...roots.snapshots], roots.blobs);
+}
+
+export async function pruneCache(s: Store, o: { all?: boolean; untilMs?: number; keepStorage?: number }): Promise<{ records: number; bytes: number }> {
+  const idx = new CacheIndex(s.root);
+  const drop = selectPrune(idx.list(), o);
+  for (const r of drop) idx.remove(r.key);
+  const g = await gcWithCache(s);
+  return { records: drop.length, bytes: g.blobBytes };
+}
+
+/** `<store>/config.json`: `{ "gc": { "keepStorage": "10GB" } }` prunes after every build. */
+export async function autoGc(s: Store): Promise<void> {
+  const cfg = readJSONFile<{ gc?: { keepStorage?: string } }>(path.join(s.root, 'config.json'), {});
+  if (!cfg.gc?.keepStorage) return;
+  await pruneCache(s, { keepStorage: parseSize(cfg.gc.keepStorage) });
+}
+
+function human(n: number): string {
+  const u = ['B', 'kB', 'MB', 'GB'];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${i ? n.toFixed(1) : n}${u[i]}`;
+}
+
+export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<number> {
+  const s = await openStore(storeRoot(flagStr(p, 'root')));
+  if (sub === 'ls') {
+    const recs = new CacheIndex(s.root).list().sort((a, b) => b.lastUsed.localeCompare(a.lastUsed));
+    const rows = [['KEY', 'SIZE', 'LAST USED', 'STEP']];
+    for (const r of recs) rows.push([r.key.slice(7, 19), human(r.size), r.lastUsed.replace('T', ' ').slice(0, 19), r.description]);
+    const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
+    process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n');
+    process.stdout.write(`${recs.length} records, ${human(recs.reduce((a, r) => a + r.size, 0))}\n`);
+    return 0;
+  }
+  if (sub === 'prune') {
+    const until = flagList(p, 'filter').map((f) => {
+      if (!f.startsWith('until=')) throw new UsageError(`--filter ${f}: only until=DURATION is supported`);
+      return parseUntil(f.slice(6));
+    })[0];
+    const ks = flagStr(p, 'keep-storage');
+    const r = await pruneCache(s, { all: flagBool(p, 'all'), untilMs: until, keepStorage: ks !== undefined ? parseSize(ks) : undefined });
+    process.stdout.write(`Deleted ${r.records} cache records; reclaimed ${human(r.bytes)}\n`);
+    return 0;
+  }
+  throw new UsageError(`cache needs a subcommand: ls or prune (got ${sub ?? 'nothing'})`);
+}
+

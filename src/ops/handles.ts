@@ -1,0 +1,142 @@
+/**
+ * Cache behaviour of each op: what its key is made of, how a cached result is rebuilt from a record,
+ * and what is saved. Keys name parents by their content (the snapshot ChainID), never by position, so a
+ * record can only be reused on top of exactly the filesystem it was built on.
+ */
+import type { CacheKey, OpContext, OpHandle, OpFn, Vertex } from '../builder/index.js';
+import { digestOf, explainMiss, type CacheIndex, type ChecksumMemo } from '../cache/index.js';
+import type { History } from '../image/index.js';
+import { SnapshotError } from '../snapshotter/index.js';
+import { contextMaterial, isURL } from './copy.js';
+import { fetchURL } from './fetch.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
+
+export interface CacheEnv {
+  index: CacheIndex;
+  memo: ChecksumMemo;
+}
+
+function stateOf(r: OpResult | undefined): StateRef | undefined {
+  return r && r.kind === 'state' ? r : undefined;
+}
+
+function parentId(s: StateRef | undefined): string {
+  if (!s) return 'none';
+  return s.snapshot ?? 'scratch';
+}
+
+async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpResult[], ctx: OpContext): Promise<Record<string, string> | undefined> {
+  const op = v.op;
+  switch (op.kind) {
+    case 'scratch':
+      return { op: 'scratch' };
+    case 'image':
+      return { base: `${op.name}@${op.manifestDigest}` };
+    case 'context':
+      return { op: `context ${op.dir}` };
+    case 'exec': {
+      const m: Record<string, string> = {
+        parent: parentId(stateOf(inputs[0])),
+        op: JSON.stringify({ args: op.args, cwd: op.cwd, user: op.user, network: op.network, hostname: op.hostname, files: op.files }),
+      };
+      for (const e of op.env) {
+        const i = e.indexOf('=');
+        const k = i < 0 ? e : e.slice(0, i);
+        m[`${op.argNames.includes(k) ? 'arg' : 'env'}:${k}`] = i < 0 ? '' : e.slice(i + 1);
+      }
+      return m;
+    }
+    case 'copy': {
+      const m: Record<string, string> = {
+        parent: parentId(stateOf(inputs[0])),
+        op: JSON.stringify({ s: op.sources, c: op.contents, d: op.dest, o: op.chown, m: op.chmod, x: op.excludes, p: op.parents, v: op.verb, u: op.unpack, k: op.checksum, l: op.link }),
+      };
+      const src = inputs[1];
+      if (src?.kind === 'context') Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo));
+      else m['src'] = parentId(stateOf(src));
+      for (const s of op.sources.filter((x) => op.verb === 'ADD' && isURL(x))) {
+        if (op.checksum) m[`url:${s}`] = op.checksum;
+        else {
+          // No --checksum: the content decides, as in BuildKit, so the URL is fetched to hash it.
+          const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `key-${process.pid}-`));
+          try {
+            m[`url:${s}`] = (await fetchURL(s, tmp, undefined, ctx.signal)).digest;
+          } finally {
+            fs.rmSync(tmp, { recursive: true, force: true });
+          }
+        }
+      }
+      return m;
+    }
+    case 'mkdir':
+      return { parent: parentId(stateOf(inputs[0])), op: JSON.stringify({ path: op.path, user: op.user }) };
+    case 'export':
+      return undefined;
+  }
+}
+
+function stepId(v: Vertex<OpSpec>): string | undefined {
+  const id = v.meta['stepId'];
+  return typeof id === 'string' ? id : undefined;
+}
+
+function entryFor(env: OpsEnv, op: OpSpec, created?: string): History {
+  const createdBy = 'createdBy' in op ? op.createdBy : '';
+  return { created: created ?? env.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
+}
+
+/** Wraps an op's work with its cache behaviour. */
+export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec>, run: OpFn<OpResult>): OpHandle<OpResult> {
+  if (!c) return { run };
+  const op = v.op;
+  const source = op.kind === 'scratch' || op.kind === 'image' || op.kind === 'context';
+  return {
+    run,
+    async cacheKey(inputs, _keys, ctx): Promise<CacheKey | undefined> {
+      const m = await material(env, c, v, inputs, ctx);
+      return m ? { key: digestOf(m), material: m } : undefined;
+    },
+    async load(key, inputs, ctx) {
+      if (source) return run(inputs, ctx);
+      const rec = c.index.lookup(key.key);
+      const parent = stateOf(inputs[0]);
+      if (!rec || !parent) return undefined;
+      if (rec.snapshot) {
+        try {
+          const info = await env.snapshotter.stat(rec.snapshot);
+          const wantParent = rec.layer ? parent.snapshot : stateOf(inputs[0])?.snapshot;
+          if (rec.layer ? info.parent !== wantParent : rec.snapshot !== wantParent) return undefined;
+        } catch (e) {
+          if (e instanceof SnapshotError) return undefined;
+          throw e;
+        }
+      } else if (rec.layer || parent.snapshot) return undefined;
+      if (rec.layer && !env.store.has(rec.layer.descriptor.digest)) return undefined;
+      c.index.touch(rec);
+      const id = stepId(v);
+      if (id) c.index.rememberStep(id, { key: key.key, material: key.material, time: new Date().toISOString() });
+      const history = 'history' in op ? op.history : [];
+      const entry = entryFor(env, op, rec.created);
+      if (!rec.layer) return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
+      return { kind: 'state', snapshot: rec.snapshot, layers: [...parent.layers, rec.layer], history: [...parent.history, ...history, entry] };
+    },
+    async save(key, result, inputs) {
+      if (source) return;
+      const id = stepId(v);
+      if (id) c.index.rememberStep(id, { key: key.key, material: key.material, time: new Date().toISOString() });
+      const parent = stateOf(inputs[0]);
+      const st = stateOf(result);
+      if (!st || !parent) return;
+      const added = st.layers.length > parent.layers.length ? st.layers.at(-1)! : null;
+      const now = new Date().toISOString();
+      c.index.save({ key: key.key, snapshot: st.snapshot, layer: added, description: v.name, created: st.history.at(-1)?.created ?? env.created, lastUsed: now, size: added?.descriptor.size ?? 0 });
+    },
+    explain(key) {
+      const id = stepId(v);
+      const last = id ? c.index.lastStep(id) : undefined;
+      return explainMiss(key.material, last?.material, { parentStep: v.inputs[0]?.name });
+    },
+  };
+}
