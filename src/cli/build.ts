@@ -1,4 +1,5 @@
 /** `tsbuild build`: Dockerfile + context → image in the local store. */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -164,10 +165,19 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     render.finish();
     memo.save();
   }
-  if (explain) printExplain(explain, cacheEvents);
+  if (explain) printExplain(explain, cacheEvents, memo.stats);
   await autoGc(store);
   if (result.kind !== 'export') throw new TsbuildError('INTERNAL', 'build produced no image');
   const imageId = result.configDigest;
+  recordInputs(store.root, result.manifest.digest, {
+    context,
+    dockerfile,
+    target: flagStr(p, 'target'),
+    buildArgs: Object.fromEntries(buildArgs),
+    network,
+    sourceDateEpoch: sde,
+    dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(text).digest('hex'),
+  });
   const iid = flagStr(p, 'iidfile');
   if (iid) fs.writeFileSync(iid, imageId);
   if (flagBool(p, 'quiet')) process.stdout.write(imageId + '\n');
@@ -177,12 +187,12 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   return { imageId, manifestDigest: result.manifest.digest };
 }
 
-function printExplain(format: string, events: Extract<SolverEvent, { type: 'cache' }>[]): void {
+function printExplain(format: string, events: Extract<SolverEvent, { type: 'cache' }>[], checksums: { hashed: number; memoHits: number }): void {
   const steps = events
     .filter((e) => e.vertex.meta['stepId'] !== undefined)
     .map((e) => ({ step: e.vertex.name, line: e.vertex.meta['line'], key: e.key, hit: e.hit, reason: e.reason ?? null, inputs: e.material }));
   if (format === 'json') {
-    process.stdout.write(JSON.stringify({ steps }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ steps, checksums: { filesRead: checksums.hashed, fromMemo: checksums.memoHits } }, null, 2) + '\n');
     return;
   }
   for (const s of steps) {
@@ -190,5 +200,31 @@ function printExplain(format: string, events: Extract<SolverEvent, { type: 'cach
     const entries = Object.entries(s.inputs);
     for (const [k, v] of entries.slice(0, 20)) process.stdout.write(`    ${k} = ${v.length > 100 ? v.slice(0, 97) + '...' : v}\n`);
     if (entries.length > 20) process.stdout.write(`    (${entries.length - 20} more inputs)\n`);
+  }
+  process.stdout.write(`context checksums: ${checksums.hashed} files read, ${checksums.memoHits} from the memo\n`);
+}
+
+/** What `tsbuild verify` needs to rebuild an image: `<store>/builds/<manifest>.json`. */
+export interface BuildInputs {
+  context: string;
+  dockerfile: string;
+  target?: string;
+  buildArgs: Record<string, string>;
+  network: string;
+  sourceDateEpoch?: string;
+  dockerfileDigest: string;
+}
+
+function recordInputs(root: string, manifest: string, inputs: BuildInputs): void {
+  const dir = path.join(root, 'builds');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1));
+}
+
+export function readInputs(root: string, manifest: string): BuildInputs | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, 'builds', manifest.replace('sha256:', '') + '.json'), 'utf8')) as BuildInputs;
+  } catch {
+    return undefined;
   }
 }

@@ -170,4 +170,17 @@ it('the .dockerignore in force is part of a context COPY\'s key (COPY . with dif
   assert.is((await cli(['run', '--rm', b.stdout.trim(), 'cat', '/list'], { root })).stdout, 'Dockerfile\nDockerfile.dockerignore\nDockerfile2\nDockerfile2.dockerignore\nbusybox\nskip\n');
 });
 
+it('verify rebuilds an image from its recorded inputs and compares digests', async () => {
+  const d = ctx('FROM base AS v\nRUN echo same > /f\n');
+  await build(d, ['-t', 'verified']);
+  let r = await cli(['verify', 'verified'], { root });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^verified: verified rebuilds to the same digest sha256:/);
+  const n = ctx('FROM base AS v\nRUN cat /proc/sys/kernel/random/uuid > /f\n');
+  await build(n, ['-t', 'random']);
+  r = await cli(['verify', 'random'], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stdout, /^MISMATCH: random is sha256:\w+, a rebuild gives sha256:\w+/);
+});
+
 test.run();

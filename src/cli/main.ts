@@ -11,6 +11,7 @@ import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, commonFlags, rmiFlags, psFlags, imagesFlags } from './images.js';
 import { parseCommand, parseFlags } from './parse.js';
 import { cacheCommand, cacheFlags } from './cache.js';
+import { verifyCommand, verifyFlags } from './verify.js';
 
 const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.
 
@@ -23,6 +24,7 @@ Usage:
   tsbuild ps [-a]                         list containers
   tsbuild rm CONTAINER                    remove a stopped container
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
+  tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
 
@@ -39,6 +41,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls | prune [--keep-storage SIZE] [--filter until=DURATION] [--all]' },
+  verify: { flags: verifyFlags, synopsis: 'IMAGE' },
   prune: { flags: cacheFlags, synopsis: '[--keep-storage SIZE] [--filter until=DURATION] [--all]' },
 };
 
@@ -114,6 +117,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cacheCommand(p.positional[0], { ...p, positional: p.positional.slice(1) });
       case 'prune':
         return await cacheCommand('prune', p);
+      case 'verify':
+        return await verifyCommand(p, ac.signal);
     }
     return 2;
   } catch (e) {

@@ -15,6 +15,8 @@ export interface DiffOptions {
   sourceDateEpoch?: number;
 }
 
+const SMALL_FILE = 256 * 1024;
+
 export interface DiffStats {
   entries: number;
 }
@@ -63,6 +65,14 @@ export async function* diffUpperDir(upper: string, opts: DiffOptions, stats: Dif
         }
         if (st.nlink > 1) links.set(key, relPath);
         yield encodeHeader({ ...base, type: 'file', size: st.size });
+        if (st.size <= SMALL_FILE) {
+          // One read for small files: far cheaper than a stream's open/read/close round trips.
+          const data = fs.readFileSync(full);
+          if (data.length !== st.size) throw new Error(`${relPath} changed size while its layer was being written`);
+          yield data;
+          yield padding(st.size);
+          continue;
+        }
         let written = 0;
         const stream = fs.createReadStream(full, { highWaterMark: 1 << 20 });
         for await (const chunk of stream as AsyncIterable<Buffer>) {

@@ -80,12 +80,24 @@ export class ContentStore {
     try {
       const chunks: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer> =
         typeof data === 'string' ? [Buffer.from(data)] : Buffer.isBuffer(data) ? [data] : data;
+      // Layers arrive as many small pieces (a 512-byte header per file): batch them into large writes.
+      let pending: (Buffer | Uint8Array)[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        await fh.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+        pending = [];
+        pendingBytes = 0;
+      };
       for await (const c of chunks) {
         hash.update(c);
         size += c.length;
         if (expected?.size !== undefined && size > expected.size) throw new TsbuildError('SIZE_MISMATCH', `blob is larger than the ${expected.size} bytes its descriptor says; nothing was stored`);
-        await fh.write(c);
+        pending.push(c);
+        pendingBytes += c.length;
+        if (pendingBytes >= 1 << 20) await flush();
       }
+      await flush();
       await fh.sync();
     } catch (e) {
       await fh.close();

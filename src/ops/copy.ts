@@ -155,17 +155,25 @@ function clearTarget(target: string, keepDir: boolean): void {
 }
 
 function copyEntry(srcHost: string, srcRel: string, dstImagePath: string, c: CopyCtx): void {
+  const parent = mkdirInRoot(c.dstRoot, path.posix.dirname(dstImagePath), 0o755, c.owner);
+  copyTo(srcHost, srcRel, path.join(parent, path.posix.basename(dstImagePath)), c);
+}
+
+/**
+ * Copies one entry to an already-resolved host path. Children go straight into the directory just
+ * created or checked (no re-resolution per file): a name inside it can only be a symlink if it already
+ * existed, and clearTarget replaces such a link instead of following it.
+ */
+function copyTo(srcHost: string, srcRel: string, target: string, c: CopyCtx): void {
   if (c.signal.aborted) throw c.signal.reason;
   const st = fs.lstatSync(srcHost);
-  const parent = mkdirInRoot(c.dstRoot, path.posix.dirname(dstImagePath), 0o755, c.owner);
-  const target = path.join(parent, path.posix.basename(dstImagePath));
   if (st.isDirectory()) {
     clearTarget(target, true);
     if (!fs.existsSync(target)) fs.mkdirSync(target);
     for (const name of fs.readdirSync(srcHost).sort()) {
       const childRel = srcRel === '' ? name : `${srcRel}/${name}`;
       if (c.ignored(childRel) || c.excluded(childRel)) continue;
-      copyEntry(path.join(srcHost, name), childRel, path.posix.join(dstImagePath, name), c);
+      copyTo(path.join(srcHost, name), childRel, path.join(target, name), c);
     }
     setMeta(target, st, c, false);
   } else if (st.isSymbolicLink()) {
