@@ -14,13 +14,15 @@ export function explainMiss(now: Record<string, string>, before: Record<string, 
   for (const a of args) reasons.push(`ARG ${a.slice(4)} changed ${before[a] ?? '(unset)'} → ${now[a] ?? '(unset)'}`);
   const envs = changed.filter((k) => k.startsWith('env:'));
   for (const e of envs) reasons.push(`ENV ${e.slice(4)} changed ${before[e] ?? '(unset)'} → ${now[e] ?? '(unset)'}`);
-  const files = changed.filter((k) => k.startsWith('file:')).map((k) => k.slice(5));
+  const files = changed.filter((k) => /^(mount:\d+:)?file:/.test(k)).map((k) => k.replace(/^mount:\d+:/, '').slice(5));
   if (files.length) {
     const max = opts.maxFiles ?? 5;
-    const label = (f: string) => (now[`file:${f}`] === undefined ? `${f} (removed)` : before[`file:${f}`] === undefined ? `${f} (added)` : f);
+    const has = (m: Record<string, string>, f: string) => Object.keys(m).some((k) => k === `file:${f}` || (k.startsWith('mount:') && k.endsWith(`:file:${f}`)));
+    const label = (f: string) => (!has(now, f) ? `${f} (removed)` : !has(before, f) ? `${f} (added)` : f);
     reasons.push(`${files.length} file${files.length > 1 ? 's' : ''} changed: ${files.slice(0, max).map(label).join(', ')}${files.length > max ? `, and ${files.length - max} more` : ''}`);
   }
-  if (changed.includes('op')) reasons.push('the instruction changed');
+  if (changed.includes('op') || changed.some((k) => /^mount:\d+$/.test(k))) reasons.push('the instruction changed');
+  if (changed.some((k) => /^mount:\d+:src$/.test(k))) reasons.push('a mounted stage changed');
   if (changed.includes('src')) reasons.push('the source stage changed');
   if (reasons.length === 0) reasons.push(`changed: ${changed.join(', ')}`);
   return reasons.join('; ');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createSolver } from '../builder/index.js';
 import { DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { normalizeName, validateName } from '../image/index.js';
-import { createOps, type OpResult, type OpSpec } from '../ops/index.js';
+import { createOps, type OpResult, type OpSpec, type BuildSecrets } from '../ops/index.js';
 import { CacheIndex, ChecksumMemo } from '../cache/index.js';
 import type { SolverEvent } from '../builder/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError } from '../parser/index.js';
@@ -28,6 +28,8 @@ export const buildFlags: FlagSpec[] = [
   { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
   { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' },
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
+  { name: 'secret', type: 'list', arg: 'id=ID[,src=FILE|env=VAR]', help: 'a build secret for RUN --mount=type=secret (repeatable)' },
+  { name: 'ssh', type: 'list', arg: 'default|ID=SOCKET', help: 'an ssh agent socket for RUN --mount=type=ssh (repeatable)' },
   { name: 'no-cache', type: 'bool', help: 'run every step, ignoring the build cache' },
   { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
   { name: 'explain', type: 'string', arg: 'text|json', help: 'print each step\'s cache key inputs and why it hit or missed' },
@@ -104,6 +106,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   const jobs = jobsText === undefined ? os.availableParallelism() : parseInt(jobsText, 10);
   if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobsText}: give a number of at least 1`);
 
+  const secrets = parseSecrets(flagList(p, 'secret'), flagList(p, 'ssh'));
   const text = readDockerfile(dockerfile);
   let df;
   try {
@@ -148,6 +151,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
         snapshotter: store.snapshotter,
         sourceDateEpoch,
         created: new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        secrets,
       },
       { index: cacheIndex, memo },
     ),
@@ -227,4 +231,47 @@ export function readInputs(root: string, manifest: string): BuildInputs | undefi
   } catch {
     return undefined;
   }
+}
+
+/** `--secret id=X,src=FILE`, `id=X,env=VAR`, `id=X` (env X, else file X); `--ssh default|ID=SOCKET`. */
+export function parseSecrets(secretFlags: string[], sshFlags: string[]): BuildSecrets {
+  const secrets = new Map<string, { file?: string; env?: string }>();
+  for (const f of secretFlags) {
+    const kv = new Map(f.split(',').map((x) => {
+      const i = x.indexOf('=');
+      return [i < 0 ? x : x.slice(0, i), i < 0 ? '' : x.slice(i + 1)] as [string, string];
+    }));
+    const id = kv.get('id');
+    if (!id) throw new UsageError(`--secret ${f}: id= is required, e.g. --secret id=npmrc,src=$HOME/.npmrc`);
+    for (const k of kv.keys()) if (!['id', 'src', 'source', 'env', 'type'].includes(k)) throw new UsageError(`--secret ${f}: unknown key ${k}`);
+    const src = kv.get('src') ?? kv.get('source');
+    const envName = kv.get('env');
+    if (src !== undefined) {
+      if (!fs.existsSync(src)) throw new UsageError(`--secret ${f}: ${src} does not exist`);
+      secrets.set(id, { file: path.resolve(src) });
+    } else if (envName !== undefined) secrets.set(id, { env: envName });
+    else if (process.env[id] !== undefined) secrets.set(id, { env: id });
+    else if (fs.existsSync(id)) secrets.set(id, { file: path.resolve(id) });
+    else throw new UsageError(`--secret ${f}: give src=FILE or env=VAR`);
+  }
+  const ssh = new Map<string, string>();
+  for (const f of sshFlags) {
+    const i = f.indexOf('=');
+    const id = i < 0 ? f : f.slice(0, i);
+    let sock = i < 0 ? undefined : f.slice(i + 1);
+    if (sock === undefined) {
+      if (id !== 'default') throw new UsageError(`--ssh ${f}: use default or ID=SOCKET`);
+      sock = process.env.SSH_AUTH_SOCK;
+      if (!sock) throw new UsageError('--ssh default: SSH_AUTH_SOCK is not set; start ssh-agent or give --ssh default=SOCKET');
+    }
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(sock);
+    } catch {
+      throw new UsageError(`--ssh ${f}: ${sock} does not exist`);
+    }
+    if (!st.isSocket()) throw new UsageError(`--ssh ${f}: ${sock} is not a socket; key files are not supported yet: load the key into ssh-agent and pass its socket`);
+    ssh.set(id, sock);
+  }
+  return { secrets, ssh };
 }

@@ -3,7 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors/index.js';
 import { CacheIndex, type CacheRecord } from '../cache/index.js';
-import { gcStore } from '../ops/index.js';
+import { gcStore, cacheMountDir } from '../ops/index.js';
+import { diffUpperDir, extractTar } from '../image/index.js';
+import { duSync } from '../snapshotter/index.js';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { readJSONFile } from '../fsutil/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { openStore, storeRoot, type Store } from './store.js';
@@ -14,6 +18,9 @@ export const cacheFlags: FlagSpec[] = [
   { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'prune: only records not used for this long (e.g. until=24h)' },
   { name: 'all', short: 'a', type: 'bool', help: 'prune: every record' },
   { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; prune never asks' },
+  { name: 'mounts', type: 'bool', help: 'ls: list RUN --mount=type=cache directories' },
+  { name: 'output', short: 'o', type: 'string', arg: 'DIR', help: 'export-mounts: directory to write the cache mounts to' },
+  { name: 'input', short: 'i', type: 'string', arg: 'DIR', help: 'import-mounts: directory written by export-mounts' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -62,10 +69,42 @@ export async function gcWithCache(s: Store): Promise<{ blobBytes: number; snapsh
   return gcStore(s.content, s.snapshotter, [...s.containers.list().map((c) => c.snapshot), ...roots.snapshots], roots.blobs);
 }
 
+export interface CacheMountInfo {
+  id: string;
+  dir: string;
+  size: number;
+  lastUsed: Date;
+}
+
+export function listCacheMounts(root: string): CacheMountInfo[] {
+  const base = path.join(root, 'cache', 'mounts');
+  if (!fs.existsSync(base)) return [];
+  return fs.readdirSync(base).filter((e) => !e.includes('.')).map((e) => {
+    const dir = path.join(base, e);
+    let id = e;
+    try {
+      id = fs.readFileSync(`${dir}.id`, 'utf8');
+    } catch {
+      // an id file is written on each use; a mount from before that keeps its hash as name
+    }
+    const idStat = fs.existsSync(`${dir}.id`) ? fs.statSync(`${dir}.id`) : fs.statSync(dir);
+    return { id, dir, size: duSync(dir).size, lastUsed: idStat.mtime };
+  });
+}
+
 export async function pruneCache(s: Store, o: { all?: boolean; untilMs?: number; keepStorage?: number }): Promise<{ records: number; bytes: number }> {
   const idx = new CacheIndex(s.root);
   const drop = selectPrune(idx.list(), o);
   for (const r of drop) idx.remove(r.key);
+  // Cache mounts go with the rest: all of them, or those unused for longer than `until`.
+  if (o.keepStorage === undefined) {
+    for (const m of listCacheMounts(s.root)) {
+      if (o.untilMs !== undefined && !o.all && Date.now() - m.lastUsed.getTime() <= o.untilMs) continue;
+      if (fs.existsSync(`${m.dir}.lock`)) continue;
+      fs.rmSync(m.dir, { recursive: true, force: true });
+      fs.rmSync(`${m.dir}.id`, { force: true });
+    }
+  }
   const g = await gcWithCache(s);
   return { records: drop.length, bytes: g.blobBytes };
 }
@@ -89,13 +128,56 @@ function human(n: number): string {
 
 export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<number> {
   const s = await openStore(storeRoot(flagStr(p, 'root')));
-  if (sub === 'ls') {
+  if (sub === 'ls' && !flagBool(p, 'mounts')) {
     const recs = new CacheIndex(s.root).list().sort((a, b) => b.lastUsed.localeCompare(a.lastUsed));
     const rows = [['KEY', 'SIZE', 'LAST USED', 'STEP']];
     for (const r of recs) rows.push([r.key.slice(7, 19), human(r.size), r.lastUsed.replace('T', ' ').slice(0, 19), r.description]);
     const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
     process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n');
     process.stdout.write(`${recs.length} records, ${human(recs.reduce((a, r) => a + r.size, 0))}\n`);
+    return 0;
+  }
+  if (sub === 'ls' && flagBool(p, 'mounts')) {
+    const ms = listCacheMounts(s.root);
+    const rows = [['ID', 'SIZE', 'LAST USED'], ...ms.map((m) => [m.id, human(m.size), m.lastUsed.toISOString().replace('T', ' ').slice(0, 19)])];
+    const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
+    process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n');
+    return 0;
+  }
+  if (sub === 'export-mounts') {
+    const out = flagStr(p, 'output') ?? p.positional[0];
+    if (!out) throw new UsageError('cache export-mounts needs --output DIR');
+    fs.mkdirSync(out, { recursive: true });
+    const index: Record<string, string> = {};
+    for (const m of listCacheMounts(s.root)) {
+      const file = `${path.basename(m.dir)}.tar`;
+      await pipeline(Readable.from(diffUpperDir(m.dir, { opaqueDirs: new Set() })), fs.createWriteStream(path.join(out, file)));
+      index[m.id] = file;
+    }
+    fs.writeFileSync(path.join(out, 'tsbuild-cache-mounts.json'), JSON.stringify({ version: 1, mounts: index }, null, 1));
+    process.stdout.write(`exported ${Object.keys(index).length} cache mounts to ${out}\n`);
+    return 0;
+  }
+  if (sub === 'import-mounts') {
+    const dir = flagStr(p, 'input') ?? p.positional[0];
+    if (!dir) throw new UsageError('cache import-mounts needs --input DIR');
+    const manifest = path.join(dir, 'tsbuild-cache-mounts.json');
+    if (!fs.existsSync(manifest)) throw new UsageError(`${dir} has no tsbuild-cache-mounts.json: give a directory written by "tsbuild cache export-mounts"`);
+    const { mounts } = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { mounts: Record<string, string> };
+    let n = 0;
+    for (const [id, file] of Object.entries(mounts)) {
+      if (file.includes('/') || file.startsWith('.')) throw new UsageError(`${manifest}: bad entry ${file}`);
+      const target = cacheMountDir(s.root, id);
+      const tmp = `${target}.import-${process.pid}`;
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.mkdirSync(tmp, { recursive: true });
+      await extractTar(fs.createReadStream(path.join(dir, file)), tmp);
+      fs.rmSync(target, { recursive: true, force: true });
+      fs.renameSync(tmp, target);
+      fs.writeFileSync(`${target}.id`, id);
+      n++;
+    }
+    process.stdout.write(`imported ${n} cache mounts\n`);
     return 0;
   }
   if (sub === 'prune') {
@@ -108,6 +190,6 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
     process.stdout.write(`Deleted ${r.records} cache records; reclaimed ${human(r.bytes)}\n`);
     return 0;
   }
-  throw new UsageError(`cache needs a subcommand: ls or prune (got ${sub ?? 'nothing'})`);
+  throw new UsageError(`cache needs a subcommand: ls [--mounts], prune, export-mounts --output DIR or import-mounts --input DIR (got ${sub ?? 'nothing'})`);
 }
 

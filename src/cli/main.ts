@@ -40,7 +40,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   ps: { flags: psFlags, synopsis: '[OPTIONS]' },
   rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
-  cache: { flags: cacheFlags, synopsis: 'ls | prune [--keep-storage SIZE] [--filter until=DURATION] [--all]' },
+  cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
   prune: { flags: cacheFlags, synopsis: '[--keep-storage SIZE] [--filter until=DURATION] [--all]' },
 };

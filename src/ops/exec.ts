@@ -8,7 +8,8 @@ import {
   buildSpec, runSpec, layerDirs, MS, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
 } from '../runtime/index.js';
 import { activeKey, commitState } from './layer.js';
-import type { OpSpec, OpsEnv, StateRef } from './types.js';
+import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
+import { prepareRunMounts, type PreparedMounts } from './runmounts.js';
 
 export class ExecError extends TsbuildError {
   readonly exitCode: number;
@@ -59,17 +60,19 @@ function etcFiles(dir: string, hostname: string, network: 'host' | 'none'): Reco
   return files;
 }
 
-export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>, root: StateRef, ctx: OpContext): Promise<StateRef> {
+export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>, root: StateRef, inputs: OpResult[], ctx: OpContext): Promise<StateRef> {
   const key = activeKey('run');
   const mounts = await env.snapshotter.prepare(key, root.snapshot);
   const work = path.join(env.storeRoot, 'tmp', `run-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
   const rootPath = path.join(work, 'rootfs');
   let committed = false;
+  let runMounts: PreparedMounts | undefined;
   try {
     fs.mkdirSync(rootPath, { recursive: true });
+    runMounts = await prepareRunMounts(env, op, inputs, work, ctx.signal);
     const dirs = layerDirs(mounts);
     const user = resolveUser(op.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
-    const envList = [...op.env];
+    const envList = [...op.env, ...runMounts.env];
     if (!envList.some((e) => e.startsWith('HOME='))) envList.push(`HOME=${user.home}`);
     const spec = buildSpec({
       rootPath,
@@ -83,12 +86,12 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
       hostname: op.hostname,
       network: op.network,
       etcFiles: etcFiles(path.join(work, 'etc'), op.hostname, op.network),
-      extraMounts: op.files.map((f, i) => {
+      extraMounts: [...runMounts.mounts, ...op.files.map((f, i) => {
         const host = path.join(work, `file-${i}`);
         fs.writeFileSync(host, f.data, { mode: f.mode });
         fs.chmodSync(host, f.mode);
         return { destination: f.path, type: 'none', source: host, flags: MS.BIND | MS.RDONLY, data: '', file: true };
-      }),
+      })],
     });
     const stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
     const tail = new Tail();
@@ -110,6 +113,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
     committed = true;
     return out;
   } finally {
+    await runMounts?.cleanup();
     if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
     fs.rmSync(work, { recursive: true, force: true });
   }

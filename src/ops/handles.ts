@@ -41,6 +41,18 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
         parent: parentId(stateOf(inputs[0])),
         op: JSON.stringify({ args: op.args, cwd: op.cwd, user: op.user, network: op.network, hostname: op.hostname, files: op.files }),
       };
+      op.mounts.forEach((mt, i) => {
+        const spec = { ...mt };
+        m[`mount:${i}`] = JSON.stringify(spec);
+        const src = mt.input !== undefined ? inputs[mt.input] : undefined;
+        // What a bind mount shows is an input of the step; a cache mount's contents never are.
+        if (mt.type === 'bind') {
+          if (src?.kind === 'context') {
+            const files = contextMaterial({ kind: 'copy', sources: [mt.source || '.'], contents: [], dest: '/', fromContext: true, excludes: [], history: [], createdBy: '', verb: 'COPY', parents: false, link: false }, src.dir, src.ignore, c.memo);
+            for (const [k, v] of Object.entries(files)) m[`mount:${i}:${k}`] = v;
+          } else m[`mount:${i}:src`] = parentId(stateOf(src));
+        }
+      });
       for (const e of op.env) {
         const i = e.indexOf('=');
         const k = i < 0 ? e : e.slice(0, i);

@@ -6,7 +6,8 @@ import { exportOp } from './export.js';
 import { imageState, scratchState } from './source.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef, ContextRef } from './types.js';
 
-export type { OpSpec, OpResult, OpsEnv, StateRef, ContextRef, ExportRef, LayerRef, NetworkMode } from './types.js';
+export type { OpSpec, OpResult, OpsEnv, StateRef, ContextRef, ExportRef, LayerRef, NetworkMode, BuildSecrets, RunMountSpec } from './types.js';
+export { cacheMountDir } from './runmounts.js';
 export { ExecError } from './exec.js';
 export { CopyError, resolveChown } from './copy.js';
 export { parseChmod, ChmodError } from './chmod.js';
@@ -34,7 +35,7 @@ function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
     case 'context':
       return async (): Promise<ContextRef> => ({ kind: 'context', dir: op.dir, ignore: op.ignore });
     case 'exec':
-      return async (inputs, ctx) => execOp(env, op, state(inputs[0], 'RUN'), ctx);
+      return async (inputs, ctx) => execOp(env, op, state(inputs[0], 'RUN'), inputs, ctx);
     case 'copy':
       return async (inputs, ctx) => {
         const src = inputs[1];

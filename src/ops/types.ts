@@ -5,6 +5,19 @@ import type { SourceContent } from '../parser/index.js';
 
 export type NetworkMode = 'host' | 'none';
 
+export type RunMountSpec =
+  | { type: 'bind'; target: string; source: string; from?: string; rw: boolean }
+  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source: string; mode: number; uid: number; gid: number; ro: boolean }
+  | { type: 'tmpfs'; target: string; size?: number }
+  | { type: 'secret'; target: string; id: string; env?: string; required: boolean; mode: number; uid: number; gid: number }
+  | { type: 'ssh'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
+
+/** Build secrets and ssh agents: provided per build, never part of op data or cache keys. */
+export interface BuildSecrets {
+  secrets: Map<string, { file?: string; env?: string }>;
+  ssh: Map<string, string>;
+}
+
 export type OpSpec =
   | { kind: 'scratch' }
   | { kind: 'image'; name: string; manifestDigest: string }
@@ -23,6 +36,8 @@ export type OpSpec =
       files: { path: string; data: string; mode: number }[];
       /** Which env entries come from ARGs (for cache explanations). */
       argNames: string[];
+      /** RUN --mount specs; `input` indexes the exec vertex's inputs (0 is the root filesystem). */
+      mounts: (RunMountSpec & { input?: number })[];
     }
   | {
       kind: 'copy';
@@ -84,4 +99,5 @@ export interface OpsEnv {
   sourceDateEpoch?: number;
   /** The build's timestamp for `created` fields when SOURCE_DATE_EPOCH is not set. */
   created: string;
+  secrets?: BuildSecrets;
 }

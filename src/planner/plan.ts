@@ -12,6 +12,7 @@ import {
   processWord, processWords, parseDockerfile, instructionFromNode, parseAST, chompHeredocContent, DockerfileSyntaxError,
   type Dockerfile, type Instruction, type Stage,
 } from '../parser/index.js';
+import { parseRunMount, type RunMount } from './mounts.js';
 import { DEFAULT_PATH, cloneConfig, envToMap, parseDuration, setEnv, signalNumber } from './config.js';
 
 export interface ResolvedBase {
@@ -142,6 +143,13 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
       if (i.kind === 'copy' && i.from) {
         const dep = stageRef(i.from, s.index, i.range.startLine);
         if (dep) visit(dep);
+      }
+      if (i.kind === 'run') {
+        for (const m of i.mounts) {
+          const from = /(?:^|,)\s*from=([^,]+)/i.exec(m)?.[1];
+          const dep = from ? stageRef(from.replace(/^"|"$/g, ''), s.index, i.range.startLine) : undefined;
+          if (dep) visit(dep);
+        }
       }
     }
   };
@@ -433,7 +441,29 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
           }
           args = files.length ? [files[0]!.path] : [...shell, script];
         }
-        if (ins.mounts.length > 0) throw new PlanError('RUN --mount is not supported yet by tsbuild (tracked as its own issue)', line, file);
+        const mountInputs: Vertex<OpSpec>[] = [];
+        const mounts: (RunMount & { input?: number })[] = [];
+        for (const raw of ins.mounts) {
+          let m: RunMount;
+          try {
+            m = parseRunMount(raw, (w) => ex(w), c.WorkingDir || '/');
+          } catch (e) {
+            throw new PlanError(`--mount=${raw}: ${(e as Error).message}`, line, file);
+          }
+          if (m.type === 'bind' || (m.type === 'cache' && m.from !== undefined)) {
+            let src: Vertex<OpSpec> = context;
+            if (m.from !== undefined) {
+              const dep = stageRef(m.from, st.stage.index, line);
+              if (dep) src = results.get(dep.index)!.vertex;
+              else {
+                const img = await resolve(m.from, line);
+                src = vertex({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${label}] load ${img.name}`);
+              }
+            }
+            mountInputs.push(src);
+            mounts.push({ ...m, input: mountInputs.length });
+          } else mounts.push(m);
+        }
         const env = new Map<string, string>();
         const argEnv: string[] = [];
         for (const [k, v] of st.args) if (v !== undefined && !envToMap(c.Env).has(k)) {
@@ -444,8 +474,8 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
         const network: NetworkMode = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : o.network;
         const createdBy = `RUN ${argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
         st.vertex = vertex(
-          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files, argNames: [...env.keys()] },
-          [st.vertex],
+          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files, argNames: [...env.keys()], mounts },
+          [st.vertex, ...mountInputs],
           name,
           meta,
         );

@@ -5,7 +5,7 @@ import { TsbuildError } from '../errors/index.js';
 
 export type { Snapshotter, Mount, Info, Kind, Usage } from './types.js';
 export { SnapshotError } from './errors.js';
-export { OverlaySnapshotter } from './overlay.js';
+export { OverlaySnapshotter, duSync } from './overlay.js';
 
 export const DRIVERS = ['overlayfs'] as const;
 

@@ -1,0 +1,229 @@
+/**
+ * RUN --mount: turns mount specs into sandbox mounts for one step, and undoes everything afterwards.
+ * Nothing under a mount target reaches the layer: the target is covered for the whole step, and the
+ * mount point itself is a stub that is removed when the image did not have it.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsbuildError, errnoCode } from '../errors/index.js';
+import { resolveInRoot } from '../fsutil/index.js';
+import { MS, hostMount, hostUnmount, toSysMount, type SpecMount } from '../runtime/index.js';
+import { activeKey } from './layer.js';
+import type { OpResult, OpSpec, OpsEnv, RunMountSpec } from './types.js';
+
+export class MountError extends TsbuildError {
+  constructor(message: string) {
+    super('RUN_MOUNT', message);
+  }
+}
+
+export interface PreparedMounts {
+  mounts: SpecMount[];
+  env: string[];
+  cleanup(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An exclusive lock for `sharing=locked` cache mounts that waits without blocking the event loop. */
+async function lockDir(lock: string, signal: AbortSignal): Promise<() => void> {
+  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, 'owner'), String(process.pid));
+      return () => fs.rmSync(lock, { recursive: true, force: true });
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') throw e;
+      let owner = 0;
+      try {
+        owner = parseInt(fs.readFileSync(path.join(lock, 'owner'), 'utf8'), 10);
+      } catch {
+        // being created or released
+      }
+      if (owner) {
+        try {
+          process.kill(owner, 0);
+        } catch {
+          fs.rmSync(lock, { recursive: true, force: true });
+          continue;
+        }
+      }
+      if (signal.aborted) throw signal.reason;
+      await sleep(delay);
+    }
+  }
+}
+
+function tryLock(lock: string): (() => void) | undefined {
+  try {
+    fs.mkdirSync(lock);
+    fs.writeFileSync(path.join(lock, 'owner'), String(process.pid));
+    return () => fs.rmSync(lock, { recursive: true, force: true });
+  } catch {
+    return undefined;
+  }
+}
+
+export function cacheMountDir(storeRoot: string, id: string): string {
+  return path.join(storeRoot, 'cache', 'mounts', crypto.createHash('sha256').update(id).digest('hex').slice(0, 32));
+}
+
+export async function prepareRunMounts(
+  env: OpsEnv,
+  op: Extract<OpSpec, { kind: 'exec' }>,
+  inputs: OpResult[],
+  work: string,
+  signal: AbortSignal,
+): Promise<PreparedMounts> {
+  const mounts: SpecMount[] = [];
+  const extraEnv: string[] = [];
+  const undo: (() => void | Promise<void>)[] = [];
+  const views = new Map<number, string>();
+  const cleanup = async () => {
+    for (const u of undo.reverse()) {
+      try {
+        await u();
+      } catch {
+        // best effort: recoverStore sweeps what is left
+      }
+    }
+  };
+  /** The host directory behind a mount's `from` input (the context, or a stage/image view mounted on the host). */
+  const inputRoot = async (i: number): Promise<string> => {
+    const r = inputs[i];
+    if (!r) throw new MountError('internal: mount input missing');
+    if (r.kind === 'context') return r.dir;
+    if (r.kind !== 'state') throw new MountError('internal: bad mount input');
+    let dir = views.get(i);
+    if (dir) return dir;
+    dir = path.join(env.storeRoot, 'tmp', 'mnt', `${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(dir, { recursive: true });
+    if (!r.snapshot) {
+      views.set(i, dir);
+      undo.push(() => fs.rmdirSync(dir!));
+      return dir;
+    }
+    const key = activeKey('mountview');
+    const vm = await env.snapshotter.view(key, r.snapshot);
+    undo.push(() => env.snapshotter.remove(key));
+    undo.push(() => fs.rmdirSync(dir!));
+    for (const m of vm) hostMount(toSysMount(m), dir);
+    undo.push(() => hostUnmount(dir!));
+    views.set(i, dir);
+    return dir;
+  };
+  try {
+    let n = 0;
+    for (const m of op.mounts as (RunMountSpec & { input?: number })[]) {
+      n++;
+      switch (m.type) {
+        case 'bind': {
+          const base = await inputRoot(m.input!);
+          const src = m.source ? resolveInRoot(base, m.source) : base;
+          let st: fs.Stats;
+          try {
+            st = fs.statSync(src);
+          } catch {
+            throw new MountError(`--mount=type=bind,source=${m.source || '.'}: not found in ${m.from ? `"${m.from}"` : 'the build context'}`);
+          }
+          if (!m.rw) {
+            mounts.push({ destination: m.target, type: 'none', source: src, flags: MS.BIND | MS.REC | MS.RDONLY, data: '', file: !st.isDirectory() });
+          } else if (st.isDirectory()) {
+            // Writable, but writes are thrown away: an overlay whose upper layer is scratch space.
+            const up = path.join(work, `bind-${n}`);
+            fs.mkdirSync(path.join(up, 'upper'), { recursive: true });
+            fs.mkdirSync(path.join(up, 'work'));
+            mounts.push({ destination: m.target, type: 'overlay', source: 'overlay', flags: 0, data: `lowerdir=${src},upperdir=${up}/upper,workdir=${up}/work` });
+          } else {
+            const copy = path.join(work, `bind-${n}`);
+            fs.copyFileSync(src, copy);
+            mounts.push({ destination: m.target, type: 'none', source: copy, flags: MS.BIND, data: '', file: true });
+          }
+          break;
+        }
+        case 'cache': {
+          let dir = cacheMountDir(env.storeRoot, m.id);
+          const fresh = !fs.existsSync(dir);
+          if (fresh) {
+            const tmp = `${dir}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+            fs.mkdirSync(tmp, { recursive: true });
+            if (m.from !== undefined) {
+              const base = await inputRoot(m.input!);
+              const src = m.source ? resolveInRoot(base, m.source) : base;
+              fs.cpSync(src, tmp, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+            }
+            fs.chmodSync(tmp, m.mode);
+            fs.chownSync(tmp, m.uid, m.gid);
+            try {
+              fs.renameSync(tmp, dir);
+            } catch {
+              fs.rmSync(tmp, { recursive: true, force: true });
+            }
+          }
+          if (m.sharing === 'locked') undo.push(await lockDir(`${dir}.lock`, signal));
+          else if (m.sharing === 'private') {
+            const release = tryLock(`${dir}.lock`);
+            if (release) undo.push(release);
+            else {
+              // In use by another build: this step gets its own throwaway copy, as BuildKit does.
+              const priv = path.join(work, `cache-${n}`);
+              fs.mkdirSync(priv);
+              fs.chmodSync(priv, m.mode);
+              fs.chownSync(priv, m.uid, m.gid);
+              dir = priv;
+            }
+          }
+          fs.writeFileSync(path.join(path.dirname(dir), `${path.basename(dir)}.id`), m.id);
+          mounts.push({ destination: m.target, type: 'none', source: dir, flags: MS.BIND | MS.REC | (m.ro ? MS.RDONLY : 0), data: '' });
+          break;
+        }
+        case 'tmpfs':
+          mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', flags: MS.NOSUID | MS.NODEV, data: m.size !== undefined ? `size=${m.size}` : '' });
+          break;
+        case 'secret': {
+          const s = env.secrets?.secrets.get(m.id);
+          let value: Buffer | undefined;
+          if (s?.file !== undefined) {
+            try {
+              value = fs.readFileSync(s.file);
+            } catch (e) {
+              throw new MountError(`secret ${m.id}: cannot read ${s.file}: ${(e as Error).message}`);
+            }
+          } else if (s?.env !== undefined) {
+            const v = process.env[s.env];
+            if (v !== undefined) value = Buffer.from(v);
+          }
+          if (value === undefined) {
+            if (m.required) throw new MountError(`secret ${m.id} is required but was not provided: pass --secret id=${m.id},src=FILE (or env=VAR)`);
+            break;
+          }
+          if (m.env) extraEnv.push(`${m.env}=${value.toString('utf8')}`);
+          if (m.target) {
+            const f = path.join(work, `secret-${n}`);
+            fs.writeFileSync(f, value, { mode: 0o400 });
+            fs.chownSync(f, m.uid, m.gid);
+            fs.chmodSync(f, m.mode);
+            mounts.push({ destination: m.target, type: 'none', source: f, flags: MS.BIND | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, data: '', file: true });
+          }
+          break;
+        }
+        case 'ssh': {
+          const sock = env.secrets?.ssh.get(m.id);
+          if (!sock) {
+            if (m.required) throw new MountError(`ssh agent "${m.id}" is required but was not provided: pass --ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`}`);
+            break;
+          }
+          if (!fs.existsSync(sock)) throw new MountError(`ssh agent "${m.id}": socket ${sock} does not exist`);
+          mounts.push({ destination: m.target, type: 'none', source: sock, flags: MS.BIND, data: '', file: true });
+          extraEnv.push(`SSH_AUTH_SOCK=${m.target}`);
+          break;
+        }
+      }
+    }
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  return { mounts, env: extraEnv, cleanup };
+}
