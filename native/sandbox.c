@@ -261,6 +261,10 @@ static void apply_caps(struct jval *process) {
   struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
   struct __user_cap_data_struct d[2];
   memset(d, 0, sizeof d);
+  /* A process cannot grant what it does not hold (root here may lack CAP_SYS_RESOURCE): keep the
+     requested set within the current permitted set. */
+  if (syscall(SYS_capget, &h, d) == 0) eff &= ((uint64_t)d[1].permitted << 32) | d[0].permitted;
+  memset(d, 0, sizeof d);
   d[0].effective = d[0].permitted = d[0].inheritable = (uint32_t)eff;
   d[1].effective = d[1].permitted = d[1].inheritable = (uint32_t)(eff >> 32);
   if (syscall(SYS_capset, &h, d) < 0) fail("caps", "capset", "", errno);

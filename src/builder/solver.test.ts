@@ -119,4 +119,38 @@ test('a second solve of an unchanged graph with a memoizing op executes nothing 
   assert.is(executed, 3);
 });
 
+test('through the cache path: changing one input re-executes exactly its dependents', async () => {
+  const records = new Map<string, string>();
+  const executed: string[] = [];
+  const solver = createSolver<Op, string>({
+    opFor: (vx) => ({
+      cacheKey: async (_inputs, keys) => ({ key: `${vx.op.name}:${vx.op.ms ?? 0}|${keys.join(',')}`, material: { op: vx.op.name } }),
+      load: async (key) => records.get(key.key),
+      run: async (inputs) => {
+        executed.push(vx.op.name);
+        return `${vx.op.name}(${inputs.join(',')})`;
+      },
+      save: async (key, r) => void records.set(key.key, r),
+    }),
+  });
+  const graph = (bVersion: number) => {
+    const a = v('a');
+    const b = v('b', [a], { ms: bVersion });
+    const c = v('c', [b]);
+    const d = v('d', [a]);
+    return v('top', [c, d]);
+  };
+  await solver.solve(graph(0));
+  assert.equal(executed.sort(), ['a', 'b', 'c', 'd', 'top']);
+  executed.length = 0;
+  await solver.solve(graph(0));
+  assert.equal(executed, [], 'an unchanged graph executes nothing');
+  await solver.solve(graph(1));
+  assert.equal(executed.sort(), ['b', 'c', 'top'], 'b changed: b and what depends on it, not a or d');
+  const events: string[] = [];
+  const s2 = createSolver<Op, string>({ opFor: () => ({ cacheKey: async () => ({ key: 'k', material: {} }), load: async () => 'x', run: async () => 'y' }), noCache: () => true, onEvent: (e) => { if (e.type === 'cache') events.push(`${e.hit}:${e.reason}`); } });
+  assert.is(await s2.solve(v('z')), 'y', '--no-cache skips load');
+  assert.equal(events, ['false:cache disabled (--no-cache)']);
+});
+
 test.run();

@@ -30,6 +30,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
   { name: 'secret', type: 'list', arg: 'id=ID[,src=FILE|env=VAR]', help: 'a build secret for RUN --mount=type=secret (repeatable)' },
   { name: 'ssh', type: 'list', arg: 'default|ID=SOCKET', help: 'an ssh agent socket for RUN --mount=type=ssh (repeatable)' },
+  { name: 'allow', type: 'list', arg: 'security.insecure', help: 'grant an entitlement (RUN --security=insecure)' },
   { name: 'no-cache', type: 'bool', help: 'run every step, ignoring the build cache' },
   { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
   { name: 'explain', type: 'string', arg: 'text|json', help: 'print each step\'s cache key inputs and why it hit or missed' },
@@ -133,6 +134,10 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     ignore,
     names,
     network,
+    allow: flagList(p, 'allow').map((a) => {
+      if (a !== 'security.insecure' && a !== 'network.host') throw new UsageError(`--allow ${a}: known entitlements are security.insecure and network.host`);
+      return a;
+    }),
     resolveImage: async (name) => {
       const r = store.content.resolve(name);
       return { name: r.name ?? name, manifestDigest: r.manifestDigest, config: r.config };

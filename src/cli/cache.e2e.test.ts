@@ -183,4 +183,19 @@ it('verify rebuilds an image from its recorded inputs and compares digests', asy
   assert.match(r.stdout, /^MISMATCH: random is sha256:\w+, a rebuild gives sha256:\w+/);
 });
 
+it('automatic GC: <store>/config.json keepStorage prunes least recently used records after a build', async () => {
+  const other = tmpdir('tsb-gc-store-');
+  try {
+    fs.writeFileSync(path.join(other, 'config.json'), JSON.stringify({ gc: { keepStorage: '1' } }));
+    const d = ctx('FROM base AS g\nRUN head -c 50000 /dev/urandom > /blob\n');
+    const r = await cli(['-t', 'gced', '--progress', 'plain', d], { root: other });
+    assert.is(r.code, 0, r.stderr);
+    const ls = await cli(['cache', 'ls'], { root: other });
+    assert.match(ls.stdout, /\n0 records|, 0B\n$/, ls.stdout);
+    assert.is((await cli(['run', '--rm', 'gced', 'test', '-s', '/blob'], { root: other })).code, 0, 'the image keeps its layers');
+  } finally {
+    removeStore(other);
+  }
+});
+
 test.run();

@@ -270,4 +270,34 @@ it('SOURCE_DATE_EPOCH: two builds of the same inputs give the same image digest'
   assert.is.not(a, c, 'a different epoch is a different image');
 });
 
+it('COPY --link: the layer does not depend on the base, and destination symlinks are not followed', async () => {
+  const d = ctx(
+    'RUN mkdir /real && ln -s /real /app\nFROM base AS one\nRUN echo one > /marker\nCOPY --link --chown=7:8 files/ /app/\n' +
+      'FROM base AS two\nRUN echo two > /marker\nCOPY --link --chown=7:8 files/ /app/\n',
+    { 'files/f.txt': 'linked\n' },
+  );
+  await build(d, ['-t', 'link-one', '--target', 'one']);
+  await build(d, ['-t', 'link-two', '--target', 'two']);
+  const [a, b] = [await inspect('link-one'), await inspect('link-two')];
+  assert.is(a.RootFS.diff_ids.at(-1), b.RootFS.diff_ids.at(-1), 'the same --link layer on different bases');
+  assert.is.not(a.RootFS.diff_ids.at(-2), b.RootFS.diff_ids.at(-2));
+  assert.is(await runIn('link-one', 'cat /app/f.txt /marker; stat -c %u:%g /app/f.txt; test -L /app && echo link || echo dir; ls /real | wc -l'), 'linked\none\n7:8\ndir\n0\n');
+});
+
+it('RUN --network=none has only loopback; --security=insecure needs --allow and then has every capability', async () => {
+  const d = ctx('FROM base AS n\nRUN --network=none ls /sys/class/net > /ifaces\nRUN grep CapEff /proc/self/status > /caps-default\nRUN --security=insecure grep CapEff /proc/self/status > /caps-insecure\n');
+  const denied = await cli(['--progress', 'plain', '--target', 'n', d], { root });
+  assert.is(denied.code, 1);
+  assert.match(denied.stderr, /needs the security.insecure entitlement: build with --allow security.insecure/);
+  await build(d, ['-t', 'netsec', '--target', 'n', '--allow', 'security.insecure']);
+  const out = await runIn('netsec', 'cat /ifaces /caps-default /caps-insecure');
+  const [ifaces, def, ins] = out.trim().split('\n');
+  assert.is(ifaces, 'lo');
+  assert.match(def!, /CapEff:\t00000000a80425fb/);
+  const bits = (line: string) => BigInt('0x' + line.split('\t')[1]);
+  const [d0, i0] = [bits(def!), bits(ins!)];
+  assert.ok((i0 & d0) === d0 && i0 > d0, `insecure has every default capability and more: ${ins}`);
+  assert.ok((i0 & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN included');
+});
+
 test.run();

@@ -10,11 +10,11 @@ import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
 import { resolveInRoot, mkdirInRoot } from '../fsutil/index.js';
 import { IgnoreMatcher } from '../parser/index.js';
-import { detectArchive, extractTar, openDecompressed } from '../image/index.js';
+import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
 import { fetchURL } from './fetch.js';
-import { parseGroup, parsePasswd } from '../runtime/index.js';
+import { parseGroup, parsePasswd, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { activeKey, commitState } from './layer.js';
 import { withMounted } from './mount.js';
 import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -40,12 +40,16 @@ function readEtc(root: string, file: string): string | undefined {
 
 /** `--chown=user[:group]`, names resolved in the destination image. Only a user → gid = uid. */
 export function resolveChown(spec: string, root: string): Owner {
+  return resolveChownIn(spec, readEtc(root, '/etc/passwd'), readEtc(root, '/etc/group'));
+}
+
+export function resolveChownIn(spec: string, passwd: string | undefined, group: string | undefined): Owner {
   const [u = '', g] = spec.split(':', 2);
   const num = (s: string) => /^\d+$/.test(s);
   let uid: number;
   if (num(u)) uid = parseInt(u, 10);
   else {
-    const e = parsePasswd(readEtc(root, '/etc/passwd')).find((p) => p.name === u);
+    const e = parsePasswd(passwd).find((p) => p.name === u);
     if (!e) throw new CopyError(`--chown=${spec}: unable to find user ${u} in the image's /etc/passwd`);
     uid = e.uid;
   }
@@ -53,7 +57,7 @@ export function resolveChown(spec: string, root: string): Owner {
   if (g !== undefined && g !== '') {
     if (num(g)) gid = parseInt(g, 10);
     else {
-      const e = parseGroup(readEtc(root, '/etc/group')).find((x) => x.name === g);
+      const e = parseGroup(group).find((x) => x.name === g);
       if (!e) throw new CopyError(`--chown=${spec}: unable to find group ${g} in the image's /etc/group`);
       gid = e.gid;
     }
@@ -206,8 +210,9 @@ async function copyInto(
   workdir: string,
   ctx: OpContext,
   tmp: string,
+  ownerOverride?: Owner,
 ): Promise<void> {
-  const owner = op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 };
+  const owner = ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 });
   const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const c: CopyCtx = {
@@ -324,6 +329,7 @@ export async function copyOp(
   ctx: OpContext,
 ): Promise<StateRef> {
   const workdir = '/';
+  if (op.link) return linkedCopy(env, op, dst, src, ctx);
   const key = activeKey('copy');
   const mounts = await env.snapshotter.prepare(key, dst.snapshot);
   let committed = false;
@@ -407,4 +413,68 @@ export function contextMaterial(op: Extract<OpSpec, { kind: 'copy' }>, dir: stri
     }
   }
   return out;
+}
+
+/**
+ * COPY/ADD --link: the files are copied into an empty snapshot, so the layer depends only on the
+ * sources (the same digest whatever the base), then that layer is stacked on the parent as its own
+ * overlay layer, as BuildKit's MergeOp does: nothing of the destination is followed or merged.
+ */
+async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, dst: StateRef, src: StateRef | ContextRef, ctx: OpContext): Promise<StateRef> {
+  let owner: Owner | undefined;
+  if (op.chown && dst.snapshot) {
+    const dirs = layerDirs(await env.snapshotter.mounts(dst.snapshot));
+    owner = resolveChownIn(op.chown, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
+  } else if (op.chown) owner = resolveChownIn(op.chown, undefined, undefined);
+  const scratch = activeKey('link');
+  const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
+  let viewKey: string | undefined;
+  let blob: { digest: string; size: number } | undefined;
+  try {
+    const mounts = await env.snapshotter.prepare(scratch);
+    await withMounted(env.storeRoot, mounts, async (dstRoot) => {
+      if (src.kind === 'context') {
+        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, tmp, owner);
+      } else if (src.snapshot) {
+        viewKey = activeKey('view');
+        const vm = await env.snapshotter.view(viewKey, src.snapshot);
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner));
+      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner);
+    });
+    const upper = await env.snapshotter.upperDir?.(scratch);
+    if (!upper) throw new CopyError(`--link needs a snapshotter with layer diffs; ${env.snapshotter.driver} has none`);
+    if (fs.readdirSync(upper).length > 0) blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch }));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (viewKey) await env.snapshotter.remove(viewKey).catch(() => undefined);
+    await env.snapshotter.remove(scratch).catch(() => undefined);
+  }
+  const entry = { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' };
+  if (!blob) return { ...dst, history: [...dst.history, ...op.history, { ...entry, empty_layer: true }] };
+  const diffIDs = [...dst.layers.map((l) => l.diffID), blob.digest];
+  const chain = chainIDs(diffIDs).at(-1)!;
+  let exists = true;
+  try {
+    await env.snapshotter.stat(chain);
+  } catch {
+    exists = false;
+  }
+  if (!exists) {
+    const key = activeKey('linkapply');
+    await env.snapshotter.prepare(key, dst.snapshot);
+    try {
+      const upper = (await env.snapshotter.upperDir?.(key))!;
+      await extractTar(fs.createReadStream(env.store.blobPath(blob.digest)), upper);
+      await env.snapshotter.commit(chain, key);
+    } catch (e) {
+      await env.snapshotter.remove(key).catch(() => undefined);
+      if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'SNAPSHOT_EXISTS')) throw e;
+    }
+  }
+  return {
+    kind: 'state',
+    snapshot: chain,
+    layers: [...dst.layers, { diffID: blob.digest, descriptor: { mediaType: MediaType.layer, digest: blob.digest, size: blob.size } }],
+    history: [...dst.history, ...op.history, entry],
+  };
 }

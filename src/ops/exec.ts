@@ -85,6 +85,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
       additionalGids: user.additionalGids,
       hostname: op.hostname,
       network: op.network,
+      privileged: op.insecure,
       etcFiles: etcFiles(path.join(work, 'etc'), op.hostname, op.network),
       extraMounts: [...runMounts.mounts, ...op.files.map((f, i) => {
         const host = path.join(work, `file-${i}`);

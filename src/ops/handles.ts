@@ -39,7 +39,7 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
     case 'exec': {
       const m: Record<string, string> = {
         parent: parentId(stateOf(inputs[0])),
-        op: JSON.stringify({ args: op.args, cwd: op.cwd, user: op.user, network: op.network, hostname: op.hostname, files: op.files }),
+        op: JSON.stringify({ args: op.args, cwd: op.cwd, user: op.user, network: op.network, hostname: op.hostname, files: op.files, insecure: op.insecure }),
       };
       op.mounts.forEach((mt, i) => {
         const spec = { ...mt };

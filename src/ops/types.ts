@@ -38,6 +38,8 @@ export type OpSpec =
       argNames: string[];
       /** RUN --mount specs; `input` indexes the exec vertex's inputs (0 is the root filesystem). */
       mounts: (RunMountSpec & { input?: number })[];
+      /** RUN --security=insecure: all capabilities, nothing masked (needs --allow security.insecure). */
+      insecure: boolean;
     }
   | {
       kind: 'copy';

@@ -30,6 +30,8 @@ export interface PlanOptions {
   ignore: string[];
   names: string[];
   network: NetworkMode;
+  /** Entitlements granted with --allow (security.insecure). */
+  allow?: string[];
   resolveImage: (name: string) => Promise<ResolvedBase>;
 }
 
@@ -472,9 +474,13 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
         }
         const procEnv = [...(c.Env ?? []), ...[...env].map(([k, v]) => `${k}=${v}`)];
         const network: NetworkMode = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : o.network;
+        const insecure = ins.security === 'insecure';
+        if (insecure && !(o.allow ?? []).includes('security.insecure')) {
+          throw new PlanError('RUN --security=insecure needs the security.insecure entitlement: build with --allow security.insecure', line, file);
+        }
         const createdBy = `RUN ${argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
         st.vertex = vertex(
-          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files, argNames: [...env.keys()], mounts },
+          { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(), createdBy, files, argNames: [...env.keys()], mounts, insecure },
           [st.vertex, ...mountInputs],
           name,
           meta,

@@ -101,10 +101,13 @@ export interface SpecOptions {
   etcFiles?: Record<string, string>;
   extraMounts?: SpecMount[];
   rlimits?: { type: string; soft: number; hard: number }[];
+  /** All capabilities and no masked or read-only /proc paths (RUN --security=insecure). */
+  privileged?: boolean;
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
-  const caps = Object.values(DEFAULT_CAPS);
+  // CAP_LAST_CAP is 40 on current kernels; unknown numbers are ignored by the helper's bounding drop.
+  const caps = o.privileged ? Array.from({ length: 41 }, (_, i) => i) : Object.values(DEFAULT_CAPS);
   const mounts: SpecMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
@@ -143,7 +146,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       { path: 'dev/stdout', target: '/proc/self/fd/1' },
       { path: 'dev/stderr', target: '/proc/self/fd/2' },
     ],
-    linux: { namespaces: namespaces.map((type) => ({ type })), maskedPaths: MASKED, readonlyPaths: READONLY },
+    linux: { namespaces: namespaces.map((type) => ({ type })), maskedPaths: o.privileged ? [] : MASKED, readonlyPaths: o.privileged ? [] : READONLY },
     loopbackUp: o.network === 'none',
     init: o.init ?? false,
   };
