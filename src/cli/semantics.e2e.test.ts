@@ -192,7 +192,11 @@ it('ADD: URLs with --checksum; a wrong checksum and an unreachable URL fail clea
   const body = 'downloaded content\n';
   const digest = 'sha256:' + crypto.createHash('sha256').update(body).digest('hex');
   const server = http.createServer((req, res) => {
-    if (req.url === '/files/data.txt') {
+    if (req.url === '/private/p.txt') {
+      const ok = req.headers.authorization === 'Bearer sekrit-token';
+      res.writeHead(ok ? 200 : 401);
+      res.end(ok ? 'private\n' : '');
+    } else if (req.url === '/files/data.txt') {
       res.writeHead(200, { 'last-modified': 'Wed, 01 Jan 2020 00:00:00 GMT', 'content-type': 'text/plain' });
       res.end(body);
     } else {
@@ -211,6 +215,12 @@ it('ADD: URLs with --checksum; a wrong checksum and an unreachable URL fail clea
     let r = await cli(['--progress', 'plain', '--target', 'u', bad], { root });
     assert.is(r.code, 1);
     assert.match(r.stderr, /checksum mismatch: expected sha256:0{64}, got sha256:[a-f0-9]{64}/);
+    const priv = ctx(`FROM base AS u\nADD --checksum=sha256:${crypto.createHash('sha256').update('private\n').digest('hex')} http://127.0.0.1:${port}/private/p.txt /p.txt\n`);
+    r = await cli(['--progress', 'plain', '--target', 'u', priv], { root });
+    assert.match(r.stderr, /answered 401 .*--secret id=HTTP_AUTH_TOKEN_127\.0\.0\.1/);
+    r = await cli(['--progress', 'plain', '--target', 'u', '-t', 'private', '--secret', 'id=HTTP_AUTH_TOKEN_127.0.0.1,env=TSB_TEST_TOKEN', priv], { root, env: { TSB_TEST_TOKEN: 'sekrit-token' } });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(await runIn('private', 'cat /p.txt'), 'private\n');
     const missing = ctx(`FROM base AS u\nADD http://127.0.0.1:${port}/nope /x\n`);
     r = await cli(['--progress', 'plain', '--target', 'u', missing], { root });
     assert.match(r.stderr, /the server answered 404/);

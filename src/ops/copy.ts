@@ -13,11 +13,11 @@ import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
-import { fetchURL } from './fetch.js';
+import { fetchURL, authHeaders } from './fetch.js';
 import { parseGroup, parsePasswd, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { activeKey, commitState } from './layer.js';
 import { withMounted } from './mount.js';
-import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
+import type { BuildSecrets, ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
 
 export class CopyError extends TsbuildError {
   constructor(message: string) {
@@ -211,6 +211,7 @@ async function copyInto(
   ctx: OpContext,
   tmp: string,
   ownerOverride?: Owner,
+  secrets?: BuildSecrets,
 ): Promise<void> {
   const owner = ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 });
   const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
@@ -285,7 +286,7 @@ async function copyInto(
     copyEntry(host, rel, op.parents ? base : destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
   }
   for (const url of urls) {
-    const got = await fetchURL(url, tmp, op.checksum, ctx.signal);
+    const got = await fetchURL(url, tmp, op.checksum, ctx.signal, authHeaders(url, secrets));
     if (op.unpack === true) {
       const kind = await detectArchive(got.file);
       if (kind) {
@@ -339,13 +340,13 @@ export async function copyOp(
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
-        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, tmp);
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, tmp, undefined, env.secrets);
       } else if (src.snapshot) {
         viewKey = activeKey('view');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, tmp));
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, tmp, undefined, env.secrets));
       } else {
-        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, tmp);
+        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, tmp, undefined, env.secrets);
       }
     });
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
@@ -434,12 +435,12 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     const mounts = await env.snapshotter.prepare(scratch);
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
-        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, tmp, owner);
+        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, tmp, owner, env.secrets);
       } else if (src.snapshot) {
         viewKey = activeKey('view');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner));
-      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner);
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner, env.secrets));
+      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner, env.secrets);
     });
     const upper = await env.snapshotter.upperDir?.(scratch);
     if (!upper) throw new CopyError(`--link needs a snapshotter with layer diffs; ${env.snapshotter.driver} has none`);

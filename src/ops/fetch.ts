@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ky, { HTTPError } from 'ky';
 import { TsbuildError } from '../errors/index.js';
+import type { BuildSecrets } from './types.js';
 
 export class FetchError extends TsbuildError {
   constructor(message: string) {
@@ -36,15 +37,37 @@ function redact(url: string): string {
   }
 }
 
-export async function fetchURL(url: string, dir: string, checksum: string | undefined, signal: AbortSignal): Promise<Fetched> {
+/**
+ * BuildKit's auth for ADD URLs: the build secret `HTTP_AUTH_HEADER_<host>` is sent as the
+ * Authorization header, `HTTP_AUTH_TOKEN_<host>` as `Bearer <token>`. Only to that host.
+ */
+export function authHeaders(url: string, secrets: BuildSecrets | undefined): Record<string, string> {
+  if (!secrets) return {};
+  const host = new URL(url).hostname;
+  const read = (id: string): string | undefined => {
+    const s = secrets.secrets.get(id);
+    if (!s) return undefined;
+    if (s.file !== undefined) return fs.readFileSync(s.file, 'utf8').trim();
+    return s.env !== undefined ? process.env[s.env] : undefined;
+  };
+  const header = read(`HTTP_AUTH_HEADER_${host}`);
+  if (header !== undefined) return { authorization: header };
+  const token = read(`HTTP_AUTH_TOKEN_${host}`);
+  return token !== undefined ? { authorization: `Bearer ${token}` } : {};
+}
+
+export async function fetchURL(url: string, dir: string, checksum: string | undefined, signal: AbortSignal, headers: Record<string, string> = {}): Promise<Fetched> {
   if (checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(checksum)) {
     throw new FetchError(`--checksum=${checksum}: expected sha256:<64 hex digits>`);
   }
   let res: Response;
   try {
-    res = await ky.get(url, { signal, timeout: 60_000, retry: { limit: 2 }, throwHttpErrors: true });
+    res = await ky.get(url, { signal, timeout: 60_000, retry: { limit: 2 }, throwHttpErrors: true, headers });
   } catch (e) {
-    if (e instanceof HTTPError) throw new FetchError(`ADD ${redact(url)}: the server answered ${e.response.status} ${e.response.statusText}`);
+    if (e instanceof HTTPError) {
+      const hint = e.response.status === 401 || e.response.status === 403 ? `; for a private URL pass --secret id=HTTP_AUTH_TOKEN_${new URL(url).hostname},env=VAR (or HTTP_AUTH_HEADER_<host>)` : '';
+      throw new FetchError(`ADD ${redact(url)}: the server answered ${e.response.status} ${e.response.statusText}${hint}`);
+    }
     const cause = e instanceof Error ? ((e.cause as Error | undefined)?.message ?? e.message) : String(e);
     throw new FetchError(`ADD ${redact(url)}: cannot download it (${cause}); check the URL and that the host is reachable from this machine`);
   }

@@ -8,7 +8,7 @@ import { digestOf, explainMiss, type CacheIndex, type ChecksumMemo } from '../ca
 import type { History } from '../image/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { contextMaterial, isURL } from './copy.js';
-import { fetchURL } from './fetch.js';
+import { fetchURL, authHeaders } from './fetch.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -74,7 +74,7 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
           // No --checksum: the content decides, as in BuildKit, so the URL is fetched to hash it.
           const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `key-${process.pid}-`));
           try {
-            m[`url:${s}`] = (await fetchURL(s, tmp, undefined, ctx.signal)).digest;
+            m[`url:${s}`] = (await fetchURL(s, tmp, undefined, ctx.signal, authHeaders(s, env.secrets))).digest;
           } finally {
             fs.rmSync(tmp, { recursive: true, force: true });
           }
