@@ -3,21 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { busyboxContext, cli, cliSpawn, pidsMatching, removeStore, sandboxUnavailable, tmpdir } from '../testutil/index.js';
+import { cli, cliSpawn, pidsMatching, removeStore, tmpdir, e2eHarness } from '../testutil/index.js';
 
-const why = sandboxUnavailable();
-const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
-const root = tmpdir('tsb-cache-store-');
-const dirs: string[] = [];
-const ctx = (rest: string, files?: Record<string, string>) => {
-  const d = busyboxContext(rest, files);
-  dirs.push(d);
-  return d;
-};
-test.after(() => {
-  removeStore(root);
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const { it, root, dirs, ctx } = e2eHarness('cache');
 
 const build = async (d: string, args: string[] = []) => {
   const r = await cli(['--progress', 'plain', ...args, d], { root });

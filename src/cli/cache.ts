@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { readJSONFile } from '../fsutil/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { humanSize, table } from './format.js';
 import { openStore, storeRoot, type Store } from './store.js';
 
 export const cacheFlags: FlagSpec[] = [
@@ -116,32 +117,20 @@ export async function autoGc(s: Store): Promise<void> {
   await pruneCache(s, { keepStorage: parseSize(cfg.gc.keepStorage) });
 }
 
-function human(n: number): string {
-  const u = ['B', 'kB', 'MB', 'GB'];
-  let i = 0;
-  while (n >= 1000 && i < u.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${i ? n.toFixed(1) : n}${u[i]}`;
-}
-
 export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<number> {
   const s = await openStore(storeRoot(flagStr(p, 'root')));
   if (sub === 'ls' && !flagBool(p, 'mounts')) {
     const recs = new CacheIndex(s.root).list().sort((a, b) => b.lastUsed.localeCompare(a.lastUsed));
     const rows = [['KEY', 'SIZE', 'LAST USED', 'STEP']];
-    for (const r of recs) rows.push([r.key.slice(7, 19), human(r.size), r.lastUsed.replace('T', ' ').slice(0, 19), r.description]);
-    const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
-    process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n');
-    process.stdout.write(`${recs.length} records, ${human(recs.reduce((a, r) => a + r.size, 0))}\n`);
+    for (const r of recs) rows.push([r.key.slice(7, 19), humanSize(r.size), r.lastUsed.replace('T', ' ').slice(0, 19), r.description]);
+    process.stdout.write(table(rows));
+    process.stdout.write(`${recs.length} records, ${humanSize(recs.reduce((a, r) => a + r.size, 0))}\n`);
     return 0;
   }
   if (sub === 'ls' && flagBool(p, 'mounts')) {
     const ms = listCacheMounts(s.root);
-    const rows = [['ID', 'SIZE', 'LAST USED'], ...ms.map((m) => [m.id, human(m.size), m.lastUsed.toISOString().replace('T', ' ').slice(0, 19)])];
-    const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
-    process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n');
+    const rows = [['ID', 'SIZE', 'LAST USED'], ...ms.map((m) => [m.id, humanSize(m.size), m.lastUsed.toISOString().replace('T', ' ').slice(0, 19)])];
+    process.stdout.write(table(rows));
     return 0;
   }
   if (sub === 'export-mounts') {
@@ -187,7 +176,7 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
     })[0];
     const ks = flagStr(p, 'keep-storage');
     const r = await pruneCache(s, { all: flagBool(p, 'all'), untilMs: until, keepStorage: ks !== undefined ? parseSize(ks) : undefined });
-    process.stdout.write(`Deleted ${r.records} cache records; reclaimed ${human(r.bytes)}\n`);
+    process.stdout.write(`Deleted ${r.records} cache records; reclaimed ${humanSize(r.bytes)}\n`);
     return 0;
   }
   throw new UsageError(`cache needs a subcommand: ls [--mounts], prune, export-mounts --output DIR or import-mounts --input DIR (got ${sub ?? 'nothing'})`);

@@ -7,24 +7,9 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { busyboxContext, cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, removeStore, repoRoot, sandboxUnavailable, tmpdir } from '../testutil/index.js';
+import { cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
 
-const why = sandboxUnavailable();
-const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
-if (why) console.log(`  e2e tests skipped: ${why}`);
-
-const root = tmpdir('tsb-e2e-store-');
-const dirs: string[] = [];
-const ctx = (rest: string, files?: Record<string, string>) => {
-  const d = busyboxContext(rest, files);
-  dirs.push(d);
-  return d;
-};
-
-test.after(() => {
-  removeStore(root);
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const { it, root, dirs, ctx } = e2eHarness('e2e');
 
 function helloContext(): string {
   const d = tmpdir('tsb-hello-');

@@ -3,6 +3,7 @@ import { TsbuildError, UsageError } from '../errors/index.js';
 import { gcWithCache } from './cache.js';
 import type { ImageConfig, Manifest } from '../image/index.js';
 import { flagBool, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { humanSize, table } from './format.js';
 import { openStore, storeRoot, type Store } from './store.js';
 
 export const commonFlags: FlagSpec[] = [
@@ -13,16 +14,6 @@ export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f'
 export const psFlags: FlagSpec[] = [...commonFlags, { name: 'all', short: 'a', type: 'bool', help: 'show exited containers too' }];
 export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }];
 
-function human(n: number): string {
-  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < u.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n < 10 && i > 0 ? n.toFixed(2) : n < 100 && i > 0 ? n.toFixed(1) : Math.round(n)}${u[i]}`;
-}
-
 function ago(iso: string | undefined): string {
   if (!iso) return 'N/A';
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
@@ -31,11 +22,6 @@ function ago(iso: string | undefined): string {
   if (s < 86400) return `${Math.floor(s / 3600)} hours ago`;
   if (s < 86400 * 365) return `${Math.floor(s / 86400)} days ago`;
   return `${Math.floor(s / (86400 * 365))} years ago`;
-}
-
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n';
 }
 
 async function open(p: Parsed): Promise<Store> {
@@ -51,13 +37,13 @@ export async function imagesCommand(p: Parsed): Promise<number> {
     const size = m.layers.reduce((a, l) => a + l.size, 0);
     const i = r.name.lastIndexOf(':');
     if (flagBool(p, 'quiet')) rows.push([m.config.digest.slice(7, 19)]);
-    else rows.push([r.name.slice(0, i), r.name.slice(i + 1), m.config.digest.slice(7, 19), ago(c.created), human(size)]);
+    else rows.push([r.name.slice(0, i), r.name.slice(i + 1), m.config.digest.slice(7, 19), ago(c.created), humanSize(size)]);
   }
   for (const d of s.content.dangling()) {
     const m = s.content.readJSON<Manifest>(d.digest);
     const c = s.content.readJSON<ImageConfig>(m.config.digest);
     const size = m.layers.reduce((a, l) => a + l.size, 0);
-    rows.push(flagBool(p, 'quiet') ? [m.config.digest.slice(7, 19)] : ['<none>', '<none>', m.config.digest.slice(7, 19), ago(c.created), human(size)]);
+    rows.push(flagBool(p, 'quiet') ? [m.config.digest.slice(7, 19)] : ['<none>', '<none>', m.config.digest.slice(7, 19), ago(c.created), humanSize(size)]);
   }
   if (flagBool(p, 'quiet')) process.stdout.write(rows.slice(1).map((r) => r[0]).join('\n') + (rows.length > 1 ? '\n' : ''));
   else process.stdout.write(table(rows));

@@ -10,21 +10,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { busyboxContext, cli, removeStore, sandboxUnavailable, tmpdir } from '../testutil/index.js';
+import { cli, tmpdir, e2eHarness } from '../testutil/index.js';
 
-const why = sandboxUnavailable();
-const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
-const root = tmpdir('tsb-sem-store-');
-const dirs: string[] = [];
-const ctx = (rest: string, files?: Record<string, string>) => {
-  const d = busyboxContext(rest, files);
-  dirs.push(d);
-  return d;
-};
-test.after(() => {
-  removeStore(root);
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const { it, root, dirs, ctx } = e2eHarness('sem');
 
 async function build(d: string, args: string[] = [], env?: Record<string, string>) {
   const r = await cli(['--progress', 'plain', ...args, d], { root, env });

@@ -34,7 +34,8 @@ export function readJSONFile<T>(file: string, fallback: T): T {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process exists (EPERM means it does, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -52,14 +53,13 @@ function sleepMs(ms: number): void {
  * Runs `fn` while holding an exclusive lock on `lockPath` (a directory created atomically). A lock left
  * by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is a spin.
  */
-export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): T {
-  const deadline = Date.now() + timeoutMs;
-  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
-  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+/** One attempt at a lock directory: taken, or held by a live owner (a dead owner's lock is taken over). */
+function tryTake(lockPath: string): { taken: true } | { taken: false; owner: number } {
+  for (;;) {
     try {
       fs.mkdirSync(lockPath);
       fs.writeFileSync(path.join(lockPath, 'owner'), String(process.pid));
-      break;
+      return { taken: true };
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') throw e;
       let owner = 0;
@@ -68,19 +68,47 @@ export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): 
       } catch {
         // owner not written yet, or lock just released
       }
-      if (owner && owner !== process.pid && !alive(owner)) {
+      if (owner && owner !== process.pid && !processAlive(owner)) {
         fs.rmSync(lockPath, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) {
-        throw new TsbuildError('LOCK_TIMEOUT', `timed out waiting for lock ${lockPath} held by pid ${owner || '?'}; if no tsbuild is running, remove that directory`);
-      }
-      sleepMs(delay);
+      return { taken: false, owner };
     }
+  }
+}
+
+/**
+ * Runs `fn` while holding an exclusive lock on `lockPath` (a directory created atomically). A lock left
+ * by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is a spin.
+ */
+export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): T {
+  const deadline = Date.now() + timeoutMs;
+  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    const t = tryTake(lockPath);
+    if (t.taken) break;
+    if (Date.now() > deadline) {
+      throw new TsbuildError('LOCK_TIMEOUT', `timed out waiting for lock ${lockPath} held by pid ${t.owner || '?'}; if no tsbuild is running, remove that directory`);
+    }
+    sleepMs(delay);
   }
   try {
     return fn();
   } finally {
     fs.rmSync(lockPath, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An exclusive lock held across async work (a cache mount during a RUN): the same lock directory
+ * with an owner pid as `withLock`, taken over when its owner died. With `wait: false` it returns
+ * undefined instead of waiting. The returned function releases it.
+ */
+export async function acquireLock(lockPath: string, opts: { wait: boolean; signal?: AbortSignal }): Promise<(() => void) | undefined> {
+  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    if (tryTake(lockPath).taken) return () => fs.rmSync(lockPath, { recursive: true, force: true });
+    if (!opts.wait) return undefined;
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    await new Promise((r) => setTimeout(r, delay));
   }
 }

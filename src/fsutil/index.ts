@@ -1,2 +1,2 @@
-export { writeFileAtomic, readJSONFile, withLock } from './atomic.js';
+export { writeFileAtomic, readJSONFile, withLock, acquireLock, processAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot } from './inroot.js';

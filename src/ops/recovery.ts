@@ -6,16 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostUnmount } from '../runtime/index.js';
+import { processAlive } from '../fsutil/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === 'EPERM';
-  }
-}
 
 function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -30,7 +22,7 @@ export function staleMounts(storeRoot: string, mountinfo = '/proc/self/mountinfo
     const p = unescapeMountinfo(mp);
     if (!p.startsWith(tmp)) continue;
     const m = /\/(\d+)-[^/]*$/.exec(p);
-    if (m && alive(parseInt(m[1]!, 10)) && parseInt(m[1]!, 10) !== process.pid) continue;
+    if (m && processAlive(parseInt(m[1]!, 10)) && parseInt(m[1]!, 10) !== process.pid) continue;
     out.push(p);
   }
   return out.reverse();
@@ -48,13 +40,13 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
   const dead: string[] = [];
   await snapshotter.walk((info) => {
     const m = /^(?:active|ctr)-(\d+)-/.exec(info.key);
-    if (info.kind !== 'committed' && m && !alive(parseInt(m[1]!, 10)) && !info.labels['tsbuild.container']) dead.push(info.key);
+    if (info.kind !== 'committed' && m && !processAlive(parseInt(m[1]!, 10)) && !info.labels['tsbuild.container']) dead.push(info.key);
   });
   for (const k of dead) await snapshotter.remove(k).catch(() => undefined);
   await snapshotter.cleanup();
   const tmp = path.join(storeRoot, 'tmp');
   for (const e of fs.existsSync(tmp) ? fs.readdirSync(tmp) : []) {
     const m = /^[a-z]+-(\d+)-/.exec(e);
-    if (m && !alive(parseInt(m[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
+    if (m && !processAlive(parseInt(m[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
   }
 }

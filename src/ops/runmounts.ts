@@ -6,8 +6,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TsbuildError, errnoCode } from '../errors/index.js';
-import { resolveInRoot } from '../fsutil/index.js';
+import { TsbuildError } from '../errors/index.js';
+import { acquireLock, resolveInRoot } from '../fsutil/index.js';
 import { MS, hostMount, hostUnmount, toSysMount, type SpecMount } from '../runtime/index.js';
 import { activeKey } from './layer.js';
 import type { OpResult, OpSpec, OpsEnv, RunMountSpec } from './types.js';
@@ -22,47 +22,6 @@ export interface PreparedMounts {
   mounts: SpecMount[];
   env: string[];
   cleanup(): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** An exclusive lock for `sharing=locked` cache mounts that waits without blocking the event loop. */
-async function lockDir(lock: string, signal: AbortSignal): Promise<() => void> {
-  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
-    try {
-      fs.mkdirSync(lock);
-      fs.writeFileSync(path.join(lock, 'owner'), String(process.pid));
-      return () => fs.rmSync(lock, { recursive: true, force: true });
-    } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw e;
-      let owner = 0;
-      try {
-        owner = parseInt(fs.readFileSync(path.join(lock, 'owner'), 'utf8'), 10);
-      } catch {
-        // being created or released
-      }
-      if (owner) {
-        try {
-          process.kill(owner, 0);
-        } catch {
-          fs.rmSync(lock, { recursive: true, force: true });
-          continue;
-        }
-      }
-      if (signal.aborted) throw signal.reason;
-      await sleep(delay);
-    }
-  }
-}
-
-function tryLock(lock: string): (() => void) | undefined {
-  try {
-    fs.mkdirSync(lock);
-    fs.writeFileSync(path.join(lock, 'owner'), String(process.pid));
-    return () => fs.rmSync(lock, { recursive: true, force: true });
-  } catch {
-    return undefined;
-  }
 }
 
 export function cacheMountDir(storeRoot: string, id: string): string {
@@ -161,9 +120,9 @@ export async function prepareRunMounts(
               fs.rmSync(tmp, { recursive: true, force: true });
             }
           }
-          if (m.sharing === 'locked') undo.push(await lockDir(`${dir}.lock`, signal));
+          if (m.sharing === 'locked') undo.push((await acquireLock(`${dir}.lock`, { wait: true, signal }))!);
           else if (m.sharing === 'private') {
-            const release = tryLock(`${dir}.lock`);
+            const release = await acquireLock(`${dir}.lock`, { wait: false });
             if (release) undo.push(release);
             else {
               // In use by another build: this step gets its own throwaway copy, as BuildKit does.

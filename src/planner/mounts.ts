@@ -5,13 +5,9 @@
  */
 import path from 'node:path';
 import { suggest } from '../parser/index.js';
+import type { RunMountSpec } from '../ops/index.js';
 
-export type RunMount =
-  | { type: 'bind'; target: string; source: string; from?: string; rw: boolean }
-  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source: string; mode: number; uid: number; gid: number; ro: boolean }
-  | { type: 'tmpfs'; target: string; size?: number }
-  | { type: 'secret'; target: string; id: string; env?: string; required: boolean; mode: number; uid: number; gid: number }
-  | { type: 'ssh'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
+export type RunMount = RunMountSpec;
 
 const ALIASES: Record<string, string> = { dst: 'target', destination: 'target', src: 'source', readonly: 'ro', readwrite: 'rw' };
 const KEYS = ['type', 'target', 'source', 'from', 'ro', 'rw', 'id', 'sharing', 'mode', 'uid', 'gid', 'size', 'required', 'env'];

@@ -123,3 +123,27 @@ export function pidsMatching(re: RegExp): number[] {
   }
   return out;
 }
+
+import { test as uvuTest } from 'uvu';
+
+/**
+ * The shared setup of CLI end-to-end test files: a private store, busybox contexts that are removed
+ * afterwards, and `it`, which registers a test or, where the sandbox cannot run, a skip with the reason.
+ */
+export function e2eHarness(prefix: string) {
+  const why = sandboxUnavailable();
+  const root = tmpdir(`tsb-${prefix}-store-`);
+  const dirs: string[] = [];
+  const it = why ? (name: string, _fn: () => Promise<void>) => uvuTest.skip(`${name} (skipped: ${why})`) : (name: string, fn: () => Promise<void>) => uvuTest(name, fn);
+  if (why) console.log(`  ${prefix} tests skipped: ${why}`);
+  const ctx = (rest: string, files?: Record<string, string>) => {
+    const d = busyboxContext(rest, files);
+    dirs.push(d);
+    return d;
+  };
+  uvuTest.after(() => {
+    removeStore(root);
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  return { it, root, dirs, ctx, test: uvuTest };
+}
