@@ -90,6 +90,8 @@ export interface ExtractOptions {
   /** Force ownership (ADD --chown); otherwise the archive's uid/gid. */
   owner?: { uid: number; gid: number };
   onWarning?: (message: string) => void;
+  /** Replace a symlink found on an entry's path with a directory instead of following it (layer stacking). */
+  shadowSymlinks?: boolean;
 }
 
 const MAX_ENTRY = 2 ** 40;
@@ -117,6 +119,16 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
   const parser = new tar.Parser({ strict: true });
   const warn = opts.onWarning ?? (() => undefined);
   const place = (name: string): string => {
+    if (opts.shadowSymlinks) {
+      let cur = root;
+      for (const part of path.posix.dirname(name).split('/').filter((x) => x !== '' && x !== '.')) {
+        cur = path.join(cur, part);
+        const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+        if (st && !st.isDirectory()) fs.rmSync(cur, { force: true });
+        if (!st || !st.isDirectory()) fs.mkdirSync(cur);
+      }
+      return path.join(cur, path.posix.basename(name));
+    }
     const parent = mkdirInRoot(root, path.posix.dirname('/' + name));
     const target = path.join(parent, path.posix.basename(name));
     return target;

@@ -8,3 +8,4 @@ export { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
 export type { TarHeader, EntryType } from './tar.js';
 export { extractTar, detectArchive, detectCompression, openDecompressed, isTarHeader, ArchiveError } from './extract.js';
 export type { ExtractOptions, Compression } from './extract.js';
+export { diffTrees } from './treediff.js';

@@ -15,7 +15,7 @@ import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
 import { fetchURL, authHeaders } from './fetch.js';
 import { parseGroup, parsePasswd, layerDirs, readFileInLayers } from '../runtime/index.js';
-import { activeKey, commitState } from './layer.js';
+import { activeKey, commitState, writableDir } from './layer.js';
 import { withMounted } from './mount.js';
 import type { BuildSecrets, ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
 
@@ -442,8 +442,9 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
         await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner, env.secrets));
       } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner, env.secrets);
     });
-    const upper = await env.snapshotter.upperDir?.(scratch);
+    const upper = await writableDir(env, scratch);
     if (!upper) throw new CopyError(`--link needs a snapshotter with layer diffs; ${env.snapshotter.driver} has none`);
+    // A snapshot without a parent holds exactly the copied files, in any driver.
     if (fs.readdirSync(upper).length > 0) blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch }));
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -464,8 +465,9 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     const key = activeKey('linkapply');
     await env.snapshotter.prepare(key, dst.snapshot);
     try {
-      const upper = (await env.snapshotter.upperDir?.(key))!;
-      await extractTar(fs.createReadStream(env.store.blobPath(blob.digest)), upper);
+      const upper = (await writableDir(env, key))!;
+      // Stacked, not merged: a symlink of the base on the way is shadowed by a directory, as in overlay.
+      await extractTar(fs.createReadStream(env.store.blobPath(blob.digest)), upper, { shadowSymlinks: true });
       await env.snapshotter.commit(chain, key);
     } catch (e) {
       await env.snapshotter.remove(key).catch(() => undefined);

@@ -7,7 +7,7 @@ import type { OpContext } from '../builder/index.js';
 import {
   buildSpec, runSpec, layerDirs, MS, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
 } from '../runtime/index.js';
-import { activeKey, commitState } from './layer.js';
+import { activeKey, commitState, writableDir } from './layer.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 import { prepareRunMounts, type PreparedMounts } from './runmounts.js';
 
@@ -107,7 +107,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         ctx.log('stderr', d);
       },
     });
-    const upper = await env.snapshotter.upperDir?.(key);
+    const upper = await writableDir(env, key);
     if (upper) removeMountStubs(upper, stubs);
     if (r.exitCode !== 0) throw new ExecError(op.args.join(' '), r.exitCode, tail.text());
     const out = await commitState(env, key, root, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });

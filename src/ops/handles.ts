@@ -38,6 +38,7 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
       return { op: `context ${op.dir}` };
     case 'exec': {
       const m: Record<string, string> = {
+        driver: env.snapshotter.driver,
         parent: parentId(stateOf(inputs[0])),
         op: JSON.stringify({ args: op.args, cwd: op.cwd, user: op.user, network: op.network, hostname: op.hostname, files: op.files, insecure: op.insecure }),
       };
@@ -62,6 +63,7 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
     }
     case 'copy': {
       const m: Record<string, string> = {
+        driver: env.snapshotter.driver,
         parent: parentId(stateOf(inputs[0])),
         op: JSON.stringify({ s: op.sources, c: op.contents, d: op.dest, o: op.chown, m: op.chmod, x: op.excludes, p: op.parents, v: op.verb, u: op.unpack, k: op.checksum, l: op.link }),
       };
@@ -83,7 +85,7 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
       return m;
     }
     case 'mkdir':
-      return { parent: parentId(stateOf(inputs[0])), op: JSON.stringify({ path: op.path, user: op.user }) };
+      return { driver: env.snapshotter.driver, parent: parentId(stateOf(inputs[0])), op: JSON.stringify({ path: op.path, user: op.user }) };
     case 'export':
       return undefined;
   }

@@ -1,19 +1,32 @@
 /** Turning an active snapshot into the next state: diff → blob → commit under the layer's ChainID. */
 import fs from 'node:fs';
-import { chainIDs, diffUpperDir, MediaType, type History } from '../image/index.js';
+import { chainIDs, diffUpperDir, diffTrees, MediaType, END_OF_ARCHIVE, sha256, type History } from '../image/index.js';
+
+/** The digest of a tar with no entries: a tree diff that found nothing. */
+const EMPTY_TAR = sha256(END_OF_ARCHIVE);
 import { opaqueDirs } from '../runtime/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import type { OpsEnv, StateRef } from './types.js';
 
 export async function commitState(env: OpsEnv, activeKey: string, parent: StateRef, history: History[], entry: History): Promise<StateRef> {
   const upper = await env.snapshotter.upperDir?.(activeKey);
-  if (!upper) throw new Error(`snapshotter ${env.snapshotter.driver} has no diff support yet`);
-  if (fs.readdirSync(upper).length === 0) {
-    await env.snapshotter.remove(activeKey);
-    return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
+  let blob: { digest: string; size: number };
+  if (upper) {
+    if (fs.readdirSync(upper).length === 0) {
+      await env.snapshotter.remove(activeKey);
+      return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
+    }
+    const opaque = parent.snapshot ? opaqueDirs(upper) : new Set<string>();
+    blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch }));
+  } else {
+    const dirs = await env.snapshotter.diffDirs?.(activeKey);
+    if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);
+    blob = await env.store.writeBlob(diffTrees(dirs.lower, dirs.upper, { sourceDateEpoch: env.sourceDateEpoch }));
+    if (blob.digest === EMPTY_TAR) {
+      await env.snapshotter.remove(activeKey);
+      return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
+    }
   }
-  const opaque = parent.snapshot ? opaqueDirs(upper) : new Set<string>();
-  const blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch }));
   const diffIDs = [...parent.layers.map((l) => l.diffID), blob.digest];
   const chain = chainIDs(diffIDs).at(-1)!;
   let exists = false;
@@ -44,4 +57,9 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
 let counter = 0;
 export function activeKey(tag: string): string {
   return `active-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}-${tag}`;
+}
+
+/** The directory where a snapshot's own writes land (overlay upperdir, or a native full copy). */
+export async function writableDir(env: OpsEnv, key: string): Promise<string | undefined> {
+  return (await env.snapshotter.upperDir?.(key)) ?? (await env.snapshotter.diffDirs?.(key))?.upper;
 }

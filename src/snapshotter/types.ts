@@ -49,4 +49,9 @@ export interface Snapshotter {
    * (whiteouts as 0/0 char devices, opaque dirs by xattr), when the driver has one: the diff fast path.
    */
   upperDir?(key: string): Promise<string | undefined>;
+  /**
+   * For drivers without an upperdir: the full tree of an active snapshot (`upper`) and of its parent
+   * (`lower`), which a tree comparison turns into the layer.
+   */
+  diffDirs?(key: string): Promise<{ lower?: string; upper: string }>;
 }

@@ -1,0 +1,29 @@
+/** The same Dockerfile on every available snapshotter gives the same image digest, and runs. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cli, e2eHarness } from '../testutil/index.js';
+
+const { it, root, ctx } = e2eHarness('snap');
+
+it('overlayfs and native build identical images (layers and digest) and both run them', async () => {
+  const d = ctx(
+    'RUN mkdir -p /data/keep && echo a > /data/keep/a && echo b > /data/gone && ln -s keep/a /data/link\n' +
+      'FROM base AS mid\nRUN rm /data/gone && echo c >> /data/keep/a && chmod 0700 /data/keep\nCOPY one.txt /data/one\nWORKDIR /w\n' +
+      'FROM mid AS final\nCOPY --from=base /data/keep/a /copied\nENV X=1\nCMD ["sh", "-c", "cat /data/keep/a /data/one /copied; ls /data"]\n',
+    { 'one.txt': '1\n' },
+  );
+  const ids: string[] = [];
+  for (const driver of ['overlayfs', 'native']) {
+    const r = await cli(['-q', '--snapshotter', driver, '-t', `snap-${driver}`, d], { root });
+    assert.is(r.code, 0, `${driver}: ${r.stderr}`);
+    ids.push(r.stdout.trim());
+    const out = await cli(['run', '--rm', '--snapshotter', driver, `snap-${driver}`], { root });
+    assert.is(out.stdout, 'a\nc\n1\na\nkeep\nlink\none\n', `${driver} runs the image`);
+  }
+  assert.is(ids[0], ids[1], 'the same image id on both drivers');
+  const bad = await cli(['--snapshotter', 'zfs', d], { root });
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /unknown snapshotter "zfs": this build supports overlayfs, native/);
+});
+
+test.run();

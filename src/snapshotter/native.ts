@@ -1,0 +1,114 @@
+/**
+ * The native driver: every snapshot is a full, plain copy of its parent (`cp -a`, with reflinks where
+ * the filesystem has them), so it works on any filesystem; layer diffs compare a snapshot's tree with
+ * its parent's. Slower and bigger than overlayfs, but with no kernel requirement.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsbuildError } from '../errors/index.js';
+import { SnapshotError } from './errors.js';
+import { MetaStore } from './metadata.js';
+import { duSync } from './overlay.js';
+import type { Info, Kind, Mount, Snapshotter, Usage } from './types.js';
+
+export class NativeSnapshotter implements Snapshotter {
+  readonly driver = 'native';
+  private meta: MetaStore;
+  private dir: string;
+  constructor(root: string) {
+    this.dir = path.join(root, 'snapshots');
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.meta = new MetaStore(root);
+  }
+  private fsOf(id: number): string {
+    return path.join(this.dir, String(id), 'fs');
+  }
+  private create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
+    const { id, parentId } = this.meta.update((db) => {
+      if (db.snapshots[key]) throw new SnapshotError('SNAPSHOT_EXISTS', `snapshot ${key} already exists`);
+      let parentId: number | undefined;
+      if (parent !== undefined) {
+        const p = db.snapshots[parent];
+        if (!p) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `parent snapshot ${parent} does not exist`);
+        if (p.kind !== 'committed') throw new SnapshotError('SNAPSHOT_INVALID', `parent ${parent} is not committed (it is ${p.kind}): only committed snapshots can be parents`);
+        parentId = p.id;
+      }
+      const id = db.nextId++;
+      // Reserve the directory; the copy happens outside the lock.
+      fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
+      fs.mkdirSync(path.join(this.dir, String(id)), { recursive: true });
+      db.snapshots[key] = { id, kind, parent, created: new Date().toISOString(), labels };
+      return { id, parentId };
+    });
+    const target = this.fsOf(id);
+    if (kind === 'view' && parentId !== undefined) return [{ type: 'bind', source: this.fsOf(parentId), options: ['ro', 'rbind'] }];
+    if (parentId === undefined) fs.mkdirSync(target, { mode: 0o755 });
+    else {
+      const r = spawnSync('cp', ['-a', '--reflink=auto', this.fsOf(parentId), target], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        throw new TsbuildError('SNAPSHOT_COPY', `native snapshotter: copying snapshot ${parent} failed: ${(r.stderr || r.error?.message || '').trim()}`);
+      }
+    }
+    return this.mountsFor(kind, id);
+  }
+  private mountsFor(kind: Kind, id: number): Mount[] {
+    return [{ type: 'bind', source: this.fsOf(id), options: [kind === 'active' ? 'rw' : 'ro', 'rbind'] }];
+  }
+  async prepare(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {
+    return this.create('active', key, parent, labels);
+  }
+  async view(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {
+    return this.create('view', key, parent, labels);
+  }
+  async mounts(key: string): Promise<Mount[]> {
+    const db = this.meta.read();
+    const r = db.snapshots[key];
+    if (!r) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
+    if (r.kind === 'view' && r.parent) return [{ type: 'bind', source: this.fsOf(db.snapshots[r.parent]!.id), options: ['ro', 'rbind'] }];
+    return this.mountsFor(r.kind, r.id);
+  }
+  async commit(name: string, key: string, labels?: Record<string, string>): Promise<void> {
+    this.meta.update((db) => {
+      const rec = db.snapshots[key];
+      if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
+      if (rec.kind !== 'active') throw new SnapshotError('SNAPSHOT_INVALID', `snapshot ${key} is ${rec.kind}: only active snapshots can be committed`);
+      if (db.snapshots[name] && name !== key) throw new SnapshotError('SNAPSHOT_EXISTS', `snapshot ${name} already exists`);
+      delete db.snapshots[key];
+      db.snapshots[name] = { ...rec, kind: 'committed', labels: { ...rec.labels, ...(labels ?? {}) } };
+    });
+  }
+  async remove(key: string): Promise<void> {
+    const id = this.meta.update((db) => {
+      const rec = db.snapshots[key];
+      if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
+      const child = Object.entries(db.snapshots).find(([, r]) => r.parent === key);
+      if (child) throw new SnapshotError('SNAPSHOT_IN_USE', `snapshot ${key} has a child (${child[0]}): remove the child first`);
+      delete db.snapshots[key];
+      return rec.id;
+    });
+    fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
+  }
+  async stat(key: string): Promise<Info> {
+    return MetaStore.info(key, this.meta.get(key));
+  }
+  async walk(fn: (info: Info) => void | Promise<void>): Promise<void> {
+    for (const [k, r] of Object.entries(this.meta.read().snapshots)) await fn(MetaStore.info(k, r));
+  }
+  async usage(key: string): Promise<Usage> {
+    return duSync(this.fsOf(this.meta.get(key).id));
+  }
+  async cleanup(): Promise<void> {
+    const ids = new Set(Object.values(this.meta.read().snapshots).map((r) => String(r.id)));
+    for (const e of fs.readdirSync(this.dir)) if (!ids.has(e)) fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+  }
+  async close(): Promise<void> {}
+  /** The full tree of an active snapshot and of its parent: the two sides of its diff. */
+  async diffDirs(key: string): Promise<{ lower?: string; upper: string }> {
+    const db = this.meta.read();
+    const r = db.snapshots[key];
+    if (!r) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
+    const p = r.parent ? db.snapshots[r.parent] : undefined;
+    return { lower: p ? this.fsOf(p.id) : undefined, upper: this.fsOf(r.id) };
+  }
+}
