@@ -96,7 +96,7 @@ it('secrets: readable in RUN, never in layers, config or history; env= only in t
 
 it('ssh: the agent socket is reachable from RUN through SSH_AUTH_SOCK', async () => {
   const src = path.join(repoRoot, 'testdata/sockcat.c');
-  const d = ctx('FROM base AS s\nCOPY sockcat /sockcat\nRUN --mount=type=ssh /sockcat > /reply\n');
+  const d = ctx('FROM base AS s\nCOPY sockcat /sockcat\nRUN --mount=type=ssh /sockcat > /reply\nRUN --mount=type=ssh,id=other,target=/agent,mode=0660,uid=123,gid=456 stat -c "%a %u %g" /agent > /perm && SSH_AUTH_SOCK=/agent /sockcat >> /reply\n');
   const cc = spawnSync('cc', ['-static', '-O2', '-o', path.join(d, 'sockcat'), src], { encoding: 'utf8' });
   if (cc.status !== 0) {
     console.log(`  ssh test skipped: cannot build a static test client (${cc.stderr.trim().split('\n')[0]})`);
@@ -112,9 +112,11 @@ it('ssh: the agent socket is reachable from RUN through SSH_AUTH_SOCK', async ()
   });
   await new Promise<void>((r) => server.listen(sock, r));
   try {
-    await build(d, ['-t', 'ssh', '--target', 's', '--ssh', `default=${sock}`]);
-    assert.is(connections, 1);
-    assert.is(await runIn('ssh', 'cat /reply'), 'pong\n');
+    const modeBefore = fs.statSync(sock).mode;
+    await build(d, ['-t', 'ssh', '--target', 's', '--ssh', `default=${sock}`, '--ssh', `other=${sock}`]);
+    assert.is(connections, 2);
+    assert.is(await runIn('ssh', 'cat /reply /perm'), 'pong\npong\n660 123 456\n');
+    assert.is(fs.statSync(sock).mode, modeBefore, 'the user\'s agent socket is not changed');
     const opt = ctx('FROM base AS o\nRUN --mount=type=ssh test -z "$SSH_AUTH_SOCK"\nRUN --mount=type=ssh,required=true true\n');
     const r = await cli(['--progress', 'plain', '--target', 'o', opt], { root });
     assert.is(r.code, 1);

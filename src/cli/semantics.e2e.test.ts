@@ -298,4 +298,29 @@ it('RUN --network=none has only loopback; --security=insecure needs --allow and 
   assert.ok((i0 & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN included');
 });
 
+it('remaining rows: ONBUILD COPY --from in the child, WORKDIR with unset vars, RUN under SHELL, ENTRYPOINT+CMD at run time, relative mount targets', async () => {
+  const d = ctx(
+    'RUN echo from-helper > /helper.txt\nONBUILD COPY --from=helper /helper.txt /from-trigger.txt\n' +
+      'FROM base AS helper\nRUN echo child-helper > /helper.txt\n' +
+      'FROM base AS child\nENV DIRPATH=/path\nWORKDIR $DIRPATH/$NOPE\nRUN pwd > /wd\n' +
+      'SHELL ["/bin/sh", "-c", "echo shell-used > /shell; eval $0"]\nRUN true\n' +
+      'WORKDIR /mnt-base\nRUN --mount=type=tmpfs,target=rel touch /mnt-base/rel/x && echo mounted > /rel-ok\n' +
+      'ENTRYPOINT ["echo", "ep"]\nCMD ["cmd-arg"]\n',
+  );
+  await build(d, ['-t', 'rows-base', '--target', 'base']);
+  // The child uses the image: its trigger's --from=helper must name a stage of the child's Dockerfile.
+  const rest = fs.readFileSync(path.join(d, 'Dockerfile'), 'utf8').split('FROM base AS child')[1]!;
+  fs.writeFileSync(path.join(d, 'helper.txt'), 'child-helper\n');
+  fs.writeFileSync(path.join(d, 'Dockerfile'), 'FROM scratch AS helper\nCOPY helper.txt /helper.txt\nFROM rows-base AS child' + rest);
+  await build(d, ['-t', 'rows', '--target', 'child']);
+  assert.is(await runIn('rows', 'cat /from-trigger.txt /wd /shell /rel-ok; ls /mnt-base/rel 2>/dev/null | wc -l'), 'child-helper\n/path\nshell-used\nmounted\n0\n');
+  const r = await cli(['run', '--rm', 'rows'], { root });
+  assert.is(r.stdout, 'ep cmd-arg\n', 'ENTRYPOINT + CMD');
+  const r2 = await cli(['run', '--rm', 'rows', 'other'], { root });
+  assert.is(r2.stdout, 'ep other\n', 'arguments replace CMD, not ENTRYPOINT');
+  const bad = ctx('ARG X=base\nFROM base AS e\nRUN --mount=from=$X,target=/x true\n');
+  const b = await cli(['--progress', 'plain', '--target', 'e', bad], { root });
+  assert.match(b.stderr, /'from' doesn't support variable expansion/);
+});
+
 test.run();

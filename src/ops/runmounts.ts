@@ -5,6 +5,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { acquireLock, resolveInRoot } from '../fsutil/index.js';
@@ -174,7 +175,27 @@ export async function prepareRunMounts(
             break;
           }
           if (!fs.existsSync(sock)) throw new MountError(`ssh agent "${m.id}": socket ${sock} does not exist`);
-          mounts.push({ destination: m.target, type: 'none', source: sock, flags: MS.BIND, data: '', file: true });
+          // A proxy socket of our own carries the step's mode and owner without touching the user's
+          // agent socket; each connection is piped through to the real agent.
+          const proxy = path.join(work, `ssh-${n}.sock`);
+          const server = net.createServer((c) => {
+            const up = net.connect(sock);
+            c.pipe(up).pipe(c);
+            const end = () => {
+              c.destroy();
+              up.destroy();
+            };
+            c.on('error', end);
+            up.on('error', end);
+          });
+          await new Promise<void>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(proxy, resolve);
+          });
+          undo.push(() => new Promise<void>((r) => server.close(() => r())));
+          fs.chmodSync(proxy, m.mode);
+          fs.chownSync(proxy, m.uid, m.gid);
+          mounts.push({ destination: m.target, type: 'none', source: proxy, flags: MS.BIND, data: '', file: true });
           extraEnv.push(`SSH_AUTH_SOCK=${m.target}`);
           break;
         }

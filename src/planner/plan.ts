@@ -177,8 +177,20 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   // Identifies "the same step" across builds, for explaining cache misses.
   const stepScope = `${path.resolve(o.contextDir)}#${o.dockerfileName ?? 'Dockerfile'}`;
 
-  for (const s of df.stages) {
-    if (!needed.has(s.index)) continue;
+  // Stages are planned on first use (memoized): the ones the target needs, in order, plus any that
+  // only an ONBUILD trigger of a base names (`ONBUILD COPY --from=x`), found while planning.
+  const planning = new Map<number, Promise<StageResult>>();
+  const planStage = (s: Stage): Promise<StageResult> => {
+    let p = planning.get(s.index);
+    if (!p) {
+      p = planStageNow(s);
+      planning.set(s.index, p);
+    }
+    return p;
+  };
+  for (const s of df.stages) if (needed.has(s.index)) await planStage(s);
+
+  async function planStageNow(s: Stage): Promise<StageResult> {
     const label = s.name ?? `stage-${s.index}`;
     stagesBuilt.push(label);
     const baseName = fromName(s);
@@ -195,7 +207,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
     let st: StageState;
     const steps = s.instructions.length + 1;
     if (baseStage) {
-      const b = results.get(baseStage.index)!;
+      const b = await planStage(baseStage);
       st = { stage: s, vertex: b.vertex, config: JSON.parse(JSON.stringify(b.config)) as ImageConfig, pending: [...b.pending], args: new Map(), cmdSet: false, step: 1, steps };
     } else if (baseName.toLowerCase() === 'scratch') {
       const p = hostPlatform();
@@ -247,7 +259,9 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
       st.step++;
       await applyInstruction(st, ins);
     }
-    results.set(s.index, { vertex: st.vertex, config: st.config, pending: st.pending, onbuildDone: true });
+    const res = { vertex: st.vertex, config: st.config, pending: st.pending, onbuildDone: true };
+    results.set(s.index, res);
+    return res;
   }
 
   async function applyInstruction(st: StageState, ins: Instruction): Promise<void> {
@@ -456,7 +470,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
             let src: Vertex<OpSpec> = context;
             if (m.from !== undefined) {
               const dep = stageRef(m.from, st.stage.index, line);
-              if (dep) src = results.get(dep.index)!.vertex;
+              if (dep) src = (await planStage(dep)).vertex;
               else {
                 const img = await resolve(m.from, line);
                 src = vertex({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${label}] load ${img.name}`);
@@ -495,7 +509,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
           if (/\$/.test(ins.from)) throw new PlanError(`--from=${ins.from}: variables are not supported in --from; name the stage directly`, line, file);
           const dep = stageRef(ins.from, st.stage.index, line);
           fromContext = false;
-          if (dep) src = results.get(dep.index)!.vertex;
+          if (dep) src = (await planStage(dep)).vertex;
           else {
             const img = await resolve(ins.from, line);
             src = vertex({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${label}] load ${img.name}`);

@@ -99,8 +99,12 @@ export class NativeSnapshotter implements Snapshotter {
     return duSync(this.fsOf(this.meta.get(key).id));
   }
   async cleanup(): Promise<void> {
-    const ids = new Set(Object.values(this.meta.read().snapshots).map((r) => String(r.id)));
-    for (const e of fs.readdirSync(this.dir)) if (!ids.has(e)) fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+    // Under the metadata lock: another process creates a snapshot's directory and its record in one
+    // locked update, so an unlocked read could see the directory without the record and delete it.
+    this.meta.update((db) => {
+      const ids = new Set(Object.values(db.snapshots).map((r) => String(r.id)));
+      for (const e of fs.readdirSync(this.dir)) if (!ids.has(e)) fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+    });
   }
   async close(): Promise<void> {}
   /** The full tree of an active snapshot and of its parent: the two sides of its diff. */

@@ -127,8 +127,12 @@ export class OverlaySnapshotter implements Snapshotter {
     return duSync(path.join(this.dir, String(this.meta.get(key).id), 'fs'));
   }
   async cleanup(): Promise<void> {
-    const ids = new Set(Object.values(this.meta.read().snapshots).map((r) => String(r.id)));
-    for (const e of fs.readdirSync(this.dir)) if (!ids.has(e)) fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+    // Under the metadata lock: another process creates a snapshot's directory and its record in one
+    // locked update, so an unlocked read could see the directory without the record and delete it.
+    this.meta.update((db) => {
+      const ids = new Set(Object.values(db.snapshots).map((r) => String(r.id)));
+      for (const e of fs.readdirSync(this.dir)) if (!ids.has(e)) fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+    });
   }
   async close(): Promise<void> {}
   async upperDir(key: string): Promise<string | undefined> {
