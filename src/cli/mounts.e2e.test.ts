@@ -167,4 +167,29 @@ it('cache mounts: ls --mounts, export to a directory and import into an empty st
   assert.not.match((await cli(['cache', 'ls', '--mounts'], { root })).stdout, /\napt/);
 });
 
+it('mount rows: cache ro, new-dir mode/uid/gid, id sharing and BUILDKIT_CACHE_MOUNT_NS, variables in options, secret source=, restrictions', async () => {
+  const d = ctx(
+    'FROM base AS r\nARG T=/c1\nRUN --mount=type=cache,target=$T,id=shared-id,mode=0750,uid=11,gid=22 stat -c "%a %u %g" /c1 > /newdir && echo hi > /c1/f\n' +
+      'RUN --mount=type=cache,target=/c2,id=shared-id cat /c2/f > /shared\n' +
+      'RUN --mount=type=cache,target=/c3,id=shared-id,ro (touch /c3/x 2>/dev/null && echo writable || echo read-only) > /ro\n' +
+      'RUN --mount=type=secret,source=tok cat /run/secrets/tok > /dev/null && echo src-ok > /src-ok\n',
+  );
+  const secret = path.join(d, 'tok.txt');
+  fs.writeFileSync(secret, 'v');
+  await build(d, ['-t', 'rows-m', '--target', 'r', '--secret', `id=tok,src=${secret}`]);
+  assert.is(await runIn('rows-m', 'cat /newdir /shared /ro /src-ok'), '750 11 22\nhi\nread-only\nsrc-ok\n');
+  const ns = ctx('FROM base AS n\nRUN --mount=type=cache,target=/c,id=shared-id ls /c | wc -l > /count\n');
+  await build(ns, ['-t', 'rows-ns', '--target', 'n', '--build-arg', 'BUILDKIT_CACHE_MOUNT_NS=other']);
+  assert.is(await runIn('rows-ns', 'cat /count'), '0\n', 'a namespaced id is a different cache');
+  for (const [m, re] of [
+    ['type=secret,id=a,from=base', /from is not allowed for secret mounts/],
+    ['type=secret,id=a,source=b', /both id and source are set/],
+    ['type=cache,target=/x,sharing=bogus', /unsupported sharing value "bogus"/],
+  ] as const) {
+    const e = ctx(`FROM base AS e\nRUN --mount=${m} true\n`);
+    const r = await cli(['--progress', 'plain', '--target', 'e', e], { root });
+    assert.match(r.stderr, re, m);
+  }
+});
+
 test.run();

@@ -196,7 +196,8 @@ export async function prepareRunMounts(
           fs.chmodSync(proxy, m.mode);
           fs.chownSync(proxy, m.uid, m.gid);
           mounts.push({ destination: m.target, type: 'none', source: proxy, flags: MS.BIND, data: '', file: true });
-          extraEnv.push(`SSH_AUTH_SOCK=${m.target}`);
+          // The first ssh mount owns SSH_AUTH_SOCK, unless the step already sets it.
+          if (!extraEnv.some((e) => e.startsWith('SSH_AUTH_SOCK=')) && !op.env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) extraEnv.push(`SSH_AUTH_SOCK=${m.target}`);
           break;
         }
       }

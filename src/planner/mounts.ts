@@ -54,7 +54,7 @@ function parseSize(v: string): number {
   return Math.round(parseFloat(m[1]!) * 1024 ** pow);
 }
 
-export function parseRunMount(value: string, expand: (s: string) => string, workdir: string): RunMount {
+export function parseRunMount(value: string, expand: (s: string) => string, workdir: string, sshIndex = 0): RunMount {
   const kv = new Map<string, string | undefined>();
   for (const f of csvFields(value)) {
     const i = f.indexOf('=');
@@ -72,6 +72,7 @@ export function parseRunMount(value: string, expand: (s: string) => string, work
   if (!['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(type)) throw new Error(`unsupported mount type "${type}"`);
   const scope: Record<string, string[]> = { mode: ['cache', 'secret', 'ssh'], uid: ['cache', 'secret', 'ssh'], gid: ['cache', 'secret', 'ssh'], required: ['secret', 'ssh'], size: ['tmpfs'], sharing: ['cache'], env: ['secret'] };
   for (const [k, types] of Object.entries(scope)) if (kv.has(k) && !types.includes(type)) throw new Error(`${k} is not allowed for ${type} mounts`);
+  if (kv.has('from') && type !== 'bind' && type !== 'cache') throw new Error(`from is not allowed for ${type} mounts`);
   if (kv.has('from') && /\$/.test(kv.get('from') ?? '')) throw new Error("'from' doesn't support variable expansion, define alias stage instead");
   let target = kv.get('target');
   const resolveTarget = (t: string) => path.posix.resolve(workdir || '/', t);
@@ -101,13 +102,15 @@ export function parseRunMount(value: string, expand: (s: string) => string, work
       return { type: 'tmpfs', target: resolveTarget(target), size: kv.has('size') ? parseSize(kv.get('size')!) : undefined };
     }
     case 'secret': {
-      const id = kv.get('id') || (target ? path.posix.basename(target) : '');
-      if (!id) throw new Error('secret mount needs an id or a target');
+      // For secrets, `source` names the secret too; giving both is ambiguous.
+      if (kv.get('id') && kv.get('source')) throw new Error('both id and source are set for a secret mount: give one');
+      const id = kv.get('id') || kv.get('source') || (target ? path.posix.basename(target) : '');
+      if (!id) throw new Error('secret mount needs an id, a source or a target');
       const env = kv.get('env');
       target ??= env ? undefined : `/run/secrets/${id}`;
       return { type: 'secret', target: target ? resolveTarget(target) : '', id, env, required: kv.has('required') ? parseBool('required', kv.get('required')) : false, mode: mode ?? 0o400, uid, gid };
     }
     default:
-      return { type: 'ssh', target: resolveTarget(target ?? '/run/buildkit/ssh_agent.0'), id: kv.get('id') || 'default', required: kv.has('required') ? parseBool('required', kv.get('required')) : false, mode: mode ?? 0o600, uid, gid };
+      return { type: 'ssh', target: resolveTarget(target ?? `/run/buildkit/ssh_agent.${sshIndex}`), id: kv.get('id') || 'default', required: kv.has('required') ? parseBool('required', kv.get('required')) : false, mode: mode ?? 0o600, uid, gid };
   }
 }

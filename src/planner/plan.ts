@@ -459,13 +459,18 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
         }
         const mountInputs: Vertex<OpSpec>[] = [];
         const mounts: (RunMount & { input?: number })[] = [];
+        let sshCount = 0;
         for (const raw of ins.mounts) {
           let m: RunMount;
           try {
-            m = parseRunMount(raw, (w) => ex(w), c.WorkingDir || '/');
+            m = parseRunMount(raw, (w) => ex(w), c.WorkingDir || '/', sshCount);
           } catch (e) {
             throw new PlanError(`--mount=${raw}: ${(e as Error).message}`, line, file);
           }
+          if (m.type === 'ssh') sshCount++;
+          // BUILDKIT_CACHE_MOUNT_NS namespaces cache ids, as in BuildKit.
+          const ns = o.buildArgs.get('BUILDKIT_CACHE_MOUNT_NS');
+          if (m.type === 'cache' && ns) m = { ...m, id: `${ns}/${m.id}` };
           if (m.type === 'bind' || (m.type === 'cache' && m.from !== undefined)) {
             let src: Vertex<OpSpec> = context;
             if (m.from !== undefined) {
