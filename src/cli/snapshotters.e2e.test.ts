@@ -1,7 +1,9 @@
 /** The same Dockerfile on every available snapshotter gives the same image digest, and runs. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, e2eHarness } from '../testutil/index.js';
+import path from 'node:path';
+import { cli, e2eHarness, makeBtrfs, removeStore } from '../testutil/index.js';
+import { openSnapshotter } from '../snapshotter/index.js';
 
 const { it, root, ctx } = e2eHarness('snap');
 
@@ -21,6 +23,37 @@ it('overlayfs and native build identical images (layers and digest) and both run
     assert.is(out.stdout, 'a\nc\n1\na\nkeep\nlink\none\n', `${driver} runs the image`);
   }
   assert.is(ids[0], ids[1], 'the same image id on both drivers');
+  const b = makeBtrfs();
+  if ('unavailable' in b) console.log(`  btrfs part skipped: ${b.unavailable}`);
+  else {
+    const broot = path.join(b.dir, 'store');
+    try {
+      const r = await cli(['-q', '--snapshotter', 'btrfs', '-t', 'snap-btrfs', d], { root: broot });
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stdout.trim(), ids[0], 'btrfs gives the same image id too');
+      const out = await cli(['run', '--rm', '--snapshotter', 'btrfs', 'snap-btrfs'], { root: broot });
+      assert.is(out.stdout, 'a\nc\n1\na\nkeep\nlink\none\n');
+      assert.is((await cli(['rmi', 'snap-btrfs'], { root: broot })).code, 0);
+    } finally {
+      // subvolumes are removed by the driver; what is left is plain files
+      try {
+        const sn = openSnapshotter(broot, 'btrfs');
+        for (let left = true; left; ) {
+          const infos: { key: string; parent?: string }[] = [];
+          await sn.walk((i) => void infos.push(i));
+          const parents = new Set(infos.map((i) => i.parent));
+          const leaves = infos.filter((i) => !parents.has(i.key));
+          for (const l of leaves) await sn.remove(l.key);
+          left = leaves.length > 0;
+        }
+      } catch {
+        // the store may not have been created
+      }
+      removeStore(broot);
+      b.dispose();
+    }
+  }
+
   const bad = await cli(['--snapshotter', 'zfs', d], { root });
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /unknown snapshotter "zfs": this build supports overlayfs, native/);

@@ -13,18 +13,18 @@ import { duSync } from './overlay.js';
 import type { Info, Kind, Mount, Snapshotter, Usage } from './types.js';
 
 export class NativeSnapshotter implements Snapshotter {
-  readonly driver = 'native';
-  private meta: MetaStore;
-  private dir: string;
+  readonly driver: string = 'native';
+  protected meta: MetaStore;
+  protected dir: string;
   constructor(root: string) {
     this.dir = path.join(root, 'snapshots');
     fs.mkdirSync(this.dir, { recursive: true });
     this.meta = new MetaStore(root);
   }
-  private fsOf(id: number): string {
+  protected fsOf(id: number): string {
     return path.join(this.dir, String(id), 'fs');
   }
-  private create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
+  protected create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
     const { id, parentId } = this.meta.update((db) => {
       if (db.snapshots[key]) throw new SnapshotError('SNAPSHOT_EXISTS', `snapshot ${key} already exists`);
       let parentId: number | undefined;
@@ -43,16 +43,22 @@ export class NativeSnapshotter implements Snapshotter {
     });
     const target = this.fsOf(id);
     if (kind === 'view' && parentId !== undefined) return [{ type: 'bind', source: this.fsOf(parentId), options: ['ro', 'rbind'] }];
-    if (parentId === undefined) fs.mkdirSync(target, { mode: 0o755 });
-    else {
-      const r = spawnSync('cp', ['-a', '--reflink=auto', this.fsOf(parentId), target], { encoding: 'utf8' });
-      if (r.status !== 0) {
-        throw new TsbuildError('SNAPSHOT_COPY', `native snapshotter: copying snapshot ${parent} failed: ${(r.stderr || r.error?.message || '').trim()}`);
-      }
-    }
+    if (parentId === undefined) this.makeEmpty(target);
+    else this.copyTree(this.fsOf(parentId), target, parent!);
     return this.mountsFor(kind, id);
   }
-  private mountsFor(kind: Kind, id: number): Mount[] {
+  /** Driver hooks: how a tree is created empty, copied from a parent, and deleted. */
+  protected makeEmpty(target: string): void {
+    fs.mkdirSync(target, { mode: 0o755 });
+  }
+  protected copyTree(from: string, to: string, parentName: string): void {
+    const r = spawnSync('cp', ['-a', '--reflink=auto', from, to], { encoding: 'utf8' });
+    if (r.status !== 0) throw new TsbuildError('SNAPSHOT_COPY', `${this.driver} snapshotter: copying snapshot ${parentName} failed: ${(r.stderr || r.error?.message || '').trim()}`);
+  }
+  protected deleteTree(dir: string): void {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  protected mountsFor(kind: Kind, id: number): Mount[] {
     return [{ type: 'bind', source: this.fsOf(id), options: [kind === 'active' ? 'rw' : 'ro', 'rbind'] }];
   }
   async prepare(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {
@@ -87,6 +93,7 @@ export class NativeSnapshotter implements Snapshotter {
       delete db.snapshots[key];
       return rec.id;
     });
+    if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
     fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
   }
   async stat(key: string): Promise<Info> {
@@ -103,7 +110,12 @@ export class NativeSnapshotter implements Snapshotter {
     // locked update, so an unlocked read could see the directory without the record and delete it.
     this.meta.update((db) => {
       const ids = new Set(Object.values(db.snapshots).map((r) => String(r.id)));
-      for (const e of fs.readdirSync(this.dir)) if (!ids.has(e)) fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+      for (const e of fs.readdirSync(this.dir)) {
+        if (ids.has(e)) continue;
+        const tree = path.join(this.dir, e, 'fs');
+        if (fs.existsSync(tree)) this.deleteTree(tree);
+        fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
+      }
     });
   }
   async close(): Promise<void> {}

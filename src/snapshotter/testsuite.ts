@@ -21,6 +21,8 @@ export interface SuiteOptions {
   tmpRoot(): string;
   /** Directory under which driver metadata lives, for the crash test. */
   storeDir(root: string): string;
+  /** Runs once after the suite (e.g. unmounting a test filesystem). */
+  teardown?(): void;
 }
 
 async function rejects(p: Promise<unknown>, code: string): Promise<void> {
@@ -38,11 +40,22 @@ export function snapshotterSuite(o: SuiteOptions): void {
   }
   let root = '';
   let sn: Snapshotter;
+  s.after(() => o.teardown?.());
   s.before.each(() => {
     root = o.tmpRoot();
     sn = o.create(root);
   });
   s.after.each(async () => {
+    // Remove through the driver first (children before parents): a read-only btrfs subvolume,
+    // for one, cannot be emptied by rm.
+    for (let left = true; left; ) {
+      const infos: { key: string; parent?: string }[] = [];
+      await sn.walk((i) => void infos.push(i));
+      const parents = new Set(infos.map((i) => i.parent));
+      const leaves = infos.filter((i) => !parents.has(i.key));
+      for (const l of leaves) await sn.remove(l.key);
+      left = leaves.length > 0;
+    }
     await sn.close();
     fs.rmSync(root, { recursive: true, force: true });
   });

@@ -147,3 +147,39 @@ export function e2eHarness(prefix: string) {
   });
   return { it, root, dirs, ctx, test: uvuTest };
 }
+
+/**
+ * A loop-mounted btrfs filesystem of the test's own (btrfs-progs and loop devices needed), or the
+ * reason it cannot be made. `dispose` unmounts it and frees the loop device, even after failures.
+ */
+export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } | { unavailable: string } {
+  const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  const base = tmpdir('tsb-btrfs-');
+  const img = path.join(base, 'fs.img');
+  const mnt = path.join(base, 'mnt');
+  fs.mkdirSync(mnt);
+  const fail = (why: string) => {
+    fs.rmSync(base, { recursive: true, force: true });
+    return { unavailable: why };
+  };
+  fs.writeFileSync(img, '');
+  fs.truncateSync(img, sizeMiB * 1024 * 1024);
+  const mk = spawnSync('mkfs.btrfs', ['-q', img], { encoding: 'utf8' });
+  if (mk.error || mk.status !== 0) return fail(`mkfs.btrfs unavailable (${(mk.error?.message ?? mk.stderr).trim()}): apt-get install -y btrfs-progs`);
+  const lo = spawnSync('losetup', ['-f', '--show', img], { encoding: 'utf8' });
+  if (lo.status !== 0) return fail(`no loop device: ${lo.stderr.trim()}`);
+  const dev = lo.stdout.trim();
+  const m = spawnSync(helper, ['mount', 'btrfs', dev, mnt, '0', ''], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    spawnSync('losetup', ['-d', dev]);
+    return fail(`mounting btrfs failed: ${m.stderr.trim()}`);
+  }
+  return {
+    dir: mnt,
+    dispose: () => {
+      spawnSync(helper, ['umount', mnt]);
+      spawnSync('losetup', ['-d', dev]);
+      fs.rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
