@@ -12,6 +12,7 @@ import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, common
 import { parseCommand, parseFlags } from './parse.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { verifyCommand, verifyFlags } from './verify.js';
+import { infoCommand, infoFlags } from './info.js';
 
 const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.
 
@@ -25,6 +26,7 @@ Usage:
   tsbuild rm CONTAINER                    remove a stopped container
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
+  tsbuild info                            store, snapshotter and what this machine supports
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
 
@@ -42,6 +44,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
+  info: { flags: infoFlags, synopsis: '[--format json]' },
   prune: { flags: cacheFlags, synopsis: '[--keep-storage SIZE] [--filter until=DURATION] [--all]' },
 };
 
@@ -119,6 +122,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cacheCommand('prune', p);
       case 'verify':
         return await verifyCommand(p, ac.signal);
+      case 'info':
+        return infoCommand(p);
     }
     return 2;
   } catch (e) {

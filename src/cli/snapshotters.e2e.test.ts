@@ -1,6 +1,7 @@
 /** The same Dockerfile on every available snapshotter gives the same image digest, and runs. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import fs from 'node:fs';
 import path from 'node:path';
 import { cli, e2eHarness, makeBtrfs, removeStore } from '../testutil/index.js';
 import { openSnapshotter } from '../snapshotter/index.js';
@@ -54,9 +55,28 @@ it('overlayfs and native build identical images (layers and digest) and both run
     }
   }
 
-  const bad = await cli(['--snapshotter', 'zfs', d], { root });
+  const bad = await cli(['--snapshotter', 'ceph', d], { root });
   assert.is(bad.code, 1);
-  assert.match(bad.stderr, /unknown snapshotter "zfs": this build supports overlayfs, native/);
+  assert.match(bad.stderr, /unknown snapshotter "ceph": this build supports overlayfs, native, btrfs, zfs/);
+  const nozfs = await cli(['--snapshotter', 'zfs', d], { root });
+  assert.is(nozfs.code, 1);
+  assert.match(nozfs.stderr, /zfs/, 'zfs without zfs is a clear error');
+});
+
+it('info shows the drivers; config.json picks the store-wide default snapshotter', async () => {
+  const info = JSON.parse((await cli(['info', '--format', 'json'], { root })).stdout) as { snapshotter: string; drivers: Record<string, string> };
+  assert.is(info.snapshotter, 'overlayfs');
+  assert.is(info.drivers['overlayfs'], 'available');
+  assert.match(info.drivers['zfs']!, /^unavailable: |available when/);
+  const other = path.join(root, 'native-default');
+  fs.mkdirSync(other, { recursive: true });
+  fs.writeFileSync(path.join(other, 'config.json'), JSON.stringify({ snapshotter: 'native' }));
+  const d = ctx('FROM base AS n\nRUN echo x > /x\n');
+  const r = await cli(['-t', 'by-config', '--target', 'n', '--progress', 'plain', d], { root: other });
+  assert.is(r.code, 0, r.stderr);
+  assert.ok(fs.existsSync(path.join(other, 'snapshots/native/metadata.json')), 'built with the native driver');
+  assert.is((await cli(['run', '--rm', 'by-config', 'cat', '/x'], { root: other })).stdout, 'x\n');
+  assert.match((await cli(['info'], { root: other })).stdout, /Snapshotter: +native/);
 });
 
 test.run();

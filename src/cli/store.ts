@@ -22,7 +22,18 @@ export interface Store {
   containers: Containers;
 }
 
-export async function openStore(root: string, driver = 'overlayfs'): Promise<Store> {
+/** `--snapshotter`, else `<store>/config.json` `{"snapshotter": "..."}`, else overlayfs. */
+export function defaultDriver(root: string): string {
+  try {
+    const cfg = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as { snapshotter?: string };
+    return cfg.snapshotter ?? 'overlayfs';
+  } catch {
+    return 'overlayfs';
+  }
+}
+
+export async function openStore(root: string, driverFlag?: string): Promise<Store> {
+  const driver = driverFlag ?? defaultDriver(root);
   if (process.getuid?.() !== 0) {
     throw new TsbuildError('NOT_ROOT', 'tsbuild needs root for now (namespaces, mounts): run it with sudo or as root');
   }

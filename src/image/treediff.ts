@@ -10,12 +10,10 @@ import path from 'node:path';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './tar.js';
 
 function lstat(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
+  return fs.lstatSync(p, { throwIfNoEntry: false });
 }
+
+const SMALL_FILE = 256 * 1024;
 
 function sameContent(a: string, b: string): boolean {
   const fa = fs.openSync(a, 'r');
@@ -98,6 +96,13 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
       }
       if (st.nlink > 1) links.set(key, e.rel);
       yield encodeHeader({ ...base, type: 'file', size: st.size });
+      if (st.size <= SMALL_FILE) {
+        const data = fs.readFileSync(full);
+        if (data.length !== st.size) throw new Error(`${e.rel} changed size while its layer was being written`);
+        yield data;
+        yield padding(st.size);
+        continue;
+      }
       let written = 0;
       for await (const chunk of fs.createReadStream(full, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
         const take = Math.min(chunk.length, st.size - written);

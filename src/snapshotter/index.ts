@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { OverlaySnapshotter } from './overlay.js';
 import { NativeSnapshotter } from './native.js';
-import { BtrfsSnapshotter } from './btrfs.js';
+import { BtrfsSnapshotter, onBtrfs } from './btrfs.js';
+import { ZfsSnapshotter, zfsUnavailable } from './zfs.js';
 import type { Snapshotter } from './types.js';
 import { TsbuildError } from '../errors/index.js';
 
@@ -9,7 +10,8 @@ export type { Snapshotter, Mount, Info, Kind, Usage } from './types.js';
 export { SnapshotError } from './errors.js';
 export { OverlaySnapshotter, duSync } from './overlay.js';
 
-export const DRIVERS = ['overlayfs', 'native', 'btrfs'] as const;
+export const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;
+export { ZfsSnapshotter, zfsUnavailable } from './zfs.js';
 export { BtrfsSnapshotter, onBtrfs } from './btrfs.js';
 export { NativeSnapshotter } from './native.js';
 
@@ -22,7 +24,20 @@ export function openSnapshotter(storeRoot: string, driver = 'overlayfs'): Snapsh
       return new NativeSnapshotter(path.join(storeRoot, 'snapshots', 'native'));
     case 'btrfs':
       return new BtrfsSnapshotter(path.join(storeRoot, 'snapshots', 'btrfs'));
+    case 'zfs':
+      return new ZfsSnapshotter(path.join(storeRoot, 'snapshots', 'zfs'));
     default:
       throw new TsbuildError('USAGE', `unknown snapshotter "${driver}": this build supports ${DRIVERS.join(', ')}`);
   }
+}
+
+/** What each driver needs and whether this machine (and this store's filesystem) has it. */
+export function driverSupport(storeRoot: string, overlayProbe: () => string | undefined): Record<string, string> {
+  const ov = overlayProbe();
+  return {
+    overlayfs: ov ? `unavailable: ${ov}` : 'available',
+    native: 'available (plain copies; any filesystem)',
+    btrfs: onBtrfs(storeRoot) ? 'available' : 'unavailable: the store is not on btrfs',
+    zfs: zfsUnavailable() ? `unavailable: ${zfsUnavailable()}` : 'available when the store is on a zfs dataset',
+  };
 }
