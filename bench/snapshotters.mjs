@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
-import { openSnapshotter } from '../dist/snapshotter/index.js';
+import { openSnapshotter, removeAllSnapshots } from '../dist/snapshotter/index.js';
 import { ContentStore, diffUpperDir, diffTrees, extractTar } from '../dist/image/index.js';
 import { withMounted } from '../dist/ops/index.js';
 import { makeBtrfs } from '../dist/testutil/index.js';
@@ -84,15 +84,7 @@ for (const driver of ['overlayfs', 'native', 'btrfs']) {
     await bench(driver, root);
   } finally {
     if (driver === 'btrfs') {
-      const sn = openSnapshotter(root, 'btrfs');
-      for (let left = true; left; ) {
-        const infos = [];
-        await sn.walk((i) => void infos.push(i));
-        const parents = new Set(infos.map((i) => i.parent));
-        const leaves = infos.filter((i) => !parents.has(i.key));
-        for (const l of leaves) await sn.remove(l.key);
-        left = leaves.length > 0;
-      }
+      await removeAllSnapshots(openSnapshotter(root, 'btrfs'));
     }
     fs.rmSync(root, { recursive: true, force: true });
     dispose();

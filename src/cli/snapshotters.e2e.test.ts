@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, e2eHarness, makeBtrfs, removeStore } from '../testutil/index.js';
-import { openSnapshotter } from '../snapshotter/index.js';
+import { openSnapshotter, removeAllSnapshots } from '../snapshotter/index.js';
 
 const { it, root, ctx } = e2eHarness('snap');
 
@@ -38,15 +38,7 @@ it('overlayfs and native build identical images (layers and digest) and both run
     } finally {
       // subvolumes are removed by the driver; what is left is plain files
       try {
-        const sn = openSnapshotter(broot, 'btrfs');
-        for (let left = true; left; ) {
-          const infos: { key: string; parent?: string }[] = [];
-          await sn.walk((i) => void infos.push(i));
-          const parents = new Set(infos.map((i) => i.parent));
-          const leaves = infos.filter((i) => !parents.has(i.key));
-          for (const l of leaves) await sn.remove(l.key);
-          left = leaves.length > 0;
-        }
+        await removeAllSnapshots(openSnapshotter(broot, 'btrfs'));
       } catch {
         // the store may not have been created
       }

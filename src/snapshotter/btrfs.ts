@@ -46,8 +46,8 @@ export class BtrfsSnapshotter extends NativeSnapshotter {
     btrfs(['property', 'set', '-t', 'subvol', dir, 'ro', 'false']);
     btrfs(['subvolume', 'delete', dir]);
   }
-  override async commit(name: string, key: string, labels?: Record<string, string>): Promise<void> {
-    await super.commit(name, key, labels);
-    btrfs(['property', 'set', '-t', 'subvol', this.fsOf(this.meta.get(name).id), 'ro', 'true']);
+  protected override afterCommit(id: number): void {
+    btrfs(['property', 'set', '-t', 'subvol', this.fsOf(id), 'ro', 'true']);
   }
+
 }

@@ -8,7 +8,9 @@ import { TsbuildError } from '../errors/index.js';
 
 export type { Snapshotter, Mount, Info, Kind, Usage } from './types.js';
 export { SnapshotError } from './errors.js';
-export { OverlaySnapshotter, duSync } from './overlay.js';
+export { OverlaySnapshotter } from './overlay.js';
+export { duSync } from './du.js';
+export { removeAllSnapshots } from './base.js';
 
 export const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;
 export { ZfsSnapshotter, zfsUnavailable } from './zfs.js';

@@ -8,22 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { SnapshotError } from './errors.js';
-import { MetaStore } from './metadata.js';
-import { duSync } from './overlay.js';
-import type { Info, Kind, Mount, Snapshotter, Usage } from './types.js';
+import { BaseSnapshotter } from './base.js';
+import type { Kind, Mount } from './types.js';
 
-export class NativeSnapshotter implements Snapshotter {
+export class NativeSnapshotter extends BaseSnapshotter {
   readonly driver: string = 'native';
-  protected meta: MetaStore;
-  protected dir: string;
-  constructor(root: string) {
-    this.dir = path.join(root, 'snapshots');
-    fs.mkdirSync(this.dir, { recursive: true });
-    this.meta = new MetaStore(root);
-  }
-  protected fsOf(id: number): string {
-    return path.join(this.dir, String(id), 'fs');
-  }
   protected create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
     const { id, parentId } = this.meta.update((db) => {
       if (db.snapshots[key]) throw new SnapshotError('SNAPSHOT_EXISTS', `snapshot ${key} already exists`);
@@ -55,9 +44,7 @@ export class NativeSnapshotter implements Snapshotter {
     const r = spawnSync('cp', ['-a', '--reflink=auto', from, to], { encoding: 'utf8' });
     if (r.status !== 0) throw new TsbuildError('SNAPSHOT_COPY', `${this.driver} snapshotter: copying snapshot ${parentName} failed: ${(r.stderr || r.error?.message || '').trim()}`);
   }
-  protected deleteTree(dir: string): void {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+
   protected mountsFor(kind: Kind, id: number): Mount[] {
     return [{ type: 'bind', source: this.fsOf(id), options: [kind === 'active' ? 'rw' : 'ro', 'rbind'] }];
   }
@@ -74,51 +61,6 @@ export class NativeSnapshotter implements Snapshotter {
     if (r.kind === 'view' && r.parent) return [{ type: 'bind', source: this.fsOf(db.snapshots[r.parent]!.id), options: ['ro', 'rbind'] }];
     return this.mountsFor(r.kind, r.id);
   }
-  async commit(name: string, key: string, labels?: Record<string, string>): Promise<void> {
-    this.meta.update((db) => {
-      const rec = db.snapshots[key];
-      if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
-      if (rec.kind !== 'active') throw new SnapshotError('SNAPSHOT_INVALID', `snapshot ${key} is ${rec.kind}: only active snapshots can be committed`);
-      if (db.snapshots[name] && name !== key) throw new SnapshotError('SNAPSHOT_EXISTS', `snapshot ${name} already exists`);
-      delete db.snapshots[key];
-      db.snapshots[name] = { ...rec, kind: 'committed', labels: { ...rec.labels, ...(labels ?? {}) } };
-    });
-  }
-  async remove(key: string): Promise<void> {
-    const id = this.meta.update((db) => {
-      const rec = db.snapshots[key];
-      if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
-      const child = Object.entries(db.snapshots).find(([, r]) => r.parent === key);
-      if (child) throw new SnapshotError('SNAPSHOT_IN_USE', `snapshot ${key} has a child (${child[0]}): remove the child first`);
-      delete db.snapshots[key];
-      return rec.id;
-    });
-    if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
-    fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
-  }
-  async stat(key: string): Promise<Info> {
-    return MetaStore.info(key, this.meta.get(key));
-  }
-  async walk(fn: (info: Info) => void | Promise<void>): Promise<void> {
-    for (const [k, r] of Object.entries(this.meta.read().snapshots)) await fn(MetaStore.info(k, r));
-  }
-  async usage(key: string): Promise<Usage> {
-    return duSync(this.fsOf(this.meta.get(key).id));
-  }
-  async cleanup(): Promise<void> {
-    // Under the metadata lock: another process creates a snapshot's directory and its record in one
-    // locked update, so an unlocked read could see the directory without the record and delete it.
-    this.meta.update((db) => {
-      const ids = new Set(Object.values(db.snapshots).map((r) => String(r.id)));
-      for (const e of fs.readdirSync(this.dir)) {
-        if (ids.has(e)) continue;
-        const tree = path.join(this.dir, e, 'fs');
-        if (fs.existsSync(tree)) this.deleteTree(tree);
-        fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });
-      }
-    });
-  }
-  async close(): Promise<void> {}
   /** The full tree of an active snapshot and of its parent: the two sides of its diff. */
   async diffDirs(key: string): Promise<{ lower?: string; upper: string }> {
     const db = this.meta.read();

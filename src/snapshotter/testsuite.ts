@@ -10,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { withMounted } from '../ops/index.js';
 import { SnapshotError } from './errors.js';
+import { removeAllSnapshots } from './base.js';
 import type { Snapshotter } from './types.js';
 
 export interface SuiteOptions {
@@ -46,16 +47,8 @@ export function snapshotterSuite(o: SuiteOptions): void {
     sn = o.create(root);
   });
   s.after.each(async () => {
-    // Remove through the driver first (children before parents): a read-only btrfs subvolume,
-    // for one, cannot be emptied by rm.
-    for (let left = true; left; ) {
-      const infos: { key: string; parent?: string }[] = [];
-      await sn.walk((i) => void infos.push(i));
-      const parents = new Set(infos.map((i) => i.parent));
-      const leaves = infos.filter((i) => !parents.has(i.key));
-      for (const l of leaves) await sn.remove(l.key);
-      left = leaves.length > 0;
-    }
+    // Through the driver, children first: a read-only btrfs subvolume, for one, cannot be emptied by rm.
+    await removeAllSnapshots(sn);
     await sn.close();
     fs.rmSync(root, { recursive: true, force: true });
   });

@@ -57,8 +57,8 @@ export class ZfsSnapshotter extends NativeSnapshotter {
     // -R also destroys the origin snapshots this dataset made for its (already removed) clones.
     zfs(['destroy', '-R', this.datasetOf(dir)]);
   }
-  override async commit(name: string, key: string, labels?: Record<string, string>): Promise<void> {
-    await super.commit(name, key, labels);
-    zfs(['set', 'readonly=on', this.datasetOf(this.fsOf(this.meta.get(name).id))]);
+  protected override afterCommit(id: number): void {
+    zfs(['set', 'readonly=on', this.datasetOf(this.fsOf(id))]);
   }
+
 }
