@@ -1,4 +1,5 @@
 /** `tsbuild build`: Dockerfile + context → image in the local store. */
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,7 +30,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' },
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
   { name: 'secret', type: 'list', arg: 'id=ID[,src=FILE|env=VAR]', help: 'a build secret for RUN --mount=type=secret (repeatable)' },
-  { name: 'ssh', type: 'list', arg: 'default|ID=SOCKET', help: 'an ssh agent socket for RUN --mount=type=ssh (repeatable)' },
+  { name: 'ssh', type: 'list', arg: 'default|ID=SOCKET|ID=KEYFILE', help: 'an ssh agent (socket, or a key loaded into an agent started for the build) for RUN --mount=type=ssh' },
   { name: 'allow', type: 'list', arg: 'security.insecure', help: 'grant an entitlement (RUN --security=insecure)' },
   { name: 'no-cache', type: 'bool', help: 'run every step, ignoring the build cache' },
   { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
@@ -168,9 +169,11 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     },
   });
   let result: OpResult;
+  const stopAgents = await startAgents(secrets, path.join(store.root, 'tmp'));
   try {
     result = await solver.solve(graph.root, { signal });
   } finally {
+    stopAgents();
     render.finish();
     memo.save();
   }
@@ -239,7 +242,7 @@ export function readInputs(root: string, manifest: string): BuildInputs | undefi
 }
 
 /** `--secret id=X,src=FILE`, `id=X,env=VAR`, `id=X` (env X, else file X); `--ssh default|ID=SOCKET`. */
-export function parseSecrets(secretFlags: string[], sshFlags: string[]): BuildSecrets {
+export function parseSecrets(secretFlags: string[], sshFlags: string[]): BuildSecrets & { keyFiles: Map<string, string> } {
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const f of secretFlags) {
     const kv = new Map(f.split(',').map((x) => {
@@ -260,6 +263,7 @@ export function parseSecrets(secretFlags: string[], sshFlags: string[]): BuildSe
     else throw new UsageError(`--secret ${f}: give src=FILE or env=VAR`);
   }
   const ssh = new Map<string, string>();
+  const keyFiles = new Map<string, string>();
   for (const f of sshFlags) {
     const i = f.indexOf('=');
     const id = i < 0 ? f : f.slice(0, i);
@@ -275,8 +279,43 @@ export function parseSecrets(secretFlags: string[], sshFlags: string[]): BuildSe
     } catch {
       throw new UsageError(`--ssh ${f}: ${sock} does not exist`);
     }
-    if (!st.isSocket()) throw new UsageError(`--ssh ${f}: ${sock} is not a socket; key files are not supported yet: load the key into ssh-agent and pass its socket`);
-    ssh.set(id, sock);
+    if (st.isSocket()) ssh.set(id, sock);
+    else keyFiles.set(id, path.resolve(sock));
   }
-  return { secrets, ssh };
+  return { secrets, ssh, keyFiles };
+}
+
+/**
+ * `--ssh ID=KEYFILE`: as BuildKit, an ssh-agent is started for the build with those keys loaded;
+ * `stop` kills it. The key never leaves the agent.
+ */
+export async function startAgents(s: BuildSecrets & { keyFiles: Map<string, string> }, tmpRoot: string): Promise<() => void> {
+  const stops: (() => void)[] = [];
+  for (const [id, key] of s.keyFiles) {
+    const dir = fs.mkdtempSync(path.join(tmpRoot, `agent-${process.pid}-`));
+    const sock = path.join(dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    const failed = await new Promise<string | undefined>((resolve) => {
+      agent.once('error', (e) => resolve(`cannot start ssh-agent (${e.message}); install openssh-client or pass an agent socket`));
+      const deadline = Date.now() + 5000;
+      const poll = () => (fs.existsSync(sock) ? resolve(undefined) : Date.now() > deadline ? resolve('ssh-agent did not start') : setTimeout(poll, 20));
+      poll();
+    });
+    const stop = () => {
+      agent.kill('SIGTERM');
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+    if (failed) {
+      stop();
+      throw new UsageError(`--ssh ${id}=${key}: ${failed}`);
+    }
+    const add = spawnSync('ssh-add', [key], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', input: '' });
+    if (add.status !== 0) {
+      stop();
+      throw new UsageError(`--ssh ${id}=${key}: ssh-add could not load the key: ${(add.stderr || add.error?.message || '').trim()} (keys with a passphrase need an agent you unlock yourself)`);
+    }
+    s.ssh.set(id, sock);
+    stops.push(stop);
+  }
+  return () => stops.forEach((f) => f());
 }

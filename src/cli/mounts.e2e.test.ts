@@ -117,6 +117,16 @@ it('ssh: the agent socket is reachable from RUN through SSH_AUTH_SOCK', async ()
     assert.is(connections, 2);
     assert.is(await runIn('ssh', 'cat /reply /perm'), 'pong\npong\n660 123 456\n');
     assert.is(fs.statSync(sock).mode, modeBefore, 'the user\'s agent socket is not changed');
+    const keyDir = tmpdir('tsb-key-');
+    dirs.push(keyDir);
+    const kg = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(keyDir, 'id')], { encoding: 'utf8' });
+    if (kg.status === 0) {
+      const k = ctx('FROM base AS k\nCOPY sockcat /sockcat\nRUN --mount=type=ssh /sockcat ids > /ids\n');
+      fs.copyFileSync(path.join(d, 'sockcat'), path.join(k, 'sockcat'));
+      await build(k, ['-t', 'sshkey', '--target', 'k', '--ssh', `default=${path.join(keyDir, 'id')}`]);
+      assert.is(await runIn('sshkey', 'cat /ids'), 'identities 1\n', 'a key file is served by an agent started for the build');
+      assert.equal(fs.readdirSync(path.join(root, 'tmp')).filter((e) => e.startsWith('agent-')), [], 'the agent is gone after the build');
+    } else console.log('  ssh key part skipped: ssh-keygen unavailable');
     const opt = ctx('FROM base AS o\nRUN --mount=type=ssh test -z "$SSH_AUTH_SOCK"\nRUN --mount=type=ssh,required=true true\n');
     const r = await cli(['--progress', 'plain', '--target', 'o', opt], { root });
     assert.is(r.code, 1);
