@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { chainIDs } from '../image/index.js';
-import { buildSpec, runSpec, layerDirs, readFileInLayers, resolveUser, SandboxError, missingMountPoints, mountDestinations, removeMountStubs } from '../runtime/index.js';
+import { buildSpec, runSpec, layerDirs, readFileInLayers, resolveUser, SandboxError, missingMountPoints, mountDestinations, removeMountStubs, writeEtcFiles } from '../runtime/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { openStore, storeRoot } from './store.js';
 
@@ -93,15 +93,7 @@ export async function runCommand(p: Parsed): Promise<number> {
       } else env.set(e.slice(0, i), e.slice(i + 1));
     }
     if (!env.has('HOME')) env.set('HOME', user.home);
-    const etc = path.join(dir, 'etc');
-    fs.mkdirSync(etc, { recursive: true });
-    fs.writeFileSync(path.join(etc, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
-    fs.writeFileSync(path.join(etc, 'hostname'), hostname + '\n');
-    const etcFiles: Record<string, string> = { hosts: path.join(etc, 'hosts'), hostname: path.join(etc, 'hostname') };
-    if (network === 'host') {
-      fs.writeFileSync(path.join(etc, 'resolv.conf'), fs.existsSync('/etc/resolv.conf') ? fs.readFileSync('/etc/resolv.conf') : '');
-      etcFiles['resolv.conf'] = path.join(etc, 'resolv.conf');
-    }
+    const etcFiles = writeEtcFiles(path.join(dir, 'etc'), hostname, network);
     const rootPath = path.join(dir, 'rootfs');
     fs.mkdirSync(rootPath, { recursive: true });
     const spec = buildSpec({

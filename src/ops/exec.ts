@@ -5,7 +5,7 @@ import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
 import {
-  buildSpec, runSpec, layerDirs, MS, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
+  buildSpec, runSpec, layerDirs, MS, writeEtcFiles, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
 } from '../runtime/index.js';
 import { activeKey, commitState, writableDir } from './layer.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -37,29 +37,6 @@ export class Tail {
   }
 }
 
-function etcFiles(dir: string, hostname: string, network: 'host' | 'none'): Record<string, string> {
-  fs.mkdirSync(dir, { recursive: true });
-  const files: Record<string, string> = {};
-  const hosts = path.join(dir, 'hosts');
-  fs.writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
-  files['hosts'] = hosts;
-  const hn = path.join(dir, 'hostname');
-  fs.writeFileSync(hn, hostname + '\n');
-  files['hostname'] = hn;
-  if (network === 'host') {
-    const rc = path.join(dir, 'resolv.conf');
-    let text = '';
-    try {
-      text = fs.readFileSync('/etc/resolv.conf', 'utf8');
-    } catch {
-      // no resolver configured on the host
-    }
-    fs.writeFileSync(rc, text);
-    files['resolv.conf'] = rc;
-  }
-  return files;
-}
-
 export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>, root: StateRef, inputs: OpResult[], ctx: OpContext): Promise<StateRef> {
   const key = activeKey('run');
   const mounts = await env.snapshotter.prepare(key, root.snapshot);
@@ -86,7 +63,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
       hostname: op.hostname,
       network: op.network,
       privileged: op.insecure,
-      etcFiles: etcFiles(path.join(work, 'etc'), op.hostname, op.network),
+      etcFiles: writeEtcFiles(path.join(work, 'etc'), op.hostname, op.network),
       extraMounts: [...runMounts.mounts, ...op.files.map((f, i) => {
         const host = path.join(work, `file-${i}`);
         fs.writeFileSync(host, f.data, { mode: f.mode });

@@ -1,5 +1,4 @@
 /** Image-config helpers with BuildKit/Docker semantics. */
-import type { ContainerConfig } from '../image/index.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -20,10 +19,6 @@ export function setEnv(env: string[], key: string, value: string): string[] {
   if (i >= 0) out[i] = `${key}=${value}`;
   else out.push(`${key}=${value}`);
   return out;
-}
-
-export function cloneConfig(c: ContainerConfig): ContainerConfig {
-  return JSON.parse(JSON.stringify(c)) as ContainerConfig;
 }
 
 /** Go duration strings (`1m30s`, `500ms`) → nanoseconds. */

@@ -9,11 +9,11 @@ import { vertex, type Vertex } from '../builder/index.js';
 import type { ContainerConfig, History, ImageConfig } from '../image/index.js';
 import type { OpSpec, NetworkMode } from '../ops/index.js';
 import {
-  processWord, processWords, parseDockerfile, instructionFromNode, parseAST, chompHeredocContent, DockerfileSyntaxError,
+  processWord, processWords, instructionFromNode, parseAST, chompHeredocContent, DockerfileSyntaxError,
   type Dockerfile, type Instruction, type Stage,
 } from '../parser/index.js';
 import { parseRunMount, type RunMount } from './mounts.js';
-import { DEFAULT_PATH, cloneConfig, envToMap, parseDuration, setEnv, signalNumber } from './config.js';
+import { DEFAULT_PATH, envToMap, parseDuration, setEnv, signalNumber } from './config.js';
 
 export interface ResolvedBase {
   name: string;
@@ -73,7 +73,6 @@ interface StageResult {
   vertex: Vertex<OpSpec>;
   config: ImageConfig;
   pending: History[];
-  onbuildDone: boolean;
 }
 
 interface StageState {
@@ -259,7 +258,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
       st.step++;
       await applyInstruction(st, ins);
     }
-    const res = { vertex: st.vertex, config: st.config, pending: st.pending, onbuildDone: true };
+    const res = { vertex: st.vertex, config: st.config, pending: st.pending };
     results.set(s.index, res);
     return res;
   }
@@ -601,4 +600,3 @@ function expand(word: string, env: Map<string, string>, line: number, heredoc = 
   }
 }
 
-export { parseDockerfile, cloneConfig };

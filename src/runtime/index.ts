@@ -9,3 +9,4 @@ export { resolveUser, parsePasswd, parseGroup } from './user.js';
 export type { ResolvedUser } from './user.js';
 export { Containers } from './containers.js';
 export type { ContainerState } from './containers.js';
+export { writeEtcFiles } from './etc.js';

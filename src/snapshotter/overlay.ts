@@ -14,7 +14,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   readonly driver = 'overlayfs';
 
   private create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
-    const id = this.meta.update((db) => {
+    this.meta.update((db) => {
       if (db.snapshots[key]) throw new SnapshotError('SNAPSHOT_EXISTS', `snapshot ${key} already exists`);
       if (parent !== undefined) {
         const p = db.snapshots[parent];
@@ -26,9 +26,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       fs.mkdirSync(path.join(this.dir, String(id), 'fs'), { recursive: true, mode: 0o755 });
       fs.mkdirSync(path.join(this.dir, String(id), 'work'), { mode: 0o700 });
       db.snapshots[key] = { id, kind, parent, created: new Date().toISOString(), labels };
-      return id;
     });
-    void id;
     return this.mountsSync(key);
   }
 
@@ -40,7 +38,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     const own = `${rec.id}/fs`;
     if (rec.kind === 'view' || rec.kind === 'committed') {
       if (lowers.length === 0) {
-        return [{ type: 'bind', source: path.join(this.dir, rec.kind === 'view' ? own : own), options: ['ro', 'rbind'] }];
+        return [{ type: 'bind', source: path.join(this.dir, own), options: ['ro', 'rbind'] }];
       }
       if (lowers.length === 1) return [{ type: 'bind', source: path.join(this.dir, lowers[0]!), options: ['ro', 'rbind'] }];
       return [{ type: 'overlay', source: 'overlay', options: ['ro', `lowerdir=${lowers.join(':')}`], cwd: this.dir }];

@@ -1,0 +1,31 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { NetworkMode } from './spec.js';
+
+/**
+ * The generated /etc/hosts, /etc/hostname and (host network) /etc/resolv.conf a sandbox bind-mounts,
+ * written into `dir`; returns name → host path for SpecOptions.etcFiles.
+ */
+export function writeEtcFiles(dir: string, hostname: string, network: NetworkMode): Record<string, string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = {};
+  const hosts = path.join(dir, 'hosts');
+  fs.writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  files['hosts'] = hosts;
+  const hn = path.join(dir, 'hostname');
+  fs.writeFileSync(hn, hostname + '\n');
+  files['hostname'] = hn;
+  if (network === 'host') {
+    const rc = path.join(dir, 'resolv.conf');
+    let text = '';
+    try {
+      text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+    } catch {
+      // no resolver configured on the host
+    }
+    fs.writeFileSync(rc, text);
+    files['resolv.conf'] = rc;
+  }
+  return files;
+}
+
