@@ -16,6 +16,7 @@ import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.
 import { createRenderer, type ProgressMode } from './progress.js';
 import { autoGc } from './cache.js';
 import { openStore, storeRoot } from './store.js';
+import { insecureFlag, resolveOrPull } from './registry.js';
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', type: 'list', arg: 'name[:tag]', help: 'name the image (repeatable)' },
@@ -35,6 +36,9 @@ export const buildFlags: FlagSpec[] = [
   { name: 'no-cache', type: 'bool', help: 'run every step, ignoring the build cache' },
   { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
   { name: 'explain', type: 'string', arg: 'text|json', help: 'print each step\'s cache key inputs and why it hit or missed' },
+  { name: 'pull', type: 'bool', help: 'pull every FROM image even when the store has it' },
+  { name: 'platform', type: 'string', arg: 'os/arch', help: 'platform for pulled base images (default: this machine)' },
+  insecureFlag,
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -140,7 +144,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
       return a;
     }),
     resolveImage: async (name) => {
-      const r = store.content.resolve(name);
+      const r = await resolveOrPull(store, name, p, { signal, log: (l) => render.info(l), always: flagBool(p, 'pull'), platform: flagStr(p, 'platform') });
       return { name: r.name ?? name, manifestDigest: r.manifestDigest, config: r.config };
     },
   });

@@ -13,12 +13,17 @@ import { parseCommand, parseFlags } from './parse.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { verifyCommand, verifyFlags } from './verify.js';
 import { infoCommand, infoFlags } from './info.js';
+import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
 const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.
 
 Usage:
   tsbuild [build] [OPTIONS] CONTEXT       build an image (build is the default command)
   tsbuild run [OPTIONS] IMAGE [CMD...]    run a container
+  tsbuild pull IMAGE                      pull an image from a registry
+  tsbuild push IMAGE [DEST]               push an image to a registry
+  tsbuild tag SOURCE TARGET               give an image another name
+  tsbuild login / logout HOST             store or remove registry credentials
   tsbuild images                          list images
   tsbuild inspect IMAGE                   show an image's config and manifest
   tsbuild rmi IMAGE                       remove an image name; unreferenced data is deleted
@@ -45,6 +50,11 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
   info: { flags: infoFlags, synopsis: '[--format json]' },
+  pull: { flags: pullFlags, synopsis: '[OPTIONS] NAME[:TAG|@DIGEST]' },
+  push: { flags: pushFlags, synopsis: '[OPTIONS] NAME[:TAG] [DESTINATION]' },
+  tag: { flags: tagFlags, synopsis: 'SOURCE TARGET[:TAG]' },
+  login: { flags: loginFlags, synopsis: '[-u USER] [--password-stdin] HOST' },
+  logout: { flags: logoutFlags, synopsis: 'HOST' },
   prune: { flags: cacheFlags, synopsis: '[--keep-storage SIZE] [--filter until=DURATION] [--all]' },
 };
 
@@ -90,18 +100,30 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(usage(cmd, spec.synopsis, spec.flags));
       return 0;
     }
-    switch (cmd) {
-      case 'build': {
-        process.on('SIGINT', onSig);
-        process.on('SIGTERM', onSig);
-        try {
-          await buildCommand(p, ac.signal);
-        } finally {
-          process.off('SIGINT', onSig);
-          process.off('SIGTERM', onSig);
-        }
-        return 0;
+    const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
+      process.on('SIGINT', onSig);
+      process.on('SIGTERM', onSig);
+      try {
+        await fn();
+      } finally {
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
       }
+      return 0;
+    };
+    switch (cmd) {
+      case 'build':
+        return await cancellable(() => buildCommand(p, ac.signal));
+      case 'pull':
+        return await cancellable(() => pullCommand(p, ac.signal));
+      case 'push':
+        return await cancellable(() => pushCommand(p, ac.signal));
+      case 'tag':
+        return await tagCommand(p);
+      case 'login':
+        return await loginCommand(p);
+      case 'logout':
+        return await logoutCommand(p);
       case 'run':
         return await runCommand(p);
       case 'images':
@@ -128,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   } catch (e) {
     if (e instanceof CancelledError || ac.signal.aborted) {
-      process.stderr.write('ERROR: build cancelled\n');
+      process.stderr.write(`ERROR: ${cmd === 'build' ? 'build' : cmd} cancelled\n`);
       return 130;
     }
     process.stderr.write(`ERROR: ${errorText(e)}\n`);

@@ -10,6 +10,8 @@ export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
 export interface Renderer {
   event(e: SolverEvent): void;
   warn(message: string): void;
+  /** A plain progress line (pulls during planning, pushes after the build). */
+  info(message: string): void;
   finish(): void;
 }
 
@@ -30,7 +32,7 @@ function secs(ms: number): string {
 }
 
 export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = process.stderr): Renderer {
-  if (mode === 'quiet') return { event() {}, warn: (m) => out.write(`WARNING: ${m}\n`), finish() {} };
+  if (mode === 'quiet') return { event() {}, warn: (m) => out.write(`WARNING: ${m}\n`), info() {}, finish() {} };
   const useTty = mode === 'tty' || (mode === 'auto' && out.isTTY === true && process.env.TERM !== 'dumb');
   const rows = new Map<string, Row>();
   let counter = 0;
@@ -78,6 +80,7 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = pro
         }
       },
       warn: (m) => out.write(`WARNING: ${m}\n`),
+      info: (m) => out.write(`${m}\n`),
       finish() {},
     };
   }
@@ -142,6 +145,11 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = pro
       if (drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
       drawn = 0;
       out.write(`WARNING: ${m}\n`);
+    },
+    info(m) {
+      if (drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
+      drawn = 0;
+      out.write(`${m}\n`);
     },
     finish() {
       if (timer) clearInterval(timer);

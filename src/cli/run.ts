@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { chainIDs } from '../image/index.js';
+import { unpackLayers } from '../ops/index.js';
+import { insecureFlag, resolveOrPull } from './registry.js';
 import { buildSpec, runSpec, layerDirs, readFileInLayers, resolveUser, SandboxError, missingMountPoints, mountDestinations, removeMountStubs, writeEtcFiles } from '../runtime/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { openStore, storeRoot } from './store.js';
@@ -22,6 +23,7 @@ export const runFlags: FlagSpec[] = [
   { name: 'read-only', type: 'bool', help: 'mount the root filesystem read-only' },
   { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
+  insecureFlag,
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -48,12 +50,12 @@ export async function runCommand(p: Parsed): Promise<number> {
   const keep = !flagBool(p, 'rm');
 
   const store = await openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
-  const img = store.content.resolve(imageRef);
+  const img = await resolveOrPull(store, imageRef, p, { log: (l) => process.stderr.write(l + '\n') });
   const cfg = img.config.config ?? {};
   const args = containerArgs(cfg.Entrypoint, cfg.Cmd, cmd, flagStr(p, 'entrypoint'));
   if (args.length === 0) throw new UsageError(`image ${imageRef} has no CMD or ENTRYPOINT: give a command, e.g. tsbuild run ${imageRef} sh`);
-  const top = chainIDs(img.config.rootfs.diff_ids).at(-1);
-  if (top) await store.snapshotter.stat(top);
+  // Images built with another snapshotter (or pulled before) get their snapshots here.
+  const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, img.manifest.layers.map((d, i) => ({ diffID: img.config.rootfs.diff_ids[i]!, descriptor: d })));
 
   const id = store.containers.newId();
   const short = id.slice(0, 12);

@@ -22,14 +22,25 @@ export interface Store {
   containers: Containers;
 }
 
+export interface StoreConfig {
+  snapshotter?: string;
+  /** Registries reached over plain HTTP (besides loopback), as Docker's insecure-registries. */
+  insecureRegistries?: string[];
+  gc?: unknown;
+}
+
+/** `<store>/config.json`; missing or unreadable means defaults. */
+export function readStoreConfig(root: string): StoreConfig {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as StoreConfig;
+  } catch {
+    return {};
+  }
+}
+
 /** `--snapshotter`, else `<store>/config.json` `{"snapshotter": "..."}`, else overlayfs. */
 export function defaultDriver(root: string): string {
-  try {
-    const cfg = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8')) as { snapshotter?: string };
-    return cfg.snapshotter ?? 'overlayfs';
-  } catch {
-    return 'overlayfs';
-  }
+  return readStoreConfig(root).snapshotter ?? 'overlayfs';
 }
 
 export async function openStore(root: string, driverFlag?: string): Promise<Store> {

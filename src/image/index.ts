@@ -9,3 +9,5 @@ export type { TarHeader, EntryType } from './tar.js';
 export { extractTar, detectArchive, detectCompression, openDecompressed, isTarHeader, ArchiveError } from './extract.js';
 export type { ExtractOptions, Compression } from './extract.js';
 export { diffTrees } from './treediff.js';
+export { compressedLayer, parseCompression, compressionOfMediaType } from './compress.js';
+export type { CompressionSpec, LayerCompression } from './compress.js';

@@ -40,7 +40,7 @@ export function normalizeName(name: string): string {
   return name.slice(slash + 1).includes(':') ? name : `${name}:latest`;
 }
 
-const NAME_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/;
+const NAME_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})?$/;
 export function validateName(name: string): void {
   if (!NAME_RE.test(name)) {
     throw new TsbuildError('INVALID_REFERENCE', `invalid image name "${name}": use lowercase letters, digits and separators, e.g. myapp:1.0`);
@@ -114,6 +114,34 @@ export class ContentStore {
     if (fs.existsSync(final)) fs.rmSync(tmp, { force: true });
     else fs.renameSync(tmp, final);
     return { digest, size };
+  }
+
+  /** Where a download of `digest` grows until it is verified; kept across interruptions to resume. */
+  ingestPath(digest: string): string {
+    return path.join(this.tmp, `ingest-${this.blobPath(digest).slice(-64)}`);
+  }
+
+  /** Moves a file whose content the caller has verified against `digest` into the store. */
+  async adoptBlob(file: string, digest: string): Promise<void> {
+    const fh = await fs.promises.open(file, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const final = this.blobPath(digest);
+    if (fs.existsSync(final)) fs.rmSync(file, { force: true });
+    else fs.renameSync(file, final);
+  }
+
+  /** Streams a blob's bytes. */
+  openBlob(digest: string): fs.ReadStream {
+    if (!this.has(digest)) throw new NotFoundError(`blob ${digest} is missing from the store: pull or rebuild the image`, 'BLOB_NOT_FOUND');
+    return fs.createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 });
+  }
+
+  blobSize(digest: string): number {
+    return fs.statSync(this.blobPath(digest)).size;
   }
 
   readBlob(digest: string): Buffer {

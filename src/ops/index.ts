@@ -14,6 +14,8 @@ export { parseChmod, ChmodError } from './chmod.js';
 export { recoverStore, staleMounts } from './recovery.js';
 export { canonicalJSON } from './export.js';
 export { withMounted } from './mount.js';
+export { unpackLayers, ociLayerType, UnpackError } from './unpack.js';
+export type { UnpackEnv, LayerToUnpack } from './unpack.js';
 
 function state(r: OpResult | undefined, what: string): StateRef {
   if (!r || r.kind !== 'state') throw new Error(`internal: ${what} expects a filesystem state input`);
@@ -31,7 +33,7 @@ function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
     case 'scratch':
       return async () => scratchState();
     case 'image':
-      return async () => imageState(env, op);
+      return async (_inputs, ctx) => imageState(env, op, ctx.signal);
     case 'context':
       return async (): Promise<ContextRef> => ({ kind: 'context', dir: op.dir, ignore: op.ignore });
     case 'exec':

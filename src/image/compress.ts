@@ -1,0 +1,85 @@
+/**
+ * Layer compression for pushes and exports. Local layers are stored uncompressed (their digest is their
+ * diffID); a compressed variant is made once, streaming, stored as a blob of its own and remembered by
+ * (diffID, algorithm, level), so a second push of the same layer neither recompresses nor uploads what
+ * the registry already has. Pulled layers already compressed the wanted way are used as they are, which
+ * keeps their digests and makes cross-repository mounts possible.
+ *
+ * gzip is Node's zlib (runs on the libuv pool, so layers compress in parallel); zstd is the `zstd`
+ * program: measured at ~300 MiB/s streaming where the zstd-codec package reached 52 MiB/s on 8 MiB
+ * and ran out of its fixed asm.js heap at 64 MiB (it has no streaming input).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { TsbuildError } from '../errors/index.js';
+import { readJSONFile, writeFileAtomic } from '../fsutil/index.js';
+import { openDecompressed, type Compression } from './extract.js';
+import type { ContentStore } from './store.js';
+import { MediaType, type Descriptor } from './types.js';
+
+export type LayerCompression = 'gzip' | 'zstd' | 'uncompressed';
+
+export interface CompressionSpec {
+  type: LayerCompression;
+  level?: number;
+}
+
+export function parseCompression(s: string, level?: string): CompressionSpec {
+  if (s !== 'gzip' && s !== 'zstd' && s !== 'uncompressed') throw new TsbuildError('USAGE', `unknown compression "${s}": use gzip, zstd or uncompressed`);
+  if (level === undefined) return { type: s };
+  const n = Number(level);
+  const max = s === 'zstd' ? 19 : 9;
+  if (!Number.isInteger(n) || n < (s === 'zstd' ? 1 : 0) || n > max) throw new TsbuildError('USAGE', `compression level ${level} is out of range for ${s} (${s === 'zstd' ? 1 : 0}..${max})`);
+  return { type: s, level: n };
+}
+
+export function compressionOfMediaType(mediaType: string): Compression {
+  if (mediaType.endsWith('+gzip') || mediaType.endsWith('.tar.gzip')) return 'gzip';
+  if (mediaType.endsWith('+zstd')) return 'zstd';
+  return 'none';
+}
+
+function mediaTypeFor(t: LayerCompression): string {
+  return t === 'gzip' ? MediaType.layerGzip : t === 'zstd' ? MediaType.layerZstd : MediaType.layer;
+}
+
+function compressStream(input: Readable, spec: CompressionSpec): Readable {
+  if (spec.type === 'gzip') return input.pipe(zlib.createGzip({ level: spec.level ?? 6 }));
+  const child = spawn('zstd', [`-${spec.level ?? 3}`, '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = child.stdout;
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.on('error', (e) => out.destroy(new TsbuildError('ZSTD_UNAVAILABLE', `cannot run zstd (${e.message}); install it (Debian: apt-get install -y zstd) or use --compression gzip`)));
+  child.on('close', (code) => {
+    if (code !== 0) out.destroy(new TsbuildError('ZSTD_FAILED', `zstd failed: ${err.trim() || `exit ${code}`}`));
+  });
+  input.on('error', (e) => out.destroy(e));
+  child.stdin.on('error', () => undefined);
+  input.pipe(child.stdin);
+  return out;
+}
+
+/**
+ * The layer as it should be pushed or exported with `spec`: an existing blob when one fits, otherwise a
+ * new compressed blob made from the uncompressed content.
+ */
+export async function compressedLayer(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Promise<Descriptor> {
+  const d = layer.descriptor;
+  const have = compressionOfMediaType(d.mediaType);
+  const want = spec.type === 'uncompressed' ? 'none' : spec.type;
+  if (have === want && (spec.level === undefined || want === 'none')) return { mediaType: mediaTypeFor(spec.type), digest: d.digest, size: d.size };
+  const memoFile = path.join(store.root, 'compressed', `${spec.type}-${spec.level ?? 'default'}-${layer.diffID.replace(/^sha256:/, '')}.json`);
+  const memo = readJSONFile<Descriptor | undefined>(memoFile, undefined);
+  if (memo && store.has(memo.digest)) return memo;
+  if (want === 'none' && store.has(layer.diffID)) return { mediaType: MediaType.layer, digest: layer.diffID, size: store.blobSize(layer.diffID) };
+  const raw = openDecompressed(store.blobPath(d.digest), have);
+  const out = want === 'none' ? raw : compressStream(raw, spec);
+  const blob = await store.writeBlob(out as AsyncIterable<Buffer>, want === 'none' ? { digest: layer.diffID } : undefined);
+  const desc = { mediaType: mediaTypeFor(spec.type), digest: blob.digest, size: blob.size };
+  fs.mkdirSync(path.dirname(memoFile), { recursive: true });
+  writeFileAtomic(memoFile, JSON.stringify(desc));
+  return desc;
+}

@@ -1,0 +1,97 @@
+/**
+ * Unpacking: a pulled (or otherwise foreign) image's layers become committed snapshots named by their
+ * ChainIDs, which is how locally built layers are named too, so a pulled base and a built one are the
+ * same thing to every later step. Each layer is applied onto a mounted view of its parent, decompressed
+ * and hashed as it streams; a diffID that does not match the config removes the half-applied snapshot.
+ */
+import crypto from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { chainIDs, extractTar, openDecompressed, MediaType, type ContentStore, type Descriptor } from '../image/index.js';
+import { TsbuildError } from '../errors/index.js';
+import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
+import { withMounted } from './mount.js';
+import { activeKey } from './layer.js';
+
+export interface UnpackEnv {
+  storeRoot: string;
+  store: ContentStore;
+  snapshotter: Snapshotter;
+}
+
+export interface LayerToUnpack {
+  diffID: string;
+  descriptor: Descriptor;
+}
+
+const DOCKER_LAYER_TYPES: Record<string, string> = {
+  'application/vnd.docker.image.rootfs.diff.tar.gzip': MediaType.layerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar': MediaType.layer,
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip': MediaType.layerGzip,
+};
+
+/** Docker's layer media types under their OCI names (same bytes), so built images stay pure OCI. */
+export function ociLayerType(mediaType: string): string {
+  return DOCKER_LAYER_TYPES[mediaType] ?? mediaType;
+}
+
+function compressionOf(mediaType: string): 'gzip' | 'zstd' | 'none' {
+  const t = ociLayerType(mediaType);
+  if (t.endsWith('+gzip')) return 'gzip';
+  if (t.endsWith('+zstd')) return 'zstd';
+  return 'none';
+}
+
+async function exists(s: Snapshotter, key: string): Promise<boolean> {
+  try {
+    await s.stat(key);
+    return true;
+  } catch (e) {
+    if (e instanceof SnapshotError) return false;
+    throw e;
+  }
+}
+
+export class UnpackError extends TsbuildError {}
+
+/** Makes sure every layer's snapshot exists; returns the top ChainID (undefined for no layers). */
+export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: { signal?: AbortSignal; onLayer?: (i: number, d: Descriptor) => void } = {}): Promise<string | undefined> {
+  const chains = chainIDs(layers.map((l) => l.diffID));
+  let have = chains.length;
+  while (have > 0 && !(await exists(env.snapshotter, chains[have - 1]!))) have--;
+  for (let i = have; i < layers.length; i++) {
+    if (o.signal?.aborted) throw new TsbuildError('CANCELLED', 'cancelled');
+    const l = layers[i]!;
+    o.onLayer?.(i, l.descriptor);
+    const key = activeKey('unpack');
+    const mounts = await env.snapshotter.prepare(key, i === 0 ? undefined : chains[i - 1]);
+    try {
+      const hash = crypto.createHash('sha256');
+      const hasher = new Transform({
+        highWaterMark: 1 << 20,
+        transform(c: Buffer, _e, cb) {
+          hash.update(c);
+          cb(null, c);
+        },
+      });
+      await withMounted(env.storeRoot, mounts, async (dir) => {
+        const src = openDecompressed(env.store.blobPath(l.descriptor.digest), compressionOf(l.descriptor.mediaType));
+        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true })]);
+      });
+      const got = 'sha256:' + hash.digest('hex');
+      if (got !== l.diffID) {
+        throw new UnpackError('DIFFID_MISMATCH', `layer ${l.descriptor.digest} unpacks to ${got}, but the image config says ${l.diffID}: the image is corrupt; remove it and pull again`);
+      }
+      try {
+        await env.snapshotter.commit(chains[i]!, key);
+      } catch (e) {
+        if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
+        await env.snapshotter.remove(key);
+      }
+    } catch (e) {
+      await env.snapshotter.remove(key).catch(() => undefined);
+      throw e;
+    }
+  }
+  return chains.at(-1);
+}

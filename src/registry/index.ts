@@ -1,0 +1,17 @@
+export { parseReference, formatReference, familiarName, repoName, apiHost, credentialKey, ReferenceError, DEFAULT_DOMAIN } from './reference.js';
+export type { Reference } from './reference.js';
+export { RegistryClient, isLoopbackHost } from './client.js';
+export type { ClientOptions, RegistryEvent } from './client.js';
+export { RegistryError, parseChallenge, chain, kyHandler, followRedirects, retry, Authenticator } from './transport.js';
+export type { Handler, Middleware, RegistryRequest } from './transport.js';
+export { ConfigFileSource, HelperSource, CredentialError, lookupCredentials, sourceFor, dockerConfigDir, readDockerConfig } from './credentials.js';
+export type { Credentials, CredentialSource } from './credentials.js';
+export { fetchBlob, pushBlob } from './blobs.js';
+export type { TransferEvent, TransferOptions, UploadOptions } from './blobs.js';
+export { pullImage, resolveManifest } from './pull.js';
+export type { PullOptions, PulledImage } from './pull.js';
+export { pushImage, manifestForPush } from './push.js';
+export type { PushOptions, PushResult } from './push.js';
+export { hostPlatform, parsePlatform, formatPlatform, selectManifest, DockerMediaType, MANIFEST_ACCEPT } from './media.js';
+export type { Platform } from './media.js';
+export { BlobSources } from './sources.js';

@@ -1,0 +1,58 @@
+/** Manifest and layer media types of OCI and Docker v2 schema 2, and platform matching. */
+import { MediaType, type Descriptor } from '../image/index.js';
+import { RegistryError } from './transport.js';
+
+export const DockerMediaType = {
+  manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  list: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  config: 'application/vnd.docker.container.image.v1+json',
+  layerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  layer: 'application/vnd.docker.image.rootfs.diff.tar',
+  foreign: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  schema1: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+} as const;
+
+export const MANIFEST_ACCEPT = [MediaType.index, DockerMediaType.list, MediaType.manifest, DockerMediaType.manifest];
+
+export function isIndex(mediaType: string): boolean {
+  return mediaType === MediaType.index || mediaType === DockerMediaType.list;
+}
+export function isManifest(mediaType: string): boolean {
+  return mediaType === MediaType.manifest || mediaType === DockerMediaType.manifest;
+}
+
+/** How a layer blob is compressed, from its media type. */
+export function layerCompression(mediaType: string): 'gzip' | 'zstd' | 'none' {
+  if (mediaType.endsWith('+gzip') || mediaType === DockerMediaType.layerGzip || mediaType === DockerMediaType.foreign) return 'gzip';
+  if (mediaType.endsWith('+zstd')) return 'zstd';
+  if (mediaType === MediaType.layer || mediaType === DockerMediaType.layer || mediaType.endsWith('.tar')) return 'none';
+  throw new RegistryError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${mediaType}`);
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export function hostPlatform(): Platform {
+  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+  return arch === 'arm64' ? { os: 'linux', architecture: arch, variant: 'v8' } : arch === 'arm' ? { os: 'linux', architecture: arch, variant: 'v7' } : { os: 'linux', architecture: arch };
+}
+
+export function parsePlatform(s: string): Platform {
+  const [os, architecture, variant] = s.split('/');
+  if (!os || !architecture) throw new RegistryError('INVALID_PLATFORM', `invalid platform "${s}": use os/arch[/variant], e.g. linux/amd64`);
+  return { os, architecture, variant };
+}
+
+export function formatPlatform(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+/** The index entry for `want`: exact variant first, then one without a variant (arm64's v8 is implied). */
+export function selectManifest(manifests: Descriptor[], want: Platform): Descriptor | undefined {
+  const candidates = manifests.filter((m) => m.platform && m.platform.os === want.os && m.platform.architecture === want.architecture);
+  const norm = (v?: string) => (want.architecture === 'arm64' && (v === undefined || v === '') ? 'v8' : v ?? '');
+  return candidates.find((m) => norm(m.platform!.variant) === norm(want.variant)) ?? (want.variant ? undefined : candidates[0]) ?? candidates.find((m) => !m.platform!.variant);
+}

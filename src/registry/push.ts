@@ -1,0 +1,87 @@
+/**
+ * Push: layers are compressed as asked (in parallel, streaming, reusing earlier variants), every blob is
+ * checked, mounted or uploaded (in parallel, with retries), and the manifest goes last, so a registry
+ * never names an image whose blobs it does not have.
+ */
+import PQueue from 'p-queue';
+import { compressedLayer, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
+import type { RegistryClient } from './client.js';
+import { pushBlob, type TransferEvent } from './blobs.js';
+import { formatReference, type Reference } from './reference.js';
+import type { BlobSources } from './sources.js';
+
+export interface PushOptions {
+  client: RegistryClient;
+  ref: Reference;
+  store: ContentStore;
+  manifestDigest: string;
+  compression: CompressionSpec;
+  concurrency?: number;
+  chunkSize?: number;
+  signal?: AbortSignal;
+  sources?: BlobSources;
+  onEvent?: (e: TransferEvent | { type: 'compress'; digest: string }) => void;
+}
+
+export interface PushResult {
+  digest: string;
+  size: number;
+  reference: string;
+}
+
+/** The manifest to push: layers compressed as asked; the original bytes when nothing changes. */
+export async function manifestForPush(store: ContentStore, manifestDigest: string, compression: CompressionSpec, concurrency = 2, onCompress?: (d: string) => void): Promise<{ bytes: Buffer; mediaType: string; manifest: Manifest }> {
+  const manifest = store.readJSON<Manifest>(manifestDigest);
+  const config = store.readJSON<ImageConfig>(manifest.config.digest);
+  const diffIDs = config.rootfs.diff_ids;
+  const queue = new PQueue({ concurrency });
+  const layers = await Promise.all(
+    manifest.layers.map((d, i) =>
+      queue.add(async () => {
+        onCompress?.(d.digest);
+        return compressedLayer(store, { diffID: diffIDs[i]!, descriptor: d }, compression);
+      }),
+    ),
+  );
+  const same = layers.every((l, i) => l.digest === manifest.layers[i]!.digest && l.mediaType === manifest.layers[i]!.mediaType);
+  if (same) {
+    const bytes = store.readBlob(manifestDigest);
+    return { bytes, mediaType: manifest.mediaType ?? MediaType.manifest, manifest };
+  }
+  const out: Manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.manifest,
+    config: { mediaType: manifest.config.mediaType, digest: manifest.config.digest, size: manifest.config.size },
+    layers: layers as Descriptor[],
+    ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+  };
+  const bytes = Buffer.from(JSON.stringify(out));
+  await store.writeBlob(bytes);
+  return { bytes, mediaType: MediaType.manifest, manifest: out };
+}
+
+export async function pushImage(o: PushOptions): Promise<PushResult> {
+  const m = await manifestForPush(o.store, o.manifestDigest, o.compression, o.concurrency ?? 2, (digest) => o.onEvent?.({ type: 'compress', digest }));
+  const blobs = [m.manifest.config, ...m.manifest.layers];
+  const queue = new PQueue({ concurrency: o.concurrency ?? 4 });
+  const ac = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, ac.signal]) : ac.signal;
+  try {
+    await Promise.all(
+      blobs.map((d) =>
+        queue.add(() =>
+          pushBlob(o.client, o.ref.path, d, o.store, { signal, chunkSize: o.chunkSize, mountFrom: o.sources?.lookup(o.client.domain, d.digest), onEvent: o.onEvent }),
+        ),
+      ),
+    );
+  } catch (e) {
+    ac.abort();
+    queue.clear();
+    await queue.onIdle();
+    throw e;
+  }
+  const digest = sha256(m.bytes);
+  await o.client.putManifest(o.ref.path, o.ref.digest ?? o.ref.tag ?? 'latest', m.bytes, m.mediaType, o.signal);
+  o.sources?.record(o.client.domain, o.ref.path, blobs.map((b) => b.digest));
+  return { digest, size: m.bytes.length, reference: formatReference({ ...o.ref, tag: o.ref.tag, digest: undefined }) };
+}
