@@ -63,8 +63,10 @@ async function* watched(body: Readable, idleMs: number): AsyncGenerator<Buffer> 
   }
 }
 
+/** Worth another attempt: the network, a stall, a short body, a 5xx. A wrong digest is not. */
 function retryable(e: unknown): boolean {
-  return isTransient(e) || e instanceof Stalled || (e instanceof RegistryError && (e.status === undefined || e.status >= 500)) || (e as { code?: string }).code === 'ECONNRESET';
+  if (e instanceof RegistryError) return e.code === 'BLOB_TRUNCATED' || (e.status !== undefined && e.status >= 500);
+  return isTransient(e) || e instanceof Stalled || (e as { code?: string }).code === 'ECONNRESET';
 }
 
 /** Downloads `desc` from `repo` into the store unless it is there; verifies digest and size. */
@@ -135,10 +137,11 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
     throw e;
   }
   await fh.close();
+  // A short body keeps its verified prefix for the next attempt to resume from.
+  if (size < desc.size) throw new RegistryError('BLOB_TRUNCATED', `blob ${desc.digest} ended after ${size} of ${desc.size} bytes`);
   const got = 'sha256:' + h.digest('hex');
-  if (size !== desc.size || got !== desc.digest) {
+  if (got !== desc.digest) {
     fs.rmSync(partial, { force: true });
-    if (size < desc.size) throw new RegistryError('BLOB_TRUNCATED', `blob ${desc.digest} ended after ${size} of ${desc.size} bytes`, undefined);
     throw new RegistryError('DIGEST_MISMATCH', `digest mismatch on blob ${desc.digest} from ${client.domain}/${repo}: got ${got}; nothing was stored`);
   }
 }

@@ -47,13 +47,14 @@ export class RegistryClient {
   private pinging?: Promise<string>;
   private send: Handler;
   private plain: Handler;
+  private auth: Authenticator;
   constructor(private o: ClientOptions) {
     this.domain = o.domain;
     const bottom = o.base ?? kyHandler(o.timeoutMs);
     const onRetry = (what: string, attempt: number, reason: string) => o.onEvent?.({ type: 'retry', what, attempt, reason });
     this.plain = chain([retry({ attempts: o.retries ?? 4, baseMs: o.retryBaseMs ?? 200, onRetry }), followRedirects], bottom);
     const creds = o.credentials ?? lookupCredentials;
-    const auth = new Authenticator({ domain: o.domain, credentials: () => creds(o.domain), fetch: this.plain, onEvent: (what) => o.onEvent?.({ type: 'token', what }) });
+    const auth = (this.auth = new Authenticator({ domain: o.domain, credentials: () => creds(o.domain), fetch: this.plain, onEvent: (what) => o.onEvent?.({ type: 'token', what }) }));
     this.send = chain([auth.middleware], this.plain);
   }
 
@@ -79,6 +80,7 @@ export class RegistryClient {
       try {
         const res = await this.plain({ method: 'GET', url: `${base}/v2/`, headers: {}, scopes: [], signal });
         await res.body?.cancel().catch(() => undefined);
+        if (res.status === 401) this.auth.learn(res.headers.get('www-authenticate'));
         if (res.status === 200 || res.status === 401) return base;
         last = new RegistryError('REGISTRY_UNSUPPORTED', `${host} answered ${res.status} to GET /v2/: it does not look like an OCI registry`, res.status);
       } catch (e) {
@@ -129,10 +131,9 @@ export class RegistryClient {
   /** Whether the registry has a blob in `repo` (its size when it does). */
   async blobSize(repo: string, digest: string, actions = ['pull'], signal?: AbortSignal): Promise<number | undefined> {
     const res = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, { repo, actions, signal });
+    if (res.status !== 200 && res.status !== 404) return this.fail(res, `blob ${digest} in ${repo}`);
     await res.body?.cancel().catch(() => undefined);
-    if (res.status === 200) return Number(res.headers.get('content-length') ?? '0');
-    if (res.status === 404) return undefined;
-    return this.fail(res, `blob ${digest} in ${repo}`);
+    return res.status === 200 ? Number(res.headers.get('content-length') ?? '0') : undefined;
   }
 
   /** Opens a blob from `offset`; `resumed` is false when the server ignored the Range and sent it all. */

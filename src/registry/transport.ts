@@ -194,12 +194,18 @@ export interface AuthOptions {
 export class Authenticator {
   private challenge: Challenge | undefined;
   private tokens = new Map<string, Token>();
+  private pending = new Map<string, Promise<Token>>();
   private creds: Promise<Credentials | undefined> | undefined;
   constructor(private o: AuthOptions) {}
 
   private credentials(): Promise<Credentials | undefined> {
     this.creds ??= this.o.credentials();
     return this.creds;
+  }
+
+  /** A challenge seen elsewhere (the `/v2/` ping), so the first real request can carry a token. */
+  learn(header: string | null): void {
+    this.challenge ??= parseChallenge(header);
   }
 
   get middleware(): Middleware {
@@ -228,7 +234,13 @@ export class Authenticator {
     const now = (this.o.now ?? Date.now)();
     const have = this.tokens.get(key);
     if (have && !fresh && have.expires > now) return `Bearer ${have.value}`;
-    const t = await this.fetchToken(ch, scopes, r.signal);
+    // Parallel blob transfers that need the same scopes share one token request.
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.fetchToken(ch, scopes, r.signal).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    const t = await p;
     this.tokens.set(key, t);
     return `Bearer ${t.value}`;
   }

@@ -199,7 +199,7 @@ export type Fault = 'none' | 'reset-mid-blob' | 'error-500' | 'wrong-byte' | 'sl
 export interface FaultProxy {
   host: string;
   /** What the next matching requests get; `times` of them, then none. */
-  inject(f: Fault, o?: { times?: number; match?: RegExp }): void;
+  inject(f: Fault, o?: { times?: number; match?: RegExp; method?: string }): void;
   hits: number;
   stop(): Promise<void>;
 }
@@ -209,9 +209,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let fault: Fault = 'none';
   let left = 0;
   let match = /\/blobs\/sha256:/;
+  let method = 'GET';
   const state = { hits: 0 };
   const server = http.createServer((req, res) => {
-    const active = fault !== 'none' && left > 0 && match.test(req.url ?? '') && req.method === 'GET';
+    const active = fault !== 'none' && left > 0 && match.test(req.url ?? '') && req.method === method;
     const f = active ? fault : 'none';
     if (active) {
       left--;
@@ -233,10 +234,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       ur.on('data', (c: Buffer) => {
         if (f === 'reset-mid-blob' && sent + c.length >= total / 2) {
           const keep = Math.max(0, Math.floor(total / 2) - sent);
-          res.write(c.subarray(0, keep));
           sent += keep;
           ur.destroy();
-          res.socket?.destroy();
+          // Flushed first, so the client really holds a prefix when the connection drops.
+          res.write(c.subarray(0, keep), () => res.socket?.destroy());
           return;
         }
         if (f === 'wrong-byte' && sent <= total / 2 && sent + c.length > total / 2) {
@@ -265,7 +266,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     inject(f, o = {}) {
       fault = f;
       left = o.times ?? 1;
-      if (o.match) match = o.match;
+      match = o.match ?? /\/blobs\/sha256:/;
+      method = o.method ?? 'GET';
     },
     get hits() {
       return state.hits;
