@@ -16,7 +16,8 @@ import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.
 import { createRenderer, type ProgressMode } from './progress.js';
 import { autoGc } from './cache.js';
 import { openStore, storeRoot } from './store.js';
-import { insecureFlag, resolveOrPull } from './registry.js';
+import { compressionFlags, compressionFrom, insecureFlag, resolveOrPull } from './registry.js';
+import { parseOutputs, writeOutputs } from './outputs.js';
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', type: 'list', arg: 'name[:tag]', help: 'name the image (repeatable)' },
@@ -39,6 +40,9 @@ export const buildFlags: FlagSpec[] = [
   { name: 'pull', type: 'bool', help: 'pull every FROM image even when the store has it' },
   { name: 'platform', type: 'string', arg: 'os/arch', help: 'platform for pulled base images (default: this machine)' },
   insecureFlag,
+  { name: 'output', short: 'o', type: 'list', arg: 'type=image|registry|oci|docker|local[,dest=…][,push=true]', help: 'where the result goes (repeatable; default type=image)' },
+  { name: 'push', type: 'bool', help: 'push the -t names after building (same as --output type=image,push=true)' },
+  ...compressionFlags,
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -95,6 +99,8 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     }
     return n;
   });
+  const outputs = parseOutputs(flagList(p, 'output'), flagBool(p, 'push'), names);
+  compressionFrom(p);
   const buildArgs = new Map<string, string>();
   for (const a of flagList(p, 'build-arg')) {
     const i = a.indexOf('=');
@@ -194,9 +200,12 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     sourceDateEpoch: sde,
     dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(text).digest('hex'),
   });
+  await writeOutputs(store, outputs, result.manifest.digest, p, { signal, log: (l) => process.stderr.write(l + '\n'), mtime: sourceDateEpoch });
   const iid = flagStr(p, 'iidfile');
   if (iid) fs.writeFileSync(iid, imageId);
-  if (flagBool(p, 'quiet')) process.stdout.write(imageId + '\n');
+  if (flagBool(p, 'quiet')) {
+    if (!outputs.some((o) => o.dest === '-')) process.stdout.write(imageId + '\n');
+  }
   else {
     process.stderr.write(`writing image ${imageId}${names.length ? ` (${names.join(', ')})` : ''}\n`);
   }

@@ -11,3 +11,5 @@ export type { ExtractOptions, Compression } from './extract.js';
 export { diffTrees } from './treediff.js';
 export { compressedLayer, parseCompression, compressionOfMediaType } from './compress.js';
 export type { CompressionSpec, LayerCompression } from './compress.js';
+export { writeImageArchive } from './archive.js';
+export type { ArchiveImage } from './archive.js';

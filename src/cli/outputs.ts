@@ -1,0 +1,130 @@
+/**
+ * Build outputs (`--output`, as `docker buildx build -o`): `type=image` (the default: the local store,
+ * with `push=true` also the registry), `type=registry` (push the -t names), `type=oci|docker,dest=FILE`
+ * (an image archive; `dest=-` is stdout), `type=local,dest=DIR` (the filesystem), and the shorthand
+ * `-o DIR`. Every output runs after the image is in the store.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError, TsbuildError } from '../errors/index.js';
+import { parseCompression, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
+import { unpackLayers, withMounted } from '../ops/index.js';
+import { manifestForPush } from '../registry/index.js';
+import { flagStr, type Parsed } from './args.js';
+import { pushTo } from './registry.js';
+import type { Store } from './store.js';
+
+export interface OutputSpec {
+  type: 'image' | 'registry' | 'oci' | 'docker' | 'local';
+  dest?: string;
+  names: string[];
+  push: boolean;
+  compression?: CompressionSpec;
+}
+
+const TYPES = new Set(['image', 'registry', 'oci', 'docker', 'local']);
+
+export function parseOutputs(values: string[], push: boolean, names: string[]): OutputSpec[] {
+  const out: OutputSpec[] = [];
+  for (const v of values) {
+    if (!v.includes('=')) {
+      out.push({ type: 'local', dest: v, names, push: false });
+      continue;
+    }
+    const kv = new Map<string, string>();
+    for (const part of v.split(',')) {
+      const i = part.indexOf('=');
+      if (i < 0) throw new UsageError(`--output ${v}: "${part}" is not key=value`);
+      kv.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).trim());
+    }
+    const type = kv.get('type') ?? 'image';
+    if (!TYPES.has(type)) throw new UsageError(`--output type=${type}: use image, registry, oci, docker or local`);
+    for (const k of kv.keys()) {
+      if (!['type', 'dest', 'name', 'push', 'compression', 'compression-level'].includes(k)) throw new UsageError(`--output ${v}: unknown option "${k}"`);
+    }
+    const spec: OutputSpec = {
+      type: type as OutputSpec['type'],
+      dest: kv.get('dest'),
+      names: kv.get('name') ? kv.get('name')!.split(/[;]/).filter(Boolean) : names,
+      push: type === 'registry' || kv.get('push') === 'true',
+      compression: kv.get('compression') ? parseCompression(kv.get('compression')!, kv.get('compression-level')) : undefined,
+    };
+    if ((spec.type === 'oci' || spec.type === 'docker' || spec.type === 'local') && !spec.dest) throw new UsageError(`--output type=${type} needs dest=${type === 'local' ? 'DIR' : 'FILE (or - for stdout)'}`);
+    if (spec.push && spec.names.length === 0) throw new UsageError(`--output type=${type}${type === 'image' ? ',push=true' : ''} needs an image name: give -t or name=`);
+    out.push(spec);
+  }
+  if (push) {
+    if (names.length === 0) throw new UsageError('--push needs an image name: give -t NAME');
+    if (!out.some((o) => o.push)) out.push({ type: 'image', names, push: true });
+  }
+  return out;
+}
+
+export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDigest: string, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void; mtime?: number }): Promise<void> {
+  for (const s of specs) {
+    if (s.push) {
+      for (const n of s.names) {
+        const r = await pushTo(store, manifestDigest, n, s.compression ? withCompression(p, s.compression) : p, { signal: o.signal, log: o.log });
+        o.log(`pushed ${r.reference}@${r.digest}`);
+      }
+    }
+    if (s.type === 'oci' || s.type === 'docker') {
+      const compression = s.compression ?? (flagStr(p, 'compression') ? parseCompression(flagStr(p, 'compression')!, flagStr(p, 'compression-level')) : { type: s.type === 'oci' ? 'gzip' : 'uncompressed' } as CompressionSpec);
+      const m = await manifestForPush(store.content, manifestDigest, compression);
+      const digest = 'sha256:' + (await import('node:crypto')).createHash('sha256').update(m.bytes).digest('hex');
+      if (!store.content.has(digest)) await store.content.writeBlob(m.bytes);
+      const image = { manifest: { mediaType: m.mediaType, digest, size: m.bytes.length }, names: s.names };
+      await writeArchive(s.dest!, (out) => writeImageArchive(store.content, s.type as 'oci' | 'docker', image, out, o.mtime));
+      if (s.dest !== '-') o.log(`wrote ${s.type} archive ${s.dest}`);
+    }
+    if (s.type === 'local') await exportFilesystem(store, manifestDigest, s.dest!, o.signal);
+  }
+}
+
+function withCompression(p: Parsed, c: CompressionSpec): Parsed {
+  const flags = new Map(p.flags);
+  flags.set('compression', c.type);
+  if (c.level !== undefined) flags.set('compression-level', String(c.level));
+  else flags.delete('compression-level');
+  return { ...p, flags };
+}
+
+/** Writes to a temp file and renames, so a failed export never leaves a half archive under `dest`. */
+async function writeArchive(dest: string, fn: (out: NodeJS.WritableStream & import('node:stream').Writable) => Promise<void>): Promise<void> {
+  if (dest === '-') {
+    await fn(process.stdout);
+    return;
+  }
+  const tmp = `${dest}.tmp-${process.pid}`;
+  const out = fs.createWriteStream(tmp);
+  try {
+    await fn(out);
+    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    fs.renameSync(tmp, dest);
+  } catch (e) {
+    out.destroy();
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** The image's filesystem copied into `dest` (created when missing), ownership and modes kept. */
+async function exportFilesystem(store: Store, manifestDigest: string, dest: string, signal?: AbortSignal): Promise<void> {
+  const manifest = store.content.readJSON<Manifest>(manifestDigest);
+  const config = store.content.readJSON<ImageConfig>(manifest.config.digest);
+  const env = { storeRoot: store.root, store: store.content, snapshotter: store.snapshotter };
+  const top = await unpackLayers(env, manifest.layers.map((d, i) => ({ diffID: config.rootfs.diff_ids[i]!, descriptor: d })), { signal });
+  fs.mkdirSync(dest, { recursive: true });
+  if (!top) return;
+  const key = `view-export-${process.pid}-${Date.now().toString(36)}`;
+  const mounts = await store.snapshotter.view(key, top);
+  try {
+    await withMounted(store.root, mounts, async (dir) => {
+      const r = spawnSync('cp', ['-a', '--reflink=auto', '--', `${dir}/.`, path.resolve(dest)], { encoding: 'utf8' });
+      if (r.status !== 0) throw new TsbuildError('EXPORT_FAILED', `copying the image's files to ${dest} failed: ${r.stderr.trim()}`);
+    });
+  } finally {
+    await store.snapshotter.remove(key);
+  }
+}
