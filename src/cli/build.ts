@@ -18,6 +18,7 @@ import { autoGc } from './cache.js';
 import { openStore, storeRoot } from './store.js';
 import { compressionFlags, compressionFrom, insecureFlag, resolveOrPull } from './registry.js';
 import { parseOutputs, writeOutputs } from './outputs.js';
+import { exportCache, importCaches, parseCacheSpecs } from './remotecache.js';
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', type: 'list', arg: 'name[:tag]', help: 'name the image (repeatable)' },
@@ -41,6 +42,8 @@ export const buildFlags: FlagSpec[] = [
   { name: 'platform', type: 'string', arg: 'os/arch', help: 'platform for pulled base images (default: this machine)' },
   insecureFlag,
   { name: 'output', short: 'o', type: 'list', arg: 'type=image|registry|oci|docker|local[,dest=…][,push=true]', help: 'where the result goes (repeatable; default type=image)' },
+  { name: 'cache-to', type: 'list', arg: 'type=registry,ref=R[,mode=min|max][,mounts=true]', help: 'export the build cache to a registry (repeatable)' },
+  { name: 'cache-from', type: 'list', arg: 'type=registry,ref=R[,mounts=true]', help: 'use build cache from a registry (repeatable)' },
   { name: 'push', type: 'bool', help: 'push the -t names after building (same as --output type=image,push=true)' },
   ...compressionFlags,
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
@@ -100,6 +103,8 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     return n;
   });
   const outputs = parseOutputs(flagList(p, 'output'), flagBool(p, 'push'), names);
+  const cacheTo = parseCacheSpecs(flagList(p, 'cache-to'), '--cache-to');
+  const cacheFrom = parseCacheSpecs(flagList(p, 'cache-from'), '--cache-from');
   compressionFrom(p);
   const buildArgs = new Map<string, string>();
   for (const a of flagList(p, 'build-arg')) {
@@ -156,6 +161,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   });
   for (const w of graph.warnings) render.warn(w.line ? `line ${w.line}: ${w.message}` : w.message);
   const cacheIndex = new CacheIndex(store.root);
+  const remote = cacheFrom.length ? await importCaches(store, cacheFrom, p, { signal, log: (l) => render.info(l) }) : undefined;
   const memo = new ChecksumMemo(cacheIndex.memoFile);
   const noCacheStages = new Set(flagList(p, 'no-cache-filter').map((x) => x.toLowerCase()));
   const cacheEvents: Extract<SolverEvent, { type: 'cache' }>[] = [];
@@ -169,7 +175,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
         created: new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         secrets,
       },
-      { index: cacheIndex, memo },
+      { index: cacheIndex, memo, remote },
     ),
     concurrency: jobs,
     noCache: (v) => flagBool(p, 'no-cache') || noCacheStages.has(String(v.meta['stage'] ?? '')),
@@ -200,6 +206,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     sourceDateEpoch: sde,
     dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(text).digest('hex'),
   });
+  for (const spec of cacheTo) await exportCache(store, spec, cacheEvents, graph.root, p, { signal, log: (l) => process.stderr.write(l + '\n') });
   await writeOutputs(store, outputs, result.manifest.digest, p, { signal, log: (l) => process.stderr.write(l + '\n'), mtime: sourceDateEpoch });
   const iid = flagStr(p, 'iidfile');
   if (iid) fs.writeFileSync(iid, imageId);

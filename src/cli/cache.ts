@@ -117,6 +117,28 @@ export async function autoGc(s: Store): Promise<void> {
   await pruneCache(s, { keepStorage: parseSize(cfg.gc.keepStorage) });
 }
 
+/** A cache mount's contents as a tar stream. */
+export function mountTar(dir: string): Readable {
+  return Readable.from(diffUpperDir(dir, { opaqueDirs: new Set() }));
+}
+
+/** Replaces cache mount `id` with the tar's contents (extracted aside, then renamed into place). */
+export async function restoreMount(root: string, id: string, tar: Readable): Promise<void> {
+  const target = cacheMountDir(root, id);
+  const tmp = `${target}.import-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    await extractTar(tar, tmp);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  fs.rmSync(target, { recursive: true, force: true });
+  fs.renameSync(tmp, target);
+  fs.writeFileSync(`${target}.id`, id);
+}
+
 export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<number> {
   const s = await openStore(storeRoot(flagStr(p, 'root')));
   if (sub === 'ls' && !flagBool(p, 'mounts')) {
@@ -140,7 +162,7 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
     const index: Record<string, string> = {};
     for (const m of listCacheMounts(s.root)) {
       const file = `${path.basename(m.dir)}.tar`;
-      await pipeline(Readable.from(diffUpperDir(m.dir, { opaqueDirs: new Set() })), fs.createWriteStream(path.join(out, file)));
+      await pipeline(mountTar(m.dir), fs.createWriteStream(path.join(out, file)));
       index[m.id] = file;
     }
     fs.writeFileSync(path.join(out, 'tsbuild-cache-mounts.json'), JSON.stringify({ version: 1, mounts: index }, null, 1));
@@ -156,14 +178,7 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
     let n = 0;
     for (const [id, file] of Object.entries(mounts)) {
       if (file.includes('/') || file.startsWith('.')) throw new UsageError(`${manifest}: bad entry ${file}`);
-      const target = cacheMountDir(s.root, id);
-      const tmp = `${target}.import-${process.pid}`;
-      fs.rmSync(tmp, { recursive: true, force: true });
-      fs.mkdirSync(tmp, { recursive: true });
-      await extractTar(fs.createReadStream(path.join(dir, file)), tmp);
-      fs.rmSync(target, { recursive: true, force: true });
-      fs.renameSync(tmp, target);
-      fs.writeFileSync(`${target}.id`, id);
+      await restoreMount(s.root, id, fs.createReadStream(path.join(dir, file)));
       n++;
     }
     process.stdout.write(`imported ${n} cache mounts\n`);

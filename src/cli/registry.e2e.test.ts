@@ -239,6 +239,47 @@ it('token auth: the Bearer flow with scopes; login, push, pull, cross-repo mount
   }
 });
 
+it('remote cache: --cache-to on store A, --cache-from on an empty store B hits every step (no RUN runs); cache mounts travel; misses explained', async () => {
+  const d = ctx(
+    'FROM base AS deps\nRUN --mount=type=cache,target=/cache echo dep > /dep.txt && echo warm > /cache/stamp && echo deps-ran\n' +
+      'FROM base\nCOPY --from=deps /dep.txt /dep.txt\nCOPY app.txt /app.txt\nRUN echo final-ran && touch /ran.txt\nCMD ["cat", "/dep.txt", "/app.txt"]\n',
+    { 'app.txt': 'v1\n' },
+  );
+  const cref = `${plain!.host}/cache/app:buildcache`;
+  const a = newStore();
+  const ba = await cli(['-q', '--progress', 'plain', '--cache-to', `type=registry,ref=${cref},mode=max,mounts=true`, d], { root: a, env });
+  assert.is(ba.code, 0, ba.stderr);
+  assert.match(ba.stderr, /cache exported to .*records \(mode=max\), 1 cache mounts/);
+  const b = newStore();
+  const bb = await cli(['-q', '--progress', 'plain', '--explain', 'json', '--cache-from', `type=registry,ref=${cref},mounts=true`, d], { root: b, env });
+  assert.is(bb.code, 0, bb.stderr);
+  const lines = bb.stdout.trim().split('\n');
+  const id = lines.pop()!;
+  assert.is(id, ba.stdout.trim(), 'the same image on both machines');
+  const explained = JSON.parse(lines.join('\n')) as { steps: { step: string; hit: boolean }[] };
+  assert.ok(explained.steps.length >= 5, JSON.stringify(explained.steps));
+  for (const st of explained.steps) assert.ok(st.hit, `${st.step} should be a cache hit`);
+  assert.not.match(bb.stderr, /^#\d+ [\d.]+ (deps|final)-ran$/m, 'no RUN executed on store B');
+  const mounts = await cli(['cache', 'ls', '--mounts'], { root: b, env });
+  assert.match(mounts.stdout, /\/cache/, 'the cache mount was restored');
+  assert.is((await cli(['run', '--rm', id.slice(7)], { root: b, env })).stdout, 'dep\nv1\n');
+  // A third, empty machine with a changed file: the miss says why, from the exported step history.
+  fs.writeFileSync(path.join(d, 'app.txt'), 'v2\n');
+  const c = newStore();
+  const bc = await cli(['--progress', 'plain', '--explain', 'text', '--cache-from', `type=registry,ref=${cref}`, d], { root: c, env });
+  assert.is(bc.code, 0, bc.stderr);
+  assert.match(bc.stdout, /COPY app.txt \/app.txt\n  MISS: 1 file changed: app.txt/);
+  assert.not.match(bc.stderr, /^#\d+ [\d.]+ deps-ran$/m, 'the deps stage still came from the registry');
+  assert.match(bc.stderr, /^#\d+ [\d.]+ final-ran$/m, 'the RUN after the changed COPY ran');
+  // min mode exports only what made the final image; a missing cache ref is a note, not an error.
+  const bm = await cli(['--progress', 'plain', '--cache-to', `type=registry,ref=${plain!.host}/cache/app:min`, '--cache-from', `type=registry,ref=${plain!.host}/cache/none:x`, d], { root: c, env });
+  assert.is(bm.code, 0, bm.stderr);
+  assert.match(bm.stderr, /nothing there yet/);
+  const bad = await cli(['--cache-from', 'type=local,src=x', d], { root: c, env });
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /only type=registry/);
+});
+
 it('faults: a reset mid-blob resumes, a 500 is retried, a wrong byte stores nothing, a slow registry completes', async () => {
   await buildHello('faulty');
   const ref0 = `${plain!.host}/tests/faulty:1`;

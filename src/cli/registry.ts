@@ -124,17 +124,21 @@ export async function pullInto(store: Store, ref: Reference, p: Parsed, o: { sig
 
 /** The local image for a FROM: the store's, or pulled when it is not there (or `always`). */
 export async function resolveOrPull(store: Store, name: string, p: Parsed, o: { signal?: AbortSignal; log?: (line: string) => void; always?: boolean; platform?: string }): Promise<ResolvedImage> {
+  const tryLocal = (cand: string): ResolvedImage | undefined => {
+    try {
+      return store.content.resolve(cand);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  };
+  // Image ids and local names first: an id is not a reference.
+  const byName = o.always ? undefined : tryLocal(name);
+  if (byName) return byName;
   const ref = parseReference(name);
   const local = familiarName(ref);
-  if (!o.always) {
-    for (const cand of [name, local]) {
-      try {
-        return store.content.resolve(cand);
-      } catch (e) {
-        if (!(e instanceof NotFoundError)) throw e;
-      }
-    }
-  }
+  const byRef = o.always ? undefined : tryLocal(local);
+  if (byRef) return byRef;
   o.log?.(`pulling ${local}`);
   return pullInto(store, ref, p, o);
 }

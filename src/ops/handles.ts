@@ -4,8 +4,9 @@
  * record can only be reused on top of exactly the filesystem it was built on.
  */
 import type { CacheKey, OpContext, OpHandle, OpFn, Vertex } from '../builder/index.js';
-import { digestOf, explainMiss, type CacheIndex, type ChecksumMemo } from '../cache/index.js';
-import type { History } from '../image/index.js';
+import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type ChecksumMemo } from '../cache/index.js';
+import type { Descriptor, History } from '../image/index.js';
+import { unpackLayers } from './unpack.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { contextMaterial, isURL } from './copy.js';
 import { fetchURL, authHeaders } from './fetch.js';
@@ -16,6 +17,43 @@ import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 export interface CacheEnv {
   index: CacheIndex;
   memo: ChecksumMemo;
+  /** Records imported from elsewhere (`--cache-from`), consulted when the local index misses. */
+  remote?: RemoteCacheSource;
+}
+
+/** A source of cache records whose layers can be fetched into the content store on a hit. */
+export interface RemoteCacheSource {
+  lookup(key: string): RemoteCacheRecord | undefined;
+  /** The last key material of a step, by portable id (`Dockerfile#stage#n`). */
+  lastStep(portableStepId: string): { key: string; material: Record<string, string> } | undefined;
+  fetch(descriptor: Descriptor, signal?: AbortSignal): Promise<void>;
+}
+
+export interface RemoteCacheRecord {
+  key: string;
+  snapshot?: string;
+  layer: { diffID: string; descriptor: Descriptor } | null;
+  description: string;
+  created: string;
+}
+
+/** A step id without the machine-specific context path, so it matches across CI runners. */
+export function portableStepId(stepId: string): string {
+  return stepId.split('#').slice(1).join('#');
+}
+
+/** Makes a remote record local: fetches and unpacks its layer onto the parent, then saves it. */
+async function importRecord(env: OpsEnv, c: CacheEnv, key: string, parent: StateRef, signal: AbortSignal): Promise<CacheRecord | undefined> {
+  const r = c.remote?.lookup(key);
+  if (!r) return undefined;
+  if (r.layer) {
+    await c.remote!.fetch(r.layer.descriptor, signal);
+    const top = await unpackLayers(env, [...parent.layers, r.layer], { signal });
+    if (top !== r.snapshot) return undefined;
+  } else if (r.snapshot !== parent.snapshot) return undefined;
+  const rec: CacheRecord = { key, snapshot: r.snapshot, layer: r.layer, description: r.description, created: r.created, lastUsed: new Date().toISOString(), size: r.layer?.descriptor.size ?? 0 };
+  c.index.save(rec);
+  return rec;
 }
 
 function stateOf(r: OpResult | undefined): StateRef | undefined {
@@ -114,9 +152,10 @@ export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec
     },
     async load(key, inputs, ctx) {
       if (source) return run(inputs, ctx);
-      const rec = c.index.lookup(key.key);
       const parent = stateOf(inputs[0]);
-      if (!rec || !parent) return undefined;
+      if (!parent) return undefined;
+      const rec = c.index.lookup(key.key) ?? (await importRecord(env, c, key.key, parent, ctx.signal));
+      if (!rec) return undefined;
       if (rec.snapshot) {
         try {
           const info = await env.snapshotter.stat(rec.snapshot);
@@ -149,7 +188,7 @@ export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec
     },
     explain(key) {
       const id = stepId(v);
-      const last = id ? c.index.lastStep(id) : undefined;
+      const last = id ? c.index.lastStep(id) ?? c.remote?.lastStep(portableStepId(id)) : undefined;
       return explainMiss(key.material, last?.material, { parentStep: v.inputs[0]?.name });
     },
   };

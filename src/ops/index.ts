@@ -53,4 +53,5 @@ function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
 
 export { gcStore } from './gc.js';
 export type { GcResult } from './gc.js';
-export type { CacheEnv } from './handles.js';
+export type { CacheEnv, RemoteCacheSource, RemoteCacheRecord } from './handles.js';
+export { portableStepId } from './handles.js';

@@ -15,3 +15,5 @@ export type { PushOptions, PushResult } from './push.js';
 export { hostPlatform, parsePlatform, formatPlatform, selectManifest, DockerMediaType, MANIFEST_ACCEPT } from './media.js';
 export type { Platform } from './media.js';
 export { BlobSources } from './sources.js';
+export { pushCache, pullCacheConfig, CACHE_CONFIG_TYPE, CACHE_MOUNT_TYPE } from './cache.js';
+export type { RemoteCacheConfig, RemoteRecord, RemoteStep, RemoteMount, CacheTransfer } from './cache.js';
