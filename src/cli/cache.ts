@@ -12,6 +12,7 @@ import { readJSONFile } from '../fsutil/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { humanSize, table } from './format.js';
 import { openStore, storeRoot, type Store } from './store.js';
+import { insecureFlag } from './registry.js';
 
 export const cacheFlags: FlagSpec[] = [
   { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
@@ -20,8 +21,9 @@ export const cacheFlags: FlagSpec[] = [
   { name: 'all', short: 'a', type: 'bool', help: 'prune: every record' },
   { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; prune never asks' },
   { name: 'mounts', type: 'bool', help: 'ls: list RUN --mount=type=cache directories' },
-  { name: 'output', short: 'o', type: 'string', arg: 'DIR', help: 'export-mounts: directory to write the cache mounts to' },
-  { name: 'input', short: 'i', type: 'string', arg: 'DIR', help: 'import-mounts: directory written by export-mounts' },
+  { name: 'output', short: 'o', type: 'string', arg: 'DIR|type=registry,ref=R', help: 'export-mounts: directory or registry ref to write the cache mounts to' },
+  { name: 'input', short: 'i', type: 'string', arg: 'DIR|type=registry,ref=R', help: 'import-mounts: directory or registry ref written by export-mounts' },
+  insecureFlag,
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -117,6 +119,17 @@ export async function autoGc(s: Store): Promise<void> {
   await pruneCache(s, { keepStorage: parseSize(cfg.gc.keepStorage) });
 }
 
+/** `type=registry,ref=R` → R; a plain path → undefined (a directory). */
+function registryTarget(v: string, flag: string): string | undefined {
+  if (!v.startsWith('type=')) return undefined;
+  const kv = new Map(v.split(',').map((x) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)] as [string, string]));
+  if (kv.get('type') === 'local') return undefined;
+  if (kv.get('type') !== 'registry') throw new UsageError(`${flag} ${v}: use a directory or type=registry,ref=R`);
+  const ref = kv.get('ref');
+  if (!ref) throw new UsageError(`${flag} ${v}: give ref=REGISTRY/NAME:TAG`);
+  return ref;
+}
+
 /** A cache mount's contents as a tar stream. */
 export function mountTar(dir: string): Readable {
   return Readable.from(diffUpperDir(dir, { opaqueDirs: new Set() }));
@@ -157,7 +170,14 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
   }
   if (sub === 'export-mounts') {
     const out = flagStr(p, 'output') ?? p.positional[0];
-    if (!out) throw new UsageError('cache export-mounts needs --output DIR');
+    if (!out) throw new UsageError('cache export-mounts needs --output DIR or --output type=registry,ref=R');
+    const reg = registryTarget(out, '--output');
+    if (reg) {
+      const { exportMountsToRegistry } = await import('./remotecache.js');
+      const n = await exportMountsToRegistry(s, reg, p, { log: (l) => process.stderr.write(l + '\n') });
+      process.stdout.write(`exported ${n} cache mounts to ${reg}\n`);
+      return 0;
+    }
     fs.mkdirSync(out, { recursive: true });
     const index: Record<string, string> = {};
     for (const m of listCacheMounts(s.root)) {
@@ -171,7 +191,14 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
   }
   if (sub === 'import-mounts') {
     const dir = flagStr(p, 'input') ?? p.positional[0];
-    if (!dir) throw new UsageError('cache import-mounts needs --input DIR');
+    if (!dir) throw new UsageError('cache import-mounts needs --input DIR or --input type=registry,ref=R');
+    const reg = registryTarget(dir, '--input');
+    if (reg) {
+      const { importMountsFromRegistry } = await import('./remotecache.js');
+      const n = await importMountsFromRegistry(s, reg, p, { log: (l) => process.stderr.write(l + '\n') });
+      process.stdout.write(`imported ${n} cache mounts\n`);
+      return 0;
+    }
     const manifest = path.join(dir, 'tsbuild-cache-mounts.json');
     if (!fs.existsSync(manifest)) throw new UsageError(`${dir} has no tsbuild-cache-mounts.json: give a directory written by "tsbuild cache export-mounts"`);
     const { mounts } = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { mounts: Record<string, string> };

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, e2eHarness, readJSON, registryUnavailable, removeStore, startFaultProxy, startRegistry, startTokenIssuer, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { cli, cliPath, e2eHarness, readJSON, registryUnavailable, removeStore, startFaultProxy, startRegistry, startTokenIssuer, tmpdir, type TestRegistry } from '../testutil/index.js';
 
 const h = e2eHarness('reg');
 const why = registryUnavailable();
@@ -140,6 +140,53 @@ it('zstd and uncompressed layers, chunked uploads, cross-repository mounts, tag,
   assert.is(r.stdout, 'hello variants\nbuilt-on-pulled\n', r.stderr);
   const m = storeManifest(s, 'onpulled:latest');
   assert.ok(m.layers.every((l) => l.mediaType.startsWith('application/vnd.oci.image.layer.')), 'built images carry OCI layer types only');
+});
+
+it('outputs: oci and docker archives (skopeo, podman load), local directory, stdout, --push', async () => {
+  const d = ctx('COPY greeting.txt /greeting.txt\nRUN mkdir -p /data && echo x > /data/x && ln -s x /data/link\nCMD ["cat", "/greeting.txt"]\n', { 'greeting.txt': 'hello outputs\n' });
+  const out = tmpdir('tsb-reg-out-');
+  try {
+    const oci = path.join(out, 'img.oci.tar');
+    const dock = path.join(out, 'img.docker.tar');
+    const local = path.join(out, 'fs');
+    const ref = `${plain!.host}/tests/outputs:1`;
+    const b = await cli(['-q', '-t', ref, '--push', '-o', `type=oci,dest=${oci}`, '-o', `type=docker,dest=${dock}`, '-o', `type=local,dest=${local}`, d], { root, env });
+    assert.is(b.code, 0, b.stderr);
+    const id = b.stdout.trim();
+    const io = skopeo(['inspect', `oci-archive:${oci}`]);
+    assert.is(io.code, 0, io.out);
+    const pushed = JSON.parse(skopeo(['inspect', '--tls-verify=false', `docker://${ref}`]).out).Digest;
+    assert.is(JSON.parse(io.out).Digest, pushed, 'the OCI archive holds the manifest that was pushed');
+    const id2 = JSON.parse(skopeo(['inspect', '--config', `docker-archive:${dock}`]).out);
+    assert.ok(id2.rootfs, 'skopeo reads the docker archive');
+    assert.is(fs.readFileSync(path.join(local, 'greeting.txt'), 'utf8'), 'hello outputs\n');
+    assert.is(fs.readlinkSync(path.join(local, 'data/link')), 'x');
+    assert.ok(fs.existsSync(path.join(local, 'bin/busybox')));
+    const podman = spawnSync('sh', ['-c', 'command -v podman'], { encoding: 'utf8' }).status === 0;
+    if (!podman) console.log('  podman load part skipped: podman is not installed');
+    else {
+      const pr = path.join(out, 'podman');
+      const args = ['--root', `${pr}/root`, '--runroot', `${pr}/run`, '--storage-driver', 'vfs'];
+      const load = spawnSync('podman', [...args, 'load', '-i', dock], { encoding: 'utf8' });
+      assert.is(load.status, 0, load.stderr);
+      const pid = spawnSync('podman', [...args, 'image', 'inspect', '--format', '{{.Id}}', ref], { encoding: 'utf8' });
+      assert.is(pid.stdout.trim(), id.slice(7), 'podman load gives the same image id');
+    }
+    const stdout = await new Promise<Buffer>((resolve, reject) => {
+      const child = spawnSync(process.execPath, [cliPath, '-o', 'type=oci,dest=-', d], { env: { ...process.env, TSBUILD_ROOT: root, ...env }, maxBuffer: 64 << 20 });
+      if (child.status !== 0) reject(new Error(child.stderr.toString()));
+      else resolve(child.stdout);
+    });
+    assert.is(stdout.subarray(0, 10).toString(), 'oci-layout', 'dest=- streams the archive to stdout');
+    const bad = await cli(['-o', 'type=oci', d], { root, env });
+    assert.is(bad.code, 2);
+    assert.match(bad.stderr, /needs dest=/);
+    const nopush = await cli(['--push', d], { root, env });
+    assert.is(nopush.code, 2);
+    assert.match(nopush.stderr, /--push needs an image name/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });
 
 it('errors: unknown tag, unknown repository, invalid reference, unreachable registry', async () => {
@@ -278,6 +325,28 @@ it('remote cache: --cache-to on store A, --cache-from on an empty store B hits e
   const bad = await cli(['--cache-from', 'type=local,src=x', d], { root: c, env });
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /only type=registry/);
+});
+
+it('cache export-mounts / import-mounts through a registry between two empty stores', async () => {
+  const d = ctx('RUN --mount=type=cache,id=pkgs,target=/var/cache/pkgs sh -c \'echo "$(cat /var/cache/pkgs/n 2>/dev/null || echo 0)+1" > /var/cache/pkgs/n; echo seen: $(cat /var/cache/pkgs/n)\'\n');
+  const a = newStore();
+  const ba = await cli(['--progress', 'plain', d], { root: a, env });
+  assert.is(ba.code, 0, ba.stderr);
+  assert.match(ba.stderr, /seen: 0\+1/);
+  const ref = `${plain!.host}/cache/mounts:ci`;
+  const ex = await cli(['cache', 'export-mounts', '--output', `type=registry,ref=${ref}`], { root: a, env });
+  assert.is(ex.code, 0, ex.stderr);
+  assert.match(ex.stdout, /exported 1 cache mounts/);
+  const b = newStore();
+  const im = await cli(['cache', 'import-mounts', '--input', `type=registry,ref=${ref}`], { root: b, env });
+  assert.is(im.code, 0, im.stderr);
+  assert.match(im.stdout, /imported 1 cache mounts/);
+  const bb = await cli(['--progress', 'plain', d], { root: b, env });
+  assert.is(bb.code, 0, bb.stderr);
+  assert.match(bb.stderr, /seen: 0\+1\+1/, 'the build on store B found the exported cache mount');
+  const none = await cli(['cache', 'import-mounts', '--input', `type=registry,ref=${plain!.host}/cache/absent:x`], { root: b, env });
+  assert.is(none.code, 2);
+  assert.match(none.stderr, /no tsbuild cache at/);
 });
 
 it('faults: a reset mid-blob resumes, a 500 is retried, a wrong byte stores nothing, a slow registry completes', async () => {

@@ -65,14 +65,7 @@ export async function importCaches(store: Store, specs: CacheSpec[], p: Parsed, 
     o.log(`cache ${spec.ref}: ${cfg.records.length} records, ${cfg.mounts.length} cache mounts`);
     for (const r of cfg.records) if (!records.has(r.key)) records.set(r.key, { ...r, from: t });
     for (const [id, s] of Object.entries(cfg.steps)) if (!steps.has(id)) steps.set(id, s);
-    if (spec.mounts) {
-      for (const m of cfg.mounts) {
-        if (fs.existsSync(cacheMountDir(store.root, m.id))) continue;
-        await fetchBlob(t.client, t.ref.path, m.descriptor, store.content, { signal: o.signal });
-        await restoreMount(store.root, m.id, openDecompressed(store.content.blobPath(m.descriptor.digest), 'gzip'));
-        o.log(`cache mount ${m.id}: restored from ${spec.ref}`);
-      }
-    }
+    if (spec.mounts) await restoreMounts(store, t, cfg, { ...o, overwrite: false });
   }
   if (records.size === 0 && steps.size === 0) return undefined;
   return {
@@ -84,6 +77,43 @@ export async function importCaches(store: Store, specs: CacheSpec[], p: Parsed, 
       await fetchBlob(owner.client, owner.ref.path, d, store.content, { signal });
     },
   };
+}
+
+async function restoreMounts(store: Store, t: ReturnType<typeof transfer>, cfg: RemoteCacheConfig, o: { signal?: AbortSignal; log: (l: string) => void; overwrite: boolean }): Promise<number> {
+  let n = 0;
+  for (const m of cfg.mounts) {
+    // A build restores only what the runner lacks; an explicit import replaces.
+    if (!o.overwrite && fs.existsSync(cacheMountDir(store.root, m.id))) continue;
+    await fetchBlob(t.client, t.ref.path, m.descriptor, store.content, { signal: o.signal });
+    await restoreMount(store.root, m.id, openDecompressed(store.content.blobPath(m.descriptor.digest), 'gzip'));
+    o.log(`cache mount ${m.id}: restored from ${t.client.domain}/${t.ref.path}`);
+    n++;
+  }
+  return n;
+}
+
+async function mountEntries(store: Store): Promise<RemoteCacheConfig['mounts']> {
+  const out: RemoteCacheConfig['mounts'] = [];
+  for (const m of listCacheMounts(store.root)) {
+    const blob = await store.content.writeBlob(mountTar(m.dir).pipe(zlib.createGzip({ level: 6 })) as AsyncIterable<Buffer>);
+    out.push({ id: m.id, descriptor: { mediaType: CACHE_MOUNT_TYPE, digest: blob.digest, size: blob.size } });
+  }
+  return out;
+}
+
+/** `tsbuild cache export-mounts --output type=registry,ref=R`: only the cache mounts. */
+export async function exportMountsToRegistry(store: Store, ref: string, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
+  const cfg: RemoteCacheConfig = { version: 1, records: [], steps: {}, mounts: await mountEntries(store) };
+  await pushCache({ ...transfer(store, ref, p, o.log, o.signal), onEvent: transferLogger(o.log) }, cfg);
+  return cfg.mounts.length;
+}
+
+/** `tsbuild cache import-mounts --input type=registry,ref=R`: every mount there replaces the local one. */
+export async function importMountsFromRegistry(store: Store, ref: string, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
+  const t = transfer(store, ref, p, o.log, o.signal);
+  const cfg = await pullCacheConfig(t);
+  if (!cfg) throw new UsageError(`there is no tsbuild cache at ${ref}: export one first with tsbuild cache export-mounts --output type=registry,ref=${ref}`);
+  return restoreMounts(store, t, cfg, { ...o, overwrite: true });
 }
 
 /** The vertices whose results make up the final image: the root and its first-input chain. */
@@ -109,12 +139,7 @@ export async function exportCache(store: Store, spec: CacheSpec, events: Extract
     const layer = rec.layer ? { diffID: rec.layer.diffID, descriptor: await compressedLayer(store.content, rec.layer, { type: 'gzip' }) } : null;
     cfg.records.push({ key: rec.key, snapshot: rec.snapshot, layer, description: rec.description, created: rec.created });
   }
-  if (spec.mounts) {
-    for (const m of listCacheMounts(store.root)) {
-      const blob = await store.content.writeBlob(mountTar(m.dir).pipe(zlib.createGzip({ level: 6 })) as AsyncIterable<Buffer>);
-      cfg.mounts.push({ id: m.id, descriptor: { mediaType: CACHE_MOUNT_TYPE, digest: blob.digest, size: blob.size } });
-    }
-  }
+  if (spec.mounts) cfg.mounts = await mountEntries(store);
   const t = transfer(store, spec.ref, p, o.log, o.signal);
   await pushCache({ ...t, onEvent: transferLogger(o.log) }, cfg);
   o.log(`cache exported to ${spec.ref}: ${cfg.records.length} records (mode=${spec.mode})${spec.mounts ? `, ${cfg.mounts.length} cache mounts` : ''}`);

@@ -89,7 +89,8 @@ export class RegistryClient {
       }
     }
     if (last instanceof TsbuildError) throw last;
-    const hint = this.o.insecure ? '' : ` If it serves plain HTTP, pass --insecure-registry ${this.domain}.`;
+    const tls = /SSL|TLS|CERT|wrong version/i.test(describeNetworkError(last));
+    const hint = this.o.insecure || !tls ? '' : ` If it serves plain HTTP, pass --insecure-registry ${this.domain}.`;
     throw new RegistryError('REGISTRY_UNREACHABLE', `cannot reach registry ${host}: ${describeNetworkError(last)}.${hint}`, undefined, { cause: last });
   }
 

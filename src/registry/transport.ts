@@ -77,8 +77,8 @@ export const followRedirects: Middleware = async (r, next) => {
 export function isTransient(e: unknown): boolean {
   if (e instanceof TimeoutError) return true;
   const cause = (e as { cause?: { code?: string } }).cause?.code ?? '';
-  // TLS and certificate failures do not heal by trying again.
-  if (/^(ERR_SSL|ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_INVALID_URL)/.test(cause)) return false;
+  // TLS and certificate failures, and names that do not resolve, do not heal by trying again.
+  if (/^(ERR_SSL|ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_INVALID_URL|ENOTFOUND)/.test(cause)) return false;
   if (e instanceof TypeError) return true; // fetch() reports every other network failure as TypeError
   const code = (e as { code?: string }).code;
   return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|UND_ERR_|ERR_STREAM_PREMATURE_CLOSE)/.test(code);
