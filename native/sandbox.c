@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -548,6 +549,78 @@ static int opaque_cb(const char *path, const struct stat *st, int type, struct F
   return 0;
 }
 
+/* xattrs DIR: every extended attribute under DIR (not DIR itself), as relpath\0name\0hexvalue\0.
+ * Which ones belong in a layer is policy, decided in TypeScript. */
+static const char *xattr_root;
+static int xattr_cb(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st; (void)type;
+  if (ftw->level == 0) return 0;
+  ssize_t len = llistxattr(path, NULL, 0);
+  if (len <= 0) return 0;
+  char *names = malloc(len);
+  len = llistxattr(path, names, len);
+  const char *rel = path + strlen(xattr_root);
+  while (*rel == '/') rel++;
+  for (ssize_t i = 0; i < len; i += strlen(names + i) + 1) {
+    const char *name = names + i;
+    ssize_t vlen = lgetxattr(path, name, NULL, 0);
+    if (vlen < 0) continue;
+    unsigned char *v = malloc(vlen > 0 ? vlen : 1);
+    vlen = lgetxattr(path, name, v, vlen);
+    if (vlen < 0) { free(v); continue; }
+    fputs(rel, stdout); fputc(0, stdout);
+    fputs(name, stdout); fputc(0, stdout);
+    for (ssize_t j = 0; j < vlen; j++) printf("%02x", v[j]);
+    fputc(0, stdout);
+    free(v);
+  }
+  free(names);
+  return 0;
+}
+
+static int unhex(const char *h, unsigned char *out) {
+  size_t n = strlen(h);
+  if (n % 2) return -1;
+  for (size_t i = 0; i < n / 2; i++) {
+    unsigned int b;
+    if (sscanf(h + 2 * i, "%2x", &b) != 1) return -1;
+    out[i] = (unsigned char)b;
+  }
+  return (int)(n / 2);
+}
+
+/* apply-meta: records on stdin, NUL-separated fields, applied in order:
+ *   m PATH MODE MAJOR MINOR   mknod (MODE includes the file type bits)
+ *   x PATH NAME HEXVALUE      lsetxattr (never follows a symlink) */
+static int cmd_apply_meta(void) {
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  ssize_t n;
+  while ((n = read(0, buf + len, cap - len)) > 0) {
+    len += n;
+    if (len == cap) buf = realloc(buf, cap *= 2);
+  }
+  if (len == cap) buf = realloc(buf, cap + 1);
+  buf[len] = 0; /* a last field without its NUL still ends */
+  char *f[5];
+  size_t pos = 0;
+  while (pos < len) {
+    int want = buf[pos] == 'm' ? 5 : 4, k = 0;
+    for (; k < want && pos < len; k++) { f[k] = buf + pos; pos += strlen(buf + pos) + 1; }
+    if (f[0][0] == 'm' && k == 5) {
+      dev_t d = makedev(strtoul(f[3], NULL, 10), strtoul(f[4], NULL, 10));
+      if (mknod(f[1], (mode_t)strtoul(f[2], NULL, 10), d) < 0) fail("host", "mknod", f[1], errno);
+    } else if (f[0][0] == 'x' && k == 4) {
+      unsigned char *v = malloc(strlen(f[3]) / 2 + 1);
+      int vl = unhex(f[3], v);
+      if (vl < 0) fail("host", "setxattr", f[1], EINVAL);
+      if (lsetxattr(f[1], f[2], v, vl, 0) < 0) fail("host", "setxattr", f[1], errno);
+      free(v);
+    } else fail("host", "apply-meta", f[0], EINVAL);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run();
   errfd = 2;
@@ -566,6 +639,12 @@ int main(int argc, char **argv) {
     if (nftw(argv[2], opaque_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
     return 0;
   }
-  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | opaque-dirs DIR\n");
+  if (argc == 3 && !strcmp(argv[1], "xattrs")) {
+    xattr_root = argv[2];
+    if (nftw(argv[2], xattr_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
+    return 0;
+  }
+  if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
+  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | opaque-dirs DIR | xattrs DIR | apply-meta\n");
   return 2;
 }

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliPath, e2eHarness, readJSON, registryUnavailable, removeStore, startFaultProxy, startRegistry, startTokenIssuer, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { cli, cliPath, e2eHarness, repoRoot, readJSON, registryUnavailable, removeStore, startFaultProxy, startRegistry, startTokenIssuer, tmpdir, type TestRegistry } from '../testutil/index.js';
 
 const h = e2eHarness('reg');
 const why = registryUnavailable();
@@ -347,6 +347,27 @@ it('cache export-mounts / import-mounts through a registry between two empty sto
   const none = await cli(['cache', 'import-mounts', '--input', `type=registry,ref=${plain!.host}/cache/absent:x`], { root: b, env });
   assert.is(none.code, 2);
   assert.match(none.stderr, /no tsbuild cache at/);
+});
+
+it('device nodes and xattrs (security.capability) survive build, diff on overlayfs and native, push, pull and unpack', async () => {
+  const d = ctx('COPY xattr /usr/bin/xattr\nRUN mknod /dev-null c 1 3 && mknod /fifo p && echo bin > /tool && chmod 755 /tool && /usr/bin/xattr set /tool security.capability 0100000200200000000000000000000000000000 && /usr/bin/xattr set /tool user.origin 6869\n');
+  const cc = spawnSync('cc', ['-static', '-O2', '-o', path.join(d, 'xattr'), path.join(repoRoot, 'testdata/xattr.c')], { encoding: 'utf8' });
+  assert.is(cc.status, 0, cc.stderr);
+  const ids: string[] = [];
+  for (const driver of ['overlayfs', 'native']) {
+    const r = await cli(['-q', '--snapshotter', driver, '-t', `special-${driver}`, d], { root, env });
+    assert.is(r.code, 0, r.stderr);
+    ids.push(r.stdout.trim());
+  }
+  assert.is(ids[0], ids[1], 'both drivers give the same image (devices and xattrs in the layer)');
+  const ref = `${plain!.host}/tests/special:1`;
+  assert.is((await cli(['push', 'special-overlayfs', ref], { root, env })).code, 0);
+  for (const driver of ['overlayfs', 'native']) {
+    const s = newStore();
+    const r = await cli(['run', '--rm', '--snapshotter', driver, ref, 'sh', '-c', 'ls -l /dev-null /fifo | cut -c1; stat -c "%t:%T" /dev-null; xattr get /tool security.capability; xattr get /tool user.origin'], { root: s, env });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'c\np\n1:3\n0100000200200000000000000000000000000000\n6869\n', `${driver}: ${r.stderr}`);
+  }
 });
 
 it('faults: a reset mid-blob resumes, a 500 is retried, a wrong byte stores nothing, a slow registry completes', async () => {

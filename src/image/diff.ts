@@ -13,6 +13,8 @@ export interface DiffOptions {
   opaqueDirs: Set<string>;
   /** Clamp every mtime to at most this (seconds), for reproducible layers. */
   sourceDateEpoch?: number;
+  /** Extended attributes by relative path (read by the caller; Node cannot). */
+  xattrs?: Map<string, Record<string, Buffer>>;
 }
 
 const SMALL_FILE = 256 * 1024;
@@ -21,10 +23,10 @@ export interface DiffStats {
   entries: number;
 }
 
-function major(rdev: number): number {
+export function major(rdev: number): number {
   return Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
 }
-function minor(rdev: number): number {
+export function minor(rdev: number): number {
   return Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
 }
 
@@ -43,15 +45,15 @@ export async function* diffUpperDir(upper: string, opts: DiffOptions, stats: Dif
       const full = path.join(dir, name);
       const st = fs.lstatSync(full);
       const mtime = clamp(Math.floor(st.mtimeMs / 1000));
-      const base: Omit<TarHeader, 'type'> = { name: relPath, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime };
+      const base: Omit<TarHeader, 'type'> = { name: relPath, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime, xattrs: opts.xattrs?.get(relPath) };
       stats.entries++;
       if (st.isCharacterDevice() && st.rdev === 0) {
         const wh = rel === '' ? `.wh.${name}` : `${rel}/.wh.${name}`;
-        yield encodeHeader({ ...base, name: wh, type: 'file', mode: 0o644, uid: 0, gid: 0 });
+        yield encodeHeader({ ...base, name: wh, type: 'file', mode: 0o644, uid: 0, gid: 0, xattrs: undefined });
       } else if (st.isDirectory()) {
         yield encodeHeader({ ...base, type: 'dir' });
         if (opts.opaqueDirs.has(relPath)) {
-          yield encodeHeader({ ...base, name: `${relPath}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0 });
+          yield encodeHeader({ ...base, name: `${relPath}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, xattrs: undefined });
         }
         yield* walk(relPath);
       } else if (st.isSymbolicLink()) {

@@ -10,15 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import * as tar from 'tar';
+import { ArchiveError, readTar, type ReadHeader } from './tarread.js';
 import { TsbuildError } from '../errors/index.js';
 import { mkdirInRoot, resolveInRoot } from '../fsutil/index.js';
 
-export class ArchiveError extends TsbuildError {
-  constructor(message: string) {
-    super('ARCHIVE_INVALID', message);
-  }
-}
+export { ArchiveError };
 
 export type Compression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -92,7 +88,16 @@ export interface ExtractOptions {
   onWarning?: (message: string) => void;
   /** Replace a symlink found on an entry's path with a directory instead of following it (layer stacking). */
   shadowSymlinks?: boolean;
+  /**
+   * Creates device nodes and fifos and sets extended attributes (Node can do neither): the sandbox
+   * helper's `apply-meta`. Without it those entries are skipped with a warning.
+   */
+  applyMeta?: (ops: MetaOp[]) => void;
 }
+
+export type MetaOp =
+  | { op: 'mknod'; path: string; mode: number; major: number; minor: number }
+  | { op: 'setxattr'; path: string; name: string; value: Buffer };
 
 const MAX_ENTRY = 2 ** 40;
 
@@ -112,12 +117,13 @@ function checkName(raw: string): string {
 }
 
 export async function extractTar(input: Readable, root: string, opts: ExtractOptions = {}): Promise<{ entries: number }> {
-  const dirTimes: [string, Date][] = [];
+  const dirTimes: [string, number][] = [];
   const created = new Set<string>();
   let entries = 0;
-  let failure: unknown;
-  const parser = new tar.Parser({ strict: true });
   const warn = opts.onWarning ?? (() => undefined);
+  const nodes: { op: MetaOp; target: string; h: ReadHeader }[] = [];
+  const xattrs: MetaOp[] = [];
+  let xattrWarned = false;
   const place = (name: string): string => {
     if (opts.shadowSymlinks) {
       let cur = root;
@@ -130,8 +136,7 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
       return path.join(cur, path.posix.basename(name));
     }
     const parent = mkdirInRoot(root, path.posix.dirname('/' + name));
-    const target = path.join(parent, path.posix.basename(name));
-    return target;
+    return path.join(parent, path.posix.basename(name));
   };
   const replace = (target: string, keepDir: boolean) => {
     let st: fs.Stats | undefined;
@@ -143,22 +148,37 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
     if (keepDir && st.isDirectory()) return;
     fs.rmSync(target, { recursive: true, force: true });
   };
-  const meta = (target: string, e: tar.ReadEntry, link = false) => {
-    const uid = opts.owner?.uid ?? e.uid ?? 0;
-    const gid = opts.owner?.gid ?? e.gid ?? 0;
+  const meta = (target: string, h: ReadHeader, link = false) => {
+    const uid = opts.owner?.uid ?? h.uid;
+    const gid = opts.owner?.gid ?? h.gid;
     fs.lchownSync(target, uid, gid);
-    if (!link) fs.chmodSync(target, (e.mode ?? 0o644) & 0o7777);
-    const mt = e.mtime ?? new Date(0);
-    if (link) fs.lutimesSync(target, mt, mt);
-    else fs.utimesSync(target, mt, mt);
+    if (!link) fs.chmodSync(target, h.mode & 0o7777);
+    if (link) fs.lutimesSync(target, h.mtime, h.mtime);
+    else fs.utimesSync(target, h.mtime, h.mtime);
   };
-  parser.on('entry', (e: tar.ReadEntry) => {
-    if (failure) return e.resume();
-    try {
+  const keepXattrs = (target: string, h: ReadHeader) => {
+    const names = Object.keys(h.xattrs);
+    if (names.length === 0) return;
+    if (!opts.applyMeta) {
+      if (!xattrWarned) warn(`extended attributes in the archive are not applied here (first: "${h.name}")`);
+      xattrWarned = true;
+      return;
+    }
+    for (const n of names) {
+      // The kernel allows user.* only on regular files and directories.
+      if (n.startsWith('user.') && h.type !== 'file' && h.type !== 'dir') {
+        warn(`skipping xattr ${n} on ${h.type} "${h.name}": user.* attributes exist only on files and directories`);
+        continue;
+      }
+      xattrs.push({ op: 'setxattr', path: target, name: n, value: h.xattrs[n]! });
+    }
+  };
+  try {
+    for await (const { header: h, body } of readTar(input)) {
       entries++;
-      if ((e.size ?? 0) > MAX_ENTRY) throw new ArchiveError(`archive entry "${e.path}" claims ${e.size} bytes: refusing absurd sizes`);
-      const name = checkName(e.path);
-      if (name === '') return e.resume();
+      if (h.size > MAX_ENTRY) throw new ArchiveError(`archive entry "${h.name}" claims ${h.size} bytes: refusing absurd sizes`);
+      const name = checkName(h.name);
+      if (name === '') continue;
       const base = path.posix.basename(name);
       if (opts.whiteouts && base.startsWith('.wh.')) {
         const dir = path.posix.dirname(name);
@@ -174,81 +194,77 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
           const victim = path.posix.join(dir, base.slice(4));
           fs.rmSync(resolveInRoot(root, '/' + victim, false), { recursive: true, force: true });
         }
-        return e.resume();
+        continue;
       }
       const target = place(name);
       created.add(name);
-      switch (e.type) {
-        case 'Directory': {
+      switch (h.type) {
+        case 'dir':
           replace(target, true);
           if (!fs.existsSync(target)) fs.mkdirSync(target);
-          meta(target, e);
-          dirTimes.push([target, e.mtime ?? new Date(0)]);
-          return e.resume();
-        }
-        case 'SymbolicLink':
+          meta(target, h);
+          keepXattrs(target, h);
+          dirTimes.push([target, h.mtime]);
+          break;
+        case 'symlink':
           replace(target, false);
-          fs.symlinkSync(e.linkpath ?? '', target);
-          meta(target, e, true);
-          return e.resume();
-        case 'Link': {
-          const src = resolveInRoot(root, '/' + checkName(e.linkpath ?? ''), false);
-          let st: fs.Stats | undefined;
-          try {
-            st = fs.lstatSync(src);
-          } catch {
-            // reported below
-          }
-          if (!st || st.isDirectory()) throw new ArchiveError(`archive entry "${e.path}" is a hard link to "${e.linkpath}", which is not a file inside the destination`);
+          fs.symlinkSync(h.linkname, target);
+          meta(target, h, true);
+          keepXattrs(target, h);
+          break;
+        case 'hardlink': {
+          const src = resolveInRoot(root, '/' + checkName(h.linkname), false);
+          const st = fs.lstatSync(src, { throwIfNoEntry: false });
+          if (!st || st.isDirectory()) throw new ArchiveError(`archive entry "${h.name}" is a hard link to "${h.linkname}", which is not a file inside the destination`);
           replace(target, false);
           fs.linkSync(src, target);
-          return e.resume();
+          break;
         }
-        case 'File':
-        case 'OldFile':
-        case 'ContiguousFile': {
+        case 'file': {
           replace(target, false);
           const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
           let written = 0;
-          e.on('data', (chunk: Buffer) => {
-            try {
+          try {
+            for await (const chunk of body) {
               fs.writeSync(fd, chunk);
               written += chunk.length;
-            } catch (err) {
-              failure ??= err;
             }
-          });
-          e.on('end', () => {
+          } finally {
             fs.closeSync(fd);
-            if (written !== (e.size ?? 0)) failure ??= new ArchiveError(`archive entry "${e.path}" is truncated: ${written} of ${e.size} bytes`);
-            else meta(target, e);
-          });
-          return;
+          }
+          if (written !== h.size) throw new ArchiveError(`archive entry "${h.name}" is truncated: ${written} of ${h.size} bytes`);
+          meta(target, h);
+          keepXattrs(target, h);
+          break;
         }
-        case 'FIFO':
-        case 'CharacterDevice':
-        case 'BlockDevice':
-          warn(`skipping ${e.type} "${e.path}": device nodes and fifos are not created from archives yet`);
-          return e.resume();
+        case 'char':
+        case 'block':
+        case 'fifo': {
+          if (!opts.applyMeta) {
+            warn(`skipping ${h.type} "${h.name}": device nodes and fifos are not created here`);
+            break;
+          }
+          replace(target, false);
+          const kind = h.type === 'char' ? fs.constants.S_IFCHR : h.type === 'block' ? fs.constants.S_IFBLK : fs.constants.S_IFIFO;
+          nodes.push({ op: { op: 'mknod', path: target, mode: kind | (h.mode & 0o7777), major: h.devmajor, minor: h.devminor }, target, h });
+          break;
+        }
         default:
-          warn(`skipping "${e.path}" of unsupported type ${e.type}`);
-          return e.resume();
+          warn(`skipping "${h.name}" of unsupported type ${JSON.stringify(h.flag)}`);
       }
-    } catch (err) {
-      failure ??= err;
-      e.resume();
     }
-  });
-  await new Promise<void>((resolve, reject) => {
-    parser.on('error', (err: Error) => reject(new ArchiveError(`invalid tar archive: ${err.message}`)));
-    parser.on('warn', (code: string, message: string) => {
-      if (code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ENTRY_INVALID' || code === 'TAR_ABORT') failure ??= new ArchiveError(`invalid tar archive: ${message}`);
-    });
-    parser.on('end', () => resolve());
-    input.on('error', (err) => reject(err instanceof TsbuildError ? err : new ArchiveError(`reading the archive failed: ${err.message}`)));
-    input.pipe(parser);
-  });
-  if (failure) throw failure instanceof TsbuildError ? failure : new ArchiveError(`extraction failed: ${(failure as Error).message}`);
+  } catch (e) {
+    if (e instanceof TsbuildError) throw e;
+    throw new ArchiveError(`extraction failed: ${(e as Error).message}`);
+  }
+  if (nodes.length) {
+    opts.applyMeta!(nodes.map((n) => n.op));
+    for (const n of nodes) {
+      meta(n.target, n.h);
+      keepXattrs(n.target, n.h);
+    }
+  }
+  if (xattrs.length) opts.applyMeta!(xattrs);
   for (const [d, t] of dirTimes.reverse()) fs.utimesSync(d, t, t);
   return { entries };
 }

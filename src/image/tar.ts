@@ -16,6 +16,8 @@ export interface TarHeader {
   devmajor?: number;
   devminor?: number;
   pax?: Record<string, string>;
+  /** Extended attributes, written as PAX `SCHILY.xattr.<name>` records (binary-safe), as Docker does. */
+  xattrs?: Record<string, Buffer>;
 }
 
 const TYPEFLAG: Record<EntryType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
@@ -27,11 +29,11 @@ function octal(buf: Buffer, off: number, len: number, value: number): boolean {
   return true;
 }
 
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  let len = Buffer.byteLength(body) + 1;
-  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
-  return `${len}${body}`;
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.isBuffer(value) ? value : Buffer.from(value), Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
 function isAscii(s: string): boolean {
@@ -61,7 +63,8 @@ function rawHeader(h: TarHeader, name: string, linkname: string, size: number, t
 
 /** Encodes one entry's header block(s); content and padding follow from the caller. */
 export function encodeHeader(h: TarHeader): Buffer {
-  const pax: Record<string, string> = { ...(h.pax ?? {}) };
+  const pax: Record<string, string | Buffer> = { ...(h.pax ?? {}) };
+  for (const [k, v] of Object.entries(h.xattrs ?? {})) pax[`SCHILY.xattr.${k}`] = v;
   let name = h.name;
   if (h.type === 'dir' && !name.endsWith('/')) name += '/';
   const linkname = h.linkname ?? '';
@@ -72,7 +75,7 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (h.gid > 0o7777777) pax['gid'] = String(h.gid);
   const main = rawHeader(
     { ...h, uid: pax['uid'] ? 0 : h.uid, gid: pax['gid'] ? 0 : h.gid },
-    pax['path'] ? Buffer.from(name).subarray(0, 100).toString('latin1').replace(/[^\x00-\x7f]/g, '_') : name,
+    pax['path'] !== undefined ? Buffer.from(name).subarray(0, 100).toString('latin1').replace(/[^\x00-\x7f]/g, '_') : name,
     // Strict readers (node-tar) want a non-empty link field even when PAX carries the real one.
     pax['linkpath'] ? Buffer.from(linkname).subarray(0, 100).toString('latin1').replace(/[^\x00-\x7f]/g, '_') : linkname,
     pax['size'] ? 0 : h.size,
@@ -80,7 +83,7 @@ export function encodeHeader(h: TarHeader): Buffer {
   );
   const keys = Object.keys(pax).sort();
   if (keys.length === 0) return main;
-  const body = Buffer.from(keys.map((k) => paxRecord(k, pax[k]!)).join(''), 'utf8');
+  const body = Buffer.concat(keys.map((k) => paxRecord(k, pax[k]!)));
   const ph = rawHeader({ ...h, uid: 0, gid: 0, mode: 0o644 }, 'PaxHeaders/' + name.slice(-80).replace(/[^\x20-\x7e]/g, '_'), '', body.length, 'x');
   return Buffer.concat([ph, body, padding(body.length), main]);
 }

@@ -8,6 +8,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './tar.js';
+import { major, minor } from './diff.js';
+
+export type XattrMap = Map<string, Record<string, Buffer>>;
+
+function sameXattrs(a: Record<string, Buffer> | undefined, b: Record<string, Buffer> | undefined): boolean {
+  const ka = Object.keys(a ?? {}).sort();
+  const kb = Object.keys(b ?? {}).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k]!.equals(b![k]!));
+}
 
 function lstat(p: string): fs.Stats | undefined {
   return fs.lstatSync(p, { throwIfNoEntry: false });
@@ -45,7 +54,9 @@ function changed(lower: string, upper: string, u: fs.Stats): boolean {
 
 const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
-export async function* diffTrees(lowerRoot: string | undefined, upperRoot: string, opts: { sourceDateEpoch?: number } = {}): AsyncGenerator<Buffer> {
+export async function* diffTrees(lowerRoot: string | undefined, upperRoot: string, opts: { sourceDateEpoch?: number; xattrs?: { lower?: XattrMap; upper: XattrMap } } = {}): AsyncGenerator<Buffer> {
+  const xa = opts.xattrs;
+  const changedOrXattrs = (r: string, lowerPath: string, upperPath: string, st: fs.Stats) => changed(lowerPath, upperPath, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xa.upper.get(r)));
   const clamp = (t: number) => (opts.sourceDateEpoch !== undefined ? Math.min(t, opts.sourceDateEpoch) : t);
   const links = new Map<string, string>();
   /** Entries under `rel` that differ; an unchanged directory is emitted only when something inside it changed. */
@@ -67,10 +78,10 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
       if (st.isDirectory()) {
         // (a file replaced by a directory has no lower children: walk() then lists none)
         const inner = [...walk(r)];
-        const selfChanged = !lowerPath || !lst || changed(lowerPath, path.join(upperRoot, r), st);
+        const selfChanged = !lowerPath || !lst || changedOrXattrs(r, lowerPath, path.join(upperRoot, r), st);
         if (selfChanged || inner.length > 0) yield { rel: r, kind: 'entry', st };
         yield* inner;
-      } else if (!lowerPath || changed(lowerPath, path.join(upperRoot, r), st)) {
+      } else if (!lowerPath || changedOrXattrs(r, lowerPath, path.join(upperRoot, r), st)) {
         yield { rel: r, kind: 'entry', st };
       }
     }
@@ -84,7 +95,7 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
     }
     const st = e.st!;
     const full = path.join(upperRoot, e.rel);
-    const base: Omit<TarHeader, 'type'> = { name: e.rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)) };
+    const base: Omit<TarHeader, 'type'> = { name: e.rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: xa?.upper.get(e.rel) };
     if (st.isDirectory()) yield encodeHeader({ ...base, type: 'dir' });
     else if (st.isSymbolicLink()) yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full) });
     else if (st.isFile()) {
@@ -111,6 +122,8 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
       }
       if (written < st.size) yield Buffer.alloc(st.size - written);
       yield padding(st.size);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      yield encodeHeader({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) });
     } else if (st.isFIFO()) yield encodeHeader({ ...base, type: 'fifo' });
   }
   yield END_OF_ARCHIVE;

@@ -4,7 +4,7 @@ import { chainIDs, diffUpperDir, diffTrees, MediaType, END_OF_ARCHIVE, sha256, t
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
-import { opaqueDirs } from '../runtime/index.js';
+import { opaqueDirs, readXattrs } from '../runtime/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import type { OpsEnv, StateRef } from './types.js';
 
@@ -17,11 +17,12 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
     const opaque = parent.snapshot ? opaqueDirs(upper) : new Set<string>();
-    blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch }));
+    blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: readXattrs(upper) }));
   } else {
     const dirs = await env.snapshotter.diffDirs?.(activeKey);
     if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);
-    blob = await env.store.writeBlob(diffTrees(dirs.lower, dirs.upper, { sourceDateEpoch: env.sourceDateEpoch }));
+    const xattrs = { lower: dirs.lower ? readXattrs(dirs.lower) : undefined, upper: readXattrs(dirs.upper) };
+    blob = await env.store.writeBlob(diffTrees(dirs.lower, dirs.upper, { sourceDateEpoch: env.sourceDateEpoch, xattrs }));
     if (blob.digest === EMPTY_TAR) {
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };

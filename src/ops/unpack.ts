@@ -11,6 +11,7 @@ import { chainIDs, extractTar, openDecompressed, MediaType, type ContentStore, t
 import { TsbuildError } from '../errors/index.js';
 import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
 import { withMounted } from './mount.js';
+import { applyMeta } from '../runtime/index.js';
 import { activeKey } from './layer.js';
 
 export interface UnpackEnv {
@@ -76,7 +77,7 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
       });
       await withMounted(env.storeRoot, mounts, async (dir) => {
         const src = openDecompressed(env.store.blobPath(l.descriptor.digest), compressionOf(l.descriptor.mediaType));
-        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true })]);
+        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta })]);
       });
       const got = 'sha256:' + hash.digest('hex');
       if (got !== l.diffID) {

@@ -145,3 +145,72 @@ export function opaqueDirs(upper: string): Set<string> {
   const out = helperSync(['opaque-dirs', upper]).toString('utf8');
   return new Set(out.split('\0').filter((s) => s !== ''));
 }
+
+/**
+ * Which extended attributes belong in a layer: everything a file carries (security.capability,
+ * user.*, trusted.*) except overlayfs's own bookkeeping and SELinux labels, which belong to the host
+ * (as containerd's and Docker's differs leave them out).
+ */
+export function layerXattr(name: string): boolean {
+  return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.') && name !== 'security.selinux';
+}
+
+/** Every layer-worthy xattr under `dir`, by relative path; one helper call for the whole tree. */
+export function readXattrs(dir: string): Map<string, Record<string, Buffer>> {
+  const out = new Map<string, Record<string, Buffer>>();
+  const raw = helperSync(['xattrs', dir]);
+  let pos = 0;
+  const field = (): Buffer => {
+    const z = raw.indexOf(0, pos);
+    const f = raw.subarray(pos, z < 0 ? raw.length : z);
+    pos = z < 0 ? raw.length : z + 1;
+    return f;
+  };
+  while (pos < raw.length) {
+    const rel = field().toString('utf8');
+    const name = field().toString('utf8');
+    const value = Buffer.from(field().toString('latin1'), 'hex');
+    if (!layerXattr(name)) continue;
+    const cur = out.get(rel) ?? {};
+    cur[name] = value;
+    out.set(rel, cur);
+  }
+  return out;
+}
+
+export type HelperMetaOp =
+  | { op: 'mknod'; path: string; mode: number; major: number; minor: number }
+  | { op: 'setxattr'; path: string; name: string; value: Buffer };
+
+/** Creates device nodes and sets xattrs (what Node cannot), in order, through the helper. */
+export function applyMeta(ops: HelperMetaOp[]): void {
+  if (ops.length === 0) return;
+  const parts: Buffer[] = [];
+  const f = (s: string) => parts.push(Buffer.from(s), Buffer.from([0]));
+  for (const o of ops) {
+    if (o.path.includes('\0')) throw new TsbuildError('SANDBOX', `path with a NUL byte: ${JSON.stringify(o.path)}`);
+    if (o.op === 'mknod') {
+      f('m');
+      f(o.path);
+      f(String(o.mode));
+      f(String(o.major));
+      f(String(o.minor));
+    } else {
+      f('x');
+      f(o.path);
+      f(o.name);
+      f(o.value.toString('hex'));
+    }
+  }
+  const r = spawnSync(helperPath(), ['apply-meta'], { input: Buffer.concat(parts), encoding: 'buffer' });
+  if (r.status !== 0) {
+    const text = r.stderr.toString('utf8').trim();
+    let failure: HelperFailure | undefined;
+    try {
+      failure = JSON.parse(text.split('\n')[0]!) as HelperFailure;
+    } catch {
+      throw new TsbuildError('SANDBOX', `sandbox helper apply-meta failed: ${text || `exit ${r.status}`}`);
+    }
+    throw new SandboxError(failure);
+  }
+}

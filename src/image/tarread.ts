@@ -1,0 +1,251 @@
+/**
+ * A streaming tar reader (ustar, PAX with binary-safe values, GNU long names, base-256 numbers), so
+ * layers are read with everything they carry: node-tar drops `SCHILY.xattr.*` records and cuts PAX
+ * values at the first NUL, which loses `security.capability`. Entries are yielded one at a time; the
+ * caller consumes (or skips) `body` before asking for the next, and memory stays at one chunk.
+ */
+import type { Readable } from 'node:stream';
+import { TsbuildError } from '../errors/index.js';
+
+export type ReadType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
+
+export interface ReadHeader {
+  name: string;
+  type: ReadType;
+  /** The raw typeflag, for messages about unsupported entries. */
+  flag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  xattrs: Record<string, Buffer>;
+}
+
+export interface TarEntry {
+  header: ReadHeader;
+  body: AsyncIterable<Buffer>;
+}
+
+/** An archive that cannot be (safely) read or extracted. */
+export class ArchiveError extends TsbuildError {
+  constructor(message: string) {
+    super('ARCHIVE_INVALID', message);
+  }
+}
+
+export class TarFormatError extends ArchiveError {
+  constructor(message: string) {
+    super(`invalid tar archive: ${message}`);
+  }
+}
+
+/** Extended headers above this are hostile, not real (they are held in memory to parse). */
+const MAX_META = 1 << 20;
+
+const TYPES: Record<string, ReadType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo' };
+
+/** Pulls exact byte counts out of a chunked stream. */
+class ByteReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private done = false;
+  private it: AsyncIterator<Buffer>;
+  constructor(input: AsyncIterable<Buffer | Uint8Array>) {
+    this.it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+  private async fill(n: number): Promise<void> {
+    while (this.have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else if (r.value.length) {
+        const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+        this.chunks.push(b);
+        this.have += b.length;
+      }
+    }
+  }
+  /** Exactly n bytes, or fewer only at the end of the stream. */
+  async read(n: number): Promise<Buffer> {
+    await this.fill(n);
+    const take = Math.min(n, this.have);
+    const out = this.take(take);
+    return out;
+  }
+  /** Up to n bytes, whatever is at hand (one chunk at most): for streaming bodies. */
+  async some(n: number): Promise<Buffer> {
+    if (this.have === 0) await this.fill(1);
+    if (this.have === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    return this.take(Math.min(n, first.length));
+  }
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      this.have -= n;
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.have -= n;
+    return out;
+  }
+  async drain(): Promise<void> {
+    while (!(await this.it.next()).done) {
+      // trailing data after the end-of-archive blocks (padding to a record size) is ignored
+    }
+  }
+}
+
+function cstr(b: Buffer, off: number, len: number): string {
+  const s = b.subarray(off, off + len);
+  const z = s.indexOf(0);
+  return (z < 0 ? s : s.subarray(0, z)).toString('utf8');
+}
+
+function num(b: Buffer, off: number, len: number, what: string): number {
+  const f = b.subarray(off, off + len);
+  if (f[0]! & 0x80) {
+    // base-256 (GNU): big-endian two's complement in the remaining bits
+    if (f[0] === 0xff) throw new TarFormatError(`negative ${what}`);
+    let v = BigInt(f[0]! & 0x7f);
+    for (let i = 1; i < f.length; i++) v = (v << 8n) | BigInt(f[i]!);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new TarFormatError(`${what} out of range`);
+    return Number(v);
+  }
+  const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad ${what} field "${s}"`);
+  return parseInt(s, 8);
+}
+
+function checksumOK(b: Buffer): boolean {
+  const stored = num(b, 148, 8, 'checksum');
+  let sum = 0;
+  let signed = 0;
+  for (let i = 0; i < 512; i++) {
+    const c = i >= 148 && i < 156 ? 32 : b[i]!;
+    sum += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  return stored === sum || stored === signed;
+}
+
+interface Pax {
+  [key: string]: Buffer;
+}
+
+function parsePax(body: Buffer): Pax {
+  const out: Pax = {};
+  let pos = 0;
+  while (pos < body.length) {
+    const sp = body.indexOf(0x20, pos);
+    if (sp < 0) break;
+    const len = parseInt(body.subarray(pos, sp).toString('latin1'), 10);
+    if (!Number.isInteger(len) || len <= sp - pos || pos + len > body.length) throw new TarFormatError('malformed PAX record');
+    const rec = body.subarray(sp + 1, pos + len - 1); // without the trailing newline
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw new TarFormatError('PAX record without "="');
+    out[rec.subarray(0, eq).toString('utf8')] = Buffer.from(rec.subarray(eq + 1));
+    pos += len;
+  }
+  return out;
+}
+
+export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Readable): AsyncGenerator<TarEntry> {
+  const r = new ByteReader(input as AsyncIterable<Buffer>);
+  let globalPax: Pax = {};
+  let pax: Pax = {};
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  for (;;) {
+    const block = await r.read(512);
+    if (block.length === 0) return; // no end-of-archive marker: tolerated, as GNU tar does
+    if (block.length < 512) throw new TarFormatError('unexpected end of data inside a header');
+    if (block.every((x) => x === 0)) {
+      await r.drain();
+      return;
+    }
+    if (!checksumOK(block)) throw new TarFormatError('header checksum mismatch (not a tar archive, or corrupted)');
+    const flag = String.fromCharCode(block[156]!);
+    const size = num(block, 124, 12, 'size');
+    if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+      if (size > MAX_META) throw new TarFormatError(`an extended header of ${size} bytes: refusing absurd sizes`);
+      const body = await r.read(size);
+      if (body.length < size) throw new TarFormatError('unexpected end of data inside an extended header');
+      await r.read((512 - (size % 512)) % 512);
+      if (flag === 'x') pax = { ...pax, ...parsePax(body) };
+      else if (flag === 'g') globalPax = { ...globalPax, ...parsePax(body) };
+      else if (flag === 'L') longName = cstr(body, 0, body.length);
+      else longLink = cstr(body, 0, body.length);
+      continue;
+    }
+    const all = { ...globalPax, ...pax };
+    const magic = block.subarray(257, 263).toString('latin1');
+    const prefix = magic.startsWith('ustar') ? cstr(block, 345, 155) : '';
+    let name = longName ?? (prefix ? `${prefix}/${cstr(block, 0, 100)}` : cstr(block, 0, 100));
+    let linkname = longLink ?? cstr(block, 157, 100);
+    const h: ReadHeader = {
+      name,
+      type: TYPES[flag] ?? 'other',
+      flag,
+      mode: num(block, 100, 8, 'mode'),
+      uid: num(block, 108, 8, 'uid'),
+      gid: num(block, 116, 8, 'gid'),
+      size,
+      mtime: num(block, 136, 12, 'mtime'),
+      linkname,
+      devmajor: magic.startsWith('ustar') ? num(block, 329, 8, 'devmajor') : 0,
+      devminor: magic.startsWith('ustar') ? num(block, 337, 8, 'devminor') : 0,
+      xattrs: {},
+    };
+    for (const [k, v] of Object.entries(all)) {
+      const s = () => v.toString('utf8');
+      if (k === 'path') name = h.name = s();
+      else if (k === 'linkpath') linkname = h.linkname = s();
+      else if (k === 'size') h.size = Number(s());
+      else if (k === 'uid') h.uid = Number(s());
+      else if (k === 'gid') h.gid = Number(s());
+      else if (k === 'mtime') h.mtime = Math.floor(Number(s()));
+      else if (k.startsWith('SCHILY.xattr.')) h.xattrs[k.slice('SCHILY.xattr.'.length)] = v;
+    }
+    if (!Number.isSafeInteger(h.size) || h.size < 0) throw new TarFormatError(`entry "${h.name}" has an invalid size`);
+    pax = {};
+    longName = undefined;
+    longLink = undefined;
+    // Only regular files (and unknown types) carry data; a size on a link or directory is ignored.
+    const dataSize = h.type === 'file' || h.type === 'other' ? h.size : 0;
+    let left = dataSize;
+    const next = async (): Promise<Buffer> => {
+      const c = await r.some(Math.min(left, 1 << 20));
+      if (c.length === 0) throw new TarFormatError(`entry "${h.name}" is truncated`);
+      left -= c.length;
+      return c;
+    };
+    const body = (async function* () {
+      while (left > 0) yield await next();
+    })();
+    yield { header: h, body };
+    // Whatever the caller did not read (or abandoned half way) is skipped here.
+    while (left > 0) await next();
+    const pad = (512 - (dataSize % 512)) % 512;
+    if (pad) {
+      const p = await r.read(pad);
+      if (p.length < pad) throw new TarFormatError(`entry "${h.name}" is truncated`);
+    }
+  }
+}
