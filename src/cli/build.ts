@@ -16,7 +16,7 @@ import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.
 import { createRenderer, type ProgressMode } from './progress.js';
 import { autoGc } from './cache.js';
 import { openStore, storeRoot } from './store.js';
-import { compressionFlags, compressionFrom, insecureFlag, resolveOrPull } from './registry.js';
+import { compressionFlags, compressionFrom, insecureFlag, pullPolicy, resolveOrPull } from './registry.js';
 import { parseOutputs, writeOutputs } from './outputs.js';
 import { exportCache, importCaches, parseCacheSpecs } from './remotecache.js';
 
@@ -38,7 +38,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'no-cache', type: 'bool', help: 'run every step, ignoring the build cache' },
   { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
   { name: 'explain', type: 'string', arg: 'text|json', help: 'print each step\'s cache key inputs and why it hit or missed' },
-  { name: 'pull', type: 'bool', help: 'pull every FROM image even when the store has it' },
+  { name: 'pull', type: 'bool', help: 'pull every FROM image even when the store has it (default: only missing ones; TSBUILD_PULL=never for none)' },
   { name: 'platform', type: 'string', arg: 'os/arch', help: 'platform for pulled base images (default: this machine)' },
   insecureFlag,
   { name: 'output', short: 'o', type: 'list', arg: 'type=image|registry|oci|docker|local[,dest=…][,push=true]', help: 'where the result goes (repeatable; default type=image)' },
@@ -134,6 +134,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   }
   const ignore = readIgnore(dockerfile, context);
   const store = await openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
+  const policy = pullPolicy(p.flags.get('pull') as string | boolean | undefined, store.root);
   const render = createRenderer(progressMode);
   const sde = process.env.SOURCE_DATE_EPOCH;
   if (sde !== undefined && !/^\d+$/.test(sde)) throw new UsageError(`SOURCE_DATE_EPOCH=${sde}: expected a number of seconds since 1970`);
@@ -155,7 +156,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
       return a;
     }),
     resolveImage: async (name) => {
-      const r = await resolveOrPull(store, name, p, { signal, log: (l) => render.info(l), always: flagBool(p, 'pull'), platform: flagStr(p, 'platform') });
+      const r = await resolveOrPull(store, name, p, { signal, log: (l) => render.info(l), policy, platform: flagStr(p, 'platform') });
       return { name: r.name ?? name, manifestDigest: r.manifestDigest, config: r.config };
     },
   });

@@ -14,7 +14,7 @@ const why = registryUnavailable();
 const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : h.it;
 const { root, ctx } = h;
 const dockerConfig = tmpdir('tsb-reg-docker-');
-const env = { DOCKER_CONFIG: dockerConfig, TSBUILD_REGISTRY_RETRY_MS: '10' };
+const env = { DOCKER_CONFIG: dockerConfig, TSBUILD_REGISTRY_RETRY_MS: '10', TSBUILD_PULL: 'missing' };
 const stores: string[] = [];
 function newStore(): string {
   const s = tmpdir('tsb-reg-store-');

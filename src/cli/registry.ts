@@ -7,6 +7,7 @@ import {
   BlobSources,
   RegistryClient,
   familiarName,
+  formatReference,
   isLoopbackHost,
   lookupCredentials,
   parsePlatform,
@@ -122,8 +123,17 @@ export async function pullInto(store: Store, ref: Reference, p: Parsed, o: { sig
   return store.content.resolve(pulled.name!);
 }
 
-/** The local image for a FROM: the store's, or pulled when it is not there (or `always`). */
-export async function resolveOrPull(store: Store, name: string, p: Parsed, o: { signal?: AbortSignal; log?: (line: string) => void; always?: boolean; platform?: string }): Promise<ResolvedImage> {
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+/** `--pull` on the command line, else `TSBUILD_PULL`, else `pull` in the store's config.json, else missing. */
+export function pullPolicy(flag: string | boolean | undefined, root: string): PullPolicy {
+  const v = flag === true ? 'always' : flag === false || flag === undefined ? process.env.TSBUILD_PULL ?? readStoreConfig(root).pull ?? 'missing' : flag;
+  if (v !== 'missing' && v !== 'always' && v !== 'never') throw new UsageError(`pull policy "${v}": use missing, always or never`);
+  return v;
+}
+
+/** The local image for a FROM or run: the store's, or pulled as the pull policy says. */
+export async function resolveOrPull(store: Store, name: string, p: Parsed, o: { signal?: AbortSignal; log?: (line: string) => void; policy: PullPolicy; platform?: string }): Promise<ResolvedImage> {
   const tryLocal = (cand: string): ResolvedImage | undefined => {
     try {
       return store.content.resolve(cand);
@@ -132,15 +142,24 @@ export async function resolveOrPull(store: Store, name: string, p: Parsed, o: { 
       throw e;
     }
   };
+  const always = o.policy === 'always';
   // Image ids and local names first: an id is not a reference.
-  const byName = o.always ? undefined : tryLocal(name);
+  const byName = always ? undefined : tryLocal(name);
   if (byName) return byName;
+  if (o.policy === 'never' || /^(sha256:)?[a-f0-9]{12,64}$/.test(name)) return store.content.resolve(name);
   const ref = parseReference(name);
   const local = familiarName(ref);
-  const byRef = o.always ? undefined : tryLocal(local);
+  const byRef = always ? undefined : tryLocal(local);
   if (byRef) return byRef;
   o.log?.(`pulling ${local}`);
-  return pullInto(store, ref, p, o);
+  try {
+    return await pullInto(store, ref, p, o);
+  } catch (e) {
+    if (e instanceof TsbuildError && !always && (e.code === 'REGISTRY_UNREACHABLE' || e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN' || e.code === 'REGISTRY_UNAUTHORIZED')) {
+      throw new TsbuildError(e.code, `image "${name}" is not in the local store and pulling ${formatReference(ref)} failed: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 export async function pullCommand(p: Parsed, signal: AbortSignal): Promise<number> {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { unpackLayers } from '../ops/index.js';
-import { insecureFlag, resolveOrPull } from './registry.js';
+import { insecureFlag, pullPolicy, resolveOrPull } from './registry.js';
 import { buildSpec, runSpec, layerDirs, readFileInLayers, resolveUser, SandboxError, missingMountPoints, mountDestinations, removeMountStubs, writeEtcFiles } from '../runtime/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { openStore, storeRoot } from './store.js';
@@ -24,6 +24,7 @@ export const runFlags: FlagSpec[] = [
   { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
   insecureFlag,
+  { name: 'pull', type: 'string', arg: 'missing|always|never', help: 'pull the image before running (default missing; also TSBUILD_PULL)' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -50,7 +51,7 @@ export async function runCommand(p: Parsed): Promise<number> {
   const keep = !flagBool(p, 'rm');
 
   const store = await openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
-  const img = await resolveOrPull(store, imageRef, p, { log: (l) => process.stderr.write(l + '\n') });
+  const img = await resolveOrPull(store, imageRef, p, { log: (l) => process.stderr.write(l + '\n'), policy: pullPolicy(flagStr(p, 'pull'), store.root) });
   const cfg = img.config.config ?? {};
   const args = containerArgs(cfg.Entrypoint, cfg.Cmd, cmd, flagStr(p, 'entrypoint'));
   if (args.length === 0) throw new UsageError(`image ${imageRef} has no CMD or ENTRYPOINT: give a command, e.g. tsbuild run ${imageRef} sh`);

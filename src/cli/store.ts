@@ -26,6 +26,8 @@ export interface StoreConfig {
   snapshotter?: string;
   /** Registries reached over plain HTTP (besides loopback), as Docker's insecure-registries. */
   insecureRegistries?: string[];
+  /** Pull policy for FROM and run: missing (default), always, never (offline machines). */
+  pull?: string;
   gc?: unknown;
 }
 

@@ -31,7 +31,8 @@ export function cli(args: string[], opts: { root: string; cwd?: string; input?: 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
       cwd: opts.cwd,
-      env: { ...process.env, TSBUILD_ROOT: opts.root, ...(opts.env ?? {}) },
+      // Tests never reach Docker Hub: pulling is off unless a test (with its own registry) turns it on.
+      env: { ...process.env, TSBUILD_ROOT: opts.root, TSBUILD_PULL: 'never', ...(opts.env ?? {}) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -50,7 +51,7 @@ export function cli(args: string[], opts: { root: string; cwd?: string; input?: 
 
 /** Starts the CLI and returns the child, for tests that signal it mid-way. */
 export function cliSpawn(args: string[], root: string) {
-  return spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function busyboxPath(): string | undefined {
