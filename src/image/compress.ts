@@ -47,8 +47,42 @@ function mediaTypeFor(t: LayerCompression): string {
   return t === 'gzip' ? MediaType.layerGzip : t === 'zstd' ? MediaType.layerZstd : MediaType.layer;
 }
 
-const gzipBlock = (b: Buffer, level: number) =>
-  new Promise<Buffer>((resolve, reject) => zlib.gzip(b, { level }, (e, out) => (e ? reject(e) : resolve(out))));
+const gzip = (b: Buffer, level: number) => new Promise<Buffer>((resolve, reject) => zlib.gzip(b, { level }, (e, out) => (e ? reject(e) : resolve(out))));
+
+const SAMPLE = 64 << 10;
+
+/**
+ * One block. Already-compressed data (media, archives, random bytes) goes through zlib at 30-40
+ * MiB/s whatever the level and comes out no smaller, so a sample of each block is tried first and a
+ * block that does not shrink is stored (level 0, a copy). Deterministic: it depends only on the data.
+ */
+async function gzipBlock(b: Buffer, level: number): Promise<Buffer> {
+  if (level > 0 && b.length > SAMPLE * 2) {
+    const probe = await gzip(b.subarray(0, SAMPLE), 1);
+    if (probe.length > SAMPLE * 0.97) return storedGzip(b);
+  }
+  return gzip(b, level);
+}
+
+/** A gzip member of stored (uncompressed) deflate blocks: zlib's level 0 runs at ~300 MiB/s, this copies. */
+export function storedGzip(b: Buffer): Buffer {
+  const blocks = Math.max(1, Math.ceil(b.length / 65535));
+  const out = Buffer.allocUnsafe(10 + blocks * 5 + b.length + 8);
+  Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]).copy(out, 0);
+  let o = 10;
+  for (let i = 0; i < blocks; i++) {
+    const start = i * 65535;
+    const len = Math.min(65535, b.length - start);
+    out[o] = i === blocks - 1 ? 1 : 0;
+    out.writeUInt16LE(len, o + 1);
+    out.writeUInt16LE(~len & 0xffff, o + 3);
+    b.copy(out, o + 5, start, start + len);
+    o += 5 + len;
+  }
+  out.writeUInt32LE(zlib.crc32(b) >>> 0, o);
+  out.writeUInt32LE(b.length >>> 0, o + 4);
+  return out;
+}
 
 /**
  * gzip in parallel, as pigz and Go's pgzip do: the input is cut into fixed blocks, each compressed as
@@ -56,7 +90,7 @@ const gzipBlock = (b: Buffer, level: number) =>
  * file is plain RFC 1952 (every gunzip, Go's included, reads it), the output is deterministic for a
  * given level and block size, and at most `workers` blocks are in memory.
  */
-export async function* parallelGzip(input: AsyncIterable<Buffer>, level = 6, blockSize = 1 << 20, workers = Math.max(2, os.availableParallelism())): AsyncGenerator<Buffer> {
+export async function* parallelGzip(input: AsyncIterable<Buffer>, level = 6, blockSize = 1 << 20, workers = Math.max(4, os.availableParallelism())): AsyncGenerator<Buffer> {
   const pending: Promise<Buffer>[] = [];
   let parts: Buffer[] = [];
   let have = 0;

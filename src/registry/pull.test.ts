@@ -177,4 +177,20 @@ test('push: existence checks skip known blobs, chunked uploads, mounts from a kn
   assert.not.ok(reg.log.some((l) => l.startsWith('POST')), 'everything already there: no uploads');
 });
 
+test('push falls back to a monolithic PUT when the registry refuses chunked PATCH uploads (and back)', async () => {
+  const reg = new FakeRegistry();
+  reg.addImage('lib/src', '1');
+  const s = store();
+  const pulled = await pullImage({ client: reg.client(), ref: parseReference('fake.example/lib/src:1'), store: s });
+  const inner = reg.handler;
+  reg.handler = async (r) => (r.method === 'PATCH' ? new Response(null, { status: 405 }) : inner(r));
+  reg.log.length = 0;
+  await pushImage({ client: reg.client(), ref: parseReference('fake.example/lib/nochunks:1'), store: s, manifestDigest: pulled.descriptor.digest, compression: { type: 'gzip' }, chunkSize: 100 });
+  assert.ok(reg.log.some((l) => l.startsWith('PUT /v2/lib/nochunks/blobs/uploads/') && l.includes('digest=')), reg.log.join('\n'));
+  reg.handler = async (r) => (r.method === 'PUT' && r.url.includes('/blobs/uploads/') && r.body ? new Response(null, { status: 413 }) : inner(r));
+  reg.log.length = 0;
+  await pushImage({ client: reg.client(), ref: parseReference('fake.example/lib/nomono:1'), store: s, manifestDigest: pulled.descriptor.digest, compression: { type: 'gzip' } });
+  assert.ok(reg.log.some((l) => l.startsWith('PATCH /v2/lib/nomono/')), 'a registry that refuses large PUTs gets chunks');
+});
+
 test.run();
