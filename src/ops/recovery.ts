@@ -48,5 +48,13 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
   for (const e of fs.existsSync(tmp) ? fs.readdirSync(tmp) : []) {
     const m = /^[a-z]+-(\d+)-/.exec(e);
     if (m && !processAlive(parseInt(m[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
+    // A partial download is kept for a later pull to resume, but not for ever.
+    if (/^ingest-[a-f0-9]{64}$/.test(e) && !fs.existsSync(path.join(tmp, `${e}.lock`))) {
+      const st = fs.statSync(path.join(tmp, e), { throwIfNoEntry: false });
+      if (st && Date.now() - st.mtimeMs > INGEST_TTL_MS) fs.rmSync(path.join(tmp, e), { force: true });
+    }
   }
 }
+
+/** How long an abandoned partial download waits for a pull to resume it. */
+const INGEST_TTL_MS = 7 * 24 * 3600 * 1000;

@@ -50,8 +50,8 @@ export function cli(args: string[], opts: { root: string; cwd?: string; input?: 
 }
 
 /** Starts the CLI and returns the child, for tests that signal it mid-way. */
-export function cliSpawn(args: string[], root: string) {
-  return spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function cliSpawn(args: string[], root: string, env: Record<string, string> = {}) {
+  return spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function busyboxPath(): string | undefined {

@@ -199,7 +199,7 @@ export type Fault = 'none' | 'reset-mid-blob' | 'error-500' | 'wrong-byte' | 'sl
 export interface FaultProxy {
   host: string;
   /** What the next matching requests get; `times` of them, then none. */
-  inject(f: Fault, o?: { times?: number; match?: RegExp; method?: string }): void;
+  inject(f: Fault, o?: { times?: number; match?: RegExp; method?: string; delayMs?: number }): void;
   hits: number;
   stop(): Promise<void>;
 }
@@ -210,6 +210,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let left = 0;
   let match = /\/blobs\/sha256:/;
   let method = 'GET';
+  let delayMs = 20;
   const state = { hits: 0 };
   const server = http.createServer((req, res) => {
     const active = fault !== 'none' && left > 0 && match.test(req.url ?? '') && req.method === method;
@@ -250,7 +251,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         if (f === 'slow') {
           ur.pause();
           res.write(c);
-          setTimeout(() => ur.resume(), 20);
+          setTimeout(() => ur.resume(), delayMs);
         } else res.write(c);
       });
       ur.on('end', () => res.end());
@@ -268,6 +269,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       left = o.times ?? 1;
       match = o.match ?? /\/blobs\/sha256:/;
       method = o.method ?? 'GET';
+      delayMs = o.delayMs ?? 20;
     },
     get hits() {
       return state.hits;
