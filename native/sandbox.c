@@ -621,6 +621,66 @@ static int cmd_apply_meta(void) {
   return 0;
 }
 
+/* serve: host mounts for a long-running caller without a process per call (a spawn from a large
+ * Node process costs 10-20 ms). Requests on stdin are NUL-terminated fields, each prefixed with ':'
+ * (so an empty value is ":"), ending with an empty field: mount TYPE SRC DEST FLAGS DATA [CWD] |
+ * umount PATH. Each gets one line on stdout:
+ * {"ok":true} or the usual failure object. Exits on EOF, and with its parent (PDEATHSIG). */
+static void reply(const char *op, const char *path, int err) {
+  if (!err) { fputs("{\"ok\":true}\n", stdout); fflush(stdout); return; }
+  fprintf(stdout, "{\"stage\":\"host\",\"op\":");
+  json_escape(stdout, op);
+  fprintf(stdout, ",\"path\":");
+  json_escape(stdout, path);
+  fprintf(stdout, ",\"errno\":%d,\"message\":", err);
+  json_escape(stdout, strerror(err));
+  fputs("}\n", stdout);
+  fflush(stdout);
+}
+
+static int cmd_serve(void) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return 0;
+  /* Ctrl-C reaches the whole process group; the caller still needs us to unmount while it cleans up. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    /* a request is complete when it ends with two NULs (its last field, then an empty one) */
+    char *f[8];
+    int k = 0;
+    size_t pos = 0;
+    for (;;) {
+      size_t start = pos;
+      char *z = len > pos ? memchr(buf + pos, 0, len - pos) : NULL;
+      if (!z) {
+        if (len == cap) buf = realloc(buf, cap *= 2);
+        ssize_t n = read(0, buf + len, cap - len);
+        if (n <= 0) return 0;
+        len += n;
+        pos = 0; k = 0;
+        continue;
+      }
+      pos = (size_t)(z - buf) + 1;
+      if (z == buf + start) break; /* empty field: end of request */
+      if (k < 8) f[k++] = buf + start + (buf[start] == ':');
+    }
+    if (k >= 6 && !strcmp(f[0], "mount")) {
+      int err = 0;
+      if (k == 7 && chdir(f[6]) < 0) err = errno;
+      if (!err && mount(f[2], f[3], f[1], strtoul(f[4], NULL, 10), *f[5] ? f[5] : NULL) < 0) err = errno;
+      reply("mount", f[3], err);
+    } else if (k == 2 && !strcmp(f[0], "umount")) {
+      reply("umount", f[1], umount2(f[1], MNT_DETACH) < 0 ? errno : 0);
+    } else reply(k ? f[0] : "", "", EINVAL);
+    memmove(buf, buf + pos, len - pos);
+    len -= pos;
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run();
   errfd = 2;
@@ -645,6 +705,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
-  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | opaque-dirs DIR | xattrs DIR | apply-meta\n");
+  if (argc == 2 && !strcmp(argv[1], "serve")) return cmd_serve();
+  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | opaque-dirs DIR | xattrs DIR | apply-meta | serve\n");
   return 2;
 }

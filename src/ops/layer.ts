@@ -4,7 +4,7 @@ import { chainIDs, diffUpperDir, diffTrees, MediaType, END_OF_ARCHIVE, sha256, t
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
-import { opaqueDirs, readXattrs } from '../runtime/index.js';
+import { readLayerMeta, readXattrs } from '../runtime/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import type { OpsEnv, StateRef } from './types.js';
 
@@ -16,8 +16,9 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
-    const opaque = parent.snapshot ? opaqueDirs(upper) : new Set<string>();
-    blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: readXattrs(upper) }));
+    const meta = readLayerMeta(upper);
+    const opaque = parent.snapshot ? meta.opaque : new Set<string>();
+    blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
   } else {
     const dirs = await env.snapshotter.diffDirs?.(activeKey);
     if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);

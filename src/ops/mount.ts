@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hostMount, hostUnmount, toSysMount } from '../runtime/index.js';
+import { hostMountAsync, hostUnmountAsync, toSysMount } from '../runtime/index.js';
 import type { Mount } from '../snapshotter/index.js';
 
 export async function withMounted<T>(storeRoot: string, mounts: Mount[], fn: (dir: string) => Promise<T>): Promise<T> {
@@ -14,12 +14,12 @@ export async function withMounted<T>(storeRoot: string, mounts: Mount[], fn: (di
   let mounted = 0;
   try {
     for (const m of mounts) {
-      hostMount(toSysMount(m), dir);
+      await hostMountAsync(toSysMount(m), dir);
       mounted++;
     }
     return await fn(dir);
   } finally {
-    for (; mounted > 0; mounted--) hostUnmount(dir);
+    for (; mounted > 0; mounted--) await hostUnmountAsync(dir);
     fs.rmdirSync(dir);
   }
 }

@@ -157,7 +157,13 @@ export function layerXattr(name: string): boolean {
 
 /** Every layer-worthy xattr under `dir`, by relative path; one helper call for the whole tree. */
 export function readXattrs(dir: string): Map<string, Record<string, Buffer>> {
+  return readLayerMeta(dir).xattrs;
+}
+
+/** One walk for both: layer xattrs, and the directories overlay marked opaque (`trusted.overlay.opaque=y`). */
+export function readLayerMeta(dir: string): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> } {
   const out = new Map<string, Record<string, Buffer>>();
+  const opaque = new Set<string>();
   const raw = helperSync(['xattrs', dir]);
   let pos = 0;
   const field = (): Buffer => {
@@ -170,12 +176,13 @@ export function readXattrs(dir: string): Map<string, Record<string, Buffer>> {
     const rel = field().toString('utf8');
     const name = field().toString('utf8');
     const value = Buffer.from(field().toString('latin1'), 'hex');
+    if (name === 'trusted.overlay.opaque' && value.toString() === 'y') opaque.add(rel);
     if (!layerXattr(name)) continue;
     const cur = out.get(rel) ?? {};
     cur[name] = value;
     out.set(rel, cur);
   }
-  return out;
+  return { xattrs: out, opaque };
 }
 
 export type HelperMetaOp =
@@ -213,4 +220,98 @@ export function applyMeta(ops: HelperMetaOp[]): void {
     }
     throw new SandboxError(failure);
   }
+}
+
+/**
+ * One long-lived helper (`tsbuild-sandbox serve`) for the host mounts of COPY, WORKDIR and layer
+ * unpacking: a spawn from a large Node process costs 10-20 ms, twice per step or per pulled layer.
+ * Requests go one at a time; the helper exits when our stdin closes or when we die (PDEATHSIG), and
+ * it does not keep Node's event loop alive while idle.
+ */
+class MountServer {
+  private child: import('node:child_process').ChildProcessWithoutNullStreams | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private lines: string[] = [];
+  private waiting: ((line: string | undefined) => void) | undefined;
+  private partial = '';
+
+  private start() {
+    const child = spawn(helperPath(), ['serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      this.partial += d;
+      let i: number;
+      while ((i = this.partial.indexOf('\n')) >= 0) {
+        const line = this.partial.slice(0, i);
+        this.partial = this.partial.slice(i + 1);
+        if (this.waiting) {
+          const w = this.waiting;
+          this.waiting = undefined;
+          w(line);
+        } else this.lines.push(line);
+      }
+    });
+    const gone = () => {
+      if (this.child === child) this.child = undefined;
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.(undefined);
+    };
+    child.on('exit', gone);
+    child.on('error', gone);
+    child.stdin.on('error', () => undefined);
+    this.idle(child);
+    this.child = child;
+    return child;
+  }
+
+  private idle(child: ChildLike) {
+    child.unref();
+    (child.stdout as unknown as { unref(): void }).unref();
+    (child.stderr as unknown as { unref(): void }).unref();
+    (child.stdin as unknown as { unref(): void }).unref();
+  }
+
+  private busy(child: ChildLike) {
+    child.ref();
+    (child.stdout as unknown as { ref(): void }).ref();
+  }
+
+  request(fields: string[]): Promise<void> {
+    const run = async () => {
+      const child = this.child ?? this.start();
+      this.busy(child);
+      try {
+        const line = await new Promise<string | undefined>((resolve) => {
+          this.lines = []; // one request at a time: nothing can be pending
+          this.waiting = resolve;
+          child.stdin.write(Buffer.concat([...fields.map((f) => Buffer.from(':' + f + '\0')), Buffer.from([0])]));
+        });
+        if (line === undefined) throw new TsbuildError('SANDBOX', `the sandbox helper (serve) exited during ${fields[0]} ${fields[fields[0] === 'mount' ? 3 : 1]}`);
+        const r = JSON.parse(line) as HelperFailure & { ok?: boolean };
+        if (!r.ok) throw new SandboxError(r);
+      } finally {
+        if (this.child) this.idle(this.child);
+      }
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+}
+
+type ChildLike = import('node:child_process').ChildProcessWithoutNullStreams;
+
+let server: MountServer | undefined;
+
+export async function hostMountAsync(m: SysMount, target: string): Promise<void> {
+  server ??= new MountServer();
+  const fields = ['mount', m.type, m.source, target, String(m.flags), m.data];
+  if (m.cwd) fields.push(m.cwd);
+  await server.request(fields);
+}
+
+export async function hostUnmountAsync(target: string): Promise<void> {
+  server ??= new MountServer();
+  await server.request(['umount', target]);
 }
