@@ -138,18 +138,36 @@ function compressStream(input: Readable, spec: CompressionSpec): Readable {
  * The layer as it should be pushed or exported with `spec`: an existing blob when one fits, otherwise a
  * new compressed blob made from the uncompressed content.
  */
-export async function compressedLayer(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Promise<Descriptor> {
+function memoFileFor(store: ContentStore, diffID: string, spec: CompressionSpec): string {
+  return path.join(store.root, 'compressed', `${spec.type}-${spec.level ?? 'default'}-${diffID.replace(/^sha256:/, '')}.json`);
+}
+
+/** The layer as `spec` wants it when no work is needed (already so, or made before); else undefined. */
+export function existingCompressed(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Descriptor | undefined {
   const d = layer.descriptor;
   const have = compressionOfMediaType(d.mediaType);
   const want = spec.type === 'uncompressed' ? 'none' : spec.type;
   if (have === want && (spec.level === undefined || want === 'none')) return { mediaType: mediaTypeFor(spec.type), digest: d.digest, size: d.size };
-  const memoFile = path.join(store.root, 'compressed', `${spec.type}-${spec.level ?? 'default'}-${layer.diffID.replace(/^sha256:/, '')}.json`);
-  const memo = readJSONFile<Descriptor | undefined>(memoFile, undefined);
+  const memo = readJSONFile<Descriptor | undefined>(memoFileFor(store, layer.diffID, spec), undefined);
   if (memo && store.has(memo.digest)) return memo;
   if (want === 'none' && store.has(layer.diffID)) return { mediaType: MediaType.layer, digest: layer.diffID, size: store.blobSize(layer.diffID) };
+  return undefined;
+}
+
+/**
+ * `tee` sees the compressed bytes on their way into the store (a push streams them to the registry
+ * at the same time); it must yield every chunk it is given, unchanged.
+ */
+export async function compressedLayer(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec, o: { tee?: (chunks: AsyncIterable<Buffer>) => AsyncIterable<Buffer> } = {}): Promise<Descriptor> {
+  const existing = existingCompressed(store, layer, spec);
+  if (existing) return existing;
+  const d = layer.descriptor;
+  const have = compressionOfMediaType(d.mediaType);
+  const want = spec.type === 'uncompressed' ? 'none' : spec.type;
+  const memoFile = memoFileFor(store, layer.diffID, spec);
   const raw = openDecompressed(store.blobPath(d.digest), have);
-  const out = want === 'none' ? raw : compressStream(raw, spec);
-  const blob = await store.writeBlob(out as AsyncIterable<Buffer>, want === 'none' ? { digest: layer.diffID } : undefined);
+  const out = (want === 'none' ? raw : compressStream(raw, spec)) as AsyncIterable<Buffer>;
+  const blob = await store.writeBlob(o.tee ? o.tee(out) : out, want === 'none' ? { digest: layer.diffID } : undefined);
   const desc = { mediaType: mediaTypeFor(spec.type), digest: blob.digest, size: blob.size };
   fs.mkdirSync(path.dirname(memoFile), { recursive: true });
   writeFileAtomic(memoFile, JSON.stringify(desc));

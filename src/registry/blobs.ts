@@ -119,7 +119,14 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
     have = 0;
   }
   o.onEvent?.({ type: 'start', digest: desc.digest, size: desc.size, offset: have });
-  const fh = await fs.promises.open(partial, have > 0 ? 'a' : 'w');
+  // Cancellation must not depend on the HTTP layer tearing the body down (it did not always).
+  const onAbort = () => body.destroy(new CancelledError());
+  if (o.signal?.aborted) onAbort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const fh = await fs.promises.open(partial, have > 0 ? 'a' : 'w').catch((e: unknown) => {
+    o.signal?.removeEventListener('abort', onAbort);
+    throw e;
+  });
   let size = have;
   try {
     for await (const c of watched(body, o.idleMs ?? 60_000)) {
@@ -132,10 +139,12 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
       await fh.write(c);
     }
   } catch (e) {
+    o.signal?.removeEventListener('abort', onAbort);
     await fh.close();
     if (e instanceof RegistryError && e.code === 'SIZE_MISMATCH') fs.rmSync(partial, { force: true });
     throw e;
   }
+  o.signal?.removeEventListener('abort', onAbort);
   await fh.close();
   // A short body keeps its verified prefix for the next attempt to resume from.
   if (size < desc.size) throw new RegistryError('BLOB_TRUNCATED', `blob ${desc.digest} ended after ${size} of ${desc.size} bytes`);

@@ -147,7 +147,10 @@ export class RegistryClient {
     }
     if (res.status !== 200 && res.status !== 206) return this.fail(res, `blob ${digest} in ${repo}`);
     if (!res.body) throw new RegistryError('REGISTRY_ERROR', `registry ${this.domain} sent no body for blob ${digest}`);
-    return { body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), resumed: res.status === 206 };
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    // Until the caller iterates it (after opening its file), an abort must not be an unhandled 'error'.
+    body.on('error', () => undefined);
+    return { body, resumed: res.status === 206 };
   }
 
   /** Starts an upload, or mounts the blob from another repository; `location` is where to send data. */

@@ -177,6 +177,70 @@ test('push: existence checks skip known blobs, chunked uploads, mounts from a kn
   assert.not.ok(reg.log.some((l) => l.startsWith('POST')), 'everything already there: no uploads');
 });
 
+test('a layer that needs compressing is streamed while it is compressed; a refused stream falls back to the stored blob', async () => {
+  const reg = new FakeRegistry();
+  reg.addImage('lib/src', '1');
+  const s = store();
+  const pulled = await pullImage({ client: reg.client(), ref: parseReference('fake.example/lib/src:1'), store: s });
+  reg.log.length = 0;
+  const z = await pushImage({ client: reg.client(), ref: parseReference('fake.example/lib/streamed:1'), store: s, manifestDigest: pulled.descriptor.digest, compression: { type: 'gzip', level: 1 } });
+  const layerPut = reg.log.findIndex((l) => l.startsWith('PUT /v2/lib/streamed/blobs/uploads/') && l.includes('digest='));
+  assert.ok(layerPut > 0 && reg.log[layerPut - 1]!.startsWith('PATCH /v2/lib/streamed/blobs/uploads/'), reg.log.join('\n'));
+  const man = JSON.parse(reg.manifests.get(`lib/streamed:${z.digest}`)!.body.toString());
+  assert.ok(s.has(man.layers[0].digest), 'the compressed blob is kept in the store too');
+  assert.ok(reg.blobs.has(`lib/streamed@${man.layers[0].digest}`));
+  // PATCH refused: the upload still completes, from the stored blob.
+  const inner = reg.handler;
+  reg.handler = async (r) => (r.method === 'PATCH' ? new Response(null, { status: 500 }) : inner(r));
+  const y = await pushImage({ client: reg.client(), ref: parseReference('fake.example/lib/fallback:1'), store: s, manifestDigest: pulled.descriptor.digest, compression: { type: 'gzip', level: 2 } });
+  const m2 = JSON.parse(reg.manifests.get(`lib/fallback:${y.digest}`)!.body.toString());
+  assert.ok(reg.blobs.has(`lib/fallback@${m2.layers[0].digest}`), 'uploaded by the ordinary path');
+});
+
+test('cancelling a download keeps its verified prefix; the next attempt resumes it with a Range request', async () => {
+  const reg = new FakeRegistry();
+  const img = reg.addImage('lib/slow', '1');
+  const big = Buffer.from(crypto.randomBytes(256 << 10));
+  const digest = sha(big);
+  reg.blobs.set(`lib/slow@${digest}`, big);
+  const inner = reg.handler;
+  // The blob trickles out in 16 KiB pieces, 20 ms apart.
+  reg.handler = async (r) => {
+    if (!r.url.includes(digest) || r.method !== 'GET') return inner(r);
+    const from = Number(/bytes=(\d+)-/.exec(r.headers['range'] ?? '')?.[1] ?? 0);
+    let off = from;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (off >= big.length) return c.close();
+        await new Promise((res) => setTimeout(res, 20));
+        c.enqueue(new Uint8Array(big.subarray(off, off + (16 << 10))));
+        off += 16 << 10;
+      },
+    });
+    r.signal?.addEventListener('abort', () => body.cancel().catch(() => undefined));
+    return new Response(body, { status: from ? 206 : 200 });
+  };
+  const s = store();
+  const { fetchBlob } = await import('./blobs.js');
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 150);
+  const desc = { mediaType: 'application/octet-stream', digest, size: big.length };
+  await fetchBlob(reg.client(), 'lib/slow', desc, s, { signal: ac.signal }).then(
+    () => assert.unreachable('the abort must stop the download'),
+    (e: Error & { code: string }) => assert.is(e.code, 'CANCELLED'),
+  );
+  const partial = s.ingestPath(digest);
+  const kept = fs.statSync(partial).size;
+  assert.ok(kept > 0 && kept < big.length, `prefix kept: ${kept}`);
+  assert.not.ok(s.has(digest));
+  assert.not.ok(fs.existsSync(partial + '.lock'), 'lock released');
+  const events: string[] = [];
+  await fetchBlob(reg.client(), 'lib/slow', desc, s, { onEvent: (e) => events.push(e.type === 'start' ? `start@${e.offset}` : e.type) });
+  assert.equal(events, [`start@${kept}`, 'done']);
+  assert.ok(s.readBlob(digest).equals(big));
+  void img;
+});
+
 test('push falls back to a monolithic PUT when the registry refuses chunked PATCH uploads (and back)', async () => {
   const reg = new FakeRegistry();
   reg.addImage('lib/src', '1');

@@ -11,7 +11,7 @@ import { fetchBlob, type TransferEvent } from './blobs.js';
 import { DockerMediaType, MANIFEST_ACCEPT, formatPlatform, hostPlatform, isIndex, isManifest, layerCompression, selectManifest, type Platform } from './media.js';
 import { familiarName, formatReference, type Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
-import { RegistryError } from './transport.js';
+import { RegistryError, linkedController } from './transport.js';
 
 export interface PullOptions {
   client: RegistryClient;
@@ -109,8 +109,8 @@ export async function pullImage(o: PullOptions): Promise<PulledImage> {
   if (r.manifest.config.size > CONFIG_LIMIT) throw new RegistryError('MANIFEST_INVALID', `the config of ${where} claims ${r.manifest.config.size} bytes, above the ${CONFIG_LIMIT}-byte limit`);
   const queue = new PQueue({ concurrency: o.concurrency ?? 4 });
   const blobs = [r.manifest.config, ...r.manifest.layers.filter((l) => l.mediaType !== DockerMediaType.foreign)];
-  const ac = new AbortController();
-  const signal = o.signal ? AbortSignal.any([o.signal, ac.signal]) : ac.signal;
+  const ac = linkedController(o.signal);
+  const signal = ac.signal;
   try {
     await Promise.all(blobs.map((d) => queue.add(() => fetchBlob(o.client, o.ref.path, d, o.store, { signal, onEvent: o.onEvent }))));
   } catch (e) {

@@ -105,6 +105,18 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * A controller that also aborts when `parent` does. Not AbortSignal.any: on Node 20 its composite
+ * signal can be garbage-collected while a fetch still listens to it, and then Ctrl-C is missed
+ * (seen here as a pull that ran on after SIGINT under load).
+ */
+export function linkedController(parent?: AbortSignal): AbortController {
+  const ac = new AbortController();
+  if (parent?.aborted) ac.abort(parent.reason);
+  else parent?.addEventListener('abort', () => ac.abort(parent.reason), { once: true });
+  return ac;
+}
+
 export function backoff(attempt: number, baseMs: number): number {
   return Math.min(30_000, baseMs * 2 ** attempt) * (0.75 + Math.random() * 0.5);
 }
