@@ -143,7 +143,7 @@ function memoFileFor(store: ContentStore, diffID: string, spec: CompressionSpec)
 }
 
 /** The layer as `spec` wants it when no work is needed (already so, or made before); else undefined. */
-export function existingCompressed(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Descriptor | undefined {
+function existingCompressed(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Descriptor | undefined {
   const d = layer.descriptor;
   const have = compressionOfMediaType(d.mediaType);
   const want = spec.type === 'uncompressed' ? 'none' : spec.type;
@@ -154,11 +154,7 @@ export function existingCompressed(store: ContentStore, layer: { diffID: string;
   return undefined;
 }
 
-/**
- * `tee` sees the compressed bytes on their way into the store (a push streams them to the registry
- * at the same time); it must yield every chunk it is given, unchanged.
- */
-export async function compressedLayer(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec, o: { tee?: (chunks: AsyncIterable<Buffer>) => AsyncIterable<Buffer> } = {}): Promise<Descriptor> {
+export async function compressedLayer(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Promise<Descriptor> {
   const existing = existingCompressed(store, layer, spec);
   if (existing) return existing;
   const d = layer.descriptor;
@@ -167,7 +163,7 @@ export async function compressedLayer(store: ContentStore, layer: { diffID: stri
   const memoFile = memoFileFor(store, layer.diffID, spec);
   const raw = openDecompressed(store.blobPath(d.digest), have);
   const out = (want === 'none' ? raw : compressStream(raw, spec)) as AsyncIterable<Buffer>;
-  const blob = await store.writeBlob(o.tee ? o.tee(out) : out, want === 'none' ? { digest: layer.diffID } : undefined);
+  const blob = await store.writeBlob(out, want === 'none' ? { digest: layer.diffID } : undefined);
   const desc = { mediaType: mediaTypeFor(spec.type), digest: blob.digest, size: blob.size };
   fs.mkdirSync(path.dirname(memoFile), { recursive: true });
   writeFileAtomic(memoFile, JSON.stringify(desc));

@@ -11,7 +11,7 @@ export type { ExtractOptions, Compression, MetaOp } from './extract.js';
 export { readTar, TarFormatError } from './tarread.js';
 export type { ReadHeader, TarEntry } from './tarread.js';
 export { diffTrees } from './treediff.js';
-export { compressedLayer, existingCompressed, parseCompression, compressionOfMediaType } from './compress.js';
+export { compressedLayer, parseCompression, compressionOfMediaType } from './compress.js';
 export type { CompressionSpec, LayerCompression } from './compress.js';
 export { writeImageArchive } from './archive.js';
 export type { ArchiveImage } from './archive.js';
