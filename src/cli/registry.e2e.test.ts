@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliPath, e2eHarness, repoRoot, readJSON, registryUnavailable, removeStore, startFaultProxy, startRegistry, startTokenIssuer, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { cli, cliPath, cliSpawn, e2eHarness, repoRoot, readJSON, registryUnavailable, removeStore, startFaultProxy, startRegistry, startTokenIssuer, tmpdir, type TestRegistry } from '../testutil/index.js';
 
 const h = e2eHarness('reg');
 const why = registryUnavailable();
@@ -422,6 +422,36 @@ it('faults: a reset mid-blob resumes, a 500 is retried, a wrong byte stores noth
     const r5 = await cli(['pull', ref], { root: s5, env });
     assert.is(r5.code, 0, r5.stderr);
     assert.match(r5.stderr, `${gz.digest.slice(7, 19)}: resuming at`);
+
+    // Ctrl-C in the middle of a slow download: exit 130, nothing named, the verified prefix kept, resumed next time.
+    proxy.inject('slow', { times: 1000, delayMs: 250, match: new RegExp(gz.digest) });
+    const s6 = newStore();
+    const child = cliSpawn(['pull', ref], s6, env);
+    let err = '';
+    await new Promise<void>((resolve) => {
+      let armed = false;
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (!armed && err.includes(`${gz.digest.slice(7, 19)}: transferring`)) {
+          armed = true;
+          setTimeout(resolve, 800);
+        }
+      });
+    });
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.is(code, 130, err);
+    assert.match(err, /pull cancelled/);
+    const partial = path.join(s6, 'tmp', `ingest-${gz.digest.slice(7)}`);
+    const kept = fs.existsSync(partial) ? fs.statSync(partial).size : 0;
+    assert.ok(kept > 0 && kept < gz.size, `a verified prefix is kept (${kept} of ${gz.size}): ${err}`);
+    assert.not.ok(fs.existsSync(path.join(s6, 'blobs/sha256', gz.digest.slice(7))), 'no partial blob in the store');
+    assert.not.ok(fs.existsSync(`${partial}.lock`), 'the download lock was released');
+    assert.not.match((await cli(['images'], { root: s6, env })).stdout, 'faulty', 'a cancelled pull names nothing');
+    proxy.inject('none');
+    const again = await cli(['pull', ref], { root: s6, env });
+    assert.is(again.code, 0, again.stderr);
+    assert.match(again.stderr, `${gz.digest.slice(7, 19)}: resuming at`);
 
     // Push through faults: a 500 on an upload is retried.
     proxy.inject('error-500', { times: 1, match: /\/blobs\/uploads\//, method: 'PUT' });
