@@ -12,7 +12,7 @@ import { readJSONFile } from '../fsutil/index.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
 import { humanSize, table } from './format.js';
 import { openStore, storeRoot, type Store } from './store.js';
-import { insecureFlag } from './registry.js';
+import { blobSources, insecureFlag } from './registry.js';
 
 export const cacheFlags: FlagSpec[] = [
   { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
@@ -69,7 +69,10 @@ export function cacheRoots(idx: CacheIndex): { snapshots: string[]; blobs: strin
 
 export async function gcWithCache(s: Store): Promise<{ blobBytes: number; snapshots: number }> {
   const roots = cacheRoots(new CacheIndex(s.root));
-  return gcStore(s.content, s.snapshotter, [...s.containers.list().map((c) => c.snapshot), ...roots.snapshots], roots.blobs);
+  const r = await gcStore(s.content, s.snapshotter, [...s.containers.list().map((c) => c.snapshot), ...roots.snapshots], roots.blobs);
+  // Where blobs live in registries matters only for blobs we still have (cross-repository mounts).
+  blobSources(s.root).retain((d) => s.content.has(d));
+  return r;
 }
 
 export interface CacheMountInfo {

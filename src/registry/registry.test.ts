@@ -260,4 +260,28 @@ test('an unreachable registry names the host and suggests --insecure-registry fo
   assert.is(await ci.endpoint(), 'http://reg.example:5000', 'insecure: falls back to plain HTTP');
 });
 
+test('blob sources: newest repository first, per registry, capped, forgotten with the blob', async () => {
+  const { BlobSources } = await import('./sources.js');
+  const { tmpdir } = await import('../testutil/index.js');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const dir = tmpdir('tsb-sources-');
+  try {
+    const s = new BlobSources(path.join(dir, 'registry'));
+    s.retain(() => false); // nothing recorded yet: no file, no error
+    s.record('a.example', 'x/one', ['sha256:1', 'sha256:2']);
+    s.record('a.example', 'x/two', ['sha256:1']);
+    s.record('b.example', 'y', ['sha256:1']);
+    assert.equal(s.lookup('a.example', 'sha256:1'), ['x/two', 'x/one']);
+    assert.equal(s.lookup('b.example', 'sha256:1'), ['y']);
+    for (let i = 0; i < 12; i++) s.record('a.example', `r${i}`, ['sha256:2']);
+    assert.is(s.lookup('a.example', 'sha256:2').length, 8, 'capped');
+    s.retain((d) => d === 'sha256:1');
+    assert.equal(s.lookup('a.example', 'sha256:2'), []);
+    assert.equal(s.lookup('a.example', 'sha256:1'), ['x/two', 'x/one']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -2,6 +2,7 @@
  * Which repositories of which registries hold a blob, learned from pulls and pushes: what lets a push
  * ask the registry to mount a blob from another repository instead of uploading it again.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { readJSONFile, withLock, writeFileAtomic } from '../fsutil/index.js';
 
@@ -9,7 +10,7 @@ const PER_BLOB = 8;
 
 export class BlobSources {
   private file: string;
-  constructor(dir: string) {
+  constructor(private dir: string) {
     this.file = path.join(dir, 'blob-sources.json');
   }
   /** Repositories (`path`) on `domain` known to hold `digest`. */
@@ -19,6 +20,7 @@ export class BlobSources {
   }
   record(domain: string, repo: string, digests: string[]): void {
     if (digests.length === 0) return;
+    fs.mkdirSync(this.dir, { recursive: true });
     withLock(this.file + '.lock', () => {
       const all = readJSONFile<Record<string, string[]>>(this.file, {});
       const where = `${domain}/${repo}`;
@@ -28,6 +30,7 @@ export class BlobSources {
   }
   /** Drops entries for blobs the store no longer has. */
   retain(has: (digest: string) => boolean): void {
+    if (!fs.existsSync(this.file)) return;
     withLock(this.file + '.lock', () => {
       const all = readJSONFile<Record<string, string[]>>(this.file, {});
       for (const d of Object.keys(all)) if (!has(d)) delete all[d];
