@@ -5,7 +5,9 @@
  *   tsbuild-sandbox run            spec on fd 3; errors as one JSON line on fd 4
  *   tsbuild-sandbox mount T S D F DATA   mount(2) S of type T on D with flags F and data DATA
  *   tsbuild-sandbox umount PATH    umount2(PATH, MNT_DETACH)
- *   tsbuild-sandbox opaque-dirs DIR   print (NUL-separated) dirs under DIR marked trusted.overlay.opaque=y
+ *   tsbuild-sandbox xattrs DIR     every xattr under DIR as relpath\0name\0hexvalue\0 records
+ *   tsbuild-sandbox apply-meta     mknod / lsetxattr records from stdin
+ *   tsbuild-sandbox serve          mount / umount requests on stdin, one JSON answer line each
  *
  * `run` clones into the namespaces named by the spec, mounts the root filesystem and the spec's mounts
  * inside the new mount namespace (so they vanish with it), pivots, drops privileges and execs. The
@@ -534,21 +536,6 @@ static int cmd_run(void) {
   return 128 + WTERMSIG(st);
 }
 
-static const char *opaque_root;
-static int opaque_cb(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-  (void)st; (void)ftw;
-  if (type != FTW_D) return 0;
-  char v[8];
-  ssize_t n = lgetxattr(path, "trusted.overlay.opaque", v, sizeof v);
-  if (n == 1 && v[0] == 'y') {
-    const char *rel = path + strlen(opaque_root);
-    while (*rel == '/') rel++;
-    fputs(rel, stdout);
-    fputc(0, stdout);
-  }
-  return 0;
-}
-
 /* xattrs DIR: every extended attribute under DIR (not DIR itself), as relpath\0name\0hexvalue\0.
  * Which ones belong in a layer is policy, decided in TypeScript. */
 static const char *xattr_root;
@@ -694,11 +681,6 @@ int main(int argc, char **argv) {
     if (umount2(argv[2], MNT_DETACH) < 0) fail("host", "umount", argv[2], errno);
     return 0;
   }
-  if (argc == 3 && !strcmp(argv[1], "opaque-dirs")) {
-    opaque_root = argv[2];
-    if (nftw(argv[2], opaque_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
-    return 0;
-  }
   if (argc == 3 && !strcmp(argv[1], "xattrs")) {
     xattr_root = argv[2];
     if (nftw(argv[2], xattr_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
@@ -706,6 +688,6 @@ int main(int argc, char **argv) {
   }
   if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
   if (argc == 2 && !strcmp(argv[1], "serve")) return cmd_serve();
-  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | opaque-dirs DIR | xattrs DIR | apply-meta | serve\n");
+  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR | apply-meta | serve\n");
   return 2;
 }

@@ -118,6 +118,7 @@ function checkName(raw: string): string {
 
 export async function extractTar(input: Readable, root: string, opts: ExtractOptions = {}): Promise<{ entries: number }> {
   const dirTimes: [string, number][] = [];
+  const parents = new Map<string, string>();
   const created = new Set<string>();
   let entries = 0;
   const warn = opts.onWarning ?? (() => undefined);
@@ -135,7 +136,14 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
       }
       return path.join(cur, path.posix.basename(name));
     }
-    const parent = mkdirInRoot(root, path.posix.dirname('/' + name));
+    // Parent directories resolved once per archive; any removal or replacement empties the cache,
+    // so a directory swapped for a symlink later in the archive is resolved afresh (and refused).
+    const dir = path.posix.dirname('/' + name);
+    let parent = parents.get(dir);
+    if (parent === undefined) {
+      parent = mkdirInRoot(root, dir);
+      parents.set(dir, parent);
+    }
     return path.join(parent, path.posix.basename(name));
   };
   const replace = (target: string, keepDir: boolean) => {
@@ -146,6 +154,7 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
       return;
     }
     if (keepDir && st.isDirectory()) return;
+    parents.clear();
     fs.rmSync(target, { recursive: true, force: true });
   };
   const meta = (target: string, h: ReadHeader, link = false) => {
@@ -181,6 +190,7 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
       if (name === '') continue;
       const base = path.posix.basename(name);
       if (opts.whiteouts && base.startsWith('.wh.')) {
+        parents.clear();
         const dir = path.posix.dirname(name);
         if (base === '.wh..wh..opq') {
           const host = resolveInRoot(root, '/' + dir);
@@ -229,11 +239,14 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
               fs.writeSync(fd, chunk);
               written += chunk.length;
             }
+            if (written !== h.size) throw new ArchiveError(`archive entry "${h.name}" is truncated: ${written} of ${h.size} bytes`);
+            // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
+            fs.fchownSync(fd, opts.owner?.uid ?? h.uid, opts.owner?.gid ?? h.gid);
+            fs.fchmodSync(fd, h.mode & 0o7777);
+            fs.futimesSync(fd, h.mtime, h.mtime);
           } finally {
             fs.closeSync(fd);
           }
-          if (written !== h.size) throw new ArchiveError(`archive entry "${h.name}" is truncated: ${written} of ${h.size} bytes`);
-          meta(target, h);
           keepXattrs(target, h);
           break;
         }

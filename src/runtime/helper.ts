@@ -140,11 +140,6 @@ export function hostUnmount(target: string): void {
   helperSync(['umount', target]);
 }
 
-/** Directories overlay marked opaque in an upperdir (relative paths). */
-export function opaqueDirs(upper: string): Set<string> {
-  const out = helperSync(['opaque-dirs', upper]).toString('utf8');
-  return new Set(out.split('\0').filter((s) => s !== ''));
-}
 
 /**
  * Which extended attributes belong in a layer: everything a file carries (security.capability,

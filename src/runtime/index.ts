@@ -1,6 +1,6 @@
 export { buildSpec, defaultRlimits, currentLimits, mountDestinations, DEFAULT_CAPS } from './spec.js';
 export type { SandboxSpec, SpecOptions, SpecMount, NetworkMode } from './spec.js';
-export { runSpec, hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, opaqueDirs, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta, layerXattr } from './helper.js';
+export { runSpec, hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta, layerXattr } from './helper.js';
 export type { RunResult, SpawnOptions, HelperFailure, HelperMetaOp } from './helper.js';
 export { toSysMount, MS } from './mounts.js';
 export type { SysMount } from './mounts.js';
