@@ -11,6 +11,10 @@ export interface FlagSpec {
   arg?: string;
 }
 
+/** Flags every store-using command takes. */
+export const rootFlag: FlagSpec = { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' };
+export const helpFlag: FlagSpec = { name: 'help', short: 'h', type: 'bool', help: 'show this help' };
+
 export interface Parsed {
   flags: Map<string, string | boolean | string[]>;
   positional: string[];

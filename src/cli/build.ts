@@ -12,7 +12,7 @@ import { CacheIndex, ChecksumMemo } from '../cache/index.js';
 import type { SolverEvent } from '../builder/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
 import { autoGc } from './cache.js';
 import { openStore, storeRoot } from './store.js';
@@ -30,7 +30,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'progress', type: 'string', arg: 'auto|tty|plain', help: 'progress output (default auto)' },
   { name: 'network', type: 'string', arg: 'host|none', help: 'network for RUN steps (default host)' },
   { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
-  { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' },
+  rootFlag,
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
   { name: 'secret', type: 'list', arg: 'id=ID[,src=FILE|env=VAR]', help: 'a build secret for RUN --mount=type=secret (repeatable)' },
   { name: 'ssh', type: 'list', arg: 'default|ID=SOCKET|ID=KEYFILE', help: 'an ssh agent (socket, or a key loaded into an agent started for the build) for RUN --mount=type=ssh' },
@@ -46,7 +46,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'cache-from', type: 'list', arg: 'type=registry,ref=R[,mounts=true]', help: 'use build cache from a registry (repeatable)' },
   { name: 'push', type: 'bool', help: 'push the -t names after building (same as --output type=image,push=true)' },
   ...compressionFlags,
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  helpFlag,
 ];
 
 function readDockerfile(file: string): string {

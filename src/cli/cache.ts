@@ -9,13 +9,13 @@ import { duSync } from '../snapshotter/index.js';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { readJSONFile } from '../fsutil/index.js';
-import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { humanSize, table } from './format.js';
 import { openStore, storeRoot, type Store } from './store.js';
 import { blobSources, insecureFlag } from './registry.js';
 
 export const cacheFlags: FlagSpec[] = [
-  { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
+  rootFlag,
   { name: 'keep-storage', type: 'string', arg: 'SIZE', help: 'prune: keep at most this much cache (e.g. 10GB), least recently used first out' },
   { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'prune: only records not used for this long (e.g. until=24h)' },
   { name: 'all', short: 'a', type: 'bool', help: 'prune: every record' },
@@ -24,7 +24,7 @@ export const cacheFlags: FlagSpec[] = [
   { name: 'output', short: 'o', type: 'string', arg: 'DIR|type=registry,ref=R', help: 'export-mounts: directory or registry ref to write the cache mounts to' },
   { name: 'input', short: 'i', type: 'string', arg: 'DIR|type=registry,ref=R', help: 'import-mounts: directory or registry ref written by export-mounts' },
   insecureFlag,
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  helpFlag,
 ];
 
 export function parseSize(s: string): number {

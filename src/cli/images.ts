@@ -2,13 +2,13 @@
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { gcWithCache } from './cache.js';
 import type { ImageConfig, Manifest } from '../image/index.js';
-import { flagBool, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { humanSize, table } from './format.js';
 import { openStore, storeRoot, type Store } from './store.js';
 
 export const commonFlags: FlagSpec[] = [
-  { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  rootFlag,
+  helpFlag,
 ];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
 export const psFlags: FlagSpec[] = [...commonFlags, { name: 'all', short: 'a', type: 'bool', help: 'show exited containers too' }];

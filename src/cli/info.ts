@@ -4,13 +4,13 @@ import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { driverSupport } from '../snapshotter/index.js';
 import { helperPath } from '../runtime/index.js';
-import { flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { defaultDriver, storeRoot } from './store.js';
 
 export const infoFlags: FlagSpec[] = [
-  { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
+  rootFlag,
   { name: 'format', type: 'string', arg: 'text|json', help: 'output format' },
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  helpFlag,
 ];
 
 function overlayProbe(): string | undefined {

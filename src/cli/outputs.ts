@@ -7,8 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { UsageError, TsbuildError } from '../errors/index.js';
-import { parseCompression, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
+import { parseCompression, sha256, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
 import { unpackLayers, withMounted } from '../ops/index.js';
 import { manifestForPush } from '../registry/index.js';
 import { flagStr, type Parsed } from './args.js';
@@ -72,8 +73,8 @@ export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDi
     if (s.type === 'oci' || s.type === 'docker') {
       const compression = s.compression ?? (flagStr(p, 'compression') ? parseCompression(flagStr(p, 'compression')!, flagStr(p, 'compression-level')) : { type: s.type === 'oci' ? 'gzip' : 'uncompressed' } as CompressionSpec);
       const m = await manifestForPush(store.content, manifestDigest, compression);
-      const digest = 'sha256:' + (await import('node:crypto')).createHash('sha256').update(m.bytes).digest('hex');
-      if (!store.content.has(digest)) await store.content.writeBlob(m.bytes);
+      // manifestForPush stores a manifest it rewrote; an unchanged one is already in the store.
+      const digest = sha256(m.bytes);
       const image = { manifest: { mediaType: m.mediaType, digest, size: m.bytes.length }, names: s.names };
       await writeArchive(s.dest!, (out) => writeImageArchive(store.content, s.type as 'oci' | 'docker', image, out, o.mtime));
       if (s.dest !== '-') o.log(`wrote ${s.type} archive ${s.dest}`);
@@ -91,7 +92,7 @@ function withCompression(p: Parsed, c: CompressionSpec): Parsed {
 }
 
 /** Writes to a temp file and renames, so a failed export never leaves a half archive under `dest`. */
-async function writeArchive(dest: string, fn: (out: NodeJS.WritableStream & import('node:stream').Writable) => Promise<void>): Promise<void> {
+async function writeArchive(dest: string, fn: (out: Writable) => Promise<void>): Promise<void> {
   if (dest === '-') {
     await fn(process.stdout);
     return;

@@ -2,12 +2,12 @@
 import fs from 'node:fs';
 import { UsageError } from '../errors/index.js';
 import { dumpAST, parseAST, parseDockerfile } from '../parser/index.js';
-import { flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagStr, type FlagSpec, type Parsed, helpFlag } from './args.js';
 
 export const parseFlags: FlagSpec[] = [
   { name: 'file', short: 'f', type: 'string', arg: 'path', help: 'the Dockerfile (default ./Dockerfile; - for stdin)' },
   { name: 'format', type: 'string', arg: 'buildkit|json', help: 'output format (default buildkit)' },
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  helpFlag,
 ];
 
 export function parseCommand(p: Parsed): number {

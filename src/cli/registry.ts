@@ -20,14 +20,12 @@ import {
   type TransferEvent,
   type RegistryEvent,
 } from '../registry/index.js';
-import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { humanSize as formatSize } from './format.js';
 import { openStore, readStoreConfig, storeRoot, type Store } from './store.js';
 import path from 'node:path';
 
 export const insecureFlag: FlagSpec = { name: 'insecure-registry', type: 'list', arg: 'host[:port]', help: 'allow plain HTTP to this registry (repeatable; loopback hosts always allowed)' };
-const rootFlag: FlagSpec = { name: 'root', type: 'string', arg: 'dir', help: 'store root (default /var/lib/tsbuild; env TSBUILD_ROOT)' };
-const helpFlag: FlagSpec = { name: 'help', short: 'h', type: 'bool', help: 'show this help' };
 export const compressionFlags: FlagSpec[] = [
   { name: 'compression', type: 'string', arg: 'gzip|zstd|uncompressed', help: 'layer compression for pushed or exported layers (default gzip)' },
   { name: 'compression-level', type: 'string', arg: 'N', help: 'compression level (gzip 0-9, zstd 1-19)' },

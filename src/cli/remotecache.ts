@@ -53,7 +53,8 @@ function transfer(store: Store, ref: string, p: Parsed, log: (l: string) => void
 
 /** Reads every --cache-from config (missing ones are a note, not an error) into one record source. */
 export async function importCaches(store: Store, specs: CacheSpec[], p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<RemoteCacheSource | undefined> {
-  const records = new Map<string, RemoteRecord & { from: ReturnType<typeof transfer> }>();
+  const records = new Map<string, RemoteRecord>();
+  const holders = new Map<string, ReturnType<typeof transfer>>();
   const steps = new Map<string, { key: string; material: Record<string, string> }>();
   for (const spec of specs) {
     const t = transfer(store, spec.ref, p, o.log, o.signal);
@@ -63,7 +64,11 @@ export async function importCaches(store: Store, specs: CacheSpec[], p: Parsed, 
       continue;
     }
     o.log(`cache ${spec.ref}: ${cfg.records.length} records, ${cfg.mounts.length} cache mounts`);
-    for (const r of cfg.records) if (!records.has(r.key)) records.set(r.key, { ...r, from: t });
+    for (const r of cfg.records) {
+      if (records.has(r.key)) continue;
+      records.set(r.key, r);
+      if (r.layer && !holders.has(r.layer.descriptor.digest)) holders.set(r.layer.descriptor.digest, t);
+    }
     for (const [id, s] of Object.entries(cfg.steps)) if (!steps.has(id)) steps.set(id, s);
     if (spec.mounts) await restoreMounts(store, t, cfg, { ...o, overwrite: false });
   }
@@ -72,7 +77,7 @@ export async function importCaches(store: Store, specs: CacheSpec[], p: Parsed, 
     lookup: (key) => records.get(key),
     lastStep: (id) => steps.get(id),
     async fetch(d, signal) {
-      const owner = [...records.values()].find((r) => r.layer?.descriptor.digest === d.digest)?.from;
+      const owner = holders.get(d.digest);
       if (!owner) throw new Error(`internal: no cache source holds ${d.digest}`);
       await fetchBlob(owner.client, owner.ref.path, d, store.content, { signal });
     },

@@ -5,7 +5,7 @@ import { TsbuildError, UsageError } from '../errors/index.js';
 import { unpackLayers } from '../ops/index.js';
 import { insecureFlag, pullPolicy, resolveOrPull } from './registry.js';
 import { buildSpec, runSpec, layerDirs, readFileInLayers, resolveUser, SandboxError, missingMountPoints, mountDestinations, removeMountStubs, writeEtcFiles } from '../runtime/index.js';
-import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { openStore, storeRoot } from './store.js';
 
 export const runFlags: FlagSpec[] = [
@@ -21,11 +21,11 @@ export const runFlags: FlagSpec[] = [
   { name: 'network', type: 'string', arg: 'host|none', help: 'network (default host until bridge networking lands)' },
   { name: 'init', type: 'bool', help: 'run an init as PID 1 that reaps zombies and forwards signals' },
   { name: 'read-only', type: 'bool', help: 'mount the root filesystem read-only' },
-  { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
+  rootFlag,
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
   insecureFlag,
   { name: 'pull', type: 'string', arg: 'missing|always|never', help: 'pull the image before running (default missing; also TSBUILD_PULL)' },
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  helpFlag,
 ];
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -4,14 +4,14 @@
  */
 import fs from 'node:fs';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { parseArgs, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { parseArgs, flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
 import { buildCommand, buildFlags, readInputs } from './build.js';
 import { openStore, storeRoot } from './store.js';
 
 export const verifyFlags: FlagSpec[] = [
-  { name: 'root', type: 'string', arg: 'dir', help: 'store root' },
+  rootFlag,
   { name: 'progress', type: 'string', arg: 'auto|tty|plain', help: 'progress output' },
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  helpFlag,
 ];
 
 export async function verifyCommand(p: Parsed, signal: AbortSignal): Promise<number> {

@@ -23,16 +23,56 @@ export interface DiffStats {
   entries: number;
 }
 
-export function major(rdev: number): number {
+function major(rdev: number): number {
   return Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
 }
-export function minor(rdev: number): number {
+function minor(rdev: number): number {
   return Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
 }
 
 function sortedNames(dir: string): string[] {
   // Byte order, as Go's sort.Strings does, so layers are identical to other tools' for the same tree.
   return fs.readdirSync(dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+/**
+ * The tar blocks of one non-directory entry, shared by both differs: a symlink, a file (a hard link
+ * to its first path when already emitted; content streamed, or read in one call when small), a
+ * device node or a fifo. Sockets are not representable in tar and are skipped, as Docker does.
+ */
+export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: string, st: fs.Stats, links: Map<string, string>): AsyncGenerator<Buffer> {
+  if (st.isSymbolicLink()) {
+    yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full) });
+  } else if (st.isFile()) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? links.get(key) : undefined;
+    if (first !== undefined) {
+      yield encodeHeader({ ...base, type: 'hardlink', linkname: first });
+      return;
+    }
+    if (st.nlink > 1) links.set(key, base.name);
+    yield encodeHeader({ ...base, type: 'file', size: st.size });
+    if (st.size <= SMALL_FILE) {
+      // One read for small files: far cheaper than a stream's open/read/close round trips.
+      const data = fs.readFileSync(full);
+      if (data.length !== st.size) throw new Error(`${base.name} changed size while its layer was being written`);
+      yield data;
+      yield padding(st.size);
+      return;
+    }
+    let written = 0;
+    for await (const chunk of fs.createReadStream(full, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      const take = Math.min(chunk.length, st.size - written);
+      if (take > 0) yield take === chunk.length ? chunk : chunk.subarray(0, take);
+      written += take;
+    }
+    if (written < st.size) yield Buffer.alloc(st.size - written);
+    yield padding(st.size);
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    yield encodeHeader({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) });
+  } else if (st.isFIFO()) {
+    yield encodeHeader({ ...base, type: 'fifo' });
+  }
 }
 
 export async function* diffUpperDir(upper: string, opts: DiffOptions, stats: DiffStats = { entries: 0 }): AsyncGenerator<Buffer> {
@@ -56,40 +96,9 @@ export async function* diffUpperDir(upper: string, opts: DiffOptions, stats: Dif
           yield encodeHeader({ ...base, name: `${relPath}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, xattrs: undefined });
         }
         yield* walk(relPath);
-      } else if (st.isSymbolicLink()) {
-        yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full) });
-      } else if (st.isFile()) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? links.get(key) : undefined;
-        if (first !== undefined) {
-          yield encodeHeader({ ...base, type: 'hardlink', linkname: first });
-          continue;
-        }
-        if (st.nlink > 1) links.set(key, relPath);
-        yield encodeHeader({ ...base, type: 'file', size: st.size });
-        if (st.size <= SMALL_FILE) {
-          // One read for small files: far cheaper than a stream's open/read/close round trips.
-          const data = fs.readFileSync(full);
-          if (data.length !== st.size) throw new Error(`${relPath} changed size while its layer was being written`);
-          yield data;
-          yield padding(st.size);
-          continue;
-        }
-        let written = 0;
-        const stream = fs.createReadStream(full, { highWaterMark: 1 << 20 });
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          const take = Math.min(chunk.length, st.size - written);
-          if (take > 0) yield take === chunk.length ? chunk : chunk.subarray(0, take);
-          written += take;
-        }
-        if (written < st.size) yield Buffer.alloc(st.size - written);
-        yield padding(st.size);
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        yield encodeHeader({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) });
-      } else if (st.isFIFO()) {
-        yield encodeHeader({ ...base, type: 'fifo' });
+      } else {
+        yield* entryBlocks(base, full, st, links);
       }
-      // sockets are not representable in tar and are skipped, as Docker does
     }
   }
   yield* walk('');

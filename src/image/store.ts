@@ -110,9 +110,7 @@ export class ContentStore {
       fs.rmSync(tmp, { force: true });
       throw new DigestMismatchError(expected?.digest ?? `${expected?.size} bytes`, expected?.digest ? digest : `${size} bytes`);
     }
-    const final = this.blobPath(digest);
-    if (fs.existsSync(final)) fs.rmSync(tmp, { force: true });
-    else fs.renameSync(tmp, final);
+    this.moveIntoPlace(tmp, digest);
     return { digest, size };
   }
 
@@ -129,6 +127,11 @@ export class ContentStore {
     } finally {
       await fh.close();
     }
+    this.moveIntoPlace(file, digest);
+  }
+
+  /** A verified, synced file becomes the blob (or goes, when a concurrent writer was first). */
+  private moveIntoPlace(file: string, digest: string): void {
     const final = this.blobPath(digest);
     if (fs.existsSync(final)) fs.rmSync(file, { force: true });
     else fs.renameSync(file, final);

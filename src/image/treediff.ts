@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './tar.js';
-import { major, minor } from './diff.js';
+import { encodeHeader, END_OF_ARCHIVE, type TarHeader } from './tar.js';
+import { entryBlocks } from './diff.js';
 
 export type XattrMap = Map<string, Record<string, Buffer>>;
 
@@ -22,7 +22,6 @@ function lstat(p: string): fs.Stats | undefined {
   return fs.lstatSync(p, { throwIfNoEntry: false });
 }
 
-const SMALL_FILE = 256 * 1024;
 
 function sameContent(a: string, b: string): boolean {
   const fa = fs.openSync(a, 'r');
@@ -97,34 +96,7 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
     const full = path.join(upperRoot, e.rel);
     const base: Omit<TarHeader, 'type'> = { name: e.rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: xa?.upper.get(e.rel) };
     if (st.isDirectory()) yield encodeHeader({ ...base, type: 'dir' });
-    else if (st.isSymbolicLink()) yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full) });
-    else if (st.isFile()) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = st.nlink > 1 ? links.get(key) : undefined;
-      if (first !== undefined) {
-        yield encodeHeader({ ...base, type: 'hardlink', linkname: first });
-        continue;
-      }
-      if (st.nlink > 1) links.set(key, e.rel);
-      yield encodeHeader({ ...base, type: 'file', size: st.size });
-      if (st.size <= SMALL_FILE) {
-        const data = fs.readFileSync(full);
-        if (data.length !== st.size) throw new Error(`${e.rel} changed size while its layer was being written`);
-        yield data;
-        yield padding(st.size);
-        continue;
-      }
-      let written = 0;
-      for await (const chunk of fs.createReadStream(full, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-        const take = Math.min(chunk.length, st.size - written);
-        if (take > 0) yield take === chunk.length ? chunk : chunk.subarray(0, take);
-        written += take;
-      }
-      if (written < st.size) yield Buffer.alloc(st.size - written);
-      yield padding(st.size);
-    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield encodeHeader({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(st.rdev), devminor: minor(st.rdev) });
-    } else if (st.isFIFO()) yield encodeHeader({ ...base, type: 'fifo' });
+    else yield* entryBlocks(base, full, st, links);
   }
   yield END_OF_ARCHIVE;
 }

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { chainIDs, extractTar, openDecompressed, MediaType, type ContentStore, type Descriptor } from '../image/index.js';
+import { chainIDs, compressionOfMediaType, extractTar, openDecompressed, MediaType, type ContentStore, type Descriptor } from '../image/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
 import { withMounted } from './mount.js';
@@ -34,13 +34,6 @@ const DOCKER_LAYER_TYPES: Record<string, string> = {
 /** Docker's layer media types under their OCI names (same bytes), so built images stay pure OCI. */
 export function ociLayerType(mediaType: string): string {
   return DOCKER_LAYER_TYPES[mediaType] ?? mediaType;
-}
-
-function compressionOf(mediaType: string): 'gzip' | 'zstd' | 'none' {
-  const t = ociLayerType(mediaType);
-  if (t.endsWith('+gzip')) return 'gzip';
-  if (t.endsWith('+zstd')) return 'zstd';
-  return 'none';
 }
 
 async function exists(s: Snapshotter, key: string): Promise<boolean> {
@@ -76,7 +69,7 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
         },
       });
       await withMounted(env.storeRoot, mounts, async (dir) => {
-        const src = openDecompressed(env.store.blobPath(l.descriptor.digest), compressionOf(l.descriptor.mediaType));
+        const src = openDecompressed(env.store.blobPath(l.descriptor.digest), compressionOfMediaType(l.descriptor.mediaType));
         await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta })]);
       });
       const got = 'sha256:' + hash.digest('hex');

@@ -12,7 +12,8 @@ import { acquireLock } from '../fsutil/index.js';
 import { CancelledError, TsbuildError } from '../errors/index.js';
 import type { ContentStore, Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
-import { backoff, isTransient, describeNetworkError, sleep, RegistryError } from './transport.js';
+import PQueue from 'p-queue';
+import { backoff, isTransient, describeNetworkError, linkedController, sleep, RegistryError } from './transport.js';
 
 export interface TransferOptions {
   signal?: AbortSignal;
@@ -69,6 +70,35 @@ function retryable(e: unknown): boolean {
   return isTransient(e) || e instanceof Stalled || (e as { code?: string }).code === 'ECONNRESET';
 }
 
+/**
+ * After a failed transfer attempt: a cancel or an error that will not heal is thrown as it is, the
+ * last attempt's failure becomes `giveUp(reason)`, anything else is reported and backed off from.
+ */
+async function afterFailure(e: unknown, attempt: number, attempts: number, desc: Descriptor, o: TransferOptions, giveUp: (why: string) => RegistryError): Promise<void> {
+  if (o.signal?.aborted) throw new CancelledError();
+  if (!retryable(e)) throw e;
+  if (attempt + 1 >= attempts) throw giveUp(describeNetworkError(e));
+  o.onEvent?.({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: describeNetworkError(e) });
+  await sleep(backoff(attempt, o.baseMs ?? 200), o.signal);
+}
+
+/**
+ * Runs one transfer per blob, `concurrency` at a time. The first failure cancels the rest and is
+ * thrown once they have stopped, so nothing is still writing when the caller reports it.
+ */
+export async function transferAll(blobs: Descriptor[], concurrency: number, parent: AbortSignal | undefined, one: (d: Descriptor, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const queue = new PQueue({ concurrency });
+  const ac = linkedController(parent);
+  try {
+    await Promise.all(blobs.map((d) => queue.add(() => one(d, ac.signal))));
+  } catch (e) {
+    ac.abort();
+    queue.clear();
+    await queue.onIdle();
+    throw e;
+  }
+}
+
 /** Downloads `desc` from `repo` into the store unless it is there; verifies digest and size. */
 export async function fetchBlob(client: RegistryClient, repo: string, desc: Descriptor, store: ContentStore, o: TransferOptions = {}): Promise<void> {
   if (store.has(desc.digest)) {
@@ -87,15 +117,7 @@ export async function fetchBlob(client: RegistryClient, repo: string, desc: Desc
         o.onEvent?.({ type: 'done', digest: desc.digest, size: desc.size });
         return;
       } catch (e) {
-        if (o.signal?.aborted) throw new CancelledError();
-        if (!retryable(e) || attempt + 1 >= attempts) {
-          if (retryable(e)) {
-            throw new RegistryError('BLOB_TRANSFER', `downloading blob ${desc.digest} from ${client.domain}/${repo} failed after ${attempts} attempts (${describeNetworkError(e)}); run the command again to resume`, undefined, { cause: e });
-          }
-          throw e;
-        }
-        o.onEvent?.({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: describeNetworkError(e) });
-        await sleep(backoff(attempt, o.baseMs ?? 200), o.signal);
+        await afterFailure(e, attempt, attempts, desc, o, (why) => new RegistryError('BLOB_TRANSFER', `downloading blob ${desc.digest} from ${client.domain}/${repo} failed after ${attempts} attempts (${why}); run the command again to resume`, undefined, { cause: e }));
       }
     }
   } finally {
@@ -192,13 +214,7 @@ export async function pushBlob(client: RegistryClient, repo: string, desc: Descr
       o.onEvent?.({ type: 'done', digest: desc.digest, size: desc.size });
       return;
     } catch (e) {
-      if (o.signal?.aborted) throw new CancelledError();
-      if (!retryable(e) || attempt + 1 >= attempts) {
-        if (retryable(e)) throw new RegistryError('BLOB_UPLOAD', `uploading blob ${desc.digest} to ${client.domain}/${repo} failed after ${attempts} attempts (${describeNetworkError(e)}); run the command again`, undefined, { cause: e });
-        throw e;
-      }
-      o.onEvent?.({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: describeNetworkError(e) });
-      await sleep(backoff(attempt, o.baseMs ?? 200), o.signal);
+      await afterFailure(e, attempt, attempts, desc, o, (why) => new RegistryError('BLOB_UPLOAD', `uploading blob ${desc.digest} to ${client.domain}/${repo} failed after ${attempts} attempts (${why}); run the command again`, undefined, { cause: e }));
     }
   }
 }

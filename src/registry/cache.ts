@@ -4,10 +4,9 @@
  * after an import are explained like local ones) and exported cache mounts; its layers are the blobs
  * those entries name, so the registry keeps them alive and `skopeo` can copy a cache like an image.
  */
-import PQueue from 'p-queue';
 import { MediaType, sha256, type ContentStore, type Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
-import { fetchBlob, pushBlob, type TransferEvent } from './blobs.js';
+import { fetchBlob, pushBlob, transferAll, type TransferEvent } from './blobs.js';
 import type { Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
 import { RegistryError } from './transport.js';
@@ -59,9 +58,8 @@ export async function pushCache(o: CacheTransfer, config: RemoteCacheConfig): Pr
   const cfgBytes = Buffer.from(JSON.stringify(config));
   const cfg = await o.store.writeBlob(cfgBytes);
   const cfgDesc: Descriptor = { mediaType: CACHE_CONFIG_TYPE, digest: cfg.digest, size: cfg.size };
-  const queue = new PQueue({ concurrency: o.concurrency ?? 4 });
   const all = [cfgDesc, ...blobs.values()];
-  await Promise.all(all.map((d) => queue.add(() => pushBlob(o.client, o.ref.path, d, o.store, { signal: o.signal, mountFrom: o.sources?.lookup(o.client.domain, d.digest), onEvent: o.onEvent }))));
+  await transferAll(all, o.concurrency ?? 4, o.signal, (d, signal) => pushBlob(o.client, o.ref.path, d, o.store, { signal, mountFrom: o.sources?.lookup(o.client.domain, d.digest), onEvent: o.onEvent }));
   const manifest = { schemaVersion: 2, mediaType: MediaType.manifest, artifactType: CACHE_CONFIG_TYPE, config: cfgDesc, layers: [...blobs.values()] };
   const bytes = Buffer.from(JSON.stringify(manifest));
   await o.client.putManifest(o.ref.path, o.ref.digest ?? o.ref.tag ?? 'latest', bytes, MediaType.manifest, o.signal);

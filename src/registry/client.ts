@@ -9,7 +9,7 @@ import { TsbuildError } from '../errors/index.js';
 import type { Credentials } from './credentials.js';
 import { lookupCredentials } from './credentials.js';
 import { apiHost } from './reference.js';
-import { Authenticator, chain, followRedirects, isTransient, describeNetworkError, kyHandler, readCapped, readCappedBytes, redactURL, retry, RegistryError, type Handler, type RegistryRequest } from './transport.js';
+import { Authenticator, chain, followRedirects, describeNetworkError, kyHandler, readCapped, readCappedBytes, retry, RegistryError, type Handler, type RegistryRequest } from './transport.js';
 
 export type RegistryEvent =
   | { type: 'retry'; what: string; attempt: number; reason: string }
@@ -183,10 +183,4 @@ export class RegistryClient {
     await res.body?.cancel().catch(() => undefined);
     return res.headers.get('docker-content-digest') ?? undefined;
   }
-
-  redact(u: string): string {
-    return redactURL(u);
-  }
 }
-
-export { isTransient };

@@ -1,5 +1,5 @@
 /** Manifest and layer media types of OCI and Docker v2 schema 2, and platform matching. */
-import { MediaType, type Descriptor } from '../image/index.js';
+import { compressionOfMediaType, MediaType, type Compression, type Descriptor } from '../image/index.js';
 import { RegistryError } from './transport.js';
 
 export const DockerMediaType = {
@@ -21,12 +21,13 @@ export function isManifest(mediaType: string): boolean {
   return mediaType === MediaType.manifest || mediaType === DockerMediaType.manifest;
 }
 
-/** How a layer blob is compressed, from its media type. */
-export function layerCompression(mediaType: string): 'gzip' | 'zstd' | 'none' {
-  if (mediaType.endsWith('+gzip') || mediaType === DockerMediaType.layerGzip || mediaType === DockerMediaType.foreign) return 'gzip';
-  if (mediaType.endsWith('+zstd')) return 'zstd';
-  if (mediaType === MediaType.layer || mediaType === DockerMediaType.layer || mediaType.endsWith('.tar')) return 'none';
-  throw new RegistryError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${mediaType}`);
+/** How a layer blob is compressed; a media type that is no tar layer at all is refused. */
+export function layerCompression(mediaType: string): Compression {
+  const c = compressionOfMediaType(mediaType);
+  if (c === 'none' && mediaType !== MediaType.layer && !mediaType.endsWith('.tar')) {
+    throw new RegistryError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${mediaType}`);
+  }
+  return c;
 }
 
 export interface Platform {

@@ -4,14 +4,13 @@
  * last, so an interrupted pull leaves only verified blobs (and resumable partials), never a name that
  * points at something incomplete.
  */
-import PQueue from 'p-queue';
 import { sha256, type ContentStore, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
-import { fetchBlob, type TransferEvent } from './blobs.js';
+import { fetchBlob, transferAll, type TransferEvent } from './blobs.js';
 import { DockerMediaType, MANIFEST_ACCEPT, formatPlatform, hostPlatform, isIndex, isManifest, layerCompression, selectManifest, type Platform } from './media.js';
 import { familiarName, formatReference, type Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
-import { RegistryError, linkedController } from './transport.js';
+import { RegistryError } from './transport.js';
 
 export interface PullOptions {
   client: RegistryClient;
@@ -107,18 +106,8 @@ export async function pullImage(o: PullOptions): Promise<PulledImage> {
   const r = await resolveManifest(o.client, o.ref, platform, o.signal);
   const where = formatReference(o.ref);
   if (r.manifest.config.size > CONFIG_LIMIT) throw new RegistryError('MANIFEST_INVALID', `the config of ${where} claims ${r.manifest.config.size} bytes, above the ${CONFIG_LIMIT}-byte limit`);
-  const queue = new PQueue({ concurrency: o.concurrency ?? 4 });
   const blobs = [r.manifest.config, ...r.manifest.layers.filter((l) => l.mediaType !== DockerMediaType.foreign)];
-  const ac = linkedController(o.signal);
-  const signal = ac.signal;
-  try {
-    await Promise.all(blobs.map((d) => queue.add(() => fetchBlob(o.client, o.ref.path, d, o.store, { signal, onEvent: o.onEvent }))));
-  } catch (e) {
-    ac.abort();
-    queue.clear();
-    await queue.onIdle();
-    throw e;
-  }
+  await transferAll(blobs, o.concurrency ?? 4, o.signal, (d, signal) => fetchBlob(o.client, o.ref.path, d, o.store, { signal, onEvent: o.onEvent }));
   const config = parseJSON<ImageConfig>(o.store.readBlob(r.manifest.config.digest), `config of ${where}`);
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== r.manifest.layers.length) {

@@ -6,10 +6,9 @@
 import PQueue from 'p-queue';
 import { compressedLayer, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
-import { pushBlob, type TransferEvent } from './blobs.js';
+import { pushBlob, transferAll, type TransferEvent } from './blobs.js';
 import { formatReference, type Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
-import { linkedController } from './transport.js';
 
 export interface PushOptions {
   client: RegistryClient;
@@ -64,23 +63,9 @@ export async function manifestForPush(store: ContentStore, manifestDigest: strin
 export async function pushImage(o: PushOptions): Promise<PushResult> {
   const m = await manifestForPush(o.store, o.manifestDigest, o.compression, o.concurrency ?? 2, (digest) => o.onEvent?.({ type: 'compress', digest }));
   const blobs = [m.manifest.config, ...m.manifest.layers];
-  const queue = new PQueue({ concurrency: o.concurrency ?? 4 });
-  const ac = linkedController(o.signal);
-  const signal = ac.signal;
-  try {
-    await Promise.all(
-      blobs.map((d) =>
-        queue.add(() =>
-          pushBlob(o.client, o.ref.path, d, o.store, { signal, chunkSize: o.chunkSize, mountFrom: o.sources?.lookup(o.client.domain, d.digest), onEvent: o.onEvent }),
-        ),
-      ),
-    );
-  } catch (e) {
-    ac.abort();
-    queue.clear();
-    await queue.onIdle();
-    throw e;
-  }
+  await transferAll(blobs, o.concurrency ?? 4, o.signal, (d, signal) =>
+    pushBlob(o.client, o.ref.path, d, o.store, { signal, chunkSize: o.chunkSize, mountFrom: o.sources?.lookup(o.client.domain, d.digest), onEvent: o.onEvent }),
+  );
   const digest = sha256(m.bytes);
   await o.client.putManifest(o.ref.path, o.ref.digest ?? o.ref.tag ?? 'latest', m.bytes, m.mediaType, o.signal);
   o.sources?.record(o.client.domain, o.ref.path, blobs.map((b) => b.digest));

@@ -226,7 +226,6 @@ export function applyMeta(ops: HelperMetaOp[]): void {
 class MountServer {
   private child: import('node:child_process').ChildProcessWithoutNullStreams | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private lines: string[] = [];
   private waiting: ((line: string | undefined) => void) | undefined;
   private partial = '';
 
@@ -239,11 +238,10 @@ class MountServer {
       while ((i = this.partial.indexOf('\n')) >= 0) {
         const line = this.partial.slice(0, i);
         this.partial = this.partial.slice(i + 1);
-        if (this.waiting) {
-          const w = this.waiting;
-          this.waiting = undefined;
-          w(line);
-        } else this.lines.push(line);
+        // Requests go one at a time, so a line always answers the waiting one.
+        const w = this.waiting;
+        this.waiting = undefined;
+        w?.(line);
       }
     });
     const gone = () => {
@@ -278,7 +276,6 @@ class MountServer {
       this.busy(child);
       try {
         const line = await new Promise<string | undefined>((resolve) => {
-          this.lines = []; // one request at a time: nothing can be pending
           this.waiting = resolve;
           child.stdin.write(Buffer.concat([...fields.map((f) => Buffer.from(':' + f + '\0')), Buffer.from([0])]));
         });
