@@ -10,6 +10,7 @@ function harness(concurrency = 4) {
   const runs = new Map<string, number>();
   const spans: { name: string; start: number; end: number }[] = [];
   const events: SolverEvent[] = [];
+  const aborted = new Set<string>();
   const solver = createSolver<Op, string>({
     concurrency,
     onEvent: (e) => events.push(e),
@@ -19,6 +20,7 @@ function harness(concurrency = 4) {
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, v.op.ms ?? 0);
         ctx.signal.addEventListener('abort', () => {
+          aborted.add(v.op.name);
           clearTimeout(t);
           reject(new CancelledError());
         });
@@ -28,7 +30,7 @@ function harness(concurrency = 4) {
       return `${v.op.name}(${inputs.join(',')})`;
     },
   });
-  return { solver, runs, spans, events };
+  return { solver, runs, spans, events, aborted };
 }
 
 const v = (name: string, inputs: Vertex<Op>[] = [], extra: Partial<Op> = {}) => vertex<Op>({ name, ...extra }, inputs, name);
@@ -86,14 +88,24 @@ test('an external abort cancels everything with CancelledError', async () => {
   setTimeout(() => ac.abort(), 30);
   const err = await p.then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof CancelledError, String(err));
+  assert.ok(h.aborted.has('long'), 'the running op saw its signal abort');
+  assert.equal(h.events.filter((e) => e.vertex.name === 'long').map((e) => e.type), ['start', 'cancelled']);
+  assert.not.ok(h.runs.has('top'), 'its dependent never started');
 });
 
 test('events: start then done, with durations, for every vertex', async () => {
   const h = harness();
-  await h.solver.solve(v('b', [v('a')]));
+  await h.solver.solve(v('b', [v('a', [], { ms: 20 })], { ms: 20 }));
   assert.equal(h.events.map((e) => `${e.type}:${e.vertex.name}`), ['start:a', 'done:a', 'start:b', 'done:b']);
-  const done = h.events.find((e) => e.type === 'done');
-  assert.ok(done && done.type === 'done' && done.duration >= 0);
+  // A done event's duration is the time from its own start event, and covers the op's whole run.
+  for (const name of ['a', 'b']) {
+    const start = h.events.find((e) => e.type === 'start' && e.vertex.name === name)!;
+    const done = h.events.find((e) => e.type === 'done' && e.vertex.name === name);
+    assert.ok(done && done.type === 'done');
+    assert.is(done.duration, done.time - start.time);
+    const span = h.spans.find((x) => x.name === name)!;
+    assert.ok(done.duration >= span.end - span.start, `${name}: the duration covers the op`);
+  }
 });
 
 test('a second solve of an unchanged graph with a memoizing op executes nothing new', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ChecksumMemo, entryChecksum, digestOf, explainMiss, CacheIndex } from './index.js';
-import { selectPrune } from '../cli/cache.js';
+import { selectPrune } from '../store/prune.js';
 import { tmpdir } from '../testutil/index.js';
 
 test('checksums cover content and metadata but never mtime; the memo avoids re-reading', () => {
@@ -55,6 +55,9 @@ test('explanations name what changed', () => {
   const { ['file:gone']: _g, ...without } = before;
   void _g;
   assert.match(explainMiss(without, before), /gone \(removed\)/);
+  const fields = { 'op:kind': 'exec', 'op:args': '["make"]', 'op:cwd': '"/"', 'mount:0': '{}' };
+  assert.is(explainMiss({ ...fields, 'op:args': '["make","all"]', 'mount:0': '{"x":1}' }, fields), 'the instruction changed (args, --mount)');
+  assert.is(explainMiss({ 'url:https://h/x': 'sha256:2' }, { 'url:https://h/x': 'sha256:1' }), 'the content at https://h/x changed');
 });
 
 test('cache index: records and step history round-trip; prune picks old and least recently used', () => {

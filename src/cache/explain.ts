@@ -1,6 +1,7 @@
 /**
  * Why a cache key missed, in words: comparing this key's material with the last key the same step had.
- * Material keys are namespaced: `parent`, `op`, `base`, `env:NAME`, `arg:NAME`, `file:PATH`, `src`.
+ * Material keys are namespaced: `parent`, `op:FIELD`, `base`, `env:NAME`, `arg:NAME`, `file:PATH`, `src`,
+ * `mount:N`, `url:URL`.
  */
 export function explainMiss(now: Record<string, string>, before: Record<string, string> | undefined, opts: { parentStep?: string; maxFiles?: number } = {}): string {
   if (!before) return 'no cache record for this step yet (first build)';
@@ -21,7 +22,12 @@ export function explainMiss(now: Record<string, string>, before: Record<string, 
     const label = (f: string) => (!has(now, f) ? `${f} (removed)` : !has(before, f) ? `${f} (added)` : f);
     reasons.push(`${files.length} file${files.length > 1 ? 's' : ''} changed: ${files.slice(0, max).map(label).join(', ')}${files.length > max ? `, and ${files.length - max} more` : ''}`);
   }
-  if (changed.includes('op') || changed.some((k) => /^mount:\d+$/.test(k))) reasons.push('the instruction changed');
+  const fields = changed.filter((k) => k.startsWith('op:')).map((k) => k.slice(3));
+  if (changed.some((k) => /^mount:\d+$/.test(k))) fields.push('--mount');
+  // `op` alone is how keys were written before they were declared per field.
+  if (fields.length || changed.includes('op')) reasons.push(`the instruction changed${fields.length ? ` (${fields.join(', ')})` : ''}`);
+  const urls = changed.filter((k) => k.startsWith('url:'));
+  for (const u of urls) reasons.push(`the content at ${u.slice(4)} changed`);
   if (changed.some((k) => /^mount:\d+:src$/.test(k))) reasons.push('a mounted stage changed');
   if (changed.includes('src')) reasons.push('the source stage changed');
   if (reasons.length === 0) reasons.push(`changed: ${changed.join(', ')}`);

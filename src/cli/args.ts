@@ -1,6 +1,6 @@
 /** A small argv parser: `--flag value`, `--flag=value`, `-t value`, `-it`, repeatable flags, `--`. */
 import { UsageError } from '../errors/index.js';
-import { suggest } from '../parser/index.js';
+import { openStore, parseCompression, storeRoot, suggest, type AppEvent, type CompressionSpec, type RegistryOptions, type Store } from '../app/index.js';
 
 export interface FlagSpec {
   /** Long name without dashes. */
@@ -102,4 +102,43 @@ export function usage(cmd: string, synopsis: string, specs: FlagSpec[]): string 
     return `  ${left.padEnd(30)} ${s.help}`;
   });
   return `Usage: tsbuild ${cmd} ${synopsis}\n\nOptions:\n${lines.join('\n')}\n`;
+}
+
+/** The store a command names with --root (and --snapshotter, where it takes one). */
+export function storeFrom(p: Parsed): Promise<Store> {
+  return openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
+}
+
+export const insecureFlag: FlagSpec = { name: 'insecure-registry', type: 'list', arg: 'host[:port]', help: 'allow plain HTTP to this registry (repeatable; loopback hosts always allowed)' };
+export const compressionFlags: FlagSpec[] = [
+  { name: 'compression', type: 'string', arg: 'gzip|zstd|uncompressed', help: 'layer compression for pushed or exported layers (default gzip)' },
+  { name: 'compression-level', type: 'string', arg: 'N', help: 'compression level (gzip 0-9, zstd 1-19)' },
+  { name: 'chunk-size', type: 'string', arg: 'bytes', help: 'upload blobs in PATCH chunks of this size (default: one PUT)' },
+];
+
+/** --insecure-registry, and TSBUILD_REGISTRY_RETRY_MS (tests shorten the back-off with it). */
+export function registryOptions(p: Parsed): RegistryOptions {
+  const retry = process.env.TSBUILD_REGISTRY_RETRY_MS;
+  return { insecureRegistries: flagList(p, 'insecure-registry'), retryBaseMs: retry ? Number(retry) : undefined };
+}
+
+/** --compression and --compression-level; undefined when neither is given. */
+export function compressionOf(p: Parsed): CompressionSpec | undefined {
+  const c = flagStr(p, 'compression');
+  const level = flagStr(p, 'compression-level');
+  if (c === undefined && level === undefined) return undefined;
+  return parseCompression(c ?? 'gzip', level);
+}
+
+export function chunkSizeOf(p: Parsed): number | undefined {
+  const c = flagStr(p, 'chunk-size');
+  if (c === undefined) return undefined;
+  const n = Number(c);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--chunk-size ${c}: give a number of bytes`);
+  return n;
+}
+
+/** Progress lines of app operations (pulls, pushes, transfers) on stderr. */
+export function logToStderr(e: AppEvent): void {
+  if (e.type === 'log') process.stderr.write(e.line + '\n');
 }

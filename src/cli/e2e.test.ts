@@ -7,9 +7,9 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
+import { cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, programUnavailable, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
 
-const { it, root, dirs, ctx } = e2eHarness('e2e');
+const { it, itUnless, root, dirs, ctx } = e2eHarness('e2e');
 
 function helloContext(): string {
   const d = tmpdir('tsb-hello-');
@@ -213,12 +213,7 @@ it('run: SIGTERM is forwarded to the container; --init reaps zombies', async () 
   assert.match(r.stdout, /pid=(?!1\n)\d+\n0\n/, `with --init the command is not PID 1 and no zombie remains: ${r.stdout}`);
 });
 
-it('the store is an OCI layout that skopeo can read', async () => {
-  const sk = spawnSync('skopeo', ['--version']);
-  if (sk.error) {
-    console.log('  skopeo not installed: OCI layout check skipped (apt-get install -y skopeo)');
-    return;
-  }
+itUnless(programUnavailable('skopeo'), 'the store is an OCI layout that skopeo can read', async () => {
   const d = ctx('CMD ["sh"]\n');
   assert.is((await cli(['-t', 'layout', d], { root })).code, 0);
   const r = spawnSync('skopeo', ['inspect', `oci:${root}:layout`], { encoding: 'utf8' });

@@ -1,50 +1,64 @@
-/** `tsbuild info`: the store, its default driver, and what this kernel and machine support. */
+/** `tsbuild info`, `tsbuild parse`, `tsbuild verify`: small commands around the store and parser. */
 import fs from 'node:fs';
-import os from 'node:os';
-import { spawnSync } from 'node:child_process';
-import { driverSupport } from '../snapshotter/index.js';
-import { helperPath } from '../runtime/index.js';
-import { flagStr, type FlagSpec, type Parsed, rootFlag, helpFlag } from './args.js';
-import { defaultDriver, storeRoot } from './store.js';
+import { describeDockerfile, info, storeRoot, verify } from '../app/index.js';
+import { UsageError } from '../errors/index.js';
+import { flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { createRenderer, type ProgressMode } from './progress.js';
 
-export const infoFlags: FlagSpec[] = [
-  rootFlag,
-  { name: 'format', type: 'string', arg: 'text|json', help: 'output format' },
+export const infoFlags: FlagSpec[] = [rootFlag, { name: 'format', type: 'string', arg: 'text|json', help: 'output format' }, helpFlag];
+
+export function infoCommand(p: Parsed): number {
+  const i = info(storeRoot(flagStr(p, 'root')));
+  if (flagStr(p, 'format') === 'json') {
+    process.stdout.write(JSON.stringify(i, null, 2) + '\n');
+    return 0;
+  }
+  process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
+  for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(10)} ${s}\n`);
+  process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
+  return 0;
+}
+
+export const parseFlags: FlagSpec[] = [
+  { name: 'file', short: 'f', type: 'string', arg: 'path', help: 'the Dockerfile (default ./Dockerfile; - for stdin)' },
+  { name: 'format', type: 'string', arg: 'buildkit|json', help: 'output format (default buildkit)' },
   helpFlag,
 ];
 
-function overlayProbe(): string | undefined {
-  const dir = fs.mkdtempSync(`${os.tmpdir()}/tsb-info-`);
+export function parseCommand(p: Parsed): number {
+  const file = flagStr(p, 'file') ?? p.positional[0] ?? 'Dockerfile';
+  const format = flagStr(p, 'format') ?? 'buildkit';
+  if (format !== 'buildkit' && format !== 'json') throw new UsageError(`--format ${format}: use buildkit or json`);
+  let text: string;
   try {
-    for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(`${dir}/${d}`);
-    const r = spawnSync(helperPath(), ['mount', 'overlay', 'overlay', `${dir}/m`, '0', `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w`], { encoding: 'utf8' });
-    if (r.status !== 0) return r.stderr.trim() || 'mount failed';
-    spawnSync(helperPath(), ['umount', `${dir}/m`]);
-    return undefined;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read ${file}`);
   }
+  process.stdout.write(describeDockerfile(text, file, format));
+  return 0;
 }
 
-export function infoCommand(p: Parsed): number {
-  const root = storeRoot(flagStr(p, 'root'));
-  fs.mkdirSync(root, { recursive: true });
-  const cgroup2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
-  const info = {
-    root,
-    snapshotter: defaultDriver(root),
-    drivers: driverSupport(root, overlayProbe),
-    kernel: os.release(),
-    cgroups: cgroup2 ? 'v2 (unified)' : fs.existsSync('/sys/fs/cgroup/memory') ? 'v1' : 'none found',
-    helper: helperPath(),
-    cpus: os.availableParallelism(),
-  };
-  if (flagStr(p, 'format') === 'json') {
-    process.stdout.write(JSON.stringify(info, null, 2) + '\n');
-    return 0;
-  }
-  process.stdout.write(`Store:        ${info.root}\nSnapshotter:  ${info.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
-  for (const [d, s] of Object.entries(info.drivers)) process.stdout.write(`  ${d.padEnd(10)} ${s}\n`);
-  process.stdout.write(`Kernel:       ${info.kernel}\nCgroups:      ${info.cgroups}\nHelper:       ${info.helper}\nCPUs:         ${info.cpus}\n`);
-  return 0;
+export const verifyFlags: FlagSpec[] = [rootFlag, { name: 'progress', type: 'string', arg: 'auto|tty|plain', help: 'progress output' }, helpFlag];
+
+export async function verifyCommand(p: Parsed, signal: AbortSignal): Promise<number> {
+  const ref = p.positional[0];
+  if (!ref) throw new UsageError('verify needs an image: tsbuild verify IMAGE');
+  const mode = (flagStr(p, 'progress') ?? 'auto') as ProgressMode;
+  if (!['auto', 'tty', 'plain'].includes(mode)) throw new UsageError(`--progress ${mode}: use auto, tty or plain`);
+  const render = createRenderer(mode);
+  const r = await verify(await storeFrom(p), ref, {
+    signal,
+    onEvent: (e) => {
+      if (e.type === 'solver') render.event(e.event);
+      else if (e.type === 'log') render.info(e.line);
+      else if (e.type === 'warning') render.warn(e.message);
+    },
+  }).finally(() => render.finish());
+  process.stdout.write(
+    r.same
+      ? `verified: ${ref} rebuilds to the same digest ${r.expected}\n`
+      : `MISMATCH: ${ref} is ${r.expected}, a rebuild gives ${r.rebuilt} (the build is not reproducible, or its inputs changed)\n`,
+  );
+  return r.same ? 0 : 1;
 }

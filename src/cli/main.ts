@@ -4,15 +4,13 @@
  * or 125 when tsbuild itself failed, 126/127 when the command could not be executed/found (as Docker).
  */
 import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
-import { VertexError } from '../builder/index.js';
+import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, commonFlags, rmiFlags, psFlags, imagesFlags } from './images.js';
-import { parseCommand, parseFlags } from './parse.js';
 import { cacheCommand, cacheFlags } from './cache.js';
-import { verifyCommand, verifyFlags } from './verify.js';
-import { infoCommand, infoFlags } from './info.js';
+import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
 const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.

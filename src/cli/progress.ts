@@ -3,7 +3,7 @@
  * `#3 0.41 output`, `#3 DONE 1.2s`), for CI logs. `tty` keeps a live view: finished steps above, the
  * running ones below with the tail of their output, redrawn in place. The CLI is the only code that prints.
  */
-import type { SolverEvent, Vertex } from '../builder/index.js';
+import type { SolverEvent, Vertex } from '../app/index.js';
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
 

@@ -179,12 +179,14 @@ it('ADD: local archives are extracted (plain, gzip, bzip2, xz, zstd), --unpack=f
 it('ADD: URLs with --checksum; a wrong checksum and an unreachable URL fail clearly', async () => {
   const body = 'downloaded content\n';
   const digest = 'sha256:' + crypto.createHash('sha256').update(body).digest('hex');
+  let dataRequests = 0;
   const server = http.createServer((req, res) => {
     if (req.url === '/private/p.txt') {
       const ok = req.headers.authorization === 'Bearer sekrit-token';
       res.writeHead(ok ? 200 : 401);
       res.end(ok ? 'private\n' : '');
     } else if (req.url === '/files/data.txt') {
+      dataRequests++;
       res.writeHead(200, { 'last-modified': 'Wed, 01 Jan 2020 00:00:00 GMT', 'content-type': 'text/plain' });
       res.end(body);
     } else {
@@ -198,6 +200,7 @@ it('ADD: URLs with --checksum; a wrong checksum and an unreachable URL fail clea
     const url = `http://127.0.0.1:${port}/files/data.txt`;
     const d = ctx(`FROM base AS u\nADD ${url} /dl/\nADD --checksum=${digest} ${url} /exact\n`);
     await build(d, ['-t', 'urls', '--target', 'u']);
+    assert.is(dataRequests, 1, 'one download per URL and build: the cache key and both ADD steps share it');
     assert.is(await runIn('urls', 'stat -c "%a %Y" /dl/data.txt; cat /exact'), `600 1577836800\n${body}`);
     const bad = ctx(`FROM base AS u\nADD --checksum=sha256:${'0'.repeat(64)} ${url} /x\n`);
     let r = await cli(['--progress', 'plain', '--target', 'u', bad], { root });

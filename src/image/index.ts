@@ -1,4 +1,6 @@
 export * from './types.js';
+export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
+export type { Platform } from './platform.js';
 export { sha256, chainIDs, isDigest } from './digest.js';
 export { ContentStore, DigestMismatchError, normalizeName, validateName } from './store.js';
 export type { ImageRecord, ResolvedImage } from './store.js';

@@ -77,3 +77,6 @@ export interface ImageConfig {
 
 /** The annotation that names a manifest in an OCI layout's index.json. */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** The PATH of a container whose image sets none (Docker's and BuildKit's default). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -13,11 +13,11 @@ import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
-import { fetchURL, authHeaders } from './fetch.js';
-import { parseGroup, parsePasswd, layerDirs, readFileInLayers } from '../runtime/index.js';
-import { activeKey, commitState, writableDir } from './layer.js';
-import { withMounted } from './mount.js';
-import type { BuildSecrets, ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
+import { Downloads } from './fetch.js';
+import { resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
+import { commitState, writableDir } from './layer.js';
+import { tempKey, withMounted } from '../store/index.js';
+import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
 
 export class CopyError extends TsbuildError {
   constructor(message: string) {
@@ -38,31 +38,24 @@ function readEtc(root: string, file: string): string | undefined {
   }
 }
 
-/** `--chown=user[:group]`, names resolved in the destination image. Only a user → gid = uid. */
+/** `--chown=user[:group]`, names resolved in the destination image (a user alone: gid = uid). */
 export function resolveChown(spec: string, root: string): Owner {
   return resolveChownIn(spec, readEtc(root, '/etc/passwd'), readEtc(root, '/etc/group'));
 }
 
-export function resolveChownIn(spec: string, passwd: string | undefined, group: string | undefined): Owner {
-  const [u = '', g] = spec.split(':', 2);
-  const num = (s: string) => /^\d+$/.test(s);
-  let uid: number;
-  if (num(u)) uid = parseInt(u, 10);
-  else {
-    const e = parsePasswd(passwd).find((p) => p.name === u);
-    if (!e) throw new CopyError(`--chown=${spec}: unable to find user ${u} in the image's /etc/passwd`);
-    uid = e.uid;
+function resolveChownIn(spec: string, passwd: string | undefined, group: string | undefined): Owner {
+  try {
+    const u = resolveUser(spec, passwd, group, 'chown');
+    return { uid: u.uid, gid: u.gid };
+  } catch (e) {
+    if (e instanceof TsbuildError) throw new CopyError(`--chown=${spec}: ${e.message}`);
+    throw e;
   }
-  let gid = uid;
-  if (g !== undefined && g !== '') {
-    if (num(g)) gid = parseInt(g, 10);
-    else {
-      const e = parseGroup(group).find((x) => x.name === g);
-      if (!e) throw new CopyError(`--chown=${spec}: unable to find group ${g} in the image's /etc/group`);
-      gid = e.gid;
-    }
-  }
-  return { uid, gid };
+}
+
+/** The build's downloads, or (an op run on its own) a set of its own in the op's temp dir. */
+function downloadsOf(env: OpsEnv, tmp: string): Downloads {
+  return env.downloads ?? new Downloads(path.join(tmp, 'downloads'), env.secrets);
 }
 
 const GLOB = /[*?[]/;
@@ -210,8 +203,8 @@ async function copyInto(
   workdir: string,
   ctx: OpContext,
   tmp: string,
-  ownerOverride?: Owner,
-  secrets?: BuildSecrets,
+  ownerOverride: Owner | undefined,
+  downloads: Downloads,
 ): Promise<void> {
   const owner = ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 });
   const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
@@ -286,7 +279,7 @@ async function copyInto(
     copyEntry(host, rel, op.parents ? base : destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
   }
   for (const url of urls) {
-    const got = await fetchURL(url, tmp, op.checksum, ctx.signal, authHeaders(url, secrets));
+    const got = await downloads.get(url, op.checksum, ctx.signal);
     if (op.unpack === true) {
       const kind = await detectArchive(got.file);
       if (kind) {
@@ -331,7 +324,7 @@ export async function copyOp(
 ): Promise<StateRef> {
   const workdir = '/';
   if (op.link) return linkedCopy(env, op, dst, src, ctx);
-  const key = activeKey('copy');
+  const key = tempKey('active', 'copy');
   const mounts = await env.snapshotter.prepare(key, dst.snapshot);
   let committed = false;
   let viewKey: string | undefined;
@@ -340,13 +333,13 @@ export async function copyOp(
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
-        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, tmp, undefined, env.secrets);
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, tmp, undefined, downloadsOf(env, tmp));
       } else if (src.snapshot) {
-        viewKey = activeKey('view');
+        viewKey = tempKey('view', 'copy-from');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, tmp, undefined, env.secrets));
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, tmp, undefined, downloadsOf(env, tmp)));
       } else {
-        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, tmp, undefined, env.secrets);
+        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, tmp, undefined, downloadsOf(env, tmp));
       }
     });
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
@@ -360,19 +353,13 @@ export async function copyOp(
 }
 
 export async function mkdirOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'mkdir' }>, root: StateRef): Promise<StateRef> {
-  const key = activeKey('mkdir');
+  const key = tempKey('active', 'mkdir');
   const mounts = await env.snapshotter.prepare(key, root.snapshot);
   let committed = false;
   try {
     await withMounted(env.storeRoot, mounts, async (dir) => {
-      let owner = { uid: 0, gid: 0 };
-      if (op.user) {
-        const [u = '', g] = op.user.split(':', 2);
-        const pw = parsePasswd(readEtc(dir, '/etc/passwd')).find((p) => (/^\d+$/.test(u) ? p.uid === +u : p.name === u));
-        const uid = /^\d+$/.test(u) ? +u : (pw?.uid ?? 0);
-        const gid = g ? (/^\d+$/.test(g) ? +g : (parseGroup(readEtc(dir, '/etc/group')).find((x) => x.name === g)?.gid ?? 0)) : (pw?.gid ?? 0);
-        owner = { uid, gid };
-      }
+      const u = resolveUser(op.user, readEtc(dir, '/etc/passwd'), readEtc(dir, '/etc/group'));
+      const owner = { uid: u.uid, gid: u.gid };
       mkdirInRoot(dir, op.path, 0o755, owner);
     });
     const out = await commitState(env, key, root, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
@@ -387,7 +374,7 @@ export async function mkdirOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'mkdir' }
  * The cache material of a COPY/ADD from the context: one `file:<path>` entry per file, directory and
  * symlink it would read (after .dockerignore and --exclude), by content and metadata, never mtime.
  */
-export function contextMaterial(op: Extract<OpSpec, { kind: 'copy' }>, dir: string, ignorePatterns: string[], memo: ChecksumMemo): Record<string, string> {
+export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sources' | 'excludes' | 'verb'>, dir: string, ignorePatterns: string[], memo: ChecksumMemo): Record<string, string> {
   const ignore = ignorePatterns.length ? new IgnoreMatcher(ignorePatterns) : undefined;
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const out: Record<string, string> = {};
@@ -427,7 +414,7 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     const dirs = layerDirs(await env.snapshotter.mounts(dst.snapshot));
     owner = resolveChownIn(op.chown, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
   } else if (op.chown) owner = resolveChownIn(op.chown, undefined, undefined);
-  const scratch = activeKey('link');
+  const scratch = tempKey('active', 'link');
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   let viewKey: string | undefined;
   let blob: { digest: string; size: number } | undefined;
@@ -435,12 +422,12 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     const mounts = await env.snapshotter.prepare(scratch);
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
-        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, tmp, owner, env.secrets);
+        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, tmp, owner, downloadsOf(env, tmp));
       } else if (src.snapshot) {
-        viewKey = activeKey('view');
+        viewKey = tempKey('view', 'copy-from');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner, env.secrets));
-      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner, env.secrets);
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner, downloadsOf(env, tmp)));
+      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner, downloadsOf(env, tmp));
     });
     const upper = await writableDir(env, scratch);
     if (!upper) throw new CopyError(`--link needs a snapshotter with layer diffs; ${env.snapshotter.driver} has none`);
@@ -462,7 +449,7 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     exists = false;
   }
   if (!exists) {
-    const key = activeKey('linkapply');
+    const key = tempKey('active', 'linkapply');
     await env.snapshotter.prepare(key, dst.snapshot);
     try {
       const upper = (await writableDir(env, key))!;

@@ -4,10 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
-import {
-  buildSpec, runSpec, layerDirs, MS, writeEtcFiles, readFileInLayers, missingMountPoints, removeMountStubs, mountDestinations, resolveUser,
-} from '../runtime/index.js';
-import { activeKey, commitState, writableDir } from './layer.js';
+import { MS, runContainer, type SpecMount } from '../runtime/index.js';
+import { commitState, writableDir } from './layer.js';
+import { tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 import { prepareRunMounts, type PreparedMounts } from './runmounts.js';
 
@@ -38,54 +37,47 @@ export class Tail {
 }
 
 export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>, root: StateRef, inputs: OpResult[], ctx: OpContext): Promise<StateRef> {
-  const key = activeKey('run');
+  const key = tempKey('active', 'run');
   const mounts = await env.snapshotter.prepare(key, root.snapshot);
   const work = path.join(env.storeRoot, 'tmp', `run-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  const rootPath = path.join(work, 'rootfs');
   let committed = false;
   let runMounts: PreparedMounts | undefined;
   try {
-    fs.mkdirSync(rootPath, { recursive: true });
+    fs.mkdirSync(work, { recursive: true });
     runMounts = await prepareRunMounts(env, op, inputs, work, ctx.signal);
-    const dirs = layerDirs(mounts);
-    const user = resolveUser(op.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
-    const envList = [...op.env, ...runMounts.env];
-    if (!envList.some((e) => e.startsWith('HOME='))) envList.push(`HOME=${user.home}`);
-    const spec = buildSpec({
-      rootPath,
-      rootMounts: mounts,
-      args: op.args,
-      env: envList,
-      cwd: op.cwd || '/',
-      uid: user.uid,
-      gid: user.gid,
-      additionalGids: user.additionalGids,
-      hostname: op.hostname,
-      network: op.network,
-      privileged: op.insecure,
-      etcFiles: writeEtcFiles(path.join(work, 'etc'), op.hostname, op.network),
-      extraMounts: [...runMounts.mounts, ...op.files.map((f, i) => {
-        const host = path.join(work, `file-${i}`);
-        fs.writeFileSync(host, f.data, { mode: f.mode });
-        fs.chmodSync(host, f.mode);
-        return { destination: f.path, type: 'none', source: host, flags: MS.BIND | MS.RDONLY, data: '', file: true };
-      })],
+    const files = op.files.map((f, i): SpecMount => {
+      const host = path.join(work, `file-${i}`);
+      fs.writeFileSync(host, f.data, { mode: f.mode });
+      fs.chmodSync(host, f.mode);
+      return { destination: f.path, type: 'none', source: host, flags: MS.BIND | MS.RDONLY, data: '', file: true };
     });
-    const stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
     const tail = new Tail();
-    const r = await runSpec(spec, {
-      signal: ctx.signal,
-      onStdout: (d) => {
-        tail.push(d);
-        ctx.log('stdout', d);
+    const r = await runContainer(
+      {
+        rootMounts: mounts,
+        writableDir: () => writableDir(env, key),
+        workDir: work,
+        args: op.args,
+        env: [...op.env, ...runMounts.env],
+        cwd: op.cwd,
+        user: op.user,
+        hostname: op.hostname,
+        network: op.network,
+        privileged: op.insecure,
+        extraMounts: [...runMounts.mounts, ...files],
       },
-      onStderr: (d) => {
-        tail.push(d);
-        ctx.log('stderr', d);
+      {
+        signal: ctx.signal,
+        onStdout: (d) => {
+          tail.push(d);
+          ctx.log('stdout', d);
+        },
+        onStderr: (d) => {
+          tail.push(d);
+          ctx.log('stderr', d);
+        },
       },
-    });
-    const upper = await writableDir(env, key);
-    if (upper) removeMountStubs(upper, stubs);
+    );
     if (r.exitCode !== 0) throw new ExecError(op.args.join(' '), r.exitCode, tail.text());
     const out = await commitState(env, key, root, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
     committed = true;

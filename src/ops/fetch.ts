@@ -56,10 +56,14 @@ export function authHeaders(url: string, secrets: BuildSecrets | undefined): Rec
   return token !== undefined ? { authorization: `Bearer ${token}` } : {};
 }
 
-export async function fetchURL(url: string, dir: string, checksum: string | undefined, signal: AbortSignal, headers: Record<string, string> = {}): Promise<Fetched> {
+function checkFormat(checksum: string | undefined): void {
   if (checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(checksum)) {
     throw new FetchError(`--checksum=${checksum}: expected sha256:<64 hex digits>`);
   }
+}
+
+export async function fetchURL(url: string, dir: string, checksum: string | undefined, signal: AbortSignal, headers: Record<string, string> = {}): Promise<Fetched> {
+  checkFormat(checksum);
   let res: Response;
   try {
     res = await ky.get(url, { signal, timeout: 60_000, retry: { limit: 2 }, throwHttpErrors: true, headers });
@@ -86,4 +90,38 @@ export async function fetchURL(url: string, dir: string, checksum: string | unde
   const lm = res.headers.get('last-modified');
   const mtime = lm ? new Date(lm) : undefined;
   return { file, name, mtime: mtime && !isNaN(mtime.getTime()) ? mtime : undefined, digest };
+}
+
+/**
+ * The downloads of one build, by URL. An ADD of a URL without --checksum is keyed by the content, so
+ * computing its cache key downloads it; on a miss the step then uses that same file instead of
+ * downloading it a second time. Files live in `dir` until `dispose`.
+ */
+export class Downloads {
+  private byUrl = new Map<string, Promise<Fetched>>();
+  constructor(private dir: string, private secrets?: BuildSecrets) {}
+
+  async get(url: string, checksum: string | undefined, signal: AbortSignal): Promise<Fetched> {
+    checkFormat(checksum);
+    let p = this.byUrl.get(url);
+    if (!p) {
+      fs.mkdirSync(this.dir, { recursive: true });
+      p = fetchURL(url, this.dir, undefined, signal, authHeaders(url, this.secrets));
+      this.byUrl.set(url, p);
+      // A failed or cancelled download is not remembered: the next use tries again.
+      p.catch(() => this.byUrl.delete(url));
+    }
+    const got = await p;
+    if (checksum !== undefined && checksum !== got.digest) throw new FetchError(`ADD ${redact(url)}: checksum mismatch: expected ${checksum}, got ${got.digest}`);
+    return got;
+  }
+
+  /** How many URLs were downloaded (for tests). */
+  get count(): number {
+    return this.byUrl.size;
+  }
+
+  dispose(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
 }

@@ -6,11 +6,11 @@
 import type { CacheKey, OpContext, OpHandle, OpFn, Vertex } from '../builder/index.js';
 import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type ChecksumMemo } from '../cache/index.js';
 import type { Descriptor, History } from '../image/index.js';
-import { unpackLayers } from './unpack.js';
+import { unpackLayers } from '../store/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { contextMaterial, isURL } from './copy.js';
-import { fetchURL, authHeaders } from './fetch.js';
-import fs from 'node:fs';
+import { Downloads } from './fetch.js';
+import { opMaterial } from './keys.js';
 import path from 'node:path';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 
@@ -65,68 +65,43 @@ function parentId(s: StateRef | undefined): string {
   return s.snapshot ?? 'scratch';
 }
 
+/**
+ * A step's full key material: the op's own (declared per op kind in keys.ts), the snapshotter driver,
+ * and what it reads from its inputs: the parent snapshot by ChainID, context files by content, another
+ * stage by ChainID, a URL's content when no --checksum names it.
+ */
 async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpResult[], ctx: OpContext): Promise<Record<string, string> | undefined> {
   const op = v.op;
-  switch (op.kind) {
-    case 'scratch':
-      return { op: 'scratch' };
-    case 'image':
-      return { base: `${op.name}@${op.manifestDigest}` };
-    case 'context':
-      return { op: `context ${op.dir}` };
-    case 'exec': {
-      const m: Record<string, string> = {
-        driver: env.snapshotter.driver,
-        parent: parentId(stateOf(inputs[0])),
-        op: JSON.stringify({ args: op.args, cwd: op.cwd, user: op.user, network: op.network, hostname: op.hostname, files: op.files, insecure: op.insecure }),
-      };
-      op.mounts.forEach((mt, i) => {
-        const spec = { ...mt };
-        m[`mount:${i}`] = JSON.stringify(spec);
-        const src = mt.input !== undefined ? inputs[mt.input] : undefined;
-        // What a bind mount shows is an input of the step; a cache mount's contents never are.
-        if (mt.type === 'bind') {
-          if (src?.kind === 'context') {
-            const files = contextMaterial({ kind: 'copy', sources: [mt.source || '.'], contents: [], dest: '/', fromContext: true, excludes: [], history: [], createdBy: '', verb: 'COPY', parents: false, link: false }, src.dir, src.ignore, c.memo);
-            for (const [k, v] of Object.entries(files)) m[`mount:${i}:${k}`] = v;
-          } else m[`mount:${i}:src`] = parentId(stateOf(src));
-        }
-      });
-      for (const e of op.env) {
-        const i = e.indexOf('=');
-        const k = i < 0 ? e : e.slice(0, i);
-        m[`${op.argNames.includes(k) ? 'arg' : 'env'}:${k}`] = i < 0 ? '' : e.slice(i + 1);
-      }
-      return m;
-    }
-    case 'copy': {
-      const m: Record<string, string> = {
-        driver: env.snapshotter.driver,
-        parent: parentId(stateOf(inputs[0])),
-        op: JSON.stringify({ s: op.sources, c: op.contents, d: op.dest, o: op.chown, m: op.chmod, x: op.excludes, p: op.parents, v: op.verb, u: op.unpack, k: op.checksum, l: op.link }),
-      };
-      const src = inputs[1];
-      if (src?.kind === 'context') Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo));
-      else m['src'] = parentId(stateOf(src));
-      for (const s of op.sources.filter((x) => op.verb === 'ADD' && isURL(x))) {
-        if (op.checksum) m[`url:${s}`] = op.checksum;
-        else {
-          // No --checksum: the content decides, as in BuildKit, so the URL is fetched to hash it.
-          const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `key-${process.pid}-`));
-          try {
-            m[`url:${s}`] = (await fetchURL(s, tmp, undefined, ctx.signal, authHeaders(s, env.secrets))).digest;
-          } finally {
-            fs.rmSync(tmp, { recursive: true, force: true });
-          }
-        }
-      }
-      return m;
-    }
-    case 'mkdir':
-      return { driver: env.snapshotter.driver, parent: parentId(stateOf(inputs[0])), op: JSON.stringify({ path: op.path, user: op.user }) };
-    case 'export':
-      return undefined;
+  const m = opMaterial(op);
+  if (!m || op.kind === 'scratch' || op.kind === 'image' || op.kind === 'context') return m;
+  m['driver'] = env.snapshotter.driver;
+  m['parent'] = parentId(stateOf(inputs[0]));
+  if (op.kind === 'exec') {
+    op.mounts.forEach((mt, i) => {
+      const src = mt.input !== undefined ? inputs[mt.input] : undefined;
+      // What a bind mount shows is an input of the step; a cache mount's contents never are.
+      if (mt.type !== 'bind') return;
+      if (src?.kind === 'context') {
+        const files = contextMaterial({ sources: [mt.source || '.'], excludes: [], verb: 'COPY' }, src.dir, src.ignore, c.memo);
+        for (const [k, val] of Object.entries(files)) m[`mount:${i}:${k}`] = val;
+      } else m[`mount:${i}:src`] = parentId(stateOf(src));
+    });
   }
+  if (op.kind === 'copy') {
+    const src = inputs[1];
+    if (src?.kind === 'context') Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo));
+    else m['src'] = parentId(stateOf(src));
+    for (const s of op.sources.filter((x) => op.verb === 'ADD' && isURL(x))) {
+      // No --checksum: the content decides, as in BuildKit; the step reuses this download on a miss.
+      m[`url:${s}`] = op.checksum ?? (await downloadsFor(env).get(s, undefined, ctx.signal)).digest;
+    }
+  }
+  return m;
+}
+
+/** Downloads for key computation when the build gave none (an op used on its own, in tests). */
+function downloadsFor(env: OpsEnv): Downloads {
+  return env.downloads ?? (env.downloads = new Downloads(path.join(env.storeRoot, 'tmp', `dl-${process.pid}-${Date.now().toString(36)}`), env.secrets));
 }
 
 function stepId(v: Vertex<OpSpec>): string | undefined {

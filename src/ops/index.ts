@@ -7,15 +7,11 @@ import { imageState, scratchState } from './source.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef, ContextRef } from './types.js';
 
 export type { OpSpec, OpResult, OpsEnv, StateRef, ContextRef, ExportRef, LayerRef, NetworkMode, BuildSecrets, RunMountSpec } from './types.js';
-export { cacheMountDir } from './runmounts.js';
 export { ExecError } from './exec.js';
+export { Downloads } from './fetch.js';
 export { CopyError, resolveChown } from './copy.js';
 export { parseChmod, ChmodError } from './chmod.js';
-export { recoverStore, staleMounts } from './recovery.js';
 export { canonicalJSON } from './export.js';
-export { withMounted } from './mount.js';
-export { unpackLayers, ociLayerType, UnpackError } from './unpack.js';
-export type { UnpackEnv, LayerToUnpack } from './unpack.js';
 
 function state(r: OpResult | undefined, what: string): StateRef {
   if (!r || r.kind !== 'state') throw new Error(`internal: ${what} expects a filesystem state input`);
@@ -51,7 +47,5 @@ function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
   }
 }
 
-export { gcStore } from './gc.js';
-export type { GcResult } from './gc.js';
 export type { CacheEnv, RemoteCacheSource, RemoteCacheRecord } from './handles.js';
 export { portableStepId } from './handles.js';

@@ -56,11 +56,6 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
   };
 }
 
-let counter = 0;
-export function activeKey(tag: string): string {
-  return `active-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}-${tag}`;
-}
-
 /** The directory where a snapshot's own writes land (overlay upperdir, or a native full copy). */
 export async function writableDir(env: OpsEnv, key: string): Promise<string | undefined> {
   return (await env.snapshotter.upperDir?.(key)) ?? (await env.snapshotter.diffDirs?.(key))?.upper;

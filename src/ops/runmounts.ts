@@ -10,7 +10,7 @@ import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { acquireLock, resolveInRoot } from '../fsutil/index.js';
 import { MS, hostMount, hostUnmount, toSysMount, type SpecMount } from '../runtime/index.js';
-import { activeKey } from './layer.js';
+import { cacheMountDir, tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, RunMountSpec } from './types.js';
 
 export class MountError extends TsbuildError {
@@ -23,10 +23,6 @@ export interface PreparedMounts {
   mounts: SpecMount[];
   env: string[];
   cleanup(): Promise<void>;
-}
-
-export function cacheMountDir(storeRoot: string, id: string): string {
-  return path.join(storeRoot, 'cache', 'mounts', crypto.createHash('sha256').update(id).digest('hex').slice(0, 32));
 }
 
 export async function prepareRunMounts(
@@ -64,7 +60,7 @@ export async function prepareRunMounts(
       undo.push(() => fs.rmdirSync(dir!));
       return dir;
     }
-    const key = activeKey('mountview');
+    const key = tempKey('view', 'mount-from');
     const vm = await env.snapshotter.view(key, r.snapshot);
     undo.push(() => env.snapshotter.remove(key));
     undo.push(() => fs.rmdirSync(dir!));

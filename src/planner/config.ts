@@ -1,6 +1,5 @@
 /** Image-config helpers with BuildKit/Docker semantics. */
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function envToMap(env: string[] | undefined): Map<string, string> {
   const m = new Map<string, string>();

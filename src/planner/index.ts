@@ -1,3 +1,10 @@
-export { planBuild, PlanError, hostPlatform } from './plan.js';
-export type { PlanOptions, BuildGraph, ResolvedBase, PlanWarning } from './plan.js';
-export { parseDuration, signalNumber, DEFAULT_PATH } from './config.js';
+/**
+ * planner: a parsed Dockerfile + build args + target → a build graph of opspec vertices (BuildKit's
+ * dispatcher). Pure but for the injected `resolveImage` (which may pull); throws PlanError and
+ * DockerfileSyntaxError with the Dockerfile line.
+ *
+ * Imports parser, builder (vertices), opspec, image (config types); never ops, store or app.
+ */
+export { planBuild } from './plan.js';
+export { PlanError } from './types.js';
+export type { PlanOptions, BuildGraph, ResolvedBase, PlanWarning } from './types.js';

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { suggest } from '../parser/index.js';
-import type { RunMountSpec } from '../ops/index.js';
+import type { RunMountSpec } from '../opspec/index.js';
 
 export type RunMount = RunMountSpec;
 

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Vertex } from '../builder/index.js';
 import type { ImageConfig } from '../image/index.js';
-import type { OpSpec } from '../ops/index.js';
+import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile } from '../parser/index.js';
 import { planBuild, type BuildGraph } from './index.js';
 

@@ -1,5 +1,5 @@
 /** Manifest and layer media types of OCI and Docker v2 schema 2, and platform matching. */
-import { compressionOfMediaType, MediaType, type Compression, type Descriptor } from '../image/index.js';
+import { compressionOfMediaType, MediaType, type Compression, type Descriptor, type Platform } from '../image/index.js';
 import { RegistryError } from './transport.js';
 
 export const DockerMediaType = {
@@ -30,26 +30,6 @@ export function layerCompression(mediaType: string): Compression {
   return c;
 }
 
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
-
-export function hostPlatform(): Platform {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
-  return arch === 'arm64' ? { os: 'linux', architecture: arch, variant: 'v8' } : arch === 'arm' ? { os: 'linux', architecture: arch, variant: 'v7' } : { os: 'linux', architecture: arch };
-}
-
-export function parsePlatform(s: string): Platform {
-  const [os, architecture, variant] = s.split('/');
-  if (!os || !architecture) throw new RegistryError('INVALID_PLATFORM', `invalid platform "${s}": use os/arch[/variant], e.g. linux/amd64`);
-  return { os, architecture, variant };
-}
-
-export function formatPlatform(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}
 
 /** The index entry for `want`: exact variant first, then one without a variant (arm64's v8 is implied). */
 export function selectManifest(manifests: Descriptor[], want: Platform): Descriptor | undefined {

@@ -7,7 +7,8 @@
 import { sha256, type ContentStore, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
 import { fetchBlob, transferAll, type TransferEvent } from './blobs.js';
-import { DockerMediaType, MANIFEST_ACCEPT, formatPlatform, hostPlatform, isIndex, isManifest, layerCompression, selectManifest, type Platform } from './media.js';
+import { DockerMediaType, MANIFEST_ACCEPT, isIndex, isManifest, layerCompression, selectManifest } from './media.js';
+import { formatPlatform, hostPlatform, type Platform } from '../image/index.js';
 import { familiarName, formatReference, type Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
 import { RegistryError } from './transport.js';

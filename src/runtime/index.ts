@@ -10,3 +10,5 @@ export type { ResolvedUser } from './user.js';
 export { Containers } from './containers.js';
 export type { ContainerState } from './containers.js';
 export { writeEtcFiles } from './etc.js';
+export { runContainer } from './container.js';
+export type { ContainerOptions } from './container.js';

@@ -32,7 +32,15 @@ export function parseGroup(text: string | undefined): GroupEntry[] {
 
 const isNum = (s: string) => /^\d+$/.test(s);
 
-export function resolveUser(spec: string, passwdText: string | undefined, groupText: string | undefined): ResolvedUser {
+/**
+ * How a user spec is read. `process` (USER, `run -u`, WORKDIR ownership): a user alone takes the
+ * primary group from /etc/passwd and the supplementary groups that list it. `chown` (COPY/ADD
+ * --chown): a user alone means gid = uid, as Docker documents, and there are no supplementary groups.
+ * Either way an unknown name is an error and a number needs no entry.
+ */
+export type UserSpecKind = 'process' | 'chown';
+
+export function resolveUser(spec: string, passwdText: string | undefined, groupText: string | undefined, kind: UserSpecKind = 'process'): ResolvedUser {
   const [u0 = '', g] = spec.split(':', 2);
   // No USER at all means uid 0, whether or not the image has an /etc/passwd (FROM scratch images don't).
   const u = u0 === '' ? '0' : u0;
@@ -43,7 +51,7 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
     throw new TsbuildError('USER_NOT_FOUND', `unable to find user ${u}: no matching entries in the image's /etc/passwd (use a numeric uid or add the user in an earlier step)`);
   }
   const uid = isNum(u) ? parseInt(u, 10) : entry!.uid;
-  let gid = entry?.gid ?? 0;
+  let gid = kind === 'chown' ? uid : (entry?.gid ?? 0);
   if (g !== undefined && g !== '') {
     if (isNum(g)) gid = parseInt(g, 10);
     else {
@@ -53,6 +61,6 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
     }
   }
   const name = entry?.name;
-  const additionalGids = g ? [] : groups.filter((x) => name !== undefined && x.members.includes(name) && x.gid !== gid).map((x) => x.gid);
+  const additionalGids = g || kind === 'chown' ? [] : groups.filter((x) => name !== undefined && x.members.includes(name) && x.gid !== gid).map((x) => x.gid);
   return { uid, gid, additionalGids, home: entry?.home || (uid === 0 ? '/root' : '/') };
 }

@@ -128,6 +128,53 @@ export function pidsMatching(re: RegExp): number[] {
 import { test as uvuTest } from 'uvu';
 
 /**
+ * Registers a test, or a skip that says why when `reason` is set, so an optional part that cannot run
+ * here is counted as skipped (with its reason in the output), never as passed.
+ */
+export function testUnless(reason: string | undefined, name: string, fn: () => unknown | Promise<unknown>, t: typeof uvuTest = uvuTest): void {
+  if (reason) t.skip(`${name} (skipped: ${reason})`, () => undefined);
+  else t(name, fn as () => Promise<void>);
+}
+
+/** Why `program` cannot be run here (probed by running `program args`), or undefined when it can. */
+export function programUnavailable(program: string, args: string[] = ['--version'], install = program): string | undefined {
+  const r = spawnSync(program, args, { stdio: 'ignore' });
+  if (r.error) return `${program} is not installed (apt-get install -y ${install})`;
+  return undefined;
+}
+
+/** A mount as snapshotters describe it: mount(8)'s type, source and options, relative to `cwd`. */
+export interface MountData {
+  type: string;
+  source: string;
+  options: string[];
+  cwd?: string;
+}
+
+/**
+ * Mounts snapshotter mount data on `dir` with mount(8), runs `fn`, unmounts. Independent of the
+ * store's own mount code on purpose: the data must mean the same to mount(8) as to tsbuild.
+ */
+export async function withMountedData<T>(mounts: MountData[], dir: string, fn: (dir: string) => Promise<T> | T): Promise<T> {
+  fs.mkdirSync(dir, { recursive: true });
+  let done = 0;
+  try {
+    for (const m of mounts) {
+      const bind = m.type === 'bind' || m.type === 'rbind';
+      const opts = bind ? [m.type, ...m.options.filter((o) => o !== 'bind' && o !== 'rbind')] : m.options;
+      const args = [...(bind ? [] : ['-t', m.type]), ...(opts.length ? ['-o', opts.join(',')] : []), m.source, dir];
+      const r = spawnSync('mount', args, { cwd: m.cwd, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`mount ${args.join(' ')} failed: ${r.stderr.trim()}`);
+      done++;
+    }
+    return await fn(dir);
+  } finally {
+    for (; done > 0; done--) spawnSync('umount', [dir]);
+    fs.rmdirSync(dir);
+  }
+}
+
+/**
  * The shared setup of CLI end-to-end test files: a private store, busybox contexts that are removed
  * afterwards, and `it`, which registers a test or, where the sandbox cannot run, a skip with the reason.
  */
@@ -146,7 +193,16 @@ export function e2eHarness(prefix: string) {
     removeStore(root);
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
-  return { it, root, dirs, ctx, test: uvuTest };
+  /** `it`, or a skip with `reason` when an optional tool this test needs is missing. */
+  const itUnless = (reason: string | undefined, name: string, fn: () => Promise<void>) => testUnless(why ?? reason, name, fn);
+  /**
+   * Reports an optional part of a larger test as skipped, with its reason, when `reason` is set; the
+   * test then leaves that part out (`if (!reason) …`), and the skip is counted, not hidden in a pass.
+   */
+  const skipPart = (reason: string | undefined, name: string) => {
+    if (reason && !why) uvuTest.skip(`${name} (skipped: ${reason})`, () => undefined);
+  };
+  return { it, itUnless, skipPart, root, dirs, ctx, test: uvuTest };
 }
 
 /**

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { hostUnmount } from '../runtime/index.js';
 import { processAlive } from '../fsutil/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
+import { tempKeyOwner } from './keys.js';
 
 function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -39,8 +40,8 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
   }
   const dead: string[] = [];
   await snapshotter.walk((info) => {
-    const m = /^(?:active|ctr)-(\d+)-/.exec(info.key);
-    if (info.kind !== 'committed' && m && !processAlive(parseInt(m[1]!, 10)) && !info.labels['tsbuild.container']) dead.push(info.key);
+    const owner = tempKeyOwner(info.key);
+    if (info.kind !== 'committed' && owner !== undefined && !processAlive(owner) && !info.labels['tsbuild.container']) dead.push(info.key);
   });
   for (const k of dead) await snapshotter.remove(k).catch(() => undefined);
   await snapshotter.cleanup();

@@ -8,15 +8,12 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import type { SolverEvent, Vertex } from '../builder/index.js';
-import { CacheIndex } from '../cache/index.js';
 import { UsageError } from '../errors/index.js';
 import { compressedLayer, openDecompressed } from '../image/index.js';
-import { cacheMountDir, portableStepId, type RemoteCacheSource } from '../ops/index.js';
+import { portableStepId, type RemoteCacheSource } from '../ops/index.js';
 import { CACHE_MOUNT_TYPE, fetchBlob, parseReference, pullCacheConfig, pushCache, type RemoteCacheConfig, type RemoteRecord } from '../registry/index.js';
-import type { Parsed } from './args.js';
-import { listCacheMounts, mountTar, restoreMount } from './cache.js';
-import { blobSources, registryClient, transferLogger } from './registry.js';
-import type { Store } from './store.js';
+import { cacheMountDir, listCacheMounts, mountTar, restoreMount, type Store } from '../store/index.js';
+import { registryClient, transferLogger, type RegistryOptions } from './registry.js';
 
 export interface CacheSpec {
   ref: string;
@@ -46,18 +43,18 @@ export function parseCacheSpecs(values: string[], flag: string): CacheSpec[] {
   });
 }
 
-function transfer(store: Store, ref: string, p: Parsed, log: (l: string) => void, signal?: AbortSignal) {
+function transfer(store: Store, ref: string, ro: RegistryOptions, log: (l: string) => void, signal?: AbortSignal) {
   const r = parseReference(ref);
-  return { client: registryClient(r.domain, p, store.root, log), ref: r, store: store.content, signal, sources: blobSources(store.root) };
+  return { client: registryClient(r.domain, ro, store.root, log), ref: r, store: store.content, signal, sources: store.blobSources };
 }
 
 /** Reads every --cache-from config (missing ones are a note, not an error) into one record source. */
-export async function importCaches(store: Store, specs: CacheSpec[], p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<RemoteCacheSource | undefined> {
+export async function importCaches(store: Store, specs: CacheSpec[], ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<RemoteCacheSource | undefined> {
   const records = new Map<string, RemoteRecord>();
   const holders = new Map<string, ReturnType<typeof transfer>>();
   const steps = new Map<string, { key: string; material: Record<string, string> }>();
   for (const spec of specs) {
-    const t = transfer(store, spec.ref, p, o.log, o.signal);
+    const t = transfer(store, spec.ref, ro, o.log, o.signal);
     const cfg = await pullCacheConfig(t);
     if (!cfg) {
       o.log(`cache ${spec.ref}: nothing there yet`);
@@ -107,15 +104,15 @@ async function mountEntries(store: Store): Promise<RemoteCacheConfig['mounts']> 
 }
 
 /** `tsbuild cache export-mounts --output type=registry,ref=R`: only the cache mounts. */
-export async function exportMountsToRegistry(store: Store, ref: string, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
+export async function exportMountsToRegistry(store: Store, ref: string, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
   const cfg: RemoteCacheConfig = { version: 1, records: [], steps: {}, mounts: await mountEntries(store) };
-  await pushCache({ ...transfer(store, ref, p, o.log, o.signal), onEvent: transferLogger(o.log) }, cfg);
+  await pushCache({ ...transfer(store, ref, ro, o.log, o.signal), onEvent: transferLogger(o.log) }, cfg);
   return cfg.mounts.length;
 }
 
 /** `tsbuild cache import-mounts --input type=registry,ref=R`: every mount there replaces the local one. */
-export async function importMountsFromRegistry(store: Store, ref: string, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
-  const t = transfer(store, ref, p, o.log, o.signal);
+export async function importMountsFromRegistry(store: Store, ref: string, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
+  const t = transfer(store, ref, ro, o.log, o.signal);
   const cfg = await pullCacheConfig(t);
   if (!cfg) throw new UsageError(`there is no tsbuild cache at ${ref}: export one first with tsbuild cache export-mounts --output type=registry,ref=${ref}`);
   return restoreMounts(store, t, cfg, { ...o, overwrite: true });
@@ -128,8 +125,8 @@ function finalChain(root: Vertex): Set<string> {
   return out;
 }
 
-export async function exportCache(store: Store, spec: CacheSpec, events: Extract<SolverEvent, { type: 'cache' }>[], root: Vertex, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<void> {
-  const index = new CacheIndex(store.root);
+export async function exportCache(store: Store, spec: CacheSpec, events: Extract<SolverEvent, { type: 'cache' }>[], root: Vertex, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<void> {
+  const index = store.cache;
   const keep = spec.mode === 'min' ? finalChain(root) : undefined;
   const cfg: RemoteCacheConfig = { version: 1, records: [], steps: {}, mounts: [] };
   const seen = new Set<string>();
@@ -145,7 +142,7 @@ export async function exportCache(store: Store, spec: CacheSpec, events: Extract
     cfg.records.push({ key: rec.key, snapshot: rec.snapshot, layer, description: rec.description, created: rec.created });
   }
   if (spec.mounts) cfg.mounts = await mountEntries(store);
-  const t = transfer(store, spec.ref, p, o.log, o.signal);
+  const t = transfer(store, spec.ref, ro, o.log, o.signal);
   await pushCache({ ...t, onEvent: transferLogger(o.log) }, cfg);
   o.log(`cache exported to ${spec.ref}: ${cfg.records.length} records (mode=${spec.mode})${spec.mounts ? `, ${cfg.mounts.length} cache mounts` : ''}`);
 }

@@ -1,12 +1,17 @@
-/** Where the store lives and opening its parts. */
+/**
+ * Where the store lives and opening its parts. Opening runs crash recovery first, so every command
+ * starts from a consistent store whatever the last one died of.
+ */
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { recoverStore } from '../ops/index.js';
 import { Containers } from '../runtime/index.js';
+import { CacheIndex } from '../cache/index.js';
+import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
+import { recoverStore } from './recovery.js';
 
 export function storeRoot(flag?: string): string {
   if (flag) return path.resolve(flag);
@@ -20,6 +25,10 @@ export interface Store {
   content: ContentStore;
   snapshotter: Snapshotter;
   containers: Containers;
+  /** Build cache records. */
+  cache: CacheIndex;
+  /** Where pushed and pulled blobs live in registries (for cross-repository mounts). */
+  blobSources: BlobSources;
 }
 
 export interface StoreConfig {
@@ -28,7 +37,7 @@ export interface StoreConfig {
   insecureRegistries?: string[];
   /** Pull policy for FROM and run: missing (default), always, never (offline machines). */
   pull?: string;
-  gc?: unknown;
+  gc?: { keepStorage?: string };
 }
 
 /** `<store>/config.json`; missing or unreadable means defaults. */
@@ -54,5 +63,5 @@ export async function openStore(root: string, driverFlag?: string): Promise<Stor
   const content = new ContentStore(root);
   const snapshotter = openSnapshotter(root, driver);
   await recoverStore(root, snapshotter);
-  return { root, content, snapshotter, containers: new Containers(root) };
+  return { root, content, snapshotter, containers: new Containers(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
 }

@@ -7,12 +7,12 @@
 import crypto from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { chainIDs, compressionOfMediaType, extractTar, openDecompressed, MediaType, type ContentStore, type Descriptor } from '../image/index.js';
+import { chainIDs, compressionOfMediaType, extractTar, openDecompressed, MediaType, type ContentStore, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
 import { withMounted } from './mount.js';
 import { applyMeta } from '../runtime/index.js';
-import { activeKey } from './layer.js';
+import { tempKey } from './keys.js';
 
 export interface UnpackEnv {
   storeRoot: string;
@@ -48,6 +48,15 @@ async function exists(s: Snapshotter, key: string): Promise<boolean> {
 
 export class UnpackError extends TsbuildError {}
 
+/** An image's layers paired with their diffIDs, under OCI media types; a config that disagrees is refused. */
+export function imageLayers(name: string, manifest: Manifest, config: ImageConfig): LayerToUnpack[] {
+  const diffIDs = config.rootfs.diff_ids;
+  if (diffIDs.length !== manifest.layers.length) {
+    throw new UnpackError('IMAGE_INVALID', `image ${name}: its config lists ${diffIDs.length} layers but its manifest ${manifest.layers.length}`);
+  }
+  return manifest.layers.map((d, i) => ({ diffID: diffIDs[i]!, descriptor: { mediaType: ociLayerType(d.mediaType || MediaType.layer), digest: d.digest, size: d.size } }));
+}
+
 /** Makes sure every layer's snapshot exists; returns the top ChainID (undefined for no layers). */
 export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: { signal?: AbortSignal; onLayer?: (i: number, d: Descriptor) => void } = {}): Promise<string | undefined> {
   const chains = chainIDs(layers.map((l) => l.diffID));
@@ -57,7 +66,7 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
     if (o.signal?.aborted) throw new TsbuildError('CANCELLED', 'cancelled');
     const l = layers[i]!;
     o.onLayer?.(i, l.descriptor);
-    const key = activeKey('unpack');
+    const key = tempKey('active', 'unpack');
     const mounts = await env.snapshotter.prepare(key, i === 0 ? undefined : chains[i - 1]);
     try {
       const hash = crypto.createHash('sha256');

@@ -5,6 +5,7 @@
  */
 import { chainIDs, type ContentStore, type ImageConfig, type Manifest } from '../image/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
+import type { Store } from './store.js';
 
 export interface GcResult {
   blobBytes: number;
@@ -41,4 +42,15 @@ export async function gcStore(store: ContentStore, snapshotter: Snapshotter, kee
   }
   await snapshotter.cleanup();
   return { blobBytes: store.gcBlobs(keepBlobs), snapshots: removed };
+}
+
+/** GC of a whole store: images, containers and cache records are the roots. */
+export async function gcWithCache(s: Store): Promise<GcResult> {
+  const recs = s.cache.list();
+  const snapshots = recs.flatMap((r) => (r.snapshot ? [r.snapshot] : []));
+  const blobs = recs.flatMap((r) => (r.layer ? [r.layer.descriptor.digest] : []));
+  const r = await gcStore(s.content, s.snapshotter, [...s.containers.list().map((c) => c.snapshot), ...snapshots], blobs);
+  // Where blobs live in registries matters only for blobs we still have (cross-repository mounts).
+  s.blobSources.retain((d) => s.content.has(d));
+  return r;
 }

@@ -10,11 +10,9 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { UsageError, TsbuildError } from '../errors/index.js';
 import { parseCompression, sha256, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
-import { unpackLayers, withMounted } from '../ops/index.js';
 import { manifestForPush } from '../registry/index.js';
-import { flagStr, type Parsed } from './args.js';
-import { pushTo } from './registry.js';
-import type { Store } from './store.js';
+import { imageLayers, tempKey, unpackLayers, withMounted, type Store } from '../store/index.js';
+import { pushTo, type RegistryOptions } from './registry.js';
 
 export interface OutputSpec {
   type: 'image' | 'registry' | 'oci' | 'docker' | 'local';
@@ -62,39 +60,44 @@ export function parseOutputs(values: string[], push: boolean, names: string[]): 
   return out;
 }
 
-export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDigest: string, p: Parsed, o: { signal?: AbortSignal; log: (l: string) => void; mtime?: number }): Promise<void> {
+export interface OutputOptions extends RegistryOptions {
+  /** The build's --compression, when given: pushes default to gzip, OCI archives to gzip, Docker archives to none. */
+  compression?: CompressionSpec;
+  chunkSize?: number;
+  signal?: AbortSignal;
+  log: (l: string) => void;
+  /** File times in archives (SOURCE_DATE_EPOCH). */
+  mtime?: number;
+  /** Where `dest=-` goes. */
+  stdout?: Writable;
+}
+
+export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDigest: string, o: OutputOptions): Promise<void> {
   for (const s of specs) {
     if (s.push) {
       for (const n of s.names) {
-        const r = await pushTo(store, manifestDigest, n, s.compression ? withCompression(p, s.compression) : p, { signal: o.signal, log: o.log });
+        const r = await pushTo(store, manifestDigest, n, { ...o, compression: s.compression ?? o.compression ?? { type: 'gzip' } });
         o.log(`pushed ${r.reference}@${r.digest}`);
       }
     }
     if (s.type === 'oci' || s.type === 'docker') {
-      const compression = s.compression ?? (flagStr(p, 'compression') ? parseCompression(flagStr(p, 'compression')!, flagStr(p, 'compression-level')) : { type: s.type === 'oci' ? 'gzip' : 'uncompressed' } as CompressionSpec);
+      const compression = s.compression ?? o.compression ?? ({ type: s.type === 'oci' ? 'gzip' : 'uncompressed' } as CompressionSpec);
       const m = await manifestForPush(store.content, manifestDigest, compression);
       // manifestForPush stores a manifest it rewrote; an unchanged one is already in the store.
       const digest = sha256(m.bytes);
       const image = { manifest: { mediaType: m.mediaType, digest, size: m.bytes.length }, names: s.names };
-      await writeArchive(s.dest!, (out) => writeImageArchive(store.content, s.type as 'oci' | 'docker', image, out, o.mtime));
+      await writeArchive(s.dest!, o.stdout, (out) => writeImageArchive(store.content, s.type as 'oci' | 'docker', image, out, o.mtime));
       if (s.dest !== '-') o.log(`wrote ${s.type} archive ${s.dest}`);
     }
     if (s.type === 'local') await exportFilesystem(store, manifestDigest, s.dest!, o.signal);
   }
 }
 
-function withCompression(p: Parsed, c: CompressionSpec): Parsed {
-  const flags = new Map(p.flags);
-  flags.set('compression', c.type);
-  if (c.level !== undefined) flags.set('compression-level', String(c.level));
-  else flags.delete('compression-level');
-  return { ...p, flags };
-}
-
 /** Writes to a temp file and renames, so a failed export never leaves a half archive under `dest`. */
-async function writeArchive(dest: string, fn: (out: Writable) => Promise<void>): Promise<void> {
+async function writeArchive(dest: string, stdout: Writable | undefined, fn: (out: Writable) => Promise<void>): Promise<void> {
   if (dest === '-') {
-    await fn(process.stdout);
+    if (!stdout) throw new UsageError('dest=- needs a standard output to write to');
+    await fn(stdout);
     return;
   }
   const tmp = `${dest}.tmp-${process.pid}`;
@@ -115,10 +118,10 @@ async function exportFilesystem(store: Store, manifestDigest: string, dest: stri
   const manifest = store.content.readJSON<Manifest>(manifestDigest);
   const config = store.content.readJSON<ImageConfig>(manifest.config.digest);
   const env = { storeRoot: store.root, store: store.content, snapshotter: store.snapshotter };
-  const top = await unpackLayers(env, manifest.layers.map((d, i) => ({ diffID: config.rootfs.diff_ids[i]!, descriptor: d })), { signal });
+  const top = await unpackLayers(env, imageLayers(manifestDigest, manifest, config), { signal });
   fs.mkdirSync(dest, { recursive: true });
   if (!top) return;
-  const key = `view-export-${process.pid}-${Date.now().toString(36)}`;
+  const key = tempKey('view', 'export');
   const mounts = await store.snapshotter.view(key, top);
   try {
     await withMounted(store.root, mounts, async (dir) => {

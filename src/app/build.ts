@@ -1,0 +1,275 @@
+/**
+ * `build`: a Dockerfile and a context become an image in the store. Reads the Dockerfile and
+ * .dockerignore, plans (pulling FROM images as the pull policy says), imports remote cache, solves,
+ * records the inputs for `verify`, auto-GCs, exports cache and writes outputs. Progress goes out as
+ * events; nothing here prints.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js';
+import { ChecksumMemo } from '../cache/index.js';
+import { DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
+import { normalizeName, validateName, type CompressionSpec } from '../image/index.js';
+import { createOps, Downloads, type OpResult, type OpSpec } from '../ops/index.js';
+import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
+import { planBuild } from '../planner/index.js';
+import { autoGc, type Store } from '../store/index.js';
+import { logger, type OpOptions } from './events.js';
+import { writeOutputs, type OutputSpec } from './outputs.js';
+import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
+import { exportCache, importCaches, type CacheSpec } from './remotecache.js';
+import { startAgents, type SecretsRequest } from './secrets.js';
+
+export interface BuildRequest extends RegistryOptions {
+  /** The context directory. */
+  context: string;
+  /** The Dockerfile (default `<context>/Dockerfile`). */
+  dockerfile?: string;
+  /** Names for the image (`name[:tag]`, normalised and validated here). */
+  tags?: string[];
+  target?: string;
+  buildArgs?: Record<string, string>;
+  /** Network of RUN steps (default host, as buildkitd without CNI). */
+  network?: 'host' | 'none';
+  /** Steps run at once (default: CPUs). */
+  jobs?: number;
+  noCache?: boolean;
+  /** Stages whose steps ignore the cache. */
+  noCacheFilter?: string[];
+  secrets?: SecretsRequest;
+  /** Entitlements (`security.insecure`, `network.host`). */
+  allow?: string[];
+  /** missing | always | never (default: TSBUILD_PULL, config.json, missing). */
+  pull?: string;
+  platform?: string;
+  outputs?: OutputSpec[];
+  cacheTo?: CacheSpec[];
+  cacheFrom?: CacheSpec[];
+  compression?: CompressionSpec;
+  chunkSize?: number;
+  /** Seconds; every timestamp in the output (default 0: reproducible). */
+  sourceDateEpoch?: number;
+  /** Where `--output dest=-` writes. */
+  stdout?: Writable;
+}
+
+export interface ExplainStep {
+  step: string;
+  line: unknown;
+  key: string;
+  hit: boolean;
+  reason: string | null;
+  inputs: Record<string, string>;
+}
+
+export interface BuildResult {
+  /** The config digest, as `docker build` prints it. */
+  imageId: string;
+  manifestDigest: string;
+  names: string[];
+  /** Each cached step's key, inputs and why it hit or missed (`--explain`). */
+  steps: ExplainStep[];
+  checksums: { filesRead: number; fromMemo: number };
+}
+
+/** What `verify` needs to rebuild an image: `<store>/builds/<manifest>.json`. */
+export interface BuildInputs {
+  context: string;
+  dockerfile: string;
+  target?: string;
+  buildArgs: Record<string, string>;
+  network: string;
+  sourceDateEpoch?: string;
+  dockerfileDigest: string;
+}
+
+const ENTITLEMENTS = ['security.insecure', 'network.host'];
+
+function readDockerfile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new UsageError(`cannot read the Dockerfile: ${file} does not exist (give one with -f)`);
+    if (errnoCode(e) === 'EISDIR') throw new UsageError(`${file} is a directory, not a Dockerfile`);
+    throw e;
+  }
+}
+
+function readIgnore(dockerfile: string, context: string): string[] {
+  for (const cand of [dockerfile + '.dockerignore', path.join(context, '.dockerignore')]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(cand, 'utf8');
+    } catch {
+      continue;
+    }
+    try {
+      return parseDockerignore(text);
+    } catch (e) {
+      if (e instanceof DockerignoreError) throw new UsageError(`${cand}: ${e.message}`);
+      throw e;
+    }
+  }
+  return [];
+}
+
+function contextDir(dir: string): string {
+  const context = path.resolve(dir);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(context);
+  } catch {
+    throw new UsageError(`build context ${context} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
+  return context;
+}
+
+function imageNames(tags: string[]): string[] {
+  return tags.map((t) => {
+    const n = normalizeName(t);
+    try {
+      validateName(n);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    return n;
+  });
+}
+
+/** The Dockerfile as the user named it, for messages: relative to the working directory. */
+function displayName(file: string): string {
+  return path.relative(process.cwd(), file) || file;
+}
+
+function parseFile(text: string, file: string): Dockerfile {
+  try {
+    return parseDockerfile(text, displayName(file));
+  } catch (e) {
+    if (e instanceof DockerfileSyntaxError) e.file = displayName(file);
+    throw e;
+  }
+}
+
+/** The request checked and its files read: everything the plan needs besides the store. */
+function readRequest(req: BuildRequest) {
+  const context = contextDir(req.context);
+  const dockerfile = path.resolve(req.dockerfile ?? path.join(context, 'Dockerfile'));
+  const network = req.network ?? 'host';
+  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: RUN steps support host or none`);
+  const jobs = req.jobs ?? os.availableParallelism();
+  if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobs}: give a number of at least 1`);
+  for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
+  const text = readDockerfile(dockerfile);
+  return {
+    context, dockerfile, network, jobs, text,
+    names: imageNames(req.tags ?? []),
+    buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
+    df: parseFile(text, dockerfile),
+    ignore: readIgnore(dockerfile, context),
+  };
+}
+
+type CacheEvent = Extract<SolverEvent, { type: 'cache' }>;
+
+/** Runs the graph's steps with the store's cache (and any imported one); collects the cache events. */
+async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs: number, o: OpOptions): Promise<{ result: OpResult; cacheEvents: CacheEvent[]; memo: ChecksumMemo }> {
+  const emit = o.onEvent ?? (() => undefined);
+  const remote = req.cacheFrom?.length ? await importCaches(store, req.cacheFrom, req, { signal: o.signal, log: logger(o) }) : undefined;
+  const memo = new ChecksumMemo(store.cache.memoFile);
+  const noCacheStages = new Set((req.noCacheFilter ?? []).map((x) => x.toLowerCase()));
+  const cacheEvents: CacheEvent[] = [];
+  const sourceDateEpoch = req.sourceDateEpoch ?? 0;
+  const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
+  const solver = createSolver<OpSpec, OpResult>({
+    opFor: createOps(
+      {
+        storeRoot: store.root,
+        store: store.content,
+        snapshotter: store.snapshotter,
+        sourceDateEpoch,
+        created: new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        secrets: req.secrets,
+        downloads,
+      },
+      { index: store.cache, memo, remote },
+    ),
+    concurrency: jobs,
+    noCache: (v) => (req.noCache ?? false) || noCacheStages.has(String(v.meta['stage'] ?? '')),
+    onEvent: (e) => {
+      if (e.type === 'cache') cacheEvents.push(e);
+      emit({ type: 'solver', event: e });
+    },
+  });
+  const stopAgents = req.secrets ? await startAgents(req.secrets, path.join(store.root, 'tmp')) : () => undefined;
+  try {
+    return { result: await solver.solve(root, { signal: o.signal }), cacheEvents, memo };
+  } finally {
+    stopAgents();
+    downloads.dispose();
+    emit({ type: 'solved' });
+    memo.save();
+  }
+}
+
+export async function build(store: Store, req: BuildRequest, o: OpOptions = {}): Promise<BuildResult> {
+  const r = readRequest(req);
+  const log = logger(o);
+  const policy = pullPolicy(req.pull, store.root);
+  const graph = await planBuild({
+    dockerfile: r.df,
+    dockerfileName: displayName(r.dockerfile),
+    buildArgs: r.buildArgs,
+    target: req.target,
+    contextDir: r.context,
+    ignore: r.ignore,
+    names: r.names,
+    network: r.network,
+    allow: req.allow ?? [],
+    resolveImage: async (name) => {
+      const img = await resolveOrPull(store, name, { ...req, signal: o.signal, log, policy });
+      return { name: img.name ?? name, manifestDigest: img.manifestDigest, config: img.config };
+    },
+  });
+  for (const w of graph.warnings) o.onEvent?.({ type: 'warning', message: w.message, line: w.line });
+  const { result, cacheEvents, memo } = await solve(store, req, graph.root, r.jobs, o);
+  await autoGc(store);
+  if (result.kind !== 'export') throw new TsbuildError('INTERNAL', 'build produced no image');
+  recordInputs(store.root, result.manifest.digest, {
+    context: r.context,
+    dockerfile: r.dockerfile,
+    target: req.target,
+    buildArgs: Object.fromEntries(r.buildArgs),
+    network: r.network,
+    sourceDateEpoch: req.sourceDateEpoch !== undefined ? String(req.sourceDateEpoch) : undefined,
+    dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(r.text).digest('hex'),
+  });
+  for (const spec of req.cacheTo ?? []) await exportCache(store, spec, cacheEvents, graph.root, req, { signal: o.signal, log });
+  await writeOutputs(store, req.outputs ?? [], result.manifest.digest, { ...req, signal: o.signal, log, mtime: req.sourceDateEpoch ?? 0 });
+  return {
+    imageId: result.configDigest,
+    manifestDigest: result.manifest.digest,
+    names: r.names,
+    steps: cacheEvents
+      .filter((e) => e.vertex.meta['stepId'] !== undefined)
+      .map((e) => ({ step: e.vertex.name, line: e.vertex.meta['line'], key: e.key, hit: e.hit, reason: e.reason ?? null, inputs: e.material })),
+    checksums: { filesRead: memo.stats.hashed, fromMemo: memo.stats.memoHits },
+  };
+}
+
+function recordInputs(root: string, manifest: string, inputs: BuildInputs): void {
+  const dir = path.join(root, 'builds');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1));
+}
+
+export function readInputs(root: string, manifest: string): BuildInputs | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, 'builds', manifest.replace('sha256:', '') + '.json'), 'utf8')) as BuildInputs;
+  } catch {
+    return undefined;
+  }
+}

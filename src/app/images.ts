@@ -1,0 +1,119 @@
+/** Image operations: pull, push, tag, login/logout, list, inspect, remove. */
+import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
+import type { CompressionSpec, ImageConfig, Manifest, ResolvedImage } from '../image/index.js';
+import { familiarName, parseReference, sourceFor, type Credentials } from '../registry/index.js';
+import { gcWithCache, type Store } from '../store/index.js';
+import { logger, type OpOptions } from './events.js';
+import { pullInto, pushTo, registryClient, type RegistryOptions } from './registry.js';
+
+export interface PullRequest extends RegistryOptions {
+  ref: string;
+  platform?: string;
+}
+
+export async function pull(store: Store, req: PullRequest, o: OpOptions = {}): Promise<{ name: string; manifestDigest: string }> {
+  const img = await pullInto(store, parseReference(req.ref), { ...req, signal: o.signal, log: o.onEvent ? logger(o) : undefined });
+  return { name: img.name!, manifestDigest: img.manifestDigest };
+}
+
+export interface PushRequest extends RegistryOptions {
+  /** A local image name or id. */
+  image: string;
+  /** Where to push (default: the image's own name). */
+  dest?: string;
+  compression: CompressionSpec;
+  chunkSize?: number;
+}
+
+export async function push(store: Store, req: PushRequest, o: OpOptions = {}): Promise<{ digest: string; reference: string }> {
+  const dest = req.dest ?? req.image;
+  parseReference(dest);
+  let img: ResolvedImage;
+  try {
+    img = store.content.resolve(req.image);
+  } catch (e) {
+    if (!(e instanceof NotFoundError)) throw e;
+    img = store.content.resolve(familiarName(parseReference(req.image)));
+  }
+  return pushTo(store, img.manifestDigest, dest, { ...req, signal: o.signal, log: o.onEvent ? logger(o) : undefined });
+}
+
+export function tag(store: Store, source: string, target: string): string {
+  const img = store.content.resolve(source);
+  const name = familiarName(parseReference(target));
+  if (name.includes('@')) throw new UsageError(`cannot tag with a digest (${target}): give a name and tag`);
+  const desc = store.content.list().find((r) => r.manifest.digest === img.manifestDigest)?.manifest ?? { mediaType: img.manifest.mediaType, digest: img.manifestDigest, size: store.content.blobSize(img.manifestDigest) };
+  store.content.tag(name, desc);
+  return name;
+}
+
+/** The registry host of a `login`/`logout` argument (a host, host:port or URL). */
+export function registryHost(arg: string): string {
+  return parseReference(`${arg.replace(/^https?:\/\//, '').replace(/\/.*$/, '')}/x`).domain;
+}
+
+/** Proves the credentials against the registry, then stores them; returns where they went. */
+export async function login(root: string, req: RegistryOptions & { host: string; credentials: Credentials }): Promise<string> {
+  const domain = registryHost(req.host);
+  const client = registryClient(domain, req, root, undefined, async () => req.credentials);
+  // /v2/ answers 200 only once the challenge was met with these credentials.
+  const res = await client.request('GET', '/v2/');
+  if (res.status !== 200) await client.fail(res, `login to ${domain}`);
+  await res.body?.cancel().catch(() => undefined);
+  const source = sourceFor(domain);
+  await source.store(domain, req.credentials);
+  return source.name;
+}
+
+export async function logout(host: string): Promise<string> {
+  const domain = registryHost(host);
+  if (!(await sourceFor(domain).erase(domain))) throw new TsbuildError('NOT_LOGGED_IN', `not logged in to ${domain}`);
+  return domain;
+}
+
+export interface ImageSummary {
+  /** `name:tag`, or undefined for an image without a name. */
+  name?: string;
+  id: string;
+  manifestDigest: string;
+  created?: string;
+  size: number;
+}
+
+export function listImages(store: Store): ImageSummary[] {
+  const summary = (digest: string, name?: string): ImageSummary => {
+    const m = store.content.readJSON<Manifest>(digest);
+    const c = store.content.readJSON<ImageConfig>(m.config.digest);
+    return { name, id: m.config.digest, manifestDigest: digest, created: c.created, size: m.layers.reduce((a, l) => a + l.size, 0) };
+  };
+  return [...store.content.list().map((r) => summary(r.manifest.digest, r.name)), ...store.content.dangling().map((d) => summary(d.digest))];
+}
+
+/** `inspect`: Docker's field names, plus the manifest. */
+export function inspectImage(store: Store, ref: string): Record<string, unknown> {
+  const r = store.content.resolve(ref);
+  const names = store.content.list().filter((x) => x.manifest.digest === r.manifestDigest).map((x) => x.name);
+  return { Id: r.configDigest, RepoTags: names, Digest: r.manifestDigest, Created: r.config.created, Architecture: r.config.architecture, Os: r.config.os, Author: r.config.author, Config: r.config.config, RootFS: r.config.rootfs, History: r.config.history, Manifest: r.manifest, Size: r.manifest.layers.reduce((a, l) => a + l.size, 0) };
+}
+
+const ID_RE = /^(sha256:)?[a-f0-9]{4,64}$/;
+
+/** `rmi`: untags (a name: that name; an id: every name), deletes what nothing needs, then GC. */
+export async function removeImages(store: Store, refs: string[], o: { force?: boolean; onUntag?: (name: string) => void; onDelete?: (id: string) => void }): Promise<void> {
+  for (const ref of refs) {
+    const r = store.content.resolve(ref);
+    const users = store.containers.list().filter((c) => c.imageId === r.configDigest);
+    if (users.length && !o.force) {
+      throw new TsbuildError('IMAGE_IN_USE', `image ${ref} is used by container ${users[0]!.name}: remove it with "tsbuild rm ${users[0]!.name}" or use -f`);
+    }
+    const byId = !r.name || ID_RE.test(ref);
+    const names = byId ? store.content.list().filter((x) => x.manifest.digest === r.manifestDigest).map((x) => x.name) : [r.name!];
+    for (const n of names) {
+      store.content.untag(n);
+      o.onUntag?.(n);
+    }
+    if (byId) store.content.removeDangling(r.manifestDigest);
+    if (!store.content.list().some((x) => x.manifest.digest === r.manifestDigest)) o.onDelete?.(r.configDigest);
+  }
+  await gcWithCache(store);
+}

@@ -1,0 +1,42 @@
+/**
+ * app: every user-level operation, one function each, for the CLI and for any other front end.
+ * Typed requests in (never argv), typed events out through `onEvent`, an AbortSignal through
+ * everything; results are returned, never printed. Open the store with `openStore(storeRoot(flag))`,
+ * then call `build`, `run`, `pull`, `push`, `tag`, `login`/`logout`, `listImages`/`inspectImage`/
+ * `removeImages`, `listContainers`/`removeContainers`, the cache operations, `verify`, `info`.
+ *
+ * May import every module below it; nothing imports app but cli.
+ */
+export type { AppEvent, OpOptions } from './events.js';
+export { build } from './build.js';
+export type { BuildRequest, BuildResult, ExplainStep } from './build.js';
+export { parseSecrets } from './secrets.js';
+export type { SecretsRequest } from './secrets.js';
+export { parseOutputs } from './outputs.js';
+export type { OutputSpec } from './outputs.js';
+export { parseCacheSpecs } from './remotecache.js';
+export type { CacheSpec } from './remotecache.js';
+export { run } from './run.js';
+export type { RunRequest, RunHooks } from './run.js';
+export { pull, push, tag, login, logout, listImages, inspectImage, removeImages } from './images.js';
+export type { PullRequest, PushRequest, ImageSummary } from './images.js';
+export type { RegistryOptions } from './registry.js';
+export { listContainers, removeContainers } from './containers.js';
+export { listCacheRecords, listMounts, parseMountsLocation, exportMounts, importMounts, prune } from './cache.js';
+export type { MountsLocation } from './cache.js';
+export { verify } from './verify.js';
+export type { VerifyResult } from './verify.js';
+export { info } from './info.js';
+export type { Info } from './info.js';
+export { describeDockerfile } from './parse.js';
+export { humanSize, table } from './format.js';
+
+// What requests and events are made of, for front ends.
+export { openStore, storeRoot, parseSize, parseUntil } from '../store/index.js';
+export type { Store } from '../store/index.js';
+export { parseCompression } from '../image/index.js';
+export type { CompressionSpec } from '../image/index.js';
+export { VertexError } from '../builder/index.js';
+export type { SolverEvent, Vertex } from '../builder/index.js';
+export type { ContainerState } from '../runtime/index.js';
+export { suggest } from '../parser/index.js';

@@ -1,0 +1,149 @@
+/**
+ * Registry plumbing every operation shares: a client per registry with the store's and the request's
+ * insecure-registry list, transfer progress as log lines, pulling into the store (verified, unpacked
+ * into ChainID snapshots), the pull policy and implicit pulls, and pushing.
+ */
+import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
+import { parsePlatform, type CompressionSpec, type ResolvedImage } from '../image/index.js';
+import {
+  RegistryClient, familiarName, formatReference, isLoopbackHost, lookupCredentials, parseReference, pullImage, pushImage,
+  type Credentials, type Reference, type TransferEvent,
+} from '../registry/index.js';
+import { imageLayers, readStoreConfig, unpackLayers, type Store } from '../store/index.js';
+import { humanSize } from './format.js';
+
+/** How to reach registries: what the request adds to the store's config. */
+export interface RegistryOptions {
+  /** Registries reached over plain HTTP besides loopback (`--insecure-registry`). */
+  insecureRegistries?: string[];
+  /** Base of the retry back-off in ms (tests shorten it). */
+  retryBaseMs?: number;
+}
+
+/** Plain HTTP allowed: loopback, the request's list, or `insecureRegistries` in the store's config.json. */
+export function isInsecure(domain: string, o: RegistryOptions, root: string): boolean {
+  if (isLoopbackHost(domain)) return true;
+  if ((o.insecureRegistries ?? []).includes(domain)) return true;
+  return (readStoreConfig(root).insecureRegistries ?? []).includes(domain);
+}
+
+export function registryClient(domain: string, o: RegistryOptions, root: string, log?: (line: string) => void, credentials?: (d: string) => Promise<Credentials | undefined>): RegistryClient {
+  return new RegistryClient({
+    domain,
+    insecure: isInsecure(domain, o, root),
+    credentials: credentials ?? lookupCredentials,
+    retryBaseMs: o.retryBaseMs,
+    onEvent: (e) => {
+      if (e.type === 'retry') log?.(`retrying ${e.what} (attempt ${e.attempt}): ${e.reason}`);
+    },
+  });
+}
+
+function short(d: string): string {
+  return d.replace(/^sha256:/, '').slice(0, 12);
+}
+
+export function transferLogger(log: (line: string) => void): (e: TransferEvent | { type: 'compress'; digest: string }) => void {
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        log(`${short(e.digest)}: ${e.offset > 0 ? `resuming at ${humanSize(e.offset)} of` : 'transferring'} ${humanSize(e.size)}`);
+        break;
+      case 'done':
+        log(`${short(e.digest)}: done`);
+        break;
+      case 'exists':
+        log(`${short(e.digest)}: already there`);
+        break;
+      case 'mounted':
+        log(`${short(e.digest)}: mounted from ${e.from}`);
+        break;
+      case 'retry':
+        log(`${short(e.digest)}: retry ${e.attempt}: ${e.reason}`);
+        break;
+      case 'compress':
+        break;
+    }
+  };
+}
+
+/** Pulls `ref` into the store and unpacks it; returns it as the store resolves it. */
+export async function pullInto(store: Store, ref: Reference, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; platform?: string }): Promise<ResolvedImage> {
+  const pulled = await pullImage({
+    client: registryClient(ref.domain, o, store.root, o.log),
+    ref,
+    store: store.content,
+    platform: o.platform ? parsePlatform(o.platform) : undefined,
+    signal: o.signal,
+    sources: store.blobSources,
+    onEvent: o.log ? transferLogger(o.log) : undefined,
+  });
+  await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(pulled.name!, pulled.manifest, pulled.config), { signal: o.signal });
+  return store.content.resolve(pulled.name!);
+}
+
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+/** The request's policy, else `TSBUILD_PULL`, else `pull` in the store's config.json, else missing. */
+export function pullPolicy(requested: string | undefined, root: string): PullPolicy {
+  const v = requested ?? process.env.TSBUILD_PULL ?? readStoreConfig(root).pull ?? 'missing';
+  if (v !== 'missing' && v !== 'always' && v !== 'never') throw new UsageError(`pull policy "${v}": use missing, always or never`);
+  return v;
+}
+
+const UNREACHABLE = new Set(['REGISTRY_UNREACHABLE', 'MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'REGISTRY_UNAUTHORIZED']);
+
+/** The local image for a FROM, COPY --from or run: the store's, or pulled as the pull policy says. */
+export async function resolveOrPull(store: Store, name: string, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; policy: PullPolicy; platform?: string }): Promise<ResolvedImage> {
+  const tryLocal = (cand: string): ResolvedImage | undefined => {
+    try {
+      return store.content.resolve(cand);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  };
+  const always = o.policy === 'always';
+  // Image ids and local names first: an id is not a reference.
+  const byName = always ? undefined : tryLocal(name);
+  if (byName) return byName;
+  if (o.policy === 'never' || /^(sha256:)?[a-f0-9]{12,64}$/.test(name)) return store.content.resolve(name);
+  const ref = parseReference(name);
+  const local = familiarName(ref);
+  const byRef = always ? undefined : tryLocal(local);
+  if (byRef) return byRef;
+  o.log?.(`pulling ${local}`);
+  try {
+    return await pullInto(store, ref, o);
+  } catch (e) {
+    if (e instanceof TsbuildError && !always && UNREACHABLE.has(e.code)) {
+      throw new TsbuildError(e.code, `image "${name}" is not in the local store and pulling ${formatReference(ref)} failed: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+export interface PushOptions extends RegistryOptions {
+  compression: CompressionSpec;
+  /** Upload in PATCH chunks of this many bytes (default: one PUT). */
+  chunkSize?: number;
+  signal?: AbortSignal;
+  log?: (l: string) => void;
+}
+
+/** Pushes a local image (by manifest digest) to `target`, a reference string. */
+export async function pushTo(store: Store, manifestDigest: string, target: string, o: PushOptions): Promise<{ digest: string; reference: string }> {
+  const ref = parseReference(target);
+  const r = await pushImage({
+    client: registryClient(ref.domain, o, store.root, o.log),
+    ref,
+    store: store.content,
+    manifestDigest,
+    compression: o.compression,
+    chunkSize: o.chunkSize,
+    signal: o.signal,
+    sources: store.blobSources,
+    onEvent: o.log ? transferLogger(o.log) : undefined,
+  });
+  return { digest: r.digest, reference: r.reference };
+}

@@ -1,0 +1,38 @@
+/**
+ * `verify IMAGE`: rebuilds an image from its recorded inputs (context, Dockerfile, target, build
+ * args, network, SOURCE_DATE_EPOCH) with the cache off, and says whether the manifest digest matches.
+ */
+import fs from 'node:fs';
+import { NotFoundError, TsbuildError } from '../errors/index.js';
+import type { Store } from '../store/index.js';
+import { build, readInputs } from './build.js';
+import type { OpOptions } from './events.js';
+
+export interface VerifyResult {
+  same: boolean;
+  /** The image's manifest digest. */
+  expected: string;
+  /** The rebuild's. */
+  rebuilt: string;
+}
+
+export async function verify(store: Store, ref: string, o: OpOptions = {}): Promise<VerifyResult> {
+  const img = store.content.resolve(ref);
+  const inputs = readInputs(store.root, img.manifestDigest);
+  if (!inputs) throw new NotFoundError(`no recorded build inputs for ${ref}: only images built by tsbuild on this store can be verified`, 'NO_BUILD_INPUTS');
+  if (!fs.existsSync(inputs.dockerfile)) throw new TsbuildError('VERIFY_INPUT_GONE', `the Dockerfile ${inputs.dockerfile} used to build ${ref} is gone`);
+  const out = await build(
+    store,
+    {
+      context: inputs.context,
+      dockerfile: inputs.dockerfile,
+      target: inputs.target,
+      buildArgs: inputs.buildArgs,
+      network: inputs.network === 'none' ? 'none' : 'host',
+      noCache: true,
+      sourceDateEpoch: inputs.sourceDateEpoch !== undefined ? parseInt(inputs.sourceDateEpoch, 10) : undefined,
+    },
+    o,
+  );
+  return { same: out.manifestDigest === img.manifestDigest, expected: img.manifestDigest, rebuilt: out.manifestDigest };
+}

@@ -1,0 +1,29 @@
+/**
+ * Platforms as OCI image indexes name them. The host platform is given normalised, as BuildKit's
+ * TARGETPLATFORM is: arm64 without its implied `v8` variant (index lookups treat a missing arm64
+ * variant as v8), 32-bit arm as `v7`.
+ */
+import { TsbuildError } from '../errors/index.js';
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+export function hostPlatform(): Platform {
+  const architecture = ARCH[process.arch] ?? process.arch;
+  return architecture === 'arm' ? { os: 'linux', architecture, variant: 'v7' } : { os: 'linux', architecture };
+}
+
+export function parsePlatform(s: string): Platform {
+  const [os, architecture, variant] = s.split('/');
+  if (!os || !architecture) throw new TsbuildError('INVALID_PLATFORM', `invalid platform "${s}": use os/arch[/variant], e.g. linux/amd64`);
+  return { os, architecture, variant };
+}
+
+export function formatPlatform(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}

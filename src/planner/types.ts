@@ -1,0 +1,91 @@
+/** The planner's inputs, outputs and the state it carries while dispatching instructions. */
+import type { Vertex } from '../builder/index.js';
+import { TsbuildError } from '../errors/index.js';
+import type { History, ImageConfig } from '../image/index.js';
+import type { NetworkMode, OpSpec } from '../opspec/index.js';
+import type { Dockerfile, Stage } from '../parser/index.js';
+import type { StageResolver } from './stages.js';
+
+export interface ResolvedBase {
+  name: string;
+  manifestDigest: string;
+  config: ImageConfig;
+}
+
+export interface PlanOptions {
+  dockerfile: Dockerfile;
+  dockerfileName?: string;
+  buildArgs: Map<string, string>;
+  target?: string;
+  contextDir: string;
+  ignore: string[];
+  names: string[];
+  network: NetworkMode;
+  /** Entitlements granted with --allow (security.insecure). */
+  allow?: string[];
+  resolveImage: (name: string) => Promise<ResolvedBase>;
+}
+
+export interface PlanWarning {
+  message: string;
+  line?: number;
+}
+
+export interface BuildGraph {
+  root: Vertex<OpSpec>;
+  targetStage: string;
+  stagesBuilt: string[];
+  warnings: PlanWarning[];
+}
+
+export class PlanError extends TsbuildError {
+  constructor(message: string, line?: number, file = 'Dockerfile') {
+    super('PLAN', line ? `${file}:${line}: ${message}` : message);
+  }
+}
+
+/** What a planned stage hands to stages built on it. */
+export interface StageResult {
+  vertex: Vertex<OpSpec>;
+  config: ImageConfig;
+  /** History entries of config-only instructions not yet attached to a layer. */
+  pending: History[];
+}
+
+/** One build's planning: the options, the global scope, and memoized stage and image resolution. */
+export interface PlanContext {
+  o: PlanOptions;
+  /** The Dockerfile's name in messages. */
+  file: string;
+  warnings: PlanWarning[];
+  /** Build args some ARG consumed (the rest are reported unused). */
+  used: Set<string>;
+  /** The automatic platform ARGs (TARGETPLATFORM, BUILDARCH, …). */
+  auto: Map<string, string>;
+  /** ARGs before the first FROM, with their values (undefined: declared without one). */
+  globals: Map<string, string | undefined>;
+  stages: StageResolver;
+  target: Stage;
+  /** The build context as a vertex. */
+  context: Vertex<OpSpec>;
+  /** Identifies "the same step" across builds, for explaining cache misses. */
+  stepScope: string;
+  /** A base image by name, resolved (and pulled) once per build. */
+  resolve(name: string, line: number): Promise<ResolvedBase>;
+  /** A stage, planned once per build (on first use). */
+  planStage(s: Stage): Promise<StageResult>;
+}
+
+/** The stage being planned: its vertex so far, its image config, its ARGs and step counter. */
+export interface StageState {
+  stage: Stage;
+  label: string;
+  vertex: Vertex<OpSpec>;
+  config: ImageConfig;
+  pending: History[];
+  /** ARGs declared in this stage, with their values (undefined = declared without a value). */
+  args: Map<string, string | undefined>;
+  cmdSet: boolean;
+  step: number;
+  steps: number;
+}

@@ -1,0 +1,22 @@
+/**
+ * store: the on-disk store, one root (`/var/lib/tsbuild`, `--root`, `TSBUILD_ROOT`). Open it with
+ * `openStore`, which recovers from any crash first; then `Store` gives the content store (OCI layout),
+ * the snapshotter, container records, the build cache index and blob sources. This module also owns
+ * what spans those parts: unpacking layers into ChainID snapshots, host mounts of snapshots, temporary
+ * snapshot names, GC and crash recovery (one sweep), the cache-mount layout and prune policy.
+ *
+ * Imports only lower modules (image, snapshotter, runtime, registry, cache, fsutil, errors); never ops,
+ * builder, planner, app or cli.
+ */
+export { openStore, storeRoot, readStoreConfig, defaultDriver } from './store.js';
+export type { Store, StoreConfig } from './store.js';
+export { tempKey, TEMP_KINDS } from './keys.js';
+export type { TempKind } from './keys.js';
+export { withMounted } from './mount.js';
+export { unpackLayers, ociLayerType, imageLayers, UnpackError } from './unpack.js';
+export type { UnpackEnv, LayerToUnpack } from './unpack.js';
+export { gcWithCache } from './gc.js';
+export { pruneCache, autoGc, parseSize, parseUntil } from './prune.js';
+export type { PruneOptions } from './prune.js';
+export { cacheMountDir, listCacheMounts, mountTar, restoreMount } from './cachemounts.js';
+export type { CacheMountInfo } from './cachemounts.js';
