@@ -13,7 +13,8 @@ import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js
 import { ChecksumMemo } from '../cache/index.js';
 import { DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { normalizeName, validateName, type CompressionSpec } from '../image/index.js';
-import { createOps, Downloads, type OpResult, type OpSpec } from '../ops/index.js';
+import { createOps, Downloads, type OpResult } from '../ops/index.js';
+import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
 import { autoGc, type Store } from '../store/index.js';
@@ -158,6 +159,7 @@ function parseFile(text: string, file: string): Dockerfile {
 function readRequest(req: BuildRequest) {
   const context = contextDir(req.context);
   const dockerfile = path.resolve(req.dockerfile ?? path.join(context, 'Dockerfile'));
+  const names = imageNames(req.tags ?? []);
   const network = req.network ?? 'host';
   if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: RUN steps support host or none`);
   const jobs = req.jobs ?? os.availableParallelism();
@@ -165,8 +167,7 @@ function readRequest(req: BuildRequest) {
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
   const text = readDockerfile(dockerfile);
   return {
-    context, dockerfile, network, jobs, text,
-    names: imageNames(req.tags ?? []),
+    context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
     df: parseFile(text, dockerfile),
     ignore: readIgnore(dockerfile, context),

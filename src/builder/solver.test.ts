@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CancelledError } from '../errors/index.js';
-import { createSolver, vertex, VertexError, type SolverEvent, type Vertex } from './index.js';
+import { createSolver, vertex, VertexError, type SolverEvent, type Vertex } from './solver.js';
 
 type Op = { name: string; ms?: number; fail?: boolean };
 

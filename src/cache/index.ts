@@ -1,4 +1,11 @@
+/**
+ * cache: the build cache's records (`CacheIndex`: one JSON file per key, written atomically, and the
+ * last key material of every step), the stat-keyed checksum memo that spares re-reading an unchanged
+ * context, key digests, and `explainMiss`, which says in words what changed between two keys.
+ *
+ * Imports errors, fsutil and image types only.
+ */
 export { CacheIndex } from './index-store.js';
-export type { CacheRecord, StepHistory } from './index-store.js';
+export type { CacheRecord } from './index-store.js';
 export { ChecksumMemo, entryChecksum, digestOf } from './checksum.js';
 export { explainMiss } from './explain.js';

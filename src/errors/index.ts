@@ -1,5 +1,7 @@
 /**
- * One error base for all of tsbuild. Every error has a stable `code` (used by the CLI to pick an exit
+ * errors: one error base for all of tsbuild, imported by every module and importing none.
+ *
+ * Every error has a stable `code` (used by the CLI to pick an exit
  * code and by tests to assert on), a message that says what failed, where, and what to do, and the
  * standard `cause`. Each layer adds one piece of context by wrapping, never by string-munging.
  */
@@ -51,10 +53,6 @@ export class CancelledError extends TsbuildError {
   constructor(message = 'cancelled') {
     super('CANCELLED', message);
   }
-}
-
-export function isTsbuildError(e: unknown): e is TsbuildError {
-  return e instanceof TsbuildError;
 }
 
 /** Node's errno errors carry `code`; this narrows them without `any`. */

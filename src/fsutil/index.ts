@@ -1,2 +1,9 @@
+/**
+ * fsutil: filesystem habits every module shares. Atomic writes (temp file, fsync, rename), JSON
+ * files that may be missing, file locks that a dead holder does not keep, whether a pid lives, and
+ * paths resolved inside a root so that no symlink leads out of it.
+ *
+ * Imports errors only.
+ */
 export { writeFileAtomic, readJSONFile, withLock, acquireLock, processAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot } from './inroot.js';

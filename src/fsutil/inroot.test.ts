@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirInRoot, resolveInRoot } from './index.js';
+import { mkdirInRoot, resolveInRoot } from './inroot.js';
 import { tmpdir } from '../testutil/index.js';
 
 let root = '';

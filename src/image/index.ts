@@ -1,19 +1,24 @@
+/**
+ * image: OCI images as data and as bytes. Types and platforms; the content store (an OCI layout:
+ * blobs verified while written, names in index.json); layer diff (upperdir walk or tree comparison,
+ * byte-ordered, OCI whiteouts, xattrs as PAX records); our own streaming tar reader and writer; safe
+ * extraction; parallel gzip and zstd; OCI and Docker archives. Everything large is a stream.
+ *
+ * Imports errors and fsutil only; kernel work (device nodes, xattrs) is injected by the caller.
+ */
 export * from './types.js';
 export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
 export type { Platform } from './platform.js';
-export { sha256, chainIDs, isDigest } from './digest.js';
-export { ContentStore, DigestMismatchError, normalizeName, validateName } from './store.js';
-export type { ImageRecord, ResolvedImage } from './store.js';
+export { sha256, chainIDs } from './digest.js';
+export { ContentStore, normalizeName, validateName } from './store.js';
+export type { ResolvedImage } from './store.js';
 export { diffUpperDir } from './diff.js';
-export type { DiffOptions, DiffStats } from './diff.js';
 export { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
-export type { TarHeader, EntryType } from './tar.js';
-export { extractTar, detectArchive, detectCompression, openDecompressed, isTarHeader, ArchiveError } from './extract.js';
-export type { ExtractOptions, Compression, MetaOp } from './extract.js';
-export { readTar, TarFormatError } from './tarread.js';
-export type { ReadHeader, TarEntry } from './tarread.js';
+export type { TarHeader } from './tar.js';
+export { extractTar, detectArchive, openDecompressed } from './extract.js';
+export type { Compression } from './extract.js';
+export { readTar } from './tarread.js';
 export { diffTrees } from './treediff.js';
 export { compressedLayer, parseCompression, compressionOfMediaType } from './compress.js';
-export type { CompressionSpec, LayerCompression } from './compress.js';
+export type { CompressionSpec } from './compress.js';
 export { writeImageArchive } from './archive.js';
-export type { ArchiveImage } from './archive.js';

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tar from 'tar';
-import { encodeHeader, padding, sha256, END_OF_ARCHIVE, type TarHeader } from './index.js';
+import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './tar.js';
+import { sha256 } from './digest.js';
 import { tmpdir } from '../testutil/index.js';
 
 function archive(entries: { h: TarHeader; body?: string }[]): Buffer {

@@ -12,18 +12,12 @@ import { resolveInRoot, mkdirInRoot } from '../fsutil/index.js';
 import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
-import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
 import { Downloads } from './fetch.js';
+import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath } from './copysource.js';
 import { resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey, withMounted } from '../store/index.js';
 import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
-
-export class CopyError extends TsbuildError {
-  constructor(message: string) {
-    super('COPY_FAILED', message);
-  }
-}
 
 interface Owner {
   uid: number;
@@ -56,70 +50,6 @@ function resolveChownIn(spec: string, passwd: string | undefined, group: string 
 /** The build's downloads, or (an op run on its own) a set of its own in the op's temp dir. */
 function downloadsOf(env: OpsEnv, tmp: string): Downloads {
   return env.downloads ?? new Downloads(path.join(tmp, 'downloads'), env.secrets);
-}
-
-const GLOB = /[*?[]/;
-
-function globToRegExp(pat: string): RegExp {
-  let re = '^';
-  for (let i = 0; i < pat.length; i++) {
-    const c = pat[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = pat.indexOf(']', i + 1);
-      if (end < 0) throw new CopyError(`invalid source pattern ${pat}: unterminated [`);
-      let cls = pat.slice(i + 1, end);
-      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
-      re += '[' + cls.replace(/\\/g, '\\\\') + ']';
-      i = end;
-    } else if (c === '\\' && i + 1 < pat.length) re += '\\' + pat[++i];
-    else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
-  }
-  return new RegExp(re + '$');
-}
-
-/** Relative paths (slash-separated, "" = root) matching a cleaned source pattern. */
-function expandSource(srcRoot: string, rel: string, ignored: (rel: string) => boolean): string[] {
-  if (!GLOB.test(rel)) {
-    if (rel !== '' && ignored(rel)) return [];
-    const host = resolveInRoot(srcRoot, rel);
-    return fs.existsSync(host) || isLink(host) ? [rel] : [];
-  }
-  let current = [''];
-  for (const part of rel.split('/')) {
-    const next: string[] = [];
-    for (const base of current) {
-      if (!GLOB.test(part)) {
-        const p = base === '' ? part : `${base}/${part}`;
-        if (fs.existsSync(resolveInRoot(srcRoot, p))) next.push(p);
-        continue;
-      }
-      const re = globToRegExp(part);
-      let names: string[] = [];
-      try {
-        names = fs.readdirSync(resolveInRoot(srcRoot, base)).sort();
-      } catch {
-        continue;
-      }
-      for (const n of names) if (re.test(n)) next.push(base === '' ? n : `${base}/${n}`);
-    }
-    current = next;
-  }
-  return current.filter((p) => !ignored(p));
-}
-
-function isLink(p: string): boolean {
-  try {
-    return fs.lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
-
-function cleanSource(s: string): string {
-  const n = path.posix.normalize('/' + s.replace(/\/+$/, ''));
-  return n === '/' ? '' : n.slice(1);
 }
 
 interface CopyCtx {
@@ -185,34 +115,14 @@ function copyTo(srcHost: string, srcRel: string, target: string, c: CopyCtx): vo
   // device nodes, fifos and sockets in a context are skipped, as BuildKit does
 }
 
-export const isURL = (s: string) => /^https?:\/\//i.test(s);
-
-/** With --parents, the part of a matched path kept under the destination (after a `./` marker). */
-function keptPath(source: string, rel: string): string {
-  const marker = source.replace(/^\/+/, '').indexOf('/./');
-  if (marker < 0) return rel;
-  const prefix = path.posix.normalize(source.replace(/^\/+/, '').slice(0, marker));
-  return rel.startsWith(prefix + '/') ? rel.slice(prefix.length + 1) : rel;
-}
-
-async function copyInto(
-  op: Extract<OpSpec, { kind: 'copy' }>,
-  dstRoot: string,
-  srcRoot: string,
-  ignore: IgnoreMatcher | undefined,
-  workdir: string,
-  ctx: OpContext,
-  tmp: string,
-  ownerOverride: Owner | undefined,
-  downloads: Downloads,
-): Promise<void> {
-  const owner = ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 });
-  const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
+/** How one COPY writes: owner, modes, what is ignored or excluded (relative to the source being copied). */
+function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ignore: IgnoreMatcher | undefined, signal: AbortSignal, ownerOverride: Owner | undefined): CopyCtx & { excludeBase: { value: string }; excludes?: IgnoreMatcher } {
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
-  const c: CopyCtx = {
+  const excludeBase = { value: '' };
+  return {
     dstRoot,
-    owner,
-    chmod,
+    owner: ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 }),
+    chmod: op.chmod ? chmodFn(op.chmod) : undefined,
     ignored: (rel) => (ignore ? ignore.matches(rel) : false),
     // --exclude patterns match paths relative to the source being copied (BuildKit's fileop), and
     // the context-relative path too, so `--exclude=*.md dir` and `--exclude=dir/*.md dir` both work.
@@ -222,9 +132,14 @@ async function copyInto(
       const base = excludeBase.value;
       return base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1));
     },
-    signal: ctx.signal,
+    signal,
+    excludeBase,
+    excludes,
   };
-  const excludeBase = { value: '' };
+}
+
+/** Each local source expanded to the paths it matches (none is an error); URLs apart. */
+function matchSources(op: Extract<OpSpec, { kind: 'copy' }>, srcRoot: string, c: ReturnType<typeof copyContext>): { matches: { source: string; rel: string }[]; urls: string[] } {
   const matches: { source: string; rel: string }[] = [];
   const urls: string[] = [];
   for (const s of op.sources) {
@@ -233,7 +148,7 @@ async function copyInto(
       continue;
     }
     const rel = cleanSource(s);
-    const found = expandSource(srcRoot, rel, (r) => c.ignored(r) || c.excluded(r) || (excludes !== undefined && excludes.matches(path.posix.basename(r))));
+    const found = expandSource(srcRoot, rel, (r) => c.ignored(r) || c.excluded(r) || (c.excludes !== undefined && c.excludes.matches(path.posix.basename(r))));
     if (found.length === 0) {
       throw new CopyError(
         GLOB.test(rel)
@@ -243,7 +158,11 @@ async function copyInto(
     }
     matches.push(...found.map((r) => ({ source: s, rel: r })));
   }
-  const total = matches.length + urls.length + op.contents.length;
+  return { matches, urls };
+}
+
+/** The destination in the image, and whether sources go into it (a directory) or become it. */
+function destination(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, workdir: string, total: number): { dest: string; destIsDir: boolean } {
   let dest = op.dest.startsWith('/') ? op.dest : path.posix.join(workdir || '/', op.dest);
   const destDirSyntax = op.dest.endsWith('/') || op.dest === '.' || op.dest.endsWith('/.');
   if (total > 1 && !destDirSyntax && !isDirIn(dstRoot, dest)) {
@@ -251,17 +170,44 @@ async function copyInto(
   }
   dest = path.posix.normalize(dest);
   const destIsDir = destDirSyntax || total > 1 || isDirIn(dstRoot, dest) || op.sources.some((s) => !isURL(s) && GLOB.test(s)) || op.parents;
+  return { dest, destIsDir };
+}
+
+/** A file the step writes itself (a URL's body, a heredoc): replaced, owned and moded as COPY says. */
+function writeFile(c: CopyCtx, target: string, fill: (host: string) => void, mode: number, mtime?: Date): void {
+  const parent = mkdirInRoot(c.dstRoot, path.posix.dirname(target), 0o755, c.owner);
+  const host = path.join(parent, path.posix.basename(target));
+  clearTarget(host, false);
+  fill(host);
+  fs.chownSync(host, c.owner.uid, c.owner.gid);
+  fs.chmodSync(host, c.chmod ? c.chmod(mode, false) : mode);
+  if (mtime) fs.utimesSync(host, mtime, mtime);
+}
+
+async function copyInto(
+  op: Extract<OpSpec, { kind: 'copy' }>,
+  dstRoot: string,
+  srcRoot: string,
+  ignore: IgnoreMatcher | undefined,
+  workdir: string,
+  ctx: OpContext,
+  ownerOverride: Owner | undefined,
+  downloads: Downloads,
+): Promise<void> {
+  const c = copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride);
+  const { matches, urls } = matchSources(op, srcRoot, c);
+  const { dest, destIsDir } = destination(op, dstRoot, workdir, matches.length + urls.length + op.contents.length);
   const extractInto = async (file: string, kind: Awaited<ReturnType<typeof detectArchive>>) => {
-    const into = mkdirInRoot(dstRoot, dest, 0o755, owner);
-    await extractTar(openDecompressed(file, kind!), into, { owner: op.chown ? owner : undefined, onWarning: (m) => ctx.status(m) });
+    const into = mkdirInRoot(dstRoot, dest, 0o755, c.owner);
+    await extractTar(openDecompressed(file, kind!), into, { owner: op.chown ? c.owner : undefined, onWarning: (m) => ctx.status(m) });
   };
   for (const { source, rel } of matches) {
     const host = rel === '' ? srcRoot : resolveInRoot(srcRoot, rel);
     const st = fs.statSync(host);
     const base = op.parents ? path.posix.join(dest, keptPath(source, rel)) : dest;
-    excludeBase.value = st.isDirectory() ? rel : path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    c.excludeBase.value = st.isDirectory() ? rel : path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
     if (st.isDirectory()) {
-      mkdirInRoot(dstRoot, base, 0o755, owner);
+      mkdirInRoot(dstRoot, base, 0o755, c.owner);
       for (const name of fs.readdirSync(host).sort()) {
         const childRel = rel === '' ? name : `${rel}/${name}`;
         if (c.ignored(childRel) || c.excluded(childRel)) continue;
@@ -269,41 +215,18 @@ async function copyInto(
       }
       continue;
     }
-    if (op.verb === 'ADD' && op.unpack !== false && st.isFile()) {
-      const kind = await detectArchive(host);
-      if (kind) {
-        await extractInto(host, kind);
-        continue;
-      }
-    }
-    copyEntry(host, rel, op.parents ? base : destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
+    const kind = op.verb === 'ADD' && op.unpack !== false && st.isFile() ? await detectArchive(host) : undefined;
+    if (kind) await extractInto(host, kind);
+    else copyEntry(host, rel, op.parents ? base : destIsDir ? path.posix.join(dest, path.posix.basename(rel)) : dest, c);
   }
   for (const url of urls) {
     const got = await downloads.get(url, op.checksum, ctx.signal);
-    if (op.unpack === true) {
-      const kind = await detectArchive(got.file);
-      if (kind) {
-        await extractInto(got.file, kind);
-        continue;
-      }
-    }
-    const target = destIsDir ? path.posix.join(dest, got.name) : dest;
-    const parent = mkdirInRoot(dstRoot, path.posix.dirname(target), 0o755, owner);
-    const hostTarget = path.join(parent, path.posix.basename(target));
-    clearTarget(hostTarget, false);
-    fs.copyFileSync(got.file, hostTarget);
-    fs.chownSync(hostTarget, owner.uid, owner.gid);
-    fs.chmodSync(hostTarget, chmod ? chmod(0o600, false) : 0o600);
-    if (got.mtime) fs.utimesSync(hostTarget, got.mtime, got.mtime);
+    const kind = op.unpack === true ? await detectArchive(got.file) : undefined;
+    if (kind) await extractInto(got.file, kind);
+    else writeFile(c, destIsDir ? path.posix.join(dest, got.name) : dest, (h) => fs.copyFileSync(got.file, h), 0o600, got.mtime);
   }
   for (const content of op.contents) {
-    const target = destIsDir ? path.posix.join(dest, content.path) : dest;
-    const parent = mkdirInRoot(dstRoot, path.posix.dirname(target), 0o755, owner);
-    const host = path.join(parent, path.posix.basename(target));
-    clearTarget(host, false);
-    fs.writeFileSync(host, content.data, { mode: 0o644 });
-    fs.chmodSync(host, chmod ? chmod(0o644, false) : 0o644);
-    fs.chownSync(host, owner.uid, owner.gid);
+    writeFile(c, destIsDir ? path.posix.join(dest, content.path) : dest, (h) => fs.writeFileSync(h, content.data, { mode: 0o644 }), 0o644);
   }
 }
 
@@ -333,13 +256,13 @@ export async function copyOp(
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
-        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, tmp, undefined, downloadsOf(env, tmp));
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, undefined, downloadsOf(env, tmp));
       } else if (src.snapshot) {
         viewKey = tempKey('view', 'copy-from');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, tmp, undefined, downloadsOf(env, tmp)));
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, undefined, downloadsOf(env, tmp)));
       } else {
-        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, tmp, undefined, downloadsOf(env, tmp));
+        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, undefined, downloadsOf(env, tmp));
       }
     });
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
@@ -371,39 +294,6 @@ export async function mkdirOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'mkdir' }
 }
 
 /**
- * The cache material of a COPY/ADD from the context: one `file:<path>` entry per file, directory and
- * symlink it would read (after .dockerignore and --exclude), by content and metadata, never mtime.
- */
-export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sources' | 'excludes' | 'verb'>, dir: string, ignorePatterns: string[], memo: ChecksumMemo): Record<string, string> {
-  const ignore = ignorePatterns.length ? new IgnoreMatcher(ignorePatterns) : undefined;
-  const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
-  const out: Record<string, string> = {};
-  const skip = (rel: string, base: string) =>
-    (ignore?.matches(rel) ?? false) || (excludes !== undefined && (excludes.matches(rel) || (base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1)))));
-  const walk = (host: string, rel: string, base: string) => {
-    out[`file:${rel === '' ? '.' : rel}`] = entryChecksum(host, memo);
-    if (!fs.lstatSync(host).isDirectory()) return;
-    for (const name of fs.readdirSync(host).sort()) {
-      const child = rel === '' ? name : `${rel}/${name}`;
-      if (!skip(child, base)) walk(path.join(host, name), child, base);
-    }
-  };
-  for (const s of op.sources) {
-    if (op.verb === 'ADD' && isURL(s)) continue;
-    const rel = cleanSource(s);
-    for (const m of expandSource(dir, rel, (r) => skip(r, '') || (excludes !== undefined && excludes.matches(path.posix.basename(r))))) {
-      const host = m === '' ? dir : resolveInRoot(dir, m);
-      if (!fs.existsSync(host)) continue;
-      const st = fs.statSync(host);
-      const base = st.isDirectory() ? m : '';
-      if (host !== path.join(dir, m)) out[`file:${m}`] = `-> ${path.relative(dir, host)}`;
-      walk(host, m, base);
-    }
-  }
-  return out;
-}
-
-/**
  * COPY/ADD --link: the files are copied into an empty snapshot, so the layer depends only on the
  * sources (the same digest whatever the base), then that layer is stacked on the parent as its own
  * overlay layer, as BuildKit's MergeOp does: nothing of the destination is followed or merged.
@@ -422,12 +312,12 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     const mounts = await env.snapshotter.prepare(scratch);
     await withMounted(env.storeRoot, mounts, async (dstRoot) => {
       if (src.kind === 'context') {
-        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, tmp, owner, downloadsOf(env, tmp));
+        await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, owner, downloadsOf(env, tmp));
       } else if (src.snapshot) {
         viewKey = tempKey('view', 'copy-from');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, tmp, owner, downloadsOf(env, tmp)));
-      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, tmp, owner, downloadsOf(env, tmp));
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, owner, downloadsOf(env, tmp)));
+      } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, owner, downloadsOf(env, tmp));
     });
     const upper = await writableDir(env, scratch);
     if (!upper) throw new CopyError(`--link needs a snapshotter with layer diffs; ${env.snapshotter.driver} has none`);

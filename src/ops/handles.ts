@@ -8,7 +8,7 @@ import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type Checksum
 import type { Descriptor, History } from '../image/index.js';
 import { unpackLayers } from '../store/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
-import { contextMaterial, isURL } from './copy.js';
+import { contextMaterial, isURL } from './copysource.js';
 import { Downloads } from './fetch.js';
 import { opMaterial } from './keys.js';
 import path from 'node:path';

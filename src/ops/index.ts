@@ -1,3 +1,12 @@
+/**
+ * ops: the build's operations, one file each (source, exec, copy/add and mkdir, export), each with
+ * its cache behaviour (keys.ts declares every op's key material; handles.ts loads and saves results).
+ * `createOps(env, cache)` gives the solver its per-vertex work. Ops write only through snapshots and
+ * the content store of the `OpsEnv` they are handed.
+ *
+ * Imports the modules below it (store, runtime, snapshotter, image, cache, parser, opspec, builder
+ * types); never planner, app or cli.
+ */
 import type { OpFn, OpHandle, Vertex } from '../builder/index.js';
 import { withCache, type CacheEnv } from './handles.js';
 import { execOp } from './exec.js';
@@ -6,12 +15,10 @@ import { exportOp } from './export.js';
 import { imageState, scratchState } from './source.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef, ContextRef } from './types.js';
 
-export type { OpSpec, OpResult, OpsEnv, StateRef, ContextRef, ExportRef, LayerRef, NetworkMode, BuildSecrets, RunMountSpec } from './types.js';
-export { ExecError } from './exec.js';
+export type { OpResult, BuildSecrets } from './types.js';
 export { Downloads } from './fetch.js';
-export { CopyError, resolveChown } from './copy.js';
-export { parseChmod, ChmodError } from './chmod.js';
-export { canonicalJSON } from './export.js';
+export { portableStepId } from './handles.js';
+export type { RemoteCacheSource } from './handles.js';
 
 function state(r: OpResult | undefined, what: string): StateRef {
   if (!r || r.kind !== 'state') throw new Error(`internal: ${what} expects a filesystem state input`);
@@ -47,5 +54,3 @@ function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
   }
 }
 
-export type { CacheEnv, RemoteCacheSource, RemoteCacheRecord } from './handles.js';
-export { portableStepId } from './handles.js';

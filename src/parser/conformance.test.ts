@@ -7,10 +7,12 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { conformanceDir as base, readJSON } from '../testutil/index.js';
-import {
-  parseAST, dumpAST, parseDockerfile, processWord, processWords, detectSyntax, parseDirective, parseWords,
-  parseHeredocWord, heredocsFromLine, chompHeredocContent, parseDockerignore, IgnoreMatcher, DockerfileSyntaxError,
-} from './index.js';
+import { DockerfileSyntaxError } from '../errors/index.js';
+import { parseAST, dumpAST, parseWords, parseHeredocWord, heredocsFromLine, chompHeredocContent } from './ast.js';
+import { parseDockerfile } from './instructions.js';
+import { processWord, processWords } from './shell.js';
+import { detectSyntax, parseDirective } from './directives.js';
+import { parseDockerignore, IgnoreMatcher } from './dockerignore.js';
 import { DirectiveScanner } from './directives.js';
 
 const counts: Record<string, number> = {};

@@ -1,12 +1,15 @@
+/**
+ * parser: Dockerfile text → typed instructions, following BuildKit's parser rule for rule (its
+ * conformance data passes): directives, line continuation, heredocs, per-instruction flags, and
+ * shell-style word expansion; `.dockerignore` parsing and matching. Pure functions; the only error
+ * thrown for bad input is DockerfileSyntaxError with a line range.
+ *
+ * Imports errors only.
+ */
 export { parseDockerfile, instructionFromNode } from './instructions.js';
-export type { Dockerfile, Stage, Instruction, InstructionKind, KeyValue, SourceContent, RunFile, Range } from './instructions.js';
-export { parseAST, dumpAST, dumpNode, parseWords, heredocsFromLine, parseHeredocWord, chompHeredocContent, MAX_LINE_BYTES } from './ast.js';
-export type { Node, Heredoc, Warning, ParseResult } from './ast.js';
-export { processWord, processWords, ShellExpansionError } from './shell.js';
-export type { Env, WordResult, LexOptions } from './shell.js';
-export { detectSyntax, parseDirective, KNOWN_DIRECTIVES } from './directives.js';
-export type { Directive } from './directives.js';
-export { parseDockerignore, IgnoreMatcher, DockerignoreError, dockerignoreCandidates } from './dockerignore.js';
-export { parseFlags, suggest } from './flags.js';
-export { goQuote } from './quote.js';
+export type { Dockerfile, Stage, Instruction } from './instructions.js';
+export { parseAST, dumpAST, chompHeredocContent } from './ast.js';
+export { processWord, processWords } from './shell.js';
+export { parseDockerignore, IgnoreMatcher, DockerignoreError } from './dockerignore.js';
+export { suggest } from './flags.js';
 export { DockerfileSyntaxError } from '../errors/index.js';

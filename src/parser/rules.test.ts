@@ -4,7 +4,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { conformanceDir } from '../testutil/index.js';
-import { parseDockerfile, parseAST, dumpAST, DockerfileSyntaxError, IgnoreMatcher, parseDockerignore } from './index.js';
+import { DockerfileSyntaxError } from '../errors/index.js';
+import { parseAST, dumpAST } from './ast.js';
+import { parseDockerfile } from './instructions.js';
+import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
 
 const first = (text: string) => parseDockerfile(text).stages[0]!.instructions[0]!;
 

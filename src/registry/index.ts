@@ -1,18 +1,21 @@
-export { parseReference, formatReference, familiarName, repoName, apiHost, credentialKey, ReferenceError, DEFAULT_DOMAIN } from './reference.js';
+/**
+ * registry: the OCI distribution protocol. References with Docker's normalisation; a transport of
+ * middleware around one HTTP call (auth challenges with scoped tokens, retries with back-off,
+ * redirects without credentials across hosts); verified, resumable pulls and pushes of images and
+ * blobs; where blobs live (for cross-repository mounts); credentials from Docker's config.json and
+ * credential helpers; the registry cache manifest format. Nothing unverified reaches the store.
+ *
+ * Imports errors, fsutil and image only.
+ */
+export { parseReference, formatReference, familiarName } from './reference.js';
 export type { Reference } from './reference.js';
 export { RegistryClient, isLoopbackHost } from './client.js';
-export type { ClientOptions, RegistryEvent } from './client.js';
-export { RegistryError, parseChallenge, chain, kyHandler, followRedirects, retry, Authenticator } from './transport.js';
-export type { Handler, Middleware, RegistryRequest } from './transport.js';
-export { ConfigFileSource, HelperSource, CredentialError, lookupCredentials, sourceFor, dockerConfigDir, readDockerConfig } from './credentials.js';
-export type { Credentials, CredentialSource } from './credentials.js';
-export { fetchBlob, pushBlob } from './blobs.js';
-export type { TransferEvent, TransferOptions, UploadOptions } from './blobs.js';
-export { pullImage, resolveManifest } from './pull.js';
-export type { PullOptions, PulledImage } from './pull.js';
+export { lookupCredentials, sourceFor } from './credentials.js';
+export type { Credentials } from './credentials.js';
+export { fetchBlob } from './blobs.js';
+export type { TransferEvent } from './blobs.js';
+export { pullImage } from './pull.js';
 export { pushImage, manifestForPush } from './push.js';
-export type { PushOptions, PushResult } from './push.js';
-export { selectManifest, DockerMediaType, MANIFEST_ACCEPT } from './media.js';
 export { BlobSources } from './sources.js';
-export { pushCache, pullCacheConfig, CACHE_CONFIG_TYPE, CACHE_MOUNT_TYPE } from './cache.js';
-export type { RemoteCacheConfig, RemoteRecord, RemoteStep, RemoteMount, CacheTransfer } from './cache.js';
+export { pushCache, pullCacheConfig, CACHE_MOUNT_TYPE } from './cache.js';
+export type { RemoteCacheConfig, RemoteRecord } from './cache.js';

@@ -1,14 +1,17 @@
-export { buildSpec, defaultRlimits, currentLimits, mountDestinations, DEFAULT_CAPS } from './spec.js';
-export type { SandboxSpec, SpecOptions, SpecMount, NetworkMode } from './spec.js';
-export { runSpec, hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta, layerXattr } from './helper.js';
-export type { RunResult, SpawnOptions, HelperFailure, HelperMetaOp } from './helper.js';
+/**
+ * runtime: policy for running processes in the sandbox, and the door to the C helper. `runContainer`
+ * is the one path from a prepared snapshot to a running process (RUN steps and `tsbuild run`); the
+ * spec (namespaces, capabilities, masked paths, rlimits) is built here as data and the helper carries
+ * it out. Also: host mounts through the helper, xattrs and device nodes for layers, user lookup in an
+ * image, and container records.
+ *
+ * Imports errors, fsutil, image and snapshotter (mount data) only.
+ */
+export { runContainer } from './container.js';
+export type { NetworkMode, SpecMount } from './spec.js';
+export { hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
 export { toSysMount, MS } from './mounts.js';
-export type { SysMount } from './mounts.js';
-export { layerDirs, findInLayers, readFileInLayers, missingMountPoints, removeMountStubs } from './layers.js';
-export { resolveUser, parsePasswd, parseGroup } from './user.js';
-export type { ResolvedUser } from './user.js';
+export { layerDirs, readFileInLayers } from './layers.js';
+export { resolveUser } from './user.js';
 export { Containers } from './containers.js';
 export type { ContainerState } from './containers.js';
-export { writeEtcFiles } from './etc.js';
-export { runContainer } from './container.js';
-export type { ContainerOptions } from './container.js';

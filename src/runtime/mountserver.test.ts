@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hostMountAsync, hostUnmountAsync, SandboxError } from './index.js';
+import { hostMountAsync, hostUnmountAsync, SandboxError } from './helper.js';
 import { tmpdir, mountsUnder, sandboxUnavailable } from '../testutil/index.js';
 
 const why = sandboxUnavailable();

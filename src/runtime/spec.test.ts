@@ -3,7 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildSpec, currentLimits, defaultRlimits, resolveUser, toSysMount, MS, findInLayers, layerDirs, missingMountPoints, removeMountStubs } from './index.js';
+import { buildSpec, currentLimits, defaultRlimits } from './spec.js';
+import { resolveUser } from './user.js';
+import { toSysMount, MS } from './mounts.js';
+import { findInLayers, layerDirs, missingMountPoints, removeMountStubs } from './layers.js';
 import { tmpdir } from '../testutil/index.js';
 
 test('rlimits never exceed the current hard limit (root may lack CAP_SYS_RESOURCE)', () => {

@@ -1,3 +1,11 @@
+/**
+ * snapshotter: containerd's snapshotter contract (prepare, view, mounts, commit, remove, stat, walk,
+ * usage, cleanup) with mounts as data, and its drivers: overlayfs, native (plain copies), btrfs,
+ * zfs. Every driver passes one conformance suite (testsuite.ts) and gives the same layer bytes.
+ * Optional diff seams: `upperDir` (overlay) and `diffDirs` (tree comparison).
+ *
+ * Imports errors and fsutil only.
+ */
 import path from 'node:path';
 import { OverlaySnapshotter } from './overlay.js';
 import { NativeSnapshotter } from './native.js';
@@ -6,16 +14,13 @@ import { ZfsSnapshotter, zfsUnavailable } from './zfs.js';
 import type { Snapshotter } from './types.js';
 import { TsbuildError } from '../errors/index.js';
 
-export type { Snapshotter, Mount, Info, Kind, Usage } from './types.js';
+export type { Snapshotter, Mount } from './types.js';
 export { SnapshotError } from './errors.js';
-export { OverlaySnapshotter } from './overlay.js';
 export { duSync } from './du.js';
 export { removeAllSnapshots } from './base.js';
-
-export const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;
-export { ZfsSnapshotter, zfsUnavailable } from './zfs.js';
-export { BtrfsSnapshotter, onBtrfs } from './btrfs.js';
 export { NativeSnapshotter } from './native.js';
+
+const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;
 
 /** Opens the named driver's snapshotter under `<storeRoot>/snapshots/<driver>`. */
 export function openSnapshotter(storeRoot: string, driver = 'overlayfs'): Snapshotter {

@@ -9,12 +9,10 @@
  * builder, planner, app or cli.
  */
 export { openStore, storeRoot, readStoreConfig, defaultDriver } from './store.js';
-export type { Store, StoreConfig } from './store.js';
-export { tempKey, TEMP_KINDS } from './keys.js';
-export type { TempKind } from './keys.js';
+export type { Store } from './store.js';
+export { tempKey } from './keys.js';
 export { withMounted } from './mount.js';
-export { unpackLayers, ociLayerType, imageLayers, UnpackError } from './unpack.js';
-export type { UnpackEnv, LayerToUnpack } from './unpack.js';
+export { unpackLayers, imageLayers } from './unpack.js';
 export { gcWithCache } from './gc.js';
 export { pruneCache, autoGc, parseSize, parseUntil } from './prune.js';
 export type { PruneOptions } from './prune.js';

@@ -1,4 +1,10 @@
-/** Helpers for tests only: where things are, and temp dirs that are always removed. */
+/**
+ * testutil: helpers for tests only: where things are, temp dirs and stores that are always removed,
+ * the CLI run as a child, skips that say why, a btrfs on a loop device, a test registry, a token
+ * issuer and a fault proxy on 127.0.0.1.
+ *
+ * Imports only image (to write tar fixtures); only tests (and the snapshotter suite) import it.
+ */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -126,6 +132,32 @@ export function pidsMatching(re: RegExp): number[] {
 }
 
 import { test as uvuTest } from 'uvu';
+import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from '../image/index.js';
+
+/** A tar archive of `entries` (regular files unless `type` says otherwise), for extraction fixtures. */
+export function tarOf(entries: (Partial<TarHeader> & { name: string; body?: string })[], opts: { truncate?: number } = {}): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const body = e.body ?? '';
+    parts.push(encodeHeader({ type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1700000000, size: Buffer.byteLength(body), ...e }));
+    if (body) parts.push(Buffer.from(body), padding(Buffer.byteLength(body)));
+  }
+  parts.push(END_OF_ARCHIVE);
+  const b = Buffer.concat(parts);
+  return opts.truncate ? b.subarray(0, opts.truncate) : b;
+}
+
+/** Fresh temp directories for every test of a file, removed after each: `dirs.root`, `dirs.host`, … */
+export function dirsEach<K extends string>(names: K[], prefix: string, t: typeof uvuTest = uvuTest): Record<K, string> {
+  const dirs = {} as Record<K, string>;
+  t.before.each(() => {
+    for (const n of names) dirs[n] = tmpdir(`${prefix}-${n}-`);
+  });
+  t.after.each(() => {
+    for (const n of names) fs.rmSync(dirs[n], { recursive: true, force: true });
+  });
+  return dirs;
+}
 
 /**
  * Registers a test, or a skip that says why when `reason` is set, so an optional part that cannot run

@@ -1,0 +1,125 @@
+/**
+ * What a COPY/ADD reads: its sources cleaned and expanded (globs, .dockerignore, --exclude) inside
+ * the source root, and the cache material of what it would read from the context.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { resolveInRoot } from '../fsutil/index.js';
+import { IgnoreMatcher } from '../parser/index.js';
+import { entryChecksum, type ChecksumMemo } from '../cache/index.js';
+import { TsbuildError } from '../errors/index.js';
+import type { OpSpec } from './types.js';
+
+export class CopyError extends TsbuildError {
+  constructor(message: string) {
+    super('COPY_FAILED', message);
+  }
+}
+
+export const GLOB = /[*?[]/;
+
+function globToRegExp(pat: string): RegExp {
+  let re = '^';
+  for (let i = 0; i < pat.length; i++) {
+    const c = pat[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = pat.indexOf(']', i + 1);
+      if (end < 0) throw new CopyError(`invalid source pattern ${pat}: unterminated [`);
+      let cls = pat.slice(i + 1, end);
+      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
+      re += '[' + cls.replace(/\\/g, '\\\\') + ']';
+      i = end;
+    } else if (c === '\\' && i + 1 < pat.length) re += '\\' + pat[++i];
+    else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
+  }
+  return new RegExp(re + '$');
+}
+
+/** Relative paths (slash-separated, "" = root) matching a cleaned source pattern. */
+export function expandSource(srcRoot: string, rel: string, ignored: (rel: string) => boolean): string[] {
+  if (!GLOB.test(rel)) {
+    if (rel !== '' && ignored(rel)) return [];
+    const host = resolveInRoot(srcRoot, rel);
+    return fs.existsSync(host) || isLink(host) ? [rel] : [];
+  }
+  let current = [''];
+  for (const part of rel.split('/')) {
+    const next: string[] = [];
+    for (const base of current) {
+      if (!GLOB.test(part)) {
+        const p = base === '' ? part : `${base}/${part}`;
+        if (fs.existsSync(resolveInRoot(srcRoot, p))) next.push(p);
+        continue;
+      }
+      const re = globToRegExp(part);
+      let names: string[] = [];
+      try {
+        names = fs.readdirSync(resolveInRoot(srcRoot, base)).sort();
+      } catch {
+        continue;
+      }
+      for (const n of names) if (re.test(n)) next.push(base === '' ? n : `${base}/${n}`);
+    }
+    current = next;
+  }
+  return current.filter((p) => !ignored(p));
+}
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+export function cleanSource(s: string): string {
+  const n = path.posix.normalize('/' + s.replace(/\/+$/, ''));
+  return n === '/' ? '' : n.slice(1);
+}
+
+export const isURL = (s: string) => /^https?:\/\//i.test(s);
+
+/** With --parents, the part of a matched path kept under the destination (after a `./` marker). */
+export function keptPath(source: string, rel: string): string {
+  const marker = source.replace(/^\/+/, '').indexOf('/./');
+  if (marker < 0) return rel;
+  const prefix = path.posix.normalize(source.replace(/^\/+/, '').slice(0, marker));
+  return rel.startsWith(prefix + '/') ? rel.slice(prefix.length + 1) : rel;
+}
+
+/**
+ * The cache material of a COPY/ADD from the context: one `file:<path>` entry per file, directory and
+ * symlink it would read (after .dockerignore and --exclude), by content and metadata, never mtime.
+ */
+export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sources' | 'excludes' | 'verb'>, dir: string, ignorePatterns: string[], memo: ChecksumMemo): Record<string, string> {
+  const ignore = ignorePatterns.length ? new IgnoreMatcher(ignorePatterns) : undefined;
+  const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
+  const out: Record<string, string> = {};
+  const skip = (rel: string, base: string) =>
+    (ignore?.matches(rel) ?? false) || (excludes !== undefined && (excludes.matches(rel) || (base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1)))));
+  const walk = (host: string, rel: string, base: string) => {
+    out[`file:${rel === '' ? '.' : rel}`] = entryChecksum(host, memo);
+    if (!fs.lstatSync(host).isDirectory()) return;
+    for (const name of fs.readdirSync(host).sort()) {
+      const child = rel === '' ? name : `${rel}/${name}`;
+      if (!skip(child, base)) walk(path.join(host, name), child, base);
+    }
+  };
+  for (const s of op.sources) {
+    if (op.verb === 'ADD' && isURL(s)) continue;
+    const rel = cleanSource(s);
+    for (const m of expandSource(dir, rel, (r) => skip(r, '') || (excludes !== undefined && excludes.matches(path.posix.basename(r))))) {
+      const host = m === '' ? dir : resolveInRoot(dir, m);
+      if (!fs.existsSync(host)) continue;
+      const st = fs.statSync(host);
+      const base = st.isDirectory() ? m : '';
+      if (host !== path.join(dir, m)) out[`file:${m}`] = `-> ${path.relative(dir, host)}`;
+      walk(host, m, base);
+    }
+  }
+  return out;
+}
+

@@ -1,0 +1,33 @@
+/** Prune policy: what `--filter until=`, `--keep-storage` and `--all` drop; sizes and durations. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { CacheRecord } from '../cache/index.js';
+import { parseSize, parseUntil, selectPrune } from './prune.js';
+
+const rec = (key: string, size: number, lastUsed: string): CacheRecord => ({ key, layer: null, description: key, created: lastUsed, lastUsed, size });
+const all = [rec('sha256:aa', 10, '2026-01-01T00:00:00Z'), rec('sha256:bb', 20, '2026-01-02T00:00:00Z'), rec('sha256:cc', 30, '2026-01-03T00:00:00Z')];
+const now = Date.parse('2026-01-04T00:00:00Z');
+
+test('until= drops records unused for longer; keep-storage drops the least recently used first', () => {
+  assert.equal(selectPrune(all, { untilMs: 36 * 3600e3, now }).map((r) => r.key).sort(), ['sha256:aa', 'sha256:bb']);
+  assert.equal(selectPrune(all, { keepStorage: 35, now }).map((r) => r.key).sort(), ['sha256:aa', 'sha256:bb']);
+  assert.equal(selectPrune(all, { keepStorage: 100, now }), []);
+  assert.equal(selectPrune(all, { untilMs: 60 * 3600e3, keepStorage: 35, now }).map((r) => r.key).sort(), ['sha256:aa', 'sha256:bb'], 'both filters together');
+});
+
+test('--all, and no filter at all, drop every record', () => {
+  assert.is(selectPrune(all, { all: true }).length, 3);
+  assert.is(selectPrune(all, {}).length, 3);
+});
+
+test('sizes and durations as users write them; anything else is refused with the accepted form', () => {
+  assert.is(parseSize('10GB'), 10e9);
+  assert.is(parseSize('512MiB'), 512 * 1024 ** 2);
+  assert.is(parseSize('1.5k'), 1500);
+  assert.is(parseUntil('24h'), 24 * 3600e3);
+  assert.is(parseUntil('30m'), 30 * 60e3);
+  assert.throws(() => parseSize('12qb'), /invalid size "12qb": use a number with an optional unit/);
+  assert.throws(() => parseUntil('soon'), /invalid duration "soon": use e.g. 30m, 24h or 7d/);
+});
+
+test.run();
