@@ -20,6 +20,8 @@
 #include <ftw.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -273,11 +275,46 @@ static void apply_caps(struct jval *process) {
   if (syscall(SYS_capset, &h, d) < 0) fail("caps", "capset", "", errno);
 }
 
+/* linux.seccomp: classic BPF as [[code, jt, jf, k], ...], compiled from the profile in TypeScript. */
+static void install_seccomp(void) {
+  struct jval *prog = json_get(json_get(spec, "linux"), "seccomp");
+  if (!prog || prog->type != J_ARR || prog->len == 0) return;
+  if (prog->len > 4096) fail("seccomp", "spec", "too many instructions", EINVAL);
+  struct sock_filter *f = calloc(prog->len, sizeof *f);
+  if (!f) fail("seccomp", "alloc", "", ENOMEM);
+  for (size_t i = 0; i < prog->len; i++) {
+    struct jval *x = prog->items[i];
+    if (!x || x->type != J_ARR || x->len != 4) fail("seccomp", "spec", "instruction", EINVAL);
+    f[i].code = (unsigned short)x->items[0]->num;
+    f[i].jt = (unsigned char)x->items[1]->num;
+    f[i].jf = (unsigned char)x->items[2]->num;
+    f[i].k = (uint32_t)x->items[3]->num;
+  }
+  struct sock_fprog fp = { (unsigned short)prog->len, f };
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0) fail("seccomp", "install", "", errno);
+  free(f);
+}
+
+/* linux.cgroupProcs: the cgroup.procs files to join (one per v1 hierarchy, or one v2 cgroup), before
+   anything else runs in the container; "0" means the writing process. */
+static void join_cgroups(void) {
+  struct jval *files = json_get(json_get(spec, "linux"), "cgroupProcs");
+  for (size_t i = 0; files && i < files->len; i++) {
+    const char *p = files->items[i]->str;
+    int fd = p ? open(p, O_WRONLY | O_CLOEXEC) : -1;
+    if (fd < 0 || write(fd, "0", 1) != 1) fail("cgroup", "join", p ? p : "", errno);
+    close(fd);
+  }
+}
+
 static int rlimit_resource(const char *name) {
   static const struct { const char *n; int r; } t[] = {
     {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_CORE", RLIMIT_CORE},
     {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_CPU", RLIMIT_CPU},
     {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_DATA", RLIMIT_DATA},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
+    {"RLIMIT_RSS", RLIMIT_RSS}, {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) if (!strcmp(t[i].n, name)) return t[i].r;
   return -1;
@@ -311,6 +348,7 @@ static int child_main(void *arg) {
   (void)arg;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) _exit(1);
+  join_cgroups();
   struct jval *process = json_get(spec, "process");
   struct jval *root = json_get(spec, "root");
   const char *rootpath = json_str(root, "path", NULL);
@@ -405,12 +443,17 @@ static int child_main(void *arg) {
   struct jval *extra = json_get(user, "additionalGids");
   gid_t groups[64]; size_t ng = 0;
   for (size_t i = 0; extra && i < extra->len && ng < 64; i++) groups[ng++] = (gid_t)extra->items[i]->num;
+  /* A seccomp filter needs no_new_privs or CAP_SYS_ADMIN: without no_new_privs it goes in while we are
+     still root with every capability, so the profile must allow what follows (as with runc). */
+  int nnp = json_bool(process, "noNewPrivileges", 0);
+  if (!nnp) install_seccomp();
   drop_bounding(process);
   if (setgroups(ng, groups) < 0) fail("user", "setgroups", "", errno);
   if (setgid(gid) < 0) fail("user", "setgid", "", errno);
   if (setuid(uid) < 0) fail("user", "setuid", "", errno);
   apply_caps(process);
-  if (json_bool(process, "noNewPrivileges", 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("user", "no_new_privs", "", errno);
+  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("user", "no_new_privs", "", errno);
+  if (nnp) install_seccomp();
 
   const char *cwd = json_str(process, "cwd", "/");
   if (chdir(cwd) < 0) fail("exec", "chdir", cwd, errno);

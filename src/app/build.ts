@@ -17,7 +17,9 @@ import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { autoGc, type Store } from '../store/index.js';
+import { autoGc, readStoreConfig, type Store } from '../store/index.js';
+import { cgroups, type CgroupLimits } from '../runtime/index.js';
+import { parseLimits } from './limits.js';
 import { logger, type OpOptions } from './events.js';
 import { writeOutputs, type OutputSpec } from './outputs.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
@@ -55,6 +57,8 @@ export interface BuildRequest extends RegistryOptions {
   sourceDateEpoch?: number;
   /** Where `--output dest=-` writes. */
   stdout?: Writable;
+  /** Limits for every RUN step (default: `build` in the store's config.json). */
+  limits?: CgroupLimits;
 }
 
 export interface ExplainStep {
@@ -184,6 +188,9 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   const noCacheStages = new Set((req.noCacheFilter ?? []).map((x) => x.toLowerCase()));
   const cacheEvents: CacheEvent[] = [];
   const sourceDateEpoch = req.sourceDateEpoch ?? 0;
+  // Every RUN step gets a cgroup under this build's own, which goes when the build ends.
+  const cgroupParent = `build-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const limits = req.limits ?? parseLimits(readStoreConfig(store.root).build ?? {});
   const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
   const solver = createSolver<OpSpec, OpResult>({
     opFor: createOps(
@@ -195,6 +202,8 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
         created: new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         secrets: req.secrets,
         downloads,
+        limits,
+        cgroupParent,
       },
       { index: store.cache, memo, remote },
     ),
@@ -211,6 +220,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   } finally {
     stopAgents();
     downloads.dispose();
+    await cgroups().open(cgroupParent)?.remove();
     emit({ type: 'solved' });
     memo.save();
   }

@@ -22,6 +22,8 @@ export { pull, push, tag, login, logout, listImages, inspectImage, removeImages 
 export type { PullRequest, PushRequest, ImageSummary } from './images.js';
 export type { RegistryOptions } from './registry.js';
 export { listContainers, removeContainers } from './containers.js';
+export { containerStats } from './stats.js';
+export type { ContainerStats } from './stats.js';
 export { listCacheRecords, listMounts, parseMountsLocation, exportMounts, importMounts, prune } from './cache.js';
 export type { MountsLocation } from './cache.js';
 export { verify } from './verify.js';
@@ -30,6 +32,8 @@ export { info } from './info.js';
 export type { Info } from './info.js';
 export { describeDockerfile } from './parse.js';
 export { humanSize, table } from './format.js';
+export { parseLimits, parseUlimits, parseSecurity, parseMemory } from './limits.js';
+export { currentLimits } from '../runtime/index.js';
 
 // What requests and events are made of, for front ends.
 export { openStore, storeRoot, parseSize, parseUntil } from '../store/index.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { driverSupport } from '../snapshotter/index.js';
-import { helperPath } from '../runtime/index.js';
+import { describeCgroups, helperPath, hostCaps } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -12,6 +12,8 @@ export interface Info {
   drivers: Record<string, string>;
   kernel: string;
   cgroups: string;
+  /** Capabilities this host lets tsbuild grant (what --privileged gives). */
+  capabilities: number;
   helper: string;
   cpus: number;
 }
@@ -31,13 +33,13 @@ function overlayProbe(): string | undefined {
 
 export function info(root: string): Info {
   fs.mkdirSync(root, { recursive: true });
-  const cgroup2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
   return {
     root,
     snapshotter: defaultDriver(root),
     drivers: driverSupport(root, overlayProbe),
     kernel: os.release(),
-    cgroups: cgroup2 ? 'v2 (unified)' : fs.existsSync('/sys/fs/cgroup/memory') ? 'v1' : 'none found',
+    cgroups: describeCgroups(),
+    capabilities: hostCaps().size,
     helper: helperPath(),
     cpus: os.availableParallelism(),
   };

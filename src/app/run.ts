@@ -5,7 +5,7 @@
  * caller's (`hooks`), since only the CLI knows its terminal.
  */
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { runContainer, SandboxError, type NetworkMode } from '../runtime/index.js';
+import { oomMessage, runContainer, SandboxError, type CgroupLimits, type NetworkMode, type Rlimit, type SecurityOptions } from '../runtime/index.js';
 import { imageLayers, tempKey, unpackLayers, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
@@ -31,6 +31,11 @@ export interface RunRequest extends RegistryOptions {
   readOnly?: boolean;
   /** missing | always | never. */
   pull?: string;
+  /** cgroup limits (--memory, --cpus, --pids-limit, …). */
+  limits?: CgroupLimits;
+  /** Capabilities, seccomp, no_new_privs, devices, privileged. */
+  security?: SecurityOptions;
+  ulimits?: Rlimit[];
 }
 
 export interface RunHooks {
@@ -67,9 +72,10 @@ export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks
   const short = id.slice(0, 12);
   const key = tempKey('ctr', short);
   const mounts = await store.snapshotter.prepare(key, top, keep ? { 'tsbuild.container': id } : {});
+  const cgroup = key;
   const state = {
     id, name: req.name ?? short, image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
-    status: 'created' as const, snapshot: key, keep,
+    status: 'created' as const, snapshot: key, keep, cgroup,
   };
   try {
     store.containers.create(state);
@@ -97,10 +103,14 @@ export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks
         terminal: req.tty,
         init: req.init,
         readonlyRoot: req.readOnly,
+        security: req.security,
+        cgroup: { name: cgroup, limits: req.limits },
+        rlimits: req.ulimits,
       },
       { stdin: req.interactive ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit', onStart: (info) => o.onStart?.(info.kill) },
     );
-    store.containers.update(id, { status: 'exited', exitCode: r.exitCode });
+    store.containers.update(id, { status: 'exited', exitCode: r.exitCode, oomKilled: r.oomKilled });
+    if (r.oomKilled) o.onEvent?.({ type: 'warning', message: oomMessage(r.memoryLimit) });
     return r.exitCode;
   } catch (e) {
     store.containers.update(id, { status: 'exited', exitCode: 125 });

@@ -138,6 +138,35 @@ export function chunkSizeOf(p: Parsed): number | undefined {
   return n;
 }
 
+/** cgroup limit flags, shared by run and (a subset) build. */
+export const limitFlags: FlagSpec[] = [
+  { name: 'memory', short: 'm', type: 'string', arg: 'bytes', help: 'memory limit (e.g. 64m, 1g)' },
+  { name: 'memory-swap', type: 'string', arg: 'bytes', help: 'memory plus swap limit (-1: unlimited swap)' },
+  { name: 'memory-reservation', type: 'string', arg: 'bytes', help: 'soft memory limit' },
+  { name: 'oom-kill-disable', type: 'bool', help: 'do not OOM-kill the container (cgroup v1 only)' },
+  { name: 'cpus', type: 'string', arg: 'number', help: 'CPUs the container may use (e.g. 0.5)' },
+  { name: 'cpu-shares', short: 'c', type: 'string', arg: 'int', help: 'relative CPU weight (default 1024)' },
+  { name: 'cpu-quota', type: 'string', arg: 'µs', help: 'CFS quota per period' },
+  { name: 'cpu-period', type: 'string', arg: 'µs', help: 'CFS period (default 100000)' },
+  { name: 'cpuset-cpus', type: 'string', arg: 'list', help: 'CPUs to run on (e.g. 0-1,3)' },
+  { name: 'cpuset-mems', type: 'string', arg: 'list', help: 'memory nodes to use' },
+  { name: 'pids-limit', type: 'string', arg: 'int', help: 'maximum number of processes (-1: unlimited)' },
+  { name: 'blkio-weight', type: 'string', arg: '10-1000', help: 'relative block I/O weight' },
+  { name: 'device-read-bps', type: 'list', arg: 'DEVICE:RATE', help: 'limit reads from a device (e.g. /dev/sda:1mb)' },
+  { name: 'device-write-bps', type: 'list', arg: 'DEVICE:RATE', help: 'limit writes to a device' },
+  { name: 'ulimit', type: 'list', arg: 'NAME=SOFT[:HARD]', help: 'a resource limit (e.g. nofile=1024:2048)' },
+];
+
+/** The limit flags as given (the app checks them). */
+export function limitValues(p: Parsed) {
+  return {
+    memory: flagStr(p, 'memory'), memorySwap: flagStr(p, 'memory-swap'), memoryReservation: flagStr(p, 'memory-reservation'),
+    oomKillDisable: flagBool(p, 'oom-kill-disable'), cpus: flagStr(p, 'cpus'), cpuShares: flagStr(p, 'cpu-shares'), cpuQuota: flagStr(p, 'cpu-quota'),
+    cpuPeriod: flagStr(p, 'cpu-period'), cpusetCpus: flagStr(p, 'cpuset-cpus'), cpusetMems: flagStr(p, 'cpuset-mems'), pidsLimit: flagStr(p, 'pids-limit'),
+    blkioWeight: flagStr(p, 'blkio-weight'), deviceReadBps: flagList(p, 'device-read-bps'), deviceWriteBps: flagList(p, 'device-write-bps'),
+  };
+}
+
 /** Progress lines of app operations (pulls, pushes, transfers) on stderr. */
 export function logToStderr(e: AppEvent): void {
   if (e.type === 'log') process.stderr.write(e.line + '\n');

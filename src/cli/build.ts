@@ -1,6 +1,6 @@
 /** `tsbuild build`: argv → a BuildRequest; progress and the result printed. */
 import fs from 'node:fs';
-import { build, parseCacheSpecs, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
+import { build, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
@@ -31,6 +31,9 @@ export const buildFlags: FlagSpec[] = [
   { name: 'cache-from', type: 'list', arg: 'type=registry,ref=R[,mounts=true]', help: 'use build cache from a registry (repeatable)' },
   { name: 'push', type: 'bool', help: 'push the -t names after building (same as --output type=image,push=true)' },
   ...compressionFlags,
+  { name: 'memory', short: 'm', type: 'string', arg: 'bytes', help: 'memory limit of every RUN step (also "build" in config.json)' },
+  { name: 'cpus', type: 'string', arg: 'number', help: 'CPUs every RUN step may use' },
+  { name: 'pids-limit', type: 'string', arg: 'int', help: 'processes every RUN step may have' },
   helpFlag,
 ];
 
@@ -102,6 +105,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     chunkSize: chunkSizeOf(p),
     sourceDateEpoch: sourceDateEpoch(),
     stdout: process.stdout,
+    limits: ['memory', 'cpus', 'pids-limit'].some((f) => p.flags.has(f)) ? parseLimits({ memory: flagStr(p, 'memory'), cpus: flagStr(p, 'cpus'), pidsLimit: flagStr(p, 'pids-limit') }) : undefined,
     ...registryOptions(p),
   };
   const store = await storeFrom(p);

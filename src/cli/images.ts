@@ -1,5 +1,5 @@
 /** `images`, `inspect`, `rmi`, `ps`, `rm`: looking at and cleaning the store. */
-import { humanSize, inspectImage, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
+import { containerStats, humanSize, inspectImage, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
@@ -63,5 +63,37 @@ export async function psCommand(p: Parsed): Promise<number> {
 export async function rmCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('rm needs a container: tsbuild rm CONTAINER [CONTAINER...]');
   await removeContainers(await storeFrom(p), p.positional, (ref) => process.stdout.write(`${ref}\n`));
+  return 0;
+}
+
+export const statsFlags: FlagSpec[] = [...commonFlags, { name: 'no-stream', type: 'bool', help: 'print one sample and exit' }];
+
+function statsTable(list: Awaited<ReturnType<typeof containerStats>>): string {
+  const rows = [['CONTAINER ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'NET I/O', 'BLOCK I/O', 'PIDS']];
+  for (const s of list) {
+    const mem = `${humanSize(s.memoryBytes)} / ${humanSize(s.memoryLimitOrTotal)}`;
+    rows.push([s.id.slice(0, 12), s.name, `${s.cpuPercent.toFixed(2)}%`, mem, `${((s.memoryBytes / s.memoryLimitOrTotal) * 100).toFixed(2)}%`, '--', `${humanSize(s.readBytes)} / ${humanSize(s.writeBytes)}`, String(s.pids)]);
+  }
+  return table(rows);
+}
+
+/** `tsbuild stats`: as `docker stats`, refreshed every second until Ctrl-C, or once with --no-stream. */
+export async function statsCommand(p: Parsed): Promise<number> {
+  const s = await storeFrom(p);
+  if (flagBool(p, 'no-stream')) {
+    process.stdout.write(statsTable(await containerStats(s, p.positional)));
+    return 0;
+  }
+  let stop = false;
+  const onSig = () => (stop = true);
+  process.once('SIGINT', onSig);
+  try {
+    while (!stop) {
+      const t = statsTable(await containerStats(s, p.positional));
+      process.stdout.write(process.stdout.isTTY ? `\x1b[2J\x1b[H${t}` : t);
+    }
+  } finally {
+    process.off('SIGINT', onSig);
+  }
   return 0;
 }

@@ -15,7 +15,7 @@ export function infoCommand(p: Parsed): number {
   }
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
   for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(10)} ${s}\n`);
-  process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
+  process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
   return 0;
 }
 

@@ -8,7 +8,7 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, commonFlags, rmiFlags, psFlags, imagesFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
@@ -27,6 +27,7 @@ Usage:
   tsbuild rmi IMAGE                       remove an image name; unreferenced data is deleted
   tsbuild ps [-a]                         list containers
   tsbuild rm CONTAINER                    remove a stopped container
+  tsbuild stats [--no-stream] [NAME...]   CPU, memory, PIDs and block I/O of running containers
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild info                            store, snapshotter and what this machine supports
@@ -44,6 +45,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   rmi: { flags: rmiFlags, synopsis: 'IMAGE [IMAGE...]' },
   ps: { flags: psFlags, synopsis: '[OPTIONS]' },
   rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
+  stats: { flags: statsFlags, synopsis: '[--no-stream] [CONTAINER...]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
@@ -134,6 +136,8 @@ export async function main(argv: string[]): Promise<number> {
         return await psCommand(p);
       case 'rm':
         return await rmCommand(p);
+      case 'stats':
+        return await statsCommand(p);
       case 'parse':
         return parseCommand(p);
       case 'cache':

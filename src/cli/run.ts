@@ -1,7 +1,7 @@
 /** `tsbuild run`: argv → a RunRequest; the terminal and signals are wired here. */
-import { run } from '../app/index.js';
+import { currentLimits, parseLimits, parseSecurity, parseUlimits, run } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, helpFlag, insecureFlag, limitFlags, limitValues, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
 export const runFlags: FlagSpec[] = [
   { name: 'rm', type: 'bool', help: 'remove the container when it exits' },
@@ -20,6 +20,12 @@ export const runFlags: FlagSpec[] = [
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
   insecureFlag,
   { name: 'pull', type: 'string', arg: 'missing|always|never', help: 'pull the image before running (default missing; also TSBUILD_PULL)' },
+  { name: 'privileged', type: 'bool', help: 'every capability this host can grant, host devices, no seccomp, writable /sys' },
+  { name: 'cap-add', type: 'list', arg: 'CAP', help: 'add a capability (or ALL)' },
+  { name: 'cap-drop', type: 'list', arg: 'CAP', help: 'drop a capability (or ALL)' },
+  { name: 'device', type: 'list', arg: 'HOST[:CONTAINER][:rwm]', help: 'give the container a host device' },
+  { name: 'security-opt', type: 'list', arg: 'seccomp=unconfined|PROFILE.json|no-new-privileges[=false]', help: 'security options' },
+  ...limitFlags,
   helpFlag,
 ];
 
@@ -57,6 +63,9 @@ export async function runCommand(p: Parsed): Promise<number> {
     init: flagBool(p, 'init'),
     readOnly: flagBool(p, 'read-only'),
     pull: flagStr(p, 'pull'),
+    limits: parseLimits(limitValues(p)),
+    ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits()),
+    security: parseSecurity({ privileged: flagBool(p, 'privileged'), capAdd: flagList(p, 'cap-add'), capDrop: flagList(p, 'cap-drop'), securityOpt: flagList(p, 'security-opt'), devices: flagList(p, 'device') }),
     ...registryOptions(p),
   };
   const store = await storeFrom(p);
@@ -70,7 +79,7 @@ export async function runCommand(p: Parsed): Promise<number> {
   try {
     return await run(store, request, {
       signal: ac.signal,
-      onEvent: logToStderr,
+      onEvent: (e) => (e.type === 'warning' ? process.stderr.write(`${e.message}\n`) : logToStderr(e)),
       beforeStart: () => {
         if (tty && process.stdin.isTTY) {
           process.stdin.setRawMode(true);

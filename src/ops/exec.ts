@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
-import { MS, runContainer, type SpecMount } from '../runtime/index.js';
+import { MS, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -13,10 +13,10 @@ import { prepareRunMounts, type PreparedMounts } from './runmounts.js';
 export class ExecError extends TsbuildError {
   readonly exitCode: number;
   readonly tail: string;
-  constructor(command: string, exitCode: number, tail: string) {
+  constructor(command: string, exitCode: number, tail: string, oom?: string) {
     super(
       'RUN_FAILED',
-      `process "${command}" did not complete successfully: exit code: ${exitCode}` + (tail ? `\n--- last lines of output ---\n${tail}` : ''),
+      `process "${command}" did not complete successfully: exit code: ${exitCode}${oom ? ` (${oom})` : ''}` + (tail ? `\n--- last lines of output ---\n${tail}` : ''),
     );
     this.exitCode = exitCode;
     this.tail = tail;
@@ -63,7 +63,8 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         user: op.user,
         hostname: op.hostname,
         network: op.network,
-        privileged: op.insecure,
+        security: { privileged: op.insecure },
+        cgroup: { name: `${env.cgroupParent ? `${env.cgroupParent}/` : ''}${path.basename(work)}`, limits: env.limits },
         extraMounts: [...runMounts.mounts, ...files],
       },
       {
@@ -78,7 +79,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         },
       },
     );
-    if (r.exitCode !== 0) throw new ExecError(op.args.join(' '), r.exitCode, tail.text());
+    if (r.exitCode !== 0) throw new ExecError(op.args.join(' '), r.exitCode, tail.text(), r.oomKilled ? oomMessage(r.memoryLimit) : undefined);
     const out = await commitState(env, key, root, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
     committed = true;
     return out;

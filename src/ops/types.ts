@@ -2,6 +2,7 @@
 import type { ContentStore, Descriptor, History } from '../image/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
 import type { Downloads } from './fetch.js';
+import type { CgroupLimits } from '../runtime/index.js';
 
 /** Build secrets and ssh agents: provided per build, never part of op data or cache keys. */
 export interface BuildSecrets {
@@ -49,4 +50,7 @@ export interface OpsEnv {
   secrets?: BuildSecrets;
   /** The build's URL downloads, shared by cache keys and ADD steps. */
   downloads?: Downloads;
+  /** Limits for every RUN step, and the build's cgroup their cgroups go under. */
+  limits?: CgroupLimits;
+  cgroupParent?: string;
 }

@@ -8,12 +8,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_PATH } from '../image/index.js';
+import { processAlive } from '../fsutil/index.js';
 import type { Mount } from '../snapshotter/index.js';
 import { runSpec, type RunResult, type SpawnOptions } from './helper.js';
 import { layerDirs, missingMountPoints, readFileInLayers, removeMountStubs } from './layers.js';
-import { buildSpec, mountDestinations, type NetworkMode, type SpecMount } from './spec.js';
+import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rlimit, type SpecMount } from './spec.js';
 import { resolveUser } from './user.js';
 import { writeEtcFiles } from './etc.js';
+import { cgroupManager, type CgroupDriver, type CgroupLimits } from './cgroups.js';
+import { deviceRules, parseDevice, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
 export interface ContainerOptions {
   /** The mounts of the container's writable snapshot, as its snapshotter gives them. */
@@ -33,16 +36,56 @@ export interface ContainerOptions {
   terminal?: boolean;
   init?: boolean;
   readonlyRoot?: boolean;
-  /** All capabilities, nothing masked (RUN --security=insecure). */
-  privileged?: boolean;
+  /** Capabilities, seccomp, no_new_privs, devices, privileged (Docker's defaults when absent). */
+  security?: SecurityOptions;
+  /** The container's cgroup: its name (`ctr-<pid>-…`, parent/child allowed) and limits. */
+  cgroup?: { name: string; limits?: CgroupLimits };
+  /** The cgroup driver (tests inject one); default: the host's. */
+  cgroups?: CgroupDriver;
   extraMounts?: SpecMount[];
+  /** --ulimit values; they replace the defaults of the same type. */
+  rlimits?: Rlimit[];
+}
+
+export interface ContainerResult extends RunResult {
+  /** The kernel's OOM killer ended a process of the container. */
+  oomKilled: boolean;
+  /** The memory limit in force, if any. */
+  memoryLimit?: number;
+}
+
+/** What Docker users read when the OOM killer ended a process: the limit that was hit. */
+export function oomMessage(limit: number | undefined): string {
+  return `container killed: out of memory${limit !== undefined ? ` (limit ${limit >= 1 << 30 ? `${+(limit / 2 ** 30).toFixed(1)} GiB` : `${+(limit / 2 ** 20).toFixed(1)} MiB`})` : ''}`;
+}
+
+/**
+ * Removes the cgroups of tsbuild processes that died (kill -9, a crash): their names carry the owner's
+ * pid (`ctr-<pid>-…`, `build-<pid>-…`). Live owners' cgroups are left alone.
+ */
+export async function reapCgroups(driver: CgroupDriver = cgroups()): Promise<number> {
+  let n = 0;
+  for (const name of driver.list()) {
+    const m = /^[a-z]+-(\d+)-/.exec(name);
+    if (!m || processAlive(parseInt(m[1]!, 10))) continue;
+    await driver.open(name)?.remove().catch(() => undefined);
+    n++;
+  }
+  return n;
+}
+
+let hostCgroups: CgroupDriver | undefined;
+/** The host's cgroup driver, detected once per process. */
+export function cgroups(): CgroupDriver {
+  hostCgroups ??= cgroupManager();
+  return hostCgroups;
 }
 
 function hasVar(env: string[], name: string): boolean {
   return env.some((e) => e === name || e.startsWith(`${name}=`));
 }
 
-export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promise<RunResult> {
+export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
   const dirs = layerDirs(o.rootMounts);
   const user = resolveUser(o.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
   const env = [...o.env];
@@ -50,30 +93,46 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   if (!hasVar(env, 'HOME')) env.push(`HOME=${user.home}`);
   const rootPath = path.join(o.workDir, 'rootfs');
   fs.mkdirSync(rootPath, { recursive: true });
-  const spec = buildSpec({
-    rootPath,
-    rootMounts: o.rootMounts,
-    args: o.args,
-    env,
-    cwd: o.cwd || '/',
-    uid: user.uid,
-    gid: user.gid,
-    additionalGids: user.additionalGids,
-    hostname: o.hostname,
-    network: o.network,
-    terminal: o.terminal,
-    init: o.init,
-    readonlyRoot: o.readonlyRoot,
-    privileged: o.privileged,
-    etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network),
-    extraMounts: o.extraMounts,
-  });
-  // Mount points the image lacked are created by the helper; they must not end up in the layer.
-  const stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
+  const sec = o.security ?? {};
+  const caps = resolveCaps(sec);
+  const devices = (sec.devices ?? []).map((d) => parseDevice(`${d.hostPath}:${d.containerPath}:${d.permissions}`));
+  // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
+  const seccomp = seccompProgram(sec, user.uid === 0 ? caps : []);
+  const driver = o.cgroups ?? cgroups();
+  const cg = o.cgroup ? driver.create(o.cgroup.name, { ...o.cgroup.limits, devices: driver.version === 1 ? deviceRules(sec) : undefined }) : undefined;
+  let stubs: string[] = [];
   try {
-    return await runSpec(spec, io);
+    const spec = buildSpec({
+      rootPath,
+      rootMounts: o.rootMounts,
+      args: o.args,
+      env,
+      cwd: o.cwd || '/',
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      hostname: o.hostname,
+      network: o.network,
+      terminal: o.terminal,
+      init: o.init,
+      readonlyRoot: o.readonlyRoot,
+      privileged: sec.privileged,
+      caps,
+      noNewPrivileges: sec.noNewPrivileges ?? !sec.privileged,
+      seccomp,
+      devices,
+      cgroupProcs: cg?.procsFiles,
+      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network),
+      extraMounts: o.extraMounts,
+      rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],
+    });
+    // Mount points the image lacked are created by the helper; they must not end up in the layer.
+    stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
+    const r = await runSpec(spec, io);
+    return { ...r, oomKilled: cg?.oomKilled() ?? false, memoryLimit: cg?.stats().memoryLimit };
   } finally {
     const upper = await o.writableDir();
     if (upper) removeMountStubs(upper, stubs);
+    await cg?.remove();
   }
 }

@@ -17,6 +17,9 @@ export interface ContainerState {
   exitCode?: number;
   snapshot: string;
   keep: boolean;
+  /** The container's cgroup (under tsbuild's own), for stats. */
+  cgroup?: string;
+  oomKilled?: boolean;
 }
 
 export class Containers {

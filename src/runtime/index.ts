@@ -7,8 +7,15 @@
  *
  * Imports errors, fsutil, image and snapshotter (mount data) only.
  */
-export { runContainer } from './container.js';
-export type { NetworkMode, SpecMount } from './spec.js';
+export { runContainer, cgroups, oomMessage, reapCgroups } from './container.js';
+export type { ContainerResult } from './container.js';
+export type { NetworkMode, SpecMount, Rlimit } from './spec.js';
+export { currentLimits } from './spec.js';
+export { loadProfile } from './seccomp.js';
+export { parseSecurityOpts, hostCaps } from './security.js';
+export type { SecurityOptions } from './security.js';
+export { describeCgroups, detectCgroups } from './cgroups.js';
+export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
 export { hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
 export { toSysMount, MS } from './mounts.js';
 export { layerDirs, readFileInLayers } from './layers.js';

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildSpec, currentLimits, defaultRlimits } from './spec.js';
+import { DEFAULT_CAPS } from './security.js';
 import { resolveUser } from './user.js';
 import { toSysMount, MS } from './mounts.js';
 import { findInLayers, layerDirs, missingMountPoints, removeMountStubs } from './layers.js';
@@ -24,7 +25,7 @@ test('rlimits never exceed the current hard limit (root may lack CAP_SYS_RESOURC
 });
 
 test('spec: namespaces per network mode, caps effective only for root, mounts and masks', () => {
-  const common = { rootPath: '/r', rootMounts: [{ type: 'bind', source: '/s', options: ['rbind', 'rw'] }], args: ['sh'], env: [], cwd: '/', gid: 0, hostname: 'h' };
+  const common = { rootPath: '/r', rootMounts: [{ type: 'bind', source: '/s', options: ['rbind', 'rw'] }], args: ['sh'], env: [], cwd: '/', gid: 0, hostname: 'h', caps: DEFAULT_CAPS };
   const host = buildSpec({ ...common, uid: 0, network: 'host' });
   assert.equal(host.linux.namespaces.map((n) => n.type), ['mount', 'pid', 'uts', 'ipc']);
   assert.is(host.loopbackUp, false);

@@ -6,8 +6,12 @@
 import fs from 'node:fs';
 import { toSysMount, MS, type SysMount } from './mounts.js';
 import type { Mount } from '../snapshotter/index.js';
+import { CAP_NAMES } from './security.js';
 
 export type NetworkMode = 'host' | 'none';
+
+/** One rlimit; -1 is unlimited. */
+export interface Rlimit { type: string; soft: number; hard: number }
 
 export interface SpecMount extends SysMount {
   destination: string;
@@ -32,22 +36,32 @@ export interface SandboxSpec {
   hostname: string;
   mounts: SpecMount[];
   symlinks: { path: string; target: string }[];
-  linux: { namespaces: { type: string }[]; maskedPaths: string[]; readonlyPaths: string[] };
+  linux: {
+    namespaces: { type: string }[];
+    maskedPaths: string[];
+    readonlyPaths: string[];
+    /** Classic BPF, [[code, jt, jf, k], ...]; installed last (no_new_privs) or while still root. */
+    seccomp?: number[][];
+    /** cgroup.procs files the container process joins first. */
+    cgroupProcs: string[];
+  };
   loopbackUp: boolean;
   init: boolean;
 }
 
-/** Docker's default capability set (moby/oci/caps/defaults.go), by number. */
-export const DEFAULT_CAPS: Record<string, number> = {
-  CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_FOWNER: 3, CAP_FSETID: 4, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7,
-  CAP_SETPCAP: 8, CAP_NET_BIND_SERVICE: 10, CAP_NET_RAW: 13, CAP_SYS_CHROOT: 18, CAP_MKNOD: 27, CAP_AUDIT_WRITE: 29,
-  CAP_SETFCAP: 31,
-};
-
-const MASKED = [
-  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
-];
+/** Docker's masked paths (moby's oci/defaults.go), with the per-CPU thermal_throttle dirs it adds. */
+function maskedPaths(sysCpu = '/sys/devices/system/cpu'): string[] {
+  let cpus: string[] = [];
+  try {
+    cpus = fs.readdirSync(sysCpu).filter((d) => /^cpu\d+$/.test(d)).map((d) => `${sysCpu}/${d}/thermal_throttle`);
+  } catch {
+    // no sysfs here
+  }
+  return [
+    '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+    '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap', ...cpus,
+  ];
+}
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
@@ -101,21 +115,34 @@ export interface SpecOptions {
   etcFiles?: Record<string, string>;
   extraMounts?: SpecMount[];
   rlimits?: { type: string; soft: number; hard: number }[];
-  /** All capabilities and no masked or read-only /proc paths (RUN --security=insecure). */
+  /** Host /dev, writable /sys, no masked or read-only paths (--privileged, RUN --security=insecure). */
   privileged?: boolean;
+  /** Capability names for the bounding set (and the effective set of root). */
+  caps: string[];
+  noNewPrivileges?: boolean;
+  seccomp?: number[][];
+  /** Device nodes bound in from the host (--device). */
+  devices?: { hostPath: string; containerPath: string }[];
+  cgroupProcs?: string[];
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
-  // CAP_LAST_CAP is 40 on current kernels; unknown numbers are ignored by the helper's bounding drop.
-  const caps = o.privileged ? Array.from({ length: 41 }, (_, i) => i) : Object.values(DEFAULT_CAPS);
+  const caps = o.caps.map((c) => CAP_NAMES.indexOf(c)).filter((n) => n >= 0);
+  // Privileged: the host's /dev (every device), with a private pty instance, shm and mqueue on top.
+  const dev: SpecMount[] = o.privileged
+    ? [{ destination: '/dev', type: 'none', source: '/dev', flags: MS.BIND | MS.REC, data: '' }]
+    : [
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
+        ...DEVICES.map((d) => ({ destination: `/dev/${d}`, type: 'none', source: `/dev/${d}`, flags: MS.BIND, data: '', file: true })),
+      ];
   const mounts: SpecMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
-    ...DEVICES.map((d) => ({ destination: `/dev/${d}`, type: 'none', source: `/dev/${d}`, flags: MS.BIND, data: '', file: true })),
+    ...dev,
+    ...(o.devices ?? []).map((d) => ({ destination: d.containerPath, type: 'none', source: d.hostPath, flags: MS.BIND, data: '', file: true })),
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620' },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY, data: '' },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | (o.privileged ? 0 : MS.RDONLY), data: '' },
   ];
   for (const [name, src] of Object.entries(o.etcFiles ?? {})) {
     mounts.push({ destination: `/etc/${name}`, type: 'none', source: src, flags: MS.BIND | MS.RDONLY, data: '', file: true });
@@ -133,7 +160,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       cwd: o.cwd,
       capabilities: { bounding: caps, effective: o.uid === 0 ? caps : [] },
       rlimits: o.rlimits ?? defaultRlimits(),
-      noNewPrivileges: false,
+      noNewPrivileges: o.noNewPrivileges ?? false,
       createCwd: true,
     },
     root: { path: o.rootPath, readonly: o.readonlyRoot ?? false, mounts: o.rootMounts.map(toSysMount) },
@@ -146,7 +173,13 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       { path: 'dev/stdout', target: '/proc/self/fd/1' },
       { path: 'dev/stderr', target: '/proc/self/fd/2' },
     ],
-    linux: { namespaces: namespaces.map((type) => ({ type })), maskedPaths: o.privileged ? [] : MASKED, readonlyPaths: o.privileged ? [] : READONLY },
+    linux: {
+      namespaces: namespaces.map((type) => ({ type })),
+      maskedPaths: o.privileged ? [] : maskedPaths(),
+      readonlyPaths: o.privileged ? [] : READONLY,
+      ...(o.seccomp ? { seccomp: o.seccomp } : {}),
+      cgroupProcs: o.cgroupProcs ?? [],
+    },
     loopbackUp: o.network === 'none',
     init: o.init ?? false,
   };

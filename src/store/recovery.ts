@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { hostUnmount } from '../runtime/index.js';
+import { hostUnmount, reapCgroups } from '../runtime/index.js';
 import { processAlive } from '../fsutil/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
 import { tempKeyOwner } from './keys.js';
@@ -45,6 +45,7 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
   });
   for (const k of dead) await snapshotter.remove(k).catch(() => undefined);
   await snapshotter.cleanup();
+  await reapCgroups();
   const tmp = path.join(storeRoot, 'tmp');
   for (const e of fs.existsSync(tmp) ? fs.readdirSync(tmp) : []) {
     const m = /^[a-z]+-(\d+)-/.exec(e);

@@ -38,6 +38,8 @@ export interface StoreConfig {
   /** Pull policy for FROM and run: missing (default), always, never (offline machines). */
   pull?: string;
   gc?: { keepStorage?: string };
+  /** Limits for every RUN step of every build (the build flags override them). */
+  build?: { memory?: string; cpus?: string; pidsLimit?: string };
 }
 
 /** `<store>/config.json`; missing or unreadable means defaults. */
