@@ -1,0 +1,149 @@
+/**
+ * Docker's security defaults and cgroup limits, observed from inside containers (`run`) and inside
+ * build RUN steps, and from outside: no cgroup is left behind, not even after kill -9 of tsbuild.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import { cli, cliSpawn, e2eHarness, type CliResult } from '../testutil/index.js';
+import { cgroups } from '../runtime/index.js';
+
+const { it, root, ctx } = e2eHarness('rt');
+
+/** Runs the CLI as a child whose pid the test knows (cgroup names carry it). */
+function spawnCli(args: string[]): Promise<CliResult & { pid: number }> {
+  return new Promise((resolve) => {
+    const c = cliSpawn(args, root);
+    let stdout = '', stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (code) => resolve({ code: code ?? 128, stdout, stderr, pid: c.pid! }));
+  });
+}
+
+const ours = (pid: number) => cgroups().list().filter((n) => n.includes(`-${pid}-`));
+const run = (args: string[]) => cli(['run', '--rm', ...args], { root });
+
+// What RUN steps and containers should see by default (Docker's 14 capabilities, 0xa80425fb).
+const DEFAULTS_SCRIPT = [
+  'grep -q "^CapEff:.*00000000a80425fb" /proc/self/status',
+  'grep -q "^NoNewPrivs:.*1" /proc/self/status',
+  'grep -q "^Seccomp:.*2" /proc/self/status',
+  '! unshare -U true 2>/dev/null',
+  '! mount -t tmpfs none /mnt 2>/dev/null',
+  '! sh -c "echo x > /proc/sys/kernel/domainname" 2>/dev/null',
+  '[ ! -s /proc/keys ]',
+  '[ ! -s /proc/timer_list ]',
+  '! touch /sys/x 2>/dev/null',
+  'mknod /m c 1 1 && ! head -c1 /m 2>/dev/null',
+  'echo defaults-ok',
+].join(' && ');
+
+it('build: the image for these tests', async () => {
+  const d = ctx('RUN mkdir -p /mnt /tmp\n');
+  const r = await cli(['-t', 'rt', d], { root });
+  assert.is(r.code, 0, r.stderr);
+});
+
+it('run: Docker\'s defaults, seen from inside (caps, no_new_privs, seccomp, masks, read-only /proc/sys, no mount, devices)', async () => {
+  const r = await run(['rt', 'sh', '-c', DEFAULTS_SCRIPT]);
+  assert.is(r.stdout, 'defaults-ok\n', r.stderr);
+  const u = await run(['rt', 'unshare', '-U', 'true']);
+  assert.match(u.stderr, /Operation not permitted/, 'a syscall the default filter denies fails with EPERM');
+  const open = await run(['--security-opt', 'seccomp=unconfined', 'rt', 'unshare', '-U', 'true']);
+  assert.is(open.code, 0, `and works unconfined: ${open.stderr}`);
+  const nnp = await run(['--security-opt', 'no-new-privileges=false', 'rt', 'grep', 'NoNewPrivs', '/proc/self/status']);
+  assert.match(nnp.stdout, /NoNewPrivs:\s+0/);
+});
+
+it('run: --cap-add/--cap-drop, --privileged (can mount; only what the host can grant), --device', async () => {
+  let r = await run(['--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', 'rt', 'grep', 'CapEff', '/proc/self/status']);
+  assert.match(r.stdout, /CapEff:\s+0000000000001000/);
+  r = await run(['--cap-drop', 'chown', 'rt', 'grep', 'CapEff', '/proc/self/status']);
+  assert.match(r.stdout, /CapEff:\s+00000000a80425fa/);
+  const host = fs.readFileSync('/proc/self/status', 'utf8').match(/CapBnd:\s+(\w+)/)![1];
+  r = await run(['--privileged', 'rt', 'sh', '-c', 'mount -t tmpfs none /mnt && echo mounted; grep CapEff /proc/self/status; grep Seccomp: /proc/self/status; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null; ls /dev/loop-control']);
+  assert.match(r.stdout, /^mounted\n/, r.stderr);
+  assert.match(r.stdout, new RegExp(`CapEff:\\s+${host}`), 'every capability tsbuild holds, and no more');
+  assert.match(r.stdout, /Seccomp:\s+0/);
+  assert.match(r.stdout, /\/dev\/loop-control/, 'host devices');
+  r = await run(['--device', '/dev/null:/dev/mynull', 'rt', 'sh', '-c', 'echo x > /dev/mynull && echo ok']);
+  assert.is(r.stdout, 'ok\n', r.stderr);
+  r = await run(['--cap-add', 'FLY', 'rt', 'true']);
+  assert.is(r.code, 125);
+  assert.match(r.stderr, /--cap-add FLY: unknown capability/);
+});
+
+it('run: a memory hog is OOM-killed (137, with the limit); a fork bomb stops at --pids-limit', async () => {
+  let r = await run(['--memory', '32m', 'rt', 'sh', '-c', 'x=a; while true; do x="$x$x"; done']);
+  assert.is(r.code, 137);
+  assert.match(r.stderr, /container killed: out of memory \(limit 32 MiB\)/);
+  r = await run(['--pids-limit', '20', 'rt', 'sh', '-c', 'for i in $(seq 50); do sleep 5 & done; echo all-started']);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /can't fork: Resource temporarily unavailable/, 'the 21st process is refused');
+  assert.not.match(r.stdout, /all-started/);
+  r = await run(['--memory', '12qb', 'rt', 'true']);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /--memory 12qb: use a number with an optional unit/);
+  r = await run(['--cpus', '-1', 'rt', 'true']);
+  assert.match(r.stderr, /--cpus -1: use a positive number of CPUs/);
+  r = await run(['--ulimit', 'nofile=99999999', 'rt', 'true']);
+  assert.match(r.stderr, /above this host's hard limit/);
+  r = await run(['--ulimit', 'nofile=100:200', 'rt', 'sh', '-c', 'ulimit -n; ulimit -Hn']);
+  assert.is(r.stdout, '100\n200\n');
+});
+
+it('run: --cpus 0.5 gives about half a core (stats measures it); stats lists the container', async () => {
+  const c = cliSpawn(['run', '--rm', '--name', 'spin', '--cpus', '0.5', 'rt', 'sh', '-c', 'end=$(( $(date +%s) + 6 )); while [ $(date +%s) -lt $end ]; do :; done'], root);
+  try {
+    let s: CliResult | undefined;
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      s = await cli(['stats', '--no-stream'], { root });
+      if (/spin/.test(s.stdout)) break;
+    }
+    assert.match(s!.stdout, /CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT/);
+    const line = s!.stdout.split('\n').find((l) => /\bspin\b/.test(l));
+    assert.ok(line, s!.stdout);
+    const cpu = parseFloat(/\s([\d.]+)%/.exec(line!)![1]!);
+    assert.ok(cpu > 25 && cpu < 70, `about half a core: ${cpu}%`);
+  } finally {
+    await new Promise((r) => c.on('close', r));
+  }
+});
+
+it('build: the same defaults in RUN steps; --memory and --pids-limit limit every step; --security=insecure is privileged', async () => {
+  const d = ctx(`FROM base AS t\nRUN mkdir -p /mnt /tmp\nRUN ${DEFAULTS_SCRIPT}\n`);
+  let r = await cli(['--progress', 'plain', '--target', 't', d], { root });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /defaults-ok/);
+  const hog = ctx('FROM base AS h\nRUN x=a; while true; do x="$x$x"; done\n');
+  r = await cli(['--progress', 'plain', '--memory', '32m', '--target', 'h', hog], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /exit code: 137 \(container killed: out of memory \(limit 32 MiB\)\)/);
+  const bomb = ctx('FROM base AS b\nRUN for i in $(seq 50); do sleep 5 & done\n');
+  r = await cli(['--progress', 'plain', '--pids-limit', '20', '--target', 'b', bomb], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /can't fork: Resource temporarily unavailable/);
+  const ins = ctx('FROM base AS i\nRUN mkdir -p /mnt\nRUN --security=insecure mount -t tmpfs none /mnt && grep CapEff /proc/self/status\n');
+  r = await cli(['--progress', 'plain', '--allow', 'security.insecure', '--target', 'i', ins], { root });
+  assert.is(r.code, 0, r.stderr);
+});
+
+it('no cgroup is left: after a run, after a build, and after kill -9 of tsbuild (the next command reaps it)', async () => {
+  const r = await spawnCli(['run', '--rm', 'rt', 'true']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(ours(r.pid), []);
+  const b = await spawnCli(['--no-cache', '--target', 'base', ctx('RUN true\n')]);
+  assert.is(b.code, 0, b.stderr);
+  assert.equal(ours(b.pid), [], 'the build cgroup and its step cgroups are gone');
+  const c = cliSpawn(['run', '--rm', 'rt', 'sleep', '30'], root);
+  for (let i = 0; i < 100 && ours(c.pid!).length === 0; i++) await new Promise((res) => setTimeout(res, 50));
+  assert.is(ours(c.pid!).length, 1, 'the container has its cgroup while it runs');
+  c.kill('SIGKILL');
+  await new Promise((res) => c.on('close', res));
+  await cli(['ps'], { root });
+  assert.equal(ours(c.pid!), [], 'reaped by the next command');
+});
+
+test.run();
