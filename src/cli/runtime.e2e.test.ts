@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import { cli, cliSpawn, e2eHarness, type CliResult } from '../testutil/index.js';
+import { cli, cliSpawn, e2eHarness, removeStore, type CliResult } from '../testutil/index.js';
 import { cgroups } from '../runtime/index.js';
 
 const { it, root, ctx } = e2eHarness('rt');
@@ -128,6 +128,33 @@ it('build: the same defaults in RUN steps; --memory and --pids-limit limit every
   const ins = ctx('FROM base AS i\nRUN mkdir -p /mnt\nRUN --security=insecure mount -t tmpfs none /mnt && grep CapEff /proc/self/status\n');
   r = await cli(['--progress', 'plain', '--allow', 'security.insecure', '--target', 'i', ins], { root });
   assert.is(r.code, 0, r.stderr);
+});
+
+it('run: cpuset, shares, swap and reservation are applied; a limit the host cannot apply is a clear error; info says what the host has', async () => {
+  let r = await run(['--cpuset-cpus', '0', '--cpu-shares', '512', '--memory', '64m', '--memory-swap', '128m', '--memory-reservation', '32m', 'rt', 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status; nproc']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Cpus_allowed_list:\s+0\n1\n/);
+  const blkio = fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight') || fs.existsSync('/sys/fs/cgroup/io.weight');
+  r = await run(['--blkio-weight', '500', 'rt', 'true']);
+  if (blkio) assert.is(r.code, 0, r.stderr);
+  else assert.match(r.stderr, /--blkio-weight: this host's kernel has no blkio.weight .*leave --blkio-weight out/);
+  const info = JSON.parse((await cli(['info', '--format', 'json'], { root })).stdout) as { cgroups: string; capabilities: number };
+  assert.match(info.cgroups, /^(v1|v2|hybrid)(; |$)/);
+  assert.ok(info.capabilities > 0);
+});
+
+it('build: limits from the store\'s config.json apply to every RUN step', async () => {
+  const other = `${root}-cfg`;
+  fs.mkdirSync(other, { recursive: true });
+  try {
+    fs.writeFileSync(`${other}/config.json`, JSON.stringify({ build: { memory: '32m' } }));
+    const hog = ctx('FROM base AS h\nRUN x=a; while true; do x="$x$x"; done\n');
+    const r = await cli(['--progress', 'plain', '--target', 'h', hog], { root: other });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /out of memory \(limit 32 MiB\)/);
+  } finally {
+    removeStore(other);
+  }
 });
 
 it('no cgroup is left: after a run, after a build, and after kill -9 of tsbuild (the next command reaps it)', async () => {

@@ -124,7 +124,8 @@ function writeLimit(file: string, value: string, flag: string): void {
     fs.writeFileSync(file, value);
   } catch (e) {
     const code = errnoCode(e);
-    if (code === 'ENOENT') throw new CgroupError(`${flag}: this host's kernel has no ${path.basename(file)} (the controller or its option is missing); leave ${flag} out`, 'CGROUP_UNSUPPORTED');
+    // cgroupfs answers EACCES, not ENOENT, for a control file it does not have.
+    if (code === 'ENOENT' || !fs.existsSync(file)) throw new CgroupError(`${flag}: this host's kernel has no ${path.basename(file)} (the controller or its option is missing); leave ${flag} out`, 'CGROUP_UNSUPPORTED');
     throw new CgroupError(`${flag}: the kernel refused ${value.trim()} for ${path.basename(file)} (${code ?? (e as Error).message}); check the value`);
   }
 }

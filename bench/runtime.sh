@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Container start latency: what security setup and cgroups add, against crun on the same OCI bundle and
+# podman run --rm --network none, measured in one run, interleaved, ROUNDS rounds, medians and ratios.
+# Peers are used when installed and runnable (../shared/peers/setup-peers.sh prepares this VM for them);
+# a peer that cannot run here is reported, not faked. Asserts nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${ROUNDS:-15}
+work=$(mktemp -d /tmp/tsb-rtbench-XXXXXX)
+store="$work/store"
+podroot="$work/podman"
+cleanup() {
+  if command -v podman >/dev/null 2>&1 && [ -d "$podroot" ]; then podman --root "$podroot/root" --runroot "$podroot/run" --storage-driver vfs rmi -a -f >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never node "$here/bin/tsbuild.js" "$@"; }
+mkdir -p "$work/ctx"
+cp "$(command -v busybox)" "$work/ctx/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$work/ctx/Dockerfile"
+tsbuild -q -t rtbench -o "type=local,dest=$work/bundle/rootfs" -o "type=docker,dest=$work/image.tar" "$work/ctx" >/dev/null
+
+declare -A cmds
+order=(tsbuild tsbuild_limits tsbuild_unconfined)
+cmds[tsbuild]="tsbuild run --rm rtbench true"
+cmds[tsbuild_limits]="tsbuild run --rm --memory 64m --cpus 1 --pids-limit 100 rtbench true"
+cmds[tsbuild_unconfined]="tsbuild run --rm --security-opt seccomp=unconfined --security-opt no-new-privileges=false rtbench true"
+if command -v crun >/dev/null 2>&1; then
+  (cd "$work/bundle" && crun spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
+  if crun run --bundle "$work/bundle" rtbench-probe >/dev/null 2>"$work/crun.err"; then
+    order+=(crun); cmds[crun]="crun run --bundle $work/bundle rtbench-\$RANDOM"
+  else echo "crun: installed but cannot run here ($(head -c 200 "$work/crun.err")); see ../shared/peers/README.md"; fi
+fi
+if command -v podman >/dev/null 2>&1; then
+  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
+  if $pod load -q -i "$work/image.tar" >/dev/null 2>&1 && $pod run --rm --network none localhost/rtbench:latest true >/dev/null 2>"$work/podman.err"; then
+    order+=(podman); cmds[podman]="$pod run --rm --network none localhost/rtbench:latest true"
+  else echo "podman: installed but cannot run here ($(head -c 200 "$work/podman.err" 2>/dev/null)); see ../shared/peers/README.md"; fi
+fi
+
+declare -A samples
+ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+for _ in $(seq "$rounds"); do for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done; done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+declare -A med
+echo "start latency, median of $rounds interleaved runs (ms):"
+for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-20s %6s   %s\n' "$k" "${med[$k]}" "${cmds[$k]}"; done
+ratio() { echo "scale=2; $1 / $2" | bc; }
+echo "security + cgroup setup: tsbuild/unconfined $(ratio "${med[tsbuild]}" "${med[tsbuild_unconfined]}"), limits/no limits $(ratio "${med[tsbuild_limits]}" "${med[tsbuild]}")"
+if [ -n "${med[podman]:-}" ]; then echo "tsbuild run --rm true vs podman run --rm --network none: $(ratio "${med[tsbuild]}" "${med[podman]}")x (goal: at most 0.3x)"; fi
+if [ -n "${med[crun]:-}" ]; then echo "tsbuild run --rm true vs crun run (same bundle): $(ratio "${med[tsbuild]}" "${med[crun]}")x"; fi
