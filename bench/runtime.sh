@@ -27,14 +27,18 @@ cmds[tsbuild_limits]="tsbuild run --rm --memory 64m --cpus 1 --pids-limit 100 rt
 cmds[tsbuild_unconfined]="tsbuild run --rm --security-opt seccomp=unconfined --security-opt no-new-privileges=false rtbench true"
 if command -v crun >/dev/null 2>&1; then
   (cd "$work/bundle" && crun spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
+  node -e "const f=process.argv[1],c=JSON.parse(require('fs').readFileSync(f));c.process.rlimits=[{type:'RLIMIT_NOFILE',hard:1024,soft:1024}];require('fs').writeFileSync(f,JSON.stringify(c))" "$work/bundle/config.json"
   if crun run --bundle "$work/bundle" rtbench-probe >/dev/null 2>"$work/crun.err"; then
     order+=(crun); cmds[crun]="crun run --bundle $work/bundle rtbench-\$RANDOM"
   else echo "crun: installed but cannot run here ($(head -c 200 "$work/crun.err")); see ../shared/peers/README.md"; fi
 fi
 if command -v podman >/dev/null 2>&1; then
   pod="podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
-  if $pod load -q -i "$work/image.tar" >/dev/null 2>&1 && $pod run --rm --network none localhost/rtbench:latest true >/dev/null 2>"$work/podman.err"; then
-    order+=(podman); cmds[podman]="$pod run --rm --network none localhost/rtbench:latest true"
+  # Root here cannot raise hard rlimits: podman's defaults are lowered to this host's hard limits.
+  ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
+  id=$($pod load -q -i "$work/image.tar" 2>/dev/null | sed -n 's/^Loaded image: //p' | head -1)
+  if [ -n "$id" ] && $pod run --rm $ul --network none "$id" true >/dev/null 2>"$work/podman.err"; then
+    order+=(podman); cmds[podman]="$pod run --rm $ul --network none $id true"
   else echo "podman: installed but cannot run here ($(head -c 200 "$work/podman.err" 2>/dev/null)); see ../shared/peers/README.md"; fi
 fi
 

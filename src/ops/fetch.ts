@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import ky, { HTTPError } from 'ky';
 import { TsbuildError } from '../errors/index.js';
 import type { BuildSecrets } from './types.js';
 
@@ -65,6 +64,8 @@ function checkFormat(checksum: string | undefined): void {
 export async function fetchURL(url: string, dir: string, checksum: string | undefined, signal: AbortSignal, headers: Record<string, string> = {}): Promise<Fetched> {
   checkFormat(checksum);
   let res: Response;
+  // Loaded when a build first downloads: most commands never need an HTTP client.
+  const { default: ky, HTTPError } = await import('ky');
   try {
     res = await ky.get(url, { signal, timeout: 60_000, retry: { limit: 2 }, throwHttpErrors: true, headers });
   } catch (e) {

@@ -7,7 +7,6 @@
  * A request carries the token scopes it needs and a body *factory*, so a retry or a re-send after an
  * auth challenge builds a fresh body instead of replaying a consumed stream.
  */
-import ky, { TimeoutError } from 'ky';
 import { TsbuildError, CancelledError } from '../errors/index.js';
 import type { Credentials } from './credentials.js';
 
@@ -40,6 +39,8 @@ export class RegistryError extends TsbuildError {
 export function kyHandler(timeoutMs = 60_000): Handler {
   return async (r) => {
     const body = r.body?.();
+    // Loaded on the first request: ky is a third of tsbuild's start-up, and most commands never talk HTTP.
+    const { default: ky } = await import('ky');
     return ky(r.url, {
       method: r.method,
       headers: r.headers,
@@ -75,7 +76,7 @@ export const followRedirects: Middleware = async (r, next) => {
 
 /** Network-level failures worth another try (a reset connection, a refused or timed-out request). */
 export function isTransient(e: unknown): boolean {
-  if (e instanceof TimeoutError) return true;
+  if ((e as Error | undefined)?.name === 'TimeoutError') return true; // ky's, without loading ky
   const cause = (e as { cause?: { code?: string } }).cause?.code ?? '';
   // TLS and certificate failures, and names that do not resolve, do not heal by trying again.
   if (/^(ERR_SSL|ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_INVALID_URL|ENOTFOUND)/.test(cause)) return false;
