@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -295,6 +296,42 @@ static void install_seccomp(void) {
   free(f);
 }
 
+/* A cgroup v2 device filter: eBPF as [[opcode, dst, src, off, imm], ...], compiled in TypeScript,
+   loaded and attached to the cgroup directory `dir` (cgroup v2 has no devices controller). */
+static void attach_devices(const char *dir, struct jval *prog) {
+  if (!dir || !prog || prog->type != J_ARR || prog->len == 0 || prog->len > 4096) fail("devices", "spec", dir ? dir : "", EINVAL);
+  struct bpf_insn *insns = calloc(prog->len, sizeof *insns);
+  if (!insns) fail("devices", "alloc", dir, ENOMEM);
+  for (size_t i = 0; i < prog->len; i++) {
+    struct jval *x = prog->items[i];
+    if (!x || x->type != J_ARR || x->len != 5) fail("devices", "spec", "instruction", EINVAL);
+    insns[i].code = (unsigned char)x->items[0]->num;
+    insns[i].dst_reg = (unsigned char)x->items[1]->num & 0xf;
+    insns[i].src_reg = (unsigned char)x->items[2]->num & 0xf;
+    insns[i].off = (short)x->items[3]->num;
+    insns[i].imm = (int)(long long)x->items[4]->num;
+  }
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  a.insns = (uint64_t)(uintptr_t)insns;
+  a.insn_cnt = (uint32_t)prog->len;
+  a.license = (uint64_t)(uintptr_t)"Apache-2.0";
+  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+  if (pfd < 0) fail("devices", "bpf-load", dir, errno);
+  int cfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (cfd < 0) fail("devices", "open-cgroup", dir, errno);
+  memset(&a, 0, sizeof a);
+  a.target_fd = (uint32_t)cfd;
+  a.attach_bpf_fd = (uint32_t)pfd;
+  a.attach_type = BPF_CGROUP_DEVICE;
+  a.attach_flags = BPF_F_ALLOW_MULTI;
+  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &a, sizeof a) < 0) fail("devices", "bpf-attach", dir, errno);
+  close(cfd);
+  close(pfd);
+  free(insns);
+}
+
 /* linux.cgroupProcs: the cgroup.procs files to join (one per v1 hierarchy, or one v2 cgroup), before
    anything else runs in the container; "0" means the writing process. */
 static void join_cgroups(void) {
@@ -525,6 +562,8 @@ static int cmd_run(void) {
   spec = json_parse(text, &err);
   if (!spec) fail("spec", err ? err : "parse", "", EINVAL);
   struct jval *process = json_get(spec, "process");
+  struct jval *devbpf = json_get(json_get(spec, "linux"), "devicesBpf");
+  if (devbpf) attach_devices(json_str(devbpf, "cgroup", NULL), json_get(devbpf, "program"));
   int flags = SIGCHLD;
   struct jval *nss = json_get(json_get(spec, "linux"), "namespaces");
   for (size_t i = 0; nss && i < nss->len; i++) {
@@ -731,6 +770,15 @@ int main(int argc, char **argv) {
   }
   if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
   if (argc == 2 && !strcmp(argv[1], "serve")) return cmd_serve();
-  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR | apply-meta | serve\n");
+  if (argc == 3 && !strcmp(argv[1], "devices-attach")) {
+    /* The program as JSON on stdin: the same mechanism `run` uses, for cgroups made outside a run. */
+    char *text = read_all(0);
+    const char *err = NULL;
+    struct jval *prog = text ? json_parse(text, &err) : NULL;
+    if (!prog) fail("devices", err ? err : "read", "stdin", EINVAL);
+    attach_devices(argv[2], prog);
+    return 0;
+  }
+  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR | apply-meta | serve | devices-attach CGROUP_DIR\n");
   return 2;
 }

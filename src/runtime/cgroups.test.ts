@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { testUnless, tmpdir } from '../testutil/index.js';
+import { repoRoot, testUnless, tmpdir } from '../testutil/index.js';
+import { allows, deviceProgram } from './devicebpf.js';
+import { DEFAULT_DEVICE_RULES } from './security.js';
 import { blkioToIoWeight, cgroupManager, CgroupError, describeCgroups, detectCgroups, sharesToWeight, type CgroupLayout } from './cgroups.js';
 
 const V1 = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'blkio', 'devices', 'freezer'];
@@ -168,6 +170,42 @@ testUnless(cgroup2Unavailable(), 'v2 on a real cgroup2 hierarchy: a process join
     assert.not.ok(fs.existsSync(path.join(mnt, 'tsbuild', name)), 'removed, its process killed first');
   } finally {
     if (child?.exitCode === null) child.kill('SIGKILL');
+    if (fs.existsSync(path.join(mnt, 'tsbuild', name))) fs.rmdirSync(path.join(mnt, 'tsbuild', name));
+    if (fs.existsSync(path.join(mnt, 'tsbuild'))) fs.rmdirSync(path.join(mnt, 'tsbuild'));
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test('v2 device filter: the eBPF program allows exactly the rules (checked in an interpreter)', () => {
+  const prog = deviceProgram([...DEFAULT_DEVICE_RULES, { type: 'b', major: 8, minor: 0, access: 'r' }]);
+  assert.ok(allows(prog, 'c', 'rw', 1, 3), '/dev/null');
+  assert.ok(allows(prog, 'c', 'rwm', 136, 7), 'a pty');
+  assert.ok(allows(prog, 'c', 'm', 1, 1), 'mknod of anything');
+  assert.not.ok(allows(prog, 'c', 'r', 1, 1), '/dev/mem is not readable');
+  assert.not.ok(allows(prog, 'b', 'r', 8, 1), 'another disk');
+  assert.ok(allows(prog, 'b', 'r', 8, 0), 'the --device given, read');
+  assert.not.ok(allows(prog, 'b', 'w', 8, 0), 'but not written');
+  assert.ok(allows(deviceProgram([{ type: 'a', major: '*', minor: '*', access: 'rwm' }]), 'b', 'rw', 8, 1), 'privileged: everything');
+  assert.not.ok(allows(deviceProgram([]), 'c', 'r', 1, 3), 'no rules: nothing');
+});
+
+testUnless(cgroup2Unavailable(), 'v2 device filter on a real cgroup2: the helper attaches it; a process in the cgroup opens /dev/null, not /dev/zero', async () => {
+  const mnt = tmpdir('tsb-cg2dev-');
+  assert.is(spawnSync('mount', ['-t', 'cgroup2', 'none', mnt]).status, 0);
+  const name = `ctr-${process.pid}-devtest`;
+  try {
+    const d = cgroupManager({ mode: 'v2', v1: new Map(), v2: { mount: mnt, self: '/', controllers: new Set() } });
+    const cg = d.create(name, { devices: [{ type: 'c', major: 1, minor: 3, access: 'rwm' }] });
+    assert.ok(cg.deviceFilter);
+    const at = spawnSync(path.join(repoRoot, 'native/build/tsbuild-sandbox'), ['devices-attach', cg.deviceFilter!.cgroup], { input: JSON.stringify(cg.deviceFilter!.program), encoding: 'utf8' });
+    assert.is(at.status, 0, at.stderr);
+    const procs = cg.procsFiles[0]!;
+    const r = spawnSync('sh', ['-c', `echo $$ > ${procs} && echo ok > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null || echo zero-denied`], { encoding: 'utf8' });
+    assert.is(r.stdout, 'null-ok\nzero-denied\n', r.stderr);
+    assert.match(r.stderr, /Operation not permitted/);
+    await cg.remove();
+  } finally {
     if (fs.existsSync(path.join(mnt, 'tsbuild', name))) fs.rmdirSync(path.join(mnt, 'tsbuild', name));
     if (fs.existsSync(path.join(mnt, 'tsbuild'))) fs.rmdirSync(path.join(mnt, 'tsbuild'));
     spawnSync('umount', [mnt]);

@@ -99,7 +99,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : []);
   const driver = o.cgroups ?? cgroups();
-  const cg = o.cgroup ? driver.create(o.cgroup.name, { ...o.cgroup.limits, devices: driver.version === 1 ? deviceRules(sec) : undefined }) : undefined;
+  const cg = o.cgroup ? driver.create(o.cgroup.name, { ...o.cgroup.limits, devices: deviceRules(sec) }) : undefined;
   let stubs: string[] = [];
   try {
     const spec = buildSpec({
@@ -122,6 +122,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       seccomp,
       devices,
       cgroupProcs: cg?.procsFiles,
+      devicesBpf: cg?.deviceFilter,
       etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network),
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],

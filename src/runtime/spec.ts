@@ -44,6 +44,8 @@ export interface SandboxSpec {
     seccomp?: number[][];
     /** cgroup.procs files the container process joins first. */
     cgroupProcs: string[];
+    /** cgroup v2: an eBPF device filter to attach to the container's cgroup. */
+    devicesBpf?: { cgroup: string; program: number[][] };
   };
   loopbackUp: boolean;
   init: boolean;
@@ -124,6 +126,7 @@ export interface SpecOptions {
   /** Device nodes bound in from the host (--device). */
   devices?: { hostPath: string; containerPath: string }[];
   cgroupProcs?: string[];
+  devicesBpf?: { cgroup: string; program: number[][] };
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
@@ -179,6 +182,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       readonlyPaths: o.privileged ? [] : READONLY,
       ...(o.seccomp ? { seccomp: o.seccomp } : {}),
       cgroupProcs: o.cgroupProcs ?? [],
+      ...(o.devicesBpf ? { devicesBpf: o.devicesBpf } : {}),
     },
     loopbackUp: o.network === 'none',
     init: o.init ?? false,
