@@ -17,7 +17,7 @@ import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { autoGc, readStoreConfig, type Store } from '../store/index.js';
+import { autoGc, readStoreConfig, type Store, type StoreConfig } from '../store/index.js';
 import { cgroups, type CgroupLimits } from '../runtime/index.js';
 import { parseLimits } from './limits.js';
 import { logger, type OpOptions } from './events.js';
@@ -190,7 +190,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   const sourceDateEpoch = req.sourceDateEpoch ?? 0;
   // Every RUN step gets a cgroup under this build's own, which goes when the build ends.
   const cgroupParent = `build-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  const limits = req.limits ?? parseLimits(readStoreConfig(store.root).build ?? {});
+  const limits = req.limits ?? configLimits(readStoreConfig(store.root).build);
   const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
   const solver = createSolver<OpSpec, OpResult>({
     opFor: createOps(
@@ -224,6 +224,12 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
     emit({ type: 'solved' });
     memo.save();
   }
+}
+
+/** `"build"` in config.json, with the flags' names or camelCase, numbers or strings. */
+function configLimits(c: StoreConfig['build']): CgroupLimits {
+  const s = (v: string | number | undefined) => (v === undefined ? undefined : String(v));
+  return parseLimits({ memory: s(c?.memory), cpus: s(c?.cpus), pidsLimit: s(c?.pidsLimit ?? c?.['pids-limit']) });
 }
 
 export async function build(store: Store, req: BuildRequest, o: OpOptions = {}): Promise<BuildResult> {

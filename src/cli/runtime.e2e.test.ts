@@ -147,7 +147,7 @@ it('build: limits from the store\'s config.json apply to every RUN step', async 
   const other = `${root}-cfg`;
   fs.mkdirSync(other, { recursive: true });
   try {
-    fs.writeFileSync(`${other}/config.json`, JSON.stringify({ build: { memory: '32m' } }));
+    fs.writeFileSync(`${other}/config.json`, JSON.stringify({ build: { memory: '32m', 'pids-limit': 200, cpus: 1 } }));
     const hog = ctx('FROM base AS h\nRUN x=a; while true; do x="$x$x"; done\n');
     const r = await cli(['--progress', 'plain', '--target', 'h', hog], { root: other });
     assert.is(r.code, 1);

@@ -9,7 +9,7 @@
  * builder, planner, app or cli.
  */
 export { openStore, storeRoot, readStoreConfig, defaultDriver } from './store.js';
-export type { Store } from './store.js';
+export type { Store, StoreConfig } from './store.js';
 export { tempKey } from './keys.js';
 export { withMounted } from './mount.js';
 export { unpackLayers, imageLayers } from './unpack.js';

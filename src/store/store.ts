@@ -39,7 +39,7 @@ export interface StoreConfig {
   pull?: string;
   gc?: { keepStorage?: string };
   /** Limits for every RUN step of every build (the build flags override them). */
-  build?: { memory?: string; cpus?: string; pidsLimit?: string };
+  build?: { memory?: string | number; cpus?: string | number; pidsLimit?: string | number; 'pids-limit'?: string | number };
 }
 
 /** `<store>/config.json`; missing or unreadable means defaults. */
