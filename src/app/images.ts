@@ -1,6 +1,6 @@
 /** Image operations: pull, push, tag, login/logout, list, inspect, remove. */
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import type { CompressionSpec, ImageConfig, Manifest, ResolvedImage } from '../image/index.js';
+import { STORED, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
 import { familiarName, parseReference, sourceFor, type Credentials } from '../registry/index.js';
 import { gcWithCache, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
@@ -76,17 +76,18 @@ export interface ImageSummary {
   name?: string;
   id: string;
   manifestDigest: string;
+  /** When it was built or pulled into this store (the config's time is the epoch, for reproducibility). */
   created?: string;
   size: number;
 }
 
 export function listImages(store: Store): ImageSummary[] {
-  const summary = (digest: string, name?: string): ImageSummary => {
-    const m = store.content.readJSON<Manifest>(digest);
+  const summary = (d: Descriptor, name?: string): ImageSummary => {
+    const m = store.content.readJSON<Manifest>(d.digest);
     const c = store.content.readJSON<ImageConfig>(m.config.digest);
-    return { name, id: m.config.digest, manifestDigest: digest, created: c.created, size: m.layers.reduce((a, l) => a + l.size, 0) };
+    return { name, id: m.config.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? c.created, size: m.layers.reduce((a, l) => a + l.size, 0) };
   };
-  return [...store.content.list().map((r) => summary(r.manifest.digest, r.name)), ...store.content.dangling().map((d) => summary(d.digest))];
+  return [...store.content.list().map((r) => summary(r.manifest, r.name)), ...store.content.dangling().map((d) => summary(d))];
 }
 
 /** `inspect`: Docker's field names, plus the manifest. */

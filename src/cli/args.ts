@@ -106,7 +106,7 @@ export function usage(cmd: string, synopsis: string, specs: FlagSpec[]): string 
 
 /** The store a command names with --root (and --snapshotter, where it takes one). */
 export function storeFrom(p: Parsed): Promise<Store> {
-  return openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter'));
+  return openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter') ?? process.env.TSBUILD_SNAPSHOTTER);
 }
 
 export const insecureFlag: FlagSpec = { name: 'insecure-registry', type: 'list', arg: 'host[:port]', help: 'allow plain HTTP to this registry (repeatable; loopback hosts always allowed)' };

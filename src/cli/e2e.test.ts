@@ -193,7 +193,7 @@ it('run: a missing command is exit 127 with a clear message; no CMD is a usage e
   assert.is(r.code, 127);
   assert.match(r.stderr, /executable file not found: "no-such-binary"/);
   r = await cli(['run', '--rm', 'nocmd'], { root });
-  assert.is(r.code, 2);
+  assert.is(r.code, 125, 'a bad run command line is 125, as in Docker');
   assert.match(r.stderr, /has no CMD or ENTRYPOINT/);
 });
 
@@ -222,12 +222,12 @@ itUnless(programUnavailable('skopeo'), 'the store is an OCI layout that skopeo c
   assert.is(j.Layers.length, 2);
 });
 
-it('bad flags are usage errors with exit code 2', async () => {
+it('bad flags are usage errors with exit code 2 (125 for run, as Docker)', async () => {
   let r = await cli(['--nope', '.'], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /unknown flag: --nope/);
   r = await cli(['run'], { root });
-  assert.is(r.code, 2);
+  assert.is(r.code, 125);
   r = await cli(['-t', 'UPPER', '.'], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /invalid image name "UPPER:latest"/);
@@ -277,6 +277,32 @@ it('tsbuild parse prints the BuildKit dump for every conformance file', async ()
   const bad = await cli(['parse', '-f', path.join(conformanceDir, 'testfiles-negative/env_no_value/Dockerfile')], { root });
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /Dockerfile:\d+: ENV must have two arguments/);
+});
+
+it('Docker habits: management forms, global options first, unknown commands, uid range, when an image was made', async () => {
+  const d = ctx('CMD ["true"]\n');
+  assert.is((await cli(['-t', 'habits', d], { root })).code, 0);
+  let r = await cli(['image', 'ls'], { root });
+  assert.is(r.code, 0, r.stderr);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('habits '));
+  assert.ok(line, r.stdout);
+  assert.match(line!, /seconds? ago|minutes? ago/, 'CREATED is when it was built here, not the reproducible epoch');
+  assert.not.match(line!, /years ago/);
+  r = await cli(['--root', root, 'container', 'ls', '-a'], { root: '/nonexistent-store' });
+  assert.is(r.code, 0, `--root before the command: ${r.stderr}`);
+  r = await cli(['imgaes'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /unknown command "imgaes" \(did you mean "images"\?\)/);
+  r = await cli(['image', 'prune', '-f'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /no image prune yet/);
+  r = await cli(['run', '--rm', '-u', '4294967296', 'habits', 'id'], { root });
+  assert.is(r.code, 125);
+  assert.match(r.stderr, /uids and gids must be in range 0-2147483647/);
+  const u = ctx('USER 4294967296\nRUN true\n');
+  r = await cli(['--progress', 'plain', u], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /uids and gids must be in range/);
 });
 
 test.run();

@@ -1,7 +1,8 @@
 /**
  * The command line: argv → module doors. The only code that prints; maps error codes to exit codes.
  * Exit codes: 0 success; 1 a build or command failed; 2 bad usage; for `run`, the container's exit code,
- * or 125 when tsbuild itself failed, 126/127 when the command could not be executed/found (as Docker).
+ * or 125 when tsbuild itself failed or its command line is bad, 126/127 when the command could not
+ * be executed/found (as Docker).
  */
 import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
 import { VertexError } from '../app/index.js';
@@ -10,6 +11,7 @@ import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
+import { resolveCommand } from './commands.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
@@ -33,6 +35,10 @@ Usage:
   tsbuild info                            store, snapshotter and what this machine supports
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
+
+Docker's forms work too: image ls|inspect|rm|tag|push|pull, container ls|rm|run|stats,
+builder prune, system info. Global options before the command: --root DIR, --snapshotter NAME,
+--debug.
 
 Run "tsbuild COMMAND --help" for a command's options.
 `;
@@ -70,20 +76,21 @@ function errorText(e: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let cmd = argv[0];
-  let rest = argv.slice(1);
-  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(HELP);
-    return cmd === undefined ? 2 : 0;
+  let cmd: string;
+  let rest: string[];
+  try {
+    ({ cmd, rest } = resolveCommand(argv, [...Object.keys(COMMANDS), 'version', 'help']));
+  } catch (e) {
+    process.stderr.write(`ERROR: ${errorText(e)}\n`);
+    return 2;
   }
-  if (cmd === '--version' || cmd === 'version') {
+  if (cmd === '' || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(HELP);
+    return cmd === '' && argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || cmd === 'version') {
     process.stdout.write('tsbuild 0.1.0\n');
     return 0;
-  }
-  if (!COMMANDS[cmd]) {
-    // build is the default verb: `tsbuild -t x .`
-    rest = argv;
-    cmd = 'build';
   }
   const spec = COMMANDS[cmd]!;
   const ac = new AbortController();
@@ -156,7 +163,8 @@ export async function main(argv: string[]): Promise<number> {
       return 130;
     }
     process.stderr.write(`ERROR: ${errorText(e)}\n`);
-    if (e instanceof UsageError) return 2;
+    // As Docker: a bad `run` command line is exit 125 (the container's own codes are the rest).
+    if (e instanceof UsageError) return cmd === 'run' ? 125 : 2;
     const code = (e as { exitCode?: number }).exitCode;
     if (cmd === 'run') return typeof code === 'number' ? code : 125;
     if (e instanceof TsbuildError) return 1;

@@ -83,7 +83,7 @@ it('run: a memory hog is OOM-killed (137, with the limit); a fork bomb stops at 
   assert.match(r.stderr, /can't fork: Resource temporarily unavailable/, 'the 21st process is refused');
   assert.not.match(r.stdout, /all-started/);
   r = await run(['--memory', '12qb', 'rt', 'true']);
-  assert.is(r.code, 2);
+  assert.is(r.code, 125);
   assert.match(r.stderr, /--memory 12qb: use a number with an optional unit/);
   r = await run(['--cpus', '-1', 'rt', 'true']);
   assert.match(r.stderr, /--cpus -1: use a positive number of CPUs/);

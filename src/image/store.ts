@@ -13,6 +13,8 @@ import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex
 
 /** Marks an index entry for an image without a name. */
 export const DANGLING = 'io.tsbuild.dangling';
+/** When the image got this name in this store (built, pulled, tagged): configs keep the epoch for reproducibility. */
+export const STORED = 'io.tsbuild.stored';
 
 export class DigestMismatchError extends TsbuildError {
   constructor(expected: string, got: string) {
@@ -179,7 +181,9 @@ export class ContentStore {
     const out: ImageRecord[] = [];
     for (const m of this.readIndex().manifests) {
       const name = m.annotations?.[REF_NAME];
-      if (!name || !name.includes(':')) continue;
+      // Bare-name aliases (`name` for `name:latest`, kept for skopeo) are not images of their own;
+      // a registry port (`localhost:5000/x`) is not a tag.
+      if (!name || !(name.includes('@') || name.slice(name.lastIndexOf('/') + 1).includes(':'))) continue;
       out.push({ name, manifest: m });
     }
     return out;
@@ -194,7 +198,7 @@ export class ContentStore {
   addDangling(manifest: Descriptor): void {
     this.updateIndex((idx) => {
       if (idx.manifests.some((m) => m.digest === manifest.digest)) return;
-      idx.manifests.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform: manifest.platform, annotations: { [DANGLING]: 'true' } });
+      idx.manifests.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform: manifest.platform, annotations: { [DANGLING]: 'true', [STORED]: new Date().toISOString() } });
     });
   }
 
@@ -217,7 +221,7 @@ export class ContentStore {
       });
       const d = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, platform: manifest.platform };
       idx.manifests = idx.manifests.filter((m) => !(m.digest === manifest.digest && m.annotations?.[DANGLING] === 'true'));
-      idx.manifests.push({ ...d, annotations: { [REF_NAME]: full } });
+      idx.manifests.push({ ...d, annotations: { [REF_NAME]: full, [STORED]: new Date().toISOString() } });
       if (alias) idx.manifests.push({ ...d, annotations: { [REF_NAME]: alias } });
     });
   }

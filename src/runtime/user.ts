@@ -32,6 +32,12 @@ export function parseGroup(text: string | undefined): GroupEntry[] {
 
 const isNum = (s: string) => /^\d+$/.test(s);
 
+/** As Docker: ids are 31-bit; a larger number would wrap in the kernel (4294967296 becomes root). */
+const MAX_ID = 2147483647;
+function checkId(s: string): void {
+  if (isNum(s) && Number(s) > MAX_ID) throw new TsbuildError('INVALID_USER', `uids and gids must be in range 0-${MAX_ID}, not ${s}`);
+}
+
 /**
  * How a user spec is read. `process` (USER, `run -u`, WORKDIR ownership): a user alone takes the
  * primary group from /etc/passwd and the supplementary groups that list it. `chown` (COPY/ADD
@@ -44,6 +50,8 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   const [u0 = '', g] = spec.split(':', 2);
   // No USER at all means uid 0, whether or not the image has an /etc/passwd (FROM scratch images don't).
   const u = u0 === '' ? '0' : u0;
+  checkId(u);
+  if (g !== undefined) checkId(g);
   const passwd = parsePasswd(passwdText);
   const groups = parseGroup(groupText);
   const entry = passwd.find((p) => (isNum(u) ? p.uid === parseInt(u, 10) : p.name === u));

@@ -1,0 +1,49 @@
+/** What a Docker user types resolves to the command they mean, or to an error that says what to type. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tmpdir } from '../testutil/index.js';
+import { resolveCommand } from './commands.js';
+
+const known = ['build', 'run', 'images', 'inspect', 'rmi', 'ps', 'rm', 'tag', 'push', 'pull', 'prune', 'info', 'stats', 'version'];
+
+test('management forms map to tsbuild commands', () => {
+  assert.equal(resolveCommand(['image', 'ls', '-q'], known), { cmd: 'images', rest: ['-q'] });
+  assert.equal(resolveCommand(['image', 'rm', 'x'], known), { cmd: 'rmi', rest: ['x'] });
+  assert.equal(resolveCommand(['container', 'ls', '-a'], known), { cmd: 'ps', rest: ['-a'] });
+  assert.equal(resolveCommand(['builder', 'prune', '--all'], known), { cmd: 'prune', rest: ['--all'] });
+  assert.equal(resolveCommand(['system', 'info'], known), { cmd: 'info', rest: [] });
+  assert.throws(() => resolveCommand(['image', 'prune', '-f'], known), /no image prune yet: remove images with tsbuild rmi/);
+  assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
+  assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info \(got "nope"\)/);
+});
+
+test('global options before the command reach it through the environment', () => {
+  const saved = { ...process.env };
+  try {
+    assert.equal(resolveCommand(['--root', '/tmp/s', '--snapshotter=native', '--debug', 'images'], known), { cmd: 'images', rest: [] });
+    assert.is(process.env.TSBUILD_ROOT, '/tmp/s');
+    assert.is(process.env.TSBUILD_SNAPSHOTTER, 'native');
+    assert.is(process.env.TSBUILD_DEBUG, '1');
+    assert.throws(() => resolveCommand(['--root'], known), /--root needs a value/);
+  } finally {
+    process.env = saved;
+  }
+});
+
+test('build is the default verb for flags and paths; an unknown word is an error with a suggestion', () => {
+  assert.equal(resolveCommand(['-t', 'x', '.'], known), { cmd: 'build', rest: ['-t', 'x', '.'] });
+  assert.equal(resolveCommand(['.'], known), { cmd: 'build', rest: ['.'] });
+  const d = tmpdir('tsb-cmd-');
+  try {
+    fs.mkdirSync(path.join(d, 'app'));
+    assert.equal(resolveCommand([path.join(d, 'app')], known).cmd, 'build');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+  assert.throws(() => resolveCommand(['imgaes'], known), /unknown command "imgaes" \(did you mean "images"\?\).*write \.\/imgaes/);
+  assert.throws(() => resolveCommand(['image-ls'], known), /unknown command "image-ls"/);
+});
+
+test.run();

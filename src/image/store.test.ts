@@ -1,0 +1,27 @@
+/** The content store's names: one record per tag, bare-name aliases and registry ports not confused. */
+import fs from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tmpdir } from '../testutil/index.js';
+import { ContentStore, STORED } from './store.js';
+
+test('a pulled localhost:5000/x:latest is one image, not two (the alias for skopeo is not listed)', async () => {
+  const root = tmpdir('tsb-cs-');
+  try {
+    const s = new ContentStore(root);
+    const blob = await s.writeBlob(Buffer.from('{}'));
+    const desc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: blob.digest, size: blob.size };
+    s.tag('localhost:5000/busybox:latest', desc);
+    s.tag('app:1', desc);
+    const names = s.list().map((r) => r.name).sort();
+    assert.equal(names, ['localhost:5000/busybox:latest', 'app:1'].sort());
+    const idx = JSON.parse(fs.readFileSync(`${root}/index.json`, 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+    assert.ok(idx.manifests.some((m) => m.annotations['org.opencontainers.image.ref.name'] === 'localhost:5000/busybox'), 'the alias is still there for skopeo');
+    const rec = s.list().find((r) => r.name === 'app:1')!;
+    assert.ok(Date.now() - Date.parse(rec.manifest.annotations![STORED]!) < 60_000, 'when it was named in this store');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test.run();
