@@ -5,6 +5,8 @@ import { familiarName, parseReference, sourceFor, type Credentials } from '../re
 import { gcWithCache, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
 import { pullInto, pushTo, registryClient, type RegistryOptions } from './registry.js';
+import { writeOutputs } from './outputs.js';
+import type { Writable } from 'node:stream';
 
 export interface PullRequest extends RegistryOptions {
   ref: string;
@@ -117,4 +119,33 @@ export async function removeImages(store: Store, refs: string[], o: { force?: bo
     if (!store.content.list().some((x) => x.manifest.digest === r.manifestDigest)) o.onDelete?.(r.configDigest);
   }
   await gcWithCache(store);
+}
+
+export interface HistoryRow {
+  /** The layer's digest for entries that made one (the top row's is the image id), else undefined. */
+  id?: string;
+  created?: string;
+  createdBy: string;
+  size: number;
+  comment: string;
+}
+
+/** `history IMAGE`: the config's history, newest first, each entry with the layer it made. */
+export function imageHistory(store: Store, ref: string): HistoryRow[] {
+  const img = store.content.resolve(ref);
+  const layers = [...img.manifest.layers];
+  const rows = (img.config.history ?? []).map((h) => {
+    const layer = h.empty_layer ? undefined : layers.shift();
+    return { id: layer?.digest, created: h.created, createdBy: h.created_by ?? '', size: layer?.size ?? 0, comment: h.comment ?? '' };
+  });
+  rows.reverse();
+  if (rows[0]) rows[0].id = img.configDigest;
+  return rows;
+}
+
+/** `save`: one image as a Docker (default) or OCI archive, to a file or a stream. */
+export async function saveImage(store: Store, req: { image: string; output: string; format: 'docker' | 'oci'; stdout?: Writable }, o: OpOptions = {}): Promise<void> {
+  const img = store.content.resolve(req.image);
+  const names = img.name && !/^(sha256:)?[a-f0-9]{4,64}$/.test(req.image) ? [img.name] : store.content.list().filter((r) => r.manifest.digest === img.manifestDigest).map((r) => r.name);
+  await writeOutputs(store, [{ type: req.format, dest: req.output, names, push: false }], img.manifestDigest, { signal: o.signal, log: logger(o), stdout: req.stdout });
 }

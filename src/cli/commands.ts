@@ -21,8 +21,8 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
   image: {
     ls: ['images'], list: ['images'], inspect: ['inspect'], rm: ['rmi'], remove: ['rmi'], tag: ['tag'], push: ['push'], pull: ['pull'], build: ['build'],
     prune: { missing: 'tsbuild has no image prune yet: remove images with tsbuild rmi, and build cache with tsbuild prune' },
-    history: { missing: 'tsbuild has no image history yet: tsbuild inspect IMAGE shows the history entries' },
-    save: { missing: 'tsbuild has no image save yet: tsbuild build -o type=docker,dest=FILE (or type=oci) writes an archive' },
+    history: ['history'],
+    save: ['save'],
     load: { missing: 'tsbuild has no image load yet: push the image to a registry and tsbuild pull it' },
   },
   container: {

@@ -305,4 +305,31 @@ it('Docker habits: management forms, global options first, unknown commands, uid
   assert.match(r.stderr, /uids and gids must be in range/);
 });
 
+itUnless(programUnavailable('skopeo'), 'history shows the steps and layers; save writes Docker and OCI archives others read (same image id)', async () => {
+  const d = ctx('RUN echo made > /made\nCMD ["cat", "/made"]\n');
+  const b = await cli(['-q', '-t', 'hist:1', d], { root });
+  assert.is(b.code, 0, b.stderr);
+  const id = b.stdout.trim();
+  let r = await cli(['history', 'hist:1'], { root });
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT/);
+  assert.match(lines[1]!, new RegExp(`^${id.slice(7, 19)}\\s.*CMD \\["cat","/made"\\]`), 'newest first, the top row is the image id');
+  assert.ok(lines.some((l) => /RUN \/bin\/sh -c echo made > \/made/.test(l) && /\d+(\.\d+)?kB|\d+B/.test(l)), r.stdout);
+  assert.is((await cli(['image', 'history', '-q', 'hist:1'], { root })).stdout.split('\n')[0], id.slice(7, 19));
+  const out = tmpdir('tsb-save-');
+  dirs.push(out);
+  r = await cli(['save', '-o', path.join(out, 'd.tar'), 'hist:1'], { root });
+  assert.is(r.code, 0, r.stderr);
+  let s = spawnSync('skopeo', ['inspect', '--config', `docker-archive:${path.join(out, 'd.tar')}`], { encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  r = await cli(['image', 'save', '--format', 'oci', '-o', path.join(out, 'o.tar'), 'hist:1'], { root });
+  assert.is(r.code, 0, r.stderr);
+  s = spawnSync('skopeo', ['inspect', `oci-archive:${path.join(out, 'o.tar')}`], { encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  r = await cli(['save', 'hist:1', 'other'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /save takes one image/);
+});
+
 test.run();

@@ -1,7 +1,7 @@
 /** `images`, `inspect`, `rmi`, `ps`, `rm`: looking at and cleaning the store. */
-import { containerStats, humanSize, inspectImage, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
+import { containerStats, humanSize, imageHistory, inspectImage, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
@@ -95,5 +95,39 @@ export async function statsCommand(p: Parsed): Promise<number> {
   } finally {
     process.off('SIGINT', onSig);
   }
+  return 0;
+}
+
+export const historyFlags: FlagSpec[] = [...commonFlags, { name: 'no-trunc', type: 'bool', help: 'do not truncate output' }, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }];
+
+/** `tsbuild history IMAGE`: as `docker history`, newest first; `<missing>` for entries without a layer id. */
+export async function historyCommand(p: Parsed): Promise<number> {
+  if (p.positional.length !== 1) throw new UsageError('history needs one image: tsbuild history IMAGE');
+  const rows = imageHistory(await storeFrom(p), p.positional[0]!);
+  const full = flagBool(p, 'no-trunc');
+  const id = (r: HistoryRow) => (r.id ? (full ? r.id : r.id.slice(7, 19)) : '<missing>');
+  if (flagBool(p, 'quiet')) {
+    process.stdout.write(rows.map((r) => id(r) + '\n').join(''));
+    return 0;
+  }
+  const by = (s: string) => (full || s.length <= 45 ? s : s.slice(0, 44) + '…');
+  process.stdout.write(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r) => [id(r), ago(r.created), by(r.createdBy), humanSize(r.size), r.comment])]));
+  return 0;
+}
+
+export const saveFlags: FlagSpec[] = [
+  ...commonFlags,
+  { name: 'output', short: 'o', type: 'string', arg: 'FILE', help: 'write to a file (default: standard output, if it is not a terminal)' },
+  { name: 'format', type: 'string', arg: 'docker|oci', help: 'archive format (default docker)' },
+];
+
+/** `tsbuild save [-o FILE] IMAGE`: a Docker archive (`docker load` and `podman load` read it), or OCI. */
+export async function saveCommand(p: Parsed, signal: AbortSignal): Promise<number> {
+  if (p.positional.length !== 1) throw new UsageError('save takes one image: tsbuild save -o FILE IMAGE (one image per archive for now)');
+  const format = flagStr(p, 'format') ?? 'docker';
+  if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format ${format}: use docker or oci`);
+  const output = flagStr(p, 'output') ?? '-';
+  if (output === '-' && process.stdout.isTTY) throw new UsageError('cowardly refusing to write an archive to a terminal: give -o FILE or redirect the output');
+  await saveImage(await storeFrom(p), { image: p.positional[0]!, output, format, stdout: process.stdout }, { signal });
   return 0;
 }

@@ -9,7 +9,7 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { resolveCommand } from './commands.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
@@ -26,6 +26,8 @@ Usage:
   tsbuild login / logout HOST             store or remove registry credentials
   tsbuild images                          list images
   tsbuild inspect IMAGE                   show an image's config and manifest
+  tsbuild history IMAGE                   the image's layers and the steps that made them
+  tsbuild save -o FILE IMAGE              write an image as a Docker (or --format oci) archive
   tsbuild rmi IMAGE                       remove an image name; unreferenced data is deleted
   tsbuild ps [-a]                         list containers
   tsbuild rm CONTAINER                    remove a stopped container
@@ -52,6 +54,8 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   ps: { flags: psFlags, synopsis: '[OPTIONS]' },
   rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
   stats: { flags: statsFlags, synopsis: '[--no-stream] [CONTAINER...]' },
+  history: { flags: historyFlags, synopsis: '[--no-trunc] IMAGE' },
+  save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
@@ -145,6 +149,10 @@ export async function main(argv: string[]): Promise<number> {
         return await rmCommand(p);
       case 'stats':
         return await statsCommand(p);
+      case 'history':
+        return await historyCommand(p);
+      case 'save':
+        return await cancellable(() => saveCommand(p, ac.signal));
       case 'parse':
         return parseCommand(p);
       case 'cache':
