@@ -23,6 +23,8 @@ export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './image
 export type { RegistryOptions } from './registry.js';
 export { listContainers, removeContainers } from './containers.js';
 export { containerStats } from './stats.js';
+export { pruneImages, diskUsage } from './system.js';
+export type { DfRow, ImagePruneOptions } from './system.js';
 export type { ContainerStats } from './stats.js';
 export { listCacheRecords, listMounts, parseMountsLocation, exportMounts, importMounts, prune } from './cache.js';
 export type { MountsLocation } from './cache.js';

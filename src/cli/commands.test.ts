@@ -14,9 +14,10 @@ test('management forms map to tsbuild commands', () => {
   assert.equal(resolveCommand(['container', 'ls', '-a'], known), { cmd: 'ps', rest: ['-a'] });
   assert.equal(resolveCommand(['builder', 'prune', '--all'], known), { cmd: 'prune', rest: ['--all'] });
   assert.equal(resolveCommand(['system', 'info'], known), { cmd: 'info', rest: [] });
-  assert.throws(() => resolveCommand(['image', 'prune', '-f'], known), /no image prune yet: remove images with tsbuild rmi/);
+  assert.equal(resolveCommand(['image', 'prune', '-f'], known), { cmd: 'image-prune', rest: ['-f'] });
+  assert.throws(() => resolveCommand(['image', 'load', '-i', 'x.tar'], known), /no image load yet/);
   assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
-  assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info \(got "nope"\)/);
+  assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune \(got "nope"\)/);
 });
 
 test('global options before the command reach it through the environment', () => {

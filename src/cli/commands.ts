@@ -20,7 +20,7 @@ const GLOBAL: Record<string, { env: string; value: boolean }> = {
 const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>> = {
   image: {
     ls: ['images'], list: ['images'], inspect: ['inspect'], rm: ['rmi'], remove: ['rmi'], tag: ['tag'], push: ['push'], pull: ['pull'], build: ['build'],
-    prune: { missing: 'tsbuild has no image prune yet: remove images with tsbuild rmi, and build cache with tsbuild prune' },
+    prune: ['image-prune'],
     history: ['history'],
     save: ['save'],
     load: { missing: 'tsbuild has no image load yet: push the image to a registry and tsbuild pull it' },
@@ -32,8 +32,8 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
   buildx: { build: ['build'], prune: ['prune'] },
   system: {
     info: ['info'],
-    df: { missing: 'tsbuild has no system df yet: tsbuild cache ls and tsbuild images show sizes' },
-    prune: { missing: 'tsbuild has no system prune yet: tsbuild prune removes build cache, tsbuild rmi and tsbuild rm remove images and containers' },
+    df: ['system-df'],
+    prune: ['system-prune'],
   },
 };
 

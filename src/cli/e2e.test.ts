@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, programUnavailable, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
+import { cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, programUnavailable, removeStore, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
 
 const { it, itUnless, root, dirs, ctx } = e2eHarness('e2e');
 
@@ -293,9 +293,9 @@ it('Docker habits: management forms, global options first, unknown commands, uid
   r = await cli(['imgaes'], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /unknown command "imgaes" \(did you mean "images"\?\)/);
-  r = await cli(['image', 'prune', '-f'], { root });
+  r = await cli(['image', 'load', '-i', 'x.tar'], { root });
   assert.is(r.code, 2);
-  assert.match(r.stderr, /no image prune yet/);
+  assert.match(r.stderr, /no image load yet/);
   r = await cli(['run', '--rm', '-u', '4294967296', 'habits', 'id'], { root });
   assert.is(r.code, 125);
   assert.match(r.stderr, /uids and gids must be in range 0-2147483647/);
@@ -330,6 +330,33 @@ itUnless(programUnavailable('skopeo'), 'history shows the steps and layers; save
   r = await cli(['save', 'hist:1', 'other'], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /save takes one image/);
+});
+
+it('image prune, system df and system prune: untagged images go, -a takes unused ones, df adds up', async () => {
+  const store = `${root}-prune`;
+  try {
+    const d = ctx('CMD ["true"]\n');
+    assert.is((await cli(['-t', 'keep', d], { root: store })).code, 0);
+    const other = ctx('RUN echo other > /o\n');
+    assert.is((await cli([other], { root: store })).code, 0, 'an untagged image');
+    let r = await cli(['system', 'df'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+2\s+0\s/);
+    assert.match(r.stdout, /Build Cache\s+\d+\s+0\s/);
+    r = await cli(['image', 'prune', '-f'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^deleted: sha256:[a-f0-9]{64}\nTotal reclaimed space: /);
+    assert.match((await cli(['images'], { root: store })).stdout, /^keep\s/m, 'tagged images stay');
+    assert.is((await cli(['run', '--name', 'user', 'keep'], { root: store })).code, 0);
+    r = await cli(['image', 'prune', '-a', '-f'], { root: store });
+    assert.not.match(r.stdout, /untagged: keep/, 'an image a container uses stays');
+    r = await cli(['system', 'prune', '-a', '-f'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Deleted 1 containers, 1 images/);
+    assert.is((await cli(['images', '-q'], { root: store })).stdout, '');
+  } finally {
+    removeStore(store);
+  }
 });
 
 test.run();

@@ -1,7 +1,7 @@
 /** `images`, `inspect`, `rmi`, `ps`, `rm`: looking at and cleaning the store. */
-import { containerStats, humanSize, imageHistory, inspectImage, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
+import { containerStats, diskUsage, humanSize, imageHistory, inspectImage, parseUntil, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
@@ -129,5 +129,47 @@ export async function saveCommand(p: Parsed, signal: AbortSignal): Promise<numbe
   const output = flagStr(p, 'output') ?? '-';
   if (output === '-' && process.stdout.isTTY) throw new UsageError('cowardly refusing to write an archive to a terminal: give -o FILE or redirect the output');
   await saveImage(await storeFrom(p), { image: p.positional[0]!, output, format, stdout: process.stdout }, { signal });
+  return 0;
+}
+
+export const pruneImagesFlags: FlagSpec[] = [
+  ...commonFlags,
+  { name: 'all', short: 'a', type: 'bool', help: 'remove every image no container uses, not only untagged ones' },
+  { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; tsbuild never asks' },
+  { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'only images stored longer ago than this (e.g. until=24h)' },
+];
+
+function untilFilter(p: Parsed): number | undefined {
+  return flagList(p, 'filter').map((f) => {
+    if (!f.startsWith('until=')) throw new UsageError(`--filter ${f}: only until=DURATION is supported`);
+    return parseUntil(f.slice(6));
+  })[0];
+}
+
+/** `tsbuild image prune`: untagged images (with -a, all unused ones), then whatever nothing needs. */
+export async function imagePruneCommand(p: Parsed): Promise<number> {
+  const r = await pruneImages(await storeFrom(p), { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
+  for (const n of r.untagged) process.stdout.write(`untagged: ${n}\n`);
+  for (const id of r.deleted) process.stdout.write(`deleted: ${id}\n`);
+  process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
+  return 0;
+}
+
+/** `tsbuild system df`: images, containers, volumes and build cache, as Docker's table. */
+export async function dfCommand(p: Parsed): Promise<number> {
+  const rows = await diskUsage(await storeFrom(p));
+  const pct = (a: number, b: number) => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '');
+  process.stdout.write(table([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...rows.map((r) => [r.type, String(r.total), String(r.active), humanSize(r.size), humanSize(r.reclaimable) + pct(r.reclaimable, r.size)])]));
+  return 0;
+}
+
+/** `tsbuild system prune`: stopped containers, untagged images (with -a all unused) and the build cache. */
+export async function systemPruneCommand(p: Parsed): Promise<number> {
+  const s = await storeFrom(p);
+  const stopped = listContainers(s, { all: true }).filter((c) => c.status !== 'running').map((c) => c.id);
+  await removeContainers(s, stopped);
+  const images = await pruneImages(s, { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
+  const cache = await prune(s, { all: true, untilMs: untilFilter(p) });
+  process.stdout.write(`Deleted ${stopped.length} containers, ${images.deleted.length} images, ${cache.records} cache records\nTotal reclaimed space: ${humanSize(images.bytes + cache.bytes)}\n`);
   return 0;
 }

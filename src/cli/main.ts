@@ -9,7 +9,7 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags, pruneImagesFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { resolveCommand } from './commands.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
@@ -56,6 +56,9 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   stats: { flags: statsFlags, synopsis: '[--no-stream] [CONTAINER...]' },
   history: { flags: historyFlags, synopsis: '[--no-trunc] IMAGE' },
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
+  'image-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
+  'system-df': { flags: commonFlags, synopsis: '' },
+  'system-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
@@ -108,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const p = parseArgs(rest, spec.flags, spec.stop);
     if (p.flags.get('help') === true) {
-      process.stdout.write(usage(cmd, spec.synopsis, spec.flags));
+      process.stdout.write(usage(cmd.replace(/^(image|system)-/, '$1 '), spec.synopsis, spec.flags));
       return 0;
     }
     const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
@@ -151,6 +154,12 @@ export async function main(argv: string[]): Promise<number> {
         return await statsCommand(p);
       case 'history':
         return await historyCommand(p);
+      case 'image-prune':
+        return await imagePruneCommand(p);
+      case 'system-df':
+        return await dfCommand(p);
+      case 'system-prune':
+        return await systemPruneCommand(p);
       case 'save':
         return await cancellable(() => saveCommand(p, ac.signal));
       case 'parse':

@@ -1,0 +1,75 @@
+/** `image prune` and `system df`: what images, containers and build cache hold, and removing unused images. */
+import { STORED, type Manifest } from '../image/index.js';
+import { gcWithCache, type Store } from '../store/index.js';
+
+export interface ImagePruneOptions {
+  /** Every image no container uses, not only untagged ones. */
+  all?: boolean;
+  /** Only images stored longer ago than this (ms). */
+  untilMs?: number;
+}
+
+/** Removes untagged images (with `all`, every image no container uses); returns what went and the bytes freed. */
+export async function pruneImages(store: Store, o: ImagePruneOptions = {}): Promise<{ deleted: string[]; untagged: string[]; bytes: number }> {
+  const used = new Set(store.containers.list().map((c) => c.imageId));
+  const old = (stored: string | undefined) => o.untilMs === undefined || (stored !== undefined && Date.now() - Date.parse(stored) > o.untilMs);
+  const configOf = (digest: string) => store.content.readJSON<Manifest>(digest).config.digest;
+  const deleted: string[] = [];
+  const untagged: string[] = [];
+  for (const d of store.content.dangling()) {
+    const id = configOf(d.digest);
+    if (used.has(id) || !old(d.annotations?.[STORED])) continue;
+    store.content.removeDangling(d.digest);
+    deleted.push(id);
+  }
+  if (o.all) {
+    for (const r of store.content.list()) {
+      const id = configOf(r.manifest.digest);
+      if (used.has(id) || !old(r.manifest.annotations?.[STORED])) continue;
+      store.content.untag(r.name);
+      untagged.push(r.name);
+      if (!store.content.list().some((x) => x.manifest.digest === r.manifest.digest)) deleted.push(id);
+    }
+  }
+  const g = await gcWithCache(store);
+  return { deleted, untagged, bytes: g.blobBytes };
+}
+
+export interface DfRow {
+  type: 'Images' | 'Containers' | 'Local Volumes' | 'Build Cache';
+  total: number;
+  active: number;
+  size: number;
+  reclaimable: number;
+}
+
+/** `system df`: Docker's four rows. Image sizes count each layer blob once, however many images share it. */
+export async function diskUsage(store: Store): Promise<DfRow[]> {
+  const containers = store.containers.list();
+  const usedIds = new Set(containers.map((c) => c.imageId));
+  const blobs = new Map<string, { size: number; used: boolean }>();
+  const images = [...store.content.list().map((r) => r.manifest.digest), ...store.content.dangling().map((d) => d.digest)];
+  const unique = [...new Set(images)];
+  let active = 0;
+  for (const digest of unique) {
+    const m = store.content.readJSON<Manifest>(digest);
+    const inUse = usedIds.has(m.config.digest);
+    if (inUse) active++;
+    for (const d of [m.config, ...m.layers]) {
+      const b = blobs.get(d.digest) ?? { size: d.size, used: false };
+      b.used ||= inUse;
+      blobs.set(d.digest, b);
+    }
+  }
+  const sum = (f: (b: { size: number; used: boolean }) => boolean) => [...blobs.values()].filter(f).reduce((a, b) => a + b.size, 0);
+  let ctrSize = 0;
+  for (const c of containers) ctrSize += await store.snapshotter.usage(c.snapshot).then((u) => u.size, () => 0);
+  const cache = store.cache.list();
+  const cacheSize = cache.reduce((a, r) => a + r.size, 0);
+  return [
+    { type: 'Images', total: unique.length, active, size: sum(() => true), reclaimable: sum((b) => !b.used) },
+    { type: 'Containers', total: containers.length, active: containers.filter((c) => c.status === 'running').length, size: ctrSize, reclaimable: ctrSize },
+    { type: 'Local Volumes', total: 0, active: 0, size: 0, reclaimable: 0 },
+    { type: 'Build Cache', total: cache.length, active: 0, size: cacheSize, reclaimable: cacheSize },
+  ];
+}
