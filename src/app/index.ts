@@ -24,6 +24,8 @@ export type { RegistryOptions } from './registry.js';
 export { listContainers, removeContainers } from './containers.js';
 export { containerStats } from './stats.js';
 export { pruneImages, diskUsage } from './system.js';
+export { loadImages } from './load.js';
+export type { LoadedImage } from './load.js';
 export type { DfRow, ImagePruneOptions } from './system.js';
 export type { ContainerStats } from './stats.js';
 export { listCacheRecords, listMounts, parseMountsLocation, exportMounts, importMounts, prune } from './cache.js';

@@ -15,7 +15,8 @@ test('management forms map to tsbuild commands', () => {
   assert.equal(resolveCommand(['builder', 'prune', '--all'], known), { cmd: 'prune', rest: ['--all'] });
   assert.equal(resolveCommand(['system', 'info'], known), { cmd: 'info', rest: [] });
   assert.equal(resolveCommand(['image', 'prune', '-f'], known), { cmd: 'image-prune', rest: ['-f'] });
-  assert.throws(() => resolveCommand(['image', 'load', '-i', 'x.tar'], known), /no image load yet/);
+  assert.equal(resolveCommand(['image', 'load', '-i', 'x.tar'], known), { cmd: 'load', rest: ['-i', 'x.tar'] });
+  assert.throws(() => resolveCommand(['container', 'stop', 'web'], known), /no container stop yet/);
   assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
   assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune \(got "nope"\)/);
 });

@@ -23,10 +23,11 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
     prune: ['image-prune'],
     history: ['history'],
     save: ['save'],
-    load: { missing: 'tsbuild has no image load yet: push the image to a registry and tsbuild pull it' },
+    load: ['load'],
   },
   container: {
     ls: ['ps'], list: ['ps'], ps: ['ps'], rm: ['rm'], remove: ['rm'], run: ['run'], stats: ['stats'],
+    ...Object.fromEntries(['start', 'stop', 'restart', 'kill', 'exec', 'logs', 'attach', 'wait', 'inspect', 'top', 'cp', 'pause', 'unpause', 'rename', 'port'].map((c) => [c, { missing: `tsbuild has no container ${c} yet: containers run attached (tsbuild run) until detached containers land` }])),
   },
   builder: { prune: ['prune'], build: ['build'] },
   buildx: { build: ['build'], prune: ['prune'] },

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, conformanceDir, cliSpawn, mountsUnder, pidsMatching, programUnavailable, removeStore, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
+import { cli, cliPath, conformanceDir, cliSpawn, mountsUnder, pidsMatching, programUnavailable, removeStore, repoRoot, tmpdir, e2eHarness } from '../testutil/index.js';
 
 const { it, itUnless, root, dirs, ctx } = e2eHarness('e2e');
 
@@ -293,9 +293,9 @@ it('Docker habits: management forms, global options first, unknown commands, uid
   r = await cli(['imgaes'], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /unknown command "imgaes" \(did you mean "images"\?\)/);
-  r = await cli(['image', 'load', '-i', 'x.tar'], { root });
+  r = await cli(['container', 'exec', 'web', 'sh'], { root });
   assert.is(r.code, 2);
-  assert.match(r.stderr, /no image load yet/);
+  assert.match(r.stderr, /no container exec yet/);
   r = await cli(['run', '--rm', '-u', '4294967296', 'habits', 'id'], { root });
   assert.is(r.code, 125);
   assert.match(r.stderr, /uids and gids must be in range 0-2147483647/);
@@ -356,6 +356,59 @@ it('image prune, system df and system prune: untagged images go, -a takes unused
     assert.is((await cli(['images', '-q'], { root: store })).stdout, '');
   } finally {
     removeStore(store);
+  }
+});
+
+it('load: Docker and OCI archives (ours and podman\'s) load, keep their image id and run; a tampered or foreign archive is refused', async () => {
+  const stores = [`${root}-ldb`, `${root}-ldc`, `${root}-ldd`];
+  const out = tmpdir('tsb-load-');
+  dirs.push(out);
+  try {
+    const d = ctx('RUN echo loaded > /l\nCMD ["cat", "/l"]\n');
+    const b = await cli(['-q', '-t', 'ld:1', d], { root });
+    const id = b.stdout.trim();
+    assert.is((await cli(['save', '-o', `${out}/d.tar`, 'ld:1'], { root })).code, 0);
+    assert.is((await cli(['save', '--format', 'oci', '-o', `${out}/o.tar`, 'ld:1'], { root })).code, 0);
+    let r = await cli(['load', '-i', `${out}/d.tar`], { root: stores[0]! });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'Loaded image: ld:1\n');
+    assert.is((await cli(['run', '--rm', 'ld:1'], { root: stores[0]! })).stdout, 'loaded\n');
+    assert.is((await cli(['images', '-q'], { root: stores[0]! })).stdout, `${id.slice(7, 19)}\n`, 'the same image id');
+    // From standard input, as `docker load < image.tar`.
+    const piped = spawnSync(process.execPath, [cliPath, 'image', 'load'], { input: fs.readFileSync(`${out}/o.tar`), env: { ...process.env, TSBUILD_ROOT: stores[1]!, TSBUILD_PULL: 'never' }, encoding: 'utf8' });
+    assert.is(piped.status, 0, piped.stderr);
+    assert.is(piped.stdout, 'Loaded image: ld:1\n');
+    assert.is((await cli(['run', '--rm', 'ld:1'], { root: stores[1]! })).stdout, 'loaded\n');
+    if (!programUnavailable('podman')) {
+      const pr = `${out}/podman`;
+      const args = ['--root', `${pr}/root`, '--runroot', `${pr}/run`, '--storage-driver', 'vfs'];
+      assert.is(spawnSync('podman', [...args, 'load', '-i', `${out}/d.tar`]).status, 0);
+      const save = spawnSync('podman', [...args, 'save', '--format', 'docker-archive', '-o', `${out}/p.tar`, 'ld:1'], { encoding: 'utf8' });
+      assert.is(save.status, 0, save.stderr);
+      r = await cli(['load', '-i', `${out}/p.tar`], { root: stores[2]! });
+      assert.is(r.code, 0, r.stderr);
+      const name = /Loaded image: (\S+)/.exec(r.stdout)?.[1];
+      assert.ok(name, r.stdout);
+      assert.is((await cli(['run', '--rm', name!], { root: stores[2]! })).stdout, 'loaded\n', 'an archive podman wrote runs');
+      spawnSync('podman', [...args, 'rmi', '-a', '-f']);
+    }
+    // Tampered: one byte of a blob changed inside the OCI archive; and a file that is no image archive.
+    const bad = fs.readFileSync(`${out}/o.tar`);
+    // The config blob (it holds the RUN line) changes by one byte: its name no longer matches its digest.
+    const at = bad.indexOf(Buffer.from('echo loaded'));
+    assert.ok(at > 0, 'the config is in the archive uncompressed');
+    bad[at] = 0x45;
+    fs.writeFileSync(`${out}/bad.tar`, bad);
+    r = await cli(['load', '-i', `${out}/bad.tar`], { root: `${root}-ldbad` });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /digest/);
+    assert.is((await cli(['images', '-q'], { root: `${root}-ldbad` })).stdout, '', 'nothing named');
+    fs.writeFileSync(`${out}/junk.tar`, 'just text');
+    r = await cli(['load', '-i', `${out}/junk.tar`], { root: `${root}-ldbad` });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /neither a Docker archive|tar|header/i);
+  } finally {
+    for (const s of [...stores, `${root}-ldbad`]) removeStore(s);
   }
 });
 

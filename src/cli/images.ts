@@ -1,5 +1,7 @@
 /** `images`, `inspect`, `rmi`, `ps`, `rm`: looking at and cleaning the store. */
-import { containerStats, diskUsage, humanSize, imageHistory, inspectImage, parseUntil, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { containerStats, diskUsage, loadImages, humanSize, imageHistory, inspectImage, parseUntil, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
@@ -171,5 +173,28 @@ export async function systemPruneCommand(p: Parsed): Promise<number> {
   const images = await pruneImages(s, { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
   const cache = await prune(s, { all: true, untilMs: untilFilter(p) });
   process.stdout.write(`Deleted ${stopped.length} containers, ${images.deleted.length} images, ${cache.records} cache records\nTotal reclaimed space: ${humanSize(images.bytes + cache.bytes)}\n`);
+  return 0;
+}
+
+export const loadFlags: FlagSpec[] = [
+  ...commonFlags,
+  { name: 'input', short: 'i', type: 'string', arg: 'FILE', help: 'read from a file (default: standard input)' },
+  { name: 'quiet', short: 'q', type: 'bool', help: 'print nothing' },
+  { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver to unpack into' },
+];
+
+/** `tsbuild load [-i FILE]`: Docker (`docker save`) and OCI archives, from a file or stdin. */
+export async function loadCommand(p: Parsed, signal: AbortSignal): Promise<number> {
+  const file = flagStr(p, 'input') ?? p.positional[0];
+  if (!file && process.stdin.isTTY) throw new UsageError('load reads an archive: give -i FILE or pipe one in (tsbuild load < image.tar)');
+  let input: NodeJS.ReadableStream;
+  if (file && file !== '-') {
+    if (!fs.existsSync(file)) throw new UsageError(`load: ${file} does not exist`);
+    input = fs.createReadStream(file);
+  } else input = process.stdin;
+  const loaded = await loadImages(await storeFrom(p), input as Readable, { signal });
+  if (!flagBool(p, 'quiet')) {
+    for (const l of loaded) process.stdout.write(l.names.length ? l.names.map((n) => `Loaded image: ${n}\n`).join('') : `Loaded image ID: ${l.id}\n`);
+  }
   return 0;
 }

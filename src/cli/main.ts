@@ -9,7 +9,7 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags, pruneImagesFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { resolveCommand } from './commands.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
@@ -28,6 +28,7 @@ Usage:
   tsbuild inspect IMAGE                   show an image's config and manifest
   tsbuild history IMAGE                   the image's layers and the steps that made them
   tsbuild save -o FILE IMAGE              write an image as a Docker (or --format oci) archive
+  tsbuild load -i FILE                    read images from a Docker or OCI archive
   tsbuild rmi IMAGE                       remove an image name; unreferenced data is deleted
   tsbuild ps [-a]                         list containers
   tsbuild rm CONTAINER                    remove a stopped container
@@ -56,6 +57,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   stats: { flags: statsFlags, synopsis: '[--no-stream] [CONTAINER...]' },
   history: { flags: historyFlags, synopsis: '[--no-trunc] IMAGE' },
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
+  load: { flags: loadFlags, synopsis: '[-i FILE]' },
   'image-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
   'system-df': { flags: commonFlags, synopsis: '' },
   'system-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
@@ -154,6 +156,8 @@ export async function main(argv: string[]): Promise<number> {
         return await statsCommand(p);
       case 'history':
         return await historyCommand(p);
+      case 'load':
+        return await cancellable(() => loadCommand(p, ac.signal));
       case 'image-prune':
         return await imagePruneCommand(p);
       case 'system-df':
