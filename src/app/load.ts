@@ -128,7 +128,13 @@ async function loadOci(store: Store, files: Map<string, Stored>, signal?: AbortS
 
 /** Loads every image of the archive; names are given only once all of them unpacked. */
 export async function loadImages(store: Store, input: Readable, o: { signal?: AbortSignal } = {}): Promise<LoadedImage[]> {
-  const files = await ingest(store, input);
+  let files: Map<string, Stored>;
+  try {
+    files = await ingest(store, input);
+  } catch (e) {
+    if (e instanceof TsbuildError && e.code === 'ARCHIVE_INVALID') throw new LoadError(`the input is not an image archive (a tar file): ${e.message}`);
+    throw e;
+  }
   let ready: Ready[];
   if (files.has('manifest.json')) ready = await loadDocker(store, files, o.signal);
   else if (files.has('index.json') && files.has('oci-layout')) ready = await loadOci(store, files, o.signal);

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Readable } from 'node:stream';
 import { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
-import { readTar, TarFormatError, type ReadHeader } from './tarread.js';
+import { printable, readTar, TarFormatError, type ReadHeader } from './tarread.js';
 import { ArchiveError } from './extract.js';
 
 async function readAll(chunks: Buffer[], chunkSize = 7): Promise<{ h: ReadHeader; data: string }[]> {
@@ -67,6 +67,22 @@ test('GNU long names and base-256 numbers (as GNU tar and Go write them)', async
   assert.is(e[0]!.h.name, name);
   assert.is(e[0]!.h.uid, 5_000_000);
   assert.is(e[0]!.data, 'z');
+});
+
+test('binary-garbage: an error quoting a header field escapes its bytes and caps its length', async () => {
+  // A header with a valid checksum whose size field holds terminal escapes and high bytes.
+  const junk = encodeHeader({ name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 });
+  junk.write('\x1b[2J\x07\xff\xfe', 124, 'latin1');
+  junk.fill(' ', 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += junk[i]!;
+  junk.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+  const e = await readAll([junk]).then(() => undefined, (x: unknown) => x as Error);
+  assert.ok(e, 'refused');
+  assert.match(e!.message, /bad size field ".*\\x1b/, e!.message);
+  assert.not.match(e!.message, /[\x00-\x1f\x7f-\xff]/, `no raw bytes: ${JSON.stringify(e!.message)}`);
+  assert.is(printable('a\x1bb'), 'a\\x1bb');
+  assert.is(printable('x'.repeat(40)), `${'x'.repeat(32)}…`);
 });
 
 test('hostile or broken input: bad checksum, truncation, absurd extended headers', async () => {

@@ -37,6 +37,12 @@ export class ArchiveError extends TsbuildError {
   }
 }
 
+/** Bytes from an untrusted file, safe to print: control and non-ASCII bytes escaped, length capped. */
+export function printable(s: string, max = 32): string {
+  const t = s.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+
 export class TarFormatError extends ArchiveError {
   constructor(message: string) {
     super(`invalid tar archive: ${message}`);
@@ -129,7 +135,7 @@ function num(b: Buffer, off: number, len: number, what: string): number {
   }
   const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad ${what} field "${s}"`);
+  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad ${what} field "${printable(s)}"`);
   return parseInt(s, 8);
 }
 

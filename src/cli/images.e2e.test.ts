@@ -1,0 +1,147 @@
+/**
+ * Image commands as Docker users type them: management forms, global options, history, save, load
+ * (ours, podman's, tampered), image prune, system df and prune.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cli, cliPath, e2eHarness, programUnavailable, removeStore, tmpdir } from '../testutil/index.js';
+
+const { it, itUnless, root, dirs, ctx } = e2eHarness('img');
+
+it('Docker habits: management forms, global options first, unknown commands, uid range, when an image was made', async () => {
+  const d = ctx('CMD ["true"]\n');
+  assert.is((await cli(['-t', 'habits', d], { root })).code, 0);
+  let r = await cli(['image', 'ls'], { root });
+  assert.is(r.code, 0, r.stderr);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('habits '));
+  assert.ok(line, r.stdout);
+  assert.match(line!, /seconds? ago|minutes? ago/, 'CREATED is when it was built here, not the reproducible epoch');
+  assert.not.match(line!, /years ago/);
+  r = await cli(['--root', root, 'container', 'ls', '-a'], { root: '/nonexistent-store' });
+  assert.is(r.code, 0, `--root before the command: ${r.stderr}`);
+  r = await cli(['imgaes'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /unknown command "imgaes" \(did you mean "images"\?\)/);
+  r = await cli(['container', 'exec', 'web', 'sh'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /no container exec yet/);
+  r = await cli(['run', '--rm', '-u', '4294967296', 'habits', 'id'], { root });
+  assert.is(r.code, 125);
+  assert.match(r.stderr, /uids and gids must be in range 0-2147483647/);
+  const u = ctx('USER 4294967296\nRUN true\n');
+  r = await cli(['--progress', 'plain', u], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /uids and gids must be in range/);
+});
+
+itUnless(programUnavailable('skopeo'), 'history shows the steps and layers; save writes Docker and OCI archives others read (same image id)', async () => {
+  const d = ctx('RUN echo made > /made\nCMD ["cat", "/made"]\n');
+  const b = await cli(['-q', '-t', 'hist:1', d], { root });
+  assert.is(b.code, 0, b.stderr);
+  const id = b.stdout.trim();
+  let r = await cli(['history', 'hist:1'], { root });
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT/);
+  assert.match(lines[1]!, new RegExp(`^${id.slice(7, 19)}\\s.*CMD \\["cat","/made"\\]`), 'newest first, the top row is the image id');
+  assert.ok(lines.some((l) => /RUN \/bin\/sh -c echo made > \/made/.test(l) && /\d+(\.\d+)?kB|\d+B/.test(l)), r.stdout);
+  assert.is((await cli(['image', 'history', '-q', 'hist:1'], { root })).stdout.split('\n')[0], id.slice(7, 19));
+  const out = tmpdir('tsb-save-');
+  dirs.push(out);
+  r = await cli(['save', '-o', path.join(out, 'd.tar'), 'hist:1'], { root });
+  assert.is(r.code, 0, r.stderr);
+  let s = spawnSync('skopeo', ['inspect', '--config', `docker-archive:${path.join(out, 'd.tar')}`], { encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  r = await cli(['image', 'save', '--format', 'oci', '-o', path.join(out, 'o.tar'), 'hist:1'], { root });
+  assert.is(r.code, 0, r.stderr);
+  s = spawnSync('skopeo', ['inspect', `oci-archive:${path.join(out, 'o.tar')}`], { encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  r = await cli(['save', 'hist:1', 'other'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /save takes one image/);
+});
+
+it('image prune, system df and system prune: untagged images go, -a takes unused ones, df adds up', async () => {
+  const store = `${root}-prune`;
+  try {
+    const d = ctx('CMD ["true"]\n');
+    assert.is((await cli(['-t', 'keep', d], { root: store })).code, 0);
+    const other = ctx('RUN echo other > /o\n');
+    assert.is((await cli([other], { root: store })).code, 0, 'an untagged image');
+    let r = await cli(['system', 'df'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+2\s+0\s/);
+    assert.match(r.stdout, /Build Cache\s+\d+\s+0\s/);
+    r = await cli(['image', 'prune', '-f'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^deleted: sha256:[a-f0-9]{64}\nTotal reclaimed space: /);
+    assert.match((await cli(['images'], { root: store })).stdout, /^keep\s/m, 'tagged images stay');
+    assert.is((await cli(['run', '--name', 'user', 'keep'], { root: store })).code, 0);
+    r = await cli(['image', 'prune', '-a', '-f'], { root: store });
+    assert.not.match(r.stdout, /untagged: keep/, 'an image a container uses stays');
+    r = await cli(['system', 'prune', '-a', '-f'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Deleted 1 containers, 1 images/);
+    assert.is((await cli(['images', '-q'], { root: store })).stdout, '');
+  } finally {
+    removeStore(store);
+  }
+});
+
+it('load: Docker and OCI archives (ours and podman\'s) load, keep their image id and run; a tampered or foreign archive is refused', async () => {
+  const stores = [`${root}-ldb`, `${root}-ldc`, `${root}-ldd`];
+  const out = tmpdir('tsb-load-');
+  dirs.push(out);
+  try {
+    const d = ctx('RUN echo loaded > /l\nCMD ["cat", "/l"]\n');
+    const b = await cli(['-q', '-t', 'ld:1', d], { root });
+    const id = b.stdout.trim();
+    assert.is((await cli(['save', '-o', `${out}/d.tar`, 'ld:1'], { root })).code, 0);
+    assert.is((await cli(['save', '--format', 'oci', '-o', `${out}/o.tar`, 'ld:1'], { root })).code, 0);
+    let r = await cli(['load', '-i', `${out}/d.tar`], { root: stores[0]! });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'Loaded image: ld:1\n');
+    assert.is((await cli(['run', '--rm', 'ld:1'], { root: stores[0]! })).stdout, 'loaded\n');
+    assert.is((await cli(['images', '-q'], { root: stores[0]! })).stdout, `${id.slice(7, 19)}\n`, 'the same image id');
+    // From standard input, as `docker load < image.tar`.
+    const piped = spawnSync(process.execPath, [cliPath, 'image', 'load'], { input: fs.readFileSync(`${out}/o.tar`), env: { ...process.env, TSBUILD_ROOT: stores[1]!, TSBUILD_PULL: 'never' }, encoding: 'utf8' });
+    assert.is(piped.status, 0, piped.stderr);
+    assert.is(piped.stdout, 'Loaded image: ld:1\n');
+    assert.is((await cli(['run', '--rm', 'ld:1'], { root: stores[1]! })).stdout, 'loaded\n');
+    if (!programUnavailable('podman')) {
+      const pr = `${out}/podman`;
+      const args = ['--root', `${pr}/root`, '--runroot', `${pr}/run`, '--storage-driver', 'vfs'];
+      assert.is(spawnSync('podman', [...args, 'load', '-i', `${out}/d.tar`]).status, 0);
+      const save = spawnSync('podman', [...args, 'save', '--format', 'docker-archive', '-o', `${out}/p.tar`, 'ld:1'], { encoding: 'utf8' });
+      assert.is(save.status, 0, save.stderr);
+      r = await cli(['load', '-i', `${out}/p.tar`], { root: stores[2]! });
+      assert.is(r.code, 0, r.stderr);
+      const name = /Loaded image: (\S+)/.exec(r.stdout)?.[1];
+      assert.ok(name, r.stdout);
+      assert.is((await cli(['run', '--rm', name!], { root: stores[2]! })).stdout, 'loaded\n', 'an archive podman wrote runs');
+      spawnSync('podman', [...args, 'rmi', '-a', '-f']);
+    }
+    // Tampered: one byte of a blob changed inside the OCI archive; and a file that is no image archive.
+    const bad = fs.readFileSync(`${out}/o.tar`);
+    // The config blob (it holds the RUN line) changes by one byte: its name no longer matches its digest.
+    const at = bad.indexOf(Buffer.from('echo loaded'));
+    assert.ok(at > 0, 'the config is in the archive uncompressed');
+    bad[at] = 0x45;
+    fs.writeFileSync(`${out}/bad.tar`, bad);
+    r = await cli(['load', '-i', `${out}/bad.tar`], { root: `${root}-ldbad` });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /digest/);
+    assert.is((await cli(['images', '-q'], { root: `${root}-ldbad` })).stdout, '', 'nothing named');
+    fs.writeFileSync(`${out}/junk.tar`, 'just text');
+    r = await cli(['load', '-i', `${out}/junk.tar`], { root: `${root}-ldbad` });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /neither a Docker archive|tar|header/i);
+  } finally {
+    for (const s of [...stores, `${root}-ldbad`]) removeStore(s);
+  }
+});
+
+test.run();
