@@ -59,6 +59,10 @@ export interface BuildRequest extends RegistryOptions {
   stdout?: Writable;
   /** Limits for every RUN step (default: `build` in the store's config.json). */
   limits?: CgroupLimits;
+  /** `--label`: labels on the final image, over the Dockerfile's. */
+  labels?: Record<string, string>;
+  /** The Dockerfile's text itself (`-f -`); `dockerfile` then only names it in messages. */
+  dockerfileText?: string;
 }
 
 export interface ExplainStep {
@@ -89,6 +93,7 @@ export interface BuildInputs {
   network: string;
   sourceDateEpoch?: string;
   dockerfileDigest: string;
+  labels?: Record<string, string>;
 }
 
 const ENTITLEMENTS = ['security.insecure', 'network.host'];
@@ -169,12 +174,12 @@ function readRequest(req: BuildRequest) {
   const jobs = req.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobs}: give a number of at least 1`);
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
-  const text = readDockerfile(dockerfile);
+  const text = req.dockerfileText ?? readDockerfile(dockerfile);
   return {
     context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
     df: parseFile(text, dockerfile),
-    ignore: readIgnore(dockerfile, context),
+    ignore: readIgnore(req.dockerfileText !== undefined ? path.join(context, 'Dockerfile') : dockerfile, context),
   };
 }
 
@@ -244,6 +249,7 @@ export async function build(store: Store, req: BuildRequest, o: OpOptions = {}):
     contextDir: r.context,
     ignore: r.ignore,
     names: r.names,
+    labels: req.labels,
     network: r.network,
     allow: req.allow ?? [],
     resolveImage: async (name) => {
@@ -263,6 +269,7 @@ export async function build(store: Store, req: BuildRequest, o: OpOptions = {}):
     network: r.network,
     sourceDateEpoch: req.sourceDateEpoch !== undefined ? String(req.sourceDateEpoch) : undefined,
     dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(r.text).digest('hex'),
+    labels: req.labels,
   });
   for (const spec of req.cacheTo ?? []) await exportCache(store, spec, cacheEvents, graph.root, req, { signal: o.signal, log });
   await writeOutputs(store, req.outputs ?? [], result.manifest.digest, { ...req, signal: o.signal, log, mtime: req.sourceDateEpoch ?? 0 });

@@ -11,6 +11,7 @@ export type { AppEvent, OpOptions } from './events.js';
 export { build } from './build.js';
 export type { BuildRequest, BuildResult, ExplainStep } from './build.js';
 export { parseSecrets } from './secrets.js';
+export { contextFromStream } from './stdincontext.js';
 export type { SecretsRequest } from './secrets.js';
 export { parseOutputs } from './outputs.js';
 export type { OutputSpec } from './outputs.js';

@@ -30,6 +30,7 @@ export async function verify(store: Store, ref: string, o: OpOptions = {}): Prom
       buildArgs: inputs.buildArgs,
       network: inputs.network === 'none' ? 'none' : 'host',
       noCache: true,
+      labels: inputs.labels,
       sourceDateEpoch: inputs.sourceDateEpoch !== undefined ? parseInt(inputs.sourceDateEpoch, 10) : undefined,
     },
     o,

@@ -1,6 +1,6 @@
 /** `tsbuild build`: argv → a BuildRequest; progress and the result printed. */
 import fs from 'node:fs';
-import { build, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
+import { build, contextFromStream, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
@@ -30,6 +30,8 @@ export const buildFlags: FlagSpec[] = [
   { name: 'cache-to', type: 'list', arg: 'type=registry,ref=R[,mode=min|max][,mounts=true]', help: 'export the build cache to a registry (repeatable)' },
   { name: 'cache-from', type: 'list', arg: 'type=registry,ref=R[,mounts=true]', help: 'use build cache from a registry (repeatable)' },
   { name: 'push', type: 'bool', help: 'push the -t names after building (same as --output type=image,push=true)' },
+  { name: 'label', type: 'list', arg: 'KEY=VALUE', help: 'a label on the image (repeatable)' },
+  { name: 'metadata-file', type: 'string', arg: 'FILE', help: 'write the result (digests, names) as JSON, with buildx\'s keys' },
   ...compressionFlags,
   { name: 'memory', short: 'm', type: 'string', arg: 'bytes', help: 'memory limit of every RUN step (also "build" in config.json)' },
   { name: 'cpus', type: 'string', arg: 'number', help: 'CPUs every RUN step may use' },
@@ -84,9 +86,21 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   const network = flagStr(p, 'network') ?? 'host';
   if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${network}: RUN steps support host or none`);
   const outputs = parseOutputs(flagList(p, 'output'), flagBool(p, 'push'), tags);
+  const labels: Record<string, string> = {};
+  for (const l of flagList(p, 'label')) {
+    const i = l.indexOf('=');
+    if (i <= 0) throw new UsageError(`--label ${l}: use KEY=VALUE`);
+    labels[l.slice(0, i)] = l.slice(i + 1);
+  }
+  // `build -` reads a Dockerfile or a context archive from stdin; `-f -` reads the Dockerfile from it.
+  const fromStdin = p.positional[0] === '-' ? await contextFromStream(process.stdin) : undefined;
+  const dockerfileText = flagStr(p, 'file') === '-' ? fs.readFileSync(0, 'utf8') : fromStdin?.dockerfileText;
+  if (fromStdin && flagStr(p, 'file') === '-') throw new UsageError('build - and -f - both read standard input: give one of them');
   const request = {
-    context: p.positional[0] ?? '.',
-    dockerfile: flagStr(p, 'file'),
+    context: fromStdin?.dir ?? p.positional[0] ?? '.',
+    dockerfile: flagStr(p, 'file') === '-' ? undefined : flagStr(p, 'file'),
+    dockerfileText,
+    labels,
     tags,
     target: flagStr(p, 'target'),
     buildArgs: buildArgs(flagList(p, 'build-arg')),
@@ -108,7 +122,10 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     limits: ['memory', 'cpus', 'pids-limit'].some((f) => p.flags.has(f)) ? parseLimits({ memory: flagStr(p, 'memory'), cpus: flagStr(p, 'cpus'), pidsLimit: flagStr(p, 'pids-limit') }) : undefined,
     ...registryOptions(p),
   };
-  const store = await storeFrom(p);
+  const store = await storeFrom(p).catch((e: unknown) => {
+    fromStdin?.cleanup();
+    throw e;
+  });
   const render = createRenderer(progressMode);
   // Before the steps finish, lines belong to the progress view; after, they go straight to stderr.
   let solved = false;
@@ -127,7 +144,12 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     },
   }).finally(() => {
     if (!solved) render.finish();
+    fromStdin?.cleanup();
   });
+  const meta = flagStr(p, 'metadata-file');
+  if (meta) {
+    fs.writeFileSync(meta, JSON.stringify({ 'containerimage.config.digest': result.imageId, 'containerimage.digest': result.manifestDigest, ...(result.names.length ? { 'image.name': result.names.join(',') } : {}) }, null, 2) + '\n');
+  }
   if (explain) printExplain(explain, result.steps, result.checksums);
   const iid = flagStr(p, 'iidfile');
   if (iid) fs.writeFileSync(iid, result.imageId);

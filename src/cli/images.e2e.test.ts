@@ -144,4 +144,37 @@ it('load: Docker and OCI archives (ours and podman\'s) load, keep their image id
   }
 });
 
+it('build: --label, --metadata-file, -f - and build - (a Dockerfile, or a gzip context archive, on stdin)', async () => {
+  const d = ctx('CMD ["cat", "/greeting"]\nCOPY greeting /greeting\n', { greeting: 'from the context\n' });
+  const meta = path.join(d, 'meta.json');
+  let r = await cli(['-q', '-t', 'lab:1', '--label', 'org.example.team=core', '--metadata-file', meta, d], { root });
+  assert.is(r.code, 0, r.stderr);
+  const m = JSON.parse(fs.readFileSync(meta, 'utf8')) as Record<string, string>;
+  assert.is(m['containerimage.config.digest'], r.stdout.trim());
+  assert.match(m['containerimage.digest']!, /^sha256:[a-f0-9]{64}$/);
+  assert.is(m['image.name'], 'lab:1');
+  const insp = JSON.parse((await cli(['inspect', 'lab:1'], { root })).stdout) as { Config: { Labels: Record<string, string> } }[];
+  assert.equal(insp[0]!.Config.Labels, { 'org.example.team': 'core' });
+  const env = { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' };
+  const df = fs.readFileSync(path.join(d, 'Dockerfile'));
+  let s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'fdash', '-f', '-', d], { input: df, env, encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  assert.is((await cli(['run', '--rm', 'fdash'], { root })).stdout, 'from the context\n', '-f - with a context directory');
+  const tar = path.join(tmpdir('tsb-stdin-'), 'ctx.tar.gz');
+  dirs.push(path.dirname(tar));
+  assert.is(spawnSync('tar', ['-czf', tar, '-C', d, '.']).status, 0);
+  s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'fromtar', '-'], { input: fs.readFileSync(tar), env, encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  assert.is((await cli(['run', '--rm', 'fromtar'], { root })).stdout, 'from the context\n', 'a context archive on stdin');
+  s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'nocontext', '-'], { input: 'FROM lab:1\nRUN echo only-dockerfile > /o\nCMD ["cat", "/o"]\n', env, encoding: 'utf8' });
+  assert.is(s.status, 0, s.stderr);
+  assert.is((await cli(['run', '--rm', 'nocontext'], { root })).stdout, 'only-dockerfile\n', 'a Dockerfile on stdin, no context');
+  s = spawnSync(process.execPath, [cliPath, '-q', '-'], { input: 'FROM lab:1\nCOPY greeting /g\n', env, encoding: 'utf8' });
+  assert.is(s.status, 1);
+  assert.match(s.stderr, /greeting/, 'without a context there is nothing to COPY');
+  r = await cli(['--label', 'novalue', d], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /--label novalue: use KEY=VALUE/);
+});
+
 test.run();

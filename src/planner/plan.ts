@@ -101,6 +101,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   if (unused.length) ctx.warnings.push({ message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   const fin = await ctx.planStage(target);
   const cfg = fin.config;
+  if (o.labels && Object.keys(o.labels).length) cfg.config.Labels = { ...cfg.config.Labels, ...o.labels };
   const root = vertex<OpSpec>(
     {
       kind: 'export',

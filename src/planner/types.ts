@@ -20,6 +20,8 @@ export interface PlanOptions {
   contextDir: string;
   ignore: string[];
   names: string[];
+  /** `build --label k=v`: labels on the final image, over the Dockerfile's. */
+  labels?: Record<string, string>;
   network: NetworkMode;
   /** Entitlements granted with --allow (security.insecure). */
   allow?: string[];
