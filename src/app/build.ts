@@ -18,7 +18,7 @@ import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
 import { autoGc, readStoreConfig, type Store, type StoreConfig } from '../store/index.js';
-import { cgroups, type CgroupLimits } from '../runtime/index.js';
+import { cgroups, type CgroupLimits, type Rlimit } from '../runtime/index.js';
 import { parseLimits } from './limits.js';
 import { logger, type OpOptions } from './events.js';
 import { writeOutputs, type OutputSpec } from './outputs.js';
@@ -63,6 +63,10 @@ export interface BuildRequest extends RegistryOptions {
   labels?: Record<string, string>;
   /** The Dockerfile's text itself (`-f -`); `dockerfile` then only names it in messages. */
   dockerfileText?: string;
+  /** For every RUN step: /etc/hosts entries (`name:ip`), rlimits, /dev/shm size in bytes. */
+  extraHosts?: string[];
+  ulimits?: Rlimit[];
+  shmSize?: number;
 }
 
 export interface ExplainStep {
@@ -251,6 +255,9 @@ export async function build(store: Store, req: BuildRequest, o: OpOptions = {}):
     names: r.names,
     labels: req.labels,
     network: r.network,
+    extraHosts: req.extraHosts,
+    ulimits: req.ulimits,
+    shmSize: req.shmSize,
     allow: req.allow ?? [],
     resolveImage: async (name) => {
       const img = await resolveOrPull(store, name, { ...req, signal: o.signal, log, policy });

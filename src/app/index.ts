@@ -37,7 +37,7 @@ export { info } from './info.js';
 export type { Info } from './info.js';
 export { describeDockerfile } from './parse.js';
 export { humanSize, table } from './format.js';
-export { parseLimits, parseUlimits, parseSecurity, parseMemory } from './limits.js';
+export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
 
 // What requests and events are made of, for front ends.

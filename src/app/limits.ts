@@ -5,6 +5,7 @@
  * the accepted form.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { UsageError } from '../errors/index.js';
 import { loadProfile, parseSecurityOpts, type CgroupLimits, type SecurityOptions, type Rlimit } from '../runtime/index.js';
@@ -97,6 +98,16 @@ export function parseLimits(f: LimitFlags): CgroupLimits {
   if (f.deviceReadBps?.length) l.deviceReadBps = f.deviceReadBps.map((v) => deviceRate(v, '--device-read-bps'));
   if (f.deviceWriteBps?.length) l.deviceWriteBps = f.deviceWriteBps.map((v) => deviceRate(v, '--device-write-bps'));
   return l;
+}
+
+/** `--add-host name:ip` (IPv4 or IPv6), as Docker takes it. */
+export function parseAddHosts(values: string[]): string[] {
+  return values.map((v) => {
+    const i = v.indexOf(':');
+    const name = v.slice(0, i), ip = v.slice(i + 1);
+    if (i <= 0 || !/^[a-zA-Z0-9._-]+$/.test(name) || net.isIP(ip) === 0) throw new UsageError(`--add-host ${v}: use NAME:IP, e.g. db:10.0.0.5`);
+    return `${name}:${ip}`;
+  });
 }
 
 /** Docker's --ulimit names, as rlimit resources. */

@@ -36,6 +36,9 @@ export interface RunRequest extends RegistryOptions {
   /** Capabilities, seccomp, no_new_privs, devices, privileged. */
   security?: SecurityOptions;
   ulimits?: Rlimit[];
+  /** /etc/hosts entries (`name:ip`) and the /dev/shm size in bytes. */
+  extraHosts?: string[];
+  shmSize?: number;
 }
 
 export interface RunHooks {
@@ -106,6 +109,8 @@ export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks
         security: req.security,
         cgroup: { name: cgroup, limits: req.limits },
         rlimits: req.ulimits,
+        extraHosts: req.extraHosts,
+        shmSize: req.shmSize,
       },
       { stdin: req.interactive ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit', onStart: (info) => o.onStart?.(info.kill) },
     );

@@ -1,6 +1,6 @@
 /** `tsbuild build`: argv → a BuildRequest; progress and the result printed. */
 import fs from 'node:fs';
-import { build, contextFromStream, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
+import { build, contextFromStream, currentLimits, parseAddHosts, parseMemory, parseUlimits, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
@@ -33,6 +33,9 @@ export const buildFlags: FlagSpec[] = [
   { name: 'label', type: 'list', arg: 'KEY=VALUE', help: 'a label on the image (repeatable)' },
   { name: 'metadata-file', type: 'string', arg: 'FILE', help: 'write the result (digests, names) as JSON, with buildx\'s keys' },
   ...compressionFlags,
+  { name: 'add-host', type: 'list', arg: 'NAME:IP', help: 'an /etc/hosts entry for RUN steps (repeatable)' },
+  { name: 'ulimit', type: 'list', arg: 'NAME=SOFT[:HARD]', help: 'a resource limit for RUN steps (e.g. nofile=1024:2048)' },
+  { name: 'shm-size', type: 'string', arg: 'bytes', help: 'size of /dev/shm in RUN steps (default 64m)' },
   { name: 'memory', short: 'm', type: 'string', arg: 'bytes', help: 'memory limit of every RUN step (also "build" in config.json)' },
   { name: 'cpus', type: 'string', arg: 'number', help: 'CPUs every RUN step may use' },
   { name: 'pids-limit', type: 'string', arg: 'int', help: 'processes every RUN step may have' },
@@ -101,6 +104,9 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     dockerfile: flagStr(p, 'file') === '-' ? undefined : flagStr(p, 'file'),
     dockerfileText,
     labels,
+    extraHosts: parseAddHosts(flagList(p, 'add-host')),
+    ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits()),
+    shmSize: flagStr(p, 'shm-size') !== undefined ? parseMemory(flagStr(p, 'shm-size')!, '--shm-size') : undefined,
     tags,
     target: flagStr(p, 'target'),
     buildArgs: buildArgs(flagList(p, 'build-arg')),

@@ -177,4 +177,19 @@ it('build: --label, --metadata-file, -f - and build - (a Dockerfile, or a gzip c
   assert.match(r.stderr, /--label novalue: use KEY=VALUE/);
 });
 
+it('--add-host, --ulimit and --shm-size reach RUN steps (and run); they are part of the step\'s cache key', async () => {
+  const d = ctx('RUN grep db /etc/hosts > /hosts; ulimit -n > /nofile; df -k /dev/shm | tail -1 > /shm\nCMD ["cat", "/hosts", "/nofile", "/shm"]\n');
+  let r = await cli(['-q', '-t', 'hostsimg', '--add-host', 'db:10.1.2.3', '--ulimit', 'nofile=333:444', '--shm-size', '16m', d], { root });
+  assert.is(r.code, 0, r.stderr);
+  const out = (await cli(['run', '--rm', 'hostsimg'], { root })).stdout;
+  assert.match(out, /^10\.1\.2\.3\s+db\n333\n\S+\s+16384\s/, out);
+  r = await cli(['--progress', 'plain', '--add-host', 'db:10.9.9.9', '--ulimit', 'nofile=333:444', '--shm-size', '16m', d], { root });
+  assert.match(r.stderr, /cache miss: the instruction changed \(extraHosts\)/, 'another host entry is another step');
+  r = await cli(['run', '--rm', '--add-host', 'api:fd00::1', '--shm-size', '8m', 'hostsimg', 'sh', '-c', 'grep api /etc/hosts; df -k /dev/shm | tail -1'], { root });
+  assert.match(r.stdout, /^fd00::1\s+api\n\S+\s+8192\s/, r.stdout);
+  r = await cli(['--add-host', 'nocolon', d], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /--add-host nocolon: use NAME:IP/);
+});
+
 test.run();

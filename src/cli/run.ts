@@ -1,5 +1,5 @@
 /** `tsbuild run`: argv → a RunRequest; the terminal and signals are wired here. */
-import { currentLimits, parseLimits, parseSecurity, parseUlimits, run } from '../app/index.js';
+import { currentLimits, parseAddHosts, parseLimits, parseMemory, parseSecurity, parseUlimits, run } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, insecureFlag, limitFlags, limitValues, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
@@ -24,6 +24,8 @@ export const runFlags: FlagSpec[] = [
   { name: 'cap-add', type: 'list', arg: 'CAP', help: 'add a capability (or ALL)' },
   { name: 'cap-drop', type: 'list', arg: 'CAP', help: 'drop a capability (or ALL)' },
   { name: 'device', type: 'list', arg: 'HOST[:CONTAINER][:rwm]', help: 'give the container a host device' },
+  { name: 'add-host', type: 'list', arg: 'NAME:IP', help: 'an /etc/hosts entry (repeatable)' },
+  { name: 'shm-size', type: 'string', arg: 'bytes', help: 'size of /dev/shm (default 64m)' },
   { name: 'security-opt', type: 'list', arg: 'seccomp=unconfined|PROFILE.json|no-new-privileges[=false]', help: 'security options' },
   ...limitFlags,
   helpFlag,
@@ -65,6 +67,8 @@ export async function runCommand(p: Parsed): Promise<number> {
     pull: flagStr(p, 'pull'),
     limits: parseLimits(limitValues(p)),
     ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits()),
+    extraHosts: parseAddHosts(flagList(p, 'add-host')),
+    shmSize: flagStr(p, 'shm-size') !== undefined ? parseMemory(flagStr(p, 'shm-size')!, '--shm-size') : undefined,
     security: parseSecurity({ privileged: flagBool(p, 'privileged'), capAdd: flagList(p, 'cap-add'), capDrop: flagList(p, 'cap-drop'), securityOpt: flagList(p, 'security-opt'), devices: flagList(p, 'device') }),
     ...registryOptions(p),
   };

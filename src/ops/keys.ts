@@ -51,6 +51,9 @@ export const KEY_MATERIAL: { [K in Kind]: { [F in KeyFields<K>]: Encoder<K> } } 
     hostname: field('hostname'),
     files: field('files'),
     insecure: field('insecure'),
+    extraHosts: field('extraHosts'),
+    ulimits: field('ulimits'),
+    shmSize: field('shmSize'),
     env: execEnv,
     // Which variables are ARGs decides their entry names in `env`.
     argNames: () => ({}),

@@ -38,6 +38,12 @@ export type OpSpec =
       mounts: (RunMountSpec & { input?: number })[];
       /** RUN --security=insecure: all capabilities, nothing masked (needs --allow security.insecure). */
       insecure: boolean;
+      /** `build --add-host host:ip` entries for /etc/hosts (absent: none). */
+      extraHosts?: string[];
+      /** `build --ulimit` values (absent: the defaults). */
+      ulimits?: { type: string; soft: number; hard: number }[];
+      /** `build --shm-size` in bytes (absent: 64 MiB). */
+      shmSize?: number;
     }
   | {
       kind: 'copy';

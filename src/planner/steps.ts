@@ -111,7 +111,13 @@ export async function planRun(ctx: PlanContext, st: StageState, ins: Ins<'run'>)
   const procEnv = [...(c.Env ?? []), ...[...env].map(([k, v]) => `${k}=${v}`)];
   const { name, meta } = step(ctx, st, ins);
   st.vertex = vertex(
-    { kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(st), createdBy, files, argNames: [...env.keys()], mounts, insecure },
+    {
+      kind: 'exec', args, env: procEnv, cwd: c.WorkingDir || '/', user: c.User ?? '', network, hostname: 'tsbuild', history: take(st), createdBy, files, argNames: [...env.keys()], mounts, insecure,
+      // Only when given, so that builds without them keep their cache keys.
+      ...(ctx.o.extraHosts?.length ? { extraHosts: ctx.o.extraHosts } : {}),
+      ...(ctx.o.ulimits?.length ? { ulimits: ctx.o.ulimits } : {}),
+      ...(ctx.o.shmSize !== undefined ? { shmSize: ctx.o.shmSize } : {}),
+    },
     [st.vertex, ...inputs],
     name,
     meta,

@@ -25,6 +25,10 @@ export interface PlanOptions {
   network: NetworkMode;
   /** Entitlements granted with --allow (security.insecure). */
   allow?: string[];
+  /** For every RUN step: --add-host entries, --ulimit values, --shm-size bytes. */
+  extraHosts?: string[];
+  ulimits?: { type: string; soft: number; hard: number }[];
+  shmSize?: number;
   resolveImage: (name: string) => Promise<ResolvedBase>;
 }
 

@@ -45,6 +45,10 @@ export interface ContainerOptions {
   extraMounts?: SpecMount[];
   /** --ulimit values; they replace the defaults of the same type. */
   rlimits?: Rlimit[];
+  /** --add-host `name:ip` entries for /etc/hosts. */
+  extraHosts?: string[];
+  /** --shm-size in bytes. */
+  shmSize?: number;
 }
 
 export interface ContainerResult extends RunResult {
@@ -123,7 +127,8 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       devices,
       cgroupProcs: cg?.procsFiles,
       devicesBpf: cg?.deviceFilter,
-      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network),
+      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts),
+      shmSize: o.shmSize,
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],
     });

@@ -6,11 +6,13 @@ import type { NetworkMode } from './spec.js';
  * The generated /etc/hosts, /etc/hostname and (host network) /etc/resolv.conf a sandbox bind-mounts,
  * written into `dir`; returns name → host path for SpecOptions.etcFiles.
  */
-export function writeEtcFiles(dir: string, hostname: string, network: NetworkMode): Record<string, string> {
+export function writeEtcFiles(dir: string, hostname: string, network: NetworkMode, extraHosts: string[] = []): Record<string, string> {
   fs.mkdirSync(dir, { recursive: true });
   const files: Record<string, string> = {};
   const hosts = path.join(dir, 'hosts');
-  fs.writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  // --add-host entries are `name:ip` (IPv6 addresses keep their colons).
+  const extra = extraHosts.map((h) => `${h.slice(h.indexOf(':') + 1)}\t${h.slice(0, h.indexOf(':'))}\n`).join('');
+  fs.writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n${extra}`);
   files['hosts'] = hosts;
   const hn = path.join(dir, 'hostname');
   fs.writeFileSync(hn, hostname + '\n');

@@ -127,6 +127,8 @@ export interface SpecOptions {
   devices?: { hostPath: string; containerPath: string }[];
   cgroupProcs?: string[];
   devicesBpf?: { cgroup: string; program: number[][] };
+  /** Size of /dev/shm in bytes (default 64 MiB, as Docker). */
+  shmSize?: number;
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
@@ -143,7 +145,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
     ...dev,
     ...(o.devices ?? []).map((d) => ({ destination: d.containerPath, type: 'none', source: d.hostPath, flags: MS.BIND, data: '', file: true })),
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620' },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: `mode=1777,size=${o.shmSize ?? 64 << 20}` },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | (o.privileged ? 0 : MS.RDONLY), data: '' },
   ];
