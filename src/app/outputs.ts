@@ -7,22 +7,24 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { UsageError, TsbuildError } from '../errors/index.js';
-import { parseCompression, sha256, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
+import { END_OF_ARCHIVE, parseCompression, sha256, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
 import { manifestForPush } from '../registry/index.js';
-import { imageLayers, tempKey, unpackLayers, withMounted, type Store } from '../store/index.js';
+import { imageLayers, mountTar, tempKey, unpackLayers, withMounted, type Store } from '../store/index.js';
 import { pushTo, type RegistryOptions } from './registry.js';
 
 export interface OutputSpec {
-  type: 'image' | 'registry' | 'oci' | 'docker' | 'local';
+  type: 'image' | 'registry' | 'oci' | 'docker' | 'local' | 'tar';
   dest?: string;
   names: string[];
   push: boolean;
   compression?: CompressionSpec;
 }
 
-const TYPES = new Set(['image', 'registry', 'oci', 'docker', 'local']);
+const TYPES = new Set(['image', 'registry', 'oci', 'docker', 'local', 'tar']);
 
 export function parseOutputs(values: string[], push: boolean, names: string[]): OutputSpec[] {
   const out: OutputSpec[] = [];
@@ -38,7 +40,7 @@ export function parseOutputs(values: string[], push: boolean, names: string[]): 
       kv.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).trim());
     }
     const type = kv.get('type') ?? 'image';
-    if (!TYPES.has(type)) throw new UsageError(`--output type=${type}: use image, registry, oci, docker or local`);
+    if (!TYPES.has(type)) throw new UsageError(`--output type=${type}: use image, registry, oci, docker, local or tar`);
     for (const k of kv.keys()) {
       if (!['type', 'dest', 'name', 'push', 'compression', 'compression-level'].includes(k)) throw new UsageError(`--output ${v}: unknown option "${k}"`);
     }
@@ -49,7 +51,7 @@ export function parseOutputs(values: string[], push: boolean, names: string[]): 
       push: type === 'registry' || kv.get('push') === 'true',
       compression: kv.get('compression') ? parseCompression(kv.get('compression')!, kv.get('compression-level')) : undefined,
     };
-    if ((spec.type === 'oci' || spec.type === 'docker' || spec.type === 'local') && !spec.dest) throw new UsageError(`--output type=${type} needs dest=${type === 'local' ? 'DIR' : 'FILE (or - for stdout)'}`);
+    if ((spec.type === 'oci' || spec.type === 'docker' || spec.type === 'local' || spec.type === 'tar') && !spec.dest) throw new UsageError(`--output type=${type} needs dest=${type === 'local' ? 'DIR' : 'FILE (or - for stdout)'}`);
     if (spec.push && spec.names.length === 0) throw new UsageError(`--output type=${type}${type === 'image' ? ',push=true' : ''} needs an image name: give -t or name=`);
     out.push(spec);
   }
@@ -89,7 +91,12 @@ export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDi
       await writeArchive(s.dest!, o.stdout, (out) => writeImageArchive(store.content, s.type as 'oci' | 'docker', image, out, o.mtime));
       if (s.dest !== '-') o.log(`wrote ${s.type} archive ${s.dest}`);
     }
-    if (s.type === 'local') await exportFilesystem(store, manifestDigest, s.dest!, o.signal);
+    if (s.type === 'local') await withImageFiles(store, manifestDigest, o.signal, (dir) => copyTree(dir, s.dest!));
+    if (s.type === 'tar') {
+      // The image's filesystem as one tar (no image metadata), as BuildKit's type=tar.
+      await withImageFiles(store, manifestDigest, o.signal, (dir) => writeArchive(s.dest!, o.stdout, (out) => pipeline(dir ? mountTar(dir) : Readable.from([END_OF_ARCHIVE]), out, { end: false })));
+      if (s.dest !== '-') o.log(`wrote filesystem tar ${s.dest}`);
+    }
   }
 }
 
@@ -113,22 +120,26 @@ async function writeArchive(dest: string, stdout: Writable | undefined, fn: (out
   }
 }
 
-/** The image's filesystem copied into `dest` (created when missing), ownership and modes kept. */
-async function exportFilesystem(store: Store, manifestDigest: string, dest: string, signal?: AbortSignal): Promise<void> {
+/** Runs `fn` on a read-only view of the image's merged filesystem (undefined for an image without layers). */
+async function withImageFiles(store: Store, manifestDigest: string, signal: AbortSignal | undefined, fn: (dir: string | undefined) => Promise<void>): Promise<void> {
   const manifest = store.content.readJSON<Manifest>(manifestDigest);
   const config = store.content.readJSON<ImageConfig>(manifest.config.digest);
   const env = { storeRoot: store.root, store: store.content, snapshotter: store.snapshotter };
   const top = await unpackLayers(env, imageLayers(manifestDigest, manifest, config), { signal });
-  fs.mkdirSync(dest, { recursive: true });
-  if (!top) return;
+  if (!top) return fn(undefined);
   const key = tempKey('view', 'export');
   const mounts = await store.snapshotter.view(key, top);
   try {
-    await withMounted(store.root, mounts, async (dir) => {
-      const r = spawnSync('cp', ['-a', '--reflink=auto', '--', `${dir}/.`, path.resolve(dest)], { encoding: 'utf8' });
-      if (r.status !== 0) throw new TsbuildError('EXPORT_FAILED', `copying the image's files to ${dest} failed: ${r.stderr.trim()}`);
-    });
+    await withMounted(store.root, mounts, (dir) => fn(dir));
   } finally {
     await store.snapshotter.remove(key);
   }
+}
+
+/** The image's files copied into `dest` (created when missing), ownership and modes kept. */
+async function copyTree(dir: string | undefined, dest: string): Promise<void> {
+  fs.mkdirSync(dest, { recursive: true });
+  if (!dir) return;
+  const r = spawnSync('cp', ['-a', '--reflink=auto', '--', `${dir}/.`, path.resolve(dest)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new TsbuildError('EXPORT_FAILED', `copying the image's files to ${dest} failed: ${r.stderr.trim()}`);
 }

@@ -192,4 +192,21 @@ it('--add-host, --ulimit and --shm-size reach RUN steps (and run); they are part
   assert.match(r.stderr, /--add-host nocolon: use NAME:IP/);
 });
 
+it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout', async () => {
+  const d = ctx('RUN mkdir -p /data && echo in-tar > /data/f && ln -s f /data/l\n');
+  const out = tmpdir('tsb-outtar-');
+  dirs.push(out);
+  const r = await cli(['-o', `type=tar,dest=${out}/fs.tar`, d], { root });
+  assert.is(r.code, 0, r.stderr);
+  const list = spawnSync('tar', ['-tvf', `${out}/fs.tar`], { encoding: 'utf8' });
+  assert.is(list.status, 0, list.stderr);
+  assert.match(list.stdout, /data\/f\n/);
+  assert.match(list.stdout, /data\/l -> f/);
+  assert.match(list.stdout, /bin\/busybox/);
+  assert.is(spawnSync('tar', ['-xOf', `${out}/fs.tar`, 'data/f'], { encoding: 'utf8' }).stdout, 'in-tar\n');
+  const piped = spawnSync(process.execPath, [cliPath, '-q', '-o', 'type=tar,dest=-', d], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' }, maxBuffer: 64 << 20 });
+  assert.is(piped.status, 0, String(piped.stderr));
+  assert.is(piped.stdout.length, fs.statSync(`${out}/fs.tar`).size, 'the same tar on stdout, nothing else');
+});
+
 test.run();
