@@ -209,4 +209,22 @@ it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout',
   assert.is(piped.stdout.length, fs.statSync(`${out}/fs.tar`).size, 'the same tar on stdout, nothing else');
 });
 
+it('--format on images, ps, history and inspect (Go templates, table, json)', async () => {
+  const d = ctx('LABEL team=core\nCMD ["true"]\n');
+  const id = (await cli(['-q', '-t', 'fmt:1', d], { root })).stdout.trim();
+  let r = await cli(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], { root });
+  assert.match(r.stdout, new RegExp(`^fmt:1 ${id.slice(7, 19)}$`, 'm'));
+  r = await cli(['images', '--format', 'table {{.Repository}}\\t{{.Size}}'], { root });
+  assert.match(r.stdout, /^REPOSITORY\s+SIZE\n/);
+  r = await cli(['inspect', '-f', '{{.Config.Labels.team}} {{json .RepoTags}}', 'fmt:1'], { root });
+  assert.is(r.stdout, 'core ["fmt:1"]\n');
+  r = await cli(['history', '--format', '{{.CreatedBy}}', 'fmt:1'], { root });
+  assert.match(r.stdout, /^CMD \["true"\]\n/);
+  r = await cli(['ps', '-a', '--format', '{{json .}}'], { root });
+  assert.is(r.code, 0, r.stderr);
+  r = await cli(['images', '--format', '{{.Nope}}'], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /no field "Nope" \(fields here: Repository, Tag, ID/);
+});
+
 test.run();

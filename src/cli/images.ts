@@ -1,5 +1,6 @@
 /** `images`, `inspect`, `rmi`, `ps`, `rm`: looking at and cleaning the store. */
 import fs from 'node:fs';
+import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
 import { containerStats, diskUsage, loadImages, humanSize, imageHistory, inspectImage, parseUntil, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
@@ -7,8 +8,10 @@ import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, type FlagSp
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
-export const psFlags: FlagSpec[] = [...commonFlags, { name: 'all', short: 'a', type: 'bool', help: 'show exited containers too' }];
-export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }];
+const formatFlag: FlagSpec = { name: 'format', type: 'string', arg: 'TEMPLATE', help: "Go-template output, e.g. '{{.ID}} {{.Size}}', 'table {{.Repository}}\\t{{.Tag}}' or '{{json .}}'" };
+export const psFlags: FlagSpec[] = [...commonFlags, { name: 'all', short: 'a', type: 'bool', help: 'show exited containers too' }, formatFlag];
+export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag];
+export const inspectFlags: FlagSpec[] = [...commonFlags, { ...formatFlag, short: 'f' }];
 
 function ago(iso: string | undefined): string {
   if (!iso) return 'N/A';
@@ -22,6 +25,14 @@ function ago(iso: string | undefined): string {
 
 export async function imagesCommand(p: Parsed): Promise<number> {
   const images = listImages(await storeFrom(p));
+  const format = flagStr(p, 'format');
+  if (format !== undefined) {
+    process.stdout.write(formatRows(format, images.map((i) => {
+      const at = i.name?.lastIndexOf(':') ?? -1;
+      return { Repository: i.name ? i.name.slice(0, at) : '<none>', Tag: i.name ? i.name.slice(at + 1) : '<none>', ID: i.id.slice(7, 19), Digest: i.manifestDigest, CreatedAt: i.created ?? '', CreatedSince: ago(i.created), Size: humanSize(i.size) };
+    })));
+    return 0;
+  }
   if (flagBool(p, 'quiet')) {
     process.stdout.write(images.map((i) => i.id.slice(7, 19) + '\n').join(''));
     return 0;
@@ -38,7 +49,9 @@ export async function imagesCommand(p: Parsed): Promise<number> {
 export async function inspectCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('inspect needs an image: tsbuild inspect IMAGE [IMAGE...]');
   const s = await storeFrom(p);
-  process.stdout.write(JSON.stringify(p.positional.map((ref) => inspectImage(s, ref)), null, 2) + '\n');
+  const all = p.positional.map((ref) => inspectImage(s, ref));
+  const format = flagStr(p, 'format');
+  process.stdout.write(format !== undefined ? formatRows(format, all) : JSON.stringify(all, null, 2) + '\n');
   return 0;
 }
 
@@ -53,11 +66,16 @@ export async function rmiCommand(p: Parsed): Promise<number> {
 }
 
 export async function psCommand(p: Parsed): Promise<number> {
-  const rows: string[][] = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES']];
-  for (const c of listContainers(await storeFrom(p), { all: flagBool(p, 'all') })) {
-    const cmd = JSON.stringify(c.command.join(' ').slice(0, 20));
-    rows.push([c.id.slice(0, 12), c.image, cmd, ago(c.created), c.status === 'exited' ? `Exited (${c.exitCode ?? '?'})` : c.status, c.name]);
+  const list = listContainers(await storeFrom(p), { all: flagBool(p, 'all') }).map((c) => ({
+    ID: c.id.slice(0, 12), Image: c.image, Command: JSON.stringify(c.command.join(' ').slice(0, 20)), CreatedAt: c.created, RunningFor: ago(c.created),
+    Status: c.status === 'exited' ? `Exited (${c.exitCode ?? '?'})` : c.status, Names: c.name,
+  }));
+  const format = flagStr(p, 'format');
+  if (format !== undefined) {
+    process.stdout.write(formatRows(format, list));
+    return 0;
   }
+  const rows: string[][] = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], ...list.map((c) => [c.ID, c.Image, c.Command, c.RunningFor, c.Status, c.Names])];
   process.stdout.write(table(rows));
   return 0;
 }
@@ -100,7 +118,7 @@ export async function statsCommand(p: Parsed): Promise<number> {
   return 0;
 }
 
-export const historyFlags: FlagSpec[] = [...commonFlags, { name: 'no-trunc', type: 'bool', help: 'do not truncate output' }, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }];
+export const historyFlags: FlagSpec[] = [...commonFlags, { name: 'no-trunc', type: 'bool', help: 'do not truncate output' }, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag];
 
 /** `tsbuild history IMAGE`: as `docker history`, newest first; `<missing>` for entries without a layer id. */
 export async function historyCommand(p: Parsed): Promise<number> {
@@ -110,6 +128,11 @@ export async function historyCommand(p: Parsed): Promise<number> {
   const id = (r: HistoryRow) => (r.id ? (full ? r.id : r.id.slice(7, 19)) : '<missing>');
   if (flagBool(p, 'quiet')) {
     process.stdout.write(rows.map((r) => id(r) + '\n').join(''));
+    return 0;
+  }
+  const format = flagStr(p, 'format');
+  if (format !== undefined) {
+    process.stdout.write(formatRows(format, rows.map((r) => ({ ID: id(r), CreatedAt: r.created ?? '', CreatedSince: ago(r.created), CreatedBy: r.createdBy, Size: humanSize(r.size), Comment: r.comment }))));
     return 0;
   }
   const by = (s: string) => (full || s.length <= 45 ? s : s.slice(0, 44) + '…');

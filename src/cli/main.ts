@@ -9,7 +9,7 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import { resolveCommand } from './commands.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
@@ -50,7 +50,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   build: { flags: buildFlags, synopsis: '[OPTIONS] CONTEXT' },
   run: { flags: runFlags, synopsis: '[OPTIONS] IMAGE [COMMAND] [ARG...]', stop: true },
   images: { flags: imagesFlags, synopsis: '[OPTIONS]' },
-  inspect: { flags: commonFlags, synopsis: 'IMAGE [IMAGE...]' },
+  inspect: { flags: inspectFlags, synopsis: '[-f TEMPLATE] IMAGE [IMAGE...]' },
   rmi: { flags: rmiFlags, synopsis: 'IMAGE [IMAGE...]' },
   ps: { flags: psFlags, synopsis: '[OPTIONS]' },
   rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
