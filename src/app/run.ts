@@ -4,6 +4,7 @@
  * ends; `rm` (or `--rm`) removes record and snapshot. Terminal modes and signal forwarding are the
  * caller's (`hooks`), since only the CLI knows its terminal.
  */
+import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { oomMessage, runContainer, SandboxError, type CgroupLimits, type NetworkMode, type Rlimit, type SecurityOptions } from '../runtime/index.js';
 import { imageLayers, tempKey, unpackLayers, type Store } from '../store/index.js';
@@ -111,6 +112,7 @@ export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks
         rlimits: req.ulimits,
         extraHosts: req.extraHosts,
         shmSize: req.shmSize,
+        seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
       },
       { stdin: req.interactive ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit', onStart: (info) => o.onStart?.(info.kill) },
     );

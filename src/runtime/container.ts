@@ -49,6 +49,8 @@ export interface ContainerOptions {
   extraHosts?: string[];
   /** --shm-size in bytes. */
   shmSize?: number;
+  /** Where compiled seccomp programs are kept between containers (the store's). */
+  seccompCacheDir?: string;
 }
 
 export interface ContainerResult extends RunResult {
@@ -101,7 +103,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   const caps = resolveCaps(sec);
   const devices = (sec.devices ?? []).map((d) => parseDevice(`${d.hostPath}:${d.containerPath}:${d.permissions}`));
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
-  const seccomp = seccompProgram(sec, user.uid === 0 ? caps : []);
+  const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
   const driver = o.cgroups ?? cgroups();
   const cg = o.cgroup ? driver.create(o.cgroup.name, { ...o.cgroup.limits, devices: deviceRules(sec) }) : undefined;
   let stubs: string[] = [];

@@ -61,4 +61,21 @@ test('--security-opt: seccomp and no-new-privileges; errors name the option', ()
   assert.throws(() => parseSecurityOpts(['selinux=x'], () => p), /known options are/);
 });
 
+test('compiled seccomp programs are kept by what they depend on, and a damaged cache entry is recompiled', () => {
+  const d = tmpdir('tsb-seccache-');
+  try {
+    const a = seccompProgram({}, DEFAULT_CAPS, d)!;
+    const files = fs.readdirSync(d);
+    assert.is(files.length, 1);
+    assert.equal(seccompProgram({}, DEFAULT_CAPS, d), a, 'the same program from the cache');
+    const admin = seccompProgram({}, [...DEFAULT_CAPS, 'CAP_SYS_ADMIN'], d)!;
+    assert.is(fs.readdirSync(d).length, 2, 'other capabilities, another program');
+    assert.not.equal(admin, a);
+    fs.writeFileSync(path.join(d, files[0]!), '[[1,2]]');
+    assert.equal(seccompProgram({}, DEFAULT_CAPS, d), a, 'a damaged entry is compiled again');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -4,7 +4,11 @@
  * no_new_privs, the seccomp profile, and devices (Docker's default allow-list for the devices
  * cgroup, --device HOST[:CONTAINER][:rwm]). Data only; the helper applies it.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeFileAtomic } from '../fsutil/index.js';
 import { TsbuildError } from '../errors/index.js';
 import type { DeviceRule } from './cgroups.js';
 import { compileSeccomp, defaultSeccompProfile, type BpfInsn, type SeccompProfile } from './seccomp.js';
@@ -132,11 +136,32 @@ export function deviceRules(o: SecurityOptions): DeviceRule[] {
 }
 
 /** The seccomp program for these options and capabilities, or undefined for none. */
-export function seccompProgram(o: SecurityOptions, caps: string[]): BpfInsn[] | undefined {
+export function seccompProgram(o: SecurityOptions, caps: string[], cacheDir?: string): BpfInsn[] | undefined {
   if (o.privileged || o.seccomp === 'unconfined') return undefined;
   const profile = o.seccomp === undefined || o.seccomp === 'default' ? defaultSeccompProfile() : o.seccomp;
-  return compileSeccomp(profile, { caps: new Set(caps) });
+  if (!cacheDir) return compileSeccomp(profile, { caps: new Set(caps) });
+  // Compiling the default profile takes ~12 ms, a twentieth of a container's start: programs are
+  // kept by the digest of everything they depend on (profile, capabilities, architecture, kernel).
+  const key = crypto.createHash('sha256').update(JSON.stringify([profile, [...caps].sort(), process.arch, os.release(), COMPILER_VERSION])).digest('hex');
+  const file = path.join(cacheDir, `${key}.json`);
+  try {
+    const cached = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    if (Array.isArray(cached) && cached.length > 0 && cached.every((i) => Array.isArray(i) && i.length === 4 && i.every((n) => Number.isInteger(n)))) return cached as BpfInsn[];
+    throw new Error('not a program');
+  } catch {
+    const prog = compileSeccomp(profile, { caps: new Set(caps) });
+    try {
+      fs.mkdirSync(cacheDir, { recursive: true });
+      writeFileAtomic(file, JSON.stringify(prog));
+    } catch {
+      // a cache that cannot be written only costs the compile next time
+    }
+    return prog;
+  }
 }
+
+/** Changes whenever the compiler's output for the same inputs would change. */
+const COMPILER_VERSION = 1;
 
 /** `--security-opt` values: seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]. */
 export function parseSecurityOpts(values: string[], load: (file: string) => SeccompProfile): Pick<SecurityOptions, 'seccomp' | 'noNewPrivileges'> {
