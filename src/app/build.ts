@@ -104,12 +104,19 @@ const ENTITLEMENTS = ['security.insecure', 'network.host'];
 
 function readDockerfile(file: string): string {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return checkText(fs.readFileSync(file, 'utf8'), file);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     if (errnoCode(e) === 'ENOENT') throw new UsageError(`cannot read the Dockerfile: ${file} does not exist (give one with -f)`);
     if (errnoCode(e) === 'EISDIR') throw new UsageError(`${file} is a directory, not a Dockerfile`);
     throw e;
   }
+}
+
+/** A Dockerfile is text: a NUL or other control bytes mean a binary file, named but never printed. */
+function checkText(text: string, file: string): string {
+  if (/[\x00-\x08\x0e-\x1a\x1c-\x1f]/.test(text.slice(0, 8192))) throw new UsageError(`${file} is not a Dockerfile: it holds binary data (give the Dockerfile with -f)`);
+  return text;
 }
 
 function readIgnore(dockerfile: string, context: string): string[] {
@@ -178,7 +185,7 @@ function readRequest(req: BuildRequest) {
   const jobs = req.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobs}: give a number of at least 1`);
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
-  const text = req.dockerfileText ?? readDockerfile(dockerfile);
+  const text = req.dockerfileText !== undefined ? checkText(req.dockerfileText, 'the Dockerfile on standard input') : readDockerfile(dockerfile);
   return {
     context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),

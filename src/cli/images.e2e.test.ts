@@ -172,6 +172,10 @@ it('build: --label, --metadata-file, -f - and build - (a Dockerfile, or a gzip c
   s = spawnSync(process.execPath, [cliPath, '-q', '-'], { input: 'FROM lab:1\nCOPY greeting /g\n', env, encoding: 'utf8' });
   assert.is(s.status, 1);
   assert.match(s.stderr, /greeting/, 'without a context there is nothing to COPY');
+  r = await cli(['-f', '/usr/bin/busybox', d], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /\/usr\/bin\/busybox is not a Dockerfile: it holds binary data/);
+  assert.not.match(r.stderr, /[\x00-\x08\x0e-\x1f\x7f]/, 'no bytes of the file are printed');
   r = await cli(['--label', 'novalue', d], { root });
   assert.is(r.code, 2);
   assert.match(r.stderr, /--label novalue: use KEY=VALUE/);
