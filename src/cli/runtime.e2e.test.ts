@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import { cli, cliSpawn, e2eHarness, removeStore, type CliResult } from '../testutil/index.js';
-import { cgroups } from '../runtime/index.js';
+import path from 'node:path';
+import { cgroups, detectCgroups } from '../runtime/index.js';
 
 const { it, root, ctx } = e2eHarness('rt');
 
@@ -19,6 +20,13 @@ function spawnCli(args: string[]): Promise<CliResult & { pid: number }> {
     c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     c.on('close', (code) => resolve({ code: code ?? 128, stdout, stderr, pid: c.pid! }));
   });
+}
+
+/** `<own cgroup>/tsbuild` in each hierarchy that has one (there should be none when nothing runs). */
+function tsbuildDirs(): string[] {
+  const l = detectCgroups();
+  const roots = [...[...l.v1].filter(([c]) => !c.startsWith('name=')).map(([, h]) => path.join(h.mount, h.self)), ...(l.v2 ? [path.join(l.v2.mount, l.v2.self)] : [])];
+  return roots.map((r) => path.join(r, 'tsbuild')).filter((d) => fs.existsSync(d));
 }
 
 const ours = (pid: number) => cgroups().list().filter((n) => n.includes(`-${pid}-`));
@@ -171,6 +179,7 @@ it('no cgroup is left: after a run, after a build, and after kill -9 of tsbuild 
   await new Promise((res) => c.on('close', res));
   await cli(['ps'], { root });
   assert.equal(ours(c.pid!), [], 'reaped by the next command');
+  assert.equal(tsbuildDirs(), [], 'no tsbuild/ directory stays in any hierarchy once its last cgroup is gone');
 });
 
 test.run();

@@ -109,14 +109,36 @@ export function rmdirQuiet(dir: string): void {
   }
 }
 
-export function mkdirp(dir: string, init?: (dir: string) => void): void {
+export function mkdirp(dir: string, init?: (dir: string) => void, tries = 5): void {
   if (fs.existsSync(dir)) return;
-  mkdirp(path.dirname(dir), init);
+  mkdirp(path.dirname(dir), init, tries);
   try {
     fs.mkdirSync(dir);
     init?.(dir);
   } catch (e) {
-    if (errnoCode(e) !== 'EEXIST') throw new CgroupError(`cannot create cgroup ${dir}: ${(e as Error).message}`);
+    const code = errnoCode(e);
+    if (code === 'EEXIST') return;
+    // Another tsbuild removed an empty parent (`tsbuild/`) between our mkdirs: make it again.
+    if (code === 'ENOENT' && tries > 1) return mkdirp(dir, init, tries - 1);
+    throw new CgroupError(`cannot create cgroup ${dir}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Removes a cgroup of ours, then every parent it leaves empty up to (not including) `own`, the
+ * cgroup tsbuild runs in: `tsbuild/` and a build's `build-<pid>-…/` go with their last child, so
+ * nothing of tsbuild's stays in the hierarchy. A parent another container still uses is left.
+ */
+export async function removeCgroup(dir: string, own: string): Promise<void> {
+  await rmdirRetry(dir, path.join(dir, 'cgroup.procs'));
+  // path.resolve drops the trailing slash path.join leaves for a cgroup at a hierarchy's root ('/').
+  const stop = path.resolve(own) + '/';
+  for (let p = path.dirname(dir); p.startsWith(stop); p = path.dirname(p)) {
+    try {
+      fs.rmdirSync(p);
+    } catch {
+      return; // not empty (another container, a concurrent build), or already gone
+    }
   }
 }
 

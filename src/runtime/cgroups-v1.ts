@@ -1,7 +1,7 @@
 /** The cgroup v1 driver: one hierarchy per controller, our cgroups under `<own cgroup>/tsbuild/`. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { V1_UNLIMITED, keyed, mkdirp, num, readOr, requireControllers, rmdirQuiet, rmdirRetry, writeLimit, type Cgroup, type CgroupDriver, type CgroupLayout, type CgroupLimits } from './cgroupfs.js';
+import { V1_UNLIMITED, keyed, mkdirp, num, readOr, requireControllers, rmdirQuiet, removeCgroup, writeLimit, type Cgroup, type CgroupDriver, type CgroupLayout, type CgroupLimits } from './cgroupfs.js';
 
 export class V1Cgroups implements CgroupDriver {
   readonly version = 1;
@@ -75,7 +75,10 @@ export class V1Cgroups implements CgroupDriver {
       },
       oomKilled: () => (mem ? (keyed(readOr(path.join(mem, 'memory.oom_control')), 'oom_kill') ?? 0) > 0 : false),
       remove: async () => {
-        for (const d of dirs) await rmdirRetry(d, path.join(d, 'cgroup.procs'));
+        for (const c of this.controllers()) {
+          const h = this.layout.v1.get(c)!;
+          await removeCgroup(this.dir(c, name), path.join(h.mount, h.self));
+        }
       },
     };
   }

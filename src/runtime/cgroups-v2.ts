@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { errnoCode } from '../errors/index.js';
-import { CgroupError, keyed, mkdirp, num, readOr, requireControllers, rmdirQuiet, rmdirRetry, writeLimit, type Cgroup, type CgroupDriver, type CgroupLayout, type CgroupLimits } from './cgroupfs.js';
+import { CgroupError, keyed, mkdirp, num, readOr, requireControllers, rmdirQuiet, removeCgroup, writeLimit, type Cgroup, type CgroupDriver, type CgroupLayout, type CgroupLimits } from './cgroupfs.js';
 import { deviceProgram } from './devicebpf.js';
 import { dirsIn } from './cgroups-v1.js';
 
@@ -73,7 +73,7 @@ export class V2Cgroups implements CgroupDriver {
         };
       },
       oomKilled: () => (keyed(at('memory.events'), 'oom_kill') ?? 0) > 0,
-      remove: () => rmdirRetry(dir, path.join(dir, 'cgroup.procs')),
+      remove: () => removeCgroup(dir, path.join(this.v2.mount, this.v2.self)),
     };
   }
   open(name: string): Cgroup | undefined {

@@ -84,9 +84,11 @@ test('v1: limits land in each controller under our own cgroup; stats, OOM and re
     assert.ok(cg.oomKilled());
     assert.equal(cgroupManager(layout).list(), ['ctr-1-x']);
     // A fake tree's directories hold files, which rmdir refuses; empty them as the kernel would.
-    for (const c of V1) for (const f of fs.readdirSync(dir(c))) fs.rmSync(path.join(dir(c), f));
+    for (const c of V1) for (const d of [dir(c), path.dirname(dir(c))]) for (const f of fs.readdirSync(d, { withFileTypes: true })) if (f.isFile()) fs.rmSync(path.join(d, f.name));
     await cg.remove();
     assert.not.ok(fs.existsSync(dir('memory')));
+    for (const c of V1) assert.not.ok(fs.existsSync(path.join(root, c, layout.v1.get(c)!.self, 'tsbuild')), `${c}: the emptied tsbuild/ parent goes too`);
+    assert.ok(fs.existsSync(path.join(root, 'memory', '/outer/me')), 'our own cgroup stays');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -168,6 +170,7 @@ testUnless(cgroup2Unavailable(), 'v2 on a real cgroup2 hierarchy: a process join
     assert.equal(d.list().filter((n) => n === name), [name]);
     await cg.remove();
     assert.not.ok(fs.existsSync(path.join(mnt, 'tsbuild', name)), 'removed, its process killed first');
+    assert.not.ok(fs.existsSync(path.join(mnt, 'tsbuild')), 'and the tsbuild/ parent it emptied');
   } finally {
     if (child?.exitCode === null) child.kill('SIGKILL');
     if (fs.existsSync(path.join(mnt, 'tsbuild', name))) fs.rmdirSync(path.join(mnt, 'tsbuild', name));
