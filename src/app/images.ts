@@ -95,11 +95,22 @@ export function listImages(store: Store): ImageSummary[] {
 /** `inspect`: Docker's field names, plus the manifest. */
 export function inspectImage(store: Store, ref: string): Record<string, unknown> {
   const r = store.content.resolve(ref);
-  const names = store.content.list().filter((x) => x.manifest.digest === r.manifestDigest).map((x) => x.name);
+  const names = allNames(store, r.manifestDigest);
   return { Id: r.configDigest, RepoTags: names, Digest: r.manifestDigest, Created: r.config.created, Architecture: r.config.architecture, Os: r.config.os, Author: r.config.author, Config: r.config.config, RootFS: r.config.rootfs, History: r.config.history, Manifest: r.manifest, Size: r.manifest.layers.reduce((a, l) => a + l.size, 0) };
 }
 
 const ID_RE = /^(sha256:)?[a-f0-9]{4,64}$/;
+
+/** Every name the store gives the image with this manifest. */
+function allNames(store: Store, manifestDigest: string): string[] {
+  return store.content.list().filter((x) => x.manifest.digest === manifestDigest).map((x) => x.name);
+}
+
+/** What a reference names, as Docker reads it: a name is itself; an id (or an unnamed image) is all its names. */
+function namesOf(store: Store, ref: string, img: ResolvedImage): { names: string[]; byId: boolean } {
+  const byId = !img.name || ID_RE.test(ref);
+  return { names: byId ? allNames(store, img.manifestDigest) : [img.name!], byId };
+}
 
 /** `rmi`: untags (a name: that name; an id: every name), deletes what nothing needs, then GC. */
 export async function removeImages(store: Store, refs: string[], o: { force?: boolean; onUntag?: (name: string) => void; onDelete?: (id: string) => void }): Promise<void> {
@@ -109,8 +120,7 @@ export async function removeImages(store: Store, refs: string[], o: { force?: bo
     if (users.length && !o.force) {
       throw new TsbuildError('IMAGE_IN_USE', `image ${ref} is used by container ${users[0]!.name}: remove it with "tsbuild rm ${users[0]!.name}" or use -f`);
     }
-    const byId = !r.name || ID_RE.test(ref);
-    const names = byId ? store.content.list().filter((x) => x.manifest.digest === r.manifestDigest).map((x) => x.name) : [r.name!];
+    const { names, byId } = namesOf(store, ref, r);
     for (const n of names) {
       store.content.untag(n);
       o.onUntag?.(n);
@@ -146,6 +156,6 @@ export function imageHistory(store: Store, ref: string): HistoryRow[] {
 /** `save`: one image as a Docker (default) or OCI archive, to a file or a stream. */
 export async function saveImage(store: Store, req: { image: string; output: string; format: 'docker' | 'oci'; stdout?: Writable }, o: OpOptions = {}): Promise<void> {
   const img = store.content.resolve(req.image);
-  const names = img.name && !/^(sha256:)?[a-f0-9]{4,64}$/.test(req.image) ? [img.name] : store.content.list().filter((r) => r.manifest.digest === img.manifestDigest).map((r) => r.name);
+  const { names } = namesOf(store, req.image, img);
   await writeOutputs(store, [{ type: req.format, dest: req.output, names, push: false }], img.manifestDigest, { signal: o.signal, log: logger(o), stdout: req.stdout });
 }

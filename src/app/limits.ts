@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { UsageError } from '../errors/index.js';
-import { loadProfile, parseSecurityOpts, type CgroupLimits, type SecurityOptions, type Rlimit } from '../runtime/index.js';
+import { deviceNumbers, loadProfile, parseDevice, parseSecurityOpts, type CgroupLimits, type SecurityOptions, type Rlimit } from '../runtime/index.js';
 
 /** Docker's RAMInBytes: a number with an optional b, k, m, g, t or p suffix (powers of 1024). */
 export function parseMemory(v: string, flag: string): number {
@@ -48,8 +48,7 @@ function deviceRate(v: string, flag: string): { major: number; minor: number; ra
     throw new UsageError(`${flag} ${v}: ${dev} does not exist on this host`);
   }
   if (!st.isBlockDevice()) throw new UsageError(`${flag} ${v}: ${dev} is not a block device`);
-  const rdev = Number(st.rdev);
-  return { major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00), rate: parseMemory(v.slice(i + 1), flag), flag };
+  return { ...deviceNumbers(st.rdev), rate: parseMemory(v.slice(i + 1), flag), flag };
 }
 
 export interface LimitFlags {
@@ -146,10 +145,6 @@ export interface SecurityFlags {
 
 export function parseSecurity(f: SecurityFlags): SecurityOptions {
   const opts = parseSecurityOpts(f.securityOpt ?? [], loadProfile);
-  const devices = (f.devices ?? []).map((d) => {
-    const parts = d.split(':');
-    const perms = parts.length > 1 && /^[rwm]+$/.test(parts.at(-1)!) ? parts.pop()! : 'rwm';
-    return { hostPath: parts[0]!, containerPath: parts[1] ?? parts[0]!, permissions: perms };
-  });
+  const devices = (f.devices ?? []).map(parseDevice);
   return { privileged: f.privileged, capAdd: f.capAdd, capDrop: f.capDrop, devices, ...opts };
 }

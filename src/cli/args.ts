@@ -1,6 +1,6 @@
 /** A small argv parser: `--flag value`, `--flag=value`, `-t value`, `-it`, repeatable flags, `--`. */
 import { UsageError } from '../errors/index.js';
-import { openStore, parseCompression, storeRoot, suggest, type AppEvent, type CompressionSpec, type RegistryOptions, type Store } from '../app/index.js';
+import { openStore, parseCompression, parseUntil, storeRoot, suggest, type AppEvent, type CompressionSpec, type RegistryOptions, type Store } from '../app/index.js';
 
 export interface FlagSpec {
   /** Long name without dashes. */
@@ -170,4 +170,12 @@ export function limitValues(p: Parsed) {
 /** Progress lines of app operations (pulls, pushes, transfers) on stderr. */
 export function logToStderr(e: AppEvent): void {
   if (e.type === 'log') process.stderr.write(e.line + '\n');
+}
+
+/** `--filter until=DURATION` (prune commands), in ms; the only filter tsbuild knows. */
+export function untilFilter(p: Parsed): number | undefined {
+  return flagList(p, 'filter').map((f) => {
+    if (!f.startsWith('until=')) throw new UsageError(`--filter ${f}: only until=DURATION is supported`);
+    return parseUntil(f.slice(6));
+  })[0];
 }

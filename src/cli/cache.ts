@@ -1,7 +1,7 @@
 /** `tsbuild cache ls|prune|export-mounts|import-mounts` and `tsbuild prune`. */
-import { exportMounts, humanSize, importMounts, listCacheRecords, listMounts, parseMountsLocation, parseSize, parseUntil, prune, table } from '../app/index.js';
+import { exportMounts, humanSize, importMounts, listCacheRecords, listMounts, parseMountsLocation, parseSize, prune, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
 export const cacheFlags: FlagSpec[] = [
   rootFlag,
@@ -49,10 +49,7 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
     return 0;
   }
   if (sub === 'prune') {
-    const until = flagList(p, 'filter').map((f) => {
-      if (!f.startsWith('until=')) throw new UsageError(`--filter ${f}: only until=DURATION is supported`);
-      return parseUntil(f.slice(6));
-    })[0];
+    const until = untilFilter(p);
     const ks = flagStr(p, 'keep-storage');
     const r = await prune(s, { all: flagBool(p, 'all'), untilMs: until, keepStorage: ks !== undefined ? parseSize(ks) : undefined });
     process.stdout.write(`Deleted ${r.records} cache records; reclaimed ${humanSize(r.bytes)}\n`);

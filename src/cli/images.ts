@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { containerStats, diskUsage, loadImages, humanSize, imageHistory, inspectImage, parseUntil, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
+import { containerStats, diskUsage, loadImages, humanSize, imageHistory, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
@@ -163,13 +163,6 @@ export const pruneImagesFlags: FlagSpec[] = [
   { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; tsbuild never asks' },
   { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'only images stored longer ago than this (e.g. until=24h)' },
 ];
-
-function untilFilter(p: Parsed): number | undefined {
-  return flagList(p, 'filter').map((f) => {
-    if (!f.startsWith('until=')) throw new UsageError(`--filter ${f}: only until=DURATION is supported`);
-    return parseUntil(f.slice(6));
-  })[0];
-}
 
 /** `tsbuild image prune`: untagged images (with -a, all unused ones), then whatever nothing needs. */
 export async function imagePruneCommand(p: Parsed): Promise<number> {

@@ -16,7 +16,7 @@ import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rl
 import { resolveUser } from './user.js';
 import { writeEtcFiles } from './etc.js';
 import { cgroupManager, type CgroupDriver, type CgroupLimits } from './cgroups.js';
-import { deviceRules, parseDevice, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
+import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
 export interface ContainerOptions {
   /** The mounts of the container's writable snapshot, as its snapshotter gives them. */
@@ -101,7 +101,6 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   fs.mkdirSync(rootPath, { recursive: true });
   const sec = o.security ?? {};
   const caps = resolveCaps(sec);
-  const devices = (sec.devices ?? []).map((d) => parseDevice(`${d.hostPath}:${d.containerPath}:${d.permissions}`));
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
   const driver = o.cgroups ?? cgroups();
@@ -126,7 +125,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       caps,
       noNewPrivileges: sec.noNewPrivileges ?? !sec.privileged,
       seccomp,
-      devices,
+      devices: sec.devices,
       cgroupProcs: cg?.procsFiles,
       devicesBpf: cg?.deviceFilter,
       etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts),
@@ -137,7 +136,8 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
     // Mount points the image lacked are created by the helper; they must not end up in the layer.
     stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
     const r = await runSpec(spec, io);
-    return { ...r, oomKilled: cg?.oomKilled() ?? false, memoryLimit: cg?.stats().memoryLimit };
+    // The limit asked for is the one hit: no need to read every stats file back for it.
+    return { ...r, oomKilled: cg?.oomKilled() ?? false, memoryLimit: o.cgroup?.limits?.memory };
   } finally {
     const upper = await o.writableDir();
     if (upper) removeMountStubs(upper, stubs);

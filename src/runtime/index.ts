@@ -12,7 +12,7 @@ export type { ContainerResult } from './container.js';
 export type { NetworkMode, SpecMount, Rlimit } from './spec.js';
 export { currentLimits } from './spec.js';
 export { loadProfile } from './seccomp.js';
-export { parseSecurityOpts, hostCaps } from './security.js';
+export { parseSecurityOpts, hostCaps, parseDevice, deviceNumbers } from './security.js';
 export type { SecurityOptions } from './security.js';
 export { describeCgroups, detectCgroups } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';

@@ -45,7 +45,7 @@ test('devices: --device parsing and the devices-cgroup policy', () => {
   assert.throws(() => parseDevice('/etc/passwd'), /is not a device node/);
   assert.throws(() => parseDevice('dev/null'), /paths must be absolute/);
   assert.equal(deviceRules({ privileged: true }), [{ type: 'a', major: '*', minor: '*', access: 'rwm' }]);
-  const rules = deviceRules({ devices: [{ hostPath: '/dev/zero', containerPath: '/dev/z', permissions: 'r' }] });
+  const rules = deviceRules({ devices: [parseDevice('/dev/zero:/dev/z:r')] });
   assert.equal(rules.slice(0, DEFAULT_DEVICE_RULES.length), DEFAULT_DEVICE_RULES);
   assert.equal(rules.at(-1), { type: 'c', major: 1, minor: 5, access: 'r' });
   assert.not.ok(DEFAULT_DEVICE_RULES.some((r) => r.type === 'b' && r.access.includes('r')), 'no block device is readable by default');

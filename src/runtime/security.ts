@@ -62,7 +62,8 @@ export interface SecurityOptions {
   noNewPrivileges?: boolean;
   /** Default: Docker's default profile (none when privileged). */
   seccomp?: 'default' | 'unconfined' | SeccompProfile;
-  devices?: DeviceRequest[];
+  /** Parsed (and checked against the host) by parseDevice when the flags are read. */
+  devices?: Device[];
 }
 
 /** Docker's rule: ALL in --cap-add starts from every capability, ALL in --cap-drop from none; then drops, then adds. */
@@ -83,14 +84,24 @@ export function resolveCaps(o: SecurityOptions, host: Set<string> = hostCaps()):
   return CAP_NAMES.filter((c) => set.has(c));
 }
 
-export interface DeviceRequest {
+/** A host device given to a container (`--device`), as parseDevice found it on the host. */
+export interface Device {
   hostPath: string;
   containerPath: string;
   permissions: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+}
+
+/** Major and minor numbers of a device node's st_rdev (glibc's gnu_dev_major/minor). */
+export function deviceNumbers(rdev: number | bigint): { major: number; minor: number } {
+  const r = Number(rdev);
+  return { major: (r >> 8) & 0xfff, minor: (r & 0xff) | ((r >> 12) & 0xfff00) };
 }
 
 /** `--device HOST[:CONTAINER][:rwm]`, checked against the host. */
-export function parseDevice(spec: string): DeviceRequest & { type: 'c' | 'b'; major: number; minor: number } {
+export function parseDevice(spec: string): Device {
   const parts = spec.split(':');
   let perms = 'rwm';
   if (parts.length > 1 && /^[rwm]+$/.test(parts.at(-1)!)) perms = parts.pop()!;
@@ -105,9 +116,7 @@ export function parseDevice(spec: string): DeviceRequest & { type: 'c' | 'b'; ma
     throw new SecurityError(`--device ${spec}: ${hostPath} does not exist on this host`);
   }
   if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new SecurityError(`--device ${spec}: ${hostPath} is not a device node`);
-  const rdev = Number(st.rdev);
-  const major = (rdev >> 8) & 0xfff, minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-  return { hostPath, containerPath, permissions: perms, type: st.isCharacterDevice() ? 'c' : 'b', major, minor };
+  return { hostPath, containerPath, permissions: perms, type: st.isCharacterDevice() ? 'c' : 'b', ...deviceNumbers(st.rdev) };
 }
 
 /** Docker's default device policy: mknod of anything, access only to the standard nodes and ptys. */
@@ -128,11 +137,7 @@ export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
 /** The devices cgroup rules: everything when privileged, else the defaults plus each --device. */
 export function deviceRules(o: SecurityOptions): DeviceRule[] {
   if (o.privileged) return [{ type: 'a', major: '*', minor: '*', access: 'rwm' }];
-  const extra = (o.devices ?? []).map((d) => {
-    const p = parseDevice(`${d.hostPath}:${d.containerPath}:${d.permissions}`);
-    return { type: p.type, major: p.major, minor: p.minor, access: p.permissions };
-  });
-  return [...DEFAULT_DEVICE_RULES, ...extra];
+  return [...DEFAULT_DEVICE_RULES, ...(o.devices ?? []).map((d) => ({ type: d.type, major: d.major, minor: d.minor, access: d.permissions }))];
 }
 
 /** The seccomp program for these options and capabilities, or undefined for none. */
