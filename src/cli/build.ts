@@ -86,8 +86,6 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   if (jobs !== undefined && !(jobs >= 1)) throw new UsageError(`--jobs ${jobsText}: give a number of at least 1`);
   const explain = flagStr(p, 'explain');
   if (explain !== undefined && explain !== 'text' && explain !== 'json') throw new UsageError(`--explain ${explain}: use text or json`);
-  const network = flagStr(p, 'network') ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${network}: RUN steps support host or none`);
   const outputs = parseOutputs(flagList(p, 'output'), flagBool(p, 'push'), tags);
   const labels: Record<string, string> = {};
   for (const l of flagList(p, 'label')) {
@@ -110,7 +108,8 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     tags,
     target: flagStr(p, 'target'),
     buildArgs: buildArgs(flagList(p, 'build-arg')),
-    network: network as 'host' | 'none',
+    // Checked by the app layer, which owns the message.
+    network: flagStr(p, 'network') as 'host' | 'none' | undefined,
     jobs,
     noCache: flagBool(p, 'no-cache'),
     noCacheFilter: flagList(p, 'no-cache-filter'),

@@ -46,8 +46,6 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 export async function runCommand(p: Parsed): Promise<number> {
   const [image, ...command] = p.positional;
   if (!image) throw new UsageError('run needs an image: tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]');
-  const network = flagStr(p, 'network') ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${network}: use host or none (bridge networking is not implemented yet)`);
   const tty = flagBool(p, 'tty');
   const request = {
     image,
@@ -61,7 +59,8 @@ export async function runCommand(p: Parsed): Promise<number> {
     workdir: flagStr(p, 'workdir'),
     user: flagStr(p, 'user'),
     hostname: flagStr(p, 'hostname'),
-    network: network as 'host' | 'none',
+    // Checked by the app layer, which owns the message.
+    network: flagStr(p, 'network') as 'host' | 'none' | undefined,
     init: flagBool(p, 'init'),
     readOnly: flagBool(p, 'read-only'),
     pull: flagStr(p, 'pull'),
