@@ -3,6 +3,7 @@
  * spec (shaped on the OCI runtime spec) and this program carries it out.
  *
  *   tsbuild-sandbox run            spec on fd 3; errors as one JSON line on fd 4
+ *   tsbuild-sandbox exec           the same, for a new process in a running container (setns)
  *   tsbuild-sandbox mount T S D F DATA   mount(2) S of type T on D with flags F and data DATA
  *   tsbuild-sandbox umount PATH    umount2(PATH, MNT_DETACH)
  *   tsbuild-sandbox xattrs DIR     every xattr under DIR as relpath\0name\0hexvalue\0 records
@@ -381,6 +382,70 @@ static int init_main(char **argv, char **env) {
   }
 }
 
+/* The tail shared by `run` and `exec`: rlimits, the terminal, privileges, seccomp, working directory,
+   exec. Runs in the container's namespaces, as root with every capability until it drops them. */
+static void finish_process(struct jval *process, int with_init) {
+  struct jval *rl = json_get(process, "rlimits");
+  for (size_t i = 0; rl && i < rl->len; i++) {
+    int res = rlimit_resource(json_str(rl->items[i], "type", ""));
+    if (res < 0) fail("rlimit", "type", json_str(rl->items[i], "type", ""), EINVAL);
+    long long soft = json_int(rl->items[i], "soft", -1), hard = json_int(rl->items[i], "hard", -1);
+    struct rlimit r = { soft < 0 ? RLIM_INFINITY : (rlim_t)soft, hard < 0 ? RLIM_INFINITY : (rlim_t)hard };
+    if (setrlimit(res, &r) < 0) fail("rlimit", "setrlimit", json_str(rl->items[i], "type", ""), errno);
+  }
+
+  if (tty_sock[1] >= 0) {
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || unlockpt(master) < 0) fail("tty", "open-ptmx", "/dev/ptmx", errno);
+    char *name = ptsname(master);
+    int slave = name ? open(name, O_RDWR | O_NOCTTY) : -1;
+    if (slave < 0) fail("tty", "open-slave", name ? name : "", errno);
+    char dummy = 0;
+    struct iovec iov = { &dummy, 1 };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov; msg.msg_iovlen = 1; msg.msg_control = cbuf; msg.msg_controllen = sizeof cbuf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET; cm->cmsg_type = SCM_RIGHTS; cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    if (sendmsg(tty_sock[1], &msg, 0) < 0) fail("tty", "send-master", "", errno);
+    close(master);
+    close(tty_sock[1]);
+    if (setsid() < 0) fail("tty", "setsid", "", errno);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0) fail("tty", "TIOCSCTTY", "", errno);
+    dup2(slave, 0); dup2(slave, 1); dup2(slave, 2);
+    if (slave > 2) close(slave);
+  }
+
+  struct jval *user = json_get(process, "user");
+  gid_t gid = (gid_t)json_int(user, "gid", 0);
+  uid_t uid = (uid_t)json_int(user, "uid", 0);
+  struct jval *extra = json_get(user, "additionalGids");
+  gid_t groups[64]; size_t ng = 0;
+  for (size_t i = 0; extra && i < extra->len && ng < 64; i++) groups[ng++] = (gid_t)extra->items[i]->num;
+  /* A seccomp filter needs no_new_privs or CAP_SYS_ADMIN: without no_new_privs it goes in while we are
+     still root with every capability, so the profile must allow what follows (as with runc). */
+  int nnp = json_bool(process, "noNewPrivileges", 0);
+  if (!nnp) install_seccomp();
+  drop_bounding(process);
+  if (setgroups(ng, groups) < 0) fail("user", "setgroups", "", errno);
+  if (setgid(gid) < 0) fail("user", "setgid", "", errno);
+  if (setuid(uid) < 0) fail("user", "setuid", "", errno);
+  apply_caps(process);
+  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("user", "no_new_privs", "", errno);
+  if (nnp) install_seccomp();
+
+  const char *cwd = json_str(process, "cwd", "/");
+  if (chdir(cwd) < 0) fail("exec", "chdir", cwd, errno);
+
+  char **argv = strv(json_get(process, "args"));
+  char **env = strv(json_get(process, "env"));
+  sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+  if (with_init) _exit(init_main(argv, env));
+  exec_in_container(argv, env);
+}
+
 static int child_main(void *arg) {
   (void)arg;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -441,65 +506,7 @@ static int child_main(void *arg) {
       }
     }
   }
-  struct jval *rl = json_get(process, "rlimits");
-  for (size_t i = 0; rl && i < rl->len; i++) {
-    int res = rlimit_resource(json_str(rl->items[i], "type", ""));
-    if (res < 0) fail("rlimit", "type", json_str(rl->items[i], "type", ""), EINVAL);
-    long long soft = json_int(rl->items[i], "soft", -1), hard = json_int(rl->items[i], "hard", -1);
-    struct rlimit r = { soft < 0 ? RLIM_INFINITY : (rlim_t)soft, hard < 0 ? RLIM_INFINITY : (rlim_t)hard };
-    if (setrlimit(res, &r) < 0) fail("rlimit", "setrlimit", json_str(rl->items[i], "type", ""), errno);
-  }
-
-  if (tty_sock[1] >= 0) {
-    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || unlockpt(master) < 0) fail("tty", "open-ptmx", "/dev/ptmx", errno);
-    char *name = ptsname(master);
-    int slave = name ? open(name, O_RDWR | O_NOCTTY) : -1;
-    if (slave < 0) fail("tty", "open-slave", name ? name : "", errno);
-    char dummy = 0;
-    struct iovec iov = { &dummy, 1 };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct msghdr msg = { 0 };
-    msg.msg_iov = &iov; msg.msg_iovlen = 1; msg.msg_control = cbuf; msg.msg_controllen = sizeof cbuf;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET; cm->cmsg_type = SCM_RIGHTS; cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    if (sendmsg(tty_sock[1], &msg, 0) < 0) fail("tty", "send-master", "", errno);
-    close(master);
-    close(tty_sock[1]);
-    if (setsid() < 0) fail("tty", "setsid", "", errno);
-    if (ioctl(slave, TIOCSCTTY, 0) < 0) fail("tty", "TIOCSCTTY", "", errno);
-    dup2(slave, 0); dup2(slave, 1); dup2(slave, 2);
-    if (slave > 2) close(slave);
-  }
-
-  struct jval *user = json_get(process, "user");
-  gid_t gid = (gid_t)json_int(user, "gid", 0);
-  uid_t uid = (uid_t)json_int(user, "uid", 0);
-  struct jval *extra = json_get(user, "additionalGids");
-  gid_t groups[64]; size_t ng = 0;
-  for (size_t i = 0; extra && i < extra->len && ng < 64; i++) groups[ng++] = (gid_t)extra->items[i]->num;
-  /* A seccomp filter needs no_new_privs or CAP_SYS_ADMIN: without no_new_privs it goes in while we are
-     still root with every capability, so the profile must allow what follows (as with runc). */
-  int nnp = json_bool(process, "noNewPrivileges", 0);
-  if (!nnp) install_seccomp();
-  drop_bounding(process);
-  if (setgroups(ng, groups) < 0) fail("user", "setgroups", "", errno);
-  if (setgid(gid) < 0) fail("user", "setgid", "", errno);
-  if (setuid(uid) < 0) fail("user", "setuid", "", errno);
-  apply_caps(process);
-  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("user", "no_new_privs", "", errno);
-  if (nnp) install_seccomp();
-
-  const char *cwd = json_str(process, "cwd", "/");
-  if (chdir(cwd) < 0) fail("exec", "chdir", cwd, errno);
-
-  char **argv = strv(json_get(process, "args"));
-  char **env = strv(json_get(process, "env"));
-  sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
-  if (json_bool(spec, "init", 0)) _exit(init_main(argv, env));
-  exec_in_container(argv, env);
+  finish_process(process, json_bool(spec, "init", 0));
   return 127;
 }
 
@@ -549,38 +556,9 @@ static void relay(void) {
   }
 }
 
-static int cmd_run(void) {
-  /* If tsbuild dies (even by SIGKILL), so does the helper, and with it the container (its PDEATHSIG). */
-  pid_t parent = getppid();
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) return 125;
-  if (fcntl(errfd, F_SETFD, FD_CLOEXEC) < 0) errfd = 2;
-  fcntl(5, F_SETFD, FD_CLOEXEC);
-  char *text = read_all(3);
-  if (!text) fail("spec", "read", "fd 3", errno);
-  close(3);
-  const char *err = NULL;
-  spec = json_parse(text, &err);
-  if (!spec) fail("spec", err ? err : "parse", "", EINVAL);
-  struct jval *process = json_get(spec, "process");
-  struct jval *devbpf = json_get(json_get(spec, "linux"), "devicesBpf");
-  if (devbpf) attach_devices(json_str(devbpf, "cgroup", NULL), json_get(devbpf, "program"));
-  int flags = SIGCHLD;
-  struct jval *nss = json_get(json_get(spec, "linux"), "namespaces");
-  for (size_t i = 0; nss && i < nss->len; i++) {
-    int f = ns_flag(json_str(nss->items[i], "type", ""));
-    if (f < 0) fail("spec", "namespace", json_str(nss->items[i], "type", ""), EINVAL);
-    flags |= f;
-  }
-  if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);
-  /* Block forwarded signals until the handler knows the child's pid. */
-  sigset_t all, old;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, &old);
-  size_t stack_size = 1 << 20;
-  char *stack = malloc(stack_size);
-  child_pid = clone(child_main, stack + stack_size, flags, NULL);
-  if (child_pid < 0) fail("clone", "clone", "", errno);
-  close(errfd);
+/* The parent's part of `run` and `exec`, once the child exists (signals still blocked in `old`): take
+   the pty master, forward signals, report the pid on fd 5, relay the terminal, return the exit status. */
+static int supervise(sigset_t *old) {
   if (tty_sock[0] >= 0) {
     close(tty_sock[1]);
     tty_sock[1] = -1;
@@ -603,7 +581,7 @@ static int cmd_run(void) {
   int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
   if (pty_master >= 0) { sa.sa_handler = on_winch; sigaction(SIGWINCH, &sa, NULL); }
-  sigprocmask(SIG_SETMASK, &old, NULL);
+  sigprocmask(SIG_SETMASK, old, NULL);
   /* The pid on stdout-less channel: Node learns it from fd 5 if it was given one. */
   if (fcntl(5, F_GETFD) >= 0) { dprintf(5, "%d\n", (int)child_pid); close(5); }
   if (pty_master >= 0) relay();
@@ -616,6 +594,103 @@ static int cmd_run(void) {
   }
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   return 128 + WTERMSIG(st);
+}
+
+/* Common start of `run` and `exec`: die with tsbuild (PDEATHSIG), read the spec from fd 3. */
+static int read_spec(void) {
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) return -1;
+  if (fcntl(errfd, F_SETFD, FD_CLOEXEC) < 0) errfd = 2;
+  fcntl(5, F_SETFD, FD_CLOEXEC);
+  char *text = read_all(3);
+  if (!text) fail("spec", "read", "fd 3", errno);
+  close(3);
+  const char *err = NULL;
+  spec = json_parse(text, &err);
+  if (!spec) fail("spec", err ? err : "parse", "", EINVAL);
+  return 0;
+}
+
+static int cmd_run(void) {
+  /* If tsbuild dies (even by SIGKILL), so does the helper, and with it the container (its PDEATHSIG). */
+  if (read_spec() < 0) return 125;
+  struct jval *process = json_get(spec, "process");
+  struct jval *devbpf = json_get(json_get(spec, "linux"), "devicesBpf");
+  if (devbpf) attach_devices(json_str(devbpf, "cgroup", NULL), json_get(devbpf, "program"));
+  int flags = SIGCHLD;
+  struct jval *nss = json_get(json_get(spec, "linux"), "namespaces");
+  for (size_t i = 0; nss && i < nss->len; i++) {
+    int f = ns_flag(json_str(nss->items[i], "type", ""));
+    if (f < 0) fail("spec", "namespace", json_str(nss->items[i], "type", ""), EINVAL);
+    flags |= f;
+  }
+  if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);
+  /* Block forwarded signals until the handler knows the child's pid. */
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  size_t stack_size = 1 << 20;
+  char *stack = malloc(stack_size);
+  child_pid = clone(child_main, stack + stack_size, flags, NULL);
+  if (child_pid < 0) fail("clone", "clone", "", errno);
+  close(errfd);
+  return supervise(&old);
+}
+
+static const char *ns_file(const char *t) {
+  if (!strcmp(t, "mount")) return "mnt";
+  if (!strcmp(t, "network")) return "net";
+  return t;
+}
+
+/* exec: a new process in a running container. The spec names the container's pid ("pid"), the
+   namespaces to join, the cgroup.procs files, and the process as for `run`. Everything is opened
+   from the host first (the cgroup files are not visible from inside), then setns, then fork: the
+   pid namespace applies to children only. */
+static int cmd_exec(void) {
+  if (read_spec() < 0) return 125;
+  struct jval *process = json_get(spec, "process");
+  int target = (int)json_int(spec, "pid", 0);
+  if (target <= 0) fail("spec", "pid", "", EINVAL);
+  struct jval *nss = json_get(json_get(spec, "linux"), "namespaces");
+  int nsfd[8]; size_t nns = 0;
+  for (size_t i = 0; nss && i < nss->len && nns < 8; i++) {
+    const char *t = json_str(nss->items[i], "type", "");
+    if (ns_flag(t) < 0) fail("spec", "namespace", t, EINVAL);
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", target, ns_file(t));
+    if ((nsfd[nns++] = open(p, O_RDONLY | O_CLOEXEC)) < 0) fail("exec", "open-ns", p, errno);
+  }
+  struct jval *files = json_get(json_get(spec, "linux"), "cgroupProcs");
+  int cgfd[16]; size_t ncg = 0;
+  for (size_t i = 0; files && i < files->len && ncg < 16; i++) {
+    const char *p = files->items[i]->str;
+    if ((cgfd[ncg++] = p ? open(p, O_WRONLY | O_CLOEXEC) : -1) < 0) fail("cgroup", "open", p ? p : "", errno);
+  }
+  /* The mount namespace last: its root replaces ours, and /proc/<pid> paths must resolve before. */
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < nns; i++) {
+      int is_mnt = !strcmp(json_str(nss->items[i], "type", ""), "mount");
+      if (is_mnt != pass) continue;
+      if (setns(nsfd[i], 0) < 0) fail("exec", "setns", json_str(nss->items[i], "type", ""), errno);
+      close(nsfd[i]);
+    }
+  if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  child_pid = fork();
+  if (child_pid < 0) fail("exec", "fork", "", errno);
+  if (child_pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (size_t i = 0; i < ncg; i++)
+      if (write(cgfd[i], "0", 1) != 1) fail("cgroup", "join", "", errno);
+    finish_process(process, 0);
+    _exit(127);
+  }
+  for (size_t i = 0; i < ncg; i++) close(cgfd[i]);
+  close(errfd);
+  return supervise(&old);
 }
 
 /* xattrs DIR: every extended attribute under DIR (not DIR itself), as relpath\0name\0hexvalue\0.
@@ -752,6 +827,7 @@ static int cmd_serve(void) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run();
+  if (argc >= 2 && !strcmp(argv[1], "exec")) return cmd_exec();
   errfd = 2;
   if ((argc == 7 || argc == 8) && !strcmp(argv[1], "mount")) {
     if (argc == 8 && chdir(argv[7]) < 0) fail("host", "chdir", argv[7], errno);
@@ -779,6 +855,6 @@ int main(int argc, char **argv) {
     attach_devices(argv[2], prog);
     return 0;
   }
-  fprintf(stderr, "usage: tsbuild-sandbox run | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR | apply-meta | serve | devices-attach CGROUP_DIR\n");
+  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR | apply-meta | serve | devices-attach CGROUP_DIR\n");
   return 2;
 }

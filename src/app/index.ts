@@ -17,12 +17,20 @@ export { parseOutputs } from './outputs.js';
 export type { OutputSpec } from './outputs.js';
 export { parseCacheSpecs } from './remotecache.js';
 export type { CacheSpec } from './remotecache.js';
-export { run } from './run.js';
+export { run, parseRestart, parseLogOpts, createContainer, startDetached } from './run.js';
 export type { RunRequest, RunHooks } from './run.js';
 export { pull, push, tag, login, logout, listImages, inspectImage, removeImages, imageHistory, saveImage } from './images.js';
 export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './images.js';
 export type { RegistryOptions } from './registry.js';
-export { listContainers, removeContainers } from './containers.js';
+export {
+  listContainers, removeContainers, stopContainer, killContainer, waitContainer, startContainer, restartContainer, pauseContainer, renameContainer,
+  topContainer, containerLogs, parseLogTime, execContainer, inspectContainer, isContainer, statusText, attachContainer,
+} from './containers.js';
+export type { ExecRequest, TopRow } from './containers.js';
+export { monitorContainer } from './monitor.js';
+export type { MonitorReport } from './monitor.js';
+export { copy } from './cp.js';
+export type { CopySpec } from './cp.js';
 export { containerStats } from './stats.js';
 export { pruneImages, diskUsage } from './system.js';
 export { loadImages } from './load.js';
@@ -36,7 +44,7 @@ export type { VerifyResult } from './verify.js';
 export { info } from './info.js';
 export type { Info } from './info.js';
 export { describeDockerfile } from './parse.js';
-export { humanSize, table } from './format.js';
+export { humanSize, table, ago } from './format.js';
 export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
 

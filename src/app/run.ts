@@ -1,12 +1,22 @@
 /**
  * `run`: an image's process in the sandbox on a fresh writable snapshot, through the runtime's one
- * container path. The container record is written before the process starts and updated when it
- * ends; `rm` (or `--rm`) removes record and snapshot. Terminal modes and signal forwarding are the
- * caller's (`hooks`), since only the CLI knows its terminal.
+ * container path. The record is written (status `created`, with everything needed to start the
+ * process again) before the process starts; then either this process supervises it (attached), or a
+ * monitor does (`-d`): a small tsbuild process of its own that outlives the command, as conmon does
+ * for podman. Supervising means: start, log, record the exit, apply the restart policy, run the
+ * health check. Terminal modes and signal forwarding are the caller's (`hooks`).
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { oomMessage, runContainer, SandboxError, type CgroupLimits, type NetworkMode, type Rlimit, type SecurityOptions } from '../runtime/index.js';
+import { processStartTime } from '../fsutil/index.js';
+import { parseDuration, signalNumber } from '../planner/index.js';
+import {
+  DEFAULT_LOG_OPTIONS, LogWriter, execInContainer, oomMessage, runContainer, SandboxError,
+  type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions, type StartInfo,
+} from '../runtime/index.js';
+import type { ImageConfig } from '../image/index.js';
 import { imageLayers, tempKey, unpackLayers, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
@@ -20,6 +30,8 @@ export interface RunRequest extends RegistryOptions {
   name?: string;
   /** Remove the container when it exits. */
   rm?: boolean;
+  /** Start in the background under a monitor; `run` returns the id. */
+  detach?: boolean;
   interactive?: boolean;
   tty?: boolean;
   /** KEY=VALUE, applied over the image's environment. */
@@ -40,6 +52,15 @@ export interface RunRequest extends RegistryOptions {
   /** /etc/hosts entries (`name:ip`) and the /dev/shm size in bytes. */
   extraHosts?: string[];
   shmSize?: number;
+  /** --stop-signal (else the image's STOPSIGNAL, else SIGTERM) and --stop-timeout in seconds. */
+  stopSignal?: string;
+  stopTimeout?: number;
+  /** --restart no|on-failure[:N]|always|unless-stopped. */
+  restart?: string;
+  /** --health-* flags over the image's HEALTHCHECK; --no-healthcheck disables it. */
+  health?: { cmd?: string; interval?: string; timeout?: string; startPeriod?: string; retries?: number; none?: boolean };
+  /** --log-opt max-size=10m, max-file=3. */
+  logOpts?: string[];
 }
 
 export interface RunHooks {
@@ -47,6 +68,11 @@ export interface RunHooks {
   beforeStart?: () => void;
   /** The process runs; `kill` signals it. */
   onStart?: (kill: (sig: NodeJS.Signals) => void) => void;
+  /**
+   * `-d`: how to start a monitor (argv of a tsbuild process; the id is appended), which the front
+   * end knows and the app does not.
+   */
+  monitorCommand?: string[];
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -58,80 +84,56 @@ export function containerArgs(entrypoint: string[] | null | undefined, cmd: stri
   return [...ep, ...c];
 }
 
-/** Runs the container to its end; returns its exit code. Failures to start carry `exitCode` 125/126/127. */
-export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks = {}): Promise<number> {
-  const network = req.network ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: use host or none (bridge networking is not implemented yet)`);
-  if (req.name !== undefined && !NAME_RE.test(req.name)) throw new UsageError(`invalid container name "${req.name}": use letters, digits, _ . -`);
-  for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
-  const keep = !req.rm;
-  const img = await resolveOrPull(store, req.image, { ...req, signal: o.signal, log: logger(o), policy: pullPolicy(req.pull, store.root) });
-  const cfg = img.config.config ?? {};
-  const args = containerArgs(cfg.Entrypoint, cfg.Cmd, req.command ?? [], req.entrypoint);
-  if (args.length === 0) throw new UsageError(`image ${req.image} has no CMD or ENTRYPOINT: give a command, e.g. tsbuild run ${req.image} sh`);
-  // Images built with another snapshotter (or pulled before) get their snapshots here.
-  const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), { signal: o.signal });
+/** `--restart` as Docker reads it. */
+export function parseRestart(v: string | undefined): RestartPolicy {
+  if (v === undefined || v === '' || v === 'no') return { name: 'no', maxRetries: 0 };
+  const [name, n] = v.split(':');
+  if (name === 'on-failure') {
+    if (n !== undefined && !/^\d+$/.test(n)) throw new UsageError(`--restart ${v}: the retry count must be a whole number, e.g. on-failure:3`);
+    return { name, maxRetries: n ? parseInt(n, 10) : 0 };
+  }
+  if ((name === 'always' || name === 'unless-stopped') && n === undefined) return { name, maxRetries: 0 };
+  throw new UsageError(`--restart ${v}: use no, on-failure[:max-retries], always or unless-stopped`);
+}
 
-  const id = store.containers.newId();
-  const short = id.slice(0, 12);
-  const key = tempKey('ctr', short);
-  const mounts = await store.snapshotter.prepare(key, top, keep ? { 'tsbuild.container': id } : {});
-  const cgroup = key;
-  const state = {
-    id, name: req.name ?? short, image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
-    status: 'created' as const, snapshot: key, keep, cgroup,
+/** `--log-opt max-size=10m --log-opt max-file=3`. */
+export function parseLogOpts(opts: string[]): { maxSize: number; maxFile: number } {
+  const o = { ...DEFAULT_LOG_OPTIONS };
+  for (const kv of opts) {
+    const [k, v = ''] = kv.split(/=(.*)/s);
+    if (k === 'max-size') {
+      const m = /^(\d+)([kmg]?)$/i.exec(v);
+      if (!m) throw new UsageError(`--log-opt ${kv}: use a size such as 10m (k, m or g)`);
+      o.maxSize = parseInt(m[1]!, 10) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+    } else if (k === 'max-file') {
+      if (!/^[1-9]\d*$/.test(v)) throw new UsageError(`--log-opt ${kv}: use a whole number of files, 1 or more`);
+      o.maxFile = parseInt(v, 10);
+    } else throw new UsageError(`--log-opt ${kv}: tsbuild's json-file logs take max-size and max-file`);
+  }
+  return o;
+}
+
+function duration(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseDuration(v);
+  } catch {
+    throw new UsageError(`${flag} ${v}: use a duration such as 30s, 1m30s or 500ms`);
+  }
+}
+
+/** The image's HEALTHCHECK with the --health-* flags over it (undefined: no check). */
+function healthConfig(img: NonNullable<ImageConfig['config']>['Healthcheck'], h: RunRequest['health']): ContainerConfig['healthcheck'] {
+  if (h?.none) return undefined;
+  const test = h?.cmd !== undefined ? ['CMD-SHELL', h.cmd] : img?.Test;
+  if (!test || test.length === 0 || test[0] === 'NONE') return undefined;
+  return {
+    test,
+    interval: duration(h?.interval, '--health-interval') ?? img?.Interval,
+    timeout: duration(h?.timeout, '--health-timeout') ?? img?.Timeout,
+    startPeriod: duration(h?.startPeriod, '--health-start-period') ?? img?.StartPeriod,
+    retries: h?.retries ?? img?.Retries,
   };
-  try {
-    store.containers.create(state);
-  } catch (e) {
-    await store.snapshotter.remove(key);
-    throw e;
-  }
-  const hostname = req.hostname ?? short;
-  // Docker's order: PATH default, HOSTNAME, the image's ENV, TERM for a tty, then -e.
-  const env = [`HOSTNAME=${hostname}`, ...(cfg.Env ?? []), ...(req.tty ? ['TERM=xterm'] : []), ...(req.env ?? [])];
-  try {
-    o.beforeStart?.();
-    store.containers.update(id, { status: 'running', pid: process.pid });
-    const r = await runContainer(
-      {
-        rootMounts: mounts,
-        writableDir: async () => (await store.snapshotter.upperDir?.(key)) ?? (await store.snapshotter.diffDirs?.(key))?.upper,
-        workDir: store.containers.dirOf(id),
-        args,
-        env: dedupeEnv(env),
-        cwd: req.workdir ?? (cfg.WorkingDir || '/'),
-        user: req.user ?? cfg.User ?? '',
-        hostname,
-        network,
-        terminal: req.tty,
-        init: req.init,
-        readonlyRoot: req.readOnly,
-        security: req.security,
-        cgroup: { name: cgroup, limits: req.limits },
-        rlimits: req.ulimits,
-        extraHosts: req.extraHosts,
-        shmSize: req.shmSize,
-        seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
-      },
-      { stdin: req.interactive ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit', onStart: (info) => o.onStart?.(info.kill) },
-    );
-    store.containers.update(id, { status: 'exited', exitCode: r.exitCode, oomKilled: r.oomKilled });
-    if (r.oomKilled) o.onEvent?.({ type: 'warning', message: oomMessage(r.memoryLimit) });
-    return r.exitCode;
-  } catch (e) {
-    store.containers.update(id, { status: 'exited', exitCode: 125 });
-    if (e instanceof SandboxError && e.failure.stage === 'exec') {
-      const exitCode = e.failure.errno === 2 ? 127 : 126;
-      throw Object.assign(new TsbuildError('RUN_EXEC', `cannot start the container's process: ${e.message}`), { exitCode });
-    }
-    throw e;
-  } finally {
-    if (!keep) {
-      await store.snapshotter.remove(key).catch(() => undefined);
-      store.containers.delete(id);
-    }
-  }
 }
 
 /** Later entries win, in the position of the first (as a map keyed by name would give them). */
@@ -142,4 +144,306 @@ function dedupeEnv(env: string[]): string[] {
     m.set(i < 0 ? e : e.slice(0, i), i < 0 ? '' : e.slice(i + 1));
   }
   return [...m].map(([k, v]) => `${k}=${v}`);
+}
+
+/** Resolves the image, prepares the writable snapshot and writes the record (status `created`). */
+export async function createContainer(store: Store, req: RunRequest, o: OpOptions = {}): Promise<ContainerState> {
+  const network = req.network ?? 'host';
+  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: use host or none (bridge networking is not implemented yet)`);
+  if (req.name !== undefined && !NAME_RE.test(req.name)) throw new UsageError(`invalid container name "${req.name}": use letters, digits, _ . -`);
+  for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
+  const restart = parseRestart(req.restart);
+  if (restart.name !== 'no' && req.rm) throw new UsageError(`--restart ${req.restart} and --rm conflict: a container removed when it exits cannot be restarted`);
+  const log = parseLogOpts(req.logOpts ?? []);
+  if (req.stopSignal !== undefined) {
+    try {
+      signalNumber(req.stopSignal);
+    } catch {
+      throw new UsageError(`--stop-signal ${req.stopSignal}: not a signal; use a name such as SIGTERM or SIGQUIT, or a number`);
+    }
+  }
+  const img = await resolveOrPull(store, req.image, { ...req, signal: o.signal, log: logger(o), policy: pullPolicy(req.pull, store.root) });
+  const cfg = img.config.config ?? {};
+  const args = containerArgs(cfg.Entrypoint, cfg.Cmd, req.command ?? [], req.entrypoint);
+  if (args.length === 0) throw new UsageError(`image ${req.image} has no CMD or ENTRYPOINT: give a command, e.g. tsbuild run ${req.image} sh`);
+  const healthcheck = healthConfig(cfg.Healthcheck, req.health);
+  // Images built with another snapshotter (or pulled before) get their snapshots here.
+  const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), { signal: o.signal });
+
+  const id = store.containers.newId();
+  const short = id.slice(0, 12);
+  const key = tempKey('ctr', short);
+  // Labelled, so crash recovery keeps it after this process ends: the record owns it.
+  await store.snapshotter.prepare(key, top, { 'tsbuild.container': id });
+  const hostname = req.hostname ?? short;
+  // Docker's order: PATH default, HOSTNAME, the image's ENV, TERM for a tty, then -e.
+  const env = dedupeEnv([`HOSTNAME=${hostname}`, ...(cfg.Env ?? []), ...(req.tty ? ['TERM=xterm'] : []), ...(req.env ?? [])]);
+  const config: ContainerConfig = {
+    args, env, cwd: req.workdir ?? (cfg.WorkingDir || '/'), user: req.user ?? cfg.User ?? '', hostname, network,
+    tty: req.tty, interactive: req.interactive, init: req.init, readOnly: req.readOnly, security: req.security, limits: req.limits,
+    ulimits: req.ulimits, extraHosts: req.extraHosts, shmSize: req.shmSize, stopSignal: req.stopSignal ?? cfg.StopSignal,
+    stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm,
+  };
+  const state: ContainerState = {
+    id, name: req.name ?? uniqueName(store), image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
+    status: 'created', snapshot: key, keep: !req.rm, detached: req.detach, config, restartCount: 0,
+  };
+  try {
+    store.containers.create(state);
+  } catch (e) {
+    await store.snapshotter.remove(key);
+    throw e;
+  }
+  return state;
+}
+
+const ADJECTIVES = ['brave', 'calm', 'eager', 'fond', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty', 'quiet', 'sharp', 'tender', 'vivid', 'witty', 'zen', 'bold', 'crisp', 'deft'];
+const NOUNS = ['turing', 'hopper', 'lovelace', 'ritchie', 'thompson', 'knuth', 'dijkstra', 'liskov', 'hamilton', 'torvalds', 'pike', 'kernighan', 'wirth', 'backus', 'allen', 'perlman', 'shannon', 'noether', 'curie', 'babbage'];
+
+/** Docker-style `adjective_name`, unique in this store (a number appended if needed). */
+function uniqueName(store: Store): string {
+  const taken = new Set(store.containers.list().map((c) => c.name));
+  for (let i = 0; ; i++) {
+    const n = `${ADJECTIVES[Math.floor(Math.random() * ADJECTIVES.length)]}_${NOUNS[Math.floor(Math.random() * NOUNS.length)]}${i >= 10 ? i : ''}`;
+    if (!taken.has(n)) return n;
+  }
+}
+
+/** Runs the container to its end (attached); returns its exit code. Failures to start carry `exitCode` 125/126/127. */
+export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks = {}): Promise<number> {
+  const c = await createContainer(store, req, o);
+  if (req.detach) {
+    await startDetached(store, c.id, o.monitorCommand);
+    return 0;
+  }
+  try {
+    return await supervise(store, c.id, {
+      stdin: req.interactive ? 'inherit' : 'ignore',
+      out: (stream, chunk) => (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
+      beforeStart: o.beforeStart,
+      onStart: (info) => o.onStart?.(info.kill),
+      onEvent: o.onEvent,
+      signal: o.signal,
+    });
+  } finally {
+    if (req.rm) await removeStopped(store, c.id);
+  }
+}
+
+/** Removes a stopped container's snapshot and record. */
+export async function removeStopped(store: Store, id: string): Promise<void> {
+  const c = store.containers.get(id);
+  if (c?.snapshot) await store.snapshotter.remove(c.snapshot).catch(() => undefined);
+  // A record too damaged to name its snapshot: find the snapshot by its label.
+  if (c && !c.snapshot) {
+    const keys: string[] = [];
+    await store.snapshotter.walk((info) => {
+      if (info.labels['tsbuild.container'] === id) keys.push(info.key);
+    });
+    for (const k of keys) await store.snapshotter.remove(k).catch(() => undefined);
+  }
+  store.containers.delete(id);
+}
+
+/**
+ * Starts the monitor for container `id` and waits until it reports the process running (or failing
+ * to start, which is thrown with Docker's exit code). The monitor then lives on its own.
+ */
+export async function startDetached(store: Store, id: string, monitorCommand: string[] | undefined): Promise<void> {
+  if (!monitorCommand) throw new TsbuildError('NO_MONITOR', 'this front end cannot start detached containers (no monitor command)');
+  const dir = store.containers.dirOf(id);
+  const errLog = fs.openSync(path.join(dir, 'monitor.log'), 'a');
+  const [cmd, ...args] = monitorCommand;
+  const child = spawn(cmd!, [...args, store.root, store.snapshotter.driver, id], { detached: true, stdio: ['ignore', 'ignore', errLog, 'pipe'] });
+  fs.closeSync(errLog);
+  const report = await new Promise<string>((resolve) => {
+    let text = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(text);
+    });
+    child.on('exit', (code) => resolve(text || JSON.stringify({ error: `the container's monitor exited (${code}) before the container started: see ${path.join(dir, 'monitor.log')}`, exitCode: 125 }) + '\n'));
+    child.on('error', (e) => resolve(JSON.stringify({ error: `cannot start the container's monitor: ${e.message}`, exitCode: 125 }) + '\n'));
+  });
+  (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
+  child.unref();
+  const r = JSON.parse(report.split('\n')[0]!) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
+  if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'RUN_START', r.error ?? 'the container did not start'), { exitCode: r.exitCode ?? 125 });
+}
+
+export interface SuperviseIO {
+  stdin: 'inherit' | 'ignore' | 'pipe';
+  /** Output as it comes; the log file gets it too. */
+  out: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  beforeStart?: () => void;
+  onStart?: (info: StartInfo) => void;
+  /** The first start: succeeded (undefined) or failed (the error). */
+  onFirstStart?: (err?: unknown) => void;
+  onEvent?: OpOptions['onEvent'];
+  signal?: AbortSignal;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Docker's restart decision, after an exit that nobody asked for. */
+export function shouldRestart(p: RestartPolicy, exitCode: number, restartCount: number, manualStop: boolean): boolean {
+  if (manualStop || p.name === 'no') return false;
+  if (p.name === 'on-failure') return exitCode !== 0 && (p.maxRetries === 0 || restartCount < p.maxRetries);
+  return true;
+}
+
+/**
+ * Starts the container's process and sees it to its end, restarting it as its policy says, with
+ * Docker's back-off (100 ms doubling to 1 min, reset after 10 s of running). Returns the last exit code.
+ */
+export async function supervise(store: Store, id: string, io: SuperviseIO): Promise<number> {
+  let delay = 100;
+  let first = true;
+  let code = 125;
+  const rec = store.containers.get(id);
+  if (!rec?.config) throw new TsbuildError('CONTAINER_CONFIG', `container ${id.slice(0, 12)} has no run configuration (made by an older tsbuild): remove it and run it again`);
+  const cfg = rec.config;
+  const policy = cfg.restart ?? { name: 'no' as const, maxRetries: 0 };
+  const logs = new LogWriter(path.join(store.containers.dirOf(id), 'ctr.log'), cfg.log);
+  const pidStart = processStartTime(process.pid);
+  try {
+    for (;;) {
+      const began = Date.now();
+      let health: HealthChecker | undefined;
+      try {
+        io.beforeStart?.();
+        const r = await runContainer(
+          {
+            rootMounts: await store.snapshotter.mounts(rec.snapshot),
+            writableDir: async () => (await store.snapshotter.upperDir?.(rec.snapshot)) ?? (await store.snapshotter.diffDirs?.(rec.snapshot))?.upper,
+            workDir: store.containers.dirOf(id),
+            args: cfg.args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, hostname: cfg.hostname, network: cfg.network,
+            terminal: cfg.tty, init: cfg.init, readonlyRoot: cfg.readOnly, security: cfg.security,
+            // The owner's pid in the name: recovery removes the cgroup if the owner dies.
+            cgroup: { name: `ctr-${process.pid}-${id.slice(0, 12)}`, limits: cfg.limits },
+            rlimits: cfg.ulimits, extraHosts: cfg.extraHosts, shmSize: cfg.shmSize,
+            seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
+          },
+          {
+            stdin: io.stdin, stdout: 'pipe', stderr: 'pipe',
+            onStdout: (d) => {
+              logs.write('stdout', d);
+              io.out('stdout', d);
+            },
+            onStderr: (d) => {
+              logs.write('stderr', d);
+              io.out('stderr', d);
+            },
+            signal: io.signal,
+            onStart: (info) => {
+              const now = new Date().toISOString();
+              const s = store.containers.update(id, (cur) => ({
+                status: 'running', pid: process.pid, pidStart, containerPid: info.containerPid, cgroup: `ctr-${process.pid}-${id.slice(0, 12)}`,
+                cgroupProcs: info.cgroupProcs, startedAt: now, exitCode: undefined, error: undefined, oomKilled: undefined,
+                health: cfg.healthcheck ? { status: 'starting', failingStreak: 0, log: cur.health?.log ?? [] } : undefined,
+              }));
+              if (s && cfg.healthcheck && info.containerPid) health = new HealthChecker(store, s, cfg.healthcheck);
+              io.onStart?.(info);
+              if (first) io.onFirstStart?.();
+              first = false;
+            },
+          },
+        );
+        code = r.exitCode;
+        logs.flush();
+        // One write for the exit and the restart decision: nobody may see `exited` between restarts.
+        store.containers.update(id, (cur) => {
+          const again = !io.signal?.aborted && shouldRestart(policy, code, cur.restartCount ?? 0, cur.manualStop ?? false);
+          return { status: again ? 'restarting' : 'exited', exitCode: code, finishedAt: new Date().toISOString(), oomKilled: r.oomKilled, containerPid: undefined, ...(again ? { restartCount: (cur.restartCount ?? 0) + 1 } : {}) };
+        });
+        if (r.oomKilled) io.onEvent?.({ type: 'warning', message: oomMessage(r.memoryLimit) });
+      } catch (e) {
+        let err = e;
+        if (e instanceof SandboxError && e.failure.stage === 'exec') {
+          const exitCode = e.failure.errno === 2 ? 127 : 126;
+          err = Object.assign(new TsbuildError('RUN_EXEC', `cannot start the container's process: ${e.message}`), { exitCode });
+        }
+        code = (err as { exitCode?: number }).exitCode ?? 125;
+        store.containers.update(id, { status: 'exited', exitCode: code, finishedAt: new Date().toISOString(), error: (err as Error).message, containerPid: undefined });
+        if (first) {
+          io.onFirstStart?.(err);
+          throw err;
+        }
+      } finally {
+        health?.stop();
+      }
+      const cur = store.containers.get(id);
+      if (!cur || cur.status !== 'restarting') return code;
+      if (Date.now() - began >= 10_000) delay = 100;
+      // Sleep the back-off in slices, so a `stop` meanwhile takes effect at once.
+      for (const until = Date.now() + delay; Date.now() < until; ) {
+        await sleep(Math.min(100, until - Date.now()));
+        const c = store.containers.get(id);
+        if (!c || c.manualStop) {
+          store.containers.update(id, { status: 'exited' });
+          return code;
+        }
+      }
+      delay = Math.min(delay * 2, 60_000);
+    }
+  } finally {
+    logs.close();
+  }
+}
+
+/** The monitor's health check: Docker's defaults (30 s interval and timeout, 3 retries, no start period). */
+class HealthChecker {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly started = Date.now();
+  constructor(private store: Store, private c: ContainerState, private h: NonNullable<ContainerConfig['healthcheck']>) {
+    this.schedule();
+  }
+  private ms(ns: number | undefined, dflt: number): number {
+    return ns ? Math.max(1, Math.round(ns / 1e6)) : dflt;
+  }
+  private schedule() {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.probe().finally(() => this.schedule()), this.ms(this.h.interval, 30_000));
+    this.timer.unref();
+  }
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+  private async probe() {
+    const c = this.c;
+    const cfg = c.config!;
+    const args = this.h.test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', this.h.test.slice(1).join(' ')] : this.h.test.slice(1);
+    const start = new Date().toISOString();
+    let output = '';
+    let exitCode: number;
+    const ac = new AbortController();
+    const timeout = setTimeout(() => ac.abort(), this.ms(this.h.timeout, 30_000));
+    try {
+      const r = await execInContainer(
+        { pid: c.containerPid!, cgroupProcs: c.cgroupProcs ?? [], args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, security: cfg.security, rlimits: cfg.ulimits, seccompCacheDir: path.join(this.store.root, 'cache', 'seccomp') },
+        { stdout: 'pipe', stderr: 'pipe', onStdout: (d) => (output += d.toString()), onStderr: (d) => (output += d.toString()), signal: ac.signal },
+      );
+      exitCode = r.exitCode;
+    } catch (e) {
+      exitCode = -1;
+      output += ac.signal.aborted ? `Health check exceeded timeout (${this.ms(this.h.timeout, 30_000) / 1000}s)` : (e as Error).message;
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (this.stopped) return;
+    const inStart = Date.now() - this.started < this.ms(this.h.startPeriod, 0);
+    const retries = this.h.retries || 3;
+    this.store.containers.update(c.id, (cur) => {
+      const prev = cur.health ?? { status: 'starting' as const, failingStreak: 0, log: [] };
+      const log = [...prev.log, { start, end: new Date().toISOString(), exitCode, output: output.slice(0, 4096) }].slice(-5);
+      if (exitCode === 0) return { health: { status: 'healthy', failingStreak: 0, log } };
+      // Failures in the start period do not count (unless the container was healthy already).
+      if (inStart && prev.status === 'starting') return { health: { ...prev, log } };
+      const streak = prev.failingStreak + 1;
+      return { health: { status: streak >= retries ? 'unhealthy' : prev.status, failingStreak: streak, log } };
+    });
+  }
 }

@@ -16,7 +16,9 @@ test('management forms map to tsbuild commands', () => {
   assert.equal(resolveCommand(['system', 'info'], known), { cmd: 'info', rest: [] });
   assert.equal(resolveCommand(['image', 'prune', '-f'], known), { cmd: 'image-prune', rest: ['-f'] });
   assert.equal(resolveCommand(['image', 'load', '-i', 'x.tar'], known), { cmd: 'load', rest: ['-i', 'x.tar'] });
-  assert.throws(() => resolveCommand(['container', 'stop', 'web'], known), /no container stop yet/);
+  assert.equal(resolveCommand(['container', 'stop', '-t', '1', 'web'], known), { cmd: 'stop', rest: ['-t', '1', 'web'] });
+  assert.equal(resolveCommand(['container', 'inspect', 'web'], known), { cmd: 'inspect', rest: ['--type', 'container', 'web'] });
+  assert.throws(() => resolveCommand(['container', 'port', 'web'], known), /no published ports/);
   assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
   assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune \(got "nope"\)/);
 });

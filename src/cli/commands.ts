@@ -27,7 +27,9 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
   },
   container: {
     ls: ['ps'], list: ['ps'], ps: ['ps'], rm: ['rm'], remove: ['rm'], run: ['run'], stats: ['stats'],
-    ...Object.fromEntries(['start', 'stop', 'restart', 'kill', 'exec', 'logs', 'attach', 'wait', 'inspect', 'top', 'cp', 'pause', 'unpause', 'rename', 'port'].map((c) => [c, { missing: `tsbuild has no container ${c} yet: containers run attached (tsbuild run) until detached containers land` }])),
+    ...Object.fromEntries(['start', 'stop', 'restart', 'kill', 'exec', 'logs', 'attach', 'wait', 'top', 'cp', 'pause', 'unpause', 'rename'].map((c) => [c, [c]])),
+    inspect: ['inspect', '--type', 'container'],
+    port: { missing: 'tsbuild container port: containers share the host network or have none until bridge networking lands, so there are no published ports to show' },
   },
   builder: { prune: ['prune'], build: ['build'] },
   buildx: { build: ['build'], prune: ['prune'] },
@@ -72,7 +74,7 @@ export function resolveCommand(argv: string[], known: string[]): Resolved {
       throw new UsageError(`${word} needs a subcommand: ${Object.keys(group).filter((k) => Array.isArray(group[k])).join(', ')}${sub ? ` (got "${sub}")` : ''}`);
     }
     if (!Array.isArray(target)) throw new UsageError(target.missing);
-    return { cmd: target[0]!, rest: args };
+    return { cmd: target[0]!, rest: [...target.slice(1), ...args] };
   }
   if (known.includes(word)) return { cmd: word, rest };
   // build is the default verb: `tsbuild -t x .`, `tsbuild ./app`.

@@ -2,26 +2,15 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { containerStats, diskUsage, loadImages, humanSize, imageHistory, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listContainers, listImages, removeContainers, removeImages, table } from '../app/index.js';
+import { containerStats, diskUsage, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
-const formatFlag: FlagSpec = { name: 'format', type: 'string', arg: 'TEMPLATE', help: "Go-template output, e.g. '{{.ID}} {{.Size}}', 'table {{.Repository}}\\t{{.Tag}}' or '{{json .}}'" };
-export const psFlags: FlagSpec[] = [...commonFlags, { name: 'all', short: 'a', type: 'bool', help: 'show exited containers too' }, formatFlag];
+export const formatFlag: FlagSpec = { name: 'format', type: 'string', arg: 'TEMPLATE', help: "Go-template output, e.g. '{{.ID}} {{.Size}}', 'table {{.Repository}}\\t{{.Tag}}' or '{{json .}}'" };
 export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag];
-export const inspectFlags: FlagSpec[] = [...commonFlags, { ...formatFlag, short: 'f' }];
-
-function ago(iso: string | undefined): string {
-  if (!iso) return 'N/A';
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return `${Math.floor(s)} seconds ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} minutes ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hours ago`;
-  if (s < 86400 * 365) return `${Math.floor(s / 86400)} days ago`;
-  return `${Math.floor(s / (86400 * 365))} years ago`;
-}
+export const inspectFlags: FlagSpec[] = [...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' }];
 
 export async function imagesCommand(p: Parsed): Promise<number> {
   const images = listImages(await storeFrom(p));
@@ -47,9 +36,12 @@ export async function imagesCommand(p: Parsed): Promise<number> {
 }
 
 export async function inspectCommand(p: Parsed): Promise<number> {
-  if (p.positional.length === 0) throw new UsageError('inspect needs an image: tsbuild inspect IMAGE [IMAGE...]');
+  if (p.positional.length === 0) throw new UsageError('inspect needs an image or a container: tsbuild inspect NAME [NAME...]');
   const s = await storeFrom(p);
-  const all = p.positional.map((ref) => inspectImage(s, ref));
+  const type = flagStr(p, 'type');
+  if (type !== undefined && type !== 'image' && type !== 'container') throw new UsageError(`--type ${type}: use image or container`);
+  // As Docker: a container of that name first, then an image, unless --type says which.
+  const all = p.positional.map((ref) => (type === 'container' || (type !== 'image' && isContainer(s, ref)) ? inspectContainer(s, ref) : inspectImage(s, ref)));
   const format = flagStr(p, 'format');
   process.stdout.write(format !== undefined ? formatRows(format, all) : JSON.stringify(all, null, 2) + '\n');
   return 0;
@@ -62,27 +54,6 @@ export async function rmiCommand(p: Parsed): Promise<number> {
     onUntag: (n) => process.stdout.write(`Untagged: ${n}\n`),
     onDelete: (id) => process.stdout.write(`Deleted: ${id}\n`),
   });
-  return 0;
-}
-
-export async function psCommand(p: Parsed): Promise<number> {
-  const list = listContainers(await storeFrom(p), { all: flagBool(p, 'all') }).map((c) => ({
-    ID: c.id.slice(0, 12), Image: c.image, Command: JSON.stringify(c.command.join(' ').slice(0, 20)), CreatedAt: c.created, RunningFor: ago(c.created),
-    Status: c.status === 'exited' ? `Exited (${c.exitCode ?? '?'})` : c.status, Names: c.name,
-  }));
-  const format = flagStr(p, 'format');
-  if (format !== undefined) {
-    process.stdout.write(formatRows(format, list));
-    return 0;
-  }
-  const rows: string[][] = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], ...list.map((c) => [c.ID, c.Image, c.Command, c.RunningFor, c.Status, c.Names])];
-  process.stdout.write(table(rows));
-  return 0;
-}
-
-export async function rmCommand(p: Parsed): Promise<number> {
-  if (p.positional.length === 0) throw new UsageError('rm needs a container: tsbuild rm CONTAINER [CONTAINER...]');
-  await removeContainers(await storeFrom(p), p.positional, (ref) => process.stdout.write(`${ref}\n`));
   return 0;
 }
 
@@ -184,7 +155,7 @@ export async function dfCommand(p: Parsed): Promise<number> {
 /** `tsbuild system prune`: stopped containers, untagged images (with -a all unused) and the build cache. */
 export async function systemPruneCommand(p: Parsed): Promise<number> {
   const s = await storeFrom(p);
-  const stopped = listContainers(s, { all: true }).filter((c) => c.status !== 'running').map((c) => c.id);
+  const stopped = listContainers(s, { all: true }).filter((c) => c.status === 'exited' || c.status === 'created' || c.status === 'dead').map((c) => c.id);
   await removeContainers(s, stopped);
   const images = await pruneImages(s, { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
   const cache = await prune(s, { all: true, untilMs: untilFilter(p) });

@@ -9,8 +9,12 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, psCommand, rmCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, psFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
+import {
+  attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
+  psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
+} from './containers.js';
 import { resolveCommand } from './commands.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
@@ -25,13 +29,25 @@ Usage:
   tsbuild tag SOURCE TARGET               give an image another name
   tsbuild login / logout HOST             store or remove registry credentials
   tsbuild images                          list images
-  tsbuild inspect IMAGE                   show an image's config and manifest
+  tsbuild inspect NAME                    an image's config and manifest, or a container's state
   tsbuild history IMAGE                   the image's layers and the steps that made them
   tsbuild save -o FILE IMAGE              write an image as a Docker (or --format oci) archive
   tsbuild load -i FILE                    read images from a Docker or OCI archive
   tsbuild rmi IMAGE                       remove an image name; unreferenced data is deleted
-  tsbuild ps [-a]                         list containers
-  tsbuild rm CONTAINER                    remove a stopped container
+  tsbuild run -d [OPTIONS] IMAGE [CMD...] run a container in the background (prints its id)
+  tsbuild ps [-a] [-q] [--filter] [--format]  list containers
+  tsbuild logs [-f] [--tail N] CONTAINER  a container's output (stdout and stderr apart)
+  tsbuild exec [-it] CONTAINER CMD...     run a command in a running container
+  tsbuild stop / restart [-t SECS] CONTAINER  stop (stop signal, then SIGKILL), or stop and start
+  tsbuild start [-a] CONTAINER            start a stopped container in the background
+  tsbuild kill [-s SIGNAL] CONTAINER      send a signal to a container
+  tsbuild wait CONTAINER                  wait for a container to stop; print its exit code
+  tsbuild attach CONTAINER                a running container's output (and input)
+  tsbuild pause / unpause CONTAINER       freeze or thaw every process of a container
+  tsbuild top CONTAINER                   a container's processes
+  tsbuild cp CONTAINER:SRC DEST | SRC CONTAINER:DEST   copy files in or out
+  tsbuild rename CONTAINER NAME           rename a container
+  tsbuild rm [-f] CONTAINER               remove a container (-f: kill it first)
   tsbuild stats [--no-stream] [NAME...]   CPU, memory, PIDs and block I/O of running containers
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
@@ -39,7 +55,7 @@ Usage:
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
 
-Docker's forms work too: image ls|inspect|rm|tag|push|pull, container ls|rm|run|stats,
+Docker's forms work too: image ls|inspect|rm|tag|push|pull, container ls|rm|run|stats|logs|exec|…,
 builder prune, system info. Global options before the command: --root DIR, --snapshotter NAME,
 --debug.
 
@@ -53,7 +69,20 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   inspect: { flags: inspectFlags, synopsis: '[-f TEMPLATE] IMAGE [IMAGE...]' },
   rmi: { flags: rmiFlags, synopsis: 'IMAGE [IMAGE...]' },
   ps: { flags: psFlags, synopsis: '[OPTIONS]' },
-  rm: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
+  rm: { flags: rmFlags, synopsis: '[-f] CONTAINER [CONTAINER...]' },
+  stop: { flags: stopFlags, synopsis: '[-t SECONDS] [-s SIGNAL] CONTAINER [CONTAINER...]' },
+  restart: { flags: stopFlags, synopsis: '[-t SECONDS] CONTAINER [CONTAINER...]' },
+  start: { flags: startFlags, synopsis: '[-a] CONTAINER [CONTAINER...]' },
+  kill: { flags: killFlags, synopsis: '[-s SIGNAL] CONTAINER [CONTAINER...]' },
+  wait: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
+  pause: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
+  unpause: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
+  rename: { flags: commonFlags, synopsis: 'CONTAINER NEW_NAME' },
+  top: { flags: commonFlags, synopsis: 'CONTAINER' },
+  logs: { flags: logsFlags, synopsis: '[-f] [--tail N] [--since TIME] [-t] CONTAINER' },
+  exec: { flags: execFlags, synopsis: '[OPTIONS] CONTAINER COMMAND [ARG...]', stop: true },
+  cp: { flags: cpFlags, synopsis: 'CONTAINER:SRC DEST | SRC CONTAINER:DEST' },
+  attach: { flags: attachFlags, synopsis: '[--no-stdin] CONTAINER' },
   stats: { flags: statsFlags, synopsis: '[--no-stream] [CONTAINER...]' },
   history: { flags: historyFlags, synopsis: '[--no-trunc] IMAGE' },
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
@@ -85,6 +114,14 @@ function errorText(e: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '__monitor') {
+    try {
+      return await monitorMain(argv.slice(1));
+    } catch (e) {
+      process.stderr.write(`ERROR: ${errorText(e)}\n`);
+      return 1;
+    }
+  }
   let cmd: string;
   let rest: string[];
   try {
@@ -152,6 +189,31 @@ export async function main(argv: string[]): Promise<number> {
         return await psCommand(p);
       case 'rm':
         return await rmCommand(p);
+      case 'stop':
+        return await stopCommand(p);
+      case 'restart':
+        return await restartCommand(p);
+      case 'start':
+        return await startCommand(p);
+      case 'kill':
+        return await killCommand(p);
+      case 'wait':
+        return await waitCommand(p);
+      case 'pause':
+      case 'unpause':
+        return await pauseCommand(p, cmd === 'pause');
+      case 'rename':
+        return await renameCommand(p);
+      case 'top':
+        return await topCommand(p);
+      case 'logs':
+        return await logsCommand(p);
+      case 'exec':
+        return await execCommand(p);
+      case 'cp':
+        return await cpCommand(p);
+      case 'attach':
+        return await attachCommand(p);
       case 'stats':
         return await statsCommand(p);
       case 'history':
@@ -187,7 +249,7 @@ export async function main(argv: string[]): Promise<number> {
     // As Docker: a bad `run` command line is exit 125 (the container's own codes are the rest).
     if (e instanceof UsageError) return cmd === 'run' ? 125 : 2;
     const code = (e as { exitCode?: number }).exitCode;
-    if (cmd === 'run') return typeof code === 'number' ? code : 125;
+    if (cmd === 'run' || cmd === 'exec') return typeof code === 'number' ? code : cmd === 'run' ? 125 : 1;
     if (e instanceof TsbuildError) return 1;
     if (e instanceof Error && process.env.TSBUILD_DEBUG) process.stderr.write(`${e.stack}\n`);
     return 1;

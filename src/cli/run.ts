@@ -1,10 +1,22 @@
 /** `tsbuild run`: argv → a RunRequest; the terminal and signals are wired here. */
-import { currentLimits, parseAddHosts, parseLimits, parseMemory, parseSecurity, parseUlimits, run } from '../app/index.js';
+import { currentLimits, parseAddHosts, parseLimits, parseMemory, parseSecurity, parseUlimits, run, createContainer, startDetached, removeContainers, type RunRequest, type Store } from '../app/index.js';
+import { monitorCommand } from './containers.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, insecureFlag, limitFlags, limitValues, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
 export const runFlags: FlagSpec[] = [
   { name: 'rm', type: 'bool', help: 'remove the container when it exits' },
+  { name: 'detach', short: 'd', type: 'bool', help: 'run in the background and print the container id' },
+  { name: 'restart', type: 'string', arg: 'no|on-failure[:N]|always|unless-stopped', help: 'restart policy when the container exits' },
+  { name: 'stop-signal', type: 'string', arg: 'SIGNAL', help: "signal for stop (default: the image's STOPSIGNAL, else SIGTERM)" },
+  { name: 'stop-timeout', type: 'string', arg: 'SECONDS', help: 'seconds stop waits before SIGKILL (default 10)' },
+  { name: 'health-cmd', type: 'string', arg: 'CMD', help: 'health check command (run with /bin/sh -c)' },
+  { name: 'health-interval', type: 'string', arg: 'DURATION', help: 'time between checks (default 30s)' },
+  { name: 'health-timeout', type: 'string', arg: 'DURATION', help: 'time a check may take (default 30s)' },
+  { name: 'health-start-period', type: 'string', arg: 'DURATION', help: 'failures in this time do not count (default 0s)' },
+  { name: 'health-retries', type: 'string', arg: 'N', help: 'failures in a row that make it unhealthy (default 3)' },
+  { name: 'no-healthcheck', type: 'bool', help: "disable the image's HEALTHCHECK" },
+  { name: 'log-opt', type: 'list', arg: 'max-size=10m|max-file=3', help: 'json-file log options (default max-size=10m, max-file=3)' },
   { name: 'interactive', short: 'i', type: 'bool', help: 'keep stdin open' },
   { name: 'tty', short: 't', type: 'bool', help: 'allocate a pseudo-terminal' },
   { name: 'env', short: 'e', type: 'list', arg: 'KEY=VALUE', help: 'set an environment variable (repeatable)' },
@@ -41,6 +53,13 @@ function envFlags(values: string[]): string[] {
   });
 }
 
+function intFlag(p: Parsed, name: string): number | undefined {
+  const v = flagStr(p, name);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name} ${v}: use a whole number`);
+  return parseInt(v, 10);
+}
+
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 export async function runCommand(p: Parsed): Promise<number> {
@@ -62,6 +81,15 @@ export async function runCommand(p: Parsed): Promise<number> {
     // Checked by the app layer, which owns the message.
     network: flagStr(p, 'network') as 'host' | 'none' | undefined,
     init: flagBool(p, 'init'),
+    detach: flagBool(p, 'detach'),
+    restart: flagStr(p, 'restart'),
+    stopSignal: flagStr(p, 'stop-signal'),
+    stopTimeout: intFlag(p, 'stop-timeout'),
+    health: {
+      cmd: flagStr(p, 'health-cmd'), interval: flagStr(p, 'health-interval'), timeout: flagStr(p, 'health-timeout'),
+      startPeriod: flagStr(p, 'health-start-period'), retries: intFlag(p, 'health-retries'), none: flagBool(p, 'no-healthcheck'),
+    },
+    logOpts: flagList(p, 'log-opt'),
     readOnly: flagBool(p, 'read-only'),
     pull: flagStr(p, 'pull'),
     limits: parseLimits(limitValues(p)),
@@ -72,6 +100,11 @@ export async function runCommand(p: Parsed): Promise<number> {
     ...registryOptions(p),
   };
   const store = await storeFrom(p);
+  if (request.detach) {
+    const id = await runDetached(store, request);
+    process.stdout.write(`${id}\n`);
+    return 0;
+  }
   // Signals sent to tsbuild go to the container (a PID 1 without a handler ignores them, as in Docker).
   // Before it starts (a pull, unpacking), they cancel instead.
   let kill: ((s: NodeJS.Signals) => void) | undefined;
@@ -95,4 +128,16 @@ export async function runCommand(p: Parsed): Promise<number> {
     if (raw) process.stdin.setRawMode(false);
     for (const [s, h] of handlers) process.off(s, h);
   }
+}
+
+/** `run -d`: create, start under a monitor, print the id. A container that cannot start is removed if --rm. */
+async function runDetached(store: Store, request: RunRequest): Promise<string> {
+  const c = await createContainer(store, request, { onEvent: (e) => (e.type === 'warning' ? process.stderr.write(`${e.message}\n`) : logToStderr(e)) });
+  try {
+    await startDetached(store, c.id, monitorCommand());
+  } catch (e) {
+    if (request.rm) await removeContainers(store, [c.id], { force: true }).catch(() => undefined);
+    throw e;
+  }
+  return c.id;
 }

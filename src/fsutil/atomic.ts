@@ -34,14 +34,42 @@ export function readJSONFile<T>(file: string, fallback: T): T {
   }
 }
 
-/** Whether a process exists (EPERM means it does, owned by someone else). */
+/**
+ * Whether a process lives (EPERM means it does, owned by someone else). A zombie does not: it has
+ * died and waits for a parent (or an init) that may be slow to reap it.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return errnoCode(e) === 'EPERM';
   }
+  return !/^[ZX]$/.test(procStat(pid)?.[0] ?? '');
+}
+
+/** The fields of /proc/PID/stat after the command name (state first), or undefined if it is gone. */
+function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When a process started (clock ticks since boot, /proc/PID/stat field 22): with the pid, it names
+ * one process for ever, so a recycled pid is never mistaken for the one recorded.
+ */
+export function processStartTime(pid: number): number | undefined {
+  const f = procStat(pid);
+  return f ? Number(f[19]) : undefined;
+}
+
+/** The process `pid` that started at `start` is alive (a recycled pid is not, nor a zombie). */
+export function sameProcessAlive(pid: number, start: number | undefined): boolean {
+  return processAlive(pid) && (start === undefined || processStartTime(pid) === start);
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));

@@ -8,3 +8,4 @@
 export { planBuild } from './plan.js';
 export { PlanError } from './types.js';
 export type { PlanOptions, BuildGraph, ResolvedBase, PlanWarning } from './types.js';
+export { parseDuration, signalNumber } from './config.js';

@@ -135,7 +135,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
     });
     // Mount points the image lacked are created by the helper; they must not end up in the layer.
     stubs = missingMountPoints(dirs, mountDestinations(spec).map((m) => m.path));
-    const r = await runSpec(spec, io);
+    const r = await runSpec(spec, { ...io, onStart: io.onStart && ((info) => io.onStart!({ ...info, cgroupProcs: cg?.procsFiles })) });
     // The limit asked for is the one hit: no need to read every stats file back for it.
     return { ...r, oomKilled: cg?.oomKilled() ?? false, memoryLimit: o.cgroup?.limits?.memory };
   } finally {

@@ -1,9 +1,68 @@
-/** Container records for runs kept after they exit (no --rm): `containers/<id>/state.json`. */
+/**
+ * Container records: `containers/<id>/state.json`, one per container, written atomically under the
+ * store's container lock. A record says who owns the running container (the attached `tsbuild run`,
+ * or a detached container's monitor) by pid and start time; reading a record checks that owner, so a
+ * container whose owner died (kill -9, a reboot) reads as exited with the reason, never as running.
+ */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
-import { readJSONFile, writeFileAtomic, withLock } from '../fsutil/index.js';
+import { readJSONFile, sameProcessAlive, writeFileAtomic, withLock } from '../fsutil/index.js';
+import type { CgroupLimits } from './cgroupfs.js';
+import type { SecurityOptions } from './security.js';
+import type { NetworkMode, Rlimit } from './spec.js';
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
+
+export interface RestartPolicy {
+  name: 'no' | 'on-failure' | 'always' | 'unless-stopped';
+  /** on-failure only: 0 is unlimited. */
+  maxRetries: number;
+}
+
+export interface HealthConfig {
+  /** ["CMD", ...] or ["CMD-SHELL", "..."] as in an image config; ["NONE"] disables. */
+  test: string[];
+  /** Nanoseconds, as in an image config (0: the default). */
+  interval?: number;
+  timeout?: number;
+  startPeriod?: number;
+  retries?: number;
+}
+
+export interface HealthState {
+  status: 'starting' | 'healthy' | 'unhealthy';
+  failingStreak: number;
+  log: { start: string; end: string; exitCode: number; output: string }[];
+}
+
+/** Everything needed to start the container's process again (`start`, restart policies). */
+export interface ContainerConfig {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: string;
+  hostname: string;
+  network: NetworkMode;
+  tty?: boolean;
+  interactive?: boolean;
+  init?: boolean;
+  readOnly?: boolean;
+  security?: SecurityOptions;
+  limits?: CgroupLimits;
+  ulimits?: Rlimit[];
+  extraHosts?: string[];
+  shmSize?: number;
+  stopSignal?: string;
+  /** Seconds; default 10. */
+  stopTimeout?: number;
+  restart?: RestartPolicy;
+  healthcheck?: HealthConfig;
+  log?: { maxSize: number; maxFile: number };
+  /** --rm: the record and snapshot go when the container ends for good. */
+  autoRemove?: boolean;
+}
 
 export interface ContainerState {
   id: string;
@@ -12,15 +71,34 @@ export interface ContainerState {
   imageId: string;
   command: string[];
   created: string;
-  status: 'created' | 'running' | 'exited';
+  status: ContainerStatus;
+  /** The owner: the attached `tsbuild run`, or the detached container's monitor. */
   pid?: number;
+  /** The owner's start time (/proc/PID/stat), so a recycled pid is not taken for it. */
+  pidStart?: number;
+  /** The container's first process, as the host sees it. */
+  containerPid?: number;
+  detached?: boolean;
   exitCode?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Why the container is not running, when it was not its own decision. */
+  error?: string;
+  restartCount?: number;
+  /** `stop`/`kill`/`rm -f` asked it to end: restart policies do not apply. */
+  manualStop?: boolean;
+  health?: HealthState;
   snapshot: string;
   keep: boolean;
-  /** The container's cgroup (under tsbuild's own), for stats. */
+  /** The container's cgroup name (under tsbuild's own), for stats. */
   cgroup?: string;
+  /** Its cgroup.procs files, absolute: any tsbuild process finds the cgroup, whatever its own cgroup. */
+  cgroupProcs?: string[];
   oomKilled?: boolean;
+  config?: ContainerConfig;
 }
+
+const ACTIVE: ContainerStatus[] = ['running', 'paused', 'restarting'];
 
 export class Containers {
   private dir: string;
@@ -34,36 +112,104 @@ export class Containers {
   dirOf(id: string): string {
     return path.join(this.dir, id);
   }
+  private file(id: string): string {
+    return path.join(this.dirOf(id), 'state.json');
+  }
+  private held = false;
+  /** The store-wide container lock; re-entrant within this process (list() inside create()). */
+  private locked<T>(fn: () => T): T {
+    if (this.held) return fn();
+    return withLock(path.join(this.dir, '.lock'), () => {
+      this.held = true;
+      try {
+        return fn();
+      } finally {
+        this.held = false;
+      }
+    });
+  }
+  /** One record as stored, or a `dead` placeholder when it is damaged (so `rm` can still remove it). */
+  private read(id: string): ContainerState | null {
+    try {
+      return readJSONFile<ContainerState | null>(this.file(id), null);
+    } catch (e) {
+      return {
+        id, name: id.slice(0, 12), image: '', imageId: '', command: [], created: new Date(0).toISOString(), status: 'dead', snapshot: '', keep: true,
+        error: `the container's record is damaged (${(e as Error).message.split('. ')[0]}): remove the container with "tsbuild rm ${id.slice(0, 12)}"`,
+      };
+    }
+  }
+  /** The record as it is true now: an active container whose owner is gone has exited. */
+  private truth(s: ContainerState): ContainerState {
+    if (!ACTIVE.includes(s.status) || s.pid === undefined || sameProcessAlive(s.pid, s.pidStart)) return s;
+    return this.locked(() => {
+      const cur = this.read(s.id);
+      if (!cur || !ACTIVE.includes(cur.status) || cur.pid === undefined || sameProcessAlive(cur.pid, cur.pidStart)) return cur ?? s;
+      const next: ContainerState = {
+        ...cur, status: 'exited', exitCode: cur.exitCode ?? 137, finishedAt: new Date().toISOString(),
+        error: `${cur.detached ? 'its monitor' : 'tsbuild run'} (pid ${cur.pid}) died, and the container was killed with it`,
+      };
+      writeFileAtomic(this.file(s.id), JSON.stringify(next, null, 1));
+      return next;
+    });
+  }
   list(): ContainerState[] {
     const out: ContainerState[] = [];
     for (const id of fs.readdirSync(this.dir)) {
-      const s = readJSONFile<ContainerState | null>(path.join(this.dir, id, 'state.json'), null);
-      if (s) out.push(s);
+      if (id.startsWith('.')) continue;
+      const s = this.read(id);
+      if (s) out.push(this.truth(s));
     }
     return out.sort((a, b) => b.created.localeCompare(a.created));
   }
+  get(id: string): ContainerState | undefined {
+    const s = this.read(id);
+    return s ? this.truth(s) : undefined;
+  }
   /** Creates the record; a taken name is an error, as in Docker. */
   create(s: ContainerState): void {
-    withLock(path.join(this.dir, '.lock'), () => {
-      if (this.list().some((c) => c.name === s.name)) {
-        throw new TsbuildError('NAME_IN_USE', `the container name "${s.name}" is already in use: remove it with "tsbuild rm ${s.name}" or pick another --name`);
+    this.locked(() => {
+      const taken = this.list().find((c) => c.name === s.name);
+      if (taken) {
+        throw new TsbuildError('NAME_IN_USE', `the container name "${s.name}" is already in use by container ${taken.id}: remove it with "tsbuild rm ${s.name}" or pick another --name`);
       }
       fs.mkdirSync(this.dirOf(s.id), { recursive: true });
-      writeFileAtomic(path.join(this.dirOf(s.id), 'state.json'), JSON.stringify(s, null, 1));
+      writeFileAtomic(this.file(s.id), JSON.stringify(s, null, 1));
     });
   }
-  update(id: string, patch: Partial<ContainerState>): void {
-    const file = path.join(this.dirOf(id), 'state.json');
-    const cur = readJSONFile<ContainerState | null>(file, null);
-    if (cur) writeFileAtomic(file, JSON.stringify({ ...cur, ...patch }, null, 1));
+  /**
+   * Read-modify-write under the lock; `patch` may be a function of the current record. Returns the new
+   * record, or undefined when it is gone (removed meanwhile): an update never brings a record back.
+   */
+  update(id: string, patch: Partial<ContainerState> | ((cur: ContainerState) => Partial<ContainerState>)): ContainerState | undefined {
+    return this.locked(() => {
+      const cur = this.read(id);
+      if (!cur || cur.status === 'dead') return undefined;
+      const next = { ...cur, ...(typeof patch === 'function' ? patch(cur) : patch) };
+      writeFileAtomic(this.file(id), JSON.stringify(next, null, 1));
+      return next;
+    });
   }
+  /** Renames under the lock, so two renames cannot take one name. */
+  rename(id: string, name: string): void {
+    this.locked(() => {
+      const taken = this.list().find((c) => c.name === name && c.id !== id);
+      if (taken) throw new TsbuildError('NAME_IN_USE', `the container name "${name}" is already in use by container ${taken.id}: pick another name`);
+      const cur = this.read(id);
+      if (cur) writeFileAtomic(this.file(id), JSON.stringify({ ...cur, name }, null, 1));
+    });
+  }
+  /** By name, full id, or a unique id prefix, as Docker resolves them. */
   find(ref: string): ContainerState {
     const all = this.list();
-    const c = all.find((x) => x.name === ref) ?? all.filter((x) => x.id.startsWith(ref)).at(0);
-    if (!c || (all.filter((x) => x.id.startsWith(ref)).length > 1 && c.name !== ref)) throw new NotFoundError(`no such container: ${ref}`, 'CONTAINER_NOT_FOUND');
-    return c;
+    const byName = all.find((x) => x.name === ref);
+    if (byName) return byName;
+    const byId = all.filter((x) => x.id.startsWith(ref));
+    if (byId.length > 1) throw new TsbuildError('CONTAINER_AMBIGUOUS', `"${ref}" matches ${byId.length} containers: give more of the id`);
+    if (!byId[0] || ref === '') throw new NotFoundError(`No such container: ${ref}`, 'CONTAINER_NOT_FOUND');
+    return byId[0];
   }
   delete(id: string): void {
-    fs.rmSync(this.dirOf(id), { recursive: true, force: true });
+    this.locked(() => fs.rmSync(this.dirOf(id), { recursive: true, force: true }));
   }
 }

@@ -4,10 +4,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError, CancelledError } from '../errors/index.js';
-import type { SandboxSpec } from './spec.js';
+import type { ExecSpec, SandboxSpec } from './spec.js';
 import type { SysMount } from './mounts.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -45,21 +46,34 @@ export interface RunResult {
   exitCode: number;
 }
 
+export interface StartInfo {
+  helperPid: number;
+  containerPid?: number;
+  kill: (sig: NodeJS.Signals) => void;
+  /** With `stdin: 'pipe'`: the process's standard input. */
+  stdin?: NodeJS.WritableStream;
+  /** runContainer adds the container's cgroup.procs files. */
+  cgroupProcs?: string[];
+}
+
 export interface SpawnOptions {
   stdin?: 'inherit' | 'ignore' | 'pipe';
   stdout?: 'inherit' | 'pipe' | 'ignore';
   stderr?: 'inherit' | 'pipe' | 'ignore';
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
-  onStart?: (info: { helperPid: number; containerPid?: number; kill: (sig: NodeJS.Signals) => void }) => void;
+  onStart?: (info: StartInfo) => void;
   signal?: AbortSignal;
 }
 
-/** Runs a spec to completion. Abort kills the helper; the container dies with it (PDEATHSIG). */
-export function runSpec(spec: SandboxSpec, opts: SpawnOptions = {}): Promise<RunResult> {
+/**
+ * Runs a spec to completion (`run`), or a process in a running container (`exec`, whose spec also
+ * names the container's pid). Abort kills the helper; the process dies with it (PDEATHSIG).
+ */
+export function runSpec(spec: SandboxSpec | ExecSpec, opts: SpawnOptions = {}, mode: 'run' | 'exec' = 'run'): Promise<RunResult> {
   if (opts.signal?.aborted) return Promise.reject(new CancelledError());
   return new Promise((resolve, reject) => {
-    const child = spawn(helperPath(), ['run'], {
+    const child = spawn(helperPath(), [mode], {
       stdio: [opts.stdin ?? 'ignore', opts.stdout ?? 'pipe', opts.stderr ?? 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     let errText = '';
@@ -68,9 +82,17 @@ export function runSpec(spec: SandboxSpec, opts: SpawnOptions = {}): Promise<Run
     const errStream = fds[4] ?? null;
     const pidStream = fds[5] ?? null;
     errStream?.on('data', (d: Buffer) => (errText += d.toString('utf8')));
+    // Started means exec'd: the error channel is close-on-exec, so it ends (empty) once the
+    // container's process runs, and carries the reason when it could not start.
+    let started = false;
+    const maybeStarted = () => {
+      if (started || !pidText.endsWith('\n') || !errEnded || errText.trim() !== '') return;
+      started = true;
+      opts.onStart?.({ helperPid: child.pid!, containerPid: parseInt(pidText, 10), kill: (s) => child.kill(s), stdin: child.stdin ?? undefined });
+    };
     pidStream?.on('data', (d: Buffer) => {
       pidText += d.toString('utf8');
-      if (pidText.endsWith('\n')) opts.onStart?.({ helperPid: child.pid!, containerPid: parseInt(pidText, 10), kill: (s) => child.kill(s) });
+      maybeStarted();
     });
     if (opts.onStdout) child.stdout?.on('data', opts.onStdout);
     if (opts.onStderr) child.stderr?.on('data', opts.onStderr);
@@ -95,11 +117,12 @@ export function runSpec(spec: SandboxSpec, opts: SpawnOptions = {}): Promise<Run
           return reject(new TsbuildError('SANDBOX', `sandbox helper failed: ${line}`));
         }
       }
-      if (exit.sig) return resolve({ exitCode: 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[exit.sig] ?? 1) });
+      if (exit.sig) return resolve({ exitCode: 128 + (os.constants.signals[exit.sig] ?? 1) });
       resolve({ exitCode: exit.code ?? 1 });
     };
     errStream?.on('end', () => {
       errEnded = true;
+      maybeStarted();
       finish();
     });
     errStream?.on('error', () => {

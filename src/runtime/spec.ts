@@ -51,6 +51,13 @@ export interface SandboxSpec {
   init: boolean;
 }
 
+/** What `exec` gives the helper: the container's pid, the namespaces to join, and the process as for `run`. */
+export interface ExecSpec {
+  pid: number;
+  process: SandboxSpec['process'];
+  linux: { namespaces: { type: string }[]; seccomp?: number[][]; cgroupProcs: string[] };
+}
+
 /** Docker's masked paths (moby's oci/defaults.go), with the per-CPU thermal_throttle dirs it adds. */
 function maskedPaths(sysCpu = '/sys/devices/system/cpu'): string[] {
   let cpus: string[] = [];

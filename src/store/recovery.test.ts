@@ -44,8 +44,15 @@ for (const kind of TEMP_KINDS) {
       await make(dead);
       await make(live);
       const kept = kind === 'ctr' ? tempKey('ctr', 'kept', deadPid()) : undefined;
-      if (kept) await make(kept, { 'tsbuild.container': 'c0ffee' });
+      if (kept) {
+        await make(kept, { 'tsbuild.container': 'c0ffee' });
+        fs.mkdirSync(path.join(root, 'containers', 'c0ffee'), { recursive: true });
+      }
+      // Killed between preparing the layer and writing the record: nothing owns it.
+      const orphan = kind === 'ctr' ? tempKey('ctr', 'orphan', deadPid()) : undefined;
+      if (orphan) await make(orphan, { 'tsbuild.container': 'deadbeef' });
       await recoverStore(root, sn);
+      if (orphan) assert.not.ok((await keys(sn)).includes(orphan), "a container layer without a record is an orphan and goes");
       const left = await keys(sn);
       assert.not.ok(left.includes(dead), `the dead owner's ${kind} snapshot is gone`);
       assert.ok(left.includes(live), 'a live owner keeps its snapshot');

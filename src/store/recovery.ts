@@ -41,7 +41,11 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
   const dead: string[] = [];
   await snapshotter.walk((info) => {
     const owner = tempKeyOwner(info.key);
-    if (info.kind !== 'committed' && owner !== undefined && !processAlive(owner) && !info.labels['tsbuild.container']) dead.push(info.key);
+    if (info.kind === 'committed' || owner === undefined || processAlive(owner)) return;
+    // A container's layer lives as long as its record; one whose record was never written (the
+    // creating command was killed in between) or is gone is an orphan.
+    const ctr = info.labels['tsbuild.container'];
+    if (!ctr || !fs.existsSync(path.join(storeRoot, 'containers', ctr))) dead.push(info.key);
   });
   for (const k of dead) await snapshotter.remove(k).catch(() => undefined);
   await snapshotter.cleanup();

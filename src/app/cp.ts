@@ -1,0 +1,88 @@
+/**
+ * `cp` between a container and the host, both ways, as `docker cp` does: a running container is
+ * reached through /proc/<pid>/root (so its tmpfs and bind mounts are seen as it sees them), a stopped
+ * one through its writable snapshot mounted on the host. Every path inside the container is resolved
+ * as if its root were `/`, entry by entry, so no symlink in the container leads a read or a write out
+ * of it. Copies into the container are owned by root there (`archive` keeps the source's ids).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
+import { resolveInRoot } from '../fsutil/index.js';
+import { withMounted, type Store } from '../store/index.js';
+
+export interface CopySpec {
+  /** `CONTAINER:PATH` on exactly one side. */
+  src: string;
+  dest: string;
+  archive?: boolean;
+}
+
+function split(arg: string): { container?: string; path: string } {
+  // A host path with a colon must be written with a slash first (./a:b), as with docker cp.
+  const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(.*)$/.exec(arg);
+  return m && !arg.startsWith('/') && !arg.startsWith('.') ? { container: m[1]!, path: m[2]! || '/' } : { path: arg };
+}
+
+async function inRoot<T>(store: Store, ref: string, fn: (root: string) => Promise<T> | T): Promise<T> {
+  const c = store.containers.find(ref);
+  if ((c.status === 'running' || c.status === 'paused') && c.containerPid && fs.existsSync(`/proc/${c.containerPid}/root`)) return fn(`/proc/${c.containerPid}/root`);
+  if (!c.snapshot) throw new TsbuildError('CONTAINER_DEAD', `container ${ref} has no filesystem (its record is damaged): remove it`);
+  return withMounted(store.root, await store.snapshotter.mounts(c.snapshot), async (dir) => fn(dir));
+}
+
+/** Copies `src` (host path) to `dest` (host path) entry by entry; `resolve` maps each destination inside its root. */
+function copyTree(src: string, dest: (rel: string) => string, owner: { uid: number; gid: number } | undefined, rel = ''): void {
+  const st = fs.lstatSync(src);
+  const to = dest(rel);
+  if (st.isDirectory()) {
+    if (!fs.existsSync(to)) fs.mkdirSync(to, { mode: st.mode & 0o7777 });
+    else if (!fs.statSync(to).isDirectory()) throw new TsbuildError('CP_NOT_DIR', `cannot overwrite non-directory ${rel || '/'} with a directory`);
+    for (const e of fs.readdirSync(src)) copyTree(path.join(src, e), dest, owner, path.join(rel, e));
+  } else if (st.isSymbolicLink()) {
+    fs.rmSync(to, { force: true });
+    fs.symlinkSync(fs.readlinkSync(src), to);
+  } else if (st.isFile()) {
+    if (fs.existsSync(to) && fs.lstatSync(to).isDirectory()) throw new TsbuildError('CP_IS_DIR', `cannot overwrite directory ${to} with a file`);
+    fs.rmSync(to, { force: true });
+    fs.copyFileSync(src, to);
+    fs.chmodSync(to, st.mode & 0o7777);
+  } else return; // devices, sockets and fifos are not copied (as docker cp without -a)
+  const ids = owner ?? { uid: st.uid, gid: st.gid };
+  fs.lchownSync(to, ids.uid, ids.gid);
+  if (!st.isSymbolicLink()) fs.utimesSync(to, st.atime, st.mtime);
+}
+
+/** Where a copy lands: into an existing directory as its basename, else at the path itself (docker cp's rules). */
+function target(destExists: boolean, destIsDir: boolean, dest: string, srcPath: string): string {
+  if (srcPath.endsWith('/.')) return dest; // the contents of a directory
+  return destExists && destIsDir ? path.join(dest, path.basename(srcPath)) : dest;
+}
+
+export async function copy(store: Store, spec: CopySpec): Promise<void> {
+  const s = split(spec.src);
+  const d = split(spec.dest);
+  if ((s.container === undefined) === (d.container === undefined)) {
+    throw new UsageError('cp copies between a container and the host: one of SRC and DEST must be CONTAINER:PATH, e.g. tsbuild cp web:/etc/hosts ./hosts');
+  }
+  if (s.container !== undefined) {
+    await inRoot(store, s.container, (root) => {
+      const from = resolveInRoot(root, s.path);
+      if (!fs.existsSync(from)) throw new NotFoundError(`Could not find the file ${s.path} in container ${s.container}`, 'CP_NOT_FOUND');
+      const st = fs.statSync(d.path, { throwIfNoEntry: false });
+      if (!st && !fs.existsSync(path.dirname(path.resolve(d.path)))) throw new NotFoundError(`destination directory ${path.dirname(d.path)} does not exist`, 'CP_NOT_FOUND');
+      const to = target(!!st, !!st?.isDirectory(), d.path, s.path);
+      copyTree(from, (rel) => path.join(to, rel), spec.archive ? undefined : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+    });
+    return;
+  }
+  if (!fs.existsSync(s.path)) throw new NotFoundError(`no such file or directory: ${s.path}`, 'CP_NOT_FOUND');
+  await inRoot(store, d.container!, (root) => {
+    const destHost = resolveInRoot(root, d.path);
+    const st = fs.statSync(destHost, { throwIfNoEntry: false });
+    if (!st && !fs.existsSync(path.dirname(destHost))) throw new NotFoundError(`destination directory ${path.dirname(d.path)} does not exist in container ${d.container}`, 'CP_NOT_FOUND');
+    const to = target(!!st, !!st?.isDirectory(), path.posix.normalize(d.path), s.path);
+    // Each entry is resolved inside the container's root, never following its last component.
+    copyTree(s.path, (rel) => resolveInRoot(root, path.posix.join(to, rel), false), spec.archive ? undefined : { uid: 0, gid: 0 });
+  });
+}
