@@ -7,7 +7,8 @@
  */
 import net from 'node:net';
 import type { Store } from '../store/index.js';
-import { removeStopped, supervise } from './run.js';
+import { removeStopped } from './run.js';
+import { supervise } from './supervise.js';
 import { stopContainer } from './containers.js';
 
 export interface MonitorReport {

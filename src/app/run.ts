@@ -10,16 +10,15 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { processStartTime } from '../fsutil/index.js';
 import { parseDuration, signalNumber } from '../planner/index.js';
 import {
-  DEFAULT_LOG_OPTIONS, LogWriter, execInContainer, oomMessage, runContainer, SandboxError,
-  type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions, type StartInfo,
+  DEFAULT_LOG_OPTIONS, type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions,
 } from '../runtime/index.js';
 import type { ImageConfig } from '../image/index.js';
 import { imageLayers, tempKey, unpackLayers, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
+import { supervise } from './supervise.js';
 
 export interface RunRequest extends RegistryOptions {
   image: string;
@@ -270,180 +269,4 @@ export async function startDetached(store: Store, id: string, monitorCommand: st
   child.unref();
   const r = JSON.parse(report.split('\n')[0]!) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
   if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'RUN_START', r.error ?? 'the container did not start'), { exitCode: r.exitCode ?? 125 });
-}
-
-export interface SuperviseIO {
-  stdin: 'inherit' | 'ignore' | 'pipe';
-  /** Output as it comes; the log file gets it too. */
-  out: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
-  beforeStart?: () => void;
-  onStart?: (info: StartInfo) => void;
-  /** The first start: succeeded (undefined) or failed (the error). */
-  onFirstStart?: (err?: unknown) => void;
-  onEvent?: OpOptions['onEvent'];
-  signal?: AbortSignal;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Docker's restart decision, after an exit that nobody asked for. */
-export function shouldRestart(p: RestartPolicy, exitCode: number, restartCount: number, manualStop: boolean): boolean {
-  if (manualStop || p.name === 'no') return false;
-  if (p.name === 'on-failure') return exitCode !== 0 && (p.maxRetries === 0 || restartCount < p.maxRetries);
-  return true;
-}
-
-/**
- * Starts the container's process and sees it to its end, restarting it as its policy says, with
- * Docker's back-off (100 ms doubling to 1 min, reset after 10 s of running). Returns the last exit code.
- */
-export async function supervise(store: Store, id: string, io: SuperviseIO): Promise<number> {
-  let delay = 100;
-  let first = true;
-  let code = 125;
-  const rec = store.containers.get(id);
-  if (!rec?.config) throw new TsbuildError('CONTAINER_CONFIG', `container ${id.slice(0, 12)} has no run configuration (made by an older tsbuild): remove it and run it again`);
-  const cfg = rec.config;
-  const policy = cfg.restart ?? { name: 'no' as const, maxRetries: 0 };
-  const logs = new LogWriter(path.join(store.containers.dirOf(id), 'ctr.log'), cfg.log);
-  const pidStart = processStartTime(process.pid);
-  try {
-    for (;;) {
-      const began = Date.now();
-      let health: HealthChecker | undefined;
-      try {
-        io.beforeStart?.();
-        const r = await runContainer(
-          {
-            rootMounts: await store.snapshotter.mounts(rec.snapshot),
-            writableDir: async () => (await store.snapshotter.upperDir?.(rec.snapshot)) ?? (await store.snapshotter.diffDirs?.(rec.snapshot))?.upper,
-            workDir: store.containers.dirOf(id),
-            args: cfg.args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, hostname: cfg.hostname, network: cfg.network,
-            terminal: cfg.tty, init: cfg.init, readonlyRoot: cfg.readOnly, security: cfg.security,
-            // The owner's pid in the name: recovery removes the cgroup if the owner dies.
-            cgroup: { name: `ctr-${process.pid}-${id.slice(0, 12)}`, limits: cfg.limits },
-            rlimits: cfg.ulimits, extraHosts: cfg.extraHosts, shmSize: cfg.shmSize,
-            seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
-          },
-          {
-            stdin: io.stdin, stdout: 'pipe', stderr: 'pipe',
-            onStdout: (d) => {
-              logs.write('stdout', d);
-              io.out('stdout', d);
-            },
-            onStderr: (d) => {
-              logs.write('stderr', d);
-              io.out('stderr', d);
-            },
-            signal: io.signal,
-            onStart: (info) => {
-              const now = new Date().toISOString();
-              const s = store.containers.update(id, (cur) => ({
-                status: 'running', pid: process.pid, pidStart, containerPid: info.containerPid, cgroup: `ctr-${process.pid}-${id.slice(0, 12)}`,
-                cgroupProcs: info.cgroupProcs, startedAt: now, exitCode: undefined, error: undefined, oomKilled: undefined,
-                health: cfg.healthcheck ? { status: 'starting', failingStreak: 0, log: cur.health?.log ?? [] } : undefined,
-              }));
-              if (s && cfg.healthcheck && info.containerPid) health = new HealthChecker(store, s, cfg.healthcheck);
-              io.onStart?.(info);
-              if (first) io.onFirstStart?.();
-              first = false;
-            },
-          },
-        );
-        code = r.exitCode;
-        logs.flush();
-        // One write for the exit and the restart decision: nobody may see `exited` between restarts.
-        store.containers.update(id, (cur) => {
-          const again = !io.signal?.aborted && shouldRestart(policy, code, cur.restartCount ?? 0, cur.manualStop ?? false);
-          return { status: again ? 'restarting' : 'exited', exitCode: code, finishedAt: new Date().toISOString(), oomKilled: r.oomKilled, containerPid: undefined, ...(again ? { restartCount: (cur.restartCount ?? 0) + 1 } : {}) };
-        });
-        if (r.oomKilled) io.onEvent?.({ type: 'warning', message: oomMessage(r.memoryLimit) });
-      } catch (e) {
-        let err = e;
-        if (e instanceof SandboxError && e.failure.stage === 'exec') {
-          const exitCode = e.failure.errno === 2 ? 127 : 126;
-          err = Object.assign(new TsbuildError('RUN_EXEC', `cannot start the container's process: ${e.message}`), { exitCode });
-        }
-        code = (err as { exitCode?: number }).exitCode ?? 125;
-        store.containers.update(id, { status: 'exited', exitCode: code, finishedAt: new Date().toISOString(), error: (err as Error).message, containerPid: undefined });
-        if (first) {
-          io.onFirstStart?.(err);
-          throw err;
-        }
-      } finally {
-        health?.stop();
-      }
-      const cur = store.containers.get(id);
-      if (!cur || cur.status !== 'restarting') return code;
-      if (Date.now() - began >= 10_000) delay = 100;
-      // Sleep the back-off in slices, so a `stop` meanwhile takes effect at once.
-      for (const until = Date.now() + delay; Date.now() < until; ) {
-        await sleep(Math.min(100, until - Date.now()));
-        const c = store.containers.get(id);
-        if (!c || c.manualStop) {
-          store.containers.update(id, { status: 'exited' });
-          return code;
-        }
-      }
-      delay = Math.min(delay * 2, 60_000);
-    }
-  } finally {
-    logs.close();
-  }
-}
-
-/** The monitor's health check: Docker's defaults (30 s interval and timeout, 3 retries, no start period). */
-class HealthChecker {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private readonly started = Date.now();
-  constructor(private store: Store, private c: ContainerState, private h: NonNullable<ContainerConfig['healthcheck']>) {
-    this.schedule();
-  }
-  private ms(ns: number | undefined, dflt: number): number {
-    return ns ? Math.max(1, Math.round(ns / 1e6)) : dflt;
-  }
-  private schedule() {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => void this.probe().finally(() => this.schedule()), this.ms(this.h.interval, 30_000));
-    this.timer.unref();
-  }
-  stop() {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-  private async probe() {
-    const c = this.c;
-    const cfg = c.config!;
-    const args = this.h.test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', this.h.test.slice(1).join(' ')] : this.h.test.slice(1);
-    const start = new Date().toISOString();
-    let output = '';
-    let exitCode: number;
-    const ac = new AbortController();
-    const timeout = setTimeout(() => ac.abort(), this.ms(this.h.timeout, 30_000));
-    try {
-      const r = await execInContainer(
-        { pid: c.containerPid!, cgroupProcs: c.cgroupProcs ?? [], args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, security: cfg.security, rlimits: cfg.ulimits, seccompCacheDir: path.join(this.store.root, 'cache', 'seccomp') },
-        { stdout: 'pipe', stderr: 'pipe', onStdout: (d) => (output += d.toString()), onStderr: (d) => (output += d.toString()), signal: ac.signal },
-      );
-      exitCode = r.exitCode;
-    } catch (e) {
-      exitCode = -1;
-      output += ac.signal.aborted ? `Health check exceeded timeout (${this.ms(this.h.timeout, 30_000) / 1000}s)` : (e as Error).message;
-    } finally {
-      clearTimeout(timeout);
-    }
-    if (this.stopped) return;
-    const inStart = Date.now() - this.started < this.ms(this.h.startPeriod, 0);
-    const retries = this.h.retries || 3;
-    this.store.containers.update(c.id, (cur) => {
-      const prev = cur.health ?? { status: 'starting' as const, failingStreak: 0, log: [] };
-      const log = [...prev.log, { start, end: new Date().toISOString(), exitCode, output: output.slice(0, 4096) }].slice(-5);
-      if (exitCode === 0) return { health: { status: 'healthy', failingStreak: 0, log } };
-      // Failures in the start period do not count (unless the container was healthy already).
-      if (inStart && prev.status === 'starting') return { health: { ...prev, log } };
-      const streak = prev.failingStreak + 1;
-      return { health: { status: streak >= retries ? 'unhealthy' : prev.status, failingStreak: streak, log } };
-    });
-  }
 }

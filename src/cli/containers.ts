@@ -193,7 +193,6 @@ export const execFlags: FlagSpec[] = [
   { name: 'user', short: 'u', type: 'string', arg: 'user[:group]', help: 'user to run as (default: the container\'s)' },
   { name: 'workdir', short: 'w', type: 'string', arg: 'dir', help: 'working directory (default: the container\'s)' },
   { name: 'privileged', type: 'bool', help: 'every capability, no seccomp filter, for this process' },
-  { name: 'detach', short: 'd', type: 'bool', help: 'run the command in the background' },
 ];
 export async function execCommand(p: Parsed): Promise<number> {
   const [ref, ...args] = p.positional;
@@ -204,19 +203,17 @@ export async function execCommand(p: Parsed): Promise<number> {
     return e.includes('=') ? e : process.env[e] === undefined ? '' : `${e}=${process.env[e]}`;
   }).filter(Boolean);
   const store = await storeFrom(p);
-  const detach = flagBool(p, 'detach');
   let raw = false;
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
   let kill: ((s: NodeJS.Signals) => void) | undefined;
   const handlers = signals.map((s) => [s, () => kill?.(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   try {
-    if (tty && process.stdin.isTTY && !detach) {
+    if (tty && process.stdin.isTTY) {
       process.stdin.setRawMode(true);
       raw = true;
     }
-    return await execContainer(store, ref, { args, env, user: flagStr(p, 'user'), workdir: flagStr(p, 'workdir'), tty, interactive: flagBool(p, 'interactive') && !detach, privileged: flagBool(p, 'privileged') }, {
-      ...(detach ? { stdout: 'ignore', stderr: 'ignore' } : {}),
+    return await execContainer(store, ref, { args, env, user: flagStr(p, 'user'), workdir: flagStr(p, 'workdir'), tty, interactive: flagBool(p, 'interactive'), privileged: flagBool(p, 'privileged') }, {
       onStart: (info) => (kill = info.kill),
     });
   } finally {

@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cli, cliSpawn, e2eHarness } from '../testutil/index.js';
+import { spawn } from 'node:child_process';
+import { cli, cliPath, cliSpawn, e2eHarness } from '../testutil/index.js';
 import { cgroups } from '../runtime/index.js';
 import { openStore } from '../store/index.js';
 
@@ -287,6 +288,31 @@ it('rm -f of a running container leaves no process, mount or cgroup; names, star
     assert.is((await tsb(['logs', 'a2'])).stdout, 'run\nrun\nrun\n', 'one run, a start and a restart on the same container');
     assert.is((await tsb(['rename', 'a2', 'a3'])).code, 0);
     assert.is((await tsb(['rename', 'a3', 'a2'])).code, 0);
+  });
+});
+
+it('attach: the output from now on, input with run -d -i; it ends when the container ends', async () => {
+  await withContainers(['att'], async () => {
+    assert.is((await tsb(['run', '-d', '-i', '--name', 'att', 'lc', 'sh', '-c', 'while read l; do echo "got $l"; done'])).code, 0);
+    const a = spawn(process.execPath, [cliPath, 'attach', 'att'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    a.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<number>((r) => a.on('close', (code) => r(code ?? -1)));
+    try {
+      await until('attach to connect', async () => {
+        a.stdin.write('ping\n');
+        await sleep(200);
+        return out.includes('got ping');
+      });
+      assert.is((await tsb(['stop', '-t', '1', 'att'])).code, 0);
+      assert.is(await closed, 137, 'attach returns when the container ends, with its exit code (SIGKILL after the timeout)');
+      assert.match((await tsb(['logs', 'att'])).stdout, /got ping/, 'what attach saw is in the log too');
+    } finally {
+      a.kill('SIGKILL');
+    }
+    const stopped = await tsb(['attach', 'att']);
+    assert.is(stopped.code, 1);
+    assert.match(stopped.stderr, /cannot attach to a stopped container/);
   });
 });
 

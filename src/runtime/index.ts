@@ -27,4 +27,4 @@ export type { ExecOptions } from './exec.js';
 export { LogWriter, readLogs, DEFAULT_LOG_OPTIONS } from './logs.js';
 export type { LogEntry, LogOptions, ReadLogOptions } from './logs.js';
 export { setFrozen, isFrozen, cgroupPids } from './freezer.js';
-export type { StartInfo, SpawnOptions } from './helper.js';
+export type { StartInfo, SpawnOptions, RunResult } from './helper.js';

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Detached containers: `run -d` until the container runs, and `exec true` into a running one, against
+# `podman run -d` and `podman exec` measured in the same run, interleaved, ROUNDS rounds, medians and
+# ratios. podman is used when installed and runnable (../shared/peers/setup-peers.sh, or apt-get
+# install podman); a peer that cannot run here is reported, not faked. Also the monitor's memory.
+# Asserts nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${ROUNDS:-11}
+work=$(mktemp -d /tmp/tsb-lcbench-XXXXXX)
+store="$work/store"
+podroot="$work/podman"
+pod=""
+cleanup() {
+  TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" rm -f lcb-exec >/dev/null 2>&1 || true
+  for id in $(TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" ps -aq 2>/dev/null); do TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" rm -f "$id" >/dev/null 2>&1 || true; done
+  if [ -n "$pod" ]; then $pod rm -f -a >/dev/null 2>&1 || true; $pod rmi -a -f >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never node "$here/bin/tsbuild.js" "$@"; }
+mkdir -p "$work/ctx"
+cp "$(command -v busybox)" "$work/ctx/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$work/ctx/Dockerfile"
+tsbuild -q -t lcbench -o "type=docker,dest=$work/image.tar" "$work/ctx" >/dev/null
+
+declare -A cmds
+order=(tsbuild_run_d tsbuild_exec)
+cmds[tsbuild_run_d]="tsbuild run -d --network none lcbench sleep 600"
+cmds[tsbuild_exec]="tsbuild exec lcb-exec true"
+tsbuild run -d --name lcb-exec --network none lcbench sleep 600 >/dev/null
+if command -v podman >/dev/null 2>&1; then
+  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
+  ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
+  id=$($pod load -q -i "$work/image.tar" 2>/dev/null | sed -n 's/^Loaded image: //p' | head -1)
+  if [ -n "$id" ] && $pod run -d --name lcb-exec $ul --network none "$id" sleep 600 >/dev/null 2>"$work/podman.err"; then
+    order+=(podman_run_d podman_exec)
+    cmds[podman_run_d]="$pod run -d $ul --network none $id sleep 600"
+    cmds[podman_exec]="$pod exec lcb-exec true"
+  else echo "podman: installed but cannot run here ($(head -c 200 "$work/podman.err" 2>/dev/null)); see ../shared/peers/README.md"; fi
+else echo "podman: not installed (apt-get install podman); only tsbuild's own figures follow"; fi
+
+declare -A samples
+ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+for _ in $(seq "$rounds"); do for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done; done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+declare -A med
+echo "latency, median of $rounds interleaved runs (ms):"
+for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-16s %6s   %s\n' "$k" "${med[$k]}" "${cmds[$k]}"; done
+mon=$(tsbuild inspect -f '{{.State.MonitorPid}}' lcb-exec)
+echo "monitor memory (RSS of one monitor): $(awk '/VmRSS/ {print $2, $3}' "/proc/$mon/status")"
+ratio() { echo "scale=2; $1 / $2" | bc; }
+if [ -n "${med[podman_run_d]:-}" ]; then
+  echo "tsbuild run -d vs podman run -d: $(ratio "${med[tsbuild_run_d]}" "${med[podman_run_d]}")x"
+  echo "tsbuild exec vs podman exec:     $(ratio "${med[tsbuild_exec]}" "${med[podman_exec]}")x"
+fi
