@@ -118,6 +118,23 @@ it('run -d: prints the id and returns; ps shows it; logs keep stdout and stderr 
   });
 });
 
+it('logs rotate at --log-opt max-size into max-file files; logs reads what is kept, oldest first', async () => {
+  await withContainers(['rot'], async () => {
+    assert.is((await tsb(['run', '-d', '--name', 'rot', '--log-opt', 'max-size=2k', '--log-opt', 'max-file=2', 'lc', 'sh', '-c', 'i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done'])).code, 0);
+    assert.is((await tsb(['wait', 'rot'])).stdout, '0\n');
+    const log = await inspect('rot', '{{.LogPath}}');
+    assert.ok(fs.existsSync(`${log}.1`));
+    assert.not.ok(fs.existsSync(`${log}.2`));
+    assert.ok(fs.statSync(log).size <= 2048 && fs.statSync(`${log}.1`).size <= 2048);
+    const out = (await tsb(['logs', 'rot'])).stdout.trim().split('\n');
+    assert.is(out.at(-1), 'line 299');
+    assert.not.ok(out.includes('line 0'));
+    const bad = await tsb(['run', '-d', '--log-opt', 'max-size=lots', 'lc', 'true']);
+    assert.is(bad.code, 125);
+    assert.match(bad.stderr, /--log-opt max-size=lots: use a size such as 10m/);
+  });
+});
+
 it('exec: the same pid namespace, filesystem, user, environment and security settings; exit codes; -t', async () => {
   await withContainers(['ex'], async () => {
     assert.is((await tsb(['run', '-d', '--name', 'ex', '-e', 'FROM_RUN=1', '--cap-drop', 'chown', 'lc', 'sh', '-c', 'echo made > /tmp/made; exec sleep 600'])).code, 0);
@@ -145,7 +162,7 @@ it('exec: the same pid namespace, filesystem, user, environment and security set
 });
 
 it('stop honours STOPSIGNAL and --stop-signal, then SIGKILL after -t; kill sends a signal; wait prints the code', async () => {
-  await withContainers(['sig', 'stubborn', 'k'], async () => {
+  await withContainers(['sig', 'stubborn', 'k', 'in'], async () => {
     assert.is((await tsb(['run', '-d', '--name', 'sig', 'lc', '/trap.sh'])).code, 0);
     await until('the trap to be set', async () => (await tsb(['logs', 'sig'])).stdout.includes('ready'));
     let r = await tsb(['stop', '-t', '30', 'sig']);
@@ -165,6 +182,11 @@ it('stop honours STOPSIGNAL and --stop-signal, then SIGKILL after -t; kill sends
     r = await tsb(['kill', 'k']);
     assert.is(r.code, 1);
     assert.match(r.stderr, /is not running/);
+    // --init detached: the init forwards SIGTERM to sleep, which dies of it (143), long before the timeout.
+    assert.is((await tsb(['run', '-d', '--init', '--name', 'in', '--stop-signal', 'TERM', 'lc', 'sleep', '600'])).code, 0);
+    assert.is((await tsb(['stop', '-t', '600', 'in'])).code, 0);
+    assert.is((await tsb(['wait', 'in'])).stdout, '143\n');
+    assert.is((await tsb(['rm', 'in'])).code, 0);
   });
 });
 
@@ -255,6 +277,10 @@ it('rm -f of a running container leaves no process, mount or cgroup; names, star
     const dup = await tsb(['run', '-d', '--name', 'a1', 'lc', 'true']);
     assert.is(dup.code, 125);
     assert.match(dup.stderr, new RegExp(`name "a1" is already in use by container ${id}`));
+    // Two commands racing for one name: exactly one gets it.
+    const race = await Promise.all([tsb(['run', '-d', '--name', 'a0', 'lc', 'true']), tsb(['run', '-d', '--name', 'a0', 'lc', 'true'])]);
+    assert.equal(race.map((x) => x.code).sort(), [0, 125]);
+    assert.is((await tsb(['rm', '-f', 'a0'])).code, 0);
     const pid = Number(await inspect('a1', '{{.State.Pid}}'));
     const mon = Number(await inspect('a1', '{{.State.MonitorPid}}'));
     assert.ok(alive(pid) && alive(mon));
