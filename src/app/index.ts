@@ -17,7 +17,7 @@ export { parseOutputs } from './outputs.js';
 export type { OutputSpec } from './outputs.js';
 export { parseCacheSpecs } from './remotecache.js';
 export type { CacheSpec } from './remotecache.js';
-export { run, parseRestart, parseLogOpts, createContainer, startDetached } from './run.js';
+export { run, runDetached, parseRestart, parseLogOpts } from './run.js';
 export type { RunRequest, RunHooks } from './run.js';
 export { pull, push, tag, login, logout, listImages, inspectImage, removeImages, imageHistory, saveImage } from './images.js';
 export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './images.js';

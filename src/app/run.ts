@@ -7,8 +7,6 @@
  * health check. Terminal modes and signal forwarding are the caller's (`hooks`).
  */
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { parseDuration, signalNumber } from '../planner/index.js';
 import {
@@ -210,11 +208,11 @@ function uniqueName(store: Store): string {
 
 /** Runs the container to its end (attached); returns its exit code. Failures to start carry `exitCode` 125/126/127. */
 export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks = {}): Promise<number> {
-  const c = await createContainer(store, req, o);
   if (req.detach) {
-    await startDetached(store, c.id, o.monitorCommand);
+    await runDetached(store, req, o.monitorCommand, o);
     return 0;
   }
+  const c = await createContainer(store, req, o);
   try {
     return await supervise(store, c.id, {
       stdin: req.interactive ? 'inherit' : 'ignore',
@@ -227,6 +225,25 @@ export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks
   } finally {
     if (req.rm) await removeStopped(store, c.id);
   }
+}
+
+/** `run -d`: the monitor starts while the container is made; returns the id. */
+export async function runDetached(store: Store, req: RunRequest, monitorCommand: string[] | undefined, o: OpOptions = {}): Promise<string> {
+  const monitor = spawnMonitor(store, monitorCommand);
+  let c: ContainerState;
+  try {
+    c = await createContainer(store, req, o);
+  } catch (e) {
+    monitor.cancel();
+    throw e;
+  }
+  try {
+    await monitor.start(c.id);
+  } catch (e) {
+    if (req.rm) await removeStopped(store, c.id).catch(() => undefined);
+    throw e;
+  }
+  return c.id;
 }
 
 /** Removes a stopped container's snapshot and record. */
@@ -244,29 +261,58 @@ export async function removeStopped(store: Store, id: string): Promise<void> {
   store.containers.delete(id);
 }
 
-/**
- * Starts the monitor for container `id` and waits until it reports the process running (or failing
- * to start, which is thrown with Docker's exit code). The monitor then lives on its own.
- */
-export async function startDetached(store: Store, id: string, monitorCommand: string[] | undefined): Promise<void> {
-  if (!monitorCommand) throw new TsbuildError('NO_MONITOR', 'this front end cannot start detached containers (no monitor command)');
-  const dir = store.containers.dirOf(id);
-  const errLog = fs.openSync(path.join(dir, 'monitor.log'), 'a');
-  const [cmd, ...args] = monitorCommand;
-  const child = spawn(cmd!, [...args, store.root, store.snapshotter.driver, id], { detached: true, stdio: ['ignore', 'ignore', errLog, 'pipe'] });
-  fs.closeSync(errLog);
-  const report = await new Promise<string>((resolve) => {
-    let text = '';
-    const pipe = child.stdio[3] as NodeJS.ReadableStream;
-    pipe.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('\n')) resolve(text);
-    });
-    child.on('exit', (code) => resolve(text || JSON.stringify({ error: `the container's monitor exited (${code}) before the container started: see ${path.join(dir, 'monitor.log')}`, exitCode: 125 }) + '\n'));
-    child.on('error', (e) => resolve(JSON.stringify({ error: `cannot start the container's monitor: ${e.message}`, exitCode: 125 }) + '\n'));
-  });
-  (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
-  child.unref();
-  const r = JSON.parse(report.split('\n')[0]!) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
-  if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'RUN_START', r.error ?? 'the container did not start'), { exitCode: r.exitCode ?? 125 });
+export interface MonitorHandle {
+  /** Gives the monitor its container and waits until it reports the process running (or why not). */
+  start(id: string): Promise<void>;
+  /** The container will not be made after all: the monitor exits. */
+  cancel(): void;
 }
+
+/**
+ * Spawns a monitor before the container exists, so its start-up (a Node process) overlaps with
+ * creating the container; `start(id)` then hands it the id over a socket pair (fd 3), and the monitor
+ * answers on the same socket with `{"ok":true}` or the reason the process did not start (thrown with
+ * Docker's exit code). The monitor then lives on its own, in a session of its own.
+ */
+export function spawnMonitor(store: Store, monitorCommand: string[] | undefined): MonitorHandle {
+  if (!monitorCommand) throw new TsbuildError('NO_MONITOR', 'this front end cannot start detached containers (no monitor command)');
+  const [cmd, ...args] = monitorCommand;
+  // No stdio is kept: the monitor outlives this process (its own failures go to monitor.log).
+  const child = spawn(cmd!, [...args, store.root, store.snapshotter.driver], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const sock = child.stdio[3] as import('node:net').Socket;
+  sock.on('error', () => undefined);
+  const exited = new Promise<string>((resolve) => {
+    child.on('exit', (code) => resolve(JSON.stringify({ error: `the container's monitor exited (${code}) before the container started: see monitor.log in the container's directory`, exitCode: 125 })));
+    child.on('error', (e) => resolve(JSON.stringify({ error: `cannot start the container's monitor: ${e.message}`, exitCode: 125 })));
+  });
+  const release = () => {
+    sock.destroy();
+    child.unref();
+  };
+  return {
+    async start(id) {
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        sock.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.includes('\n')) resolve(text.split('\n')[0]!);
+        });
+      });
+      sock.write(`${id}\n`);
+      const line = await Promise.race([answer, exited]);
+      release();
+      const r = JSON.parse(line) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
+      if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'RUN_START', r.error ?? 'the container did not start'), { exitCode: r.exitCode ?? 125 });
+    },
+    cancel() {
+      sock.end();
+      release();
+    },
+  };
+}
+
+/** Starts container `id` under a new monitor and waits for its first start. */
+export async function startDetached(store: Store, id: string, monitorCommand: string[] | undefined): Promise<void> {
+  await spawnMonitor(store, monitorCommand).start(id);
+}
+

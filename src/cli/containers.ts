@@ -1,5 +1,7 @@
 /** Container commands after `run`: ps, rm, stop, kill, wait, start, restart, pause, rename, top, logs, exec, cp, attach; and the hidden monitor. */
 import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import {
   ago, attachContainer, containerLogs, copy, execContainer, killContainer, listContainers, monitorContainer, openStore, parseLogTime, pauseContainer,
   removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
@@ -244,21 +246,42 @@ export async function attachCommand(p: Parsed): Promise<number> {
   }
 }
 
-/** `__monitor ROOT DRIVER ID`: the detached container's monitor (started by run -d and start). */
+/**
+ * `__monitor ROOT DRIVER`: a detached container's monitor (started by run -d and start). The id comes
+ * on fd 3 once the container exists; the answer goes back on fd 3.
+ */
 export async function monitorMain(args: string[]): Promise<number> {
-  const [root, driver, id] = args;
-  if (!root || !driver || !id) throw new UsageError('__monitor is internal: tsbuild starts it');
-  const store = await openStore(root, driver);
+  const [root, driver] = args;
+  if (!root || !driver) throw new UsageError('__monitor is internal: tsbuild starts it');
+  const chan = new net.Socket({ fd: 3, readable: true, writable: true });
+  chan.on('error', () => undefined);
+  const id = new Promise<string | undefined>((resolve) => {
+    let text = '';
+    chan.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(text.split('\n')[0]!);
+    });
+    chan.on('end', () => resolve(undefined));
+    chan.on('close', () => resolve(undefined));
+  });
+  // The starter recovered the store a moment ago: the monitor opens it without recovering again.
+  const [store, ctr] = await Promise.all([openStore(root, driver, { recover: false }), id]);
+  if (!ctr) return 0; // the container was not made after all
+  // Nobody reads this process's stderr: what would go there goes to the container's monitor.log.
+  const crash = (e: unknown) => {
+    try {
+      fs.appendFileSync(path.join(store.containers.dirOf(ctr), 'monitor.log'), `${new Date().toISOString()} ${e instanceof Error ? e.stack : String(e)}\n`);
+    } finally {
+      process.exit(1);
+    }
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
   let reported = false;
   const report = (r: MonitorReport) => {
     if (reported) return;
     reported = true;
-    try {
-      fs.writeSync(3, JSON.stringify(r) + '\n');
-      fs.closeSync(3);
-    } catch {
-      // the starter is gone: nobody to tell
-    }
+    chan.end(JSON.stringify(r) + '\n');
   };
-  return monitorContainer(store, id, report);
+  return monitorContainer(store, ctr, report);
 }

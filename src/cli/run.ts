@@ -1,5 +1,5 @@
 /** `tsbuild run`: argv → a RunRequest; the terminal and signals are wired here. */
-import { currentLimits, parseAddHosts, parseLimits, parseMemory, parseSecurity, parseUlimits, run, createContainer, startDetached, removeContainers, type RunRequest, type Store } from '../app/index.js';
+import { currentLimits, parseAddHosts, parseLimits, parseMemory, parseSecurity, parseUlimits, run, runDetached } from '../app/index.js';
 import { monitorCommand } from './containers.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, insecureFlag, limitFlags, limitValues, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
@@ -101,7 +101,7 @@ export async function runCommand(p: Parsed): Promise<number> {
   };
   const store = await storeFrom(p);
   if (request.detach) {
-    const id = await runDetached(store, request);
+    const id = await runDetached(store, request, monitorCommand(), { onEvent: (e) => (e.type === 'warning' ? process.stderr.write(`${e.message}\n`) : logToStderr(e)) });
     process.stdout.write(`${id}\n`);
     return 0;
   }
@@ -128,16 +128,4 @@ export async function runCommand(p: Parsed): Promise<number> {
     if (raw) process.stdin.setRawMode(false);
     for (const [s, h] of handlers) process.off(s, h);
   }
-}
-
-/** `run -d`: create, start under a monitor, print the id. A container that cannot start is removed if --rm. */
-async function runDetached(store: Store, request: RunRequest): Promise<string> {
-  const c = await createContainer(store, request, { onEvent: (e) => (e.type === 'warning' ? process.stderr.write(`${e.message}\n`) : logToStderr(e)) });
-  try {
-    await startDetached(store, c.id, monitorCommand());
-  } catch (e) {
-    if (request.rm) await removeContainers(store, [c.id], { force: true }).catch(() => undefined);
-    throw e;
-  }
-  return c.id;
 }

@@ -56,7 +56,11 @@ export function defaultDriver(root: string): string {
   return readStoreConfig(root).snapshotter ?? 'overlayfs';
 }
 
-export async function openStore(root: string, driverFlag?: string): Promise<Store> {
+/**
+ * Opens the store, recovering first what dead processes left. `recover: false` is for a detached
+ * container's monitor, which starts right after a command that just recovered the same store.
+ */
+export async function openStore(root: string, driverFlag?: string, o: { recover?: boolean } = {}): Promise<Store> {
   const driver = driverFlag ?? defaultDriver(root);
   if (process.getuid?.() !== 0) {
     throw new TsbuildError('NOT_ROOT', 'tsbuild needs root for now (namespaces, mounts): run it with sudo or as root');
@@ -64,6 +68,6 @@ export async function openStore(root: string, driverFlag?: string): Promise<Stor
   fs.mkdirSync(root, { recursive: true, mode: 0o711 });
   const content = new ContentStore(root);
   const snapshotter = openSnapshotter(root, driver);
-  await recoverStore(root, snapshotter);
+  if (o.recover !== false) await recoverStore(root, snapshotter);
   return { root, content, snapshotter, containers: new Containers(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
 }
