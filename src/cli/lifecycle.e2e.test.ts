@@ -357,6 +357,31 @@ it('kill -9 of the monitor: the container dies with it, ps -a says why, rm clean
   });
 });
 
+it('kill -9 of an attached `tsbuild run`: ps -a says it exited and why; a damaged record shows as Dead and rm removes it', async () => {
+  await withContainers(['att9'], async () => {
+    const c = spawn(process.execPath, [cliPath, 'run', '--name', 'att9', 'lc', 'sleep', '600'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: 'ignore' });
+    const closed = new Promise((r) => c.on('close', r));
+    try {
+      await until('it to run', async () => (await tsb(['ps', '--filter', 'name=att9', '-q'])).stdout !== '');
+    } finally {
+      c.kill('SIGKILL');
+      await closed;
+    }
+    await until('ps -a to say it exited', async () => /Exited \(137\) .* +att9/.test((await tsb(['ps', '-a'])).stdout));
+    assert.match(await inspect('att9', '{{.State.Error}}'), new RegExp(`tsbuild run \\(pid ${c.pid}\\) died`));
+  });
+  const id = (await tsb(['run', '-d', 'lc', 'true'])).stdout.trim();
+  assert.is((await tsb(['wait', id])).stdout, '0\n');
+  fs.writeFileSync(path.join(root, 'containers', id, 'state.json'), '{"id": "torn');
+  const ps = await tsb(['ps', '-a']);
+  assert.is(ps.code, 0, `a damaged record does not break ps: ${ps.stderr}`);
+  assert.match(ps.stdout, new RegExp(`${id.slice(0, 12)} .*Dead`));
+  const rm = await tsb(['rm', id.slice(0, 12)]);
+  assert.is(rm.code, 0, rm.stderr);
+  assert.is((await tsb(['ps', '-aq'])).stdout, '');
+  assert.is((await tsb(['run', '--rm', 'lc', 'true'])).code, 0, 'and run works');
+});
+
 it('kill -9 of `tsbuild run -d` at any moment: ps -a stays true and rm -f cleans up', async () => {
   for (const delay of [0, 60, 150, 250, 400]) {
     const c = cliSpawn(['run', '-d', 'lc', 'sleep', '600'], root);
