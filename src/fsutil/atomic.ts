@@ -35,6 +35,29 @@ export function readJSONFile<T>(file: string, fallback: T): T {
 }
 
 /**
+ * Creates `dir` and its missing parents, one component at a time. Node's recursive mkdirSync loops
+ * for ever where a parent refuses new entries with ENOENT (under /proc, for one); this fails at once
+ * with the path and the reason.
+ */
+export function ensureDir(dir: string, mode = 0o755): void {
+  const missing: string[] = [];
+  for (let cur = path.resolve(dir); !fs.existsSync(cur); ) {
+    missing.unshift(cur);
+    const up = path.dirname(cur);
+    if (up === cur) break;
+    cur = up;
+  }
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d, { mode });
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') continue;
+      throw new TsbuildError('MKDIR', `cannot create ${d}: ${(e as Error).message.replace(/^[A-Z]+: /, '')}`, { cause: e });
+    }
+  }
+}
+
+/**
  * Whether a process lives (EPERM means it does, owned by someone else). A zombie does not: it has
  * died and waits for a parent (or an init) that may be slow to reap it.
  */

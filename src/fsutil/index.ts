@@ -5,5 +5,5 @@
  *
  * Imports errors only.
  */
-export { writeFileAtomic, readJSONFile, withLock, acquireLock, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
+export { writeFileAtomic, readJSONFile, ensureDir, withLock, acquireLock, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot } from './inroot.js';

@@ -11,6 +11,7 @@ import { Containers } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
+import { ensureDir } from '../fsutil/index.js';
 import { recoverStore } from './recovery.js';
 
 export function storeRoot(flag?: string): string {
@@ -65,7 +66,11 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   if (process.getuid?.() !== 0) {
     throw new TsbuildError('NOT_ROOT', 'tsbuild needs root for now (namespaces, mounts): run it with sudo or as root');
   }
-  fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+  try {
+    ensureDir(root, 0o711);
+  } catch (e) {
+    throw new TsbuildError('STORE_ROOT', `cannot use ${root} as the store: ${(e as Error).message}; give a writable directory with --root or TSBUILD_ROOT`, { cause: e });
+  }
   const content = new ContentStore(root);
   const snapshotter = openSnapshotter(root, driver);
   if (o.recover !== false) await recoverStore(root, snapshotter);
