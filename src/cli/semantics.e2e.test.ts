@@ -111,13 +111,19 @@ it('COPY: wildcards, directory contents, trailing slashes, --chown by name and i
   const d = ctx(
     'RUN echo "app:x:1234:2345::/home/app:/bin/sh" >> /etc/passwd && echo "grp:x:3456:" >> /etc/group\nFROM base AS c\n' +
       'COPY dir /into/\nCOPY *.txt /txts/\nCOPY one.txt /renamed\nCOPY --chown=app:grp one.txt /owned-names\nCOPY --chown=42 one.txt /owned-id\n' +
+      // BuildKit (dockerd 20.10): a name alone takes its passwd group, a number alone gid = uid, a name
+      // the image lacks is 0 with the build going on (a COPY before the adduser).
+      'COPY --chown=app one.txt /owned-user\nCOPY --chown=1234 one.txt /owned-num\nCOPY --chown=ghost:ghost one.txt /owned-ghost\nCOPY --chown=app:ghost one.txt /owned-half\n' +
       'COPY --chmod=0700 one.txt /m-octal\nCOPY --chmod=u=rwX,go=rX dir /m-sym/\nCOPY --chmod=+x one.txt /m-plusx\n' +
       'COPY --exclude=*.md --exclude=skip dir /ex/\nCOPY --parents ./dir/a.txt ./dir/sub/b.txt /par/\nCOPY --parents dir/./sub/b.txt /par2/\nUSER 1000\nCOPY one.txt /as-user\n',
     { 'dir/a.txt': 'a', 'dir/sub/b.txt': 'b', 'dir/readme.md': 'r', 'dir/skip': 's', 'one.txt': '1', 'two.txt': '2' },
   );
   fs.chmodSync(path.join(d, 'one.txt'), 0o640);
-  await build(d, ['-t', 'copies', '--target', 'c']);
+  const built = await build(d, ['-t', 'copies', '--target', 'c']);
+  assert.match(built.stderr, /WARNING: --chown=ghost:ghost: no user ghost and no group ghost in the image's \/etc\/passwd and \/etc\/group, so the files are owned by 0:0/);
+  assert.match(built.stderr, /WARNING: --chown=app:ghost: no group ghost .* owned by 1234:0/);
   const out = await runIn('copies', [
+    'stat -c "%u:%g" /owned-user /owned-num /owned-ghost /owned-half',
     'ls /into | tr "\\n" " "; echo',
     'ls /txts | tr "\\n" " "; echo',
     'cat /renamed; echo',
@@ -127,6 +133,7 @@ it('COPY: wildcards, directory contents, trailing slashes, --chown by name and i
     'find /par /par2 -type f | sort | tr "\\n" " "; echo',
   ].join('; '));
   assert.is(out, [
+    '1234:2345', '1234:1234', '0:0', '1234:0',
     'a.txt readme.md skip sub ',
     'one.txt two.txt ',
     '1',

@@ -32,14 +32,19 @@ function readEtc(root: string, file: string): string | undefined {
   }
 }
 
-/** `--chown=user[:group]`, names resolved in the destination image (a user alone: gid = uid). */
-export function resolveChown(spec: string, root: string): Owner {
-  return resolveChownIn(spec, readEtc(root, '/etc/passwd'), readEtc(root, '/etc/group'));
+/**
+ * `--chown=user[:group]`, names resolved in the destination image as BuildKit does (a name alone:
+ * its passwd group; a number alone: gid = uid). A name the image lacks becomes 0, with a warning
+ * through `warn`: real Dockerfiles COPY one line before the `adduser`, and BuildKit builds them.
+ */
+export function resolveChown(spec: string, root: string, warn?: (message: string) => void): Owner {
+  return resolveChownIn(spec, readEtc(root, '/etc/passwd'), readEtc(root, '/etc/group'), warn);
 }
 
-function resolveChownIn(spec: string, passwd: string | undefined, group: string | undefined): Owner {
+function resolveChownIn(spec: string, passwd: string | undefined, group: string | undefined, warn?: (message: string) => void): Owner {
   try {
     const u = resolveUser(spec, passwd, group, 'chown');
+    if (u.unknown) warn?.(`--chown=${spec}: no ${u.unknown.join(' and no ')} in the image's /etc/passwd and /etc/group, so the files are owned by ${u.uid}:${u.gid} (as BuildKit does); create the user before this line, or use numeric ids`);
     return { uid: u.uid, gid: u.gid };
   } catch (e) {
     if (e instanceof TsbuildError) throw new CopyError(`--chown=${spec}: ${e.message}`);
@@ -116,12 +121,17 @@ function copyTo(srcHost: string, srcRel: string, target: string, c: CopyCtx): vo
 }
 
 /** How one COPY writes: owner, modes, what is ignored or excluded (relative to the source being copied). */
-function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ignore: IgnoreMatcher | undefined, signal: AbortSignal, ownerOverride: Owner | undefined): CopyCtx & { excludeBase: { value: string }; excludes?: IgnoreMatcher } {
+/** A warning in the step's output, where the user sees it under the instruction. */
+function warner(ctx: OpContext): (message: string) => void {
+  return (m) => ctx.log('stderr', Buffer.from(`WARNING: ${m}\n`));
+}
+
+function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ignore: IgnoreMatcher | undefined, signal: AbortSignal, ownerOverride: Owner | undefined, warn: (m: string) => void): CopyCtx & { excludeBase: { value: string }; excludes?: IgnoreMatcher } {
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const excludeBase = { value: '' };
   return {
     dstRoot,
-    owner: ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot) : { uid: 0, gid: 0 }),
+    owner: ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot, warn) : { uid: 0, gid: 0 }),
     chmod: op.chmod ? chmodFn(op.chmod) : undefined,
     ignored: (rel) => (ignore ? ignore.matches(rel) : false),
     // --exclude patterns match paths relative to the source being copied (BuildKit's fileop), and
@@ -194,7 +204,7 @@ async function copyInto(
   ownerOverride: Owner | undefined,
   downloads: Downloads,
 ): Promise<void> {
-  const c = copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride);
+  const c = copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx));
   const { matches, urls } = matchSources(op, srcRoot, c);
   const { dest, destIsDir } = destination(op, dstRoot, workdir, matches.length + urls.length + op.contents.length);
   const extractInto = async (file: string, kind: Awaited<ReturnType<typeof detectArchive>>) => {
@@ -302,8 +312,8 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
   let owner: Owner | undefined;
   if (op.chown && dst.snapshot) {
     const dirs = layerDirs(await env.snapshotter.mounts(dst.snapshot));
-    owner = resolveChownIn(op.chown, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
-  } else if (op.chown) owner = resolveChownIn(op.chown, undefined, undefined);
+    owner = resolveChownIn(op.chown, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'), warner(ctx));
+  } else if (op.chown) owner = resolveChownIn(op.chown, undefined, undefined, warner(ctx));
   const scratch = tempKey('active', 'link');
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   let viewKey: string | undefined;

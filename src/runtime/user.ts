@@ -40,13 +40,15 @@ function checkId(s: string): void {
 
 /**
  * How a user spec is read. `process` (USER, `run -u`, WORKDIR ownership): a user alone takes the
- * primary group from /etc/passwd and the supplementary groups that list it. `chown` (COPY/ADD
- * --chown): a user alone means gid = uid, as Docker documents, and there are no supplementary groups.
- * Either way an unknown name is an error and a number needs no entry.
+ * primary group from /etc/passwd and the supplementary groups that list it; an unknown name is an
+ * error. `chown` (COPY/ADD --chown), as BuildKit does it: a user name alone takes its primary group
+ * from /etc/passwd, a number alone means gid = uid, there are no supplementary groups, and a name the
+ * image does not know yet becomes 0 (the result lists it in `unknown`, so the caller can warn).
+ * A number never needs an entry.
  */
 export type UserSpecKind = 'process' | 'chown';
 
-export function resolveUser(spec: string, passwdText: string | undefined, groupText: string | undefined, kind: UserSpecKind = 'process'): ResolvedUser {
+export function resolveUser(spec: string, passwdText: string | undefined, groupText: string | undefined, kind: UserSpecKind = 'process'): ResolvedUser & { unknown?: string[] } {
   const [u0 = '', g] = spec.split(':', 2);
   // No USER at all means uid 0, whether or not the image has an /etc/passwd (FROM scratch images don't).
   const u = u0 === '' ? '0' : u0;
@@ -54,21 +56,24 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   if (g !== undefined) checkId(g);
   const passwd = parsePasswd(passwdText);
   const groups = parseGroup(groupText);
+  const unknown: string[] = [];
   const entry = passwd.find((p) => (isNum(u) ? p.uid === parseInt(u, 10) : p.name === u));
   if (!entry && !isNum(u)) {
-    throw new TsbuildError('USER_NOT_FOUND', `unable to find user ${u}: no matching entries in the image's /etc/passwd (use a numeric uid or add the user in an earlier step)`);
+    if (kind === 'process') throw new TsbuildError('USER_NOT_FOUND', `unable to find user ${u}: no matching entries in the image's /etc/passwd (use a numeric uid or add the user in an earlier step)`);
+    unknown.push(`user ${u}`);
   }
-  const uid = isNum(u) ? parseInt(u, 10) : entry!.uid;
-  let gid = kind === 'chown' ? uid : (entry?.gid ?? 0);
+  const uid = isNum(u) ? parseInt(u, 10) : (entry?.uid ?? 0);
+  let gid = kind === 'chown' && isNum(u) ? uid : (entry?.gid ?? 0);
   if (g !== undefined && g !== '') {
     if (isNum(g)) gid = parseInt(g, 10);
     else {
       const ge = groups.find((x) => x.name === g);
-      if (!ge) throw new TsbuildError('GROUP_NOT_FOUND', `unable to find group ${g}: no matching entries in the image's /etc/group`);
-      gid = ge.gid;
+      if (!ge && kind === 'process') throw new TsbuildError('GROUP_NOT_FOUND', `unable to find group ${g}: no matching entries in the image's /etc/group`);
+      if (!ge) unknown.push(`group ${g}`);
+      gid = ge?.gid ?? 0;
     }
   }
   const name = entry?.name;
   const additionalGids = g || kind === 'chown' ? [] : groups.filter((x) => name !== undefined && x.members.includes(name) && x.gid !== gid).map((x) => x.gid);
-  return { uid, gid, additionalGids, home: entry?.home || (uid === 0 ? '/root' : '/') };
+  return { uid, gid, additionalGids, home: entry?.home || (uid === 0 ? '/root' : '/'), ...(unknown.length ? { unknown } : {}) };
 }
