@@ -18,7 +18,7 @@ export function record(st: StageState, createdBy: string): void {
   st.pending.push({ created_by: createdBy, comment: 'buildkit.dockerfile.v0', empty_layer: true });
 }
 
-const ex = (st: StageState, w: string, line: number) => expand(w, stageScope(st), line);
+const ex = (st: StageState, w: string, line: number) => expand(w, stageScope(st), line, st.escape);
 
 export function planArg(ctx: PlanContext, st: StageState, ins: Ins<'arg'>): void {
   for (const { key, value } of ins.args) {
@@ -39,7 +39,7 @@ export function planArg(ctx: PlanContext, st: StageState, ins: Ins<'arg'>): void
 export function planEnv(_ctx: PlanContext, st: StageState, ins: Ins<'env'> | Ins<'label'>): void {
   const scope = stageScope(st);
   const line = ins.range.startLine;
-  const pairs = ins.pairs.map((p) => [expand(p.key, scope, line), expand(p.value, scope, line)] as const);
+  const pairs = ins.pairs.map((p) => [expand(p.key, scope, line, st.escape), expand(p.value, scope, line, st.escape)] as const);
   const c = st.config.config;
   if (ins.kind === 'env') for (const [k, v] of pairs) c.Env = setEnv(c.Env ?? [], k, v);
   else {

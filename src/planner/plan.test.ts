@@ -53,6 +53,31 @@ test('ENV: all references in one ENV see the values from before it', async () =>
   assert.ok(env.includes('FROM_BASE=1'), 'inherited from the base');
 });
 
+// Expected values are what BuildKit (dockerd 20.10) produced for these lines, as reported in #21.
+test('# escape=`: a backslash is an ordinary character in every expanded instruction; the backtick escapes', async () => {
+  const text = '# escape=`\nFROM base\nARG A=C:\\arg\nENV P=C:\\path Q="a\\b" R=x`y S=$A\nLABEL l=C:\\dir\nWORKDIR C:\\w\nUSER u\\1\nCOPY a\\b C:\\dst\\\nSTOPSIGNAL SIG`TERM\n';
+  const g = await plan(text);
+  const c = exported(g).config.config;
+  for (const e of ['P=C:\\path', 'Q=a\\b', 'R=xy', 'S=C:\\arg']) assert.ok(c.Env!.includes(e), `${e} in ${c.Env!.join(' ')}`);
+  assert.equal(c.Labels, { l: 'C:\\dir' });
+  assert.is(c.WorkingDir, '/C:\\w');
+  assert.is(c.User, 'u\\1');
+  assert.is(c.StopSignal, 'SIGTERM');
+  const copy = chain(g.root.inputs[0]!).find((o) => o.kind === 'copy') as Extract<OpSpec, { kind: 'copy' }>;
+  assert.equal(copy.sources, ['a\\b']);
+  assert.is(copy.dest, '/C:\\w/C:\\dst\\');
+  // The same lines under the default escape: the backslash escapes, as in BuildKit.
+  const d = exported(await plan('FROM base\nENV P=C:\\path Q="a\\b"\n')).config.config.Env!;
+  assert.ok(d.includes('P=C:path') && d.includes('Q=a\\b'), d.join(' '));
+});
+
+test('FROM scratch: the config has PATH and WorkingDir "/" as BuildKit\'s empty image has', async () => {
+  const c = exported(await plan('FROM scratch\nLABEL a=b\n')).config.config;
+  assert.is(c.WorkingDir, '/');
+  assert.equal(c.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+  assert.equal(c.Labels, { a: 'b' });
+});
+
 test('ENTRYPOINT clears an inherited CMD; a CMD in the same stage is kept', async () => {
   let g = await plan('FROM base\nENTRYPOINT ["ep"]\n');
   assert.is(exported(g).config.config.Cmd, null);

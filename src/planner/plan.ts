@@ -62,6 +62,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   const ctx: PlanContext = {
     o,
     file,
+    escape: df.escapeToken,
     warnings: df.warnings.map((w) => ({ message: w.short, line: w.line })),
     used,
     auto,
@@ -119,7 +120,7 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
 function checkPlatform(ctx: PlanContext, s: Stage): void {
   if (s.from.platform === undefined) return;
   const line = s.from.range.startLine;
-  const want = expand(s.from.platform, mapOf(ctx.globals, ctx.auto), line);
+  const want = expand(s.from.platform, mapOf(ctx.globals, ctx.auto), line, ctx.escape);
   const host = ctx.auto.get('TARGETPLATFORM')!;
   if (want.trim() === '') throw new PlanError(`FROM --platform=${s.from.platform}: the platform is empty after expansion`, line, ctx.file);
   const norm = (p: string) => p.toLowerCase().replace(/^linux\/x86_64/, 'linux/amd64').replace(/^linux\/aarch64/, 'linux/arm64');
@@ -141,7 +142,8 @@ async function stageStart(ctx: PlanContext, s: Stage, label: string, steps: numb
     const p = hostPlatform();
     return {
       vertex: vertex({ kind: 'scratch' }, [], `[${label} 1/${steps}] FROM scratch`, { stage: label, line }),
-      config: { architecture: p.architecture, os: p.os, config: { Env: [`PATH=${DEFAULT_PATH}`] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+      // BuildKit's emptyImage: the default PATH and WorkingDir "/" (part of the config digest).
+      config: { architecture: p.architecture, os: p.os, config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
       pending: [],
     };
   }
@@ -172,7 +174,7 @@ async function planStageNow(ctx: PlanContext, s: Stage): Promise<StageResult> {
   const label = s.name ?? `stage-${s.index}`;
   checkPlatform(ctx, s);
   const start = await stageStart(ctx, s, label, s.instructions.length + 1);
-  const st: StageState = { stage: s, label, ...start, args: new Map(), cmdSet: false, step: 1, steps: s.instructions.length + 1 };
+  const st: StageState = { stage: s, label, escape: ctx.escape, ...start, args: new Map(), cmdSet: false, step: 1, steps: s.instructions.length + 1 };
   st.config.history = [];
   // ONBUILD triggers of the base run first, then are cleared.
   const instrs = [...onbuildTriggers(st), ...s.instructions];

@@ -27,10 +27,14 @@ export function mapOf(...maps: Map<string, string | undefined>[]): Map<string, s
   return m;
 }
 
-/** Expands a word; heredoc bodies keep their quotes (`rawQuotes`). Errors carry the Dockerfile line. */
-export function expand(word: string, env: Map<string, string>, line: number, heredoc = false): string {
+/**
+ * Expands a word with the Dockerfile's escape character (`# escape=` changes it: under a backtick a
+ * backslash is an ordinary character, as BuildKit's shell lexer has it); heredoc bodies keep their
+ * quotes (`rawQuotes`). Errors carry the Dockerfile line.
+ */
+export function expand(word: string, env: Map<string, string>, line: number, escape = '\\', heredoc = false): string {
   try {
-    return processWord(word, env, heredoc ? { rawQuotes: true } : {}).result;
+    return processWord(word, env, { escapeToken: escape, ...(heredoc ? { rawQuotes: true } : {}) }).result;
   } catch (e) {
     throw new DockerfileSyntaxError((e as Error).message, line);
   }
@@ -43,7 +47,7 @@ export function globalArgs(df: Dockerfile, buildArgs: Map<string, string>, used:
     for (const { key, value } of a.args) {
       let v = buildArgs.get(key);
       if (v !== undefined) used.add(key);
-      else if (value !== undefined) v = expand(value, mapOf(globals, auto), a.range.startLine);
+      else if (value !== undefined) v = expand(value, mapOf(globals, auto), a.range.startLine, df.escapeToken);
       globals.set(key, v);
     }
   }

@@ -24,7 +24,7 @@ export class StageResolver {
 
   /** A stage's FROM name after expansion with the global ARGs. */
   fromName(s: Stage): string {
-    const name = expand(s.from.image, this.globalEnv, s.from.range.startLine);
+    const name = expand(s.from.image, this.globalEnv, s.from.range.startLine, this.df.escapeToken);
     if (name.trim() === '') throw new PlanError(`base name (${s.from.image}) should not be blank`, s.from.range.startLine, this.file);
     return name;
   }

@@ -38,7 +38,7 @@ async function fromSource(ctx: PlanContext, st: StageState, from: string, line: 
 
 export function planWorkdir(ctx: PlanContext, st: StageState, ins: Ins<'workdir'>): void {
   const c = st.config.config;
-  const wd = path.posix.resolve(c.WorkingDir || '/', expand(ins.value, stageScope(st), ins.range.startLine));
+  const wd = path.posix.resolve(c.WorkingDir || '/', expand(ins.value, stageScope(st), ins.range.startLine, st.escape));
   c.WorkingDir = wd;
   const { name, meta } = step(ctx, st, ins);
   st.vertex = vertex({ kind: 'mkdir', path: wd, user: c.User ?? '', history: take(st), createdBy: `WORKDIR ${wd}` }, [st.vertex], name, meta);
@@ -73,7 +73,7 @@ async function runMounts(ctx: PlanContext, st: StageState, ins: Ins<'run'>): Pro
   for (const raw of ins.mounts) {
     let m: RunMount;
     try {
-      m = parseRunMount(raw, (w) => expand(w, stageScope(st), line), st.config.config.WorkingDir || '/', sshCount);
+      m = parseRunMount(raw, (w) => expand(w, stageScope(st), line, st.escape), st.config.config.WorkingDir || '/', sshCount);
     } catch (e) {
       throw new PlanError(`--mount=${raw}: ${(e as Error).message}`, line, ctx.file);
     }
@@ -146,7 +146,7 @@ export async function planCopy(ctx: PlanContext, st: StageState, ins: Ins<'copy'
   }
   if (ins.kind === 'add') checkAddSources(ctx, ins);
   const scope = stageScope(st);
-  const ex = (w: string) => expand(w, scope, line);
+  const ex = (w: string) => expand(w, scope, line, st.escape);
   let dest = ex(ins.dest);
   const trailing = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
   if (!dest.startsWith('/')) dest = path.posix.join(c.WorkingDir || '/', dest);
@@ -156,7 +156,7 @@ export async function planCopy(ctx: PlanContext, st: StageState, ins: Ins<'copy'
     {
       kind: 'copy',
       sources: ins.sources.map(ex),
-      contents: ins.contents.map((h) => ({ path: h.path, data: h.expand ? expand(h.data, scope, line, true) : h.data })),
+      contents: ins.contents.map((h) => ({ path: h.path, data: h.expand ? expand(h.data, scope, line, st.escape, true) : h.data })),
       dest,
       chown: ins.chown !== undefined ? ex(ins.chown) : undefined,
       chmod: ins.chmod !== undefined ? ex(ins.chmod) : undefined,

@@ -63,6 +63,8 @@ export interface PlanContext {
   o: PlanOptions;
   /** The Dockerfile's name in messages. */
   file: string;
+  /** Its escape character (`\\`, or `` ` `` by the escape directive). */
+  escape: string;
   warnings: PlanWarning[];
   /** Build args some ARG consumed (the rest are reported unused). */
   used: Set<string>;
@@ -85,6 +87,8 @@ export interface PlanContext {
 /** The stage being planned: its vertex so far, its image config, its ARGs and step counter. */
 export interface StageState {
   stage: Stage;
+  /** The Dockerfile's escape character, for expanding words. */
+  escape: string;
   label: string;
   vertex: Vertex<OpSpec>;
   config: ImageConfig;
