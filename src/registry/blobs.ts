@@ -225,8 +225,9 @@ function withDigest(location: string, digest: string): string {
   return u.toString();
 }
 
-function fileBody(store: ContentStore, digest: string, start = 0, end?: number): () => BodyInit {
-  return () => Readable.toWeb(fs.createReadStream(store.blobPath(digest), { start, end, highWaterMark: 1 << 20 })) as unknown as BodyInit;
+/** The blob's bytes start..end (inclusive) as a Node stream: the transport streams it with backpressure. */
+function fileBody(store: ContentStore, digest: string, start = 0, end?: number): () => Readable {
+  return () => fs.createReadStream(store.blobPath(digest), { start, end, highWaterMark: 1 << 20 });
 }
 
 async function uploadMonolithic(client: RegistryClient, repo: string, location: string, desc: Descriptor, store: ContentStore, signal?: AbortSignal): Promise<'ok' | 'fallback'> {

@@ -95,7 +95,7 @@ export class RegistryClient {
   }
 
   /** Sends one request to this registry (a path, or an absolute URL the registry gave us). */
-  async request(method: string, where: string, o: { repo?: string; actions?: string[]; extraScopes?: string[]; headers?: Record<string, string>; body?: () => BodyInit | undefined; signal?: AbortSignal } = {}): Promise<Response> {
+  async request(method: string, where: string, o: { repo?: string; actions?: string[]; extraScopes?: string[]; headers?: Record<string, string>; body?: () => BodyInit | Readable | undefined; signal?: AbortSignal } = {}): Promise<Response> {
     const base = await this.endpoint(o.signal);
     const url = /^https?:\/\//.test(where) ? where : base + where;
     const scopes = [...(o.repo ? [`repository:${o.repo}:${(o.actions ?? ['pull']).join(',')}`] : []), ...(o.extraScopes ?? [])];

@@ -1,5 +1,6 @@
 /** Pull and push against an in-memory registry that can lie: digests, sizes, platforms, schema 1. */
 import { test } from 'uvu';
+import { Readable } from 'node:stream';
 import * as assert from 'uvu/assert';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +14,16 @@ import { pushImage } from './push.js';
 import { parseReference } from './reference.js';
 import { BlobSources } from './sources.js';
 import type { RegistryRequest } from './transport.js';
+
+/** A request body as bytes: blob uploads are Node streams, the rest fetch bodies. */
+async function bytesOf(b: BodyInit | Readable | undefined): Promise<Buffer> {
+  if (b instanceof Readable) {
+    const parts: Buffer[] = [];
+    for await (const c of b) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+  return Buffer.from(await new Response(b).arrayBuffer());
+}
 
 const sha = (b: Buffer | string) => 'sha256:' + crypto.createHash('sha256').update(b).digest('hex');
 
@@ -31,7 +42,7 @@ class FakeRegistry {
     let m = /^\/v2\/(.+)\/manifests\/(.+)$/.exec(u.pathname);
     if (m) {
       if (r.method === 'PUT') {
-        const body = Buffer.from(await new Response(r.body!()).arrayBuffer());
+        const body = await bytesOf(r.body!());
         this.manifests.set(`${m[1]}:${m[2]}`, { body, type: r.headers['content-type']! });
         this.manifests.set(`${m[1]}:${sha(body)}`, { body, type: r.headers['content-type']! });
         return new Response(null, { status: 201, headers: { 'docker-content-digest': sha(body) } });
@@ -63,7 +74,7 @@ class FakeRegistry {
         return new Response(null, { status: 202, headers: { location: `/v2/${m[1]}/blobs/uploads/${id}` } });
       }
       const parts = this.uploads.get(m[2]!)!;
-      if (r.body) parts.push(Buffer.from(await new Response(r.body()).arrayBuffer()));
+      if (r.body) parts.push(await bytesOf(r.body()));
       if (r.method === 'PATCH') return new Response(null, { status: 202, headers: { location: u.pathname } });
       const all = Buffer.concat(parts);
       const want = u.searchParams.get('digest')!;

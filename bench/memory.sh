@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Memory stays flat as a layer grows: peak RSS of push (uncompressed and gzip) and pull of an image
+# whose one layer is SMALL MiB, then LARGE MiB of random bytes, against a docker-registry on
+# 127.0.0.1 started here. Peak RSS from GNU time; asserts nothing. Needs docker-registry and busybox.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+small=${SMALL:-64}
+large=${LARGE:-512}
+port=${PORT:-5991}
+work=$(mktemp -d /tmp/tsb-membench-XXXXXX)
+regpid=""
+cleanup() { if [ -n "$regpid" ]; then kill "$regpid" 2>/dev/null || true; fi; rm -rf "$work"; }
+trap cleanup EXIT
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$work" "$port" > "$work/reg.yml"
+docker-registry serve "$work/reg.yml" > "$work/reg.log" 2>&1 & regpid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+tsb() { TSBUILD_ROOT="$1" TSBUILD_PULL=never node "$here/bin/tsbuild.js" "${@:2}"; }
+# Peak RSS in MB of one tsbuild command: rss STORE ARGS...
+rss() {
+  local store=$1; shift
+  env TSBUILD_ROOT="$store" TSBUILD_PULL=missing /usr/bin/time -f '%M' -o "$work/rss" node "$here/bin/tsbuild.js" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  echo $(( $(cat "$work/rss") / 1024 ))
+}
+mkdir -p "$work/ctx"
+cp "$(command -v busybox)" "$work/ctx/busybox"
+printf '%-10s %10s %10s %10s\n' "layer MiB" "push raw" "push gzip" "pull"
+for mib in "$small" "$large"; do
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c %s /dev/urandom > /big"]\n' "$((mib << 20))" > "$work/ctx/Dockerfile"
+  tsb "$work/s$mib" -q -t "127.0.0.1:$port/raw$mib" "$work/ctx" >/dev/null
+  tsb "$work/s$mib" tag "127.0.0.1:$port/raw$mib" "127.0.0.1:$port/gz$mib"
+  a=$(rss "$work/s$mib" push --compression uncompressed "127.0.0.1:$port/raw$mib")
+  b=$(rss "$work/s$mib" push "127.0.0.1:$port/gz$mib")
+  c=$(rss "$work/p$mib" pull "127.0.0.1:$port/gz$mib")
+  printf '%-10s %8s MB %8s MB %8s MB\n' "$mib" "$a" "$b" "$c"
+done
