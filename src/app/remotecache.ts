@@ -87,7 +87,7 @@ async function restoreMounts(store: Store, t: ReturnType<typeof transfer>, cfg: 
     // A build restores only what the runner lacks; an explicit import replaces.
     if (!o.overwrite && fs.existsSync(cacheMountDir(store.root, m.id))) continue;
     await fetchBlob(t.client, t.ref.path, m.descriptor, store.content, { signal: o.signal });
-    await restoreMount(store.root, m.id, openDecompressed(store.content.blobPath(m.descriptor.digest), 'gzip'));
+    await restoreMount(store.root, m.id, openDecompressed(store.content.openBlob(m.descriptor.digest), 'gzip'));
     o.log(`cache mount ${m.id}: restored from ${t.client.domain}/${t.ref.path}`);
     n++;
   }

@@ -16,8 +16,24 @@ export interface VerifyResult {
   rebuilt: string;
 }
 
+/**
+ * Every stored blob of the image (manifest, config, layers) hashed against its digest: the first
+ * that does not match is thrown, naming the blob and its file.
+ */
+export async function checkImageBlobs(store: Store, ref: string): Promise<number> {
+  const img = store.content.resolve(ref);
+  const digests = [img.manifestDigest, img.manifest.config.digest, ...img.manifest.layers.map((l) => l.digest)];
+  for (const d of digests) {
+    const bad = await store.content.checkBlob(d);
+    if (bad) throw bad;
+  }
+  return digests.length;
+}
+
 export async function verify(store: Store, ref: string, o: OpOptions = {}): Promise<VerifyResult> {
   const img = store.content.resolve(ref);
+  // A rebuild that matches says nothing about the bytes on disk: they are checked first.
+  await checkImageBlobs(store, ref);
   const inputs = readInputs(store.root, img.manifestDigest);
   if (!inputs) throw new NotFoundError(`no recorded build inputs for ${ref}: only images built by tsbuild on this store can be verified`, 'NO_BUILD_INPUTS');
   if (!fs.existsSync(inputs.dockerfile)) throw new TsbuildError('VERIFY_INPUT_GONE', `the Dockerfile ${inputs.dockerfile} used to build ${ref} is gone`);

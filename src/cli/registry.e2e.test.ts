@@ -47,6 +47,35 @@ it('push to a plain registry; skopeo inspects and copies it; an empty store pull
   assert.match(again.stdout, `${ref}: ${digest}`);
 });
 
+it('a flipped byte in a stored layer is caught before it leaves the store: push, save and verify name the blob and its file', async () => {
+  await buildHello('flipped');
+  const layer = storeManifest(root, 'flipped:latest').layers.at(-1)!;
+  const file = path.join(root, 'blobs/sha256', layer.digest.slice(7));
+  const bytes = fs.readFileSync(file);
+  bytes[600] ^= 1;
+  fs.writeFileSync(file, bytes);
+  const named = new RegExp(`blob ${layer.digest} in the store is corrupt: ${file} hashes to sha256:`);
+  const ref = `${registry().host}/tests/flipped:v1`;
+  const push = await cli(['push', 'flipped', ref], { root, env });
+  assert.is(push.code, 1, push.stdout);
+  assert.match(push.stderr, named);
+  assert.is(skopeo(['inspect', '--tls-verify=false', `docker://${ref}`]).code === 0, false, 'nothing was tagged in the registry');
+  const out = tmpdir('tsb-flip-');
+  try {
+    const save = await cli(['save', '-o', path.join(out, 'x.tar'), 'flipped'], { root, env });
+    assert.is(save.code, 1);
+    assert.match(save.stderr, named);
+    const verify = await cli(['verify', 'flipped'], { root, env });
+    assert.is(verify.code, 1);
+    assert.match(verify.stderr, named);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+    bytes[600] ^= 1;
+    fs.writeFileSync(file, bytes);
+  }
+  assert.is((await cli(['verify', 'flipped'], { root, env })).code, 0, 'the repaired blob verifies');
+});
+
 it('an image skopeo put into the registry is pulled and run by tsbuild', async () => {
   await buildHello('viaskopeo');
   const ref = `${registry().host}/tests/viaskopeo:1`;

@@ -161,7 +161,8 @@ export async function compressedLayer(store: ContentStore, layer: { diffID: stri
   const have = compressionOfMediaType(d.mediaType);
   const want = spec.type === 'uncompressed' ? 'none' : spec.type;
   const memoFile = memoFileFor(store, layer.diffID, spec);
-  const raw = openDecompressed(store.blobPath(d.digest), have);
+  // Verified as it streams: a damaged stored layer must not be compressed into a valid-looking blob.
+  const raw = openDecompressed(store.openBlob(d.digest), have);
   const out = (want === 'none' ? raw : compressStream(raw, spec)) as AsyncIterable<Buffer>;
   const blob = await store.writeBlob(out, want === 'none' ? { digest: layer.diffID } : undefined);
   const desc = { mediaType: mediaTypeFor(spec.type), digest: blob.digest, size: blob.size };

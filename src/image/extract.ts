@@ -37,10 +37,16 @@ export function isTarHeader(block: Buffer): boolean {
 }
 
 /** The decompressed content of a file, streamed; bzip2, xz and zstd through the system programs. */
-export function openDecompressed(file: string, c: Compression): Readable {
-  const raw = fs.createReadStream(file);
+/** A file (or a stream, such as a verified blob) decompressed; errors of the source end the output. */
+export function openDecompressed(source: string | Readable, c: Compression): Readable {
+  const raw = typeof source === 'string' ? fs.createReadStream(source) : source;
+  const file = typeof source === 'string' ? source : 'the blob';
   if (c === 'none') return raw;
-  if (c === 'gzip') return raw.pipe(zlib.createGunzip());
+  if (c === 'gzip') {
+    const out = zlib.createGunzip();
+    raw.on('error', (e: Error) => out.destroy(e));
+    return raw.pipe(out);
+  }
   const prog = { bzip2: 'bzip2', xz: 'xz', zstd: 'zstd' }[c];
   const child = spawn(prog, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out = child.stdout;
@@ -49,6 +55,10 @@ export function openDecompressed(file: string, c: Compression): Readable {
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   child.on('close', (code) => {
     if (code !== 0) out.destroy(new ArchiveError(`${prog} failed on ${path.basename(file)}: ${err.trim() || `exit ${code}`}`));
+  });
+  raw.on('error', (e: Error) => {
+    child.kill();
+    out.destroy(e);
   });
   raw.pipe(child.stdin);
   child.stdin.on('error', () => undefined);

@@ -1,5 +1,7 @@
 /** The content store's names: one record per tag, bare-name aliases and registry ports not confused. */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tmpdir } from '../testutil/index.js';
@@ -19,6 +21,30 @@ test('a pulled localhost:5000/x:latest is one image, not two (the alias for skop
     assert.ok(idx.manifests.some((m) => m.annotations['org.opencontainers.image.ref.name'] === 'localhost:5000/busybox'), 'the alias is still there for skopeo');
     const rec = s.list().find((r) => r.name === 'app:1')!;
     assert.ok(Date.now() - Date.parse(rec.manifest.annotations![STORED]!) < 60_000, 'when it was named in this store');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('openBlob verifies as it streams: a flipped byte ends the stream with the blob and its file named', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-cs-'));
+  try {
+    const cs = new ContentStore(root);
+    const { digest } = await cs.writeBlob(Buffer.alloc(3 << 20, 7));
+    let n = 0;
+    for await (const c of cs.openBlob(digest)) n += (c as Buffer).length;
+    assert.is(n, 3 << 20);
+    assert.is(await cs.checkBlob(digest), undefined);
+    const file = cs.blobPath(digest);
+    const b = fs.readFileSync(file);
+    b[(2 << 20) + 5] ^= 1;
+    fs.writeFileSync(file, b);
+    const bad = await cs.checkBlob(digest);
+    assert.ok(bad && (bad as { code?: string }).code === 'BLOB_CORRUPT');
+    assert.match(bad!.message, `blob ${digest} in the store is corrupt: ${file} hashes to sha256:`);
+    let part = 0;
+    for await (const c of cs.openBlob(digest, { start: 0, end: 99 })) part += (c as Buffer).length;
+    assert.is(part, 100, 'a range is read as it is (the receiver checks the whole)');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
 import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
 import { readJSONFile, withLock, writeFileAtomic } from '../fsutil/index.js';
 import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from './types.js';
@@ -19,6 +20,13 @@ export const STORED = 'io.tsbuild.stored';
 export class DigestMismatchError extends TsbuildError {
   constructor(expected: string, got: string) {
     super('DIGEST_MISMATCH', `digest mismatch: expected ${expected}, got ${got}; nothing was stored`);
+  }
+}
+
+/** A stored blob whose bytes do not match its digest. */
+export class CorruptBlobError extends TsbuildError {
+  constructor(readonly digest: string, readonly file: string, got: string) {
+    super('BLOB_CORRUPT', `blob ${digest} in the store is corrupt: ${file} hashes to ${got}; delete that file, then pull or rebuild the image that uses it`);
   }
 }
 
@@ -139,10 +147,43 @@ export class ContentStore {
     else fs.renameSync(file, final);
   }
 
-  /** Streams a blob's bytes. */
-  openBlob(digest: string): fs.ReadStream {
+  /**
+   * Streams a blob's bytes, hashing them on the way: a blob whose bytes no longer match its digest (a
+   * flipped bit on a bad disk, a damaged file) ends the stream with a CorruptBlobError naming the blob
+   * and its file, before whatever reads it (a push, an archive, an unpack) can finish with it.
+   */
+  openBlob(digest: string, range?: { start: number; end: number }): Readable {
     if (!this.has(digest)) throw new NotFoundError(`blob ${digest} is missing from the store: pull or rebuild the image`, 'BLOB_NOT_FOUND');
-    return fs.createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 });
+    const file = this.blobPath(digest);
+    // A part of a blob cannot be checked against the whole's digest (the receiver checks the whole).
+    if (range) return fs.createReadStream(file, { ...range, highWaterMark: 1 << 20 });
+    const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+    const hash = crypto.createHash('sha256');
+    const out = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+      flush(cb) {
+        const got = `sha256:${hash.digest('hex')}`;
+        cb(got === digest ? null : new CorruptBlobError(digest, file, got));
+      },
+    });
+    src.on('error', (e) => out.destroy(e));
+    return src.pipe(out);
+  }
+
+  /** Hashes a stored blob: undefined if it matches its digest, else the error to report. */
+  async checkBlob(digest: string): Promise<CorruptBlobError | NotFoundError | undefined> {
+    try {
+      for await (const _ of this.openBlob(digest)) {
+        // the hash is the point
+      }
+      return undefined;
+    } catch (e) {
+      if (e instanceof CorruptBlobError || e instanceof NotFoundError) return e;
+      throw e;
+    }
   }
 
   blobSize(digest: string): number {

@@ -354,7 +354,7 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
     try {
       const upper = (await writableDir(env, key))!;
       // Stacked, not merged: a symlink of the base on the way is shadowed by a directory, as in overlay.
-      await extractTar(fs.createReadStream(env.store.blobPath(blob.digest)), upper, { shadowSymlinks: true });
+      await extractTar(env.store.openBlob(blob.digest), upper, { shadowSymlinks: true });
       await env.snapshotter.commit(chain, key);
     } catch (e) {
       await env.snapshotter.remove(key).catch(() => undefined);

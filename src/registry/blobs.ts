@@ -225,9 +225,12 @@ function withDigest(location: string, digest: string): string {
   return u.toString();
 }
 
-/** The blob's bytes start..end (inclusive) as a Node stream: the transport streams it with backpressure. */
-function fileBody(store: ContentStore, digest: string, start = 0, end?: number): () => Readable {
-  return () => fs.createReadStream(store.blobPath(digest), { start, end, highWaterMark: 1 << 20 });
+/**
+ * The blob's bytes (or start..end, inclusive) as a Node stream, which the transport sends with
+ * backpressure. A whole blob is verified as it goes out: a damaged one is never shipped.
+ */
+function fileBody(store: ContentStore, digest: string, start?: number, end?: number): () => Readable {
+  return () => store.openBlob(digest, start !== undefined && end !== undefined ? { start, end } : undefined);
 }
 
 async function uploadMonolithic(client: RegistryClient, repo: string, location: string, desc: Descriptor, store: ContentStore, signal?: AbortSignal): Promise<'ok' | 'fallback'> {

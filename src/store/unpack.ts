@@ -78,7 +78,7 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
         },
       });
       await withMounted(env.storeRoot, mounts, async (dir) => {
-        const src = openDecompressed(env.store.blobPath(l.descriptor.digest), compressionOfMediaType(l.descriptor.mediaType));
+        const src = openDecompressed(env.store.openBlob(l.descriptor.digest), compressionOfMediaType(l.descriptor.mediaType));
         await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta })]);
       });
       const got = 'sha256:' + hash.digest('hex');
