@@ -1,6 +1,6 @@
 /** Image operations: pull, push, tag, login/logout, list, inspect, remove. */
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { STORED, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
+import { STORED, normalizeName, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
 import { familiarName, parseReference, sourceFor, type Credentials } from '../registry/index.js';
 import { gcWithCache, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
@@ -83,13 +83,20 @@ export interface ImageSummary {
   size: number;
 }
 
-export function listImages(store: Store): ImageSummary[] {
-  const summary = (d: Descriptor, name?: string): ImageSummary => {
-    const m = store.content.readJSON<Manifest>(d.digest);
-    const c = store.content.readJSON<ImageConfig>(m.config.digest);
-    return { name, id: m.config.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? c.created, size: m.layers.reduce((a, l) => a + l.size, 0) };
+/** Every image; one whose manifest or config cannot be read is left out and reported to `onBroken`. */
+export function listImages(store: Store, o: { onBroken?: (name: string, e: Error) => void } = {}): ImageSummary[] {
+  const summary = (d: Descriptor, name?: string): ImageSummary[] => {
+    try {
+      const m = store.content.readJSON<Manifest>(d.digest);
+      const c = store.content.readJSON<ImageConfig>(m.config.digest);
+      return [{ name, id: m.config.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? c.created, size: m.layers.reduce((a, l) => a + l.size, 0) }];
+    } catch (e) {
+      if (!(e instanceof TsbuildError)) throw e;
+      o.onBroken?.(name ?? d.digest, e);
+      return [];
+    }
   };
-  return [...store.content.list().map((r) => summary(r.manifest, r.name)), ...store.content.dangling().map((d) => summary(d))];
+  return [...store.content.list().flatMap((r) => summary(r.manifest, r.name)), ...store.content.dangling().flatMap((d) => summary(d))];
 }
 
 /** `inspect`: Docker's field names, plus the manifest. */
@@ -115,7 +122,17 @@ function namesOf(store: Store, ref: string, img: ResolvedImage): { names: string
 /** `rmi`: untags (a name: that name; an id: every name), deletes what nothing needs, then GC. */
 export async function removeImages(store: Store, refs: string[], o: { force?: boolean; onUntag?: (name: string) => void; onDelete?: (id: string) => void }): Promise<void> {
   for (const ref of refs) {
-    const r = store.content.resolve(ref);
+    let r: ResolvedImage;
+    try {
+      r = store.content.resolve(ref);
+    } catch (e) {
+      // A name whose manifest or config is damaged can still be removed: that is the repair.
+      const name = store.content.list().find((x) => x.name === normalizeName(ref))?.name;
+      if (!(e instanceof TsbuildError) || e.code !== 'BLOB_CORRUPT' && e.code !== 'BLOB_NOT_FOUND' || !name) throw e;
+      store.content.untag(name);
+      o.onUntag?.(name);
+      continue;
+    }
     const users = store.containers.list().filter((c) => c.imageId === r.configDigest);
     if (users.length && !o.force) {
       throw new TsbuildError('IMAGE_IN_USE', `image ${ref} is used by container ${users[0]!.name}: remove it with "tsbuild rm ${users[0]!.name}" or use -f`);

@@ -3,7 +3,7 @@
  * insecure-registry list, transfer progress as log lines, pulling into the store (verified, unpacked
  * into ChainID snapshots), the pull policy and implicit pulls, and pushing.
  */
-import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
+import { NotFoundError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { parsePlatform, type CompressionSpec, type ResolvedImage } from '../image/index.js';
 import {
   RegistryClient, familiarName, formatReference, isLoopbackHost, lookupCredentials, parseReference, pullImage, pushImage,
@@ -77,8 +77,23 @@ export async function pullInto(store: Store, ref: Reference, o: RegistryOptions 
     signal: o.signal,
     sources: store.blobSources,
     onEvent: o.log ? transferLogger(o.log) : undefined,
+    deferTag: true,
   });
-  await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(pulled.name!, pulled.manifest, pulled.config), { signal: o.signal });
+  // The name is given only once the layers are unpacked: a pull that fails or is killed while
+  // extracting leaves no image that lists but cannot run (its blobs stay, for the next pull).
+  let layer = '';
+  try {
+    await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(pulled.name!, pulled.manifest, pulled.config), {
+      signal: o.signal,
+      onLayer: (_i, d) => (layer = d.digest),
+    });
+  } catch (e) {
+    if (errnoCode(e) === 'ENOSPC' || /ENOSPC|no space left/i.test((e as Error).message)) {
+      throw new TsbuildError('NO_SPACE', `no space left on device unpacking layer ${layer} of ${pulled.name} into the store at ${store.root}: free space ("tsbuild system prune", "tsbuild prune") and pull again`, { cause: e });
+    }
+    throw e;
+  }
+  store.content.tag(pulled.name!, pulled.descriptor);
   return store.content.resolve(pulled.name!);
 }
 

@@ -19,7 +19,13 @@ export class ChecksumMemo {
   readonly stats = { hashed: 0, memoHits: 0 };
   constructor(private file?: string) {
     if (file) {
-      const data = readJSONFile<Record<string, MemoEntry>>(file, {});
+      // A memo is only a shortcut: a damaged one is started afresh (and rewritten after the build).
+      let data: Record<string, MemoEntry> = {};
+      try {
+        data = readJSONFile<Record<string, MemoEntry>>(file, {});
+      } catch {
+        this.dirty = true;
+      }
       for (const [p, e] of Object.entries(data)) this.entries.set(p, e);
     }
   }

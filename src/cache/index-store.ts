@@ -30,6 +30,19 @@ export interface StepHistory {
 
 const hex = (key: string) => key.replace(/^sha256:/, '');
 
+/**
+ * A cache file, or undefined when it is missing or damaged (a bad disk, a file truncated by hand):
+ * the cache is rebuilt by running the step, so a damaged entry is removed rather than failing builds.
+ */
+function readOrDrop<T>(file: string): T | undefined {
+  try {
+    return readJSONFile<T | undefined>(file, undefined);
+  } catch {
+    fs.rmSync(file, { force: true });
+    return undefined;
+  }
+}
+
 export class CacheIndex {
   private records: string;
   private steps: string;
@@ -42,8 +55,9 @@ export class CacheIndex {
   get memoFile(): string {
     return path.join(this.root, 'cache', 'checksums.json');
   }
+  /** The record for `key`; a damaged one is a miss, and is removed (the step runs and writes a new one). */
   lookup(key: string): CacheRecord | undefined {
-    return readJSONFile<CacheRecord | undefined>(path.join(this.records, hex(key) + '.json'), undefined);
+    return readOrDrop<CacheRecord>(path.join(this.records, hex(key) + '.json'));
   }
   save(rec: CacheRecord): void {
     writeFileAtomic(path.join(this.records, hex(rec.key) + '.json'), JSON.stringify(rec));
@@ -58,11 +72,8 @@ export class CacheIndex {
     const out: CacheRecord[] = [];
     for (const f of fs.readdirSync(this.records)) {
       if (!f.endsWith('.json')) continue;
-      try {
-        out.push(JSON.parse(fs.readFileSync(path.join(this.records, f), 'utf8')) as CacheRecord);
-      } catch {
-        // a torn record cannot exist (atomic writes); a foreign file is ignored
-      }
+      const rec = readOrDrop<CacheRecord>(path.join(this.records, f));
+      if (rec) out.push(rec);
     }
     return out;
   }
@@ -70,7 +81,7 @@ export class CacheIndex {
     return path.join(this.steps, crypto.createHash('sha256').update(stepId).digest('hex') + '.json');
   }
   lastStep(stepId: string): StepHistory | undefined {
-    return readJSONFile<StepHistory | undefined>(this.stepFile(stepId), undefined);
+    return readOrDrop<StepHistory>(this.stepFile(stepId));
   }
   rememberStep(stepId: string, h: StepHistory): void {
     writeFileAtomic(this.stepFile(stepId), JSON.stringify(h));

@@ -186,4 +186,41 @@ it('automatic GC: <store>/config.json keepStorage prunes least recently used rec
   }
 });
 
+it('damaged cache files (records, step history, the checksum memo) are misses, not failures; prune --all removes them', async () => {
+  const store = tmpdir('tsb-cache-damaged-');
+  try {
+    const d = ctx('RUN echo one > /one\nCOPY . /ctx\n', { 'f.txt': 'f' });
+    const b1 = await cli(['--progress', 'plain', d], { root: store });
+    assert.is(b1.code, 0, b1.stderr);
+    const cacheDir = path.join(store, 'cache');
+    let damaged = 0;
+    for (const sub of ['records', 'steps']) {
+      for (const f of fs.readdirSync(path.join(cacheDir, sub))) {
+        fs.writeFileSync(path.join(cacheDir, sub, f), '{"key": "tor');
+        damaged++;
+      }
+    }
+    fs.writeFileSync(path.join(cacheDir, 'checksums.json'), '{');
+    assert.ok(damaged > 0);
+    const b2 = await cli(['--progress', 'plain', d], { root: store });
+    assert.is(b2.code, 0, b2.stderr);
+    assert.match(b2.stderr, /RUN echo one/);
+    const ls = await cli(['cache', 'ls'], { root: store });
+    assert.is(ls.code, 0, ls.stderr);
+    const pr = await cli(['prune', '--all'], { root: store });
+    assert.is(pr.code, 0, pr.stderr);
+    const left = fs.readdirSync(path.join(cacheDir, 'records')).filter((f) => {
+      try {
+        JSON.parse(fs.readFileSync(path.join(cacheDir, 'records', f), 'utf8'));
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.equal(left, [], 'no damaged record is left');
+  } finally {
+    removeStore(store);
+  }
+});
+
 test.run();

@@ -196,6 +196,34 @@ it('--add-host, --ulimit and --shm-size reach RUN steps (and run); they are part
   assert.match(r.stderr, /--add-host nocolon: use NAME:IP/);
 });
 
+it('a damaged config blob: images lists the rest and names it, run names it, a rebuild repairs it, rmi removes the name', async () => {
+  const good = ctx('RUN echo good > /g\n');
+  const bad = ctx('RUN echo bad > /b\n');
+  assert.is((await cli(['-q', '-t', 'good9', good], { root })).code, 0);
+  const id = (await cli(['-q', '-t', 'bad9', bad], { root })).stdout.trim();
+  const file = path.join(root, 'blobs/sha256', id.slice(7));
+  fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 10));
+  const named = new RegExp(`blob ${id} in the store is corrupt: ${file} hashes to`);
+  const ls = await cli(['images'], { root });
+  assert.is(ls.code, 0, ls.stderr);
+  assert.match(ls.stdout, /good9/);
+  assert.match(ls.stderr, /WARNING: image bad9:latest cannot be read: /);
+  assert.match(ls.stderr, named);
+  const run = await cli(['run', '--rm', 'bad9', 'true'], { root });
+  assert.is(run.code, 125);
+  assert.match(run.stderr, named);
+  assert.is((await cli(['-q', '-t', 'bad9', bad], { root })).code, 0);
+  assert.ok(fs.statSync(file).size > 10, 'producing the same config again rewrote the damaged blob');
+  assert.is((await cli(['run', '--rm', 'bad9', 'cat', '/b'], { root })).stdout, 'bad\n');
+  fs.writeFileSync(file, '');
+  const rmi = await cli(['rmi', 'bad9'], { root });
+  assert.is(rmi.code, 0, rmi.stderr);
+  assert.match(rmi.stdout, /Untagged: bad9:latest/);
+  const after = await cli(['images'], { root });
+  assert.is(after.stderr, '');
+  assert.not.match(after.stdout, /bad9/);
+});
+
 it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout', async () => {
   const d = ctx('RUN mkdir -p /data && echo in-tar > /data/f && ln -s f /data/l\n');
   const out = tmpdir('tsb-outtar-');

@@ -13,7 +13,8 @@ export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 
 export const inspectFlags: FlagSpec[] = [...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' }];
 
 export async function imagesCommand(p: Parsed): Promise<number> {
-  const images = listImages(await storeFrom(p));
+  // A damaged image does not hide the others: it is named, with the repair, on stderr.
+  const images = listImages(await storeFrom(p), { onBroken: (name, e) => process.stderr.write(`WARNING: image ${name} cannot be read: ${e.message}\n`) });
   const format = flagStr(p, 'format');
   if (format !== undefined) {
     process.stdout.write(formatRows(format, images.map((i) => {

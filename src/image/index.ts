@@ -10,7 +10,7 @@ export * from './types.js';
 export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
 export type { Platform } from './platform.js';
 export { sha256, chainIDs } from './digest.js';
-export { ContentStore, normalizeName, validateName, STORED } from './store.js';
+export { ContentStore, CorruptBlobError, normalizeName, validateName, STORED } from './store.js';
 export type { ResolvedImage } from './store.js';
 export { diffUpperDir } from './diff.js';
 export { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';

@@ -23,10 +23,14 @@ export class DigestMismatchError extends TsbuildError {
   }
 }
 
+function sha256File(file: string): string {
+  return `sha256:${crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
+}
+
 /** A stored blob whose bytes do not match its digest. */
 export class CorruptBlobError extends TsbuildError {
   constructor(readonly digest: string, readonly file: string, got: string) {
-    super('BLOB_CORRUPT', `blob ${digest} in the store is corrupt: ${file} hashes to ${got}; delete that file, then pull or rebuild the image that uses it`);
+    super('BLOB_CORRUPT', `blob ${digest} in the store is corrupt: ${file} hashes to ${got}; delete that file, then pull or rebuild the image that uses it ("tsbuild rmi" removes the name)`);
   }
 }
 
@@ -140,10 +144,15 @@ export class ContentStore {
     this.moveIntoPlace(file, digest);
   }
 
-  /** A verified, synced file becomes the blob (or goes, when a concurrent writer was first). */
+  /**
+   * A verified, synced file becomes the blob, or goes when the blob is there already (a concurrent
+   * writer was first). A stored blob that is damaged (its size differs, or a small one no longer
+   * hashes to its digest) is replaced: producing the same content again repairs it.
+   */
   private moveIntoPlace(file: string, digest: string): void {
     const final = this.blobPath(digest);
-    if (fs.existsSync(final)) fs.rmSync(file, { force: true });
+    const have = fs.statSync(final, { throwIfNoEntry: false });
+    if (have && have.size === fs.statSync(file).size && (have.size > 4 << 20 || sha256File(final) === digest)) fs.rmSync(file, { force: true });
     else fs.renameSync(file, final);
   }
 
@@ -198,8 +207,15 @@ export class ContentStore {
       throw e;
     }
   }
+  /** A JSON blob (manifest, config); a damaged one is an error naming the blob and its file. */
   readJSON<T>(digest: string): T {
-    return JSON.parse(this.readBlob(digest).toString('utf8')) as T;
+    const bytes = this.readBlob(digest);
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch {
+      const got = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+      throw new CorruptBlobError(digest, this.blobPath(digest), got === digest ? 'its digest, but is not valid JSON' : got);
+    }
   }
 
   private indexFile(): string {
@@ -292,7 +308,12 @@ export class ContentStore {
       const matches = new Map<string, ImageRecord>();
       for (const r of [...records, ...this.dangling().map((m) => ({ name: '', manifest: m }))]) {
         if (r.manifest.digest.startsWith(want)) matches.set(r.manifest.digest, r);
-        const m = this.readJSON<Manifest>(r.manifest.digest);
+        let m: Manifest;
+        try {
+          m = this.readJSON<Manifest>(r.manifest.digest);
+        } catch {
+          continue; // a damaged image cannot be matched by its config id; it is named where it is read
+        }
         if (m.config.digest.startsWith(want)) matches.set(r.manifest.digest, r);
       }
       if (matches.size > 1) throw new TsbuildError('AMBIGUOUS_ID', `image id prefix ${ref} matches ${matches.size} images: give more digits`);
@@ -315,7 +336,9 @@ export class ContentStore {
           keep.add(man.config.digest);
           for (const l of man.layers) keep.add(l.digest);
         } catch {
-          // a missing manifest keeps nothing else alive
+          // A damaged manifest no longer says which blobs it needs: delete nothing rather than
+          // its layers (they may be all that is left of it); rmi of its name lets GC go on.
+          return 0;
         }
       }
       let freed = 0;

@@ -24,6 +24,8 @@ export interface PullOptions {
   onEvent?: (e: TransferEvent) => void;
   /** Store under this name instead of the reference's familiar name (cache imports use none). */
   name?: string | null;
+  /** Leave the naming to the caller (which unpacks first, so a failed pull names nothing). */
+  deferTag?: boolean;
 }
 
 export interface PulledImage {
@@ -118,6 +120,6 @@ export async function pullImage(o: PullOptions): Promise<PulledImage> {
   o.sources?.record(o.client.domain, o.ref.path, blobs.map((b) => b.digest));
   const descriptor: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.bytes.length, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
   const name = o.name === null ? undefined : o.name ?? familiarName(o.ref);
-  if (name) o.store.tag(name, descriptor);
+  if (name && !o.deferTag) o.store.tag(name, descriptor);
   return { name, descriptor, manifest: r.manifest, config };
 }

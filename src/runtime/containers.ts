@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
-import { readJSONFile, sameProcessAlive, writeFileAtomic, withLock } from '../fsutil/index.js';
+import { processAlive, readJSONFile, sameProcessAlive, writeFileAtomic, withLock } from '../fsutil/index.js';
 import type { CgroupLimits } from './cgroupfs.js';
 import type { SecurityOptions } from './security.js';
 import type { NetworkMode, Rlimit } from './spec.js';
@@ -156,6 +156,9 @@ export class Containers {
   list(): ContainerState[] {
     const out: ContainerState[] = [];
     for (const id of fs.readdirSync(this.dir)) {
+      const m = /^\.new-(\d+)-/.exec(id);
+      // A record being created by a process that died before it finished.
+      if (m && !processAlive(parseInt(m[1]!, 10))) fs.rmSync(path.join(this.dir, id), { recursive: true, force: true });
       if (id.startsWith('.')) continue;
       const s = this.read(id);
       if (s) out.push(this.truth(s));
@@ -173,8 +176,12 @@ export class Containers {
       if (taken) {
         throw new TsbuildError('NAME_IN_USE', `the container name "${s.name}" is already in use by container ${taken.id}: remove it with "tsbuild rm ${s.name}" or pick another --name`);
       }
-      fs.mkdirSync(this.dirOf(s.id), { recursive: true });
-      writeFileAtomic(this.file(s.id), JSON.stringify(s, null, 1));
+      // The directory appears with its record in it (a rename), so a kill in between leaves no
+      // record-less directory that would keep the container's layer from recovery for ever.
+      const tmp = path.join(this.dir, `.new-${process.pid}-${s.id}`);
+      fs.mkdirSync(tmp, { recursive: true });
+      writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(s, null, 1));
+      fs.renameSync(tmp, this.dirOf(s.id));
     });
   }
   /**
