@@ -333,4 +333,13 @@ it('remaining rows: ONBUILD COPY --from in the child, WORKDIR with unset vars, R
   assert.match(b.stderr, /'from' doesn't support variable expansion/);
 });
 
+it('COPY of a FIFO, alone or in a directory, makes a FIFO (as BuildKit does), with its mode', async () => {
+  const d = ctx('FROM base AS f\nCOPY pipe /pipe\nCOPY dir /dir/\n', { 'dir/file': 'x' });
+  assert.is(spawnSync('mkfifo', ['-m', '0640', path.join(d, 'pipe')]).status, 0);
+  assert.is(spawnSync('mkfifo', [path.join(d, 'dir/inner')]).status, 0);
+  await build(d, ['-t', 'fifos', '--target', 'f']);
+  const out = await runIn('fifos', 'test -p /pipe && test -p /dir/inner && cat /dir/file && stat -c %a /pipe');
+  assert.is(out, 'x640\n');
+});
+
 test.run();

@@ -14,7 +14,7 @@ import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, Me
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { Downloads } from './fetch.js';
 import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath } from './copysource.js';
-import { resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
+import { applyMeta, resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey, withMounted } from '../store/index.js';
 import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -116,8 +116,13 @@ function copyTo(srcHost: string, srcRel: string, target: string, c: CopyCtx): vo
     clearTarget(target, false);
     fs.copyFileSync(srcHost, target);
     setMeta(target, st, c, false);
+  } else if (st.isFIFO()) {
+    // A FIFO is copied as a FIFO, as BuildKit's copy does (Node cannot mkfifo: the helper makes it).
+    clearTarget(target, false);
+    applyMeta([{ op: 'mknod', path: target, mode: fs.constants.S_IFIFO | (st.mode & 0o7777), major: 0, minor: 0 }]);
+    setMeta(target, st, c, false);
   }
-  // device nodes, fifos and sockets in a context are skipped, as BuildKit does
+  // device nodes and sockets in a context are skipped, as BuildKit does (tar cannot hold a socket)
 }
 
 /** How one COPY writes: owner, modes, what is ignored or excluded (relative to the source being copied). */
