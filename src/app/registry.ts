@@ -114,7 +114,12 @@ export async function resolveOrPull(store: Store, name: string, o: RegistryOptio
     try {
       return store.content.resolve(cand);
     } catch (e) {
-      if (e instanceof NotFoundError) return undefined;
+      if (e instanceof NotFoundError && e.code === 'IMAGE_NOT_FOUND') return undefined;
+      // The name is here but its data is not (an rmi and its GC raced this command, or the store is
+      // damaged): say so, rather than pulling some other image of that name from a registry.
+      if (e instanceof NotFoundError && e.code === 'BLOB_NOT_FOUND') {
+        throw new NotFoundError(`No such image: ${cand} (the store names it, but ${e.message.replace(/: pull or rebuild the image$/, '')}; it was removed while this command started, or the store is damaged): pull or rebuild it`, 'IMAGE_GONE');
+      }
       throw e;
     }
   };

@@ -224,6 +224,19 @@ it('a damaged config blob: images lists the rest and names it, run names it, a r
   assert.not.match(after.stdout, /bad9/);
 });
 
+it('a name whose data is gone (an rmi racing a run) is "No such image", not a pull of another image of that name', async () => {
+  const d = ctx('RUN echo gone > /g\n');
+  assert.is((await cli(['-q', '-t', 'localhost:5999/gone:1', d], { root })).code, 0);
+  const idx = JSON.parse(fs.readFileSync(path.join(root, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const m = idx.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === 'localhost:5999/gone:1')!;
+  fs.rmSync(path.join(root, 'blobs/sha256', m.digest.slice(7)));
+  const r = await cli(['run', '--rm', '--pull', 'missing', 'localhost:5999/gone:1', 'true'], { root });
+  assert.is(r.code, 125);
+  assert.match(r.stderr, /No such image: localhost:5999\/gone:1 \(the store names it, but blob sha256:[a-f0-9]{64} is missing from the store/);
+  assert.not.match(r.stderr, /pulling/);
+  assert.is((await cli(['rmi', 'localhost:5999/gone:1'], { root })).code, 0, 'and rmi removes the name');
+});
+
 it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout', async () => {
   const d = ctx('RUN mkdir -p /data && echo in-tar > /data/f && ln -s f /data/l\n');
   const out = tmpdir('tsb-outtar-');
