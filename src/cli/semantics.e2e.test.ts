@@ -342,4 +342,14 @@ it('COPY of a FIFO, alone or in a directory, makes a FIFO (as BuildKit does), wi
   assert.is(out, 'x640\n');
 });
 
+it('a symlink loop in the build context is named as one, in the context (not "in the image")', async () => {
+  const d = ctx('FROM base AS l\nCOPY a /a\n');
+  fs.symlinkSync('b', path.join(d, 'a'));
+  fs.symlinkSync('a', path.join(d, 'b'));
+  const r = await cli(['--progress', 'plain', '--target', 'l', d], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /too many levels of symbolic links resolving a in the COPY\/ADD sources \(the build context or --from\): a symlink loop/);
+  assert.match(r.stderr, /at Dockerfile line \d+/);
+});
+
 test.run();

@@ -14,7 +14,7 @@ const MAX_LINKS = 255;
  * `root`. The last component is followed too unless `followLast` is false. Missing components are fine:
  * the rest of the path is appended as is.
  */
-export function resolveInRoot(root: string, p: string, followLast = true): string {
+export function resolveInRoot(root: string, p: string, followLast = true, where = 'in the image'): string {
   const parts = p.split('/').filter((x) => x !== '' && x !== '.');
   const resolved: string[] = [];
   let links = 0;
@@ -33,7 +33,7 @@ export function resolveInRoot(root: string, p: string, followLast = true): strin
       if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw e;
     }
     if (st?.isSymbolicLink() && (!isLast || followLast)) {
-      if (++links > MAX_LINKS) throw new TsbuildError('PATH_LOOP', `too many levels of symbolic links resolving ${p} in the image`);
+      if (++links > MAX_LINKS) throw new TsbuildError('PATH_LOOP', `too many levels of symbolic links resolving ${p} ${where}: a symlink loop`);
       const target = fs.readlinkSync(candidate);
       if (target.startsWith('/')) resolved.length = 0;
       parts.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));

@@ -217,7 +217,7 @@ async function copyInto(
     await extractTar(openDecompressed(file, kind!), into, { owner: op.chown ? c.owner : undefined, onWarning: (m) => ctx.status(m) });
   };
   for (const { source, rel } of matches) {
-    const host = rel === '' ? srcRoot : resolveInRoot(srcRoot, rel);
+    const host = rel === '' ? srcRoot : resolveInRoot(srcRoot, rel, true, op.fromContext ? 'in the build context' : 'in the --from source');
     const st = fs.statSync(host);
     const base = op.parents ? path.posix.join(dest, keptPath(source, rel)) : dest;
     c.excludeBase.value = st.isDirectory() ? rel : path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);

@@ -37,11 +37,14 @@ function globToRegExp(pat: string): RegExp {
   return new RegExp(re + '$');
 }
 
+/** Where a source path is resolved, for messages: the build context, or a stage's or image's files. */
+const SOURCES = 'in the COPY/ADD sources (the build context or --from)';
+
 /** Relative paths (slash-separated, "" = root) matching a cleaned source pattern. */
 export function expandSource(srcRoot: string, rel: string, ignored: (rel: string) => boolean): string[] {
   if (!GLOB.test(rel)) {
     if (rel !== '' && ignored(rel)) return [];
-    const host = resolveInRoot(srcRoot, rel);
+    const host = resolveInRoot(srcRoot, rel, true, SOURCES);
     return fs.existsSync(host) || isLink(host) ? [rel] : [];
   }
   let current = [''];
@@ -50,13 +53,13 @@ export function expandSource(srcRoot: string, rel: string, ignored: (rel: string
     for (const base of current) {
       if (!GLOB.test(part)) {
         const p = base === '' ? part : `${base}/${part}`;
-        if (fs.existsSync(resolveInRoot(srcRoot, p))) next.push(p);
+        if (fs.existsSync(resolveInRoot(srcRoot, p, true, SOURCES))) next.push(p);
         continue;
       }
       const re = globToRegExp(part);
       let names: string[] = [];
       try {
-        names = fs.readdirSync(resolveInRoot(srcRoot, base)).sort();
+        names = fs.readdirSync(resolveInRoot(srcRoot, base, true, SOURCES)).sort();
       } catch {
         continue;
       }
@@ -112,7 +115,7 @@ export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sou
     if (op.verb === 'ADD' && isURL(s)) continue;
     const rel = cleanSource(s);
     for (const m of expandSource(dir, rel, (r) => skip(r, '') || (excludes !== undefined && excludes.matches(path.posix.basename(r))))) {
-      const host = m === '' ? dir : resolveInRoot(dir, m);
+      const host = m === '' ? dir : resolveInRoot(dir, m, true, SOURCES);
       if (!fs.existsSync(host)) continue;
       const st = fs.statSync(host);
       const base = st.isDirectory() ? m : '';
