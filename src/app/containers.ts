@@ -5,15 +5,13 @@
  * detached container notices the exit and records it, so concurrent commands see one truth.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { processStartTime, sameProcessAlive } from '../fsutil/index.js';
+import { sameProcessAlive } from '../fsutil/index.js';
 import { signalNumber } from '../planner/index.js';
-import { cgroupPids, execInContainer, isFrozen, readLogs, setFrozen, type ContainerState, type LogEntry, type SpawnOptions } from '../runtime/index.js';
+import { cgroupPids, isFrozen, readLogs, setFrozen, type ContainerState, type LogEntry } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
-import type { OpOptions } from './events.js';
 import { removeStopped, startDetached } from './run.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,10 +21,10 @@ export function listContainers(store: Store, o: { all?: boolean } = {}): Contain
   return store.containers.list().filter((c) => o.all || c.status === 'running' || c.status === 'paused' || c.status === 'restarting');
 }
 
-const isActive = (c: ContainerState) => c.status === 'running' || c.status === 'paused' || c.status === 'restarting';
+export const isActive = (c: ContainerState) => c.status === 'running' || c.status === 'paused' || c.status === 'restarting';
 
 /** The container's first process is the one recorded (not a recycled pid). */
-function containerAlive(c: ContainerState): boolean {
+export function containerAlive(c: ContainerState): boolean {
   return c.containerPid !== undefined && fs.existsSync(`/proc/${c.containerPid}`) && (c.pid === undefined || sameProcessAlive(c.pid, c.pidStart));
 }
 
@@ -224,45 +222,6 @@ export function containerLogs(store: Store, ref: string, o: { tail?: number; sin
   return readLogs(file, { tail: o.tail, since: o.since, until: o.until, follow: o.follow ? { done, signal: o.signal } : undefined });
 }
 
-export interface ExecRequest {
-  args: string[];
-  env?: string[];
-  user?: string;
-  workdir?: string;
-  tty?: boolean;
-  interactive?: boolean;
-  privileged?: boolean;
-}
-
-/** `exec`: a new process in the running container; its exit code. */
-export async function execContainer(store: Store, ref: string, req: ExecRequest, io: SpawnOptions & OpOptions = {}): Promise<number> {
-  const c = store.containers.find(ref);
-  if (c.status === 'paused') throw new TsbuildError('CONTAINER_PAUSED', `container ${c.id} is paused, unpause the container before exec`);
-  if (!isActive(c) || !containerAlive(c) || !c.config) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
-  if (req.args.length === 0) throw new UsageError('exec needs a command: tsbuild exec [OPTIONS] CONTAINER COMMAND [ARG...]');
-  const cfg = c.config;
-  const start = processStartTime(c.containerPid!);
-  const security = req.privileged ? { ...cfg.security, privileged: true } : cfg.security;
-  try {
-    return (
-      await execInContainer(
-        {
-          pid: c.containerPid!, cgroupProcs: c.cgroupProcs ?? [], args: req.args, env: [...cfg.env, ...(req.env ?? [])],
-          cwd: req.workdir ?? cfg.cwd, user: req.user ?? cfg.user, terminal: req.tty, security, rlimits: cfg.ulimits,
-          seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
-        },
-        { stdin: req.interactive ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit', ...io },
-      )
-    ).exitCode;
-  } catch (e) {
-    // The container ended between the check and the setns.
-    if (processStartTime(c.containerPid!) !== start) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
-    const f = (e as { failure?: { stage: string; errno: number } }).failure;
-    if (f?.stage === 'exec') throw Object.assign(new TsbuildError('EXEC_FAILED', `exec failed: ${(e as Error).message}`), { exitCode: f.errno === 2 ? 127 : 126 });
-    throw e;
-  }
-}
-
 /** `inspect` of a container: Docker's shape (Id, Created, State, Config, HostConfig, Mounts). */
 export function inspectContainer(store: Store, ref: string): Record<string, unknown> {
   const c = store.containers.find(ref);
@@ -347,31 +306,4 @@ export function statusText(c: ContainerState, ago: (iso: string) => string): str
 /** Whether the container is frozen right now (for tests and `ps` when the record lags). */
 export function containerFrozen(c: ContainerState): boolean {
   return c.cgroupProcs ? isFrozen(c.cgroupProcs) : false;
-}
-
-/**
- * `attach`: the running container's output from now on, and with `stdin` its input, through the
- * monitor's socket. Ends when the container ends (or the caller aborts).
- */
-export async function attachContainer(store: Store, ref: string, io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; signal?: AbortSignal }): Promise<number> {
-  const c = store.containers.find(ref);
-  if (!isActive(c) || !c.detached) throw new TsbuildError('CONTAINER_NOT_RUNNING', `You cannot attach to a stopped container, start it first (container ${c.id})`);
-  const dir = store.containers.dirOf(c.id);
-  const back = process.cwd();
-  // The socket's full path may pass the 108-byte limit of unix sockets: connect relative to its directory.
-  process.chdir(dir);
-  const sock = net.connect('attach.sock');
-  process.chdir(back);
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', (e) => reject(new TsbuildError('ATTACH_FAILED', `cannot attach to container ${ref}: ${e.message}`)));
-  });
-  if (io.stdin) io.stdin.pipe(sock);
-  sock.pipe(io.stdout, { end: false });
-  await new Promise<void>((resolve) => {
-    sock.once('close', () => resolve());
-    io.signal?.addEventListener('abort', () => sock.destroy(), { once: true });
-  });
-  io.stdin?.unpipe(sock);
-  return store.containers.get(c.id)?.exitCode ?? 0;
 }

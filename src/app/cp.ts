@@ -9,6 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
 import { resolveInRoot } from '../fsutil/index.js';
+import { pipeline } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
+import * as tar from 'tar';
+import { extractTar } from '../image/index.js';
 import { withMounted, type Store } from '../store/index.js';
 
 export interface CopySpec {
@@ -59,9 +63,33 @@ function target(destExists: boolean, destIsDir: boolean, dest: string, srcPath: 
   return destExists && destIsDir ? path.join(dest, path.basename(srcPath)) : dest;
 }
 
-export async function copy(store: Store, spec: CopySpec): Promise<void> {
+/**
+ * `cp`, both ways; `-` as the host side is a tar stream (`io.stdout` out of the container,
+ * `io.stdin` into a directory of it), as `docker cp` does.
+ */
+export async function copy(store: Store, spec: CopySpec, io: { stdin?: Readable; stdout?: Writable } = {}): Promise<void> {
   const s = split(spec.src);
   const d = split(spec.dest);
+  if (s.container !== undefined && d.path === '-' && d.container === undefined) {
+    if (!io.stdout) throw new UsageError('cp to - needs an output stream');
+    await inRoot(store, s.container, async (root) => {
+      const from = resolveInRoot(root, s.path);
+      if (!fs.existsSync(from)) throw new NotFoundError(`Could not find the file ${s.path} in container ${s.container}`, 'CP_NOT_FOUND');
+      // Symlinks go into the archive as symlinks: nothing outside the container is read.
+      await pipeline(tar.create({ cwd: path.dirname(from), portable: false, follow: false }, [path.basename(from)]) as unknown as Readable, io.stdout!, { end: false });
+    });
+    return;
+  }
+  if (s.container === undefined && s.path === '-' && d.container !== undefined) {
+    if (!io.stdin) throw new UsageError('cp from - needs an input stream');
+    await inRoot(store, d.container, async (root) => {
+      const dest = resolveInRoot(root, d.path);
+      if (!fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory()) throw new TsbuildError('CP_NOT_DIR', `cp - ${d.container}:${d.path}: the destination must be a directory in the container`);
+      // Our own extractor: every entry resolved inside the container's root, no symlink followed out.
+      await extractTar(io.stdin!, dest, {});
+    });
+    return;
+  }
   if ((s.container === undefined) === (d.container === undefined)) {
     throw new UsageError('cp copies between a container and the host: one of SRC and DEST must be CONTAINER:PATH, e.g. tsbuild cp web:/etc/hosts ./hosts');
   }

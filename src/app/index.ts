@@ -24,9 +24,12 @@ export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './image
 export type { RegistryOptions } from './registry.js';
 export {
   listContainers, removeContainers, stopContainer, killContainer, waitContainer, startContainer, restartContainer, pauseContainer, renameContainer,
-  topContainer, containerLogs, parseLogTime, execContainer, inspectContainer, isContainer, statusText, attachContainer,
+  topContainer, containerLogs, parseLogTime, inspectContainer, isContainer, statusText,
 } from './containers.js';
-export type { ExecRequest, TopRow } from './containers.js';
+export type { TopRow } from './containers.js';
+export { execContainer, execDetached } from './exec.js';
+export type { ExecRequest } from './exec.js';
+export { attachContainer, parseDetachKeys } from './attach.js';
 export { monitorContainer } from './monitor.js';
 export type { MonitorReport } from './monitor.js';
 export { copy } from './cp.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  ago, attachContainer, containerLogs, copy, execContainer, killContainer, listContainers, monitorContainer, openStore, parseLogTime, pauseContainer,
+  ago, attachContainer, containerLogs, copy, execContainer, execDetached, inspectContainer, killContainer, parseDetachKeys, type ExecRequest, listContainers, monitorContainer, openStore, parseLogTime, pauseContainer,
   removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
 } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
@@ -195,6 +195,7 @@ export const execFlags: FlagSpec[] = [
   { name: 'user', short: 'u', type: 'string', arg: 'user[:group]', help: 'user to run as (default: the container\'s)' },
   { name: 'workdir', short: 'w', type: 'string', arg: 'dir', help: 'working directory (default: the container\'s)' },
   { name: 'privileged', type: 'bool', help: 'every capability, no seccomp filter, for this process' },
+  { name: 'detach', short: 'd', type: 'bool', help: 'run the command in the background' },
 ];
 export async function execCommand(p: Parsed): Promise<number> {
   const [ref, ...args] = p.positional;
@@ -205,6 +206,11 @@ export async function execCommand(p: Parsed): Promise<number> {
     return e.includes('=') ? e : process.env[e] === undefined ? '' : `${e}=${process.env[e]}`;
   }).filter(Boolean);
   const store = await storeFrom(p);
+  const req = { args, env, user: flagStr(p, 'user'), workdir: flagStr(p, 'workdir'), tty, interactive: flagBool(p, 'interactive'), privileged: flagBool(p, 'privileged') };
+  if (flagBool(p, 'detach')) {
+    await execDetached(store, ref, req, [process.execPath, ...process.execArgv, process.argv[1]!, '__exec']);
+    return 0;
+  }
   let raw = false;
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
   let kill: ((s: NodeJS.Signals) => void) | undefined;
@@ -215,7 +221,7 @@ export async function execCommand(p: Parsed): Promise<number> {
       process.stdin.setRawMode(true);
       raw = true;
     }
-    return await execContainer(store, ref, { args, env, user: flagStr(p, 'user'), workdir: flagStr(p, 'workdir'), tty, interactive: flagBool(p, 'interactive'), privileged: flagBool(p, 'privileged') }, {
+    return await execContainer(store, ref, req, {
       onStart: (info) => (kill = info.kill),
     });
   } finally {
@@ -227,22 +233,55 @@ export async function execCommand(p: Parsed): Promise<number> {
 export const cpFlags: FlagSpec[] = [...common, { name: 'archive', short: 'a', type: 'bool', help: 'keep the source\'s uid and gid' }];
 export async function cpCommand(p: Parsed): Promise<number> {
   if (p.positional.length !== 2) throw new UsageError('cp takes a source and a destination: tsbuild cp CONTAINER:SRC DEST | tsbuild cp SRC CONTAINER:DEST');
-  await copy(await storeFrom(p), { src: p.positional[0]!, dest: p.positional[1]!, archive: flagBool(p, 'archive') });
+  await copy(await storeFrom(p), { src: p.positional[0]!, dest: p.positional[1]!, archive: flagBool(p, 'archive') }, { stdin: process.stdin, stdout: process.stdout });
   return 0;
 }
 
-export const attachFlags: FlagSpec[] = [...common, { name: 'no-stdin', type: 'bool', help: 'do not send input to the container' }];
+export const attachFlags: FlagSpec[] = [
+  ...common,
+  { name: 'no-stdin', type: 'bool', help: 'do not send input to the container' },
+  { name: 'detach-keys', type: 'string', arg: 'KEYS', help: 'keys that detach and leave the container running (default ctrl-p,ctrl-q)' },
+];
 export async function attachCommand(p: Parsed): Promise<number> {
   const [ref] = need(p, 'attach', 'CONTAINER');
+  const keys = flagStr(p, 'detach-keys');
+  const store = await storeFrom(p);
   const ac = new AbortController();
-  // Docker's detach keys would be ctrl-p ctrl-q; here Ctrl-C leaves the container running.
+  // With a terminal, keys go to the container as typed (raw mode): ctrl-c to its process, the detach
+  // keys (ctrl-p ctrl-q) to leave it running. Without one, Ctrl-C leaves it running.
+  const tty = process.stdin.isTTY && !flagBool(p, 'no-stdin') && (inspectContainer(store, ref).Config as { Tty?: boolean }).Tty === true;
   const onSig = () => ac.abort();
   process.once('SIGINT', onSig);
+  if (tty) process.stdin.setRawMode(true);
   try {
-    return await attachContainer(await storeFrom(p), ref!, { stdin: flagBool(p, 'no-stdin') ? undefined : process.stdin, stdout: process.stdout, signal: ac.signal });
+    return await attachContainer(store, ref!, {
+      stdin: flagBool(p, 'no-stdin') ? undefined : process.stdin,
+      stdout: process.stdout,
+      signal: ac.signal,
+      detachKeys: keys !== undefined ? parseDetachKeys(keys) : undefined,
+    });
   } finally {
+    if (tty) process.stdin.setRawMode(false);
     process.off('SIGINT', onSig);
     process.stdin.pause();
+  }
+}
+
+/** `__exec ROOT DRIVER ID REQUEST`: the process behind `exec -d`; reports its start on fd 3. */
+export async function execMain(args: string[]): Promise<number> {
+  const [root, driver, id, json] = args;
+  if (!root || !driver || !id || !json) throw new UsageError('__exec is internal: tsbuild exec -d starts it');
+  const chan = new net.Socket({ fd: 3, readable: false, writable: true });
+  chan.on('error', () => undefined);
+  const store = await openStore(root, driver, { recover: false });
+  try {
+    return await execContainer(store, id, JSON.parse(json) as ExecRequest, {
+      stdin: 'ignore', stdout: 'ignore', stderr: 'ignore',
+      onStart: () => chan.end('{"ok":true}\n'),
+    });
+  } catch (e) {
+    chan.end(JSON.stringify({ error: (e as Error).message, code: (e as { code?: string }).code, exitCode: (e as { exitCode?: number }).exitCode ?? 126 }) + '\n');
+    return 1;
   }
 }
 

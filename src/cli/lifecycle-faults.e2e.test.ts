@@ -4,7 +4,7 @@
  * of `tsbuild run -d` itself, and after a damaged record.
  */
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,16 @@ it('cp: a file and a directory round trip, into running and stopped containers; 
     assert.is((await tsb(['exec', 'cp1', 'sh', '-c', 'cat /tmp/f.txt /srv/dir/sub/x; stat -c %u /tmp/f.txt'])).stdout, 'from host\nx\n0\n');
     assert.is((await tsb(['cp', 'cp1:/srv/dir', path.join(host, 'back')])).code, 0);
     assert.is(fs.readFileSync(path.join(host, 'back/sub/x'), 'utf8'), 'x\n');
+    // `-`: a tar stream out of the container, and into a directory of it.
+    const env = { ...process.env, TSBUILD_ROOT: root };
+    const out = spawnSync(process.execPath, [cliPath, 'cp', 'cp1:/srv/dir', '-'], { env, maxBuffer: 16 << 20 });
+    assert.is(out.status, 0, String(out.stderr));
+    const names = spawnSync('tar', ['-t'], { input: out.stdout, encoding: 'utf8' }).stdout.split('\n');
+    assert.ok(names.includes('dir/sub/x'), names.join(' '));
+    const tarIn = spawnSync('tar', ['-C', host, '-c', 'f.txt']).stdout;
+    const put = spawnSync(process.execPath, [cliPath, 'cp', '-', 'cp1:/srv'], { env, input: tarIn });
+    assert.is(put.status, 0, String(put.stderr));
+    assert.is((await tsb(['exec', 'cp1', 'cat', '/srv/f.txt'])).stdout, 'from host\n');
     const marker = `tsb-cp-escape-${process.pid}`;
     assert.is((await tsb(['cp', path.join(host, 'f.txt'), `cp1:/escape/tmp/${marker}`])).code, 0);
     assert.not.ok(fs.existsSync(`/tmp/${marker}`), 'written inside the container, not on the host');
@@ -126,6 +136,25 @@ it('attach: the output from now on, input with run -d -i; it ends when the conta
     } finally {
       a.kill('SIGKILL');
     }
+    // The detach keys (ctrl-p ctrl-q by default) leave the container running.
+    assert.is((await tsb(['start', 'att'])).code, 0);
+    const b = spawn(process.execPath, [cliPath, 'attach', 'att'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let seen = '';
+    b.stdout.on('data', (d: Buffer) => (seen += d.toString()));
+    const bClosed = new Promise<number>((r) => b.on('close', (code) => r(code ?? -1)));
+    try {
+      await until('the second attach to connect', async () => {
+        b.stdin.write('again\n');
+        await sleep(200);
+        return seen.includes('got again');
+      });
+      b.stdin.write(Buffer.from([0x10, 0x11]));
+      assert.is(await bClosed, 0, 'detached with ctrl-p ctrl-q');
+      assert.is(await inspect('att', '{{.State.Status}}'), 'running');
+    } finally {
+      b.kill('SIGKILL');
+    }
+    assert.is((await tsb(['stop', '-t', '1', 'att'])).code, 0);
     const stopped = await tsb(['attach', 'att']);
     assert.is(stopped.code, 1);
     assert.match(stopped.stderr, /cannot attach to a stopped container/);

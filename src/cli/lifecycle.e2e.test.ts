@@ -74,6 +74,14 @@ it('exec: the same pid namespace, filesystem, user, environment and security set
     assert.match(r.stdout, /^\/dev\/pts\/\d+\r?\n$/, r.stderr);
     r = await tsb(['exec', '-i', 'ex', 'tr', 'a-z', 'A-Z'], 'in\n');
     assert.is(r.stdout, 'IN\n');
+    // -d: returns once started; the process goes on without this command.
+    r = await tsb(['exec', '-d', 'ex', 'sh', '-c', 'sleep 0.3; echo bg > /tmp/bg']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, '');
+    await until('the detached exec to finish', async () => (await tsb(['exec', 'ex', 'cat', '/tmp/bg'])).stdout === 'bg\n');
+    r = await tsb(['exec', '-d', 'ex', 'no-such-binary']);
+    assert.is(r.code, 127);
+    assert.match(r.stderr, /executable file not found/);
     const top = await tsb(['top', 'ex']);
     assert.match(top.stdout, /^UID +PID +PPID/);
     assert.match(top.stdout, /sleep 600/);

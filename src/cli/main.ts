@@ -12,7 +12,7 @@ import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import {
-  attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
+  attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, execMain, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
   psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
 } from './containers.js';
 import { resolveCommand } from './commands.js';
@@ -82,7 +82,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   logs: { flags: logsFlags, synopsis: '[-f] [--tail N] [--since TIME] [-t] CONTAINER' },
   exec: { flags: execFlags, synopsis: '[OPTIONS] CONTAINER COMMAND [ARG...]', stop: true },
   cp: { flags: cpFlags, synopsis: 'CONTAINER:SRC DEST | SRC CONTAINER:DEST' },
-  attach: { flags: attachFlags, synopsis: '[--no-stdin] CONTAINER' },
+  attach: { flags: attachFlags, synopsis: '[--no-stdin] [--detach-keys KEYS] CONTAINER' },
   stats: { flags: statsFlags, synopsis: '[--no-stream] [CONTAINER...]' },
   history: { flags: historyFlags, synopsis: '[--no-trunc] IMAGE' },
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
@@ -114,9 +114,9 @@ function errorText(e: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === '__monitor') {
+  if (argv[0] === '__monitor' || argv[0] === '__exec') {
     try {
-      return await monitorMain(argv.slice(1));
+      return argv[0] === '__exec' ? await execMain(argv.slice(1)) : await monitorMain(argv.slice(1));
     } catch (e) {
       process.stderr.write(`ERROR: ${errorText(e)}\n`);
       return 1;

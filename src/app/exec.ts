@@ -1,0 +1,75 @@
+/** `exec`: a new process in a running container, attached or in the background (`-d`). */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { TsbuildError, UsageError } from '../errors/index.js';
+import { processStartTime } from '../fsutil/index.js';
+import { execInContainer, type SpawnOptions } from '../runtime/index.js';
+import type { Store } from '../store/index.js';
+import { containerAlive, isActive } from './containers.js';
+import type { OpOptions } from './events.js';
+
+export interface ExecRequest {
+  args: string[];
+  env?: string[];
+  user?: string;
+  workdir?: string;
+  tty?: boolean;
+  interactive?: boolean;
+  privileged?: boolean;
+}
+
+/** `exec`: a new process in the running container; its exit code. */
+export async function execContainer(store: Store, ref: string, req: ExecRequest, io: SpawnOptions & OpOptions = {}): Promise<number> {
+  const c = store.containers.find(ref);
+  if (c.status === 'paused') throw new TsbuildError('CONTAINER_PAUSED', `container ${c.id} is paused, unpause the container before exec`);
+  if (!isActive(c) || !containerAlive(c) || !c.config) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
+  if (req.args.length === 0) throw new UsageError('exec needs a command: tsbuild exec [OPTIONS] CONTAINER COMMAND [ARG...]');
+  const cfg = c.config;
+  const start = processStartTime(c.containerPid!);
+  const security = req.privileged ? { ...cfg.security, privileged: true } : cfg.security;
+  try {
+    return (
+      await execInContainer(
+        {
+          pid: c.containerPid!, cgroupProcs: c.cgroupProcs ?? [], args: req.args, env: [...cfg.env, ...(req.env ?? [])],
+          cwd: req.workdir ?? cfg.cwd, user: req.user ?? cfg.user, terminal: req.tty, security, rlimits: cfg.ulimits,
+          seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
+        },
+        { stdin: req.interactive ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit', ...io },
+      )
+    ).exitCode;
+  } catch (e) {
+    // The container ended between the check and the setns.
+    if (processStartTime(c.containerPid!) !== start) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
+    const f = (e as { failure?: { stage: string; errno: number } }).failure;
+    if (f?.stage === 'exec') throw Object.assign(new TsbuildError('EXEC_FAILED', `exec failed: ${(e as Error).message}`), { exitCode: f.errno === 2 ? 127 : 126 });
+    throw e;
+  }
+}
+
+/**
+ * `exec -d`: the process runs under a small tsbuild process of its own (`command` + root, driver,
+ * container, request), which outlives this command and ends with the exec'd process; this returns
+ * once it has started (or throws why it did not, with Docker's exit code).
+ */
+export async function execDetached(store: Store, ref: string, req: ExecRequest, command: string[]): Promise<void> {
+  const c = store.containers.find(ref);
+  if (c.status === 'paused') throw new TsbuildError('CONTAINER_PAUSED', `container ${c.id} is paused, unpause the container before exec`);
+  if (!isActive(c) || !containerAlive(c)) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
+  const [cmd, ...args] = command;
+  const child = spawn(cmd!, [...args, store.root, store.snapshotter.driver, c.id, JSON.stringify({ ...req, interactive: false, tty: false })], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const line = await new Promise<string>((resolve) => {
+    let text = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(text.split('\n')[0]!);
+    });
+    pipe.on('error', () => undefined);
+    child.on('exit', (code) => resolve(JSON.stringify({ error: `exec -d: the process that runs it exited (${code}) before it started`, exitCode: 126 })));
+  });
+  (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
+  child.unref();
+  const r = JSON.parse(line) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
+  if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'EXEC_FAILED', r.error ?? 'exec -d failed'), { exitCode: r.exitCode ?? 126 });
+}
