@@ -13,19 +13,26 @@ export interface ImagePruneOptions {
 export async function pruneImages(store: Store, o: ImagePruneOptions = {}): Promise<{ deleted: string[]; untagged: string[]; bytes: number }> {
   const used = new Set(store.containers.list().map((c) => c.imageId));
   const old = (stored: string | undefined) => o.untilMs === undefined || (stored !== undefined && Date.now() - Date.parse(stored) > o.untilMs);
-  const configOf = (digest: string) => store.content.readJSON<Manifest>(digest).config.digest;
+  // A damaged manifest has no id to match: it is never pruned here (rmi of its name removes it).
+  const configOf = (digest: string) => {
+    try {
+      return store.content.readJSON<Manifest>(digest).config.digest;
+    } catch {
+      return undefined;
+    }
+  };
   const deleted: string[] = [];
   const untagged: string[] = [];
   for (const d of store.content.dangling()) {
     const id = configOf(d.digest);
-    if (used.has(id) || !old(d.annotations?.[STORED])) continue;
+    if (id === undefined || used.has(id) || !old(d.annotations?.[STORED])) continue;
     store.content.removeDangling(d.digest);
     deleted.push(id);
   }
   if (o.all) {
     for (const r of store.content.list()) {
       const id = configOf(r.manifest.digest);
-      if (used.has(id) || !old(r.manifest.annotations?.[STORED])) continue;
+      if (id === undefined || used.has(id) || !old(r.manifest.annotations?.[STORED])) continue;
       store.content.untag(r.name);
       untagged.push(r.name);
       if (!store.content.list().some((x) => x.manifest.digest === r.manifest.digest)) deleted.push(id);
@@ -52,7 +59,12 @@ export async function diskUsage(store: Store): Promise<DfRow[]> {
   const unique = [...new Set(images)];
   let active = 0;
   for (const digest of unique) {
-    const m = store.content.readJSON<Manifest>(digest);
+    let m: Manifest;
+    try {
+      m = store.content.readJSON<Manifest>(digest);
+    } catch {
+      continue; // a damaged image is named by `images`; it does not stop the accounting of the rest
+    }
     const inUse = usedIds.has(m.config.digest);
     if (inUse) active++;
     for (const d of [m.config, ...m.layers]) {

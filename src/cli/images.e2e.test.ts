@@ -209,6 +209,10 @@ it('a damaged config blob: images lists the rest and names it, run names it, a r
   assert.match(ls.stdout, /good9/);
   assert.match(ls.stderr, /WARNING: image bad9:latest cannot be read: /);
   assert.match(ls.stderr, named);
+  for (const cmd of [['system', 'df'], ['image', 'prune', '-f'], ['inspect', 'good9']]) {
+    const r = await cli(cmd, { root });
+    assert.is(r.code, 0, `${cmd.join(' ')} works beside a damaged image: ${r.stderr}`);
+  }
   const run = await cli(['run', '--rm', 'bad9', 'true'], { root });
   assert.is(run.code, 125);
   assert.match(run.stderr, named);
