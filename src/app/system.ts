@@ -1,6 +1,7 @@
 /** `image prune` and `system df`: what images, containers and build cache hold, and removing unused images. */
 import { STORED, type Manifest } from '../image/index.js';
-import { gcWithCache, type Store } from '../store/index.js';
+import type { ContainerState } from '../runtime/index.js';
+import { gcWithCache, storeAccounting, type Accounting, type Store } from '../store/index.js';
 
 export interface ImagePruneOptions {
   /** Every image no container uses, not only untagged ones. */
@@ -84,4 +85,45 @@ export async function diskUsage(store: Store): Promise<DfRow[]> {
     { type: 'Local Volumes', total: 0, active: 0, size: 0, reclaimable: 0 },
     { type: 'Build Cache', total: cache.length, active: 0, size: cacheSize, reclaimable: cacheSize },
   ];
+}
+
+export interface DfVerbose {
+  images: { name?: string; id: string; created?: string; size: number; shared: number; unique: number; containers: number }[];
+  containers: { c: ContainerState; size: number }[];
+  cache: { id: string; description: string; size: number; created: string; lastUsed: string; shared: boolean }[];
+  /** What holds each snapshot and blob; entries without holders go at the next GC. */
+  accounting: Accounting;
+}
+
+/** `system df -v`: per image (shared and unique sizes), per container, per cache record, and the store's accounting. */
+export async function diskUsageVerbose(store: Store): Promise<DfVerbose> {
+  const containers = store.containers.list();
+  const recs = [...store.content.list().map((r) => ({ d: r.manifest, name: r.name as string | undefined })), ...store.content.dangling().map((d) => ({ d, name: undefined }))];
+  const manifests = new Map<string, Manifest>();
+  const users = new Map<string, number>();
+  for (const r of recs) {
+    try {
+      const m = store.content.readJSON<Manifest>(r.d.digest);
+      manifests.set(r.d.digest, m);
+      for (const l of new Set(m.layers.map((x) => x.digest))) users.set(l, (users.get(l) ?? 0) + 1);
+    } catch {
+      // damaged: named by `images`
+    }
+  }
+  const images: DfVerbose['images'] = [];
+  for (const r of recs) {
+    const m = manifests.get(r.d.digest);
+    if (!m) continue;
+    const size = m.layers.reduce((a, l) => a + l.size, 0);
+    const shared = m.layers.filter((l) => (users.get(l.digest) ?? 0) > 1).reduce((a, l) => a + l.size, 0);
+    images.push({ name: r.name, id: m.config.digest, created: r.d.annotations?.[STORED], size, shared, unique: size - shared, containers: containers.filter((c) => c.imageId === m.config.digest).length });
+  }
+  const ctr: DfVerbose['containers'] = [];
+  for (const c of containers) ctr.push({ c, size: c.snapshot ? await store.snapshotter.usage(c.snapshot).then((u) => u.size, () => 0) : 0 });
+  const imageLayers = new Set([...manifests.values()].flatMap((m) => m.layers.map((l) => l.digest)));
+  const cache = store.cache.list().map((r) => ({
+    id: r.key.replace(/^sha256:/, '').slice(0, 12), description: r.description, size: r.size, created: r.created, lastUsed: r.lastUsed,
+    shared: r.layer !== null && imageLayers.has(r.layer.descriptor.digest),
+  }));
+  return { images, containers: ctr, cache, accounting: await storeAccounting(store) };
 }

@@ -75,6 +75,15 @@ it('image prune, system df and system prune: untagged images go, -a takes unused
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stdout, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+2\s+0\s/);
     assert.match(r.stdout, /Build Cache\s+\d+\s+0\s/);
+    // -v: Docker's sections, then what holds each snapshot and blob (GC's own roots).
+    r = await cli(['system', 'df', '-v'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Images space usage:\n\nREPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\s+SHARED SIZE\s+UNIQUE SIZE\s+CONTAINERS\n/);
+    assert.match(r.stdout, /^keep\s+latest\s+[a-f0-9]{12}\s/m);
+    assert.match(r.stdout, /Containers space usage:[\s\S]*Local Volumes space usage:[\s\S]*Build cache usage: /);
+    assert.match(r.stdout, /Store accounting:\n\n\d+ snapshots and \d+ blobs; 0 held by nothing/);
+    assert.match(r.stdout, /^snapshot sha256:[a-f0-9]{64}\s+\S+\s+.*image keep:latest/m);
+    assert.match(r.stdout, /^blob sha256:[a-f0-9]{64}\s+\S+\s+.*cache [a-f0-9]{12} \(/m);
     r = await cli(['image', 'prune', '-f'], { root: store });
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stdout, /^deleted: sha256:[a-f0-9]{64}\nTotal reclaimed space: /);

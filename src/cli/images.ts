@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { containerStats, diskUsage, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
+import { containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
@@ -146,7 +146,32 @@ export async function imagePruneCommand(p: Parsed): Promise<number> {
 }
 
 /** `tsbuild system df`: images, containers, volumes and build cache, as Docker's table. */
+export const dfFlags: FlagSpec[] = [...commonFlags, { name: 'verbose', short: 'v', type: 'bool', help: 'per image, container and cache record, and what holds each snapshot and blob' }];
+
+/** `system df -v`: Docker's four sections, then tsbuild's accounting (what GC would remove, and why the rest stays). */
+async function dfVerbose(p: Parsed): Promise<number> {
+  const v = await diskUsageVerbose(await storeFrom(p));
+  const out: string[] = ['Images space usage:', ''];
+  out.push(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...v.images.map((i) => {
+    const at = i.name?.lastIndexOf(':') ?? -1;
+    return [i.name ? i.name.slice(0, at) : '<none>', i.name ? i.name.slice(at + 1) : '<none>', i.id.slice(7, 19), ago(i.created), humanSize(i.size), humanSize(i.shared), humanSize(i.unique), String(i.containers)];
+  })]));
+  out.push('Containers space usage:', '');
+  out.push(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...v.containers.map(({ c, size }) => [c.id.slice(0, 12), c.image, JSON.stringify(c.command.join(' ').slice(0, 20)), '0', humanSize(size), ago(c.created), statusText(c, ago), c.name])]));
+  out.push('Local Volumes space usage:', '', table([['VOLUME NAME', 'LINKS', 'SIZE']]));
+  out.push(`Build cache usage: ${humanSize(v.cache.reduce((a, c) => a + c.size, 0))}`, '');
+  out.push(table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'SHARED', 'DESCRIPTION'], ...v.cache.map((c) => [c.id, 'regular', humanSize(c.size), ago(c.created), ago(c.lastUsed), String(c.shared), c.description])]));
+  const a = v.accounting;
+  const loose = [...a.snapshots.filter((x) => x.holders.length === 0).map((x) => [`snapshot ${x.key}`, humanSize(x.size)]), ...a.blobs.filter((b) => b.holders.length === 0).map((b) => [`blob ${b.digest}`, humanSize(b.size)])];
+  out.push('Store accounting:', '');
+  out.push(`${a.snapshots.length} snapshots and ${a.blobs.length} blobs; ${loose.length} held by nothing (the next GC, "tsbuild prune", removes them)`, '');
+  out.push(table([['OBJECT', 'SIZE', 'HELD BY'], ...a.snapshots.map((x) => [`snapshot ${x.key}`, humanSize(x.size), x.holders.join('; ') || '-']), ...a.blobs.map((b) => [`blob ${b.digest}`, humanSize(b.size), b.holders.join('; ') || '-'])]));
+  process.stdout.write(out.join('\n'));
+  return 0;
+}
+
 export async function dfCommand(p: Parsed): Promise<number> {
+  if (flagBool(p, 'verbose')) return dfVerbose(p);
   const rows = await diskUsage(await storeFrom(p));
   const pct = (a: number, b: number) => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '');
   process.stdout.write(table([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...rows.map((r) => [r.type, String(r.total), String(r.active), humanSize(r.size), humanSize(r.reclaimable) + pct(r.reclaimable, r.size)])]));

@@ -9,7 +9,7 @@ import { VertexError } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
-import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags } from './images.js';
+import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags, dfFlags } from './images.js';
 import { cacheCommand, cacheFlags } from './cache.js';
 import {
   attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, execMain, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
@@ -88,7 +88,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
   load: { flags: loadFlags, synopsis: '[-i FILE]' },
   'image-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
-  'system-df': { flags: commonFlags, synopsis: '' },
+  'system-df': { flags: dfFlags, synopsis: '[-v]' },
   'system-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },

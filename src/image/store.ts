@@ -325,6 +325,12 @@ export class ContentStore {
     return { name: rec.name || undefined, manifestDigest: rec.manifest.digest, manifest, configDigest: manifest.config.digest, config };
   }
 
+  /** Every stored blob with its size (for the store's accounting). */
+  blobs(): { digest: string; size: number }[] {
+    const dir = path.join(this.root, 'blobs', 'sha256');
+    return fs.readdirSync(dir).filter((h) => /^[a-f0-9]{64}$/.test(h)).map((h) => ({ digest: `sha256:${h}`, size: fs.statSync(path.join(dir, h)).size }));
+  }
+
   /** Removes every blob that no named manifest reaches (and stale temp files). Returns bytes freed. */
   gcBlobs(extraRoots: string[] = []): number {
     return withLock(path.join(this.root, 'index.lock'), () => {

@@ -12,28 +12,43 @@ export interface GcResult {
   snapshots: number;
 }
 
-export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: string[] = [], keepBlobs: string[] = []): Promise<GcResult> {
-  const keep = new Set<string>(keepSnapshots);
-  for (const rec of [...store.list().map((r) => r.manifest), ...store.dangling()]) {
+/** Why each snapshot is kept: by which image, container or cache record, or as a parent. */
+export type Holders = Map<string, string[]>;
+
+/**
+ * The roots of GC, with who holds each snapshot: every image's layer chain, the snapshots given in
+ * `keep` (containers, cache records, with their reasons), active snapshots, and the parents of all
+ * of them. GC removes the committed snapshots no one holds; `system df -v` shows the same answer.
+ */
+export async function snapshotHolders(store: ContentStore, snapshotter: Snapshotter, keep: Map<string, string[]> = new Map()): Promise<{ holders: Holders; infos: Map<string, { parent?: string; kind: string }> }> {
+  const holders: Holders = new Map();
+  const hold = (k: string, why: string) => holders.set(k, [...(holders.get(k) ?? []), why]);
+  for (const [k, whys] of keep) for (const w of whys) hold(k, w);
+  for (const rec of [...store.list().map((r) => ({ d: r.manifest, name: r.name })), ...store.dangling().map((d) => ({ d, name: d.digest.slice(7, 19) }))]) {
     try {
-      const m = store.readJSON<Manifest>(rec.digest);
+      const m = store.readJSON<Manifest>(rec.d.digest);
       const c = store.readJSON<ImageConfig>(m.config.digest);
-      for (const id of chainIDs(c.rootfs.diff_ids)) keep.add(id);
+      for (const id of chainIDs(c.rootfs.diff_ids)) hold(id, `image ${rec.name}`);
     } catch {
       // an image with missing blobs keeps nothing
     }
   }
   const infos = new Map<string, { parent?: string; kind: string }>();
   await snapshotter.walk((i) => void infos.set(i.key, { parent: i.parent, kind: i.kind }));
-  // Everything a kept or active snapshot stands on is kept too.
-  for (const [k, i] of infos) if (i.kind !== 'committed') keep.add(k);
-  for (const k of [...keep]) for (let p = infos.get(k)?.parent; p; p = infos.get(p)?.parent) keep.add(p);
+  for (const [k, i] of infos) if (i.kind !== 'committed') hold(k, `${i.kind} (in use or left by a process)`);
+  // Everything a held snapshot stands on is held too.
+  for (const k of [...holders.keys()]) for (let p = infos.get(k)?.parent; p; p = infos.get(p)?.parent) if (!holders.has(p)) hold(p, `parent of ${k.slice(0, 19)}`);
+  return { holders, infos };
+}
+
+export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: Map<string, string[]> = new Map(), keepBlobs: string[] = []): Promise<GcResult> {
+  const { holders, infos } = await snapshotHolders(store, snapshotter, keepSnapshots);
   let removed = 0;
   for (let progress = true; progress; ) {
     progress = false;
     const parents = new Set([...infos.values()].map((i) => i.parent).filter(Boolean));
     for (const [k] of infos) {
-      if (keep.has(k) || parents.has(k)) continue;
+      if (holders.has(k) || parents.has(k)) continue;
       await snapshotter.remove(k);
       infos.delete(k);
       removed++;
@@ -44,13 +59,54 @@ export async function gcStore(store: ContentStore, snapshotter: Snapshotter, kee
   return { blobBytes: store.gcBlobs(keepBlobs), snapshots: removed };
 }
 
+/** The store-level roots: containers' layers and cache records' snapshots and blobs, with reasons. */
+export function storeRoots(s: Store): { snapshots: Map<string, string[]>; blobs: Map<string, string[]> } {
+  const snapshots = new Map<string, string[]>();
+  const blobs = new Map<string, string[]>();
+  const add = (m: Map<string, string[]>, k: string, why: string) => m.set(k, [...(m.get(k) ?? []), why]);
+  for (const c of s.containers.list()) if (c.snapshot) add(snapshots, c.snapshot, `container ${c.name}`);
+  for (const r of s.cache.list()) {
+    const what = `cache ${r.key.slice(7, 19)} (${r.description})`;
+    if (r.snapshot) add(snapshots, r.snapshot, what);
+    if (r.layer) add(blobs, r.layer.descriptor.digest, what);
+  }
+  return { snapshots, blobs };
+}
+
 /** GC of a whole store: images, containers and cache records are the roots. */
 export async function gcWithCache(s: Store): Promise<GcResult> {
-  const recs = s.cache.list();
-  const snapshots = recs.flatMap((r) => (r.snapshot ? [r.snapshot] : []));
-  const blobs = recs.flatMap((r) => (r.layer ? [r.layer.descriptor.digest] : []));
-  const r = await gcStore(s.content, s.snapshotter, [...s.containers.list().map((c) => c.snapshot), ...snapshots], blobs);
+  const roots = storeRoots(s);
+  const r = await gcStore(s.content, s.snapshotter, roots.snapshots, [...roots.blobs.keys()]);
   // Where blobs live in registries matters only for blobs we still have (cross-repository mounts).
   s.blobSources.retain((d) => s.content.has(d));
   return r;
+}
+
+export interface Accounting {
+  snapshots: { key: string; kind: string; size: number; holders: string[] }[];
+  blobs: { digest: string; size: number; holders: string[] }[];
+}
+
+/**
+ * What holds each snapshot and blob, by the same roots GC uses: an entry without holders is what
+ * the next GC (any build, `prune`) removes. `system df -v` prints it.
+ */
+export async function storeAccounting(s: Store): Promise<Accounting> {
+  const roots = storeRoots(s);
+  const { holders, infos } = await snapshotHolders(s.content, s.snapshotter, roots.snapshots);
+  const snapshots: Accounting['snapshots'] = [];
+  for (const [key, i] of infos) snapshots.push({ key, kind: i.kind, size: await s.snapshotter.usage(key).then((u) => u.size, () => 0), holders: holders.get(key) ?? [] });
+  const blobHolders = new Map(roots.blobs);
+  const add = (d: string, why: string) => blobHolders.set(d, [...(blobHolders.get(d) ?? []), why]);
+  for (const rec of [...s.content.list().map((r) => ({ d: r.manifest, name: r.name })), ...s.content.dangling().map((d) => ({ d, name: d.digest.slice(7, 19) }))]) {
+    add(rec.d.digest, `image ${rec.name}`);
+    try {
+      const m = s.content.readJSON<Manifest>(rec.d.digest);
+      for (const b of [m.config, ...m.layers]) add(b.digest, `image ${rec.name}`);
+    } catch {
+      // a damaged image: its manifest is held, the rest cannot be known (and GC keeps every blob)
+    }
+  }
+  const blobs = s.content.blobs().map((b) => ({ ...b, holders: blobHolders.get(b.digest) ?? [] }));
+  return { snapshots, blobs };
 }
