@@ -75,6 +75,8 @@ it('image prune, system df and system prune: untagged images go, -a takes unused
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stdout, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+2\s+0\s/);
     assert.match(r.stdout, /Build Cache\s+\d+\s+0\s/);
+    r = await cli(['system', 'df', '--format', '{{.Type}}={{.TotalCount}}'], { root: store });
+    assert.is(r.stdout, 'Images=2\nContainers=0\nLocal Volumes=0\nBuild Cache=' + /Build Cache\s+(\d+)/.exec((await cli(['system', 'df'], { root: store })).stdout)![1] + '\n');
     // -v: Docker's sections, then what holds each snapshot and blob (GC's own roots).
     r = await cli(['system', 'df', '-v'], { root: store });
     assert.is(r.code, 0, r.stderr);

@@ -146,7 +146,7 @@ export async function imagePruneCommand(p: Parsed): Promise<number> {
 }
 
 /** `tsbuild system df`: images, containers, volumes and build cache, as Docker's table. */
-export const dfFlags: FlagSpec[] = [...commonFlags, { name: 'verbose', short: 'v', type: 'bool', help: 'per image, container and cache record, and what holds each snapshot and blob' }];
+export const dfFlags: FlagSpec[] = [...commonFlags, { name: 'verbose', short: 'v', type: 'bool', help: 'per image, container and cache record, and what holds each snapshot and blob' }, formatFlag];
 
 /** `system df -v`: Docker's four sections, then tsbuild's accounting (what GC would remove, and why the rest stays). */
 async function dfVerbose(p: Parsed): Promise<number> {
@@ -174,6 +174,12 @@ export async function dfCommand(p: Parsed): Promise<number> {
   if (flagBool(p, 'verbose')) return dfVerbose(p);
   const rows = await diskUsage(await storeFrom(p));
   const pct = (a: number, b: number) => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '');
+  const format = flagStr(p, 'format');
+  if (format !== undefined) {
+    // Docker's field names for `system df --format`.
+    process.stdout.write(formatRows(format, rows.map((r) => ({ Type: r.type, TotalCount: r.total, Active: r.active, Size: humanSize(r.size), Reclaimable: humanSize(r.reclaimable) + pct(r.reclaimable, r.size) }))));
+    return 0;
+  }
   process.stdout.write(table([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...rows.map((r) => [r.type, String(r.total), String(r.active), humanSize(r.size), humanSize(r.reclaimable) + pct(r.reclaimable, r.size)])]));
   return 0;
 }
