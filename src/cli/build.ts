@@ -140,7 +140,8 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
       if (e.type === 'solver') render.event(e.event);
       else if (e.type === 'warning') render.warn(e.line ? `line ${e.line}: ${e.message}` : e.message);
       else if (e.type === 'log') {
-        if (solved) process.stderr.write(e.line + '\n');
+        // -q: the image id and nothing else (errors still go to stderr).
+        if (solved && !quiet) process.stderr.write(e.line + '\n');
         else render.info(e.line);
       } else if (e.type === 'solved') {
         solved = true;

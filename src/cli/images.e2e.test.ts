@@ -267,6 +267,9 @@ it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout',
   const piped = spawnSync(process.execPath, [cliPath, '-q', '-o', 'type=tar,dest=-', d], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' }, maxBuffer: 64 << 20 });
   assert.is(piped.status, 0, String(piped.stderr));
   assert.is(piped.stdout.length, fs.statSync(`${out}/fs.tar`).size, 'the same tar on stdout, nothing else');
+  const quiet = await cli(['-q', '-o', `type=docker,dest=${out}/img.tar`, d], { root });
+  assert.match(quiet.stdout, /^sha256:[a-f0-9]{64}\n$/);
+  assert.is(quiet.stderr, '', '-q prints the image id and nothing else');
 });
 
 it('--format on images, ps, history and inspect (Go templates, table, json)', async () => {
