@@ -140,8 +140,8 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
       if (e.type === 'solver') render.event(e.event);
       else if (e.type === 'warning') render.warn(e.line ? `line ${e.line}: ${e.message}` : e.message);
       else if (e.type === 'log') {
-        // -q: the image id and nothing else (errors still go to stderr).
-        if (solved && !quiet) process.stderr.write(e.line + '\n');
+        // -q: the image id and nothing else (errors still go to stderr), unless --progress asks for more.
+        if (solved && !(quiet && flagStr(p, 'progress') === undefined)) process.stderr.write(e.line + '\n');
         else render.info(e.line);
       } else if (e.type === 'solved') {
         solved = true;

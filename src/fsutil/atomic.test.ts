@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDir, processAlive, processStartTime, sameProcessAlive } from './index.js';
+import { ensureDir, processAlive, processStartTime, sameProcessAlive, withLock } from './index.js';
 
 test('ensureDir: makes missing parents; fails at once, naming the path, where Node would loop (/proc)', () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-ensure-'));
@@ -27,6 +27,30 @@ test('processes: this one lives with a start time; a recycled pid (other start t
   assert.ok(sameProcessAlive(process.pid, start));
   assert.not.ok(sameProcessAlive(process.pid, start! + 1));
   assert.not.ok(processAlive(2 ** 22 + 12345));
+});
+
+test('locks: always name their owner; a dead owner\'s lock and an old ownerless one are taken over; a fresh ownerless one is waited for', () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-lock-'));
+  try {
+    const lock = path.join(d, 'x.lock');
+    withLock(lock, () => assert.is(fs.readFileSync(path.join(lock, 'owner'), 'utf8'), String(process.pid)));
+    assert.not.ok(fs.existsSync(lock), 'released');
+    fs.mkdirSync(lock);
+    fs.writeFileSync(path.join(lock, 'owner'), String(2 ** 22 + 999));
+    assert.is(withLock(lock, () => 'dead owner taken over'), 'dead owner taken over');
+    // What a kill between mkdir and the owner file left with older versions: an empty lock directory.
+    fs.mkdirSync(lock);
+    assert.is(withLock(lock, () => 'empty ownerless taken over'), 'empty ownerless taken over');
+    fs.mkdirSync(lock);
+    fs.writeFileSync(path.join(lock, 'junk'), '');
+    assert.throws(() => withLock(lock, () => 'no', 300), /timed out waiting for lock .* held by pid \?/);
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(lock, old, old);
+    assert.is(withLock(lock, () => 'old ownerless taken over'), 'old ownerless taken over');
+    assert.equal(fs.readdirSync(d), [], 'no temp directory is left beside the lock');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test.run();

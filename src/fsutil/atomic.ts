@@ -104,28 +104,43 @@ function sleepMs(ms: number): void {
  * Runs `fn` while holding an exclusive lock on `lockPath` (a directory created atomically). A lock left
  * by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is a spin.
  */
-/** One attempt at a lock directory: taken, or held by a live owner (a dead owner's lock is taken over). */
+/**
+ * One attempt at a lock directory: taken, or held by a live owner (a dead owner's lock is taken over).
+ * The directory appears with its owner file already in it (made aside, then renamed into place), so a
+ * kill can never leave a lock that names no owner. An empty lock directory (an older tsbuild killed
+ * between its mkdir and its owner file) is replaced by the rename itself; one with other content but
+ * no owner is taken over once it is a few seconds old.
+ */
 function tryTake(lockPath: string): { taken: true } | { taken: false; owner: number } {
   for (;;) {
+    const tmp = `${lockPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    fs.mkdirSync(tmp);
+    fs.writeFileSync(path.join(tmp, 'owner'), String(process.pid));
     try {
-      fs.mkdirSync(lockPath);
-      fs.writeFileSync(path.join(lockPath, 'owner'), String(process.pid));
+      fs.renameSync(tmp, lockPath);
       return { taken: true };
     } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw e;
+      fs.rmSync(tmp, { recursive: true, force: true });
+      if (errnoCode(e) !== 'EEXIST' && errnoCode(e) !== 'ENOTEMPTY') throw e;
       let owner = 0;
       try {
         owner = parseInt(fs.readFileSync(path.join(lockPath, 'owner'), 'utf8'), 10);
       } catch {
-        // owner not written yet, or lock just released
+        // no owner file: an old-style lock, or one just released
       }
-      if (owner && owner !== process.pid && !processAlive(owner)) {
+      const stale = owner ? owner !== process.pid && !processAlive(owner) : ownerlessAndOld(lockPath);
+      if (stale) {
         fs.rmSync(lockPath, { recursive: true, force: true });
         continue;
       }
       return { taken: false, owner };
     }
   }
+}
+
+function ownerlessAndOld(lockPath: string): boolean {
+  const st = fs.statSync(lockPath, { throwIfNoEntry: false });
+  return st !== undefined && Date.now() - st.mtimeMs > 5_000;
 }
 
 /**
@@ -146,8 +161,22 @@ export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): 
   try {
     return fn();
   } finally {
-    fs.rmSync(lockPath, { recursive: true, force: true });
+    release(lockPath);
   }
+}
+
+/**
+ * Releases a held lock: renamed aside first (atomic), then removed, so the lock path is never an empty
+ * directory that another process's rename could land on while this one is still deleting it.
+ */
+function release(lockPath: string): void {
+  const gone = `${lockPath}.old-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    fs.renameSync(lockPath, gone);
+  } catch {
+    return; // already gone (taken over as stale: we were presumed dead)
+  }
+  fs.rmSync(gone, { recursive: true, force: true });
 }
 
 /**
@@ -157,7 +186,7 @@ export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): 
  */
 export async function acquireLock(lockPath: string, opts: { wait: boolean; signal?: AbortSignal }): Promise<(() => void) | undefined> {
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
-    if (tryTake(lockPath).taken) return () => fs.rmSync(lockPath, { recursive: true, force: true });
+    if (tryTake(lockPath).taken) return () => release(lockPath);
     if (!opts.wait) return undefined;
     if (opts.signal?.aborted) throw opts.signal.reason;
     await new Promise((r) => setTimeout(r, delay));
