@@ -18,10 +18,7 @@ export class V1Cgroups implements CgroupDriver {
     const made: string[] = [];
     try {
       for (const c of this.controllers()) {
-        // A new cpuset cgroup starts with no CPUs and no memory nodes: inherit the parent's.
-        const init = c === 'cpuset' ? (d: string) => {
-          for (const f of ['cpuset.cpus', 'cpuset.mems']) if (readOr(path.join(d, f)).trim() === '') fs.writeFileSync(path.join(d, f), readOr(path.join(path.dirname(d), f)).trim());
-        } : undefined;
+        const init = c === 'cpuset' ? inheritCpuset : undefined;
         const dir = this.dir(c, name);
         mkdirp(dir, init);
         made.push(dir);
@@ -89,6 +86,21 @@ export class V1Cgroups implements CgroupDriver {
   list(): string[] {
     const c = this.controllers()[0];
     return c ? dirsIn(path.dirname(this.dir(c, 'x'))) : [];
+  }
+}
+
+/**
+ * A new cpuset cgroup starts with no CPUs and no memory nodes, and a process cannot join it (ENOSPC):
+ * it inherits its parent's. The parent itself may be one another tsbuild has just made and not yet
+ * filled (concurrent builds share `tsbuild/`), so empty ancestors are filled first, top down.
+ */
+export function inheritCpuset(dir: string): void {
+  for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+    if (readOr(path.join(dir, f)).trim() !== '') continue;
+    const parent = path.dirname(dir);
+    if (parent === dir || !fs.existsSync(path.join(parent, f))) continue;
+    if (readOr(path.join(parent, f)).trim() === '') inheritCpuset(parent);
+    fs.writeFileSync(path.join(dir, f), readOr(path.join(parent, f)).trim());
   }
 }
 

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { repoRoot, testUnless, tmpdir } from '../testutil/index.js';
 import { allows, deviceProgram } from './devicebpf.js';
 import { DEFAULT_DEVICE_RULES } from './security.js';
+import { inheritCpuset } from './cgroups-v1.js';
 import { blkioToIoWeight, cgroupManager, CgroupError, describeCgroups, detectCgroups, sharesToWeight, type CgroupLayout } from './cgroups.js';
 
 const V1 = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'blkio', 'devices', 'freezer'];
@@ -89,6 +90,30 @@ test('v1: limits land in each controller under our own cgroup; stats, OOM and re
     assert.not.ok(fs.existsSync(dir('memory')));
     for (const c of V1) assert.not.ok(fs.existsSync(path.join(root, c, layout.v1.get(c)!.self, 'tsbuild')), `${c}: the emptied tsbuild/ parent goes too`);
     assert.ok(fs.existsSync(path.join(root, 'memory', '/outer/me')), 'our own cgroup stays');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('v1 cpuset: a new cgroup inherits CPUs and memory nodes, filling an ancestor another process made but left empty', () => {
+  const root = tmpdir('tsb-cpuset-');
+  try {
+    fs.writeFileSync(path.join(root, 'cpuset.cpus'), '0-1\n');
+    fs.writeFileSync(path.join(root, 'cpuset.mems'), '0\n');
+    // `tsbuild/` was just made by a concurrent build (its files exist, empty, as the kernel makes them).
+    const mid = path.join(root, 'tsbuild');
+    fs.mkdirSync(mid);
+    fs.writeFileSync(path.join(mid, 'cpuset.cpus'), '');
+    fs.writeFileSync(path.join(mid, 'cpuset.mems'), '');
+    const leaf = path.join(mid, 'build-1-x');
+    fs.mkdirSync(leaf);
+    fs.writeFileSync(path.join(leaf, 'cpuset.cpus'), '');
+    fs.writeFileSync(path.join(leaf, 'cpuset.mems'), '');
+    inheritCpuset(leaf);
+    for (const d of [mid, leaf]) {
+      assert.is(fs.readFileSync(path.join(d, 'cpuset.cpus'), 'utf8'), '0-1');
+      assert.is(fs.readFileSync(path.join(d, 'cpuset.mems'), 'utf8'), '0');
+    }
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
