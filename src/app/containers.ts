@@ -12,7 +12,7 @@ import { sameProcessAlive } from '../fsutil/index.js';
 import { signalNumber } from '../planner/index.js';
 import { cgroupPids, isFrozen, readLogs, setFrozen, type ContainerState, type LogEntry } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
-import { removeStopped, startDetached } from './run.js';
+import { checkContainerName, removeStopped, startDetached } from './run.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -159,7 +159,7 @@ export async function pauseContainer(store: Store, ref: string, pause: boolean):
 }
 
 export function renameContainer(store: Store, ref: string, name: string): void {
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new UsageError(`invalid container name "${name}": use letters, digits, _ . -`);
+  checkContainerName(name);
   store.containers.rename(store.containers.find(ref).id, name);
 }
 

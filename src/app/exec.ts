@@ -1,5 +1,4 @@
 /** `exec`: a new process in a running container, attached or in the background (`-d`). */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { processStartTime } from '../fsutil/index.js';
@@ -7,6 +6,7 @@ import { execInContainer, type SpawnOptions } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { containerAlive, isActive } from './containers.js';
 import type { OpOptions } from './events.js';
+import { spawnReporting } from './detached.js';
 
 export interface ExecRequest {
   args: string[];
@@ -56,20 +56,9 @@ export async function execDetached(store: Store, ref: string, req: ExecRequest, 
   const c = store.containers.find(ref);
   if (c.status === 'paused') throw new TsbuildError('CONTAINER_PAUSED', `container ${c.id} is paused, unpause the container before exec`);
   if (!isActive(c) || !containerAlive(c)) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
-  const [cmd, ...args] = command;
-  const child = spawn(cmd!, [...args, store.root, store.snapshotter.driver, c.id, JSON.stringify({ ...req, interactive: false, tty: false })], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
-  const line = await new Promise<string>((resolve) => {
-    let text = '';
-    const pipe = child.stdio[3] as NodeJS.ReadableStream;
-    pipe.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('\n')) resolve(text.split('\n')[0]!);
-    });
-    pipe.on('error', () => undefined);
-    child.on('exit', (code) => resolve(JSON.stringify({ error: `exec -d: the process that runs it exited (${code}) before it started`, exitCode: 126 })));
-  });
-  (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
-  child.unref();
-  const r = JSON.parse(line) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
-  if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'EXEC_FAILED', r.error ?? 'exec -d failed'), { exitCode: r.exitCode ?? 126 });
+  await spawnReporting([...command, store.root, store.snapshotter.driver, c.id, JSON.stringify({ ...req, interactive: false, tty: false })], {
+    code: 'EXEC_FAILED',
+    exitCode: 126,
+    onExit: (code) => `exec -d: the process that runs it exited (${code}) before it started`,
+  }).result();
 }

@@ -6,17 +6,17 @@
  * for podman. Supervising means: start, log, record the exit, apply the restart policy, run the
  * health check. Terminal modes and signal forwarding are the caller's (`hooks`).
  */
-import { spawn } from 'node:child_process';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { parseDuration, signalNumber } from '../planner/index.js';
 import {
-  DEFAULT_LOG_OPTIONS, type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions,
+  DEFAULT_LOG_OPTIONS, mergeEnv, type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions,
 } from '../runtime/index.js';
 import type { ImageConfig } from '../image/index.js';
 import { imageLayers, tempKey, unpackLayers, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
 import { supervise } from './supervise.js';
+import { spawnReporting } from './detached.js';
 
 export interface RunRequest extends RegistryOptions {
   image: string;
@@ -72,7 +72,10 @@ export interface RunHooks {
   monitorCommand?: string[];
 }
 
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Docker's rule for container names (run --name, rename). */
+export function checkContainerName(name: string): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new UsageError(`invalid container name "${name}": use letters, digits, _ . -`);
+}
 
 /** Docker's rule: Entrypoint + Cmd, where arguments after the image replace Cmd. */
 export function containerArgs(entrypoint: string[] | null | undefined, cmd: string[] | null | undefined, override: string[], entryFlag?: string): string[] {
@@ -133,21 +136,12 @@ function healthConfig(img: NonNullable<ImageConfig['config']>['Healthcheck'], h:
   };
 }
 
-/** Later entries win, in the position of the first (as a map keyed by name would give them). */
-function dedupeEnv(env: string[]): string[] {
-  const m = new Map<string, string>();
-  for (const e of env) {
-    const i = e.indexOf('=');
-    m.set(i < 0 ? e : e.slice(0, i), i < 0 ? '' : e.slice(i + 1));
-  }
-  return [...m].map(([k, v]) => `${k}=${v}`);
-}
 
 /** Resolves the image, prepares the writable snapshot and writes the record (status `created`). */
 export async function createContainer(store: Store, req: RunRequest, o: OpOptions = {}): Promise<ContainerState> {
   const network = req.network ?? 'host';
   if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: use host or none (bridge networking is not implemented yet)`);
-  if (req.name !== undefined && !NAME_RE.test(req.name)) throw new UsageError(`invalid container name "${req.name}": use letters, digits, _ . -`);
+  if (req.name !== undefined) checkContainerName(req.name);
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);
   if (restart.name !== 'no' && req.rm) throw new UsageError(`--restart ${req.restart} and --rm conflict: a container removed when it exits cannot be restarted`);
@@ -174,7 +168,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   await store.snapshotter.prepare(key, top, { 'tsbuild.container': id });
   const hostname = req.hostname ?? short;
   // Docker's order: PATH default, HOSTNAME, the image's ENV, TERM for a tty, then -e.
-  const env = dedupeEnv([`HOSTNAME=${hostname}`, ...(cfg.Env ?? []), ...(req.tty ? ['TERM=xterm'] : []), ...(req.env ?? [])]);
+  const env = mergeEnv([`HOSTNAME=${hostname}`, ...(cfg.Env ?? []), ...(req.tty ? ['TERM=xterm'] : []), ...(req.env ?? [])]);
   const config: ContainerConfig = {
     args, env, cwd: req.workdir ?? (cfg.WorkingDir || '/'), user: req.user ?? cfg.User ?? '', hostname, network,
     tty: req.tty, interactive: req.interactive, init: req.init, readOnly: req.readOnly, security: req.security, limits: req.limits,
@@ -276,37 +270,19 @@ export interface MonitorHandle {
  */
 export function spawnMonitor(store: Store, monitorCommand: string[] | undefined): MonitorHandle {
   if (!monitorCommand) throw new TsbuildError('NO_MONITOR', 'this front end cannot start detached containers (no monitor command)');
-  const [cmd, ...args] = monitorCommand;
-  // No stdio is kept: the monitor outlives this process (its own failures go to monitor.log).
-  const child = spawn(cmd!, [...args, store.root, store.snapshotter.driver], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
-  const sock = child.stdio[3] as import('node:net').Socket;
-  sock.on('error', () => undefined);
-  const exited = new Promise<string>((resolve) => {
-    child.on('exit', (code) => resolve(JSON.stringify({ error: `the container's monitor exited (${code}) before the container started: see monitor.log in the container's directory`, exitCode: 125 })));
-    child.on('error', (e) => resolve(JSON.stringify({ error: `cannot start the container's monitor: ${e.message}`, exitCode: 125 })));
+  const r = spawnReporting([...monitorCommand, store.root, store.snapshotter.driver], {
+    code: 'RUN_START',
+    exitCode: 125,
+    onExit: (code) => `the container's monitor exited (${code}) before the container started: see monitor.log in the container's directory`,
   });
-  const release = () => {
-    sock.destroy();
-    child.unref();
-  };
   return {
     async start(id) {
-      const answer = new Promise<string>((resolve) => {
-        let text = '';
-        sock.on('data', (d: Buffer) => {
-          text += d.toString();
-          if (text.includes('\n')) resolve(text.split('\n')[0]!);
-        });
-      });
-      sock.write(`${id}\n`);
-      const line = await Promise.race([answer, exited]);
-      release();
-      const r = JSON.parse(line) as { ok?: boolean; error?: string; code?: string; exitCode?: number };
-      if (!r.ok) throw Object.assign(new TsbuildError(r.code ?? 'RUN_START', r.error ?? 'the container did not start'), { exitCode: r.exitCode ?? 125 });
+      r.chan.write(`${id}\n`);
+      await r.result();
     },
     cancel() {
-      sock.end();
-      release();
+      r.chan.end();
+      r.release();
     },
   };
 }
