@@ -109,9 +109,36 @@ static char **strv(struct jval *arr) {
   return v;
 }
 
+static int open_in_root_at(int rootfd, const char *dest, int as_file, int depth);
+
 /* Opens (creating as needed) `dest` under rootfd, resolving every symlink inside the root. */
 static int open_in_root(int rootfd, const char *dest, int as_file) {
+  return open_in_root_at(rootfd, dest, as_file, 0);
+}
+
+/*
+ * `p` (a prefix of the destination, relative to the root) names a symlink whose target is missing: the
+ * path continues at the link's target, itself resolved inside the root (as runc's securejoin does).
+ */
+static int follow_dangling(int rootfd, char *p, const char *rest, int as_file, int depth) {
+  char link[4096], next[16384];
+  ssize_t n = readlinkat(rootfd, p, link, sizeof link - 1);
+  if (n < 0) return -1;
+  link[n] = 0;
+  char *slash = strrchr(p, '/');
+  if (link[0] == '/' || !slash) snprintf(next, sizeof next, "%s%s%s", link[0] == '/' ? "" : "/", link, rest);
+  else {
+    *slash = 0;
+    snprintf(next, sizeof next, "/%s/%s%s", p, link, rest);
+    *slash = '/';
+  }
+  return open_in_root_at(rootfd, next, as_file, depth + 1);
+}
+
+static int open_in_root_at(int rootfd, const char *dest, int as_file, int depth) {
+  if (depth > 40) { errno = ELOOP; return -1; }
   char buf[4096];
+  if (strlen(dest) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
   snprintf(buf, sizeof buf, "%s", dest);
   char *p = buf;
   while (*p == '/') p++;
@@ -146,6 +173,12 @@ static int open_in_root(int rootfd, const char *dest, int as_file) {
           if (parent != rootfd) close(parent);
           if (r < 0 && errno != EEXIST) return -1;
           fd = (int)syscall(SYS_openat2, rootfd, p, &how, sizeof how);
+          if (fd < 0 && errno == ENOENT && r < 0) {
+            /* It exists yet does not resolve: a symlink to a missing path inside the root. */
+            char rest[4096];
+            snprintf(rest, sizeof rest, "%s%s", last ? "" : "/", last ? "" : s + 1);
+            return follow_dangling(rootfd, p, rest, as_file, depth);
+          }
         }
         if (fd < 0) return -1;
         if (last) return fd;
@@ -156,6 +189,24 @@ static int open_in_root(int rootfd, const char *dest, int as_file) {
     }
   }
   return dup(rootfd);
+}
+
+/* Makes the mount that holds `path` private: the longest mount point in mountinfo that contains it. */
+static void parent_mount_private(const char *path) {
+  char real[4096], best[4096] = "/", line[8192];
+  if (!realpath(path, real)) fail("rootfs", "realpath", path, errno);
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) fail("rootfs", "mountinfo", path, errno);
+  while (fgets(line, sizeof line, f)) {
+    char mp[4096];
+    /* Fields: id parent major:minor root mountpoint ...; mount points escape spaces as \040. */
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1) continue;
+    size_t n = strlen(mp);
+    int inside = !strcmp(mp, "/") || (!strncmp(real, mp, n) && (real[n] == '/' || real[n] == 0));
+    if (inside && strcmp(mp, real) && n > strlen(best)) snprintf(best, sizeof best, "%s", mp);
+  }
+  fclose(f);
+  if (mount(NULL, best, NULL, MS_PRIVATE, NULL) < 0) fail("rootfs", "parent-private", best, errno);
 }
 
 static void do_mounts(const char *root) {
@@ -184,6 +235,13 @@ static void do_mounts(const char *root) {
       snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
       unsigned long rf = MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC));
       if (fd < 0 || mount(NULL, target, NULL, rf, NULL) < 0) fail("mounts", "remount-ro", dest, errno);
+      close(fd);
+    }
+    unsigned long prop = (unsigned long)json_int(m, "propagation", 0);
+    if (prop) {
+      fd = open_in_root(rootfd, dest, as_file);
+      snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+      if (fd < 0 || mount(NULL, target, NULL, prop, NULL) < 0) fail("mounts", "propagation", dest, errno);
       close(fd);
     }
   }
@@ -456,7 +514,10 @@ static int child_main(void *arg) {
   const char *rootpath = json_str(root, "path", NULL);
   if (!rootpath) fail("spec", "root.path", "", EINVAL);
 
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("rootfs", "make-private", "/", errno);
+  unsigned long prop = (unsigned long)json_int(json_get(spec, "linux"), "rootfsPropagation", MS_REC | MS_PRIVATE);
+  if (mount(NULL, "/", NULL, prop, NULL) < 0) fail("rootfs", "propagation", "/", errno);
+  /* A shared tree would send the root's mount back to the host: its parent mount goes private (as runc). */
+  if (prop & MS_SHARED) parent_mount_private(rootpath);
   struct jval *rmounts = json_get(root, "mounts");
   for (size_t i = 0; rmounts && i < rmounts->len; i++) {
     struct jval *m = rmounts->items[i];
@@ -484,8 +545,15 @@ static int child_main(void *arg) {
   const char *hostname = json_str(spec, "hostname", NULL);
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("uts", "sethostname", hostname, errno);
 
+  int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (oldroot < 0) fail("pivot", "open", "/", errno);
   if (chdir(rootpath) < 0) fail("pivot", "chdir", rootpath, errno);
   if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot", "pivot_root", rootpath, errno);
+  /* The old root (entered by its fd: the kernel promises nothing about "." after pivot_root) goes
+     rslave first, so unmounting it cannot propagate to the host; the new tree keeps its own (runc). */
+  if (fchdir(oldroot) < 0) fail("pivot", "fchdir", "/", errno);
+  close(oldroot);
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) fail("pivot", "slave-old", "/", errno);
   if (umount2(".", MNT_DETACH) < 0) fail("pivot", "umount-old", "/", errno);
   if (chdir("/") < 0) fail("pivot", "chdir", "/", errno);
   mask_paths();

@@ -13,6 +13,7 @@ import { signalNumber } from '../planner/index.js';
 import { cgroupPids, isFrozen, readLogs, setFrozen, type ContainerState, type LogEntry } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { checkContainerName, removeStopped, startDetached } from './run.js';
+import { inspectMounts } from './mounts.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -131,7 +132,7 @@ export async function restartContainer(store: Store, ref: string, monitorCommand
 }
 
 /** Removes each container's record and snapshot; `force` kills a running one first. */
-export async function removeContainers(store: Store, refs: string[], o: { force?: boolean; onRemoved?: (ref: string) => void } | ((ref: string) => void) = {}): Promise<void> {
+export async function removeContainers(store: Store, refs: string[], o: { force?: boolean; volumes?: boolean; onRemoved?: (ref: string) => void } | ((ref: string) => void) = {}): Promise<void> {
   const opts = typeof o === 'function' ? { onRemoved: o } : o;
   for (const ref of refs) {
     const c = store.containers.find(ref);
@@ -144,7 +145,7 @@ export async function removeContainers(store: Store, refs: string[], o: { force?
       await waitInactive(store, c.id, 10_000);
     }
     await waitOwnerGone(store.containers.get(c.id) ?? c, 10_000);
-    await removeStopped(store, c.id);
+    await removeStopped(store, c.id, { volumes: opts.volumes });
     opts.onRemoved?.(ref);
   }
 }
@@ -260,7 +261,7 @@ export function inspectContainer(store: Store, ref: string): Record<string, unkn
           LogConfig: { Type: 'json-file', Config: { 'max-size': String(cfg.log?.maxSize ?? ''), 'max-file': String(cfg.log?.maxFile ?? '') } },
         }
       : {},
-    Mounts: [],
+    Mounts: inspectMounts(store, cfg?.mounts),
     Config: cfg
       ? {
           Hostname: cfg.hostname, User: cfg.user, Tty: cfg.tty ?? false, OpenStdin: cfg.interactive ?? false, Env: cfg.env, Cmd: c.command, Image: c.image,

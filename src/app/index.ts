@@ -50,6 +50,9 @@ export { describeDockerfile } from './parse.js';
 export { humanSize, table, ago } from './format.js';
 export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
+export { createVolume, listVolumes, inspectVolume, removeVolume, pruneVolumes } from './volumes.js';
+export type { VolumeRow } from './volumes.js';
+export type { VolumeInfo } from '../runtime/index.js';
 
 // What requests and events are made of, for front ends.
 export { openStore, storeRoot, parseSize, parseUntil } from '../store/index.js';

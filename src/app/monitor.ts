@@ -72,7 +72,7 @@ export async function monitorContainer(store: Store, id: string, report: (r: Mon
     server.close();
     process.chdir('/');
     const cur = store.containers.get(id);
-    if (cur?.config?.autoRemove) await removeStopped(store, id);
+    if (cur?.config?.autoRemove) await removeStopped(store, id, { volumes: true });
   }
   return code;
 }

@@ -17,8 +17,9 @@ import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
 import { supervise } from './supervise.js';
 import { spawnReporting } from './detached.js';
+import { anonymousVolumes, mountList, populateVolumes, prepareMounts, type StorageRequest } from './mounts.js';
 
-export interface RunRequest extends RegistryOptions {
+export interface RunRequest extends RegistryOptions, StorageRequest {
   image: string;
   /** Replaces the image's CMD when not empty. */
   command?: string[];
@@ -158,6 +159,8 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   const args = containerArgs(cfg.Entrypoint, cfg.Cmd, req.command ?? [], req.entrypoint);
   if (args.length === 0) throw new UsageError(`image ${req.image} has no CMD or ENTRYPOINT: give a command, e.g. tsbuild run ${req.image} sh`);
   const healthcheck = healthConfig(cfg.Healthcheck, req.health);
+  // Flags are checked before anything is made.
+  const mounts = mountList(store, req, Object.keys(cfg.Volumes ?? {}));
   // Images built with another snapshotter (or pulled before) get their snapshots here.
   const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), { signal: o.signal });
 
@@ -166,6 +169,15 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   const key = tempKey('ctr', short);
   // Labelled, so crash recovery keeps it after this process ends: the record owns it.
   await store.snapshotter.prepare(key, top, { 'tsbuild.container': id });
+  let madeVolumes: string[] = [];
+  try {
+    madeVolumes = prepareMounts(store, mounts);
+    await populateVolumes(store, key, mounts);
+  } catch (e) {
+    for (const v of madeVolumes) store.volumes.remove(v);
+    await store.snapshotter.remove(key);
+    throw e;
+  }
   const hostname = req.hostname ?? short;
   // Docker's order: PATH default, HOSTNAME, the image's ENV, TERM for a tty, then -e.
   const env = mergeEnv([`HOSTNAME=${hostname}`, ...(cfg.Env ?? []), ...(req.tty ? ['TERM=xterm'] : []), ...(req.env ?? [])]);
@@ -173,7 +185,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
     args, env, cwd: req.workdir ?? (cfg.WorkingDir || '/'), user: req.user ?? cfg.User ?? '', hostname, network,
     tty: req.tty, interactive: req.interactive, init: req.init, readOnly: req.readOnly, security: req.security, limits: req.limits,
     ulimits: req.ulimits, extraHosts: req.extraHosts, shmSize: req.shmSize, stopSignal: req.stopSignal ?? cfg.StopSignal,
-    stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm,
+    stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm, ...(mounts.length > 0 ? { mounts } : {}),
   };
   const state: ContainerState = {
     id, name: req.name ?? uniqueName(store), image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
@@ -182,6 +194,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   try {
     store.containers.create(state);
   } catch (e) {
+    for (const v of madeVolumes) store.volumes.remove(v);
     await store.snapshotter.remove(key);
     throw e;
   }
@@ -217,7 +230,7 @@ export async function run(store: Store, req: RunRequest, o: OpOptions & RunHooks
       signal: o.signal,
     });
   } finally {
-    if (req.rm) await removeStopped(store, c.id);
+    if (req.rm) await removeStopped(store, c.id, { volumes: true });
   }
 }
 
@@ -234,15 +247,16 @@ export async function runDetached(store: Store, req: RunRequest, monitorCommand:
   try {
     await monitor.start(c.id);
   } catch (e) {
-    if (req.rm) await removeStopped(store, c.id).catch(() => undefined);
+    if (req.rm) await removeStopped(store, c.id, { volumes: true }).catch(() => undefined);
     throw e;
   }
   return c.id;
 }
 
-/** Removes a stopped container's snapshot and record. */
-export async function removeStopped(store: Store, id: string): Promise<void> {
+/** Removes a stopped container's snapshot and record; with `volumes`, its anonymous volumes too (rm -v, run --rm). */
+export async function removeStopped(store: Store, id: string, o: { volumes?: boolean } = {}): Promise<void> {
   const c = store.containers.get(id);
+  const anon = o.volumes ? anonymousVolumes(store, c?.config?.mounts) : [];
   if (c?.snapshot) await store.snapshotter.remove(c.snapshot).catch(() => undefined);
   // A record too damaged to name its snapshot: find the snapshot by its label.
   if (c && !c.snapshot) {
@@ -253,6 +267,9 @@ export async function removeStopped(store: Store, id: string): Promise<void> {
     for (const k of keys) await store.snapshotter.remove(k).catch(() => undefined);
   }
   store.containers.delete(id);
+  // After the record: a volume another container still names is kept (Docker's rule for rm -v).
+  const used = new Set(store.containers.list().flatMap((x) => (x.config?.mounts ?? []).map((m) => m.source)));
+  for (const v of anon) if (!used.has(v)) store.volumes.remove(v);
 }
 
 export interface MonitorHandle {

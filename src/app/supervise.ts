@@ -12,6 +12,7 @@ import {
 } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import type { OpOptions } from './events.js';
+import { specMounts } from './mounts.js';
 
 export interface SuperviseIO {
   stdin: 'inherit' | 'ignore' | 'pipe';
@@ -52,6 +53,7 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
         cgroup: { name: cgroup, limits: cfg.limits },
         rlimits: cfg.ulimits, extraHosts: cfg.extraHosts, shmSize: cfg.shmSize,
         seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
+        extraMounts: specMounts(store, cfg.mounts),
       },
       {
         stdin: io.stdin, stdout: 'pipe', stderr: 'pipe', signal: io.signal,

@@ -2,6 +2,7 @@
 import { STORED, type Manifest } from '../image/index.js';
 import type { ContainerState } from '../runtime/index.js';
 import { gcWithCache, storeAccounting, type Accounting, type Store } from '../store/index.js';
+import { listVolumes } from './volumes.js';
 
 export interface ImagePruneOptions {
   /** Every image no container uses, not only untagged ones. */
@@ -79,10 +80,11 @@ export async function diskUsage(store: Store): Promise<DfRow[]> {
   for (const c of containers) ctrSize += await store.snapshotter.usage(c.snapshot).then((u) => u.size, () => 0);
   const cache = store.cache.list();
   const cacheSize = cache.reduce((a, r) => a + r.size, 0);
+  const vols = listVolumes(store, [], true);
   return [
     { type: 'Images', total: unique.length, active, size: sum(() => true), reclaimable: sum((b) => !b.used) },
     { type: 'Containers', total: containers.length, active: containers.filter((c) => c.status === 'running').length, size: ctrSize, reclaimable: ctrSize },
-    { type: 'Local Volumes', total: 0, active: 0, size: 0, reclaimable: 0 },
+    { type: 'Local Volumes', total: vols.length, active: vols.filter((v) => v.Links > 0).length, size: vols.reduce((a, v) => a + v.Size, 0), reclaimable: vols.filter((v) => v.Links === 0).reduce((a, v) => a + v.Size, 0) },
     { type: 'Build Cache', total: cache.length, active: 0, size: cacheSize, reclaimable: cacheSize },
   ];
 }

@@ -31,6 +31,9 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
     inspect: ['inspect', '--type', 'container'],
     port: { missing: 'tsbuild container port: containers share the host network or have none until bridge networking lands, so there are no published ports to show' },
   },
+  volume: {
+    create: ['volume-create'], ls: ['volume-ls'], list: ['volume-ls'], inspect: ['volume-inspect'], rm: ['volume-rm'], remove: ['volume-rm'], prune: ['volume-prune'],
+  },
   builder: { prune: ['prune'], build: ['build'] },
   buildx: { build: ['build'], prune: ['prune'] },
   system: {

@@ -77,12 +77,12 @@ export async function psCommand(p: Parsed): Promise<number> {
 export const rmFlags: FlagSpec[] = [
   ...common,
   { name: 'force', short: 'f', type: 'bool', help: 'kill and remove a running container' },
-  { name: 'volumes', short: 'v', type: 'bool', help: "remove the container's anonymous volumes (it has none yet)" },
+  { name: 'volumes', short: 'v', type: 'bool', help: "remove the container's anonymous volumes (those no other container uses)" },
 ];
 export async function rmCommand(p: Parsed): Promise<number> {
   const refs = need(p, 'rm', '[-f] CONTAINER [CONTAINER...]');
   const store = await storeFrom(p);
-  return each(refs, (ref) => removeContainers(store, [ref], { force: flagBool(p, 'force') }));
+  return each(refs, (ref) => removeContainers(store, [ref], { force: flagBool(p, 'force'), volumes: flagBool(p, 'volumes') }));
 }
 
 export const stopFlags: FlagSpec[] = [

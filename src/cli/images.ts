@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
+import { containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
@@ -150,15 +150,16 @@ export const dfFlags: FlagSpec[] = [...commonFlags, { name: 'verbose', short: 'v
 
 /** `system df -v`: Docker's four sections, then tsbuild's accounting (what GC would remove, and why the rest stays). */
 async function dfVerbose(p: Parsed): Promise<number> {
-  const v = await diskUsageVerbose(await storeFrom(p));
+  const store = await storeFrom(p);
+  const v = await diskUsageVerbose(store);
   const out: string[] = ['Images space usage:', ''];
   out.push(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...v.images.map((i) => {
     const at = i.name?.lastIndexOf(':') ?? -1;
     return [i.name ? i.name.slice(0, at) : '<none>', i.name ? i.name.slice(at + 1) : '<none>', i.id.slice(7, 19), ago(i.created), humanSize(i.size), humanSize(i.shared), humanSize(i.unique), String(i.containers)];
   })]));
   out.push('Containers space usage:', '');
-  out.push(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...v.containers.map(({ c, size }) => [c.id.slice(0, 12), c.image, JSON.stringify(c.command.join(' ').slice(0, 20)), '0', humanSize(size), ago(c.created), statusText(c, ago), c.name])]));
-  out.push('Local Volumes space usage:', '', table([['VOLUME NAME', 'LINKS', 'SIZE']]));
+  out.push(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...v.containers.map(({ c, size }) => [c.id.slice(0, 12), c.image, JSON.stringify(c.command.join(' ').slice(0, 20)), String((c.config?.mounts ?? []).filter((m) => m.type === 'volume').length), humanSize(size), ago(c.created), statusText(c, ago), c.name])]));
+  out.push('Local Volumes space usage:', '', table([['VOLUME NAME', 'LINKS', 'SIZE'], ...listVolumes(store, [], true).map((x) => [x.Name, String(x.Links), humanSize(x.Size)])]));
   out.push(`Build cache usage: ${humanSize(v.cache.reduce((a, c) => a + c.size, 0))}`, '');
   out.push(table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'SHARED', 'DESCRIPTION'], ...v.cache.map((c) => [c.id, 'regular', humanSize(c.size), ago(c.created), ago(c.lastUsed), String(c.shared), c.description])]));
   const a = v.accounting;

@@ -204,9 +204,11 @@ it('kill -9 of an attached `tsbuild run`: ps -a says it exited and why; a damage
 it('kill -9 of `tsbuild run -d` at any moment: ps -a stays true and rm -f cleans up', async () => {
   for (const delay of [0, 60, 150, 250, 400]) {
     const c = cliSpawn(['run', '-d', 'lc', 'sleep', '600'], root);
+    // Listened for at once: a fast `run -d` may finish before the kill, and its close must not be missed.
+    const closed = new Promise((r) => c.on('close', r));
     await sleep(delay);
     c.kill('SIGKILL');
-    await new Promise((r) => c.on('close', r));
+    await closed;
   }
   await sleep(300);
   // Every record's state matches its processes: "running" only with a live monitor.

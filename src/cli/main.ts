@@ -16,6 +16,7 @@ import {
   psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
 } from './containers.js';
 import { resolveCommand } from './commands.js';
+import { volumeCreateCommand, volumeCreateFlags, volumeInspectCommand, volumeInspectFlags, volumeLsCommand, volumeLsFlags, volumePruneCommand, volumePruneFlags, volumeRmCommand, volumeRmFlags } from './volumes.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
@@ -49,6 +50,7 @@ Usage:
   tsbuild rename CONTAINER NAME           rename a container
   tsbuild rm [-f] CONTAINER               remove a container (-f: kill it first)
   tsbuild stats [--no-stream] [NAME...]   CPU, memory, PIDs and block I/O of running containers
+  tsbuild volume create|ls|inspect|rm|prune   named and anonymous volumes (run -v NAME:/path)
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild info                            store, snapshotter and what this machine supports
@@ -88,6 +90,11 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
   load: { flags: loadFlags, synopsis: '[-i FILE]' },
   'image-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
+  'volume-create': { flags: volumeCreateFlags, synopsis: '[-o KEY=VALUE] [--label KEY=VALUE] [NAME]' },
+  'volume-ls': { flags: volumeLsFlags, synopsis: '[-q] [--filter KEY=VALUE] [--format TEMPLATE]' },
+  'volume-inspect': { flags: volumeInspectFlags, synopsis: '[-f TEMPLATE] VOLUME [VOLUME...]' },
+  'volume-rm': { flags: volumeRmFlags, synopsis: '[-f] VOLUME [VOLUME...]' },
+  'volume-prune': { flags: volumePruneFlags, synopsis: '[-a] [-f] [--filter label=…]' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
   'system-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
@@ -222,6 +229,16 @@ export async function main(argv: string[]): Promise<number> {
         return await cancellable(() => loadCommand(p, ac.signal));
       case 'image-prune':
         return await imagePruneCommand(p);
+      case 'volume-create':
+        return await volumeCreateCommand(p);
+      case 'volume-ls':
+        return await volumeLsCommand(p);
+      case 'volume-inspect':
+        return await volumeInspectCommand(p);
+      case 'volume-rm':
+        return await volumeRmCommand(p);
+      case 'volume-prune':
+        return await volumePruneCommand(p);
       case 'system-df':
         return await dfCommand(p);
       case 'system-prune':

@@ -12,6 +12,7 @@ import { processAlive, readJSONFile, sameProcessAlive, writeFileAtomic, withLock
 import type { CgroupLimits } from './cgroupfs.js';
 import type { SecurityOptions } from './security.js';
 import type { NetworkMode, Rlimit } from './spec.js';
+import type { MountConfig } from './volumes.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
 
@@ -60,6 +61,8 @@ export interface ContainerConfig {
   restart?: RestartPolicy;
   healthcheck?: HealthConfig;
   log?: { maxSize: number; maxFile: number };
+  /** Binds, volumes and tmpfs mounts (-v, --mount, --tmpfs, the image's VOLUMEs, --volumes-from). */
+  mounts?: MountConfig[];
   /** --rm: the record and snapshot go when the container ends for good. */
   autoRemove?: boolean;
 }

@@ -28,3 +28,5 @@ export { LogWriter, readLogs, DEFAULT_LOG_OPTIONS } from './logs.js';
 export type { LogEntry, LogOptions, ReadLogOptions } from './logs.js';
 export { setFrozen, isFrozen, cgroupPids } from './freezer.js';
 export type { StartInfo, SpawnOptions, RunResult } from './helper.js';
+export { Volumes, specMount, checkPropagation, propagationFlags } from './volumes.js';
+export type { VolumeInfo, MountConfig } from './volumes.js';

@@ -17,6 +17,8 @@ export interface SpecMount extends SysMount {
   destination: string;
   /** The mount point is a file (bind of a file), not a directory. */
   file?: boolean;
+  /** mount(2) propagation flags set on the mount after it is made (MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_REC). */
+  propagation?: number;
 }
 
 export interface SandboxSpec {
@@ -42,6 +44,8 @@ export interface SandboxSpec {
     readonlyPaths: string[];
     /** Classic BPF, [[code, jt, jf, k], ...]; installed last (no_new_privs) or while still root. */
     seccomp?: number[][];
+    /** Propagation of the container's whole mount tree, set before anything is mounted. */
+    rootfsPropagation: number;
     /** cgroup.procs files the container process joins first. */
     cgroupProcs: string[];
     /** cgroup v2: an eBPF device filter to attach to the container's cgroup. */
@@ -187,6 +191,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
     ],
     linux: {
       namespaces: namespaces.map((type) => ({ type })),
+      rootfsPropagation: rootPropagation(mounts),
       maskedPaths: o.privileged ? [] : maskedPaths(),
       readonlyPaths: o.privileged ? [] : READONLY,
       ...(o.seccomp ? { seccomp: o.seccomp } : {}),
@@ -196,6 +201,16 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
     loopbackUp: o.network === 'none',
     init: o.init ?? false,
   };
+}
+
+/**
+ * Docker's rule: the tree is rprivate unless a mount asks for slave or shared propagation, which needs
+ * the tree rslave (to keep receiving the host's mounts) or rshared (to send them back).
+ */
+export function rootPropagation(mounts: SpecMount[]): number {
+  if (mounts.some((m) => (m.propagation ?? 0) & MS.SHARED)) return MS.SHARED | MS.REC;
+  if (mounts.some((m) => (m.propagation ?? 0) & MS.SLAVE)) return MS.SLAVE | MS.REC;
+  return MS.PRIVATE | MS.REC;
 }
 
 /** The mount points a spec puts into the root filesystem (so stubs it creates can be removed after). */

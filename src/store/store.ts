@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers } from '../runtime/index.js';
+import { Containers, Volumes } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -26,6 +26,8 @@ export interface Store {
   content: ContentStore;
   snapshotter: Snapshotter;
   containers: Containers;
+  /** Named and anonymous volumes. */
+  volumes: Volumes;
   /** Build cache records. */
   cache: CacheIndex;
   /** Where pushed and pulled blobs live in registries (for cross-repository mounts). */
@@ -74,5 +76,7 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   const content = new ContentStore(root);
   const snapshotter = openSnapshotter(root, driver);
   if (o.recover !== false) await recoverStore(root, snapshotter);
-  return { root, content, snapshotter, containers: new Containers(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
+  const volumes = new Volumes(root);
+  if (o.recover !== false) volumes.sweep();
+  return { root, content, snapshotter, containers: new Containers(root), volumes, cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
 }
