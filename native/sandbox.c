@@ -690,7 +690,17 @@ static int cmd_run(void) {
   for (size_t i = 0; nss && i < nss->len; i++) {
     int f = ns_flag(json_str(nss->items[i], "type", ""));
     if (f < 0) fail("spec", "namespace", json_str(nss->items[i], "type", ""), EINVAL);
-    flags |= f;
+    const char *path = json_str(nss->items[i], "path", NULL);
+    if (!path) {
+      flags |= f;
+      continue;
+    }
+    /* A namespace made beforehand (a network set up by tsbuild, another container's): joined here, so
+       the clone inherits it. Node cannot setns itself; this single-threaded helper can. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("namespace", "open", path, errno);
+    if (setns(fd, f) < 0) fail("namespace", "setns", path, errno);
+    close(fd);
   }
   if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);
   /* Block forwarded signals until the handler knows the child's pid. */

@@ -24,12 +24,16 @@ function walk(dir) {
 const files = walk(path.join(root, 'dist')).sort().filter((f) => !filter || filter.test(f));
 // Generous: the slowest file (registry e2e) takes about two minutes on this machine.
 const timeoutMs = Number(process.env.TSBUILD_TEST_TIMEOUT_S ?? 900) * 1000;
+// `run`'s default network is the bridge, which would put a bridge, veths and NAT rules into this
+// machine's own namespace: tests default to the host network, and the network tests, which ask for
+// the bridge, run tsbuild inside a throwaway network namespace of their own.
+const testEnv = { ...process.env, FORCE_COLOR: '0', TSBUILD_NETWORK: process.env.TSBUILD_NETWORK ?? 'host' };
 let passed = 0, failed = 0, skipped = 0;
 const broken = [];
 for (const f of files) {
   const rel = path.relative(root, f);
   console.log(`\n# ${rel}`);
-  const r = spawnSync(process.execPath, [f], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' }, maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: 'SIGTERM' });
+  const r = spawnSync(process.execPath, [f], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: testEnv, maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: 'SIGTERM' });
   const out = r.stdout ?? '';
   process.stdout.write(out);
   const c = countFile({ stdout: out, status: r.status ?? r.signal, timedOut: r.error?.code === 'ETIMEDOUT' });

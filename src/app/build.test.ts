@@ -10,7 +10,7 @@ import { CacheIndex } from '../cache/index.js';
 import { CancelledError, UsageError } from '../errors/index.js';
 import { ContentStore, type ImageConfig, type Manifest } from '../image/index.js';
 import { BlobSources } from '../registry/index.js';
-import { Containers, Volumes } from '../runtime/index.js';
+import { Containers, Networks, Volumes } from '../runtime/index.js';
 import { NativeSnapshotter, type Snapshotter } from '../snapshotter/index.js';
 import type { Store } from '../store/index.js';
 import { removeStore, sandboxUnavailable, testUnless, tmpdir } from '../testutil/index.js';
@@ -55,6 +55,7 @@ function fakeStore(): Store & { snapshotter: Counting } {
     snapshotter: countingSnapshotter(path.join(root, 'snapshots', 'native')),
     containers: new Containers(root),
     volumes: new Volumes(root),
+    networks: new Networks(root),
     cache: new CacheIndex(root),
     blobSources: new BlobSources(path.join(root, 'registry')),
   };

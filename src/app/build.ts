@@ -36,7 +36,7 @@ export interface BuildRequest extends RegistryOptions {
   target?: string;
   buildArgs?: Record<string, string>;
   /** Network of RUN steps (default host, as buildkitd without CNI). */
-  network?: 'host' | 'none';
+  network?: 'host' | 'none' | 'default';
   /** Steps run at once (default: CPUs). */
   jobs?: number;
   noCache?: boolean;
@@ -181,7 +181,7 @@ function readRequest(req: BuildRequest) {
   const dockerfile = path.resolve(req.dockerfile ?? path.join(context, 'Dockerfile'));
   const names = imageNames(req.tags ?? []);
   const network = req.network ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: RUN steps support host or none`);
+  if (network !== 'host' && network !== 'none' && network !== 'default') throw new UsageError(`--network ${String(network)}: RUN steps support host, none or default (a private network with NAT)`);
   const jobs = req.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobs}: give a number of at least 1`);
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);

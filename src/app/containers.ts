@@ -14,6 +14,7 @@ import { cgroupPids, isFrozen, readLogs, setFrozen, type ContainerState, type Lo
 import type { Store } from '../store/index.js';
 import { checkContainerName, removeStopped, startDetached } from './run.js';
 import { inspectMounts } from './mounts.js';
+import { networkSettings, portBindings } from './network.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -255,13 +256,14 @@ export function inspectContainer(store: Store, ref: string): Record<string, unkn
     Driver: store.snapshotter.driver,
     HostConfig: cfg
       ? {
-          NetworkMode: cfg.network, RestartPolicy: { Name: cfg.restart?.name ?? 'no', MaximumRetryCount: cfg.restart?.maxRetries ?? 0 }, AutoRemove: cfg.autoRemove ?? false,
+          NetworkMode: cfg.network, PortBindings: portBindings(cfg.ports), RestartPolicy: { Name: cfg.restart?.name ?? 'no', MaximumRetryCount: cfg.restart?.maxRetries ?? 0 }, AutoRemove: cfg.autoRemove ?? false,
           Privileged: cfg.security?.privileged ?? false, ReadonlyRootfs: cfg.readOnly ?? false, Init: cfg.init ?? false, CapAdd: cfg.security?.capAdd ?? null, CapDrop: cfg.security?.capDrop ?? null,
           Memory: cfg.limits?.memory ?? 0, PidsLimit: cfg.limits?.pidsLimit ?? null, CpuQuota: cfg.limits?.cpuQuota ?? 0, ShmSize: cfg.shmSize ?? 64 << 20,
           LogConfig: { Type: 'json-file', Config: { 'max-size': String(cfg.log?.maxSize ?? ''), 'max-file': String(cfg.log?.maxFile ?? '') } },
         }
       : {},
     Mounts: inspectMounts(store, cfg?.mounts),
+    NetworkSettings: networkSettings(c),
     Config: cfg
       ? {
           Hostname: cfg.hostname, User: cfg.user, Tty: cfg.tty ?? false, OpenStdin: cfg.interactive ?? false, Env: cfg.env, Cmd: c.command, Image: c.image,

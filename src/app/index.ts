@@ -50,6 +50,7 @@ export { describeDockerfile } from './parse.js';
 export { humanSize, table, ago } from './format.js';
 export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
+export { portLines, portsText } from './network.js';
 export { createVolume, listVolumes, inspectVolume, removeVolume, pruneVolumes } from './volumes.js';
 export type { VolumeRow } from './volumes.js';
 export type { VolumeInfo } from '../runtime/index.js';

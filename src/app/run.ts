@@ -17,6 +17,7 @@ import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
 import { supervise } from './supervise.js';
 import { spawnReporting } from './detached.js';
+import { leaveNetwork, networkConfig, networkMode } from './network.js';
 import { anonymousVolumes, mountList, populateVolumes, prepareMounts, type StorageRequest } from './mounts.js';
 
 export interface RunRequest extends RegistryOptions, StorageRequest {
@@ -37,7 +38,12 @@ export interface RunRequest extends RegistryOptions, StorageRequest {
   workdir?: string;
   user?: string;
   hostname?: string;
+  /** bridge (default), host, none, container:NAME. */
   network?: NetworkMode;
+  /** -p specs, -P, --mac-address. */
+  publish?: string[];
+  publishAll?: boolean;
+  mac?: string;
   init?: boolean;
   readOnly?: boolean;
   /** missing | always | never. */
@@ -140,8 +146,8 @@ function healthConfig(img: NonNullable<ImageConfig['config']>['Healthcheck'], h:
 
 /** Resolves the image, prepares the writable snapshot and writes the record (status `created`). */
 export async function createContainer(store: Store, req: RunRequest, o: OpOptions = {}): Promise<ContainerState> {
-  const network = req.network ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network ${String(network)}: use host or none (bridge networking is not implemented yet)`);
+  const network = networkMode(req.network);
+  if (network.startsWith('container:')) store.containers.find(network.slice('container:'.length));
   if (req.name !== undefined) checkContainerName(req.name);
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);
@@ -161,6 +167,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   const healthcheck = healthConfig(cfg.Healthcheck, req.health);
   // Flags are checked before anything is made.
   const mounts = mountList(store, req, Object.keys(cfg.Volumes ?? {}));
+  const net = networkConfig(network, req.publish ?? [], req.publishAll ?? false, cfg.ExposedPorts, req.mac);
   // Images built with another snapshotter (or pulled before) get their snapshots here.
   const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), { signal: o.signal });
 
@@ -185,7 +192,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
     args, env, cwd: req.workdir ?? (cfg.WorkingDir || '/'), user: req.user ?? cfg.User ?? '', hostname, network,
     tty: req.tty, interactive: req.interactive, init: req.init, readOnly: req.readOnly, security: req.security, limits: req.limits,
     ulimits: req.ulimits, extraHosts: req.extraHosts, shmSize: req.shmSize, stopSignal: req.stopSignal ?? cfg.StopSignal,
-    stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm, ...(mounts.length > 0 ? { mounts } : {}),
+    stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm, ...(mounts.length > 0 ? { mounts } : {}), ...net,
   };
   const state: ContainerState = {
     id, name: req.name ?? uniqueName(store), image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
@@ -257,6 +264,8 @@ export async function runDetached(store: Store, req: RunRequest, monitorCommand:
 export async function removeStopped(store: Store, id: string, o: { volumes?: boolean } = {}): Promise<void> {
   const c = store.containers.get(id);
   const anon = o.volumes ? anonymousVolumes(store, c?.config?.mounts) : [];
+  // Its owner normally detached it; after a kill -9 of the owner this is where it goes.
+  if (c?.config?.network === 'bridge') await leaveNetwork(store, id).catch(() => undefined);
   if (c?.snapshot) await store.snapshotter.remove(c.snapshot).catch(() => undefined);
   // A record too damaged to name its snapshot: find the snapshot by its label.
   if (c && !c.snapshot) {

@@ -13,6 +13,7 @@ import {
 import type { Store } from '../store/index.js';
 import type { OpOptions } from './events.js';
 import { specMounts } from './mounts.js';
+import { joinNetwork, leaveNetwork } from './network.js';
 
 export interface SuperviseIO {
   stdin: 'inherit' | 'ignore' | 'pipe';
@@ -41,13 +42,14 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
   const cgroup = `ctr-${process.pid}-${id.slice(0, 12)}`;
   const pidStart = processStartTime(process.pid);
   let health: HealthChecker | undefined;
+  const netns = await joinNetwork(store, rec, cfg);
   try {
     const r = await runContainer(
       {
         rootMounts: await store.snapshotter.mounts(rec.snapshot),
         writableDir: async () => (await store.snapshotter.upperDir?.(rec.snapshot)) ?? (await store.snapshotter.diffDirs?.(rec.snapshot))?.upper,
         workDir: store.containers.dirOf(id),
-        args: cfg.args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, hostname: cfg.hostname, network: cfg.network,
+        args: cfg.args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, hostname: cfg.hostname, network: cfg.network, netns,
         terminal: cfg.tty, init: cfg.init, readonlyRoot: cfg.readOnly, security: cfg.security,
         // The owner's pid in the name: recovery removes the cgroup if the owner dies.
         cgroup: { name: cgroup, limits: cfg.limits },
@@ -81,6 +83,7 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
     return r;
   } finally {
     health?.stop();
+    if (cfg.network === 'bridge') await leaveNetwork(store, id);
   }
 }
 

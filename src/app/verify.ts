@@ -44,7 +44,7 @@ export async function verify(store: Store, ref: string, o: OpOptions = {}): Prom
       dockerfile: inputs.dockerfile,
       target: inputs.target,
       buildArgs: inputs.buildArgs,
-      network: inputs.network === 'none' ? 'none' : 'host',
+      network: inputs.network === 'none' || inputs.network === 'default' ? inputs.network : 'host',
       noCache: true,
       labels: inputs.labels,
       sourceDateEpoch: inputs.sourceDateEpoch !== undefined ? parseInt(inputs.sourceDateEpoch, 10) : undefined,

@@ -13,7 +13,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
   { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
   { name: 'progress', type: 'string', arg: 'auto|tty|plain', help: 'progress output (default auto)' },
-  { name: 'network', type: 'string', arg: 'host|none', help: 'network for RUN steps (default host)' },
+  { name: 'network', type: 'string', arg: 'host|none|default', help: 'network for RUN steps (default host; default: a private network with NAT)' },
   { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
   rootFlag,
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
@@ -109,7 +109,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     target: flagStr(p, 'target'),
     buildArgs: buildArgs(flagList(p, 'build-arg')),
     // Checked by the app layer, which owns the message.
-    network: flagStr(p, 'network') as 'host' | 'none' | undefined,
+    network: flagStr(p, 'network') as 'host' | 'none' | 'default' | undefined,
     jobs,
     noCache: flagBool(p, 'no-cache'),
     noCacheFilter: flagList(p, 'no-cache-filter'),

@@ -18,7 +18,7 @@ test('management forms map to tsbuild commands', () => {
   assert.equal(resolveCommand(['image', 'load', '-i', 'x.tar'], known), { cmd: 'load', rest: ['-i', 'x.tar'] });
   assert.equal(resolveCommand(['container', 'stop', '-t', '1', 'web'], known), { cmd: 'stop', rest: ['-t', '1', 'web'] });
   assert.equal(resolveCommand(['container', 'inspect', 'web'], known), { cmd: 'inspect', rest: ['--type', 'container', 'web'] });
-  assert.throws(() => resolveCommand(['container', 'port', 'web'], known), /no published ports/);
+  assert.equal(resolveCommand(['container', 'port', 'web'], known), { cmd: 'port', rest: ['web'] });
   assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
   assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune \(got "nope"\)/);
 });

@@ -27,9 +27,8 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
   },
   container: {
     ls: ['ps'], list: ['ps'], ps: ['ps'], rm: ['rm'], remove: ['rm'], run: ['run'], stats: ['stats'],
-    ...Object.fromEntries(['start', 'stop', 'restart', 'kill', 'exec', 'logs', 'attach', 'wait', 'top', 'cp', 'pause', 'unpause', 'rename'].map((c) => [c, [c]])),
+    ...Object.fromEntries(['start', 'stop', 'restart', 'kill', 'exec', 'logs', 'attach', 'wait', 'top', 'cp', 'pause', 'unpause', 'rename', 'port'].map((c) => [c, [c]])),
     inspect: ['inspect', '--type', 'container'],
-    port: { missing: 'tsbuild container port: containers share the host network or have none until bridge networking lands, so there are no published ports to show' },
   },
   volume: {
     create: ['volume-create'], ls: ['volume-ls'], list: ['volume-ls'], inspect: ['volume-inspect'], rm: ['volume-rm'], remove: ['volume-rm'], prune: ['volume-prune'],

@@ -4,9 +4,9 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   ago, attachContainer, containerLogs, copy, execContainer, execDetached, inspectContainer, killContainer, parseDetachKeys, type ExecRequest, listContainers, monitorContainer, openStore, parseLogTime, pauseContainer,
-  removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
+  portLines, portsText, removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
 } from '../app/index.js';
-import { UsageError } from '../errors/index.js';
+import { TsbuildError, UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { formatFlag } from './images.js';
 import { formatRows } from './template.js';
@@ -64,7 +64,7 @@ export async function psCommand(p: Parsed): Promise<number> {
       const cmd = c.command.join(' ');
       return {
         ID: noTrunc ? c.id : c.id.slice(0, 12), Image: c.image, Command: JSON.stringify(noTrunc || cmd.length <= 20 ? cmd : `${cmd.slice(0, 19)}…`), CreatedAt: c.created,
-        RunningFor: ago(c.created), Status: statusText(c, ago), State: c.status, Names: c.name, Ports: '',
+        RunningFor: ago(c.created), Status: statusText(c, ago), State: c.status, Names: c.name, Ports: portsText(c),
       };
     });
   const format = flagStr(p, 'format');
@@ -144,6 +144,17 @@ export async function pauseCommand(p: Parsed, pause: boolean): Promise<number> {
 export async function renameCommand(p: Parsed): Promise<number> {
   if (p.positional.length !== 2) throw new UsageError('rename takes two names: tsbuild rename CONTAINER NEW_NAME');
   renameContainer(await storeFrom(p), p.positional[0]!, p.positional[1]!);
+  return 0;
+}
+
+/** `port CONTAINER [PRIVATE_PORT[/PROTO]]`. */
+export async function portCommand(p: Parsed): Promise<number> {
+  if (p.positional.length < 1 || p.positional.length > 2) throw new UsageError('port takes a container and optionally a port: tsbuild port CONTAINER [PRIVATE_PORT[/PROTO]]');
+  const [ref, want] = p.positional;
+  const c = (await storeFrom(p)).containers.find(ref!);
+  const lines = portLines(c, want);
+  if (want !== undefined && lines.length === 0) throw new TsbuildError('NO_PORT', `Error: No public port '${want.includes('/') ? want : `${want}/tcp`}' published for ${ref}`);
+  process.stdout.write(lines.map((l) => `${l}\n`).join(''));
   return 0;
 }
 

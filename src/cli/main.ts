@@ -13,7 +13,7 @@ import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand
 import { cacheCommand, cacheFlags } from './cache.js';
 import {
   attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, execMain, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
-  psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
+  portCommand, psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
 } from './containers.js';
 import { resolveCommand } from './commands.js';
 import { volumeCreateCommand, volumeCreateFlags, volumeInspectCommand, volumeInspectFlags, volumeLsCommand, volumeLsFlags, volumePruneCommand, volumePruneFlags, volumeRmCommand, volumeRmFlags } from './volumes.js';
@@ -46,6 +46,7 @@ Usage:
   tsbuild attach CONTAINER                a running container's output (and input)
   tsbuild pause / unpause CONTAINER       freeze or thaw every process of a container
   tsbuild top CONTAINER                   a container's processes
+  tsbuild port CONTAINER [PORT[/PROTO]]   a container's published ports
   tsbuild cp CONTAINER:SRC DEST | SRC CONTAINER:DEST   copy files in or out
   tsbuild rename CONTAINER NAME           rename a container
   tsbuild rm [-f] CONTAINER               remove a container (-f: kill it first)
@@ -81,6 +82,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   unpause: { flags: commonFlags, synopsis: 'CONTAINER [CONTAINER...]' },
   rename: { flags: commonFlags, synopsis: 'CONTAINER NEW_NAME' },
   top: { flags: commonFlags, synopsis: 'CONTAINER' },
+  port: { flags: commonFlags, synopsis: 'CONTAINER [PRIVATE_PORT[/PROTO]]' },
   logs: { flags: logsFlags, synopsis: '[-f] [--tail N] [--since TIME] [-t] CONTAINER' },
   exec: { flags: execFlags, synopsis: '[OPTIONS] CONTAINER COMMAND [ARG...]', stop: true },
   cp: { flags: cpFlags, synopsis: 'CONTAINER:SRC DEST | SRC CONTAINER:DEST' },
@@ -211,6 +213,8 @@ export async function main(argv: string[]): Promise<number> {
         return await pauseCommand(p, cmd === 'pause');
       case 'rename':
         return await renameCommand(p);
+      case 'port':
+        return await portCommand(p);
       case 'top':
         return await topCommand(p);
       case 'logs':

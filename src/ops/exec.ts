@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
-import { MS, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
+import { MS, Networks, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -42,8 +42,12 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
   const work = path.join(env.storeRoot, 'tmp', `run-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
   let committed = false;
   let runMounts: PreparedMounts | undefined;
+  // --network default: an endpoint on the bridge for this step alone, as BuildKit's CNI network.
+  const nets = op.network === 'default' ? new Networks(env.storeRoot) : undefined;
+  const endpoint = crypto.randomBytes(32).toString('hex');
   try {
     fs.mkdirSync(work, { recursive: true });
+    const ep = await nets?.attach(endpoint);
     runMounts = await prepareRunMounts(env, op, inputs, work, ctx.signal);
     const files = op.files.map((f, i): SpecMount => {
       const host = path.join(work, `file-${i}`);
@@ -62,7 +66,8 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         cwd: op.cwd,
         user: op.user,
         hostname: op.hostname,
-        network: op.network,
+        network: op.network === 'default' ? 'bridge' : op.network,
+        netns: ep && { path: `/run/netns/${ep.netns}`, ip: ep.ip },
         security: { privileged: op.insecure },
         rlimits: op.ulimits,
         extraHosts: op.extraHosts,
@@ -88,6 +93,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
     committed = true;
     return out;
   } finally {
+    await nets?.detach(endpoint);
     await runMounts?.cleanup();
     if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
     fs.rmSync(work, { recursive: true, force: true });

@@ -7,7 +7,8 @@
  */
 import type { History, ImageConfig } from '../image/index.js';
 
-export type NetworkMode = 'host' | 'none';
+/** RUN networks: the host's, none (loopback only), or default (a private namespace on the bridge, with NAT). */
+export type NetworkMode = 'host' | 'none' | 'default';
 
 export type RunMountSpec =
   | { type: 'bind'; target: string; source: string; from?: string; rw: boolean }

@@ -33,6 +33,8 @@ export interface ContainerOptions {
   user: string;
   hostname: string;
   network: NetworkMode;
+  /** The prepared network namespace to join, and the container's address in it (for /etc/hosts). */
+  netns?: { path: string; ip?: string };
   terminal?: boolean;
   init?: boolean;
   readonlyRoot?: boolean;
@@ -118,6 +120,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       additionalGids: user.additionalGids,
       hostname: o.hostname,
       network: o.network,
+      netnsPath: o.netns?.path,
       terminal: o.terminal,
       init: o.init,
       readonlyRoot: o.readonlyRoot,
@@ -128,7 +131,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       devices: sec.devices,
       cgroupProcs: cg?.procsFiles,
       devicesBpf: cg?.deviceFilter,
-      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts),
+      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip),
       shmSize: o.shmSize,
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],

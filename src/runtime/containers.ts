@@ -13,6 +13,7 @@ import type { CgroupLimits } from './cgroupfs.js';
 import type { SecurityOptions } from './security.js';
 import type { NetworkMode, Rlimit } from './spec.js';
 import type { MountConfig } from './volumes.js';
+import type { PortBinding } from './network.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
 
@@ -61,6 +62,10 @@ export interface ContainerConfig {
   restart?: RestartPolicy;
   healthcheck?: HealthConfig;
   log?: { maxSize: number; maxFile: number };
+  /** -p/-P: ports to publish (bridge; host port 0 is chosen at each start). */
+  ports?: PortBinding[];
+  /** --mac-address on the bridge network. */
+  mac?: string;
   /** Binds, volumes and tmpfs mounts (-v, --mount, --tmpfs, the image's VOLUMEs, --volumes-from). */
   mounts?: MountConfig[];
   /** --rm: the record and snapshot go when the container ends for good. */
@@ -98,6 +103,8 @@ export interface ContainerState {
   /** Its cgroup.procs files, absolute: any tsbuild process finds the cgroup, whatever its own cgroup. */
   cgroupProcs?: string[];
   oomKilled?: boolean;
+  /** While it runs on the bridge: its address and the host ports actually published. */
+  network?: { ip: string; gateway: string; mac: string; ports: PortBinding[] };
   config?: ContainerConfig;
 }
 

@@ -30,3 +30,5 @@ export { setFrozen, isFrozen, cgroupPids } from './freezer.js';
 export type { StartInfo, SpawnOptions, RunResult } from './helper.js';
 export { Volumes, specMount, checkPropagation, propagationFlags } from './volumes.js';
 export type { VolumeInfo, MountConfig } from './volumes.js';
+export { Networks } from './network.js';
+export type { PortBinding, Endpoint, BridgeState } from './network.js';

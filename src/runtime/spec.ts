@@ -8,7 +8,8 @@ import { toSysMount, MS, type SysMount } from './mounts.js';
 import type { Mount } from '../snapshotter/index.js';
 import { CAP_NAMES } from './security.js';
 
-export type NetworkMode = 'host' | 'none';
+/** host, none, bridge (the default bridge network), or container:NAME (another container's stack). */
+export type NetworkMode = string;
 
 /** One rlimit; -1 is unlimited. */
 export interface Rlimit { type: string; soft: number; hard: number }
@@ -39,7 +40,8 @@ export interface SandboxSpec {
   mounts: SpecMount[];
   symlinks: { path: string; target: string }[];
   linux: {
-    namespaces: { type: string }[];
+    /** With a path: an existing namespace to join (a prepared network namespace, another container's). */
+    namespaces: { type: string; path?: string }[];
     maskedPaths: string[];
     readonlyPaths: string[];
     /** Classic BPF, [[code, jt, jf, k], ...]; installed last (no_new_privs) or while still root. */
@@ -121,6 +123,8 @@ export interface SpecOptions {
   additionalGids?: number[];
   hostname: string;
   network: NetworkMode;
+  /** The network namespace to join (bridge, container:NAME); `none` makes a new one, `host` none at all. */
+  netnsPath?: string;
   terminal?: boolean;
   init?: boolean;
   readonlyRoot?: boolean;
@@ -164,8 +168,9 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
     mounts.push({ destination: `/etc/${name}`, type: 'none', source: src, flags: MS.BIND | MS.RDONLY, data: '', file: true });
   }
   mounts.push(...(o.extraMounts ?? []));
-  const namespaces = ['mount', 'pid', 'uts', 'ipc'];
-  if (o.network === 'none') namespaces.push('network');
+  const namespaces: { type: string; path?: string }[] = ['mount', 'pid', 'uts', 'ipc'].map((type) => ({ type }));
+  if (o.netnsPath) namespaces.push({ type: 'network', path: o.netnsPath });
+  else if (o.network === 'none') namespaces.push({ type: 'network' });
   return {
     ociVersion: '1.0.2',
     process: {
@@ -190,7 +195,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       { path: 'dev/stderr', target: '/proc/self/fd/2' },
     ],
     linux: {
-      namespaces: namespaces.map((type) => ({ type })),
+      namespaces,
       rootfsPropagation: rootPropagation(mounts),
       maskedPaths: o.privileged ? [] : maskedPaths(),
       readonlyPaths: o.privileged ? [] : READONLY,
@@ -198,7 +203,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       cgroupProcs: o.cgroupProcs ?? [],
       ...(o.devicesBpf ? { devicesBpf: o.devicesBpf } : {}),
     },
-    loopbackUp: o.network === 'none',
+    loopbackUp: o.network === 'none' && !o.netnsPath,
     init: o.init ?? false,
   };
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers, Volumes } from '../runtime/index.js';
+import { Containers, Networks, Volumes } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -28,6 +28,8 @@ export interface Store {
   containers: Containers;
   /** Named and anonymous volumes. */
   volumes: Volumes;
+  /** The bridge network's endpoints (addresses, namespaces, published ports). */
+  networks: Networks;
   /** Build cache records. */
   cache: CacheIndex;
   /** Where pushed and pulled blobs live in registries (for cross-repository mounts). */
@@ -78,5 +80,5 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   if (o.recover !== false) await recoverStore(root, snapshotter);
   const volumes = new Volumes(root);
   if (o.recover !== false) volumes.sweep();
-  return { root, content, snapshotter, containers: new Containers(root), volumes, cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
+  return { root, content, snapshotter, containers: new Containers(root), volumes, networks: new Networks(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
 }

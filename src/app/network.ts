@@ -1,0 +1,116 @@
+/**
+ * A container's network: `--network host|none|bridge|container:NAME` checked, `-p`/`-P` read with
+ * Docker's rules, the bridge endpoint made before each start and removed after it, and what `port`,
+ * `ps` and `inspect` show of it.
+ */
+import { TsbuildError, UsageError } from '../errors/index.js';
+import type { ContainerConfig, ContainerState, PortBinding } from '../runtime/index.js';
+import type { Store } from '../store/index.js';
+
+/** `--network` → the stored mode (`default` is Docker's other name for bridge). */
+export function networkMode(v: string | undefined): string {
+  const n = v ?? 'bridge';
+  if (n === 'default') return 'bridge';
+  if (n === 'host' || n === 'none' || n === 'bridge') return n;
+  if (n.startsWith('container:') && n.length > 'container:'.length) return n;
+  throw new UsageError(`--network ${n}: use bridge (the default), host, none or container:NAME (user-defined networks are not implemented yet)`);
+}
+
+function portRange(v: string, what: string, flag: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(v);
+  const [a, b] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
+  if (!m || a < (what === 'host' ? 0 : 1) || b > 65535 || b < a) throw new UsageError(`${flag}: invalid ${what} port ${v}: use a number or a range such as 8000-8010 (1-65535)`);
+  return [a, b];
+}
+
+/** `-p [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp]`. */
+export function parsePublish(v: string): PortBinding[] {
+  const flag = `-p ${v}`;
+  const [spec, proto = 'tcp'] = v.split('/');
+  if (proto !== 'tcp' && proto !== 'udp') throw new UsageError(`${flag}: protocol ${proto}: use tcp or udp`);
+  const parts = spec!.split(':');
+  if (parts.length > 3) throw new UsageError(`${flag}: use [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], e.g. -p 8080:80 or -p 127.0.0.1:8080:80/tcp`);
+  const ctr = parts.pop()!;
+  const host = parts.pop() ?? '';
+  const hostIp = parts.pop() ?? '';
+  if (hostIp && !/^\d{1,3}(\.\d{1,3}){3}$/.test(hostIp)) throw new UsageError(`${flag}: host address ${hostIp}: use an IPv4 address (IPv6 is not supported yet)`);
+  const [c0, c1] = portRange(ctr, 'container', flag);
+  const [h0, h1] = host === '' ? [0, 0] : portRange(host, 'host', flag);
+  if (host !== '' && h1 - h0 !== c1 - c0 && c0 !== c1) throw new UsageError(`${flag}: the host range and the container range differ in length`);
+  const out: PortBinding[] = [];
+  // A host range for one container port: its first port (Docker would try the next ones when taken).
+  for (let i = 0; i <= c1 - c0; i++) out.push({ hostIp: hostIp || '0.0.0.0', hostPort: host === '' ? 0 : c0 === c1 ? h0 : h0 + i, containerPort: c0 + i, proto: proto as 'tcp' | 'udp' });
+  return out;
+}
+
+/** `-P`: every EXPOSEd port (`80/tcp`, `53/udp`) on a free host port. */
+export function exposedPorts(exposed: Record<string, unknown> | undefined): PortBinding[] {
+  return Object.keys(exposed ?? {}).flatMap((k) => parsePublish(k.includes('/') ? k : `${k}/tcp`));
+}
+
+/** Checks the network flags together; returns the bindings to store. */
+export function networkConfig(mode: string, publish: string[], publishAll: boolean, exposed: Record<string, unknown> | undefined, mac?: string): Pick<ContainerConfig, 'ports' | 'mac'> {
+  const ports = [...publish.flatMap(parsePublish), ...(publishAll ? exposedPorts(exposed) : [])];
+  if (ports.length > 0 && mode !== 'bridge') throw new UsageError(`-p/-P need the bridge network; with --network ${mode} the container ${mode === 'host' ? "listens on the host's ports directly" : 'has no ports to publish'}`);
+  if (mac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new UsageError(`--mac-address ${mac}: use six hex bytes, e.g. 02:42:0a:59:00:05`);
+  if (mac !== undefined && mode !== 'bridge') throw new UsageError('--mac-address needs the bridge network');
+  // One host port for one container port per protocol: duplicates would shadow each other.
+  const seen = new Set<string>();
+  for (const p of ports) {
+    const k = `${p.hostIp}:${p.hostPort}/${p.proto}`;
+    if (p.hostPort !== 0 && seen.has(k)) throw new UsageError(`-p: host port ${p.hostPort}/${p.proto} is published twice`);
+    seen.add(k);
+  }
+  return { ...(ports.length ? { ports } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}) };
+}
+
+/** Before a start: the namespace to join (bridge: made now; container:NAME: the other's), and the address. */
+export async function joinNetwork(store: Store, rec: ContainerState, cfg: ContainerConfig): Promise<{ path: string; ip?: string } | undefined> {
+  if (cfg.network === 'bridge') {
+    const ep = await store.networks.attach(rec.id, { ports: cfg.ports, mac: cfg.mac });
+    const s = store.networks.state();
+    store.containers.update(rec.id, { network: { ip: ep.ip, gateway: s?.Gateway ?? '', mac: ep.mac, ports: ep.ports } });
+    return { path: `/run/netns/${ep.netns}`, ip: ep.ip };
+  }
+  if (cfg.network.startsWith('container:')) {
+    const ref = cfg.network.slice('container:'.length);
+    const other = store.containers.find(ref);
+    if (other.status !== 'running' || !other.containerPid) throw new TsbuildError('CONTAINER_NOT_RUNNING', `--network container:${ref}: container ${ref} is not running; start it first`);
+    return { path: `/proc/${other.containerPid}/ns/net`, ip: other.network?.ip };
+  }
+  return undefined;
+}
+
+/** After the process ended (and on rm, in case its owner died first). */
+export async function leaveNetwork(store: Store, id: string): Promise<void> {
+  await store.networks.detach(id);
+  store.containers.update(id, { network: undefined });
+}
+
+/** `port`: `80/tcp -> 0.0.0.0:32768`, as Docker prints. */
+export function portLines(c: ContainerState, filter?: string): string[] {
+  const ports = c.status === 'running' || c.status === 'paused' ? (c.network?.ports ?? []) : [];
+  const want = filter === undefined ? undefined : filter.includes('/') ? filter : `${filter}/tcp`;
+  return ports.filter((p) => want === undefined || `${p.containerPort}/${p.proto}` === want).map((p) => `${want === undefined ? `${p.containerPort}/${p.proto} -> ` : ''}${p.hostIp}:${p.hostPort}`);
+}
+
+/** `ps`'s PORTS column. */
+export function portsText(c: ContainerState): string {
+  return (c.status === 'running' || c.status === 'paused' ? (c.network?.ports ?? []) : []).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`).join(', ');
+}
+
+/** `inspect`'s NetworkSettings. */
+export function networkSettings(c: ContainerState): Record<string, unknown> {
+  const n = c.status === 'running' || c.status === 'paused' ? c.network : undefined;
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of n?.ports ?? []) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  const ep = { IPAddress: n?.ip ?? '', Gateway: n?.gateway ?? '', MacAddress: n?.mac ?? '' };
+  return { ...ep, Ports: ports, Networks: c.config?.network === 'bridge' ? { bridge: ep } : {} };
+}
+
+/** `inspect`'s HostConfig.PortBindings: what was asked for (0: a free port at each start). */
+export function portBindings(ports: PortBinding[] | undefined): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of ports ?? []) (out[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' });
+  return out;
+}
