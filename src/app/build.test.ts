@@ -126,7 +126,7 @@ test('build: bad requests are refused before the store is touched', async () => 
     assert.match((e as Error).message, re);
   };
   await refuse({ context: path.join(ctx, 'nope') }, /build context .* does not exist/);
-  await refuse({ context: ctx, network: 'bridge' as 'host' }, /--network bridge: RUN steps support host or none/);
+  await refuse({ context: ctx, network: 'bridge' as 'host' }, /--network bridge: RUN steps support host, none or default/);
   await refuse({ context: ctx, jobs: 0 }, /--jobs 0: give a number of at least 1/);
   await refuse({ context: ctx, allow: ['device'] }, /--allow device: known entitlements are/);
   await refuse({ context: ctx, tags: ['UPPER:case'] }, /./);

@@ -51,6 +51,8 @@ export { humanSize, table, ago } from './format.js';
 export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
 export { portLines, portsText } from './network.js';
+export { dnsMain, setSelfCommand } from './dns.js';
+export { createNetwork, listNetworks, inspectNetwork, removeNetworks, pruneNetworks, connectNetwork, disconnectNetwork } from './networks.js';
 export { createVolume, listVolumes, inspectVolume, removeVolume, pruneVolumes } from './volumes.js';
 export type { VolumeRow } from './volumes.js';
 export type { VolumeInfo } from '../runtime/index.js';

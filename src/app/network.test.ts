@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { exposedPorts, networkConfig, networkMode, parsePublish, portLines } from './network.js';
+import { dnsConfig, exposedPorts, networkConfig, networkMode, parsePublish, portLines } from './network.js';
 import type { ContainerState } from '../runtime/index.js';
 
 test('-p: the forms Docker takes', () => {
@@ -23,7 +23,12 @@ test('-P, --network, --mac-address and their combinations', () => {
   assert.is(networkMode(undefined), 'bridge');
   assert.is(networkMode('default'), 'bridge');
   assert.is(networkMode('container:web'), 'container:web');
-  assert.throws(() => networkMode('mynet'), /user-defined networks/);
+  assert.is(networkMode('mynet'), 'mynet');
+  assert.throws(() => networkMode('my net'), /the name of a network/);
+  assert.throws(() => dnsConfig('bridge', { aliases: ['a'] }), /needs a user-defined network/);
+  assert.throws(() => dnsConfig('bridge', { ip: '10.0.0.5' }), /needs a user-defined network/);
+  assert.throws(() => dnsConfig('host', { dns: ['192.0.2.9'] }), /do not apply with --network host/);
+  assert.equal(dnsConfig('mynet', { aliases: ['db'], ip: '10.5.0.9', dns: ['192.0.2.9'], dnsSearch: ['example.test'] }), { aliases: ['db'], ip: '10.5.0.9', dns: ['192.0.2.9'], dnsSearch: ['example.test'] });
   assert.throws(() => networkConfig('host', ['80'], false, undefined), /need the bridge network/);
   assert.throws(() => networkConfig('bridge', ['8080:80', '8080:81'], false, undefined), /published twice/);
   assert.throws(() => networkConfig('bridge', [], false, undefined, 'zz:zz'), /six hex bytes/);

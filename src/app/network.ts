@@ -6,14 +6,44 @@
 import { TsbuildError, UsageError } from '../errors/index.js';
 import type { ContainerConfig, ContainerState, PortBinding } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
+import { ensureDns } from './dns.js';
 
-/** `--network` → the stored mode (`default` is Docker's other name for bridge). */
+/** host and none and container:NAME share or lack a stack; everything else is a bridge network. */
+export function bridged(mode: string): boolean {
+  return mode !== 'host' && mode !== 'none' && !mode.startsWith('container:');
+}
+
+/** A user-defined network (by name): has a resolver, aliases and fixed addresses. */
+export function bridgedUser(mode: string): boolean {
+  return bridged(mode) && mode !== 'bridge';
+}
+
+/** --network-alias, --ip, --dns, --dns-search, --dns-option checked against the network. */
+export function dnsConfig(mode: string, r: { aliases?: string[]; ip?: string; dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] }): Partial<ContainerConfig> {
+  if (r.aliases?.length && !bridgedUser(mode)) throw new UsageError('--network-alias needs a user-defined network (tsbuild network create NAME, then --network NAME)');
+  if (r.ip !== undefined && !bridgedUser(mode)) throw new UsageError('--ip needs a user-defined network (tsbuild network create --subnet …)');
+  if (r.ip !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(r.ip)) throw new UsageError(`--ip ${r.ip}: use an IPv4 address`);
+  for (const d of r.dns ?? []) if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(d)) throw new UsageError(`--dns ${d}: use an IPv4 address`);
+  if ((r.dns?.length || r.dnsSearch?.length || r.dnsOptions?.length) && (mode === 'host' || mode.startsWith('container:'))) {
+    throw new UsageError(`--dns, --dns-search and --dns-option do not apply with --network ${mode}`);
+  }
+  const out: Partial<ContainerConfig> = {};
+  if (r.aliases?.length) out.aliases = r.aliases;
+  if (r.ip !== undefined) out.ip = r.ip;
+  if (r.dns?.length) out.dns = r.dns;
+  if (r.dnsSearch?.length) out.dnsSearch = r.dnsSearch;
+  if (r.dnsOptions?.length) out.dnsOptions = r.dnsOptions;
+  return out;
+}
+
+/** `--network` → the stored mode (`default` is Docker's other name for bridge; a name is a user network). */
 export function networkMode(v: string | undefined): string {
   const n = v ?? 'bridge';
   if (n === 'default') return 'bridge';
   if (n === 'host' || n === 'none' || n === 'bridge') return n;
   if (n.startsWith('container:') && n.length > 'container:'.length) return n;
-  throw new UsageError(`--network ${n}: use bridge (the default), host, none or container:NAME (user-defined networks are not implemented yet)`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(n)) throw new UsageError(`--network ${n}: use bridge (the default), host, none, container:NAME or the name of a network (tsbuild network ls)`);
+  return n;
 }
 
 function portRange(v: string, what: string, flag: string): [number, number] {
@@ -51,9 +81,9 @@ export function exposedPorts(exposed: Record<string, unknown> | undefined): Port
 /** Checks the network flags together; returns the bindings to store. */
 export function networkConfig(mode: string, publish: string[], publishAll: boolean, exposed: Record<string, unknown> | undefined, mac?: string): Pick<ContainerConfig, 'ports' | 'mac'> {
   const ports = [...publish.flatMap(parsePublish), ...(publishAll ? exposedPorts(exposed) : [])];
-  if (ports.length > 0 && mode !== 'bridge') throw new UsageError(`-p/-P need the bridge network; with --network ${mode} the container ${mode === 'host' ? "listens on the host's ports directly" : 'has no ports to publish'}`);
+  if (ports.length > 0 && !bridged(mode)) throw new UsageError(`-p/-P need the bridge network; with --network ${mode} the container ${mode === 'host' ? "listens on the host's ports directly" : 'has no ports to publish'}`);
   if (mac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new UsageError(`--mac-address ${mac}: use six hex bytes, e.g. 02:42:0a:59:00:05`);
-  if (mac !== undefined && mode !== 'bridge') throw new UsageError('--mac-address needs the bridge network');
+  if (mac !== undefined && !bridged(mode)) throw new UsageError('--mac-address needs a bridge network');
   // One host port for one container port per protocol: duplicates would shadow each other.
   const seen = new Set<string>();
   for (const p of ports) {
@@ -64,13 +94,32 @@ export function networkConfig(mode: string, publish: string[], publishAll: boole
   return { ...(ports.length ? { ports } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}) };
 }
 
-/** Before a start: the namespace to join (bridge: made now; container:NAME: the other's), and the address. */
-export async function joinNetwork(store: Store, rec: ContainerState, cfg: ContainerConfig): Promise<{ path: string; ip?: string } | undefined> {
-  if (cfg.network === 'bridge') {
-    const ep = await store.networks.attach(rec.id, { ports: cfg.ports, mac: cfg.mac });
-    const s = store.networks.state();
-    store.containers.update(rec.id, { network: { ip: ep.ip, gateway: s?.Gateway ?? '', mac: ep.mac, ports: ep.ports } });
-    return { path: `/run/netns/${ep.netns}`, ip: ep.ip };
+export interface JoinedNetwork {
+  path: string;
+  ip?: string;
+  /** resolv.conf for the container: the network's DNS (user networks) or the upstreams. */
+  resolv?: { nameservers: string[]; search: string[]; options: string[] };
+}
+
+function resolvFor(cfg: ContainerConfig, dnsAt: string | undefined): JoinedNetwork['resolv'] {
+  const search = cfg.dnsSearch ?? [];
+  const options = cfg.dnsOptions ?? [];
+  // On a user network the container asks tsbuild's resolver (which forwards to --dns or the host's).
+  if (dnsAt) return { nameservers: [dnsAt], search, options };
+  if (cfg.dns?.length || search.length || options.length) return { nameservers: cfg.dns ?? [], search, options };
+  return undefined;
+}
+
+/** Before a start: the namespace to join (bridge networks: made now; container:NAME: the other's). */
+export async function joinNetwork(store: Store, rec: ContainerState, cfg: ContainerConfig): Promise<JoinedNetwork | undefined> {
+  if (bridged(cfg.network)) {
+    const nets = [{ network: cfg.network, aliases: cfg.aliases, ip: cfg.ip }, ...(cfg.extraNetworks ?? [])];
+    const a = await store.networks.attach(rec.id, { name: rec.name, networks: nets, ports: cfg.ports, mac: cfg.mac, dns: cfg.dns });
+    const first = a.endpoints[0]!;
+    store.containers.update(rec.id, { network: { ip: first.endpoint.ip, gateway: first.network.Gateway, mac: first.endpoint.mac, ports: first.endpoint.ports } });
+    const user = a.endpoints.find((e) => !e.network.Builtin);
+    if (user) await ensureDns(store);
+    return { path: `/run/netns/${a.netns}`, ip: first.endpoint.ip, resolv: resolvFor(cfg, user?.network.Gateway) };
   }
   if (cfg.network.startsWith('container:')) {
     const ref = cfg.network.slice('container:'.length);
@@ -105,7 +154,8 @@ export function networkSettings(c: ContainerState): Record<string, unknown> {
   const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of n?.ports ?? []) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
   const ep = { IPAddress: n?.ip ?? '', Gateway: n?.gateway ?? '', MacAddress: n?.mac ?? '' };
-  return { ...ep, Ports: ports, Networks: c.config?.network === 'bridge' ? { bridge: ep } : {} };
+  const nets = c.config && bridged(c.config.network) ? [c.config.network, ...(c.config.extraNetworks ?? []).map((x) => x.network)] : [];
+  return { ...ep, Ports: ports, Networks: Object.fromEntries(nets.map((x, i) => [x, i === 0 ? ep : {}])) };
 }
 
 /** `inspect`'s HostConfig.PortBindings: what was asked for (0: a free port at each start). */

@@ -6,7 +6,7 @@
  * for podman. Supervising means: start, log, record the exit, apply the restart policy, run the
  * health check. Terminal modes and signal forwarding are the caller's (`hooks`).
  */
-import { TsbuildError, UsageError } from '../errors/index.js';
+import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
 import { parseDuration, signalNumber } from '../planner/index.js';
 import {
   DEFAULT_LOG_OPTIONS, mergeEnv, type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions,
@@ -17,7 +17,7 @@ import { logger, type OpOptions } from './events.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
 import { supervise } from './supervise.js';
 import { spawnReporting } from './detached.js';
-import { leaveNetwork, networkConfig, networkMode } from './network.js';
+import { bridged, bridgedUser, dnsConfig, leaveNetwork, networkConfig, networkMode } from './network.js';
 import { anonymousVolumes, mountList, populateVolumes, prepareMounts, type StorageRequest } from './mounts.js';
 
 export interface RunRequest extends RegistryOptions, StorageRequest {
@@ -44,6 +44,12 @@ export interface RunRequest extends RegistryOptions, StorageRequest {
   publish?: string[];
   publishAll?: boolean;
   mac?: string;
+  /** --network-alias, --ip (user networks), --dns, --dns-search, --dns-option. */
+  aliases?: string[];
+  ip?: string;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
   init?: boolean;
   readOnly?: boolean;
   /** missing | always | never. */
@@ -148,6 +154,7 @@ function healthConfig(img: NonNullable<ImageConfig['config']>['Healthcheck'], h:
 export async function createContainer(store: Store, req: RunRequest, o: OpOptions = {}): Promise<ContainerState> {
   const network = networkMode(req.network);
   if (network.startsWith('container:')) store.containers.find(network.slice('container:'.length));
+  else if (bridgedUser(network) && !store.networks.get(network)) throw new NotFoundError(`network ${network} not found: create it with tsbuild network create ${network}`, 'NETWORK_NOT_FOUND');
   if (req.name !== undefined) checkContainerName(req.name);
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);
@@ -167,7 +174,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   const healthcheck = healthConfig(cfg.Healthcheck, req.health);
   // Flags are checked before anything is made.
   const mounts = mountList(store, req, Object.keys(cfg.Volumes ?? {}));
-  const net = networkConfig(network, req.publish ?? [], req.publishAll ?? false, cfg.ExposedPorts, req.mac);
+  const net = { ...networkConfig(network, req.publish ?? [], req.publishAll ?? false, cfg.ExposedPorts, req.mac), ...dnsConfig(network, req) };
   // Images built with another snapshotter (or pulled before) get their snapshots here.
   const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), { signal: o.signal });
 
@@ -265,7 +272,7 @@ export async function removeStopped(store: Store, id: string, o: { volumes?: boo
   const c = store.containers.get(id);
   const anon = o.volumes ? anonymousVolumes(store, c?.config?.mounts) : [];
   // Its owner normally detached it; after a kill -9 of the owner this is where it goes.
-  if (c?.config?.network === 'bridge') await leaveNetwork(store, id).catch(() => undefined);
+  if (c?.config && bridged(c.config.network)) await leaveNetwork(store, id).catch(() => undefined);
   if (c?.snapshot) await store.snapshotter.remove(c.snapshot).catch(() => undefined);
   // A record too damaged to name its snapshot: find the snapshot by its label.
   if (c && !c.snapshot) {

@@ -33,6 +33,10 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
   volume: {
     create: ['volume-create'], ls: ['volume-ls'], list: ['volume-ls'], inspect: ['volume-inspect'], rm: ['volume-rm'], remove: ['volume-rm'], prune: ['volume-prune'],
   },
+  network: {
+    create: ['network-create'], ls: ['network-ls'], list: ['network-ls'], inspect: ['network-inspect'], rm: ['network-rm'], remove: ['network-rm'], prune: ['network-prune'],
+    connect: ['network-connect'], disconnect: ['network-disconnect'],
+  },
   builder: { prune: ['prune'], build: ['build'] },
   buildx: { build: ['build'], prune: ['prune'] },
   system: {

@@ -5,7 +5,7 @@
  * be executed/found (as Docker).
  */
 import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
-import { VertexError } from '../app/index.js';
+import { VertexError, dnsMain, openStore, setSelfCommand } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
@@ -16,6 +16,10 @@ import {
   portCommand, psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
 } from './containers.js';
 import { resolveCommand } from './commands.js';
+import {
+  networkConnectCommand, networkConnectFlags, networkCreateCommand, networkCreateFlags, networkDisconnectCommand, networkInspectCommand, networkInspectFlags, networkLsCommand,
+  networkLsFlags, networkPruneCommand, networkPruneFlags, networkRmCommand, networkRmFlags,
+} from './networks.js';
 import { volumeCreateCommand, volumeCreateFlags, volumeInspectCommand, volumeInspectFlags, volumeLsCommand, volumeLsFlags, volumePruneCommand, volumePruneFlags, volumeRmCommand, volumeRmFlags } from './volumes.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
@@ -52,6 +56,7 @@ Usage:
   tsbuild rm [-f] CONTAINER               remove a container (-f: kill it first)
   tsbuild stats [--no-stream] [NAME...]   CPU, memory, PIDs and block I/O of running containers
   tsbuild volume create|ls|inspect|rm|prune   named and anonymous volumes (run -v NAME:/path)
+  tsbuild network create|ls|inspect|rm|prune|connect|disconnect   user networks (run --network NAME)
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild info                            store, snapshotter and what this machine supports
@@ -97,6 +102,13 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   'volume-inspect': { flags: volumeInspectFlags, synopsis: '[-f TEMPLATE] VOLUME [VOLUME...]' },
   'volume-rm': { flags: volumeRmFlags, synopsis: '[-f] VOLUME [VOLUME...]' },
   'volume-prune': { flags: volumePruneFlags, synopsis: '[-a] [-f] [--filter label=…]' },
+  'network-create': { flags: networkCreateFlags, synopsis: '[--subnet CIDR] [--gateway IP] [--internal] NAME' },
+  'network-ls': { flags: networkLsFlags, synopsis: '[-q] [--filter KEY=VALUE] [--format TEMPLATE]' },
+  'network-inspect': { flags: networkInspectFlags, synopsis: '[-f TEMPLATE] NETWORK [NETWORK...]' },
+  'network-rm': { flags: networkRmFlags, synopsis: 'NETWORK [NETWORK...]' },
+  'network-prune': { flags: networkPruneFlags, synopsis: '[-f]' },
+  'network-connect': { flags: networkConnectFlags, synopsis: '[--alias NAME] NETWORK CONTAINER' },
+  'network-disconnect': { flags: commonFlags, synopsis: 'NETWORK CONTAINER' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
   'system-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
@@ -123,6 +135,15 @@ function errorText(e: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  setSelfCommand([process.execPath, ...process.execArgv, process.argv[1]!]);
+  if (argv[0] === '__dns') {
+    try {
+      return await dnsMain(await openStore(argv[1]!, undefined, { recover: false }));
+    } catch (e) {
+      process.stderr.write(`ERROR: ${errorText(e)}\n`);
+      return 1;
+    }
+  }
   if (argv[0] === '__monitor' || argv[0] === '__exec') {
     try {
       return argv[0] === '__exec' ? await execMain(argv.slice(1)) : await monitorMain(argv.slice(1));
@@ -159,7 +180,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const p = parseArgs(rest, spec.flags, spec.stop);
     if (p.flags.get('help') === true) {
-      process.stdout.write(usage(cmd.replace(/^(image|system)-/, '$1 '), spec.synopsis, spec.flags));
+      process.stdout.write(usage(cmd.replace(/^(image|system|volume|network)-/, '$1 '), spec.synopsis, spec.flags));
       return 0;
     }
     const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
@@ -233,6 +254,20 @@ export async function main(argv: string[]): Promise<number> {
         return await cancellable(() => loadCommand(p, ac.signal));
       case 'image-prune':
         return await imagePruneCommand(p);
+      case 'network-create':
+        return await networkCreateCommand(p);
+      case 'network-ls':
+        return await networkLsCommand(p);
+      case 'network-inspect':
+        return await networkInspectCommand(p);
+      case 'network-rm':
+        return await networkRmCommand(p);
+      case 'network-prune':
+        return await networkPruneCommand(p);
+      case 'network-connect':
+        return await networkConnectCommand(p);
+      case 'network-disconnect':
+        return await networkDisconnectCommand(p);
       case 'volume-create':
         return await volumeCreateCommand(p);
       case 'volume-ls':

@@ -78,6 +78,13 @@ test.after(() => {
       // a record being written
     }
   }
+  // The user networks' resolver, if a failed test left it: ours (this test's CLI started it).
+  try {
+    const dns = JSON.parse(fs.readFileSync(path.join(root, 'networks/.dns.json'), 'utf8')) as { pid: number };
+    if (alive(dns.pid)) process.kill(dns.pid, 'SIGKILL');
+  } catch {
+    // not running
+  }
   sh(`ip netns delete ${NS}; ip netns delete ${OUT}`);
   removeStore(root);
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
@@ -171,7 +178,8 @@ it('-P publishes EXPOSEd ports on free host ports; bad -p is refused before anyt
     [['-p', '70000:80'], /invalid host port 70000/],
     [['-p', '80/sctp'], /protocol sctp/],
     [['--network', 'host', '-p', '80'], /need the bridge network/],
-    [['--network', 'bogus'], /--network bogus/],
+    [['--network', 'bogus'], /network bogus not found/],
+    [['--network-alias', 'x'], /needs a user-defined network/],
     [['--network', 'container:nosuch'], /No such container: nosuch/],
   ] as [string[], RegExp][]) {
     const r = await tsb(['run', '--rm', ...flags, 'net', 'true']);
@@ -210,6 +218,53 @@ it('kill -9 of a monitor: rm reclaims its namespace, veth, address and rules', a
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
   assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbv/);
   assert.not.match(sh('ip netns list').stdout, /tsb-[0-9a-f]{12}/);
+});
+
+/** A DNS server in the outside namespace that answers every A query with 198.51.100.7. */
+const FAKE_DNS = `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>{const q=m.subarray(12);let i=0;while(q[i])i+=q[i]+1;const end=12+i+5;const h=Buffer.from(m.subarray(0,end));h.writeUInt16BE(0x8180,2);h.writeUInt16BE(1,6);const t=h.readUInt16BE(end-4);const a=Buffer.from([0xc0,12,0,1,0,1,0,0,0,60,0,4,198,51,100,7]);s.send(t===1?Buffer.concat([h,a]):(h.writeUInt16BE(0,6),h),r.port,r.address)});s.bind(53,'192.0.2.2',()=>console.log('ready'));`;
+
+it('user networks: names and aliases resolve, other names go to --dns, networks are kept apart, internal stays inside', async () => {
+  await image();
+  assert.match(await ok(['network', 'create', '--subnet', '10.77.0.0/24', 'app']), /^[0-9a-f]{64}\n$/);
+  await ok(['network', 'create', 'other']);
+  await ok(['network', 'create', '--internal', 'closed']);
+  const fake = spawn('ip', ['netns', 'exec', OUT, process.execPath, '-e', FAKE_DNS], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(fake);
+  await new Promise((r) => fake.stdout!.once('data', r));
+  try {
+    assert.match(await ok(['network', 'ls']), /app\s+bridge\s+local\s+10\.77\.0\.0\/24[\s\S]*host[\s\S]*none/);
+    assert.is((await ok(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}', 'app'])).trim(), '10.77.0.0/24 10.77.0.1');
+    await ok(['run', '-d', '--name', 'db', '--network', 'app', '--network-alias', 'database', '--ip', '10.77.0.50', 'net', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    const look = await ok(['run', '--rm', '--network', 'app', '--dns', '192.0.2.2', 'net', 'sh', '-c', 'cat /etc/resolv.conf; nslookup db; nslookup database; nslookup example.test; wget -q -O - http://10.77.0.50/index.html']);
+    assert.match(look, /nameserver 10\.77\.0\.1/);
+    assert.match(look, /Name:\s+db\s+Address:\s+10\.77\.0\.50/);
+    assert.match(look, /Name:\s+database\s+Address:\s+10\.77\.0\.50/);
+    assert.match(look, /Name:\s+example\.test\s+Address:\s+198\.51\.100\.7/, 'forwarded to --dns');
+    assert.match(look, /web-page/);
+    // Another network neither resolves nor reaches db; connecting db to it changes both.
+    const apart = await ok(['run', '--rm', '--network', 'other', 'net', 'sh', '-c', 'nslookup db >/dev/null 2>&1 && echo resolved; wget -q -T 2 -O - http://10.77.0.50/index.html || echo unreachable']);
+    assert.is(apart, 'unreachable\n');
+    await ok(['network', 'connect', '--alias', 'db2', 'other', 'db']);
+    const joined = await ok(['run', '--rm', '--network', 'other', 'net', 'sh', '-c', 'ip=$(nslookup db2 | sed -n "s/^Address: *\\([0-9.]*\\)$/\\1/p" | tail -1); wget -q -O - http://$ip/index.html']);
+    assert.is(joined, 'web-page\n');
+    await ok(['network', 'disconnect', 'other', 'db']);
+    const inUse = await tsb(['network', 'rm', 'app']);
+    assert.is(inUse.code, 1);
+    assert.match(inUse.stderr, /has active endpoints \(db\)/);
+    // Internal: the containers of the network only; nothing out.
+    const closed = await ok(['run', '--rm', '--network', 'closed', 'net', 'sh', '-c', 'echo x | nc -w 2 192.0.2.2 9 && echo out || echo stayed-in']);
+    assert.is(closed, 'stayed-in\n');
+  } finally {
+    await tsb(['rm', '-f', 'db']);
+  }
+  assert.is(await ok(['network', 'rm', 'app', 'other', 'closed']), 'app\nother\nclosed\n');
+  assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
+  assert.not.match(inNs('ip -o link').stdout, /tsb-|tsbv/);
+  await until('the resolver ends after the last container', () => !fs.existsSync(path.join(root, 'networks/.dns.json')), 10_000);
+  const bad = await tsb(['network', 'create', 'bridge']);
+  assert.match(bad.stderr, /reserved/);
+  const badSub = await tsb(['network', 'create', '--subnet', '10.0.0.0/40', 'x']);
+  assert.match(badSub.stderr, /prefix/);
 });
 
 test.run();

@@ -47,7 +47,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
   const endpoint = crypto.randomBytes(32).toString('hex');
   try {
     fs.mkdirSync(work, { recursive: true });
-    const ep = await nets?.attach(endpoint);
+    const ep = await nets?.attach(endpoint, { name: 'build-step', networks: [{ network: 'bridge' }] });
     runMounts = await prepareRunMounts(env, op, inputs, work, ctx.signal);
     const files = op.files.map((f, i): SpecMount => {
       const host = path.join(work, `file-${i}`);
@@ -67,7 +67,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         user: op.user,
         hostname: op.hostname,
         network: op.network === 'default' ? 'bridge' : op.network,
-        netns: ep && { path: `/run/netns/${ep.netns}`, ip: ep.ip },
+        netns: ep && { path: `/run/netns/${ep.netns}`, ip: ep.endpoints[0]!.endpoint.ip },
         security: { privileged: op.insecure },
         rlimits: op.ulimits,
         extraHosts: op.extraHosts,

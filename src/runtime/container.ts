@@ -14,7 +14,7 @@ import { runSpec, type RunResult, type SpawnOptions } from './helper.js';
 import { layerDirs, missingMountPoints, readFileInLayers, removeMountStubs } from './layers.js';
 import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rlimit, type SpecMount } from './spec.js';
 import { resolveUser } from './user.js';
-import { writeEtcFiles } from './etc.js';
+import { writeEtcFiles, type Resolv } from './etc.js';
 import { cgroupManager, type CgroupDriver, type CgroupLimits } from './cgroups.js';
 import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
@@ -34,7 +34,7 @@ export interface ContainerOptions {
   hostname: string;
   network: NetworkMode;
   /** The prepared network namespace to join, and the container's address in it (for /etc/hosts). */
-  netns?: { path: string; ip?: string };
+  netns?: { path: string; ip?: string; resolv?: Resolv };
   terminal?: boolean;
   init?: boolean;
   readonlyRoot?: boolean;
@@ -131,7 +131,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       devices: sec.devices,
       cgroupProcs: cg?.procsFiles,
       devicesBpf: cg?.deviceFilter,
-      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip),
+      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip, o.netns?.resolv),
       shmSize: o.shmSize,
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],

@@ -64,8 +64,16 @@ export interface ContainerConfig {
   log?: { maxSize: number; maxFile: number };
   /** -p/-P: ports to publish (bridge; host port 0 is chosen at each start). */
   ports?: PortBinding[];
-  /** --mac-address on the bridge network. */
+  /** --mac-address and --ip on the first network; --network-alias there. */
   mac?: string;
+  ip?: string;
+  aliases?: string[];
+  /** Networks joined later (`network connect`), kept across restarts. */
+  extraNetworks?: { network: string; aliases?: string[] }[];
+  /** --dns (upstreams), --dns-search, --dns-option. */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
   /** Binds, volumes and tmpfs mounts (-v, --mount, --tmpfs, the image's VOLUMEs, --volumes-from). */
   mounts?: MountConfig[];
   /** --rm: the record and snapshot go when the container ends for good. */

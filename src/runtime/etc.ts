@@ -14,7 +14,13 @@ export function containerResolvConf(host: string): string {
   return `${keep.filter((l, i) => l !== '' || i < keep.length - 1).join('\n')}\n`;
 }
 
-export function writeEtcFiles(dir: string, hostname: string, network: NetworkMode, extraHosts: string[] = [], ip?: string): Record<string, string> {
+export interface Resolv {
+  nameservers: string[];
+  search: string[];
+  options: string[];
+}
+
+export function writeEtcFiles(dir: string, hostname: string, network: NetworkMode, extraHosts: string[] = [], ip?: string, resolv?: Resolv): Record<string, string> {
   fs.mkdirSync(dir, { recursive: true });
   const files: Record<string, string> = {};
   const hosts = path.join(dir, 'hosts');
@@ -33,9 +39,17 @@ export function writeEtcFiles(dir: string, hostname: string, network: NetworkMod
     } catch {
       // no resolver configured on the host
     }
-    fs.writeFileSync(rc, network === 'host' ? text : containerResolvConf(text));
+    fs.writeFileSync(rc, resolv ? resolvText(resolv, text) : network === 'host' ? text : containerResolvConf(text));
     files['resolv.conf'] = rc;
   }
   return files;
 }
 
+
+/** resolv.conf from --dns/--dns-search/--dns-option (or a network's resolver); what is not given comes from the host's. */
+function resolvText(r: Resolv, host: string): string {
+  const servers = r.nameservers.length ? r.nameservers.map((n) => `nameserver ${n}`) : containerResolvConf(host).split('\n').filter((l) => /^\s*nameserver\s/.test(l));
+  const search = r.search.length ? [`search ${r.search.join(' ')}`] : host.split('\n').filter((l) => /^\s*search\s/.test(l));
+  const options = r.options.length ? [`options ${r.options.join(' ')}`] : [];
+  return `${[...search, ...servers, ...options].join('\n')}\n`;
+}

@@ -30,5 +30,6 @@ export { setFrozen, isFrozen, cgroupPids } from './freezer.js';
 export type { StartInfo, SpawnOptions, RunResult } from './helper.js';
 export { Volumes, specMount, checkPropagation, propagationFlags } from './volumes.js';
 export type { VolumeInfo, MountConfig } from './volumes.js';
-export { Networks } from './network.js';
-export type { PortBinding, Endpoint, BridgeState } from './network.js';
+export { Networks, RESERVED as RESERVED_NETWORKS } from './network.js';
+export type { PortBinding, Endpoint, NetworkState, AttachRequest } from './network.js';
+export { serveDns } from './dns.js';

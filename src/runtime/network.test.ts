@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { allocateIp, macFor, parseCidr, pickSubnet, inSubnet } from './ipam.js';
-import { Networks, ruleset, type Runner } from './network.js';
+import { Networks, type Runner } from './network.js';
+import { networkRules, tableRuleset } from './nft.js';
 
 test('ipam: subnets, the lowest free address, MACs, a subnet no route uses', () => {
   assert.equal(parseCidr('10.89.3.7/16'), { base: parseCidr('10.89.0.0/16').base, bits: 16 });
@@ -18,11 +19,18 @@ test('ipam: subnets, the lowest free address, MACs, a subnet no route uses', () 
   assert.throws(() => parseCidr('10.0.0.0/33'), /prefix/);
 });
 
-test('the nftables table masquerades the subnet and DNATs published ports through maps', () => {
-  const r = ruleset('10.89.0.0/16', 'tsbuild0');
-  assert.match(r, /ip saddr 10\.89\.0\.0\/16 oifname != "tsbuild0" masquerade/);
-  assert.match(r, /dnat ip to meta l4proto \. th dport map @ports/);
-  assert.match(r, /ip saddr 127\.0\.0\.0\/8 oifname "tsbuild0" masquerade/);
+test('the nftables table DNATs published ports through maps; each network masquerades its subnet and is kept apart', () => {
+  const t = tableRuleset();
+  assert.match(t, /dnat ip to meta l4proto \. th dport map @ports/);
+  assert.match(t, /ip saddr 127\.0\.0\.0\/8 oifname @bridges masquerade/);
+  const n = { Id: 'f'.repeat(64), Bridge: 'tsb-x', Subnet: '10.89.0.0/16', Internal: false };
+  assert.equal(networkRules(n), [
+    ['forward', `iifname "tsb-x" oifname != "tsb-x" oifname @bridges drop comment "net:${'f'.repeat(12)}"`],
+    ['postrouting', `ip saddr 10.89.0.0/16 oifname != "tsb-x" masquerade comment "net:${'f'.repeat(12)}"`],
+  ]);
+  const internal = networkRules({ ...n, Internal: true }).map(([, r]) => r).join('\n');
+  assert.not.match(internal, /masquerade/);
+  assert.match(internal, /iifname "tsb-x" oifname != "tsb-x" drop/);
 });
 
 test('attach/detach: commands in order, endpoints reclaimed when their owner is dead, bridge and table removed with the last', async () => {
@@ -44,7 +52,9 @@ test('attach/detach: commands in order, endpoints reclaimed when their owner is 
   const sysctls: string[] = [];
   try {
     const nets = new Networks(root, { exec: fake, sysctl: (k, v) => sysctls.push(`${k}=${v}`) });
-    const a = await nets.attach('a'.repeat(64), { ports: [{ hostIp: '0.0.0.0', hostPort: 0, containerPort: 80, proto: 'tcp' }] });
+    const att = await nets.attach('a'.repeat(64), { name: 'a', networks: [{ network: 'bridge' }], ports: [{ hostIp: '0.0.0.0', hostPort: 0, containerPort: 80, proto: 'tcp' }] });
+    const a = att.endpoints[0]!.endpoint;
+    assert.is(att.netns, `tsb-${'a'.repeat(12)}`);
     assert.is(a.ip, '10.90.0.2', 'the first subnet is routed already');
     assert.is(a.ports[0]!.hostPort > 0, true);
     assert.ok(calls.some((c) => c.startsWith('nft -f -')));
@@ -52,9 +62,10 @@ test('attach/detach: commands in order, endpoints reclaimed when their owner is 
     assert.ok(calls.some((c) => c.includes(`add element ip tsbuild ports { tcp . ${a.ports[0]!.hostPort} : 10.90.0.2 . 80 }`)));
     // A second container: the next address; a dead owner's endpoint is reclaimed on the way.
     const state = JSON.parse(fs.readFileSync(path.join(root, 'networks/bridge.json'), 'utf8'));
+    assert.is(state.Builtin, true);
     state.endpoints['a'.repeat(64)].owner = { pid: 2 ** 22 + 1, start: 1 };
     fs.writeFileSync(path.join(root, 'networks/bridge.json'), JSON.stringify(state));
-    const b = await nets.attach('b'.repeat(64));
+    const b = (await nets.attach('b'.repeat(64), { name: 'b', networks: [{ network: 'bridge' }] })).endpoints[0]!.endpoint;
     assert.is(b.ip, '10.90.0.2', 'the dead endpoint gave its address back');
     assert.ok(calls.some((c) => c === `ip netns delete tsb-${'a'.repeat(12)}`));
     await nets.detach('b'.repeat(64));

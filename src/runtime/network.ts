@@ -1,20 +1,22 @@
 /**
- * The default bridge network: a `tsbuild0` bridge, a network namespace and veth pair per running
- * container, an address from the bridge's subnet, outbound NAT and published ports in one nftables
- * table of tsbuild's own (`ip tsbuild`). Lifecycle: `attach` before the container's process starts
- * (the helper joins the namespace made here), `detach` after it ends. State is one JSON file under a
- * lock; an endpoint whose container is no longer active (a killed monitor, a reboot) is reclaimed by
- * the next attach or detach, and when the last endpoint goes, so do the bridge and the table, leaving
- * nothing on the host.
+ * Container networks: bridges with NAT, one network namespace per running container joined to one or
+ * more of them. The built-in `bridge` network (`tsbuild0`) is made on first use and removed with its
+ * last endpoint; user networks (`network create`) keep their bridge until `network rm`. Lifecycle of an
+ * endpoint: `attach` before the container's process starts (the helper joins the namespace made here),
+ * `detach` after it ends, `connect`/`disconnect` while it runs. State: one JSON file per network under
+ * one lock. An endpoint records its owner (the monitor or attached run, by pid and start time); one
+ * whose owner died is reclaimed by the next command that takes the lock. When no network is left, the
+ * nftables table goes too, so nothing stays on the host.
  */
+import crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { TsbuildError } from '../errors/index.js';
+import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
 import { acquireLock, processStartTime, readJSONFile, sameProcessAlive, writeFileAtomic } from '../fsutil/index.js';
-import { allocateIp, macFor, parseCidr, pickSubnet } from './ipam.js';
+import { allocateIp, inSubnet, intToIp, macFor, overlaps, parseCidr, pickSubnet } from './ipam.js';
+import { addNetworkRules, ensureTable, portElement, removeNetworkRules, TABLE } from './nft.js';
+import { portFree } from './ports.js';
 
 export interface PortBinding {
   hostIp: string;
@@ -26,23 +28,34 @@ export interface PortBinding {
 
 export interface Endpoint {
   container: string;
+  /** The container's name and --network-alias values: what the network's DNS answers for. */
+  names: string[];
   ip: string;
   mac: string;
-  /** The named namespace (`ip netns`), its bind mount under /run/netns. */
-  netns: string;
+  /** Interface inside the container (eth0, eth1, …) and the host end of its veth pair. */
+  iface: string;
   veth: string;
+  /** The container's named namespace (`ip netns`), shared by its endpoints. */
+  netns: string;
   ports: PortBinding[];
+  /** The container's --dns servers: where the network's resolver forwards its other questions. */
+  dns?: string[];
   /** The process that attached it and detaches it when the container ends (monitor or attached run). */
   owner: { pid: number; start: number };
 }
 
-export interface BridgeState {
+export interface NetworkState {
   Name: string;
+  Id: string;
   Driver: 'bridge';
   Bridge: string;
   Subnet: string;
   Gateway: string;
+  Internal: boolean;
+  Labels: Record<string, string>;
   Created: string;
+  /** The built-in `bridge` network: no name resolution, removed with its last endpoint. */
+  Builtin?: boolean;
   endpoints: Record<string, Endpoint>;
 }
 
@@ -54,62 +67,25 @@ export const run: Runner = (cmd, args, input) =>
     const child = execFile(cmd, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new TsbuildError('NETWORK_TOOLS', `bridge networking needs ${cmd} (apt-get install -y iproute2 nftables), or run with --network host or none`));
+        return reject(new TsbuildError('NETWORK_TOOLS', `container networks need ${cmd} (apt-get install -y iproute2 nftables), or run with --network host or none`));
       }
       reject(new TsbuildError('NETWORK_SETUP', `${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
     });
     if (input !== undefined) child.stdin!.end(input);
   });
 
-const BRIDGE = 'tsbuild0';
-const TABLE = 'tsbuild';
-const CANDIDATES = ['10.89.0.0/16', '10.90.0.0/16', '10.91.0.0/16', '172.30.0.0/16', '192.168.230.0/24'];
+const CANDIDATES = ['10.89.0.0/16', '10.90.0.0/16', '10.91.0.0/16', '10.92.0.0/16', '10.93.0.0/16', '172.30.0.0/16', '192.168.230.0/24'];
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const RESERVED = ['bridge', 'host', 'none', 'default'];
 
-/** The nftables table: NAT out of the subnet, DNAT of published ports (maps keyed by port), loopback access. */
-export function ruleset(subnet: string, bridge: string): string {
-  const dnat = [
-    'fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @hostports',
-    'fib daddr type local dnat ip to meta l4proto . th dport map @ports',
-  ];
-  return `table ip ${TABLE} {
-  map ports { type inet_proto . inet_service : ipv4_addr . inet_service; }
-  map hostports { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
-  chain prerouting { type nat hook prerouting priority -100; policy accept; ${dnat.join('; ')}; }
-  chain output { type nat hook output priority -100; policy accept; ${dnat.join('; ')}; }
-  chain postrouting {
-    type nat hook postrouting priority 100; policy accept;
-    ip saddr ${subnet} oifname != "${bridge}" masquerade
-    ip saddr 127.0.0.0/8 oifname "${bridge}" masquerade
-  }
-}
-`;
-}
-
-function element(p: PortBinding, ip: string): string {
-  const any = p.hostIp === '0.0.0.0' || p.hostIp === '';
-  return `${any ? 'ports' : 'hostports'} { ${any ? '' : `${p.hostIp} . `}${p.proto} . ${p.hostPort} : ${ip} . ${p.containerPort} }`;
-}
-
-/** Free right now on this host (nobody listens): bind and release, as Docker's port allocator probes. */
-async function portFree(hostIp: string, port: number, proto: 'tcp' | 'udp'): Promise<number | undefined> {
-  const host = hostIp || '0.0.0.0';
-  return new Promise((resolve) => {
-    if (proto === 'udp') {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(undefined));
-      s.bind(port, host, () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-      return;
-    }
-    const srv = net.createServer();
-    srv.once('error', () => resolve(undefined));
-    srv.listen(port, host, () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
+export interface AttachRequest {
+  /** The container's name (answered by the networks' DNS with its aliases). */
+  name: string;
+  networks: { network: string; aliases?: string[]; ip?: string }[];
+  /** Published on the first network's address. */
+  ports?: PortBinding[];
+  mac?: string;
+  dns?: string[];
 }
 
 export class Networks {
@@ -123,16 +99,36 @@ export class Networks {
     this.sysctl = o.sysctl ?? ((k, v) => fs.writeFileSync(`/proc/sys/${k.replace(/\./g, '/')}`, v));
   }
 
-  private get file(): string {
-    return path.join(this.dir, 'bridge.json');
+  private file(name: string): string {
+    return path.join(this.dir, `${name}.json`);
   }
 
-  state(): BridgeState | undefined {
-    return readJSONFile<BridgeState | undefined>(this.file, undefined);
+  list(): NetworkState[] {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(this.dir).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+    } catch {
+      return [];
+    }
+    return names.flatMap((f) => {
+      try {
+        const s = readJSONFile<NetworkState | undefined>(path.join(this.dir, f), undefined);
+        return s ? [s] : [];
+      } catch {
+        return []; // a damaged file hides nothing else
+      }
+    }).sort((a, b) => a.Name.localeCompare(b.Name));
   }
 
-  endpoint(container: string): Endpoint | undefined {
-    return this.state()?.endpoints[container];
+  /** By name, full id or unique id prefix, as Docker resolves networks. */
+  get(ref: string): NetworkState | undefined {
+    const all = this.list();
+    return all.find((n) => n.Name === ref) ?? (ref.length >= 3 ? all.filter((n) => n.Id.startsWith(ref)) : []).find((_, __, a) => a.length === 1);
+  }
+
+  /** The container's endpoints, on every network. */
+  endpoints(container: string): { network: NetworkState; endpoint: Endpoint }[] {
+    return this.list().flatMap((n) => (n.endpoints[container] ? [{ network: n, endpoint: n.endpoints[container]! }] : []));
   }
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -145,85 +141,169 @@ export class Networks {
     }
   }
 
-  private save(s: BridgeState | undefined): void {
-    if (s) writeFileAtomic(this.file, JSON.stringify(s, null, 1));
-    else fs.rmSync(this.file, { force: true });
+  private save(s: NetworkState): void {
+    writeFileAtomic(this.file(s.Name), JSON.stringify(s, null, 1));
   }
 
-  /** Makes the bridge and the table if missing (a crash may have left either, or neither). */
-  private async ensure(s: BridgeState): Promise<void> {
-    const bits = parseCidr(s.Subnet).bits;
+  /** Makes a network's bridge, rules and table if missing (a crash may have left any of them). */
+  private async ensure(s: NetworkState): Promise<void> {
+    await ensureTable(this.exec);
     const have = await this.exec('ip', ['-o', 'link', 'show', 'dev', s.Bridge]).then(() => true, () => false);
     if (!have) {
-      await this.exec('ip', ['-batch', '-'], `link add ${s.Bridge} type bridge\naddr add ${s.Gateway}/${bits} dev ${s.Bridge}\nlink set ${s.Bridge} up\n`);
+      await this.exec('ip', ['-batch', '-'], `link add ${s.Bridge} type bridge\naddr add ${s.Gateway}/${parseCidr(s.Subnet).bits} dev ${s.Bridge}\nlink set ${s.Bridge} up\n`);
+      await removeNetworkRules(this.exec, s);
+      await addNetworkRules(this.exec, s);
     }
     // Forwarding for the NAT, and loopback-sourced packets allowed onto the bridge (published ports
     // reached at 127.0.0.1, as Docker does without its userland proxy).
     this.sysctl('net.ipv4.ip_forward', '1');
     this.sysctl(`net.ipv4.conf.${s.Bridge}.route_localnet`, '1');
-    const table = await this.exec('nft', ['list', 'table', 'ip', TABLE]).then(() => true, () => false);
-    if (!table) await this.exec('nft', ['-f', '-'], ruleset(s.Subnet, s.Bridge));
   }
 
-  private async teardown(s: BridgeState, ep: Endpoint): Promise<void> {
-    for (const p of ep.ports) await this.exec('nft', ['delete', 'element', 'ip', TABLE, ...element(p, ep.ip).split(' ')]).catch(() => undefined);
-    // The veth goes with the namespace once its last process has gone.
-    await this.exec('ip', ['netns', 'delete', ep.netns]).catch(() => undefined);
+  /** Removes a network's bridge and rules, and the table once no network is left. */
+  private async destroy(s: NetworkState): Promise<void> {
+    await removeNetworkRules(this.exec, s);
+    await this.exec('ip', ['link', 'delete', s.Bridge]).catch(() => undefined);
+    fs.rmSync(this.file(s.Name), { force: true });
+    if (this.list().length === 0) await this.exec('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
+  }
+
+  private async dropEndpoint(s: NetworkState, ep: Endpoint): Promise<void> {
+    for (const p of ep.ports) await this.exec('nft', ['delete', ...portElement(p, ep.ip)]).catch(() => undefined);
     await this.exec('ip', ['link', 'delete', ep.veth]).catch(() => undefined);
     delete s.endpoints[ep.container];
   }
 
-  /** Endpoints whose owner died (kill -9, a reboot), and the bridge and table once nothing uses them. */
-  private async reclaim(s: BridgeState): Promise<BridgeState | undefined> {
-    for (const ep of Object.values(s.endpoints)) if (!sameProcessAlive(ep.owner.pid, ep.owner.start)) await this.teardown(s, ep);
-    if (Object.keys(s.endpoints).length > 0) return s;
-    await this.exec('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
-    await this.exec('ip', ['link', 'delete', s.Bridge]).catch(() => undefined);
-    return undefined;
+  /** Endpoints whose owner died (and `also`'s); the built-in network goes with its last endpoint. */
+  private async reclaim(also?: string): Promise<void> {
+    const namespaces = new Set<string>();
+    for (const s of this.list()) {
+      let changed = false;
+      for (const ep of Object.values(s.endpoints)) {
+        if (ep.container !== also && sameProcessAlive(ep.owner.pid, ep.owner.start)) continue;
+        await this.dropEndpoint(s, ep);
+        namespaces.add(ep.netns);
+        changed = true;
+      }
+      if (s.Builtin && Object.keys(s.endpoints).length === 0) await this.destroy(s);
+      else if (changed) this.save(s);
+    }
+    const live = new Set(this.list().flatMap((s) => Object.values(s.endpoints).map((e) => e.netns)));
+    for (const ns of namespaces) if (!live.has(ns)) await this.exec('ip', ['netns', 'delete', ns]).catch(() => undefined);
   }
 
-  /** Connects a container (its namespace made here) and publishes its ports; returns the endpoint. */
-  async attach(container: string, o: { ports?: PortBinding[]; mac?: string } = {}): Promise<Endpoint> {
+  private newState(name: string, subnet: string, gateway: string | undefined, o: { internal?: boolean; labels?: Record<string, string>; builtin?: boolean }): NetworkState {
+    const id = crypto.randomBytes(32).toString('hex');
+    const gw = gateway ?? allocateIp(subnet, '', new Set());
+    if (!inSubnet(gw, parseCidr(subnet))) throw new UsageError(`--gateway ${gw} is not in the subnet ${subnet}`);
+    return {
+      Name: name, Id: id, Driver: 'bridge', Bridge: o.builtin ? 'tsbuild0' : `tsb-${id.slice(0, 10)}`, Subnet: subnet, Gateway: gw, Internal: o.internal ?? false,
+      Labels: o.labels ?? {}, Created: new Date().toISOString(), ...(o.builtin ? { Builtin: true } : {}), endpoints: {},
+    };
+  }
+
+  private async freeSubnet(): Promise<string> {
+    const routes = (await this.exec('ip', ['-4', '-o', 'route', 'show'])).split('\n').map((l) => l.split(' ')[0]!);
+    return pickSubnet(CANDIDATES, [...routes, ...this.list().map((n) => n.Subnet)]);
+  }
+
+  /** `network create`: the bridge and its rules now; the subnet given or the first free one. */
+  async create(name: string, o: { subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string> } = {}): Promise<NetworkState> {
+    if (!NAME.test(name)) throw new UsageError(`invalid network name "${name}": use letters, digits, _ . -`);
+    if (RESERVED.includes(name)) throw new UsageError(`network name ${name} is reserved (it is a built-in network mode)`);
     return this.locked(async () => {
-      let s = this.state();
-      const old = s?.endpoints[container];
-      if (s && old) await this.teardown(s, old);
-      if (s) s = await this.reclaim(s);
-      if (!s) {
-        const routes = (await this.exec('ip', ['-4', '-o', 'route', 'show'])).split('\n').map((l) => l.split(' ')[0]!);
-        const subnet = pickSubnet(CANDIDATES, routes);
-        // The gateway (the bridge's own address) is the subnet's first address, as Docker's.
-        s = { Name: 'bridge', Driver: 'bridge', Bridge: BRIDGE, Subnet: subnet, Gateway: allocateIp(subnet, '', new Set()), Created: new Date().toISOString(), endpoints: {} };
-      }
-      await this.ensure(s);
-      const ip = allocateIp(s.Subnet, s.Gateway, new Set(Object.values(s.endpoints).map((e) => e.ip)));
-      const ports = await this.allocatePorts(s, o.ports ?? []);
-      const short = container.slice(0, 12);
-      const ep: Endpoint = {
-        container, ip, mac: o.mac ?? macFor(ip), netns: `tsb-${short}`, veth: `tsbv${container.slice(0, 8)}`, ports,
-        owner: { pid: process.pid, start: processStartTime(process.pid) ?? 0 },
-      };
-      // Recorded before anything is made, so a crash in between is reclaimed like any dead endpoint.
-      s.endpoints[container] = ep;
+      if (this.get(name)) throw new TsbuildError('NETWORK_EXISTS', `network with name ${name} already exists`);
+      let subnet = o.subnet;
+      if (subnet !== undefined) {
+        const c = parseCidr(subnet);
+        subnet = `${intToIp(c.base)}/${c.bits}`;
+        const clash = this.list().find((n) => overlaps(parseCidr(n.Subnet), c));
+        if (clash) throw new UsageError(`--subnet ${o.subnet} overlaps network ${clash.Name} (${clash.Subnet}): pick another`);
+      } else subnet = await this.freeSubnet();
+      const s = this.newState(name, subnet, o.gateway, o);
       this.save(s);
       try {
-        const bits = parseCidr(s.Subnet).bits;
-        await this.exec('ip', ['netns', 'add', ep.netns]);
-        await this.exec('ip', ['-batch', '-'], `link add ${ep.veth} type veth peer name eth0 netns ${ep.netns}\nlink set ${ep.veth} master ${s.Bridge} up\n`);
-        await this.exec('ip', ['-n', ep.netns, '-batch', '-'], `link set lo up\nlink set eth0 address ${ep.mac}\naddr add ${ip}/${bits} dev eth0\nlink set eth0 up\nroute add default via ${s.Gateway}\n`);
-        for (const p of ports) await this.exec('nft', ['add', 'element', 'ip', TABLE, ...element(p, ip).split(' ')]);
+        await this.ensure(s);
       } catch (e) {
-        await this.teardown(s, ep);
-        this.save(await this.reclaim(s));
+        await this.destroy(s);
         throw e;
       }
-      return ep;
+      return s;
     });
   }
 
+  /** `network rm`: refused while a running container is on it. */
+  async remove(ref: string): Promise<void> {
+    await this.locked(async () => {
+      await this.reclaim();
+      const s = this.get(ref);
+      if (!s) throw new NotFoundError(`network ${ref} not found`, 'NETWORK_NOT_FOUND');
+      if (s.Builtin) throw new UsageError(`bridge is a pre-defined network and cannot be removed`);
+      const users = Object.values(s.endpoints);
+      if (users.length > 0) throw new TsbuildError('NETWORK_IN_USE', `network ${s.Name} has active endpoints (${users.map((u) => u.names[0]).join(', ')}): stop or disconnect them first`);
+      await this.destroy(s);
+    });
+  }
+
+  /** Connects a container, in a namespace made here, to its networks; ports go on the first one's address. */
+  async attach(container: string, req: AttachRequest): Promise<{ netns: string; endpoints: { network: NetworkState; endpoint: Endpoint }[] }> {
+    return this.locked(async () => {
+      await this.reclaim(container);
+      const netns = `tsb-${container.slice(0, 12)}`;
+      const owner = { pid: process.pid, start: processStartTime(process.pid) ?? 0 };
+      const made: { network: NetworkState; endpoint: Endpoint }[] = [];
+      try {
+        await this.exec('ip', ['netns', 'add', netns]);
+        await this.exec('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+        for (const [i, want] of req.networks.entries()) {
+          const s = await this.network(want.network);
+          const ports = i === 0 ? await this.allocatePorts(req.ports ?? []) : [];
+          const o = { names: [req.name, ...(want.aliases ?? [])], ports, mac: i === 0 ? req.mac : undefined, ip: want.ip, dns: req.dns };
+          made.push({ network: s, endpoint: await this.connectIn(s, container, netns, i, owner, o) });
+        }
+      } catch (e) {
+        await this.reclaim(container);
+        await this.exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
+        throw e;
+      }
+      return { netns, endpoints: made };
+    });
+  }
+
+  /** A network by name; the built-in one is made on first use. */
+  private async network(ref: string): Promise<NetworkState> {
+    let s = ref === 'bridge' ? this.list().find((n) => n.Builtin) : this.get(ref);
+    if (!s && ref === 'bridge') s = this.newState('bridge', await this.freeSubnet(), undefined, { builtin: true });
+    if (!s) throw new NotFoundError(`network ${ref} not found: create it with tsbuild network create ${ref}`, 'NETWORK_NOT_FOUND');
+    return s;
+  }
+
+  /** One endpoint: recorded first (a crash is then reclaimed like a dead owner's), then made. */
+  private async connectIn(s: NetworkState, container: string, netns: string, index: number, owner: Endpoint['owner'], o: { names: string[]; ports: PortBinding[]; mac?: string; ip?: string; dns?: string[] }): Promise<Endpoint> {
+    const taken = new Set(Object.values(s.endpoints).map((e) => e.ip));
+    if (o.ip !== undefined) {
+      if (s.Builtin) throw new UsageError('--ip needs a user-defined network (tsbuild network create --subnet …)');
+      if (!inSubnet(o.ip, parseCidr(s.Subnet)) || o.ip === s.Gateway) throw new UsageError(`--ip ${o.ip} is not a free address of network ${s.Name} (${s.Subnet}, gateway ${s.Gateway})`);
+      if (taken.has(o.ip)) throw new TsbuildError('ADDRESS_IN_USE', `--ip ${o.ip}: the address is already in use on network ${s.Name}`);
+    }
+    const ip = o.ip ?? allocateIp(s.Subnet, s.Gateway, taken);
+    const ep: Endpoint = {
+      container, names: o.names, ip, mac: o.mac ?? macFor(ip), iface: `eth${index}`, veth: `tsbv${container.slice(0, 8)}${index}`, netns, ports: o.ports, owner,
+      ...(o.dns?.length ? { dns: o.dns } : {}),
+    };
+    s.endpoints[container] = ep;
+    this.save(s);
+    await this.ensure(s);
+    const bits = parseCidr(s.Subnet).bits;
+    await this.exec('ip', ['-batch', '-'], `link add ${ep.veth} type veth peer name ${ep.iface} netns ${netns}\nlink set ${ep.veth} master ${s.Bridge} up\n`);
+    await this.exec('ip', ['-n', netns, '-batch', '-'], `link set ${ep.iface} address ${ep.mac}\naddr add ${ip}/${bits} dev ${ep.iface}\nlink set ${ep.iface} up\n${index === 0 ? `route add default via ${s.Gateway}\n` : ''}`);
+    for (const p of ep.ports) await this.exec('nft', ['add', ...portElement(p, ip)]);
+    return ep;
+  }
+
   /** Ports taken by other endpoints are refused; port 0 gets a free one; a port someone listens on is refused. */
-  private async allocatePorts(s: BridgeState, want: PortBinding[]): Promise<PortBinding[]> {
-    const taken = new Set(Object.values(s.endpoints).flatMap((e) => e.ports.map((p) => `${p.proto}/${p.hostPort}`)));
+  private async allocatePorts(want: PortBinding[]): Promise<PortBinding[]> {
+    const taken = new Set(this.list().flatMap((n) => Object.values(n.endpoints).flatMap((e) => e.ports.map((p) => `${p.proto}/${p.hostPort}`))));
     const out: PortBinding[] = [];
     for (const p of want) {
       const port = await portFree(p.hostIp, p.hostPort, p.proto);
@@ -237,14 +317,50 @@ export class Networks {
     return out;
   }
 
-  /** Removes a container's endpoint (idempotent), reclaiming dead ones and the bridge when unused. */
-  async detach(container: string): Promise<void> {
-    await this.locked(async () => {
-      const s = this.state();
-      if (!s) return;
-      const ep = s.endpoints[container];
-      if (ep) await this.teardown(s, ep);
-      this.save(await this.reclaim(s));
+  /** `network connect` of a running container (its namespace exists). */
+  async connect(container: string, network: string, o: { name: string; aliases?: string[]; owner: Endpoint['owner'] }): Promise<Endpoint> {
+    return this.locked(async () => {
+      await this.reclaim();
+      const mine = this.endpoints(container);
+      if (mine.length === 0) throw new TsbuildError('CONTAINER_NOT_CONNECTED', 'the container is not running on a bridge network: start it first, or run it with --network NAME');
+      const s = await this.network(network);
+      if (s.endpoints[container]) throw new TsbuildError('ALREADY_CONNECTED', `container ${o.name} is already connected to network ${s.Name}`);
+      const used = new Set(mine.map((m) => Number(m.endpoint.iface.slice(3))));
+      let i = 0;
+      while (used.has(i)) i++;
+      try {
+        return await this.connectIn(s, container, mine[0]!.endpoint.netns, i, o.owner, { names: [o.name, ...(o.aliases ?? [])], ports: [] });
+      } catch (e) {
+        const cur = this.get(s.Name);
+        if (cur?.endpoints[container]) {
+          await this.dropEndpoint(cur, cur.endpoints[container]!);
+          this.save(cur);
+        }
+        throw e;
+      }
     });
+  }
+
+  /** `network disconnect`: the container leaves one network (its veth goes). */
+  async disconnect(container: string, network: string): Promise<void> {
+    await this.locked(async () => {
+      const s = this.get(network) ?? (network === 'bridge' ? this.list().find((n) => n.Builtin) : undefined);
+      if (!s) throw new NotFoundError(`network ${network} not found`, 'NETWORK_NOT_FOUND');
+      const ep = s.endpoints[container];
+      if (!ep) throw new TsbuildError('NOT_CONNECTED', `the container is not connected to network ${s.Name}`);
+      await this.dropEndpoint(s, ep);
+      if (s.Builtin && Object.keys(s.endpoints).length === 0) await this.destroy(s);
+      else this.save(s);
+    });
+  }
+
+  /** Removes a container from every network and deletes its namespace (idempotent). */
+  async detach(container: string): Promise<void> {
+    await this.locked(() => this.reclaim(container));
+  }
+
+  /** Endpoints whose owner died, reclaimed now (`network ls`, `prune`). */
+  async sweep(): Promise<void> {
+    await this.locked(() => this.reclaim());
   }
 }
