@@ -29,7 +29,7 @@ const statusFile = (store: Store) => path.join(store.root, 'networks', '.dns.jso
 
 /** Starts the resolver unless it runs, and waits until it serves the user networks that have containers. */
 export async function ensureDns(store: Store): Promise<void> {
-  const want = store.networks.list().filter((n) => !n.Builtin && Object.keys(n.endpoints).length > 0).map((n) => n.Gateway);
+  const want = store.networks.list().filter((n) => !n.Builtin && n.Driver === 'bridge' && Object.keys(n.endpoints).length > 0).map((n) => n.Gateway);
   const read = () => readJSONFile<DnsStatus | undefined>(statusFile(store), undefined);
   let st = read();
   if (!st || !sameProcessAlive(st.pid, st.start)) {

@@ -52,7 +52,7 @@ export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } 
 export { currentLimits } from '../runtime/index.js';
 export { portLines, portsText } from './network.js';
 export { dnsMain, setSelfCommand } from './dns.js';
-export { createNetwork, listNetworks, inspectNetwork, removeNetworks, pruneNetworks, connectNetwork, disconnectNetwork } from './networks.js';
+export { createNetwork, listNetworks, inspectNetwork, pruneNetworks, connectNetwork, disconnectNetwork } from './networks.js';
 export { createVolume, listVolumes, inspectVolume, removeVolume, pruneVolumes } from './volumes.js';
 export type { VolumeRow } from './volumes.js';
 export type { VolumeInfo } from '../runtime/index.js';

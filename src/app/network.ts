@@ -117,7 +117,8 @@ export async function joinNetwork(store: Store, rec: ContainerState, cfg: Contai
     const a = await store.networks.attach(rec.id, { name: rec.name, networks: nets, ports: cfg.ports, mac: cfg.mac, dns: cfg.dns });
     const first = a.endpoints[0]!;
     store.containers.update(rec.id, { network: { ip: first.endpoint.ip, gateway: first.network.Gateway, mac: first.endpoint.mac, ports: first.endpoint.ports } });
-    const user = a.endpoints.find((e) => !e.network.Builtin);
+    // The resolver listens on gateways of ours: bridge networks only (a macvlan gateway is the LAN's).
+    const user = a.endpoints.find((e) => !e.network.Builtin && e.network.Driver === 'bridge');
     if (user) await ensureDns(store);
     return { path: `/run/netns/${a.netns}`, ip: first.endpoint.ip, resolv: resolvFor(cfg, user?.network.Gateway) };
   }

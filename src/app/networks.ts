@@ -16,11 +16,11 @@ export interface NetworkCreateRequest {
 
 export async function createNetwork(store: Store, name: string, r: NetworkCreateRequest = {}): Promise<NetworkState> {
   const driver = r.driver ?? 'bridge';
-  if (driver === 'macvlan' || driver === 'ipvlan') throw new UsageError(`--driver ${driver} is not implemented yet: use bridge (the issue note says what is missing)`);
-  if (driver !== 'bridge') throw new UsageError(`--driver ${driver}: use bridge`);
-  for (const o of Object.keys(keyValues(r.options ?? [], '-o'))) throw new UsageError(`-o ${o}: the bridge driver takes no options yet`);
+  if (driver !== 'bridge' && driver !== 'macvlan' && driver !== 'ipvlan') throw new UsageError(`--driver ${driver}: use bridge, macvlan or ipvlan`);
+  const opts = keyValues(r.options ?? [], '-o');
+  for (const o of Object.keys(opts)) if (o !== 'parent' || driver === 'bridge') throw new UsageError(`-o ${o}: ${driver === 'bridge' ? 'the bridge driver takes no options yet' : `the ${driver} driver takes parent=IFACE`}`);
   if (r.gateway !== undefined && r.subnet === undefined) throw new UsageError('--gateway needs --subnet');
-  return store.networks.create(name, { subnet: r.subnet, gateway: r.gateway, internal: r.internal, labels: keyValues(r.labels ?? [], '--label') });
+  return store.networks.create(name, { subnet: r.subnet, gateway: r.gateway, internal: r.internal, labels: keyValues(r.labels ?? [], '--label'), driver, parent: opts.parent });
 }
 
 export interface NetworkRow {
@@ -59,16 +59,9 @@ export function inspectNetwork(store: Store, ref: string): Record<string, unknow
     IPAM: { Driver: 'default', Config: [{ Subnet: n.Subnet, Gateway: n.Gateway }] },
     Internal: n.Internal,
     Containers: Object.fromEntries(Object.values(n.endpoints).map((e) => [e.container, { Name: names.get(e.container) ?? e.names[0], MacAddress: e.mac, IPv4Address: `${e.ip}/${n.Subnet.split('/')[1]}`, Aliases: e.names.slice(1) }])),
-    Options: { 'com.docker.network.bridge.name': n.Bridge },
+    Options: n.Driver === 'bridge' ? { 'com.docker.network.bridge.name': n.Bridge } : { parent: n.Bridge },
     Labels: n.Labels,
   };
-}
-
-export async function removeNetworks(store: Store, refs: string[], onRemoved: (ref: string) => void): Promise<void> {
-  for (const r of refs) {
-    await store.networks.remove(r);
-    onRemoved(r);
-  }
 }
 
 /** Removes user networks no running container is on. */
@@ -93,7 +86,7 @@ export async function connectNetwork(store: Store, network: string, ref: string,
   if (cfg.network === network || (cfg.extraNetworks ?? []).some((n) => n.network === network)) throw new TsbuildError('ALREADY_CONNECTED', `container ${ref} is already connected to network ${network}`);
   if (c.status === 'running' && c.pid) {
     await store.networks.connect(c.id, network, { name: c.name, aliases: o.aliases, owner: { pid: c.pid, start: c.pidStart ?? 0 } });
-    await ensureDns(store);
+    if (store.networks.get(network)?.Driver === 'bridge') await ensureDns(store);
   }
   store.containers.update(c.id, (cur) => ({ config: { ...cur.config!, extraNetworks: [...(cur.config!.extraNetworks ?? []), { network, aliases: o.aliases }] } }));
 }

@@ -1,6 +1,7 @@
 /** A small argv parser: `--flag value`, `--flag=value`, `-t value`, `-it`, repeatable flags, `--`. */
 import { UsageError } from '../errors/index.js';
 import { openStore, parseCompression, parseUntil, storeRoot, suggest, type AppEvent, type CompressionSpec, type RegistryOptions, type Store } from '../app/index.js';
+import { formatRows } from './template.js';
 
 export interface FlagSpec {
   /** Long name without dashes. */
@@ -178,4 +179,25 @@ export function untilFilter(p: Parsed): number | undefined {
     if (!f.startsWith('until=')) throw new UsageError(`--filter ${f}: only until=DURATION is supported`);
     return parseUntil(f.slice(6));
   })[0];
+}
+
+/** `inspect` output for a list of objects: JSON as Docker prints it, or `-f TEMPLATE` per object. */
+export function printInspect(p: Parsed, all: unknown[]): void {
+  const format = flagStr(p, 'format');
+  process.stdout.write(format !== undefined ? formatRows(format, all) : `${JSON.stringify(all, null, 4)}\n`);
+}
+
+/** Docker's habit for `rm` of several objects: each is tried, failures are reported, exit 1 if any failed. */
+export async function removeEach(names: string[], remove: (name: string) => Promise<void> | void): Promise<number> {
+  let failed = 0;
+  for (const n of names) {
+    try {
+      await remove(n);
+      process.stdout.write(`${n}\n`);
+    } catch (e) {
+      process.stderr.write(`Error: ${(e as Error).message}\n`);
+      failed++;
+    }
+  }
+  return failed > 0 ? 1 : 0;
 }

@@ -93,9 +93,12 @@ it('image prune, system df and system prune: untagged images go, -a takes unused
     assert.is((await cli(['run', '--name', 'user', 'keep'], { root: store })).code, 0);
     r = await cli(['image', 'prune', '-a', '-f'], { root: store });
     assert.not.match(r.stdout, /untagged: keep/, 'an image a container uses stays');
-    r = await cli(['system', 'prune', '-a', '-f'], { root: store });
+    assert.is((await cli(['volume', 'create', 'named-stays'], { root: store })).code, 0);
+    assert.is((await cli(['run', '--name', 'anon', '-v', '/data', 'keep'], { root: store })).code, 0);
+    r = await cli(['system', 'prune', '-a', '-f', '--volumes'], { root: store });
     assert.is(r.code, 0, r.stderr);
-    assert.match(r.stdout, /Deleted 1 containers, 1 images/);
+    assert.match(r.stdout, /Deleted 2 containers, 0 networks, 1 volumes, 1 images/);
+    assert.is((await cli(['volume', 'ls', '-q'], { root: store })).stdout, 'named-stays\n', 'named volumes stay (Docker 23)');
     assert.is((await cli(['images', '-q'], { root: store })).stdout, '');
   } finally {
     removeStore(store);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
+import { containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
@@ -192,7 +192,13 @@ export async function systemPruneCommand(p: Parsed): Promise<number> {
   await removeContainers(s, stopped);
   const images = await pruneImages(s, { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
   const cache = await prune(s, { all: true, untilMs: untilFilter(p) });
-  process.stdout.write(`Deleted ${stopped.length} containers, ${images.deleted.length} images, ${cache.records} cache records\nTotal reclaimed space: ${humanSize(images.bytes + cache.bytes)}\n`);
+  // Docker's order and rules: unused networks always, anonymous volumes only with --volumes.
+  const networks = await pruneNetworks(s);
+  const volumes = flagBool(p, 'volumes') ? pruneVolumes(s, {}) : { removed: [], bytes: 0 };
+  process.stdout.write(
+    `Deleted ${stopped.length} containers, ${networks.length} networks, ${volumes.removed.length} volumes, ${images.deleted.length} images, ${cache.records} cache records\n` +
+      `Total reclaimed space: ${humanSize(images.bytes + cache.bytes + volumes.bytes)}\n`,
+  );
   return 0;
 }
 

@@ -110,7 +110,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   'network-connect': { flags: networkConnectFlags, synopsis: '[--alias NAME] NETWORK CONTAINER' },
   'network-disconnect': { flags: commonFlags, synopsis: 'NETWORK CONTAINER' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
-  'system-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
+  'system-prune': { flags: [...pruneImagesFlags, { name: 'volumes', type: 'bool', help: 'anonymous volumes no container uses, too' }], synopsis: '[-a] [-f] [--volumes] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },

@@ -102,6 +102,16 @@ async function image(): Promise<void> {
   built = true;
 }
 
+/** A one-shot TCP listener in the outside namespace; returns what it has received so far. */
+async function outsideListener(port: number): Promise<() => string> {
+  const listener = spawn('ip', ['netns', 'exec', OUT, 'busybox', 'nc', '-l', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(listener);
+  let got = '';
+  listener.stdout!.on('data', (d) => (got += d));
+  await sleep(300);
+  return () => got;
+}
+
 /** A UDP round trip from inside the test namespace (Node's dgram, run there by `ip netns exec`). */
 function udpAsk(host: string, port: number, msg: string): string {
   const js = `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(m);process.exit(0)});setTimeout(()=>process.exit(3),3000);s.send(${JSON.stringify(msg)},${port},${JSON.stringify(host)});`;
@@ -126,13 +136,9 @@ it('--network none has only lo; the default bridge gives eth0 an address, a defa
 
 it('outbound NAT reaches a listener outside; removing the last container leaves no bridge, veth, namespace or rule', async () => {
   await image();
-  const listener = spawn('ip', ['netns', 'exec', OUT, 'busybox', 'nc', '-l', '-p', '9000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(listener);
-  let got = '';
-  listener.stdout!.on('data', (d) => (got += d));
-  await sleep(300);
+  const got = await outsideListener(9000);
   await ok(['run', '--rm', 'net', 'sh', '-c', 'echo hello-nat | nc -w 3 192.0.2.2 9000']);
-  await until('the listener got the data', () => got === 'hello-nat\n', 5000);
+  await until('the listener got the data', () => got() === 'hello-nat\n', 5000);
   assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbv/);
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
   assert.not.match(sh('ip netns list').stdout, /tsb-[0-9a-f]{12}/);
@@ -190,16 +196,12 @@ it('-P publishes EXPOSEd ports on free host ports; bad -p is refused before anyt
 
 it('build --network default: each RUN step gets a private address with NAT to the outside, cleaned after the step', async () => {
   await image();
-  const listener = spawn('ip', ['netns', 'exec', OUT, 'busybox', 'nc', '-l', '-p', '9001'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(listener);
-  let got = '';
-  listener.stdout!.on('data', (d) => (got += d));
-  await sleep(300);
+  const got = await outsideListener(9001);
   const d = busyboxContext('RUN ip -4 -o addr show eth0 > /addr && echo from-build | nc -w 3 192.0.2.2 9001\nRUN --network=none ip -o link > /links\n');
   dirs.push(d);
   const r = await tsb(['--network', 'default', '--no-cache', '-t', 'netbuild', d]);
   assert.is(r.code, 0, r.stderr);
-  assert.is(got, 'from-build\n');
+  assert.is(got(), 'from-build\n');
   const out = await ok(['run', '--rm', '--network', 'none', 'netbuild', 'cat', '/addr', '/links']);
   assert.match(out, /inet 10\.\d+\.\d+\.\d+\/\d+/);
   assert.not.match(out.split('\n').slice(1).join('\n'), /eth0/, 'RUN --network=none overrides the build default');
@@ -265,6 +267,44 @@ it('user networks: names and aliases resolve, other names go to --dns, networks 
   assert.match(bad.stderr, /reserved/);
   const badSub = await tsb(['network', 'create', '--subnet', '10.0.0.0/40', 'x']);
   assert.match(badSub.stderr, /prefix/);
+});
+
+/** ipvlan is a module this kernel may lack (this machine's does): probed by trying, reported as a skip. */
+function ipvlanUnavailable(): string | undefined {
+  if (why) return undefined;
+  sh(`ip netns add ${NS}-p`);
+  const r = sh(`ip -n ${NS}-p link add tsbprobe type ipvlan mode l2 2>&1 || true; ip -n ${NS}-p link add v0 type veth peer name v1 && ip -n ${NS}-p link add tsbprobe link v0 type ipvlan mode l2 2>&1`);
+  sh(`ip netns delete ${NS}-p`);
+  return r.status === 0 ? undefined : `the kernel has no ipvlan (${r.stdout.trim().split('\n').pop()})`;
+}
+const noIpvlan = ipvlanUnavailable();
+if (noIpvlan) test.skip(`ipvlan: containers talk on the parent's LAN (skipped: ${noIpvlan})`, () => undefined);
+
+it('macvlan (and ipvlan) networks on a parent interface: containers talk on its LAN; -p is refused', async () => {
+  await image();
+  // The parent: one end of a veth pair of the test namespace (this kernel has no dummy interfaces).
+  assert.is(sh(`ip -n ${NS} link add tsbpar0 type veth peer name tsbpar1 && ip -n ${NS} link set tsbpar0 up && ip -n ${NS} link set tsbpar1 up`).status, 0);
+  for (const driver of noIpvlan ? ['macvlan'] : ['macvlan', 'ipvlan']) {
+    await ok(['network', 'create', '-d', driver, '--subnet', '192.168.77.0/24', '-o', 'parent=tsbpar0', `lan-${driver}`]);
+    try {
+      await ok(['run', '-d', '--name', `srv-${driver}`, '--network', `lan-${driver}`, '--ip', '192.168.77.10', 'net', 'httpd', '-f', '-p', '80', '-h', '/www']);
+      const got = await ok(['run', '--rm', '--network', `lan-${driver}`, 'net', 'sh', '-c', 'ip -o link show eth0; for i in 1 2 3 4 5; do printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" | nc -w 2 192.168.77.10 80 | grep web-page && break; sleep 0.3; done']);
+      assert.match(got, new RegExp(`eth0@|eth0:`));
+      assert.match(got, /web-page/, driver);
+      const p = await tsb(['run', '--rm', '--network', `lan-${driver}`, '-p', '80', 'net', 'true']);
+      assert.match(p.stderr, /nothing to publish/);
+    } finally {
+      await tsb(['rm', '-f', `srv-${driver}`]);
+    }
+    await ok(['network', 'rm', `lan-${driver}`]);
+  }
+  assert.not.match(inNs('ip -o link').stdout, /tsbv/);
+  inNs('ip link delete tsbpar0');
+  const noParent = await tsb(['network', 'create', '-d', 'macvlan', 'x']);
+  assert.match(noParent.stderr, /needs -o parent=IFACE/);
+  const gone = await tsb(['network', 'create', '-d', 'macvlan', '-o', 'parent=nosuch0', 'y']);
+  assert.match(gone.stderr, /parent interface nosuch0 does not exist/);
+  assert.not.match(await ok(['network', 'ls', '-q']), /\by\b/);
 });
 
 test.run();

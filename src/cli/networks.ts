@@ -1,18 +1,18 @@
 /** `tsbuild network create|ls|inspect|rm|prune|connect|disconnect`, as Docker's. */
-import { connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetworks, table } from '../app/index.js';
+import { connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, printInspect, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
 export const networkCreateFlags: FlagSpec[] = [
   ...commonFlags,
-  { name: 'driver', short: 'd', type: 'string', arg: 'bridge', help: 'network driver (bridge)' },
+  { name: 'driver', short: 'd', type: 'string', arg: 'bridge|macvlan|ipvlan', help: 'network driver (default bridge; macvlan and ipvlan need -o parent=IFACE)' },
   { name: 'subnet', type: 'string', arg: 'CIDR', help: 'IPv4 subnet (default: the first free of 10.89-10.93.0.0/16, …)' },
   { name: 'gateway', type: 'string', arg: 'IPv4', help: "the bridge's address in the subnet (default: its first)" },
   { name: 'internal', type: 'bool', help: 'no traffic in or out of the network, only between its containers' },
   { name: 'label', type: 'list', arg: 'KEY=VALUE', help: 'a label on the network' },
-  { name: 'opt', short: 'o', type: 'list', arg: 'KEY=VALUE', help: 'driver options (none yet)' },
+  { name: 'opt', short: 'o', type: 'list', arg: 'parent=IFACE', help: 'driver options: parent (macvlan, ipvlan)' },
 ];
 export const networkLsFlags: FlagSpec[] = [
   ...commonFlags,
@@ -46,26 +46,20 @@ export async function networkLsCommand(p: Parsed): Promise<number> {
 export async function networkInspectCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('network inspect needs a network: tsbuild network inspect NETWORK [NETWORK...]');
   const store = await storeFrom(p);
-  const all = p.positional.map((n) => inspectNetwork(store, n));
-  const format = flagStr(p, 'format');
-  process.stdout.write(format !== undefined ? formatRows(format, all) : `${JSON.stringify(all, null, 4)}\n`);
+  printInspect(p, p.positional.map((n) => inspectNetwork(store, n)));
   return 0;
 }
 
 export async function networkRmCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('network rm needs a network: tsbuild network rm NETWORK [NETWORK...]');
   const store = await storeFrom(p);
-  let failed = 0;
-  for (const n of p.positional) {
-    try {
-      await removeNetworks(store, [n], (r) => process.stdout.write(`${r}\n`));
-    } catch (e) {
-      if (flagBool(p, 'force') && (e as { code?: string }).code === 'NETWORK_NOT_FOUND') continue;
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      failed++;
-    }
-  }
-  return failed > 0 ? 1 : 0;
+  const names = p.positional.filter((n) => !(flagBool(p, 'force') && !inspectable(store, n)));
+  return removeEach(names, (n) => store.networks.remove(n));
+}
+
+/** -f: a network that does not exist is no error. */
+function inspectable(store: Awaited<ReturnType<typeof storeFrom>>, n: string): boolean {
+  return store.networks.get(n) !== undefined;
 }
 
 export async function networkPruneCommand(p: Parsed): Promise<number> {

@@ -1,7 +1,7 @@
 /** `tsbuild volume create|ls|inspect|rm|prune`, as Docker's. */
 import { createVolume, humanSize, inspectVolume, listVolumes, pruneVolumes, removeVolume, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, printInspect, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -46,27 +46,14 @@ export async function volumeLsCommand(p: Parsed): Promise<number> {
 export async function volumeInspectCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('volume inspect needs a volume name: tsbuild volume inspect NAME [NAME...]');
   const store = await storeFrom(p);
-  const all = p.positional.map((n) => inspectVolume(store, n));
-  const format = flagStr(p, 'format');
-  process.stdout.write(format !== undefined ? formatRows(format, all) : `${JSON.stringify(all, null, 4)}\n`);
+  printInspect(p, p.positional.map((n) => inspectVolume(store, n)));
   return 0;
 }
 
 export async function volumeRmCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('volume rm needs a volume name: tsbuild volume rm NAME [NAME...]');
   const store = await storeFrom(p);
-  let failed = 0;
-  for (const n of p.positional) {
-    try {
-      removeVolume(store, n, { force: flagBool(p, 'force') });
-      process.stdout.write(`${n}\n`);
-    } catch (e) {
-      // Like Docker: the others are still removed; the exit code says one failed.
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      failed++;
-    }
-  }
-  return failed > 0 ? 1 : 0;
+  return removeEach(p.positional, (n) => removeVolume(store, n, { force: flagBool(p, 'force') }));
 }
 
 export async function volumePruneCommand(p: Parsed): Promise<number> {

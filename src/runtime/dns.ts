@@ -126,7 +126,7 @@ export async function serveDns(networks: () => NetworkState[], o: { pollMs?: num
   };
   let idleSince = Date.now();
   for (;;) {
-    current = networks().filter((n) => !n.Builtin && Object.keys(n.endpoints).length > 0);
+    current = networks().filter((n) => !n.Builtin && n.Driver === 'bridge' && Object.keys(n.endpoints).length > 0);
     const want = new Set(current.map((n) => n.Gateway));
     for (const [gw, s] of sockets) {
       if (!want.has(gw)) {

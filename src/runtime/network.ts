@@ -47,7 +47,9 @@ export interface Endpoint {
 export interface NetworkState {
   Name: string;
   Id: string;
-  Driver: 'bridge';
+  /** bridge: a bridge of ours with NAT; macvlan/ipvlan: sub-interfaces of `Parent`, on its own LAN. */
+  Driver: NetworkDriver;
+  /** The bridge device (bridge driver) or the parent interface (macvlan, ipvlan). */
   Bridge: string;
   Subnet: string;
   Gateway: string;
@@ -58,6 +60,8 @@ export interface NetworkState {
   Builtin?: boolean;
   endpoints: Record<string, Endpoint>;
 }
+
+export type NetworkDriver = 'bridge' | 'macvlan' | 'ipvlan';
 
 /** Runs a tool; throws with its stderr. A seam for tests. */
 export type Runner = (cmd: string, args: string[], input?: string) => Promise<string>;
@@ -147,6 +151,13 @@ export class Networks {
 
   /** Makes a network's bridge, rules and table if missing (a crash may have left any of them). */
   private async ensure(s: NetworkState): Promise<void> {
+    if (s.Driver !== 'bridge') {
+      // Nothing of ours on the host: the parent must exist (and be up for traffic to flow).
+      await this.exec('ip', ['-o', 'link', 'show', 'dev', s.Bridge]).catch(() => {
+        throw new TsbuildError('NETWORK_PARENT', `network ${s.Name}: its parent interface ${s.Bridge} does not exist (ip link lists them); create the network again with -o parent=IFACE`);
+      });
+      return;
+    }
     await ensureTable(this.exec);
     const have = await this.exec('ip', ['-o', 'link', 'show', 'dev', s.Bridge]).then(() => true, () => false);
     if (!have) {
@@ -162,15 +173,19 @@ export class Networks {
 
   /** Removes a network's bridge and rules, and the table once no network is left. */
   private async destroy(s: NetworkState): Promise<void> {
-    await removeNetworkRules(this.exec, s);
-    await this.exec('ip', ['link', 'delete', s.Bridge]).catch(() => undefined);
+    if (s.Driver === 'bridge') {
+      await removeNetworkRules(this.exec, s);
+      await this.exec('ip', ['link', 'delete', s.Bridge]).catch(() => undefined);
+    }
     fs.rmSync(this.file(s.Name), { force: true });
     if (this.list().length === 0) await this.exec('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
   }
 
   private async dropEndpoint(s: NetworkState, ep: Endpoint): Promise<void> {
     for (const p of ep.ports) await this.exec('nft', ['delete', ...portElement(p, ep.ip)]).catch(() => undefined);
+    // A veth goes with either end; a macvlan/ipvlan interface lives only in the container's namespace.
     await this.exec('ip', ['link', 'delete', ep.veth]).catch(() => undefined);
+    if (s.Driver !== 'bridge') await this.exec('ip', ['-n', ep.netns, 'link', 'delete', ep.iface]).catch(() => undefined);
     delete s.endpoints[ep.container];
   }
 
@@ -192,12 +207,12 @@ export class Networks {
     for (const ns of namespaces) if (!live.has(ns)) await this.exec('ip', ['netns', 'delete', ns]).catch(() => undefined);
   }
 
-  private newState(name: string, subnet: string, gateway: string | undefined, o: { internal?: boolean; labels?: Record<string, string>; builtin?: boolean }): NetworkState {
+  private newState(name: string, subnet: string, gateway: string | undefined, o: { internal?: boolean; labels?: Record<string, string>; builtin?: boolean; driver?: NetworkDriver; parent?: string }): NetworkState {
     const id = crypto.randomBytes(32).toString('hex');
     const gw = gateway ?? allocateIp(subnet, '', new Set());
     if (!inSubnet(gw, parseCidr(subnet))) throw new UsageError(`--gateway ${gw} is not in the subnet ${subnet}`);
     return {
-      Name: name, Id: id, Driver: 'bridge', Bridge: o.builtin ? 'tsbuild0' : `tsb-${id.slice(0, 10)}`, Subnet: subnet, Gateway: gw, Internal: o.internal ?? false,
+      Name: name, Id: id, Driver: o.driver ?? 'bridge', Bridge: o.parent ?? (o.builtin ? 'tsbuild0' : `tsb-${id.slice(0, 10)}`), Subnet: subnet, Gateway: gw, Internal: o.internal ?? false,
       Labels: o.labels ?? {}, Created: new Date().toISOString(), ...(o.builtin ? { Builtin: true } : {}), endpoints: {},
     };
   }
@@ -208,7 +223,9 @@ export class Networks {
   }
 
   /** `network create`: the bridge and its rules now; the subnet given or the first free one. */
-  async create(name: string, o: { subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string> } = {}): Promise<NetworkState> {
+  async create(name: string, o: { subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string>; driver?: NetworkDriver; parent?: string } = {}): Promise<NetworkState> {
+    if ((o.driver ?? 'bridge') !== 'bridge' && !o.parent) throw new UsageError(`--driver ${o.driver} needs -o parent=IFACE (the host interface whose LAN the containers join)`);
+    if (o.driver !== undefined && o.driver !== 'bridge' && o.internal) throw new UsageError(`--internal is for bridge networks`);
     if (!NAME.test(name)) throw new UsageError(`invalid network name "${name}": use letters, digits, _ . -`);
     if (RESERVED.includes(name)) throw new UsageError(`network name ${name} is reserved (it is a built-in network mode)`);
     return this.locked(async () => {
@@ -257,6 +274,7 @@ export class Networks {
         await this.exec('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
         for (const [i, want] of req.networks.entries()) {
           const s = await this.network(want.network);
+          if (i === 0 && req.ports?.length && s.Driver !== 'bridge') throw new UsageError(`-p/-P: network ${s.Name} is ${s.Driver}; its containers are on the LAN of ${s.Bridge} with their own addresses, so there is nothing to publish`);
           const ports = i === 0 ? await this.allocatePorts(req.ports ?? []) : [];
           const o = { names: [req.name, ...(want.aliases ?? [])], ports, mac: i === 0 ? req.mac : undefined, ip: want.ip, dns: req.dns };
           made.push({ network: s, endpoint: await this.connectIn(s, container, netns, i, owner, o) });
@@ -295,8 +313,18 @@ export class Networks {
     this.save(s);
     await this.ensure(s);
     const bits = parseCidr(s.Subnet).bits;
-    await this.exec('ip', ['-batch', '-'], `link add ${ep.veth} type veth peer name ${ep.iface} netns ${netns}\nlink set ${ep.veth} master ${s.Bridge} up\n`);
-    await this.exec('ip', ['-n', netns, '-batch', '-'], `link set ${ep.iface} address ${ep.mac}\naddr add ${ip}/${bits} dev ${ep.iface}\nlink set ${ep.iface} up\n${index === 0 ? `route add default via ${s.Gateway}\n` : ''}`);
+    let inside = '';
+    if (s.Driver === 'bridge') {
+      await this.exec('ip', ['-batch', '-'], `link add ${ep.veth} type veth peer name ${ep.iface} netns ${netns}\nlink set ${ep.veth} master ${s.Bridge} up\n`);
+    } else {
+      // Made on the host under a unique name, moved into the namespace, renamed there.
+      const type = s.Driver === 'macvlan' ? 'macvlan mode bridge' : 'ipvlan mode l2';
+      await this.exec('ip', ['-batch', '-'], `link add ${ep.veth} link ${s.Bridge} type ${type}\nlink set ${ep.veth} netns ${netns}\n`);
+      inside = `link set ${ep.veth} name ${ep.iface}\n`;
+    }
+    // ipvlan interfaces share the parent's MAC address.
+    const mac = s.Driver === 'ipvlan' ? '' : `link set ${ep.iface} address ${ep.mac}\n`;
+    await this.exec('ip', ['-n', netns, '-batch', '-'], `${inside}${mac}addr add ${ip}/${bits} dev ${ep.iface}\nlink set ${ep.iface} up\n${index === 0 ? `route add default via ${s.Gateway}\n` : ''}`);
     for (const p of ep.ports) await this.exec('nft', ['add', ...portElement(p, ip)]);
     return ep;
   }
