@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js';
 import { ChecksumMemo } from '../cache/index.js';
-import { DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
+import { CancelledError, DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { normalizeName, validateName, type CompressionSpec } from '../image/index.js';
 import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
@@ -25,6 +25,7 @@ import { writeOutputs, type OutputSpec } from './outputs.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
 import { exportCache, importCaches, type CacheSpec } from './remotecache.js';
 import { startAgents, type SecretsRequest } from './secrets.js';
+import { BuildRecorder, type BuildRecord } from './history.js';
 
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
@@ -248,7 +249,32 @@ function configLimits(c: StoreConfig['build']): CgroupLimits {
   return parseLimits({ memory: s(c?.memory), cpus: s(c?.cpus), pidsLimit: s(c?.pidsLimit ?? c?.['pids-limit']) });
 }
 
-export async function build(store: Store, req: BuildRequest, o: OpOptions = {}): Promise<BuildResult> {
+export async function build(store: Store, req: BuildRequest, outer: OpOptions = {}): Promise<BuildResult> {
+  const recorder = new BuildRecorder();
+  const o: OpOptions = {
+    ...outer,
+    onEvent: (e) => {
+      if (e.type === 'solver') recorder.event(e.event);
+      outer.onEvent?.(e);
+    },
+  };
+  const record = (status: BuildRecord['status'], extra: Partial<BuildRecord> = {}) => {
+    const problem = recorder.save(store, {
+      status, context: req.context, dockerfile: req.dockerfile ?? path.join(req.context, 'Dockerfile'), target: req.target, names: req.tags ?? [], ...extra,
+    });
+    if (problem) outer.onEvent?.({ type: 'warning', message: problem });
+  };
+  try {
+    const result = await buildRecorded(store, req, o);
+    record('completed', { imageId: result.imageId, names: result.names });
+    return result;
+  } catch (e) {
+    record(e instanceof CancelledError || o.signal?.aborted ? 'cancelled' : 'failed', { error: (e as Error).message });
+    throw e;
+  }
+}
+
+async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions): Promise<BuildResult> {
   const r = readRequest(req);
   const log = logger(o);
   const policy = pullPolicy(req.pull, store.root);

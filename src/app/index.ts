@@ -52,6 +52,8 @@ export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } 
 export { currentLimits } from '../runtime/index.js';
 export { portLines, portsText } from './network.js';
 export { dnsMain, setSelfCommand } from './dns.js';
+export { listBuilds, getBuild, removeBuild, pruneBuilds, diffBuilds } from './history.js';
+export type { BuildRecord, StepRecord, StepChange } from './history.js';
 export { createNetwork, listNetworks, inspectNetwork, pruneNetworks, connectNetwork, disconnectNetwork } from './networks.js';
 export { createVolume, listVolumes, inspectVolume, removeVolume, pruneVolumes } from './volumes.js';
 export type { VolumeRow } from './volumes.js';

@@ -1,9 +1,11 @@
 /** `tsbuild build`: argv → a BuildRequest; progress and the result printed. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { build, contextFromStream, currentLimits, parseAddHosts, parseMemory, parseUlimits, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
-import { UsageError } from '../errors/index.js';
+import { DockerfileSyntaxError, UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
-import { createRenderer, type ProgressMode } from './progress.js';
+import { createRenderer, PROGRESS_MODES, type ProgressMode } from './progress.js';
+import { ghData, ghProperty } from './progress-ci.js';
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', type: 'list', arg: 'name[:tag]', help: 'name the image (repeatable)' },
@@ -12,7 +14,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'build-arg', type: 'list', arg: 'KEY[=VALUE]', help: 'set a build argument (repeatable)' },
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
   { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
-  { name: 'progress', type: 'string', arg: 'auto|tty|plain', help: 'progress output (default auto)' },
+  { name: 'progress', type: 'string', arg: 'auto|tty|plain|json|github', help: 'progress output (default auto): json is one event per line, github uses GitHub Actions groups and annotations' },
   { name: 'network', type: 'string', arg: 'host|none|default', help: 'network for RUN steps (default host; default: a private network with NAT)' },
   { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
   rootFlag,
@@ -80,7 +82,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   const tags = flagList(p, 'tag');
   const quiet = flagBool(p, 'quiet');
   const progressMode = (quiet ? 'quiet' : (flagStr(p, 'progress') ?? 'auto')) as ProgressMode;
-  if (!['auto', 'tty', 'plain', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: use auto, tty or plain`);
+  if (!PROGRESS_MODES.includes(progressMode)) throw new UsageError(`--progress ${progressMode}: use auto, tty, plain, json or github`);
   const jobsText = flagStr(p, 'jobs');
   const jobs = jobsText === undefined ? undefined : parseInt(jobsText, 10);
   if (jobs !== undefined && !(jobs >= 1)) throw new UsageError(`--jobs ${jobsText}: give a number of at least 1`);
@@ -131,14 +133,15 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     fromStdin?.cleanup();
     throw e;
   });
-  const render = createRenderer(progressMode);
+  const dockerfileName = request.dockerfile ?? path.join(request.context, 'Dockerfile');
+  const render = createRenderer(progressMode, process.stderr, dockerfileName);
   // Before the steps finish, lines belong to the progress view; after, they go straight to stderr.
   let solved = false;
   const result = await build(store, request, {
     signal,
     onEvent: (e) => {
       if (e.type === 'solver') render.event(e.event);
-      else if (e.type === 'warning') render.warn(e.line ? `line ${e.line}: ${e.message}` : e.message);
+      else if (e.type === 'warning') render.warn(e.message, e.line);
       else if (e.type === 'log') {
         // -q: the image id and nothing else (errors still go to stderr), unless --progress asks for more.
         if (solved && !(quiet && flagStr(p, 'progress') === undefined)) process.stderr.write(e.line + '\n');
@@ -148,6 +151,12 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
         render.finish();
       }
     },
+  }).catch((e: unknown) => {
+    // A Dockerfile error found before any step ran is annotated on its line too.
+    if (progressMode === 'github' && e instanceof DockerfileSyntaxError) {
+      process.stderr.write(`::error file=${ghProperty(dockerfileName)}${e.startLine > 0 ? `,line=${e.startLine}` : ''}::${ghData(e.message)}\n`);
+    }
+    throw e;
   }).finally(() => {
     if (!solved) render.finish();
     fromStdin?.cleanup();

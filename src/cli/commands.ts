@@ -38,7 +38,7 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
     connect: ['network-connect'], disconnect: ['network-disconnect'],
   },
   builder: { prune: ['prune'], build: ['build'] },
-  buildx: { build: ['build'], prune: ['prune'] },
+  buildx: { build: ['build'], prune: ['prune'], history: ['builds'] },
   system: {
     info: ['info'],
     df: ['system-df'],

@@ -52,7 +52,7 @@ export async function verifyCommand(p: Parsed, signal: AbortSignal): Promise<num
     onEvent: (e) => {
       if (e.type === 'solver') render.event(e.event);
       else if (e.type === 'log') render.info(e.line);
-      else if (e.type === 'warning') render.warn(e.message);
+      else if (e.type === 'warning') render.warn(e.message, e.line);
     },
   }).finally(() => render.finish());
   process.stdout.write(

@@ -16,6 +16,7 @@ import {
   portCommand, psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
 } from './containers.js';
 import { resolveCommand } from './commands.js';
+import { buildsCommand, buildsFlags } from './builds.js';
 import {
   networkConnectCommand, networkConnectFlags, networkCreateCommand, networkCreateFlags, networkDisconnectCommand, networkInspectCommand, networkInspectFlags, networkLsCommand,
   networkLsFlags, networkPruneCommand, networkPruneFlags, networkRmCommand, networkRmFlags,
@@ -60,6 +61,7 @@ Usage:
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild info                            store, snapshotter and what this machine supports
+  tsbuild builds [ls|show|diff A B]       past builds: steps, times, cache verdicts; what changed
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
 
@@ -109,6 +111,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   'network-prune': { flags: networkPruneFlags, synopsis: '[-f]' },
   'network-connect': { flags: networkConnectFlags, synopsis: '[--alias NAME] NETWORK CONTAINER' },
   'network-disconnect': { flags: commonFlags, synopsis: 'NETWORK CONTAINER' },
+  builds: { flags: buildsFlags, synopsis: '[ls | show BUILD | diff A B | rm BUILD... | prune [--keep N]]' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
   'system-prune': { flags: [...pruneImagesFlags, { name: 'volumes', type: 'bool', help: 'anonymous volumes no container uses, too' }], synopsis: '[-a] [-f] [--volumes] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
@@ -254,6 +257,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cancellable(() => loadCommand(p, ac.signal));
       case 'image-prune':
         return await imagePruneCommand(p);
+      case 'builds':
+        return await buildsCommand(p);
       case 'network-create':
         return await networkCreateCommand(p);
       case 'network-ls':

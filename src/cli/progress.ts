@@ -4,12 +4,15 @@
  * running ones below with the tail of their output, redrawn in place. The CLI is the only code that prints.
  */
 import type { SolverEvent, Vertex } from '../app/index.js';
+import { githubRenderer, jsonRenderer } from './progress-ci.js';
 
-export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet' | 'json' | 'github';
+export const PROGRESS_MODES: ProgressMode[] = ['auto', 'tty', 'plain', 'quiet', 'json', 'github'];
 
 export interface Renderer {
   event(e: SolverEvent): void;
-  warn(message: string): void;
+  /** A warning, with the Dockerfile line it is about when there is one. */
+  warn(message: string, line?: number): void;
   /** A plain progress line (pulls during planning, pushes after the build). */
   info(message: string): void;
   finish(): void;
@@ -31,8 +34,12 @@ function secs(ms: number): string {
   return (ms / 1000).toFixed(1) + 's';
 }
 
-export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = process.stderr): Renderer {
-  if (mode === 'quiet') return { event() {}, warn: (m) => out.write(`WARNING: ${m}\n`), info() {}, finish() {} };
+const warning = (m: string, line?: number) => `WARNING: ${line ? `line ${line}: ` : ''}${m}\n`;
+
+export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = process.stderr, dockerfile = 'Dockerfile'): Renderer {
+  if (mode === 'quiet') return { event() {}, warn: (m, l) => out.write(warning(m, l)), info() {}, finish() {} };
+  if (mode === 'json') return jsonRenderer(out);
+  if (mode === 'github') return githubRenderer(out, dockerfile);
   const useTty = mode === 'tty' || (mode === 'auto' && out.isTTY === true && process.env.TERM !== 'dumb');
   const rows = new Map<string, Row>();
   let counter = 0;
@@ -79,7 +86,7 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = pro
             break;
         }
       },
-      warn: (m) => out.write(`WARNING: ${m}\n`),
+      warn: (m, l) => out.write(warning(m, l)),
       info: (m) => out.write(`${m}\n`),
       finish() {},
     };
@@ -141,10 +148,10 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WriteStream = pro
           break;
       }
     },
-    warn(m) {
+    warn(m, l) {
       if (drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
       drawn = 0;
-      out.write(`WARNING: ${m}\n`);
+      out.write(warning(m, l));
     },
     info(m) {
       if (drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);

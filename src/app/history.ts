@@ -1,0 +1,174 @@
+/**
+ * Build history: every build (finished, failed or cancelled) is recorded in `<store>/history/<id>.json`
+ * with its time, duration, target, result, cache hit ratio and, per Dockerfile step, its duration
+ * and cache verdict with the miss explanation. `builds ls|show|diff|rm|prune` read them; the newest
+ * 200 are kept.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotFoundError, TsbuildError } from '../errors/index.js';
+import { writeFileAtomic } from '../fsutil/index.js';
+import type { SolverEvent } from '../builder/index.js';
+import type { Store } from '../store/index.js';
+
+export interface StepRecord {
+  name: string;
+  stage?: string;
+  line?: number;
+  /** Milliseconds from the build's start. */
+  start: number;
+  durationMs: number;
+  verdict: 'cached' | 'ran' | 'failed' | 'cancelled';
+  /** Why the cache missed (when it did). */
+  reason?: string;
+}
+
+export interface BuildRecord {
+  id: string;
+  started: string;
+  durationMs: number;
+  status: 'completed' | 'failed' | 'cancelled';
+  error?: string;
+  context: string;
+  dockerfile: string;
+  target?: string;
+  names: string[];
+  imageId?: string;
+  /** Dockerfile steps answered from the cache, of those that could be. */
+  cacheHits: number;
+  cacheable: number;
+  steps: StepRecord[];
+}
+
+const KEEP = 200;
+const dir = (store: Store) => path.join(store.root, 'history');
+
+/** Collects what a build's solver events say about its steps. */
+export class BuildRecorder {
+  readonly id = crypto.randomBytes(6).toString('hex');
+  private readonly t0 = Date.now();
+  private readonly steps = new Map<string, StepRecord>();
+  private hits = 0;
+  private cacheable = 0;
+
+  event(e: SolverEvent): void {
+    if (e.vertex.meta['stepId'] === undefined) return;
+    let s = this.steps.get(e.vertex.digest);
+    if (!s) {
+      s = {
+        name: e.vertex.name, start: e.time - this.t0, durationMs: 0, verdict: 'ran',
+        ...(e.vertex.meta['stage'] !== undefined ? { stage: String(e.vertex.meta['stage']) } : {}),
+        ...(typeof e.vertex.meta['line'] === 'number' ? { line: e.vertex.meta['line'] } : {}),
+      };
+      this.steps.set(e.vertex.digest, s);
+    }
+    if (e.type === 'cache') {
+      this.cacheable++;
+      if (e.hit) this.hits++;
+      else if (e.reason) s.reason = e.reason;
+    } else if (e.type === 'done') {
+      s.durationMs = e.duration;
+      s.verdict = e.cached ? 'cached' : 'ran';
+    } else if (e.type === 'error' || e.type === 'cancelled') {
+      s.durationMs = e.time - this.t0 - s.start;
+      s.verdict = e.type === 'error' ? 'failed' : 'cancelled';
+    }
+  }
+
+  /** Writes the record; a failure to write never fails the build (it is reported as a warning). */
+  save(store: Store, o: Omit<BuildRecord, 'id' | 'started' | 'durationMs' | 'cacheHits' | 'cacheable' | 'steps'>): string | undefined {
+    const rec: BuildRecord = {
+      id: this.id, started: new Date(this.t0).toISOString(), durationMs: Date.now() - this.t0, ...o,
+      cacheHits: this.hits, cacheable: this.cacheable, steps: [...this.steps.values()].sort((a, b) => a.start - b.start),
+    };
+    try {
+      fs.mkdirSync(dir(store), { recursive: true });
+      writeFileAtomic(path.join(dir(store), `${this.id}.json`), JSON.stringify(rec, null, 1));
+      trim(store);
+      return undefined;
+    } catch (e) {
+      return `the build was not recorded in the history: ${(e as Error).message}`;
+    }
+  }
+}
+
+function trim(store: Store): void {
+  const all = listBuilds(store);
+  for (const r of all.slice(KEEP)) fs.rmSync(path.join(dir(store), `${r.id}.json`), { force: true });
+}
+
+/** Newest first; a damaged record is left out (builds rm removes it by id). */
+export function listBuilds(store: Store): BuildRecord[] {
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(dir(store)).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  return files
+    .flatMap((f) => {
+      try {
+        return [JSON.parse(fs.readFileSync(path.join(dir(store), f), 'utf8')) as BuildRecord];
+      } catch {
+        return [];
+      }
+    })
+    .sort((a, b) => b.started.localeCompare(a.started));
+}
+
+/** By id prefix, or `latest` / `^N` (the Nth newest, `^0` being the latest), as buildx history refs. */
+export function getBuild(store: Store, ref: string): BuildRecord {
+  const all = listBuilds(store);
+  const nth = ref === 'latest' ? 0 : /^\^\d+$/.test(ref) ? Number(ref.slice(1)) : undefined;
+  const found = nth !== undefined ? all.slice(nth, nth + 1) : all.filter((r) => r.id.startsWith(ref));
+  if (found.length > 1) throw new TsbuildError('BUILD_AMBIGUOUS', `"${ref}" matches ${found.length} builds: give more of the id`);
+  if (found.length === 0 || ref === '') throw new NotFoundError(`no build ${ref} in the history (tsbuild builds ls lists them)`, 'BUILD_NOT_FOUND');
+  return found[0]!;
+}
+
+export function removeBuild(store: Store, ref: string): string {
+  const r = getBuild(store, ref);
+  fs.rmSync(path.join(dir(store), `${r.id}.json`), { force: true });
+  return r.id;
+}
+
+/** Keeps the newest `keep` records. */
+export function pruneBuilds(store: Store, keep = 0): string[] {
+  return listBuilds(store).slice(keep).map((r) => removeBuild(store, r.id));
+}
+
+/** A step's identity across builds: its stage and instruction, not its `[stage n/m]` counter. */
+function stepKey(s: StepRecord): string {
+  return `${s.stage ?? ''}|${s.name.replace(/^\[[^\]]*\]\s*/, '')}`;
+}
+
+export interface StepChange {
+  step: string;
+  line?: number;
+  change: 'slower' | 'faster' | 'cache-lost' | 'cache-gained' | 'added' | 'removed' | 'failed';
+  detail: string;
+}
+
+/**
+ * What changed from build A to build B, step by step: steps that stopped hitting the cache (with B's
+ * explanation), got slower or faster (by a fifth and 100 ms at least), were added, removed or failed.
+ */
+export function diffBuilds(a: BuildRecord, b: BuildRecord): StepChange[] {
+  const before = new Map(a.steps.map((s) => [stepKey(s), s]));
+  const out: StepChange[] = [];
+  const secs = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
+  for (const s of b.steps) {
+    const p = before.get(stepKey(s));
+    before.delete(stepKey(s));
+    const base = { step: s.name, ...(s.line !== undefined ? { line: s.line } : {}) };
+    if (s.verdict === 'failed') out.push({ ...base, change: 'failed', detail: p ? `was ${p.verdict} in ${a.id}` : 'new step' });
+    else if (!p) out.push({ ...base, change: 'added', detail: `${s.verdict}, ${secs(s.durationMs)}` });
+    else if (p.verdict === 'cached' && s.verdict === 'ran') out.push({ ...base, change: 'cache-lost', detail: s.reason ?? 'the cache had no record for it' });
+    else if (p.verdict !== 'cached' && s.verdict === 'cached') out.push({ ...base, change: 'cache-gained', detail: 'answered from the cache' });
+    else if (s.durationMs - p.durationMs >= 100 && s.durationMs > p.durationMs * 1.2) out.push({ ...base, change: 'slower', detail: `${secs(p.durationMs)} → ${secs(s.durationMs)}` });
+    else if (p.durationMs - s.durationMs >= 100 && p.durationMs > s.durationMs * 1.2) out.push({ ...base, change: 'faster', detail: `${secs(p.durationMs)} → ${secs(s.durationMs)}` });
+  }
+  for (const p of before.values()) out.push({ step: p.name, ...(p.line !== undefined ? { line: p.line } : {}), change: 'removed', detail: `not in ${b.id}` });
+  return out;
+}
