@@ -26,6 +26,7 @@ import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
 import { exportCache, importCaches, type CacheSpec } from './remotecache.js';
 import { startAgents, type SecretsRequest } from './secrets.js';
 import { BuildRecorder, type BuildRecord } from './history.js';
+import { checksFor, enforceChecks } from './check.js';
 
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
@@ -103,7 +104,7 @@ export interface BuildInputs {
 
 const ENTITLEMENTS = ['security.insecure', 'network.host'];
 
-function readDockerfile(file: string): string {
+export function readDockerfile(file: string): string {
   try {
     return checkText(fs.readFileSync(file, 'utf8'), file);
   } catch (e) {
@@ -120,7 +121,7 @@ function checkText(text: string, file: string): string {
   return text;
 }
 
-function readIgnore(dockerfile: string, context: string): string[] {
+export function readIgnore(dockerfile: string, context: string): string[] {
   for (const cand of [dockerfile + '.dockerignore', path.join(context, '.dockerignore')]) {
     let text: string;
     try {
@@ -138,7 +139,7 @@ function readIgnore(dockerfile: string, context: string): string[] {
   return [];
 }
 
-function contextDir(dir: string): string {
+export function contextDir(dir: string): string {
   const context = path.resolve(dir);
   let st: fs.Stats;
   try {
@@ -167,7 +168,7 @@ function displayName(file: string): string {
   return path.relative(process.cwd(), file) || file;
 }
 
-function parseFile(text: string, file: string): Dockerfile {
+export function parseFile(text: string, file: string): Dockerfile {
   try {
     return parseDockerfile(text, displayName(file));
   } catch (e) {
@@ -276,6 +277,9 @@ export async function build(store: Store, req: BuildRequest, outer: OpOptions = 
 
 async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions): Promise<BuildResult> {
   const r = readRequest(req);
+  const checks = checksFor(r.df, r.text, r.context, r.ignore);
+  for (const f of checks.findings) o.onEvent?.({ type: 'warning', message: `${f.rule}: ${f.message}`, ...(f.line ? { line: f.line } : {}) });
+  enforceChecks(checks, r.dockerfile);
   const log = logger(o);
   const policy = pullPolicy(req.pull, store.root);
   const graph = await planBuild({

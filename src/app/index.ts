@@ -52,6 +52,9 @@ export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } 
 export { currentLimits } from '../runtime/index.js';
 export { portLines, portsText } from './network.js';
 export { dnsMain, setSelfCommand } from './dns.js';
+export { checkDockerfile } from './check.js';
+export { formatText as formatChecks, formatSarif as formatChecksSarif, RULES as CHECK_RULES } from '../planner/index.js';
+export type { CheckResult, Finding } from '../planner/index.js';
 export { listBuilds, getBuild, removeBuild, pruneBuilds, diffBuilds } from './history.js';
 export type { BuildRecord, StepRecord, StepChange } from './history.js';
 export { createNetwork, listNetworks, inspectNetwork, pruneNetworks, connectNetwork, disconnectNetwork } from './networks.js';

@@ -17,6 +17,7 @@ import {
 } from './containers.js';
 import { resolveCommand } from './commands.js';
 import { buildsCommand, buildsFlags } from './builds.js';
+import { checkCommand, checkFlags } from './check.js';
 import {
   networkConnectCommand, networkConnectFlags, networkCreateCommand, networkCreateFlags, networkDisconnectCommand, networkInspectCommand, networkInspectFlags, networkLsCommand,
   networkLsFlags, networkPruneCommand, networkPruneFlags, networkRmCommand, networkRmFlags,
@@ -59,6 +60,7 @@ Usage:
   tsbuild volume create|ls|inspect|rm|prune   named and anonymous volumes (run -v NAME:/path)
   tsbuild network create|ls|inspect|rm|prune|connect|disconnect   user networks (run --network NAME)
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
+  tsbuild check [-f Dockerfile] [CTX]     BuildKit's build checks and good practice (text, json, sarif)
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild info                            store, snapshotter and what this machine supports
   tsbuild builds [ls|show|diff A B]       past builds: steps, times, cache verdicts; what changed
@@ -111,6 +113,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   'network-prune': { flags: networkPruneFlags, synopsis: '[-f]' },
   'network-connect': { flags: networkConnectFlags, synopsis: '[--alias NAME] NETWORK CONTAINER' },
   'network-disconnect': { flags: commonFlags, synopsis: 'NETWORK CONTAINER' },
+  check: { flags: checkFlags, synopsis: '[-f Dockerfile] [--format text|json|sarif] [CONTEXT]' },
   builds: { flags: buildsFlags, synopsis: '[ls | show BUILD | diff A B | rm BUILD... | prune [--keep N]]' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
   'system-prune': { flags: [...pruneImagesFlags, { name: 'volumes', type: 'bool', help: 'anonymous volumes no container uses, too' }], synopsis: '[-a] [-f] [--volumes] [--filter until=DURATION]' },
@@ -199,6 +202,8 @@ export async function main(argv: string[]): Promise<number> {
     };
     switch (cmd) {
       case 'build':
+        // --check: the checks alone, as `docker build --check` (BuildKit's --call=check).
+        if (p.flags.get('check') === true) return checkCommand(p);
         return await cancellable(() => buildCommand(p, ac.signal));
       case 'pull':
         return await cancellable(() => pullCommand(p, ac.signal));
@@ -257,6 +262,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cancellable(() => loadCommand(p, ac.signal));
       case 'image-prune':
         return await imagePruneCommand(p);
+      case 'check':
+        return checkCommand(p);
       case 'builds':
         return await buildsCommand(p);
       case 'network-create':

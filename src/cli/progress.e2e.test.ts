@@ -75,4 +75,38 @@ it('builds: every build is recorded; diff names the step whose input changed and
   assert.equal((await cli(['builds', 'ls', '-q'], { root })).stdout.trim().split('\n'), [ids[0]]);
 });
 
+it('check: findings with lines and reasons, .dockerignore, sarif, build --check; builds warn, and # check=error=true stops them', async () => {
+  const d = ctx('FROM base as Final\nCOPY secret.txt /s\nCMD sleep 1\n', { 'secret.txt': 'x', '.dockerignore': 'secret.txt\n' });
+  const r = await cli(['check', d], { root });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stdout, /Dockerfile:4 FromAsCasing: 'as' and 'FROM' keywords' casing do not match\n  The 'as' keyword/);
+  assert.match(r.stdout, /Dockerfile:4 StageNameCasing: Stage name 'Final' should be lowercase/);
+  assert.match(r.stdout, /Dockerfile:5 CopyIgnoredFile: Attempting to Copy file "secret.txt" that is excluded by \.dockerignore/);
+  assert.match(r.stdout, /Dockerfile:6 JSONArgsRecommended/);
+  assert.match(r.stdout, /Check complete, 4 warnings found\.\n$/);
+  const sarif = JSON.parse((await cli(['check', '--format', 'sarif', d], { root })).stdout) as { runs: { results: { ruleId: string }[] }[] };
+  assert.equal(sarif.runs[0]!.results.map((x) => x.ruleId), ['FromAsCasing', 'StageNameCasing', 'CopyIgnoredFile', 'JSONArgsRecommended']);
+  const viaBuild = await cli(['build', '--check', d], { root });
+  assert.is(viaBuild.code, 1);
+  assert.match(viaBuild.stdout, /Check complete, 4 warnings found/);
+  const clean = ctx('CMD ["true"]\n');
+  const ok = await cli(['check', clean], { root });
+  assert.is(ok.code, 0, ok.stdout);
+  assert.is(ok.stdout, 'Check complete, no warnings found.\n');
+  // A build shows the findings as warnings with their lines, and builds anyway.
+  const warned = ctx('CMD sleep 1\n');
+  const b = await cli(['--progress', 'plain', warned], { root });
+  assert.is(b.code, 0, b.stderr);
+  assert.match(b.stderr, /WARNING: line 4: JSONArgsRecommended: JSON arguments recommended for CMD/);
+  const strict = ctx('CMD sleep 1\n');
+  const df = path.join(strict, 'Dockerfile');
+  fs.writeFileSync(df, `# check=error=true\n${fs.readFileSync(df, 'utf8')}`);
+  const stopped = await cli(['-t', 'never-built', strict], { root });
+  assert.is(stopped.code, 1);
+  assert.match(stopped.stderr, /1 build check failed and the Dockerfile says # check=error=true:\n  Dockerfile:5 JSONArgsRecommended/);
+  assert.is.not((await cli(['inspect', 'never-built'], { root })).code, 0, 'nothing was built');
+  fs.writeFileSync(df, fs.readFileSync(df, 'utf8').replace('# check=error=true', '# check=error=true;skip=JSONArgsRecommended'));
+  assert.is((await cli([strict], { root })).code, 0, 'skipped rules do not count');
+});
+
 test.run();
