@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
+import { walkFiles } from '../fsutil/index.js';
 import { IgnoreMatcher, type Dockerfile } from '../parser/index.js';
 import { runChecks, type CheckResult } from '../planner/index.js';
 import { contextDir, parseFile, readDockerfile, readIgnore } from './build.js';
@@ -14,20 +15,7 @@ import { contextDir, parseFile, readDockerfile, readIgnore } from './build.js';
 /** Counts context files, stopping at `cap` (only "is it large" matters). */
 function countFiles(dir: string, cap = 5001): number {
   let n = 0;
-  const walk = (d: string) => {
-    let ents: fs.Dirent[] = [];
-    try {
-      ents = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of ents) {
-      if (n >= cap) return;
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else n++;
-    }
-  };
-  walk(dir);
+  walkFiles(dir, () => ++n < cap);
   return n;
 }
 

@@ -7,3 +7,4 @@
  */
 export { writeFileAtomic, readJSONFile, ensureDir, withLock, acquireLock, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot } from './inroot.js';
+export { walkFiles } from './walk.js';

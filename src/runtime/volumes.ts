@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { readJSONFile, writeFileAtomic, withLock } from '../fsutil/index.js';
+import { readJSONFile, walkFiles, writeFileAtomic, withLock } from '../fsutil/index.js';
 import { MS } from './mounts.js';
 import type { SpecMount } from './spec.js';
 
@@ -124,20 +124,9 @@ export class Volumes {
   /** Bytes used by a volume's data (what `system df` shows). */
   size(name: string): number {
     let total = 0;
-    const walk = (d: string) => {
-      let ents: fs.Dirent[] = [];
-      try {
-        ents = fs.readdirSync(d, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of ents) {
-        const p = path.join(d, e.name);
-        if (e.isDirectory()) walk(p);
-        else if (e.isFile()) total += fs.lstatSync(p).blocks * 512;
-      }
-    };
-    walk(this.dataDir(name));
+    walkFiles(this.dataDir(name), (p, e) => {
+      if (e.isFile()) total += fs.lstatSync(p).blocks * 512;
+    });
     return total;
   }
 
