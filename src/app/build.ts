@@ -27,6 +27,7 @@ import { exportCache, importCaches, type CacheSpec } from './remotecache.js';
 import { startAgents, type SecretsRequest } from './secrets.js';
 import { BuildRecorder, type BuildRecord } from './history.js';
 import { checksFor, enforceChecks } from './check.js';
+import { checkTimelineFile, writeTimeline } from './timeline.js';
 
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
@@ -42,6 +43,8 @@ export interface BuildRequest extends RegistryOptions {
   /** Steps run at once (default: CPUs). */
   jobs?: number;
   noCache?: boolean;
+  /** Draw the build's timeline into this .svg or .html file (also when it fails). */
+  timeline?: string;
   /** Stages whose steps ignore the cache. */
   noCacheFilter?: string[];
   secrets?: SecretsRequest;
@@ -259,11 +262,14 @@ export async function build(store: Store, req: BuildRequest, outer: OpOptions = 
       outer.onEvent?.(e);
     },
   };
+  if (req.timeline) checkTimelineFile(req.timeline);
   const record = (status: BuildRecord['status'], extra: Partial<BuildRecord> = {}) => {
     const problem = recorder.save(store, {
       status, context: req.context, dockerfile: req.dockerfile ?? path.join(req.context, 'Dockerfile'), target: req.target, names: req.tags ?? [], ...extra,
     });
     if (problem) outer.onEvent?.({ type: 'warning', message: problem });
+    // Drawn for failed builds too: that is when a picture of where the time went helps most.
+    else if (req.timeline) writeTimeline(store, recorder.id, req.timeline);
   };
   try {
     const result = await buildRecorded(store, req, o);

@@ -9,10 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
 import { writeFileAtomic } from '../fsutil/index.js';
-import type { SolverEvent } from '../builder/index.js';
+import type { SolverEvent, Vertex } from '../builder/index.js';
 import type { Store } from '../store/index.js';
 
 export interface StepRecord {
+  /** The step's vertex digest (short), and those of the steps it waited for. */
+  id?: string;
+  deps?: string[];
   name: string;
   stage?: string;
   line?: number;
@@ -57,6 +60,7 @@ export class BuildRecorder {
     let s = this.steps.get(e.vertex.digest);
     if (!s) {
       s = {
+        id: e.vertex.digest.slice(7, 19), deps: stepDeps(e.vertex).map((d) => d.slice(7, 19)),
         name: e.vertex.name, start: e.time - this.t0, durationMs: 0, verdict: 'ran',
         ...(e.vertex.meta['stage'] !== undefined ? { stage: String(e.vertex.meta['stage']) } : {}),
         ...(typeof e.vertex.meta['line'] === 'number' ? { line: e.vertex.meta['line'] } : {}),
@@ -91,6 +95,22 @@ export class BuildRecorder {
       return `the build was not recorded in the history: ${(e as Error).message}`;
     }
   }
+}
+
+/** The Dockerfile steps a vertex waits for: its inputs, looking through vertices that are not steps. */
+function stepDeps(v: Vertex): string[] {
+  const out = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (x: Vertex) => {
+    for (const i of x.inputs) {
+      if (seen.has(i.digest)) continue;
+      seen.add(i.digest);
+      if (i.meta['stepId'] !== undefined) out.add(i.digest);
+      else visit(i);
+    }
+  };
+  visit(v);
+  return [...out];
 }
 
 function trim(store: Store): void {

@@ -56,6 +56,7 @@ export { checkDockerfile } from './check.js';
 export { formatText as formatChecks, formatSarif as formatChecksSarif, RULES as CHECK_RULES } from '../planner/index.js';
 export type { CheckResult, Finding } from '../planner/index.js';
 export { listBuilds, getBuild, removeBuild, pruneBuilds, diffBuilds } from './history.js';
+export { writeTimeline } from './timeline.js';
 export type { BuildRecord, StepRecord, StepChange } from './history.js';
 export { createNetwork, listNetworks, inspectNetwork, pruneNetworks, connectNetwork, disconnectNetwork } from './networks.js';
 export { createVolume, listVolumes, inspectVolume, removeVolume, pruneVolumes } from './volumes.js';

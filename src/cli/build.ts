@@ -14,6 +14,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'build-arg', type: 'list', arg: 'KEY[=VALUE]', help: 'set a build argument (repeatable)' },
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
   { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
+  { name: 'timeline', type: 'string', arg: 'FILE.svg|FILE.html', help: "draw the build's steps as a Gantt chart (lanes per stage, cache verdicts, critical path)" },
   { name: 'check', type: 'bool', help: 'run the build checks (tsbuild check) instead of building; exit 1 if any fails' },
   { name: 'progress', type: 'string', arg: 'auto|tty|plain|json|github', help: 'progress output (default auto): json is one event per line, github uses GitHub Actions groups and annotations' },
   { name: 'network', type: 'string', arg: 'host|none|default', help: 'network for RUN steps (default host; default: a private network with NAT)' },
@@ -127,6 +128,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     chunkSize: chunkSizeOf(p),
     sourceDateEpoch: sourceDateEpoch(),
     stdout: process.stdout,
+    timeline: flagStr(p, 'timeline'),
     limits: ['memory', 'cpus', 'pids-limit'].some((f) => p.flags.has(f)) ? parseLimits({ memory: flagStr(p, 'memory'), cpus: flagStr(p, 'cpus'), pidsLimit: flagStr(p, 'pids-limit') }) : undefined,
     ...registryOptions(p),
   };

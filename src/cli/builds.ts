@@ -1,5 +1,5 @@
 /** `tsbuild builds [ls|show|diff|rm|prune]` (also `tsbuild buildx history …`): the build history. */
-import { ago, diffBuilds, getBuild, listBuilds, pruneBuilds, removeBuild, table, type BuildRecord } from '../app/index.js';
+import { ago, diffBuilds, getBuild, listBuilds, pruneBuilds, removeBuild, table, writeTimeline, type BuildRecord } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
@@ -10,6 +10,7 @@ export const buildsFlags: FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'bool', help: 'ls: only ids' },
   formatFlag,
   { name: 'keep', type: 'string', arg: 'N', help: 'prune: keep the newest N builds (default 0)' },
+  { name: 'timeline', type: 'string', arg: 'FILE.svg|FILE.html', help: "show: draw the build's timeline into a file" },
 ];
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
@@ -46,6 +47,11 @@ export async function buildsCommand(p: Parsed): Promise<number> {
     case 'inspect': {
       if (args.length !== 1) throw new UsageError('builds show takes one build: tsbuild builds show BUILD (an id, latest or ^N)');
       const r = getBuild(store, args[0]!);
+      const timeline = flagStr(p, 'timeline');
+      if (timeline !== undefined) {
+        writeTimeline(store, r.id, timeline);
+        return 0;
+      }
       process.stdout.write(format === 'json' ? `${JSON.stringify(r, null, 2)}\n` : format !== undefined ? formatRows(format, [r]) : show(r));
       return 0;
     }

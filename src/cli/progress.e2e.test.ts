@@ -109,4 +109,25 @@ it('check: findings with lines and reasons, .dockerignore, sarif, build --check;
   assert.is((await cli([strict], { root })).code, 0, 'skipped rules do not count');
 });
 
+it('--timeline: an svg and an html of a multi-stage build (also when it fails): a bar per step in its stage lane, with its verdict', async () => {
+  const d = ctx('FROM base AS left\nRUN echo l > /l\nFROM base AS right\nRUN echo r > /r\nFROM base AS final\nCOPY --from=left /l /l\nCOPY --from=right /r /r\n');
+  const svg = path.join(d, 't.svg');
+  const r = await cli(['--timeline', svg, d], { root });
+  assert.is(r.code, 0, r.stderr);
+  const rec = JSON.parse((await cli(['builds', 'show', '--format', 'json', 'latest'], { root })).stdout) as { steps: { name: string; stage: string; verdict: string; line: number }[] };
+  const text = fs.readFileSync(svg, 'utf8');
+  const bars = [...text.matchAll(/<rect class="bar [^"]*" data-lane="([^"]*)" data-step="([^"]*)" data-line="(\d+)" data-verdict="([a-z]+)"/g)].map((m) => `${m[1]} ${m[3]} ${m[4]}`);
+  assert.equal(bars.sort(), rec.steps.map((s) => `${s.stage} ${s.line} ${s.verdict}`).sort());
+  assert.ok(['left', 'right', 'final'].every((l) => text.includes(`<text class="lane" x="10" y="`) && text.includes(`>${l}</text>`)));
+  assert.match(text, /class="bar [a-z]+ critical"/);
+  const html = path.join(d, 't.html');
+  assert.is((await cli(['builds', 'show', 'latest', '--timeline', html], { root })).code, 0);
+  assert.match(fs.readFileSync(html, 'utf8'), /^<!doctype html>[\s\S]*<svg[\s\S]*<table>/);
+  fs.appendFileSync(path.join(d, 'Dockerfile'), 'RUN exit 4\n');
+  const failed = await cli(['--timeline', path.join(d, 'f.svg'), d], { root });
+  assert.is(failed.code, 1);
+  assert.match(fs.readFileSync(path.join(d, 'f.svg'), 'utf8'), /data-verdict="failed"/);
+  assert.match((await cli(['--timeline', 'x.png', d], { root })).stderr, /give a \.svg or \.html file name/);
+});
+
 test.run();
