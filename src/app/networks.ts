@@ -95,8 +95,17 @@ export async function disconnectNetwork(store: Store, network: string, ref: stri
   const c = store.containers.find(ref);
   const cfg = c.config;
   if (!cfg) throw new TsbuildError('CONTAINER_CONFIG', `container ${ref} has no run configuration`);
-  if (cfg.network === network) throw new UsageError(`container ${ref} was started on network ${network}: tsbuild cannot take a container off its first network yet; stop it instead`);
-  if (!(cfg.extraNetworks ?? []).some((n) => n.network === network)) throw new TsbuildError('NOT_CONNECTED', `container ${ref} is not connected to network ${network}`);
+  const primary = cfg.network === network;
+  if (!primary && !(cfg.extraNetworks ?? []).some((n) => n.network === network)) throw new TsbuildError('NOT_CONNECTED', `container ${ref} is not connected to network ${network}`);
   if (c.status === 'running') await store.networks.disconnect(c.id, network);
-  store.containers.update(c.id, (cur) => ({ config: { ...cur.config!, extraNetworks: (cur.config!.extraNetworks ?? []).filter((n) => n.network !== network) } }));
+  store.containers.update(c.id, (cur) => {
+    const extra = (cur.config!.extraNetworks ?? []).filter((n) => n.network !== network);
+    if (!primary) return { config: { ...cur.config!, extraNetworks: extra } };
+    // Off its first network: the next one takes its place (its ports, bound there, go), or none is left.
+    const [next, ...rest] = extra;
+    return {
+      config: { ...cur.config!, network: next?.network ?? 'none', aliases: next?.aliases, extraNetworks: rest, ports: undefined, ip: undefined, mac: undefined },
+      ...(cur.network && primary ? { network: undefined } : {}),
+    };
+  });
 }

@@ -272,7 +272,8 @@ export async function removeStopped(store: Store, id: string, o: { volumes?: boo
   const c = store.containers.get(id);
   const anon = o.volumes ? anonymousVolumes(store, c?.config?.mounts) : [];
   // Its owner normally detached it; after a kill -9 of the owner this is where it goes.
-  if (c?.config && bridged(c.config.network)) await leaveNetwork(store, id).catch(() => undefined);
+  // (`none` too: a container taken off its last network by `disconnect` still has its namespace.)
+  if (c?.config && (bridged(c.config.network) || c.config.network === 'none')) await leaveNetwork(store, id).catch(() => undefined);
   if (c?.snapshot) await store.snapshotter.remove(c.snapshot).catch(() => undefined);
   // A record too damaged to name its snapshot: find the snapshot by its label.
   if (c && !c.snapshot) {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { busyboxContext, cliPath, programUnavailable, removeStore, sandboxUnavailable, tmpdir } from '../testutil/index.js';
-import { alive, sleep, until } from './lifecycle.fixture.js';
+import { alive, until } from './lifecycle.fixture.js';
 
 const why = sandboxUnavailable() ?? programUnavailable('nft', ['--version'], 'nftables') ?? programUnavailable('ip', ['-V'], 'iproute2') ?? programUnavailable('gcc', ['--version'], 'gcc');
 const it = why ? (name: string, _fn: () => Promise<void>) => test.skip(`${name} (skipped: ${why})`) : test;
@@ -108,7 +108,9 @@ async function outsideListener(port: number): Promise<() => string> {
   children.push(listener);
   let got = '';
   listener.stdout!.on('data', (d) => (got += d));
-  await sleep(300);
+  // Listening for real before anyone connects (a loaded machine can take a while to start nc).
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  await until(`nc listening on ${port}`, () => sh(`ip netns exec ${OUT} cat /proc/net/tcp /proc/net/tcp6`).stdout.split('\n').some((l) => l.includes(hex) && / 0A /.test(l)), 10_000);
   return () => got;
 }
 
@@ -251,11 +253,16 @@ it('user networks: names and aliases resolve, other names go to --dns, networks 
     assert.is(joined, 'web-page\n');
     await ok(['network', 'disconnect', 'other', 'db']);
     const inUse = await tsb(['network', 'rm', 'app']);
+    assert.match((await tsb(['network', 'disconnect', 'other', 'db'])).stderr, /not connected to network other/);
     assert.is(inUse.code, 1);
     assert.match(inUse.stderr, /has active endpoints \(db\)/);
     // Internal: the containers of the network only; nothing out.
     const closed = await ok(['run', '--rm', '--network', 'closed', 'net', 'sh', '-c', 'echo x | nc -w 2 192.0.2.2 9 && echo out || echo stayed-in']);
     assert.is(closed, 'stayed-in\n');
+    // Off its first (and last) network: only loopback is left, as Docker's.
+    await ok(['network', 'disconnect', 'app', 'db']);
+    assert.equal((await ok(['exec', 'db', 'ip', '-o', 'link'])).trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo']);
+    assert.is((await ok(['inspect', '--type', 'container', '-f', '{{.HostConfig.NetworkMode}}', 'db'])).trim(), 'none');
   } finally {
     await tsb(['rm', '-f', 'db']);
   }

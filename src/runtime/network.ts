@@ -384,7 +384,11 @@ export class Networks {
 
   /** Removes a container from every network and deletes its namespace (idempotent). */
   async detach(container: string): Promise<void> {
-    await this.locked(() => this.reclaim(container));
+    await this.locked(async () => {
+      await this.reclaim(container);
+      // Its namespace too, even when `disconnect` already took its last endpoint.
+      await this.exec('ip', ['netns', 'delete', `tsb-${container.slice(0, 12)}`]).catch(() => undefined);
+    });
   }
 
   /** Endpoints whose owner died, reclaimed now (`network ls`, `prune`). */
