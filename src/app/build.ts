@@ -43,6 +43,8 @@ export interface BuildRequest extends RegistryOptions {
   /** Steps run at once (default: CPUs). */
   jobs?: number;
   noCache?: boolean;
+  /** --max-layer-size, --max-image-size (bytes). */
+  budgets?: { maxLayer?: number; maxImage?: number };
   /** Draw the build's timeline into this .svg or .html file (also when it fails). */
   timeline?: string;
   /** Stages whose steps ignore the cache. */
@@ -225,6 +227,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
         downloads,
         limits,
         cgroupParent,
+        budgets: req.budgets,
       },
       { index: store.cache, memo, remote },
     ),
@@ -254,7 +257,7 @@ function configLimits(c: StoreConfig['build']): CgroupLimits {
 }
 
 export async function build(store: Store, req: BuildRequest, outer: OpOptions = {}): Promise<BuildResult> {
-  const recorder = new BuildRecorder();
+  const recorder = new BuildRecorder(path.join(store.root, 'history'));
   const o: OpOptions = {
     ...outer,
     onEvent: (e) => {
@@ -277,6 +280,7 @@ export async function build(store: Store, req: BuildRequest, outer: OpOptions = 
     return result;
   } catch (e) {
     record(e instanceof CancelledError || o.signal?.aborted ? 'cancelled' : 'failed', { error: (e as Error).message });
+    outer.onEvent?.({ type: 'log', line: `the whole output of every step: tsbuild builds logs ${recorder.id}` });
     throw e;
   }
 }

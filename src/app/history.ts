@@ -25,6 +25,10 @@ export interface StepRecord {
   verdict: 'cached' | 'ran' | 'failed' | 'cancelled';
   /** Why the cache missed (when it did). */
   reason?: string;
+  /** The step's whole output: `history/<build>/<log>`, its size, and whether the cap cut it. */
+  log?: string;
+  logBytes?: number;
+  logCut?: boolean;
 }
 
 export interface BuildRecord {
@@ -48,12 +52,41 @@ const KEEP = 200;
 const dir = (store: Store) => path.join(store.root, 'history');
 
 /** Collects what a build's solver events say about its steps. */
+/** A step's output is kept whole up to this; past it the log says how much was cut. */
+export const LOG_CAP = 64 << 20;
+
 export class BuildRecorder {
   readonly id = crypto.randomBytes(6).toString('hex');
   private readonly t0 = Date.now();
   private readonly steps = new Map<string, StepRecord>();
+  private readonly logs = new Map<string, number>();
   private hits = 0;
   private cacheable = 0;
+  constructor(private readonly historyDir?: string) {}
+
+  /** Appends to the step's log file (synchronously: output order is the solver's). */
+  private log(s: StepRecord, data: Buffer): void {
+    if (!this.historyDir) return;
+    const bytes = s.logBytes ?? 0;
+    s.logBytes = bytes + data.length;
+    if (bytes >= LOG_CAP) {
+      s.logCut = true;
+      return;
+    }
+    try {
+      const d = path.join(this.historyDir, this.id);
+      if (!s.log) {
+        fs.mkdirSync(d, { recursive: true });
+        s.log = `${this.steps.size}-${(s.line ?? 0).toString()}.log`;
+      }
+      let fd = this.logs.get(s.log);
+      if (fd === undefined) this.logs.set(s.log, (fd = fs.openSync(path.join(d, s.log), 'a')));
+      fs.writeSync(fd, bytes + data.length > LOG_CAP ? data.subarray(0, LOG_CAP - bytes) : data);
+      if (bytes + data.length > LOG_CAP) s.logCut = true;
+    } catch {
+      // a log that cannot be kept costs the log, never the build
+    }
+  }
 
   event(e: SolverEvent): void {
     if (e.vertex.meta['stepId'] === undefined) return;
@@ -67,7 +100,8 @@ export class BuildRecorder {
       };
       this.steps.set(e.vertex.digest, s);
     }
-    if (e.type === 'cache') {
+    if (e.type === 'log') this.log(s, e.data);
+    else if (e.type === 'cache') {
       this.cacheable++;
       if (e.hit) this.hits++;
       else if (e.reason) s.reason = e.reason;
@@ -82,6 +116,8 @@ export class BuildRecorder {
 
   /** Writes the record; a failure to write never fails the build (it is reported as a warning). */
   save(store: Store, o: Omit<BuildRecord, 'id' | 'started' | 'durationMs' | 'cacheHits' | 'cacheable' | 'steps'>): string | undefined {
+    for (const fd of this.logs.values()) fs.closeSync(fd);
+    this.logs.clear();
     const rec: BuildRecord = {
       id: this.id, started: new Date(this.t0).toISOString(), durationMs: Date.now() - this.t0, ...o,
       cacheHits: this.hits, cacheable: this.cacheable, steps: [...this.steps.values()].sort((a, b) => a.start - b.start),
@@ -115,7 +151,7 @@ function stepDeps(v: Vertex): string[] {
 
 function trim(store: Store): void {
   const all = listBuilds(store);
-  for (const r of all.slice(KEEP)) fs.rmSync(path.join(dir(store), `${r.id}.json`), { force: true });
+  for (const r of all.slice(KEEP)) removeBuild(store, r.id);
 }
 
 /** Newest first; a damaged record is left out (builds rm removes it by id). */
@@ -150,7 +186,16 @@ export function getBuild(store: Store, ref: string): BuildRecord {
 export function removeBuild(store: Store, ref: string): string {
   const r = getBuild(store, ref);
   fs.rmSync(path.join(dir(store), `${r.id}.json`), { force: true });
+  fs.rmSync(path.join(dir(store), r.id), { recursive: true, force: true });
   return r.id;
+}
+
+/** The whole output of a build's steps (those at `line`, if given), with a header per step. */
+export function* buildLogs(store: Store, ref: string, line?: number): Generator<{ step: StepRecord; file?: string }> {
+  const r = getBuild(store, ref);
+  const steps = r.steps.filter((s) => line === undefined || s.line === line);
+  if (steps.length === 0) throw new NotFoundError(`build ${r.id} has no step at line ${line}`, 'BUILD_STEP_NOT_FOUND');
+  for (const s of steps) yield { step: s, ...(s.log ? { file: path.join(dir(store), r.id, s.log) } : {}) };
 }
 
 /** Keeps the newest `keep` records. */

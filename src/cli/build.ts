@@ -15,6 +15,8 @@ export const buildFlags: FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
   { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
   { name: 'timeline', type: 'string', arg: 'FILE.svg|FILE.html', help: "draw the build's steps as a Gantt chart (lanes per stage, cache verdicts, critical path)" },
+  { name: 'max-layer-size', type: 'string', arg: 'SIZE', help: 'fail the build, naming the step, if a layer is bigger (e.g. 200m)' },
+  { name: 'max-image-size', type: 'string', arg: 'SIZE', help: "fail the build if the image's layers add up to more (e.g. 1g)" },
   { name: 'check', type: 'bool', help: 'run the build checks (tsbuild check) instead of building; exit 1 if any fails' },
   { name: 'progress', type: 'string', arg: 'auto|tty|plain|json|github', help: 'progress output (default auto): json is one event per line, github uses GitHub Actions groups and annotations' },
   { name: 'network', type: 'string', arg: 'host|none|default', help: 'network for RUN steps (default host; default: a private network with NAT)' },
@@ -129,6 +131,10 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     sourceDateEpoch: sourceDateEpoch(),
     stdout: process.stdout,
     timeline: flagStr(p, 'timeline'),
+    budgets: {
+      ...(flagStr(p, 'max-layer-size') !== undefined ? { maxLayer: parseMemory(flagStr(p, 'max-layer-size')!, '--max-layer-size') } : {}),
+      ...(flagStr(p, 'max-image-size') !== undefined ? { maxImage: parseMemory(flagStr(p, 'max-image-size')!, '--max-image-size') } : {}),
+    },
     limits: ['memory', 'cpus', 'pids-limit'].some((f) => p.flags.has(f)) ? parseLimits({ memory: flagStr(p, 'memory'), cpus: flagStr(p, 'cpus'), pidsLimit: flagStr(p, 'pids-limit') }) : undefined,
     ...registryOptions(p),
   };

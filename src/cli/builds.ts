@@ -1,5 +1,8 @@
 /** `tsbuild builds [ls|show|diff|rm|prune]` (also `tsbuild buildx history …`): the build history. */
-import { ago, diffBuilds, getBuild, listBuilds, pruneBuilds, removeBuild, table, writeTimeline, type BuildRecord } from '../app/index.js';
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { ago, buildLogs, LOG_CAP, diffBuilds, getBuild, listBuilds, pruneBuilds, removeBuild, table, writeTimeline, type BuildRecord } from '../app/index.js';
+
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
@@ -68,6 +71,15 @@ export async function buildsCommand(p: Parsed): Promise<number> {
       process.stdout.write(`${total}\n${changes.length ? changes.map((c) => `${c.line !== undefined ? `line ${c.line}: ` : ''}${c.step} ${what[c.change]}: ${c.detail}\n`).join('') : 'no step changed\n'}`);
       return 0;
     }
+    case 'logs': {
+      if (args.length < 1 || args.length > 2 || (args[1] !== undefined && !/^\d+$/.test(args[1]))) throw new UsageError('builds logs takes a build and optionally a Dockerfile line: tsbuild builds logs BUILD [LINE]');
+      for (const { step, file } of buildLogs(store, args[0]!, args[1] === undefined ? undefined : Number(args[1]))) {
+        process.stdout.write(`#### ${step.name}${step.line !== undefined ? ` (line ${step.line})` : ''}: ${step.verdict}\n`);
+        if (file && fs.existsSync(file)) await pipeline(fs.createReadStream(file), process.stdout, { end: false });
+        if (step.logCut) process.stdout.write(`[tsbuild: the output was cut at ${LOG_CAP / 2 ** 20} MiB of ${((step.logBytes ?? 0) / 2 ** 20).toFixed(1)} MiB]\n`);
+      }
+      return 0;
+    }
     case 'rm':
       if (args.length === 0) throw new UsageError('builds rm needs a build: tsbuild builds rm BUILD [BUILD...]');
       return removeEach(args, (ref) => void removeBuild(store, ref));
@@ -78,6 +90,6 @@ export async function buildsCommand(p: Parsed): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`builds ${sub}: use ls, show, diff, rm or prune`);
+      throw new UsageError(`builds ${sub}: use ls, show, diff, logs, rm or prune`);
   }
 }

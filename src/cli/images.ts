@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
+import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
@@ -10,7 +10,10 @@ export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
 export const formatFlag: FlagSpec = { name: 'format', type: 'string', arg: 'TEMPLATE', help: "Go-template output, e.g. '{{.ID}} {{.Size}}', 'table {{.Repository}}\\t{{.Tag}}' or '{{json .}}'" };
 export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag];
-export const inspectFlags: FlagSpec[] = [...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' }];
+export const inspectFlags: FlagSpec[] = [
+  ...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' },
+  { name: 'layers', type: 'bool', help: "an image's layers: size, the step that made each, files added, changed and removed, the biggest files" },
+];
 
 export async function imagesCommand(p: Parsed): Promise<number> {
   // A damaged image does not hide the others: it is named, with the repair, on stderr.
@@ -39,12 +42,33 @@ export async function imagesCommand(p: Parsed): Promise<number> {
 export async function inspectCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('inspect needs an image or a container: tsbuild inspect NAME [NAME...]');
   const s = await storeFrom(p);
+  if (flagBool(p, 'layers')) return inspectLayers(p, s);
   const type = flagStr(p, 'type');
   if (type !== undefined && type !== 'image' && type !== 'container') throw new UsageError(`--type ${type}: use image or container`);
   // As Docker: a container of that name first, then an image, unless --type says which.
   const all = p.positional.map((ref) => (type === 'container' || (type !== 'image' && isContainer(s, ref)) ? inspectContainer(s, ref) : inspectImage(s, ref)));
   const format = flagStr(p, 'format');
   process.stdout.write(format !== undefined ? formatRows(format, all) : JSON.stringify(all, null, 2) + '\n');
+  return 0;
+}
+
+async function inspectLayers(p: Parsed, s: Store): Promise<number> {
+  const format = flagStr(p, 'format');
+  for (const ref of p.positional) {
+    const layers = await layerInsight(s, ref);
+    if (format === 'json') {
+      process.stdout.write(`${JSON.stringify(layers, null, 2)}\n`);
+      continue;
+    }
+    if (format !== undefined) {
+      process.stdout.write(formatRows(format, layers.map((l) => ({ ...l, Digest: l.digest, Size: humanSize(l.size), CreatedBy: l.createdBy }))));
+      continue;
+    }
+    const rows = [['LAYER', 'SIZE', 'ADDED', 'CHANGED', 'REMOVED', 'CREATED BY']];
+    for (const l of layers) rows.push([l.digest.slice(7, 19), humanSize(l.size), String(l.added), String(l.changed), String(l.removed), l.createdBy.replace(/^\/bin\/sh -c /, '').slice(0, 60)]);
+    const biggest = layers.flatMap((l, i) => l.biggest.slice(0, 3).map((b) => `  layer ${i + 1}: ${humanSize(b.size).padStart(9)}  ${b.path}`));
+    process.stdout.write(`${layers.length > 1 || p.positional.length > 1 ? `${ref}\n` : ''}${table(rows)}biggest files:\n${biggest.join('\n')}\n`);
+  }
   return 0;
 }
 

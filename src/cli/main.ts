@@ -114,7 +114,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   'network-connect': { flags: networkConnectFlags, synopsis: '[--alias NAME] NETWORK CONTAINER' },
   'network-disconnect': { flags: commonFlags, synopsis: 'NETWORK CONTAINER' },
   check: { flags: checkFlags, synopsis: '[-f Dockerfile] [--format text|json|sarif] [CONTEXT]' },
-  builds: { flags: buildsFlags, synopsis: '[ls | show BUILD | diff A B | rm BUILD... | prune [--keep N]]' },
+  builds: { flags: buildsFlags, synopsis: '[ls | show BUILD | diff A B | logs BUILD [LINE] | rm BUILD... | prune [--keep N]]' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
   'system-prune': { flags: [...pruneImagesFlags, { name: 'volumes', type: 'bool', help: 'anonymous volumes no container uses, too' }], synopsis: '[-a] [-f] [--volumes] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },

@@ -42,7 +42,7 @@ it('--progress github: steps in groups, a failing RUN and a syntax error annotat
 
 it('builds: every build is recorded; diff names the step whose input changed and why; show, rm, prune, buildx history', async () => {
   await cli(['builds', 'prune'], { root });
-  const d = ctx('FROM base AS app\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n', { 'a.txt': 'one\n' });
+  const d = ctx('FROM base AS app\nCOPY a.txt /a.txt\nRUN cat /a.txt | tee /copy\n', { 'a.txt': 'one\n' });
   assert.is((await cli(['-t', 'hist', d], { root })).code, 0);
   assert.is((await cli(['-t', 'hist', d], { root })).code, 0, 'all cached');
   fs.writeFileSync(path.join(d, 'a.txt'), 'two\n');
@@ -57,8 +57,13 @@ it('builds: every build is recorded; diff names the step whose input changed and
   const diff = await cli(['builds', 'diff', ids[2]!, ids[1]!], { root });
   assert.is(diff.code, 0, diff.stderr);
   assert.match(diff.stdout, /line 5: \[app \d+\/\d+\] COPY a\.txt \/a\.txt stopped hitting the cache: .*a\.txt/);
-  assert.match(diff.stdout, /line 6: \[app \d+\/\d+\] RUN cat \/a\.txt > \/copy stopped hitting the cache/);
+  assert.match(diff.stdout, /line 6: \[app \d+\/\d+\] RUN cat \/a\.txt \| tee \/copy stopped hitting the cache/);
   assert.not.match(diff.stdout, /busybox/, 'unchanged steps are not listed');
+  const logs = (await cli(['builds', 'logs', ids[0]!, '7'], { root })).stdout;
+  assert.match(logs, /^#### \[app \d+\/\d+\] RUN exit 7 \(line 7\): failed\n/);
+  const all = (await cli(['builds', 'logs', ids[1]!], { root })).stdout;
+  assert.match(all, /#### \[app \d+\/\d+\] RUN cat \/a\.txt \| tee \/copy \(line 6\): ran\ntwo\n/, 'the whole output, kept');
+  assert.match((await cli(['builds', 'logs', ids[0]!, '99'], { root })).stderr, /has no step at line 99/);
   const failed = await cli(['builds', 'diff', '^1', 'latest'], { root });
   assert.match(failed.stdout, /line 7: \[app \d+\/\d+\] RUN exit 7 failed: new step/);
   assert.match(diff.stdout, /cache 50% \(was 100%\)|cache \d+% \(was 100%\)/);
@@ -128,6 +133,27 @@ it('--timeline: an svg and an html of a multi-stage build (also when it fails): 
   assert.is(failed.code, 1);
   assert.match(fs.readFileSync(path.join(d, 'f.svg'), 'utf8'), /data-verdict="failed"/);
   assert.match((await cli(['--timeline', 'x.png', d], { root })).stderr, /give a \.svg or \.html file name/);
+});
+
+it('inspect --layers: size, step, files added, changed, removed, the biggest; size budgets fail the build naming the step', async () => {
+  const d = ctx('FROM base AS img\nRUN dd if=/dev/zero of=/big bs=1024 count=4096 2>/dev/null && echo s > /small\nRUN rm /small && echo y > /big && echo n > /new\n');
+  assert.is((await cli(['-t', 'layered', d], { root })).code, 0);
+  const json = JSON.parse((await cli(['inspect', '--layers', '--format', 'json', 'layered'], { root })).stdout) as { createdBy: string; added: number; changed: number; removed: number; biggest: { path: string; size: number }[] }[];
+  const [dd, rm] = json.slice(-2);
+  assert.match(dd!.createdBy, /RUN .*dd if=\/dev\/zero/);
+  assert.equal([dd!.added, dd!.changed, dd!.removed], [2, 0, 0]);
+  assert.equal(dd!.biggest[0], { path: '/big', size: 4 << 20 });
+  assert.equal([rm!.added, rm!.changed, rm!.removed], [1, 1, 1], '/new added, /big changed, /small removed');
+  const table = (await cli(['inspect', '--layers', 'layered'], { root })).stdout;
+  assert.match(table, /LAYER\s+SIZE\s+ADDED\s+CHANGED\s+REMOVED\s+CREATED BY/);
+  assert.match(table, /biggest files:\n[\s\S]*layer \d+:\s+4\.\d+MB\s+\/big$/m);
+  const over = await cli(['--max-layer-size', '3m', '-t', 'too-big', d], { root });
+  assert.is(over.code, 1);
+  assert.match(over.stderr, /the layer made by "RUN [^"]*dd if=\/dev\/zero[^"]*" is 4\.\d MiB, over --max-layer-size 3\.0 MiB/);
+  assert.is.not((await cli(['inspect', 'too-big'], { root })).code, 0, 'an image over budget gets no name');
+  const total = await cli(['--max-image-size', '5m', d], { root });
+  assert.match(total.stderr, /the image is [\d.]+ MiB, over --max-image-size 5\.0 MiB; its biggest layer \([\d.]+ MiB\) is made by "RUN [^"]*dd/);
+  assert.is((await cli(['--max-layer-size', '10m', '--max-image-size', '20m', d], { root })).code, 0);
 });
 
 test.run();

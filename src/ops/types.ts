@@ -53,4 +53,6 @@ export interface OpsEnv {
   /** Limits for every RUN step, and the build's cgroup their cgroups go under. */
   limits?: CgroupLimits;
   cgroupParent?: string;
+  /** --max-layer-size and --max-image-size in bytes: the export refuses to name an image over them. */
+  budgets?: { maxLayer?: number; maxImage?: number };
 }
