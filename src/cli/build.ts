@@ -146,12 +146,15 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   const render = createRenderer(progressMode, process.stderr, dockerfileName);
   // Before the steps finish, lines belong to the progress view; after, they go straight to stderr.
   let solved = false;
+  const warnings: string[] = [];
   const result = await build(store, request, {
     signal,
     onEvent: (e) => {
       if (e.type === 'solver') render.event(e.event);
-      else if (e.type === 'warning') render.warn(e.message, e.line);
-      else if (e.type === 'log') {
+      else if (e.type === 'warning') {
+        render.warn(e.message, e.line);
+        warnings.push(`${e.line ? `line ${e.line}: ` : ''}${e.message}`);
+      } else if (e.type === 'log') {
         // -q: the image id and nothing else (errors still go to stderr), unless --progress asks for more.
         if (solved && !(quiet && flagStr(p, 'progress') === undefined)) process.stderr.write(e.line + '\n');
         else render.info(e.line);
@@ -169,6 +172,10 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   }).finally(() => {
     if (!solved) render.finish();
     fromStdin?.cleanup();
+    // Repeated at the end, where a long build's log is read first (as BuildKit's summary).
+    if (warnings.length && (progressMode === 'plain' || progressMode === 'tty' || progressMode === 'auto')) {
+      process.stderr.write(`${warnings.length} warning${warnings.length === 1 ? '' : 's'} found:\n${warnings.map((w) => ` - ${w}\n`).join('')}`);
+    }
   });
   const meta = flagStr(p, 'metadata-file');
   if (meta) {

@@ -103,6 +103,7 @@ it('check: findings with lines and reasons, .dockerignore, sarif, build --check;
   const b = await cli(['--progress', 'plain', warned], { root });
   assert.is(b.code, 0, b.stderr);
   assert.match(b.stderr, /WARNING: line 4: JSONArgsRecommended: JSON arguments recommended for CMD/);
+  assert.match(b.stderr, /1 warning found:\n - line 4: JSONArgsRecommended: JSON arguments recommended for CMD[^\n]*\nwriting image sha256:[0-9a-f]{64}\n$/, 'repeated at the end');
   const strict = ctx('CMD sleep 1\n');
   const df = path.join(strict, 'Dockerfile');
   fs.writeFileSync(df, `# check=error=true\n${fs.readFileSync(df, 'utf8')}`);
