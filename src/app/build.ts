@@ -43,6 +43,8 @@ export interface BuildRequest extends RegistryOptions {
   /** Steps run at once (default: CPUs). */
   jobs?: number;
   noCache?: boolean;
+  /** --annotation KEY=VALUE on the manifest. */
+  annotations?: Record<string, string>;
   /** --max-layer-size, --max-image-size (bytes). */
   budgets?: { maxLayer?: number; maxImage?: number };
   /** Draw the build's timeline into this .svg or .html file (also when it fails). */
@@ -228,6 +230,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
         limits,
         cgroupParent,
         budgets: req.budgets,
+        annotations: req.annotations,
       },
       { index: store.cache, memo, remote },
     ),

@@ -1,7 +1,8 @@
 /**
  * `--cache-to type=registry,ref=R[,mode=min|max][,mounts=true]` and
  * `--cache-from type=registry,ref=R[,mounts=true]`: build cache shared through a registry, so a CI
- * runner with an empty store gets the hits another runner produced. `mode=min` (the default, as in
+ * runner with an empty store gets the hits another runner produced; `type=local,dest=DIR` and
+ * `type=local,src=DIR` do the same through a directory (cachebackend.ts). `mode=min` (the default, as in
  * BuildKit) exports the steps that made the final image; `mode=max` every step of every stage.
  * `mounts=true` carries RUN --mount=type=cache directories along.
  */
@@ -11,11 +12,14 @@ import type { SolverEvent, Vertex } from '../builder/index.js';
 import { UsageError } from '../errors/index.js';
 import { compressedLayer, openDecompressed } from '../image/index.js';
 import { portableStepId, type RemoteCacheSource } from '../ops/index.js';
-import { CACHE_MOUNT_TYPE, fetchBlob, parseReference, pullCacheConfig, pushCache, type RemoteCacheConfig, type RemoteRecord } from '../registry/index.js';
+import { CACHE_MOUNT_TYPE, parseReference, type RemoteCacheConfig, type RemoteRecord } from '../registry/index.js';
 import { cacheMountDir, listCacheMounts, mountTar, restoreMount, type Store } from '../store/index.js';
-import { registryClient, transferLogger, type RegistryOptions } from './registry.js';
+import type { RegistryOptions } from './registry.js';
+import { localBackend, registryBackend, type CacheBackend } from './cachebackend.js';
 
 export interface CacheSpec {
+  type: 'registry' | 'local';
+  /** The registry reference, or the directory (dest= for --cache-to, src= for --cache-from). */
   ref: string;
   mode: 'min' | 'max';
   mounts: boolean;
@@ -30,37 +34,37 @@ export function parseCacheSpecs(values: string[], flag: string): CacheSpec[] {
       else kv.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
     }
     const type = kv.get('type') ?? 'registry';
-    if (type !== 'registry') throw new UsageError(`${flag} type=${type}: only type=registry is supported (cache mounts to a directory: tsbuild cache export-mounts)`);
-    for (const k of kv.keys()) if (!['type', 'ref', 'mode', 'mounts'].includes(k)) throw new UsageError(`${flag} ${v}: unknown option "${k}"`);
-    const ref = kv.get('ref');
-    if (!ref) throw new UsageError(`${flag} ${v}: give ref=REGISTRY/NAME:TAG`);
-    parseReference(ref);
+    if (type !== 'registry' && type !== 'local') throw new UsageError(`${flag} type=${type}: use type=registry,ref=… or type=local,${flag === '--cache-to' ? 'dest' : 'src'}=DIR (cache mounts alone: tsbuild cache export-mounts)`);
+    const keys = type === 'registry' ? ['type', 'ref', 'mode', 'mounts'] : ['type', flag === '--cache-to' ? 'dest' : 'src', 'mode', 'mounts'];
+    for (const k of kv.keys()) if (!keys.includes(k)) throw new UsageError(`${flag} ${v}: unknown option "${k}" for type=${type}`);
+    const ref = type === 'registry' ? kv.get('ref') : kv.get(flag === '--cache-to' ? 'dest' : 'src');
+    if (!ref) throw new UsageError(`${flag} ${v}: give ${type === 'registry' ? 'ref=REGISTRY/NAME:TAG' : `${flag === '--cache-to' ? 'dest' : 'src'}=DIRECTORY`}`);
+    if (type === 'registry') parseReference(ref);
     const mode = kv.get('mode') ?? 'min';
     if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} mode=${mode}: use min or max`);
     const mounts = kv.get('mounts') ?? 'false';
     if (mounts !== 'true' && mounts !== 'false') throw new UsageError(`${flag} mounts=${mounts}: use true or false`);
-    return { ref, mode, mounts: mounts === 'true' };
+    return { type, ref, mode, mounts: mounts === 'true' };
   });
 }
 
-function transfer(store: Store, ref: string, ro: RegistryOptions, log: (l: string) => void, signal?: AbortSignal) {
-  const r = parseReference(ref);
-  return { client: registryClient(r.domain, ro, store.root, log), ref: r, store: store.content, signal, sources: store.blobSources };
+function backendOf(store: Store, spec: Pick<CacheSpec, 'type' | 'ref'>, ro: RegistryOptions, log: (l: string) => void, signal?: AbortSignal): CacheBackend {
+  return spec.type === 'local' ? localBackend(store, spec.ref) : registryBackend(store, spec.ref, ro, log, signal);
 }
 
 /** Reads every --cache-from config (missing ones are a note, not an error) into one record source. */
 export async function importCaches(store: Store, specs: CacheSpec[], ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<RemoteCacheSource | undefined> {
   const records = new Map<string, RemoteRecord>();
-  const holders = new Map<string, ReturnType<typeof transfer>>();
+  const holders = new Map<string, CacheBackend>();
   const steps = new Map<string, { key: string; material: Record<string, string> }>();
   for (const spec of specs) {
-    const t = transfer(store, spec.ref, ro, o.log, o.signal);
-    const cfg = await pullCacheConfig(t);
+    const t = backendOf(store, spec, ro, o.log, o.signal);
+    const cfg = await t.readConfig();
     if (!cfg) {
-      o.log(`cache ${spec.ref}: nothing there yet`);
+      o.log(`cache ${t.label}: nothing there yet`);
       continue;
     }
-    o.log(`cache ${spec.ref}: ${cfg.records.length} records, ${cfg.mounts.length} cache mounts`);
+    o.log(`cache ${t.label}: ${cfg.records.length} records, ${cfg.mounts.length} cache mounts`);
     for (const r of cfg.records) {
       if (records.has(r.key)) continue;
       records.set(r.key, r);
@@ -76,19 +80,19 @@ export async function importCaches(store: Store, specs: CacheSpec[], ro: Registr
     async fetch(d, signal) {
       const owner = holders.get(d.digest);
       if (!owner) throw new Error(`internal: no cache source holds ${d.digest}`);
-      await fetchBlob(owner.client, owner.ref.path, d, store.content, { signal });
+      await owner.fetch(d, signal);
     },
   };
 }
 
-async function restoreMounts(store: Store, t: ReturnType<typeof transfer>, cfg: RemoteCacheConfig, o: { signal?: AbortSignal; log: (l: string) => void; overwrite: boolean }): Promise<number> {
+async function restoreMounts(store: Store, t: CacheBackend, cfg: RemoteCacheConfig, o: { signal?: AbortSignal; log: (l: string) => void; overwrite: boolean }): Promise<number> {
   let n = 0;
   for (const m of cfg.mounts) {
     // A build restores only what the runner lacks; an explicit import replaces.
     if (!o.overwrite && fs.existsSync(cacheMountDir(store.root, m.id))) continue;
-    await fetchBlob(t.client, t.ref.path, m.descriptor, store.content, { signal: o.signal });
+    await t.fetch(m.descriptor, o.signal);
     await restoreMount(store.root, m.id, openDecompressed(store.content.openBlob(m.descriptor.digest), 'gzip'));
-    o.log(`cache mount ${m.id}: restored from ${t.client.domain}/${t.ref.path}`);
+    o.log(`cache mount ${m.id}: restored from ${t.label}`);
     n++;
   }
   return n;
@@ -106,14 +110,14 @@ async function mountEntries(store: Store): Promise<RemoteCacheConfig['mounts']> 
 /** `tsbuild cache export-mounts --output type=registry,ref=R`: only the cache mounts. */
 export async function exportMountsToRegistry(store: Store, ref: string, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
   const cfg: RemoteCacheConfig = { version: 1, records: [], steps: {}, mounts: await mountEntries(store) };
-  await pushCache({ ...transfer(store, ref, ro, o.log, o.signal), onEvent: transferLogger(o.log) }, cfg);
+  await registryBackend(store, ref, ro, o.log, o.signal).write(cfg);
   return cfg.mounts.length;
 }
 
 /** `tsbuild cache import-mounts --input type=registry,ref=R`: every mount there replaces the local one. */
 export async function importMountsFromRegistry(store: Store, ref: string, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<number> {
-  const t = transfer(store, ref, ro, o.log, o.signal);
-  const cfg = await pullCacheConfig(t);
+  const t = registryBackend(store, ref, ro, o.log, o.signal);
+  const cfg = await t.readConfig();
   if (!cfg) throw new UsageError(`there is no tsbuild cache at ${ref}: export one first with tsbuild cache export-mounts --output type=registry,ref=${ref}`);
   return restoreMounts(store, t, cfg, { ...o, overwrite: true });
 }
@@ -142,7 +146,7 @@ export async function exportCache(store: Store, spec: CacheSpec, events: Extract
     cfg.records.push({ key: rec.key, snapshot: rec.snapshot, layer, description: rec.description, created: rec.created });
   }
   if (spec.mounts) cfg.mounts = await mountEntries(store);
-  const t = transfer(store, spec.ref, ro, o.log, o.signal);
-  await pushCache({ ...t, onEvent: transferLogger(o.log) }, cfg);
-  o.log(`cache exported to ${spec.ref}: ${cfg.records.length} records (mode=${spec.mode})${spec.mounts ? `, ${cfg.mounts.length} cache mounts` : ''}`);
+  const t = backendOf(store, spec, ro, o.log, o.signal);
+  await t.write(cfg);
+  o.log(`cache exported to ${t.label}: ${cfg.records.length} records (mode=${spec.mode})${spec.mounts ? `, ${cfg.mounts.length} cache mounts` : ''}`);
 }

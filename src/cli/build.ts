@@ -15,6 +15,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
   { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
   { name: 'timeline', type: 'string', arg: 'FILE.svg|FILE.html', help: "draw the build's steps as a Gantt chart (lanes per stage, cache verdicts, critical path)" },
+  { name: 'annotation', type: 'list', arg: '[manifest:]KEY=VALUE', help: "an annotation on the image manifest (repeatable)" },
   { name: 'max-layer-size', type: 'string', arg: 'SIZE', help: 'fail the build, naming the step, if a layer is bigger (e.g. 200m)' },
   { name: 'max-image-size', type: 'string', arg: 'SIZE', help: "fail the build if the image's layers add up to more (e.g. 1g)" },
   { name: 'check', type: 'bool', help: 'run the build checks (tsbuild check) instead of building; exit 1 if any fails' },
@@ -81,6 +82,18 @@ function printExplain(format: string, steps: ExplainStep[], checksums: BuildResu
   process.stdout.write(`context checksums: ${checksums.filesRead} files read, ${checksums.fromMemo} from the memo\n`);
 }
 
+/** `--annotation [manifest:]KEY=VALUE`; other BuildKit targets (index, descriptors) need multi-platform indexes. */
+function parseAnnotations(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const m = /^(?:([a-z-]+)(?:\[[^\]]*\])?:)?([^=:]+)=(.*)$/s.exec(v);
+    if (!m) throw new UsageError(`--annotation ${v}: use KEY=VALUE or manifest:KEY=VALUE`);
+    if (m[1] !== undefined && m[1] !== 'manifest') throw new UsageError(`--annotation ${v}: tsbuild writes single-platform images, annotated on their manifest; use manifest:KEY=VALUE or KEY=VALUE`);
+    out[m[2]!] = m[3]!;
+  }
+  return out;
+}
+
 export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<BuildResult> {
   if (p.positional.length > 1) throw new UsageError(`build takes one context directory, got ${p.positional.length}: ${p.positional.join(' ')}`);
   const tags = flagList(p, 'tag');
@@ -131,6 +144,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     sourceDateEpoch: sourceDateEpoch(),
     stdout: process.stdout,
     timeline: flagStr(p, 'timeline'),
+    annotations: parseAnnotations(flagList(p, 'annotation')),
     budgets: {
       ...(flagStr(p, 'max-layer-size') !== undefined ? { maxLayer: parseMemory(flagStr(p, 'max-layer-size')!, '--max-layer-size') } : {}),
       ...(flagStr(p, 'max-image-size') !== undefined ? { maxImage: parseMemory(flagStr(p, 'max-image-size')!, '--max-image-size') } : {}),

@@ -22,6 +22,7 @@ export async function exportOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'export'
     mediaType: MediaType.manifest,
     config: { mediaType: MediaType.config, digest: cfg.digest, size: cfg.size },
     layers: state.layers.map((l) => l.descriptor),
+    ...(env.annotations && Object.keys(env.annotations).length ? { annotations: env.annotations } : {}),
   };
   checkBudgets(env.budgets, manifest, config);
   const man = await env.store.writeBlob(Buffer.from(canonicalJSON(manifest)));

@@ -55,4 +55,6 @@ export interface OpsEnv {
   cgroupParent?: string;
   /** --max-layer-size and --max-image-size in bytes: the export refuses to name an image over them. */
   budgets?: { maxLayer?: number; maxImage?: number };
+  /** --annotation: on the image manifest. */
+  annotations?: Record<string, string>;
 }
