@@ -28,6 +28,7 @@ import { startAgents, type SecretsRequest } from './secrets.js';
 import { BuildRecorder, type BuildRecord } from './history.js';
 import { checksFor, enforceChecks } from './check.js';
 import { checkTimelineFile, writeTimeline } from './timeline.js';
+import { checkPlatform } from './platform.js';
 
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
@@ -195,10 +196,12 @@ function readRequest(req: BuildRequest) {
   if (!(jobs >= 1)) throw new UsageError(`--jobs ${jobs}: give a number of at least 1`);
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
   const text = req.dockerfileText !== undefined ? checkText(req.dockerfileText, 'the Dockerfile on standard input') : readDockerfile(dockerfile);
+  const df = parseFile(text, dockerfile);
+  checkPlatform(req.platform, df.stages.some((s) => s.instructions.some((i) => i.kind === 'run')));
   return {
     context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
-    df: parseFile(text, dockerfile),
+    df,
     ignore: readIgnore(req.dockerfileText !== undefined ? path.join(context, 'Dockerfile') : dockerfile, context),
   };
 }

@@ -35,7 +35,7 @@ export interface NetworkRow {
 
 /** Docker lists bridge, host and none even when nothing uses them; so do we. */
 export async function listNetworks(store: Store, filters: string[] = []): Promise<NetworkRow[]> {
-  await store.networks.sweep();
+  if (!store.readOnly) await store.networks.sweep();
   const nets = store.networks.list();
   const rows: NetworkRow[] = nets.map((n) => ({ ID: n.Id.slice(0, 12), Name: n.Name, Driver: n.Driver, Scope: 'local', Internal: n.Internal, Subnet: n.Subnet, Containers: Object.keys(n.endpoints).length }));
   if (!nets.some((n) => n.Builtin)) rows.push({ ID: '', Name: 'bridge', Driver: 'bridge', Scope: 'local', Internal: false, Subnet: '', Containers: 0 });

@@ -293,4 +293,23 @@ it('--format on images, ps, history and inspect (Go templates, table, json)', as
   assert.match(r.stderr, /no field "Nope" \(fields here: Repository, Tag, ID/);
 });
 
+it('a read-only store: reading commands work, writing ones say the store is read-only', async () => {
+  const r = await cli(['images'], { root });
+  assert.is(r.code, 0);
+  const ro = tmpdir('tsb-ro-mnt-');
+  assert.is(spawnSync('sh', ['-c', `mount --bind ${root} ${ro} && mount -o remount,bind,ro ${ro}`]).status, 0);
+  try {
+    for (const args of [['images'], ['cache', 'ls'], ['ps', '-a'], ['volume', 'ls'], ['network', 'ls'], ['builds', 'ls'], ['system', 'df']]) {
+      const x = await cli(args, { root: ro });
+      assert.is(x.code, 0, `${args.join(' ')}: ${x.stderr}`);
+    }
+    const w = await cli(['volume', 'create', 'nope'], { root: ro });
+    assert.is.not(w.code, 0);
+    assert.match(w.stderr, /read-only filesystem: reading commands .* work on a read-only store, this one writes; give a writable store with --root/);
+  } finally {
+    spawnSync('umount', [ro]);
+    fs.rmdirSync(ro);
+  }
+});
+
 test.run();

@@ -53,4 +53,12 @@ it('--annotation: on the manifest (its digest changes with them); other targets 
   assert.match(bad.stderr, /single-platform images/);
 });
 
+it('--platform of another machine is refused with the reason, never ignored', async () => {
+  const d = ctx('RUN true\n');
+  const other = process.arch === 'arm64' ? 'linux/amd64' : 'linux/s390x';
+  const r = await cli(['--platform', other, d], { root });
+  assert.is(r.code, 2);
+  assert.match(r.stderr, new RegExp(`--platform ${other}: the Dockerfile has RUN steps, this machine is linux/\\w+ and .*build on a ${other} machine`));
+});
+
 test.run();

@@ -136,6 +136,9 @@ function errorText(e: unknown): string {
     const stage = e.vertex.meta['stage'];
     return `${e.message}${line ? `\n  at Dockerfile line ${line}${stage ? ` (stage ${stage})` : ''}` : ''}`;
   }
+  // A read-only store (or output path): the raw errno names the file; say what to do.
+  const errno = (x: unknown) => (x as NodeJS.ErrnoException | undefined)?.code;
+  if (errno(e) === 'EROFS' || errno((e as Error | undefined)?.cause) === 'EROFS') return `${(e as Error).message}\n  the path is on a read-only filesystem: reading commands (images, inspect, ps, cache ls, …) work on a read-only store, this one writes; give a writable store with --root`;
   if (e instanceof Error) return e.message;
   return String(e);
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliPath, cliSpawn, programUnavailable, readJSON, startFaultProxy, startRegistry, startTokenIssuer, tmpdir } from '../testutil/index.js';
@@ -219,6 +219,33 @@ it('htpasswd Basic auth: 401 says to log in; a wrong password is refused; login,
     assert.is(wrong.code, 1);
     assert.match(wrong.stderr, /401 unauthorized/);
     assert.not.ok(fs.existsSync(path.join(cfg, 'config.json')), 'refused credentials are not stored');
+    // On a terminal (a real pty, through script(1)), login asks, and does not echo the password.
+    // Each answer is typed once its prompt shows, as a person would (typed earlier, the terminal would echo it).
+    const tty = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const c = spawn('script', ['-qec', `${process.execPath} ${cliPath} login ${reg.host}`, '/dev/null'], { env: { ...process.env, ...e, TSBUILD_ROOT: root } });
+      let out = '';
+      const typed = new Set<string>();
+      c.stdout.on('data', (d) => {
+        out += d;
+        for (const [q, a] of [['Username: ', 'alice\n'], ['Password: ', 's3cret\n']] as const) {
+          if (out.includes(q) && !typed.has(q)) {
+            typed.add(q);
+            setTimeout(() => c.stdin.write(a), 200);
+          }
+        }
+      });
+      const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
+      c.on('close', (status) => {
+        clearTimeout(t);
+        resolve({ status, stdout: out });
+      });
+    });
+    assert.is(tty.status, 0, tty.stdout);
+    assert.match(tty.stdout, /Username: alice\r?\n/);
+    assert.match(tty.stdout, /Password: \r?\n/);
+    assert.not.match(tty.stdout, /s3cret/, 'the password is not echoed');
+    assert.match(tty.stdout, /Login Succeeded/);
+    fs.rmSync(path.join(cfg, 'config.json'));
     const ok = await cli(['login', '-u', 'alice', '--password-stdin', reg.host], { root, env: e, input: 's3cret\n' });
     assert.is(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /Login Succeeded/);

@@ -60,15 +60,49 @@ function readStdin(): string {
   }
 }
 
+/** One line from the terminal; with `hidden`, typed characters are not echoed (as Docker's password prompt). */
+function prompt(question: string, hidden: boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    process.stderr.write(question);
+    const stdin = process.stdin;
+    let line = '';
+    if (hidden) stdin.setRawMode(true);
+    stdin.resume();
+    const done = (err?: Error) => {
+      stdin.off('data', onData);
+      if (hidden) stdin.setRawMode(false);
+      stdin.pause();
+      if (hidden) process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new UsageError('login cancelled'));
+        if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1);
+        else line += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
 export async function loginCommand(p: Parsed): Promise<number> {
   if (p.positional.length !== 1) throw new UsageError('login takes one registry host, e.g. tsbuild login -u me --password-stdin registry.example.com');
-  const username = flagStr(p, 'username');
+  let username = flagStr(p, 'username');
   let password = flagStr(p, 'password');
   if (flagBool(p, 'password-stdin')) {
     if (password !== undefined) throw new UsageError('--password and --password-stdin are exclusive');
+    if (!username) throw new UsageError('--password-stdin needs --username');
     password = readStdin();
   }
-  if (!username || password === undefined) throw new UsageError('login needs --username and a password (--password-stdin or --password)');
+  // On a terminal, what is missing is asked for, as Docker does; the password is not echoed.
+  if (process.stdin.isTTY) {
+    if (!username) username = (await prompt('Username: ', false)).trim();
+    if (password === undefined) password = await prompt('Password: ', true);
+  }
+  if (!username || password === undefined) throw new UsageError('login needs --username and a password (--password-stdin or --password), or a terminal to ask for them');
   if (flagStr(p, 'password') !== undefined) process.stderr.write('WARNING: --password shows the password in the process list; use --password-stdin\n');
   const where = await login(storeRoot(flagStr(p, 'root')), { host: p.positional[0]!, credentials: { username, password }, ...registryOptions(p) });
   process.stdout.write(`Login Succeeded (credentials stored in ${where})\n`);

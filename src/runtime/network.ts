@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { acquireLock, processStartTime, readJSONFile, sameProcessAlive, writeFileAtomic } from '../fsutil/index.js';
+import { acquireLock, ensureDir, processStartTime, readJSONFile, sameProcessAlive, writeFileAtomic } from '../fsutil/index.js';
 import { allocateIp, inSubnet, intToIp, macFor, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { addNetworkRules, ensureTable, portElement, removeNetworkRules, TABLE } from './nft.js';
 import { portFree } from './ports.js';
@@ -136,7 +136,7 @@ export class Networks {
   }
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
-    fs.mkdirSync(this.dir, { recursive: true });
+    ensureDir(this.dir);
     const release = (await acquireLock(path.join(this.dir, '.lock'), { wait: true }))!;
     try {
       return await fn();

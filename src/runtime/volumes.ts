@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { readJSONFile, walkFiles, writeFileAtomic, withLock } from '../fsutil/index.js';
+import { ensureDir, readJSONFile, walkFiles, writeFileAtomic, withLock } from '../fsutil/index.js';
 import { MS } from './mounts.js';
 import type { SpecMount } from './spec.js';
 
@@ -53,7 +53,7 @@ export class Volumes {
   }
 
   private lock<T>(fn: () => T): T {
-    fs.mkdirSync(this.dir, { recursive: true });
+    ensureDir(this.dir);
     return withLock(path.join(this.dir, '.lock'), fn);
   }
 

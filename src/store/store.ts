@@ -32,6 +32,8 @@ export interface Store {
   networks: Networks;
   /** Build cache records. */
   cache: CacheIndex;
+  /** This process cannot write the store: only reading commands work. */
+  readOnly?: boolean;
   /** Where pushed and pulled blobs live in registries (for cross-repository mounts). */
   blobSources: BlobSources;
 }
@@ -77,8 +79,20 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   }
   const content = new ContentStore(root);
   const snapshotter = openSnapshotter(root, driver);
-  if (o.recover !== false) await recoverStore(root, snapshotter);
+  // A store this process cannot write (a read-only mount, another user's): reading commands work;
+  // recovery, which writes, is left to a command that can.
+  const readOnly = !writable(root);
+  if (o.recover !== false && !readOnly) await recoverStore(root, snapshotter);
   const volumes = new Volumes(root);
-  if (o.recover !== false) volumes.sweep();
-  return { root, content, snapshotter, containers: new Containers(root), volumes, networks: new Networks(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
+  if (o.recover !== false && !readOnly) volumes.sweep();
+  return { root, content, snapshotter, readOnly, containers: new Containers(root), volumes, networks: new Networks(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
+}
+
+function writable(root: string): boolean {
+  try {
+    fs.accessSync(root, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
