@@ -129,6 +129,8 @@ it('load: Docker and OCI archives (ours and podman\'s) load, keep their image id
       const pr = `${out}/podman`;
       const args = ['--root', `${pr}/root`, '--runroot', `${pr}/run`, '--storage-driver', 'vfs'];
       assert.is(spawnSync('podman', [...args, 'load', '-i', `${out}/d.tar`]).status, 0);
+      const podId = spawnSync('podman', [...args, 'image', 'inspect', '--format', '{{.Id}}', 'ld:1'], { encoding: 'utf8' }).stdout.trim();
+      assert.is(`sha256:${podId}`, id, 'podman load of our archive: the same image id');
       const save = spawnSync('podman', [...args, 'save', '--format', 'docker-archive', '-o', `${out}/p.tar`, 'ld:1'], { encoding: 'utf8' });
       assert.is(save.status, 0, save.stderr);
       r = await cli(['load', '-i', `${out}/p.tar`], { root: stores[2]! });
@@ -173,12 +175,14 @@ it('build: --label, --metadata-file, -f - and build - (a Dockerfile, or a gzip c
   const df = fs.readFileSync(path.join(d, 'Dockerfile'));
   let s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'fdash', '-f', '-', d], { input: df, env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
+  const fromDir = s.stdout.trim();
   assert.is((await cli(['run', '--rm', 'fdash'], { root })).stdout, 'from the context\n', '-f - with a context directory');
   const tar = path.join(tmpdir('tsb-stdin-'), 'ctx.tar.gz');
   dirs.push(path.dirname(tar));
   assert.is(spawnSync('tar', ['-czf', tar, '-C', d, '.']).status, 0);
   s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'fromtar', '-'], { input: fs.readFileSync(tar), env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
+  assert.is(s.stdout.trim(), fromDir, 'build - < ctx.tar gives the image the directory gives');
   assert.is((await cli(['run', '--rm', 'fromtar'], { root })).stdout, 'from the context\n', 'a context archive on stdin');
   s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'nocontext', '-'], { input: 'FROM lab:1\nRUN echo only-dockerfile > /o\nCMD ["cat", "/o"]\n', env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
