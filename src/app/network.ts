@@ -111,15 +111,23 @@ function resolvFor(cfg: ContainerConfig, dnsAt: string | undefined): JoinedNetwo
 }
 
 /** Before a start: the namespace to join (bridge networks: made now; container:NAME: the other's). */
-export async function joinNetwork(store: Store, rec: ContainerState, cfg: ContainerConfig): Promise<JoinedNetwork | undefined> {
+export async function joinNetwork(store: Store, rec: ContainerState, cfg: ContainerConfig, warn: (m: string) => void = () => undefined): Promise<JoinedNetwork | undefined> {
   if (bridged(cfg.network)) {
     const nets = [{ network: cfg.network, aliases: cfg.aliases, ip: cfg.ip }, ...(cfg.extraNetworks ?? [])];
     const a = await store.networks.attach(rec.id, { name: rec.name, networks: nets, ports: cfg.ports, mac: cfg.mac, dns: cfg.dns });
     const first = a.endpoints[0]!;
     store.containers.update(rec.id, { network: { ip: first.endpoint.ip, gateway: first.network.Gateway, mac: first.endpoint.mac, ports: first.endpoint.ports } });
     // The resolver listens on gateways of ours: bridge networks only (a macvlan gateway is the LAN's).
-    const user = a.endpoints.find((e) => !e.network.Builtin && e.network.Driver === 'bridge');
-    if (user) await ensureDns(store);
+    let user = a.endpoints.find((e) => !e.network.Builtin && e.network.Driver === 'bridge');
+    if (user) {
+      try {
+        await ensureDns(store);
+      } catch (e) {
+        // Names are a convenience; a container that cannot have them still runs, and says so.
+        warn(`WARNING: container names on network ${user.network.Name} will not resolve: ${(e as Error).message}`);
+        user = undefined;
+      }
+    }
     return { path: `/run/netns/${a.netns}`, ip: first.endpoint.ip, resolv: resolvFor(cfg, user?.network.Gateway) };
   }
   if (cfg.network.startsWith('container:')) {

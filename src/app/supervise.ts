@@ -42,7 +42,10 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
   const cgroup = `ctr-${process.pid}-${id.slice(0, 12)}`;
   const pidStart = processStartTime(process.pid);
   let health: HealthChecker | undefined;
-  const netns = await joinNetwork(store, rec, cfg);
+  const netns = await joinNetwork(store, rec, cfg, (m) => {
+    logs.write('stderr', Buffer.from(`${m}\n`));
+    io.out('stderr', Buffer.from(`${m}\n`));
+  });
   try {
     const r = await runContainer(
       {

@@ -141,7 +141,7 @@ it('outbound NAT reaches a listener outside; removing the last container leaves 
   const got = await outsideListener(9000);
   await ok(['run', '--rm', 'net', 'sh', '-c', 'echo hello-nat | nc -w 3 192.0.2.2 9000']);
   await until('the listener got the data', () => got() === 'hello-nat\n', 5000);
-  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbv/);
+  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbr|tsbv/);
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
   assert.not.match(sh('ip netns list').stdout, /tsb-[0-9a-f]{12}/);
 });
@@ -168,7 +168,7 @@ it('-p publishes TCP and UDP, reachable from the namespace\'s loopback, its addr
     await tsb(['rm', '-f', 'web']);
   }
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
-  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbv/);
+  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbr|tsbv/);
 });
 
 it('-P publishes EXPOSEd ports on free host ports; bad -p is refused before anything is made', async () => {
@@ -207,7 +207,7 @@ it('build --network default: each RUN step gets a private address with NAT to th
   const out = await ok(['run', '--rm', '--network', 'none', 'netbuild', 'cat', '/addr', '/links']);
   assert.match(out, /inet 10\.\d+\.\d+\.\d+\/\d+/);
   assert.not.match(out.split('\n').slice(1).join('\n'), /eth0/, 'RUN --network=none overrides the build default');
-  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbv/);
+  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbr|tsbv/);
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
 });
 
@@ -220,7 +220,7 @@ it('kill -9 of a monitor: rm reclaims its namespace, veth, address and rules', a
   assert.match(inNs('nft list ruleset').stdout, /8081/, 'the dead endpoint is still there until reclaimed');
   await ok(['rm', 'doomed']);
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
-  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbv/);
+  assert.not.match(inNs('ip -o link').stdout, /tsbuild0|tsbr|tsbv/);
   assert.not.match(sh('ip netns list').stdout, /tsb-[0-9a-f]{12}/);
 });
 
@@ -268,12 +268,29 @@ it('user networks: names and aliases resolve, other names go to --dns, networks 
   }
   assert.is(await ok(['network', 'rm', 'app', 'other', 'closed']), 'app\nother\nclosed\n');
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
-  assert.not.match(inNs('ip -o link').stdout, /tsb-|tsbv/);
+  assert.not.match(inNs('ip -o link').stdout, /tsb-|tsbr|tsbv/);
   await until('the resolver ends after the last container', () => !fs.existsSync(path.join(root, 'networks/.dns.json')), 10_000);
   const bad = await tsb(['network', 'create', 'bridge']);
   assert.match(bad.stderr, /reserved/);
   const badSub = await tsb(['network', 'create', '--subnet', '10.0.0.0/40', 'x']);
   assert.match(badSub.stderr, /prefix/);
+});
+
+it('a resolver that cannot serve (port 53 held on every address) does not stop a container on a user network: it warns', async () => {
+  await image();
+  const holder = spawn('nsenter', [`--net=/run/netns/${NS}`, process.execPath, '-e', "require('dgram').createSocket('udp4').bind(53, '0.0.0.0', () => console.log('held'))"], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(holder);
+  await new Promise((r) => holder.stdout!.once('data', r));
+  try {
+    await ok(['network', 'create', 'nodns']);
+    const r = await tsb(['run', '--rm', '--network', 'nodns', 'net', 'echo', 'still-runs']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'still-runs\n');
+    assert.match(r.stderr, /WARNING: container names on network nodns will not resolve/);
+  } finally {
+    holder.kill('SIGKILL');
+    await tsb(['network', 'rm', 'nodns']);
+  }
 });
 
 /** ipvlan is a module this kernel may lack (this machine's does): probed by trying, reported as a skip. */

@@ -58,8 +58,12 @@ test('attach/detach: commands in order, endpoints reclaimed when their owner is 
     assert.is(a.ip, '10.90.0.2', 'the first subnet is routed already');
     assert.is(a.ports[0]!.hostPort > 0, true);
     assert.ok(calls.some((c) => c.startsWith('nft -f -')));
-    assert.equal(sysctls, ['net.ipv4.ip_forward=1', 'net.ipv4.conf.tsbuild0.route_localnet=1']);
-    assert.ok(calls.some((c) => c.includes(`add element ip tsbuild ports { tcp . ${a.ports[0]!.hostPort} : 10.90.0.2 . 80 }`)));
+    assert.equal(sysctls, ['net.ipv4.ip_forward=1', `net.ipv4.conf.${nets.bridgeName}.route_localnet=1`]);
+    assert.match(nets.bridgeName, /^tsbr[0-9a-f]{8}$/, 'a store other than the default has its own bridge');
+    assert.match(nets.table, /^tsbuild_[0-9a-f]{8}$/);
+    assert.is(new Networks('/var/lib/tsbuild').bridgeName, 'tsbuild0');
+    assert.is(new Networks('/var/lib/tsbuild').table, 'tsbuild');
+    assert.ok(calls.some((c) => c.includes(`add element ip ${nets.table} ports { tcp . ${a.ports[0]!.hostPort} : 10.90.0.2 . 80 }`)));
     // A second container: the next address; a dead owner's endpoint is reclaimed on the way.
     const state = JSON.parse(fs.readFileSync(path.join(root, 'networks/bridge.json'), 'utf8'));
     assert.is(state.Builtin, true);
@@ -69,8 +73,8 @@ test('attach/detach: commands in order, endpoints reclaimed when their owner is 
     assert.is(b.ip, '10.90.0.2', 'the dead endpoint gave its address back');
     assert.ok(calls.some((c) => c === `ip netns delete tsb-${'a'.repeat(12)}`));
     await nets.detach('b'.repeat(64));
-    assert.ok(calls.includes('nft delete table ip tsbuild'));
-    assert.ok(calls.includes('ip link delete tsbuild0'));
+    assert.ok(calls.includes(`nft delete table ip ${nets.table}`));
+    assert.ok(calls.includes(`ip link delete ${nets.bridgeName}`));
     assert.not.ok(fs.existsSync(path.join(root, 'networks/bridge.json')));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

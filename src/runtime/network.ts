@@ -96,9 +96,17 @@ export class Networks {
   private readonly dir: string;
   private readonly exec: Runner;
   private readonly sysctl: (key: string, value: string) => void;
+  /** The built-in bridge's device and the nftables table: the default store's are `tsbuild0` and
+   * `tsbuild`; another store (`--root`) gets its own, so two stores never share addresses or rules. */
+  readonly bridgeName: string;
+  readonly table: string;
   /** `exec` and `sysctl` are seams for tests (the sysctls are the current network namespace's). */
   constructor(storeRoot: string, o: { exec?: Runner; sysctl?: (key: string, value: string) => void } = {}) {
     this.dir = path.join(storeRoot, 'networks');
+    const h = crypto.createHash('sha256').update(path.resolve(storeRoot)).digest('hex').slice(0, 8);
+    const dflt = path.resolve(storeRoot) === '/var/lib/tsbuild';
+    this.bridgeName = dflt ? 'tsbuild0' : `tsbr${h}`;
+    this.table = dflt ? TABLE : `${TABLE}_${h}`;
     this.exec = o.exec ?? run;
     this.sysctl = o.sysctl ?? ((k, v) => fs.writeFileSync(`/proc/sys/${k.replace(/\./g, '/')}`, v));
   }
@@ -158,12 +166,12 @@ export class Networks {
       });
       return;
     }
-    await ensureTable(this.exec);
+    await ensureTable(this.exec, this.table);
     const have = await this.exec('ip', ['-o', 'link', 'show', 'dev', s.Bridge]).then(() => true, () => false);
     if (!have) {
       await this.exec('ip', ['-batch', '-'], `link add ${s.Bridge} type bridge\naddr add ${s.Gateway}/${parseCidr(s.Subnet).bits} dev ${s.Bridge}\nlink set ${s.Bridge} up\n`);
-      await removeNetworkRules(this.exec, s);
-      await addNetworkRules(this.exec, s);
+      await removeNetworkRules(this.exec, s, this.table);
+      await addNetworkRules(this.exec, s, this.table);
     }
     // Forwarding for the NAT, and loopback-sourced packets allowed onto the bridge (published ports
     // reached at 127.0.0.1, as Docker does without its userland proxy).
@@ -174,15 +182,15 @@ export class Networks {
   /** Removes a network's bridge and rules, and the table once no network is left. */
   private async destroy(s: NetworkState): Promise<void> {
     if (s.Driver === 'bridge') {
-      await removeNetworkRules(this.exec, s);
+      await removeNetworkRules(this.exec, s, this.table);
       await this.exec('ip', ['link', 'delete', s.Bridge]).catch(() => undefined);
     }
     fs.rmSync(this.file(s.Name), { force: true });
-    if (this.list().length === 0) await this.exec('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
+    if (this.list().length === 0) await this.exec('nft', ['delete', 'table', 'ip', this.table]).catch(() => undefined);
   }
 
   private async dropEndpoint(s: NetworkState, ep: Endpoint): Promise<void> {
-    for (const p of ep.ports) await this.exec('nft', ['delete', ...portElement(p, ep.ip)]).catch(() => undefined);
+    for (const p of ep.ports) await this.exec('nft', ['delete', ...portElement(p, ep.ip, this.table)]).catch(() => undefined);
     // A veth goes with either end; a macvlan/ipvlan interface lives only in the container's namespace.
     await this.exec('ip', ['link', 'delete', ep.veth]).catch(() => undefined);
     if (s.Driver !== 'bridge') await this.exec('ip', ['-n', ep.netns, 'link', 'delete', ep.iface]).catch(() => undefined);
@@ -212,7 +220,7 @@ export class Networks {
     const gw = gateway ?? allocateIp(subnet, '', new Set());
     if (!inSubnet(gw, parseCidr(subnet))) throw new UsageError(`--gateway ${gw} is not in the subnet ${subnet}`);
     return {
-      Name: name, Id: id, Driver: o.driver ?? 'bridge', Bridge: o.parent ?? (o.builtin ? 'tsbuild0' : `tsb-${id.slice(0, 10)}`), Subnet: subnet, Gateway: gw, Internal: o.internal ?? false,
+      Name: name, Id: id, Driver: o.driver ?? 'bridge', Bridge: o.parent ?? (o.builtin ? this.bridgeName : `tsb-${id.slice(0, 10)}`), Subnet: subnet, Gateway: gw, Internal: o.internal ?? false,
       Labels: o.labels ?? {}, Created: new Date().toISOString(), ...(o.builtin ? { Builtin: true } : {}), endpoints: {},
     };
   }
@@ -325,7 +333,7 @@ export class Networks {
     // ipvlan interfaces share the parent's MAC address.
     const mac = s.Driver === 'ipvlan' ? '' : `link set ${ep.iface} address ${ep.mac}\n`;
     await this.exec('ip', ['-n', netns, '-batch', '-'], `${inside}${mac}addr add ${ip}/${bits} dev ${ep.iface}\nlink set ${ep.iface} up\n${index === 0 ? `route add default via ${s.Gateway}\n` : ''}`);
-    for (const p of ep.ports) await this.exec('nft', ['add', ...portElement(p, ip)]);
+    for (const p of ep.ports) await this.exec('nft', ['add', ...portElement(p, ip, this.table)]);
     return ep;
   }
 

@@ -7,14 +7,15 @@
  */
 import type { PortBinding, Runner } from './network.js';
 
+/** The default store's table; another store's gets its own (`tsbuild_<hash>`), so stores never touch each other's rules. */
 export const TABLE = 'tsbuild';
 
-export function tableRuleset(): string {
+export function tableRuleset(table = TABLE): string {
   const dnat = [
     'fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @hostports',
     'fib daddr type local dnat ip to meta l4proto . th dport map @ports',
   ];
-  return `table ip ${TABLE} {
+  return `table ip ${table} {
   map ports { type inet_proto . inet_service : ipv4_addr . inet_service; }
   map hostports { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
   set bridges { type ifname; }
@@ -45,31 +46,31 @@ export function networkRules(n: NetRules): [string, string][] {
   return out;
 }
 
-export async function ensureTable(exec: Runner): Promise<void> {
-  const have = await exec('nft', ['list', 'table', 'ip', TABLE]).then(() => true, () => false);
-  if (!have) await exec('nft', ['-f', '-'], tableRuleset());
+export async function ensureTable(exec: Runner, table = TABLE): Promise<void> {
+  const have = await exec('nft', ['list', 'table', 'ip', table]).then(() => true, () => false);
+  if (!have) await exec('nft', ['-f', '-'], tableRuleset(table));
 }
 
-export async function addNetworkRules(exec: Runner, n: NetRules): Promise<void> {
-  const lines = [`add element ip ${TABLE} bridges { "${n.Bridge}" }`, ...networkRules(n).map(([chain, rule]) => `add rule ip ${TABLE} ${chain} ${rule}`)];
+export async function addNetworkRules(exec: Runner, n: NetRules, table = TABLE): Promise<void> {
+  const lines = [`add element ip ${table} bridges { "${n.Bridge}" }`, ...networkRules(n).map(([chain, rule]) => `add rule ip ${table} ${chain} ${rule}`)];
   await exec('nft', ['-f', '-'], `${lines.join('\n')}\n`);
 }
 
 /** Deletes a network's rules (found by their comment) and its bridge from the set; missing parts are fine. */
-export async function removeNetworkRules(exec: Runner, n: NetRules): Promise<void> {
+export async function removeNetworkRules(exec: Runner, n: NetRules, table = TABLE): Promise<void> {
   let listing: { nftables: { rule?: { chain: string; handle: number; comment?: string } }[] };
   try {
-    listing = JSON.parse(await exec('nft', ['-a', '-j', 'list', 'table', 'ip', TABLE])) as typeof listing;
+    listing = JSON.parse(await exec('nft', ['-a', '-j', 'list', 'table', 'ip', table])) as typeof listing;
   } catch {
     return; // no table: nothing of it is left
   }
   const tag = `net:${n.Id.slice(0, 12)}`;
-  const lines = listing.nftables.flatMap((o) => (o.rule && o.rule.comment === tag ? [`delete rule ip ${TABLE} ${o.rule.chain} handle ${o.rule.handle}`] : []));
-  lines.push(`delete element ip ${TABLE} bridges { "${n.Bridge}" }`);
+  const lines = listing.nftables.flatMap((o) => (o.rule && o.rule.comment === tag ? [`delete rule ip ${table} ${o.rule.chain} handle ${o.rule.handle}`] : []));
+  lines.push(`delete element ip ${table} bridges { "${n.Bridge}" }`);
   for (const l of lines) await exec('nft', l.split(' ')).catch(() => undefined);
 }
 
-export function portElement(p: PortBinding, ip: string): string[] {
+export function portElement(p: PortBinding, ip: string, table = TABLE): string[] {
   const any = p.hostIp === '0.0.0.0' || p.hostIp === '';
-  return `element ip ${TABLE} ${any ? 'ports' : 'hostports'} { ${any ? '' : `${p.hostIp} . `}${p.proto} . ${p.hostPort} : ${ip} . ${p.containerPort} }`.split(' ');
+  return `element ip ${table} ${any ? 'ports' : 'hostports'} { ${any ? '' : `${p.hostIp} . `}${p.proto} . ${p.hostPort} : ${ip} . ${p.containerPort} }`.split(' ');
 }
