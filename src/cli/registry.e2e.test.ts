@@ -4,11 +4,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliPath, cliSpawn, programUnavailable, readJSON, startFaultProxy, startRegistry, startTokenIssuer, tmpdir } from '../testutil/index.js';
-import { registryFixture } from './registry.fixture.js';
+import { onTerminal, registryFixture } from './registry.fixture.js';
 
 const { h, it, root, ctx, env, newStore, skopeo, buildHello, storeManifest, registry } = registryFixture('reg');
 const podmanWhy = programUnavailable('podman');
@@ -220,26 +220,7 @@ it('htpasswd Basic auth: 401 says to log in; a wrong password is refused; login,
     assert.match(wrong.stderr, /401 unauthorized/);
     assert.not.ok(fs.existsSync(path.join(cfg, 'config.json')), 'refused credentials are not stored');
     // On a terminal (a real pty, through script(1)), login asks, and does not echo the password.
-    // Each answer is typed once its prompt shows, as a person would (typed earlier, the terminal would echo it).
-    const tty = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const c = spawn('script', ['-qec', `${process.execPath} ${cliPath} login ${reg.host}`, '/dev/null'], { env: { ...process.env, ...e, TSBUILD_ROOT: root } });
-      let out = '';
-      const typed = new Set<string>();
-      c.stdout.on('data', (d) => {
-        out += d;
-        for (const [q, a] of [['Username: ', 'alice\n'], ['Password: ', 's3cret\n']] as const) {
-          if (out.includes(q) && !typed.has(q)) {
-            typed.add(q);
-            setTimeout(() => c.stdin.write(a), 200);
-          }
-        }
-      });
-      const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
-      c.on('close', (status) => {
-        clearTimeout(t);
-        resolve({ status, stdout: out });
-      });
-    });
+    const tty = await onTerminal(['login', reg.host], { ...e, TSBUILD_ROOT: root }, [['Username: ', 'alice\n'], ['Password: ', 's3cret\n']]);
     assert.is(tty.status, 0, tty.stdout);
     assert.match(tty.stdout, /Username: alice\r?\n/);
     assert.match(tty.stdout, /Password: \r?\n/);

@@ -9,7 +9,6 @@
  * nftables table goes too, so nothing stays on the host.
  */
 import crypto from 'node:crypto';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
@@ -17,6 +16,9 @@ import { acquireLock, ensureDir, processStartTime, readJSONFile, sameProcessAliv
 import { allocateIp, inSubnet, intToIp, macFor, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { addNetworkRules, ensureTable, portElement, removeNetworkRules, TABLE } from './nft.js';
 import { portFree } from './ports.js';
+import { run, type Runner } from './netexec.js';
+
+export type { Runner } from './netexec.js';
 
 export interface PortBinding {
   hostIp: string;
@@ -62,21 +64,6 @@ export interface NetworkState {
 }
 
 export type NetworkDriver = 'bridge' | 'macvlan' | 'ipvlan';
-
-/** Runs a tool; throws with its stderr. A seam for tests. */
-export type Runner = (cmd: string, args: string[], input?: string) => Promise<string>;
-
-export const run: Runner = (cmd, args, input) =>
-  new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (!err) return resolve(stdout);
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new TsbuildError('NETWORK_TOOLS', `container networks need ${cmd} (apt-get install -y iproute2 nftables), or run with --network host or none`));
-      }
-      reject(new TsbuildError('NETWORK_SETUP', `${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
-    });
-    if (input !== undefined) child.stdin!.end(input);
-  });
 
 const CANDIDATES = ['10.89.0.0/16', '10.90.0.0/16', '10.91.0.0/16', '10.92.0.0/16', '10.93.0.0/16', '172.30.0.0/16', '192.168.230.0/24'];
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
