@@ -187,15 +187,15 @@ export function printInspect(p: Parsed, all: unknown[]): void {
   process.stdout.write(format !== undefined ? formatRows(format, all) : `${JSON.stringify(all, null, 4)}\n`);
 }
 
-/** Docker's habit for `rm` of several objects: each is tried, failures are reported, exit 1 if any failed. */
-export async function removeEach(names: string[], remove: (name: string) => Promise<void> | void): Promise<number> {
+/** Docker's habit for a command on several objects (rm, stop, kill, …): each is tried and named when done, failures are reported, exit 1 if any failed. */
+export async function eachObject(names: string[], remove: (name: string) => Promise<void> | void): Promise<number> {
   let failed = 0;
   for (const n of names) {
     try {
       await remove(n);
       process.stdout.write(`${n}\n`);
     } catch (e) {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
+      process.stderr.write(`ERROR: ${(e as Error).message}\n`);
       failed++;
     }
   }

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { ago, buildLogs, LOG_CAP, diffBuilds, getBuild, listBuilds, pruneBuilds, removeBuild, table, writeTimeline, type BuildRecord } from '../app/index.js';
 
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagStr, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagStr, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -82,7 +82,7 @@ export async function buildsCommand(p: Parsed): Promise<number> {
     }
     case 'rm':
       if (args.length === 0) throw new UsageError('builds rm needs a build: tsbuild builds rm BUILD [BUILD...]');
-      return removeEach(args, (ref) => void removeBuild(store, ref));
+      return eachObject(args, (ref) => void removeBuild(store, ref));
     case 'prune': {
       const keep = flagStr(p, 'keep') === undefined ? 0 : Number(flagStr(p, 'keep'));
       if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep ${flagStr(p, 'keep')}: give a whole number`);

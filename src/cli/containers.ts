@@ -7,7 +7,7 @@ import {
   portLines, portsText, removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
 } from '../app/index.js';
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, helpFlag, eachObject, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -24,19 +24,7 @@ function need(p: Parsed, what: string, synopsis: string): string[] {
 }
 
 /** Runs `fn` for each container; like Docker, prints each name done, reports each failure, and fails if any did. */
-async function each(refs: string[], fn: (ref: string) => Promise<void>): Promise<number> {
-  let failed = 0;
-  for (const ref of refs) {
-    try {
-      await fn(ref);
-      process.stdout.write(`${ref}\n`);
-    } catch (e) {
-      failed++;
-      process.stderr.write(`ERROR: ${(e as Error).message}\n`);
-    }
-  }
-  return failed ? 1 : 0;
-}
+const each = (refs: string[], fn: (ref: string) => Promise<void>): Promise<number> => eachObject(refs, fn);
 
 export const psFlags: FlagSpec[] = [
   ...common,

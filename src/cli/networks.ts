@@ -1,7 +1,7 @@
 /** `tsbuild network create|ls|inspect|rm|prune|connect|disconnect`, as Docker's. */
 import { connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, printInspect, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -54,7 +54,7 @@ export async function networkRmCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('network rm needs a network: tsbuild network rm NETWORK [NETWORK...]');
   const store = await storeFrom(p);
   const names = p.positional.filter((n) => !(flagBool(p, 'force') && !inspectable(store, n)));
-  return removeEach(names, (n) => store.networks.remove(n));
+  return eachObject(names, (n) => store.networks.remove(n));
 }
 
 /** -f: a network that does not exist is no error. */

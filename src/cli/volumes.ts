@@ -1,7 +1,7 @@
 /** `tsbuild volume create|ls|inspect|rm|prune`, as Docker's. */
 import { createVolume, humanSize, inspectVolume, listVolumes, pruneVolumes, removeVolume, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, printInspect, removeEach, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -53,7 +53,7 @@ export async function volumeInspectCommand(p: Parsed): Promise<number> {
 export async function volumeRmCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('volume rm needs a volume name: tsbuild volume rm NAME [NAME...]');
   const store = await storeFrom(p);
-  return removeEach(p.positional, (n) => removeVolume(store, n, { force: flagBool(p, 'force') }));
+  return eachObject(p.positional, (n) => removeVolume(store, n, { force: flagBool(p, 'force') }));
 }
 
 export async function volumePruneCommand(p: Parsed): Promise<number> {
