@@ -145,21 +145,26 @@ export async function leaveNetwork(store: Store, id: string): Promise<void> {
   store.containers.update(id, { network: undefined });
 }
 
+/** The network a container has now: only while it runs (or is paused), as Docker shows ports. */
+function liveNetwork(c: ContainerState): ContainerState['network'] {
+  return c.status === 'running' || c.status === 'paused' ? c.network : undefined;
+}
+
 /** `port`: `80/tcp -> 0.0.0.0:32768`, as Docker prints. */
 export function portLines(c: ContainerState, filter?: string): string[] {
-  const ports = c.status === 'running' || c.status === 'paused' ? (c.network?.ports ?? []) : [];
+  const ports = liveNetwork(c)?.ports ?? [];
   const want = filter === undefined ? undefined : filter.includes('/') ? filter : `${filter}/tcp`;
   return ports.filter((p) => want === undefined || `${p.containerPort}/${p.proto}` === want).map((p) => `${want === undefined ? `${p.containerPort}/${p.proto} -> ` : ''}${p.hostIp}:${p.hostPort}`);
 }
 
 /** `ps`'s PORTS column. */
 export function portsText(c: ContainerState): string {
-  return (c.status === 'running' || c.status === 'paused' ? (c.network?.ports ?? []) : []).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`).join(', ');
+  return (liveNetwork(c)?.ports ?? []).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`).join(', ');
 }
 
 /** `inspect`'s NetworkSettings. */
 export function networkSettings(c: ContainerState): Record<string, unknown> {
-  const n = c.status === 'running' || c.status === 'paused' ? c.network : undefined;
+  const n = liveNetwork(c);
   const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of n?.ports ?? []) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
   const ep = { IPAddress: n?.ip ?? '', Gateway: n?.gateway ?? '', MacAddress: n?.mac ?? '' };

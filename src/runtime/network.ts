@@ -122,7 +122,10 @@ export class Networks {
   /** By name, full id or unique id prefix, as Docker resolves networks. */
   get(ref: string): NetworkState | undefined {
     const all = this.list();
-    return all.find((n) => n.Name === ref) ?? (ref.length >= 3 ? all.filter((n) => n.Id.startsWith(ref)) : []).find((_, __, a) => a.length === 1);
+    const byName = all.find((n) => n.Name === ref);
+    if (byName || ref.length < 3) return byName;
+    const byId = all.filter((n) => n.Id.startsWith(ref));
+    return byId.length === 1 ? byId[0] : undefined;
   }
 
   /** The container's endpoints, on every network. */
