@@ -6,7 +6,7 @@
  *   tsbuild-sandbox exec           the same, for a new process in a running container (setns)
  *   tsbuild-sandbox mount T S D F DATA   mount(2) S of type T on D with flags F and data DATA
  *   tsbuild-sandbox umount PATH    umount2(PATH, MNT_DETACH)
- *   tsbuild-sandbox xattrs DIR     every xattr under DIR as relpath\0name\0hexvalue\0 records
+ *   tsbuild-sandbox xattrs DIR [-] every xattr under DIR (or of the paths on stdin) as relpath\0name\0hexvalue\0
  *   tsbuild-sandbox apply-meta     mknod / lsetxattr records from stdin
  *   tsbuild-sandbox serve          mount / umount requests on stdin, one JSON answer line each
  *
@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
@@ -771,18 +772,14 @@ static int cmd_exec(void) {
   return supervise(&old);
 }
 
-/* xattrs DIR: every extended attribute under DIR (not DIR itself), as relpath\0name\0hexvalue\0.
+/* xattrs DIR [-]: the extended attributes of every entry under DIR (not DIR itself), or with `-` of the
+ * NUL-separated relative paths on stdin (missing ones skipped), as relpath\0name\0hexvalue\0.
  * Which ones belong in a layer is policy, decided in TypeScript. */
-static const char *xattr_root;
-static int xattr_cb(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-  (void)st; (void)type;
-  if (ftw->level == 0) return 0;
+static void emit_xattrs(const char *path, const char *rel) {
   ssize_t len = llistxattr(path, NULL, 0);
-  if (len <= 0) return 0;
+  if (len <= 0) return;
   char *names = malloc(len);
   len = llistxattr(path, names, len);
-  const char *rel = path + strlen(xattr_root);
-  while (*rel == '/') rel++;
   for (ssize_t i = 0; i < len; i += strlen(names + i) + 1) {
     const char *name = names + i;
     ssize_t vlen = lgetxattr(path, name, NULL, 0);
@@ -797,6 +794,33 @@ static int xattr_cb(const char *path, const struct stat *st, int type, struct FT
     free(v);
   }
   free(names);
+}
+
+static const char *xattr_root;
+static int xattr_cb(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st; (void)type;
+  if (ftw->level == 0) return 0;
+  const char *rel = path + strlen(xattr_root);
+  while (*rel == '/') rel++;
+  emit_xattrs(path, rel);
+  return 0;
+}
+
+static int xattrs_of_paths(const char *dir) {
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap + 1);
+  ssize_t n;
+  while ((n = read(0, buf + len, cap - len)) > 0) {
+    len += n;
+    if (len == cap) buf = realloc(buf, (cap *= 2) + 1);
+  }
+  buf[len] = 0; /* a last path without its NUL still ends */
+  char *path = malloc(strlen(dir) + PATH_MAX + 2);
+  for (size_t pos = 0; pos < len; pos += strlen(buf + pos) + 1) {
+    if (strlen(buf + pos) > PATH_MAX) continue;
+    sprintf(path, "%s/%s", dir, buf + pos);
+    emit_xattrs(path, buf + pos);
+  }
   return 0;
 }
 
@@ -917,6 +941,7 @@ int main(int argc, char **argv) {
     if (umount2(argv[2], MNT_DETACH) < 0) fail("host", "umount", argv[2], errno);
     return 0;
   }
+  if (argc == 4 && !strcmp(argv[1], "xattrs") && !strcmp(argv[3], "-")) return xattrs_of_paths(argv[2]);
   if (argc == 3 && !strcmp(argv[1], "xattrs")) {
     xattr_root = argv[2];
     if (nftw(argv[2], xattr_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
@@ -933,6 +958,6 @@ int main(int argc, char **argv) {
     attach_devices(argv[2], prog);
     return 0;
   }
-  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR | apply-meta | serve | devices-attach CGROUP_DIR\n");
+  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR [-] | apply-meta | serve | devices-attach CGROUP_DIR\n");
   return 2;
 }

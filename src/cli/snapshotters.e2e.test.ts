@@ -1,6 +1,7 @@
 /** The same Dockerfile on every available snapshotter gives the same image digest, and runs. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, e2eHarness, makeBtrfs, removeStore, sandboxUnavailable } from '../testutil/index.js';
@@ -61,6 +62,69 @@ itUnless(btrfsWhy, 'btrfs builds the same image id as overlayfs and native, and 
     }
     removeStore(broot);
   }
+});
+
+/** A static helper for what busybox cannot do in a RUN: set and remove xattrs, leave a socket. */
+const XA_C = `#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+int main(int c, char **v) {
+  if (c == 5 && !strcmp(v[1], "set")) return lsetxattr(v[2], v[3], v[4], strlen(v[4]), 0) ? 1 : 0;
+  if (c == 4 && !strcmp(v[1], "rm")) return lremovexattr(v[2], v[3]) ? 1 : 0;
+  if (c == 3 && !strcmp(v[1], "sock")) {
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strncpy(a.sun_path, v[2], sizeof a.sun_path - 1);
+    return bind(socket(AF_UNIX, SOCK_STREAM, 0), (struct sockaddr *)&a, sizeof a) ? 1 : 0;
+  }
+  return 2;
+}
+`;
+const long = (c: string, n: number) => `$(printf '${c}%.0s' $(seq 1 ${n}))`;
+// Hard links, chmod/chown-only changes, deleted files and directories, an opaque directory, a socket
+// and a FIFO, xattrs set and removed, a sparse file, names over 100 bytes and a name that is not UTF-8,
+// in a base that has /etc (the runtime's mount stubs for /etc/hosts and friends come and go there).
+const BATTERY =
+  'COPY xa /bin/xa\n' +
+  `RUN mkdir -p /etc /d/sub /gone/deep /opq/x /same/z && echo a > /d/f && ln /d/f /d/g && echo b > /d/sub/h && echo c > /gone/deep/i && echo o > /opq/x/y && echo p > /opq/keep && echo u > /same/z/u && xa set /d/f user.k v1 && dd if=/dev/zero of=/sparse bs=1 count=0 seek=3M 2>/dev/null && echo s | dd of=/sparse bs=1 seek=1M conv=notrunc 2>/dev/null && touch "/$(printf 'n\\377m')" && touch /${long('L', 150)} && mkdir -p /${long('D', 120)}/${long('E', 120)}\n` +
+  'FROM base AS t\n' +
+  `RUN chmod 600 /d/g && chown 5:6 /d/sub/h && rm -rf /gone && rm -rf /opq && mkdir /opq && echo p > /opq/keep && mkfifo /d/fifo && xa sock /d/sock && xa set /d/sub user.q z && xa rm /d/f user.k && echo more >> "/$(printf 'n\\377m')" && touch /${long('D', 120)}/${long('E', 120)}/${long('F', 120)} && echo t >> /sparse\n` +
+  'RUN ln /sparse /sparse2 && chmod 700 /same && touch /same/z\n';
+
+let xaBin: Buffer | undefined;
+const xaWhy = sandboxUnavailable() ? undefined : (() => {
+  const dir = fs.mkdtempSync('/tmp/tsb-xa-');
+  fs.writeFileSync(path.join(dir, 'xa.c'), XA_C);
+  const r = spawnSync('gcc', ['-static', '-O2', '-o', path.join(dir, 'xa'), path.join(dir, 'xa.c')], { encoding: 'utf8' });
+  if (r.status === 0) xaBin = fs.readFileSync(path.join(dir, 'xa'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  return r.status === 0 ? undefined : `a static C program cannot be built here (apt-get install -y gcc libc6-dev): ${(r.stderr ?? String(r.error)).trim()}`;
+})();
+
+itUnless(xaWhy, 'one Dockerfile of hard links, deletions, opaque dirs, xattrs, sparse files and odd names gives one image id on every driver', async () => {
+  const d = ctx(BATTERY);
+  fs.writeFileSync(path.join(d, 'xa'), xaBin!, { mode: 0o755 });
+  const ids: Record<string, string> = {};
+  const broot = fsys && !('unavailable' in fsys) ? path.join(fsys.dir, 'battery') : undefined;
+  const drivers: [string, string][] = [['overlayfs', root], ['native', root], ...(broot ? [['btrfs', broot] as [string, string]] : [])];
+  try {
+    for (const [driver, store] of drivers) {
+      const r = await cli(['-q', '--snapshotter', driver, '-t', `bat-${driver}`, d], { root: store });
+      assert.is(r.code, 0, `${driver}: ${r.stderr}`);
+      ids[driver] = r.stdout.trim();
+      // What every driver's image holds: the chmod reached both names of the link, the deletions and the
+      // opaque directory's old entry are gone, the xattr removal and the odd names are kept.
+      const out = await cli(['run', '--rm', '--snapshotter', driver, `bat-${driver}`, 'sh', '-c', `stat -c '%a %h' /d/f /d/g; [ "$(stat -c %i /d/f)" = "$(stat -c %i /d/g)" ] && echo linked; ls /opq; [ -e /gone ] || echo no-gone; stat -c '%u:%g' /d/sub/h; cat "/$(printf 'n\\377m')"; ls /d; ls -d /${long('D', 120)}/${long('E', 120)}/F* | wc -c; wc -c < /sparse2`], { root: store });
+      // (the socket stays in the snapshot, as in BuildKit's; tar cannot carry it, so it is not in the layer)
+      assert.is(out.stdout, `600 2\n600 2\nlinked\nkeep\nno-gone\n5:6\nmore\nf\nfifo\ng\nsock\nsub\n${1 + 120 + 1 + 120 + 1 + 120 + 1}\n3145730\n`, `${driver}: ${out.stderr}`);
+    }
+  } finally {
+    if (broot) {
+      await removeAllSnapshots(openSnapshotter(broot, 'btrfs')).catch(() => undefined);
+      removeStore(broot);
+    }
+  }
+  for (const [driver] of drivers) assert.is(ids[driver], ids['overlayfs'], `${driver} gives overlayfs's image id`);
 });
 
 it('info shows the drivers; config.json picks the store-wide default snapshotter', async () => {

@@ -1,12 +1,10 @@
 /**
- * Layer diff from an overlay upperdir: the upperdir already holds exactly the changes, so the layer is a
- * walk of it, with overlay's whiteouts (0/0 character devices) turned into OCI `.wh.<name>` entries and
- * opaque directories into `.wh..wh..opq` (image-spec layer.md "Whiteouts"). Emitted as a stream of tar
- * blocks in sorted path order; file contents are streamed, never held whole.
+ * Layer entries: the tar blocks of one entry, shared by the differ (treediff.ts) and by layers made
+ * from a directory of new files (`diffUpperDir` without a lower: COPY --link, cache exports).
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './tar.js';
+import { encodeHeader, padding, type TarHeader } from './tar.js';
+import { diffTrees, type XattrMap } from './treediff.js';
 
 export interface DiffOptions {
   /** Relative paths (no leading slash) of directories overlay marked opaque. */
@@ -14,14 +12,12 @@ export interface DiffOptions {
   /** Clamp every mtime to at most this (seconds), for reproducible layers. */
   sourceDateEpoch?: number;
   /** Extended attributes by relative path (read by the caller; Node cannot). */
-  xattrs?: Map<string, Record<string, Buffer>>;
+  xattrs?: XattrMap;
+  /** The parent's tree (a read-only view of it) and its xattrs, which the upperdir's entries are compared with. */
+  lower?: { dir: string; xattrs: XattrMap };
 }
 
 const SMALL_FILE = 256 * 1024;
-
-export interface DiffStats {
-  entries: number;
-}
 
 function major(rdev: number): number {
   return Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
@@ -30,19 +26,14 @@ function minor(rdev: number): number {
   return Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
 }
 
-function sortedNames(dir: string): string[] {
-  // Byte order, as Go's sort.Strings does, so layers are identical to other tools' for the same tree.
-  return fs.readdirSync(dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-}
-
 /**
  * The tar blocks of one non-directory entry, shared by both differs: a symlink, a file (a hard link
  * to its first path when already emitted; content streamed, or read in one call when small), a
  * device node or a fifo. Sockets are not representable in tar and are skipped, as Docker does.
  */
-export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: string, st: fs.Stats, links: Map<string, string>): AsyncGenerator<Buffer> {
+export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, st: fs.Stats, links: Map<string, string | Buffer>): AsyncGenerator<Buffer> {
   if (st.isSymbolicLink()) {
-    yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full) });
+    yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full, { encoding: 'buffer' }) });
   } else if (st.isFile()) {
     const key = `${st.dev}:${st.ino}`;
     const first = st.nlink > 1 ? links.get(key) : undefined;
@@ -75,32 +66,11 @@ export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: string, 
   }
 }
 
-export async function* diffUpperDir(upper: string, opts: DiffOptions, stats: DiffStats = { entries: 0 }): AsyncGenerator<Buffer> {
-  const links = new Map<string, string>();
-  const clamp = (t: number) => (opts.sourceDateEpoch !== undefined ? Math.min(t, opts.sourceDateEpoch) : t);
-  async function* walk(rel: string): AsyncGenerator<Buffer> {
-    const dir = path.join(upper, rel);
-    for (const name of sortedNames(dir)) {
-      const relPath = rel === '' ? name : `${rel}/${name}`;
-      const full = path.join(dir, name);
-      const st = fs.lstatSync(full);
-      const mtime = clamp(Math.floor(st.mtimeMs / 1000));
-      const base: Omit<TarHeader, 'type'> = { name: relPath, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime, xattrs: opts.xattrs?.get(relPath) };
-      stats.entries++;
-      if (st.isCharacterDevice() && st.rdev === 0) {
-        const wh = rel === '' ? `.wh.${name}` : `${rel}/.wh.${name}`;
-        yield encodeHeader({ ...base, name: wh, type: 'file', mode: 0o644, uid: 0, gid: 0, xattrs: undefined });
-      } else if (st.isDirectory()) {
-        yield encodeHeader({ ...base, type: 'dir' });
-        if (opts.opaqueDirs.has(relPath)) {
-          yield encodeHeader({ ...base, name: `${relPath}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, xattrs: undefined });
-        }
-        yield* walk(relPath);
-      } else {
-        yield* entryBlocks(base, full, st, links);
-      }
-    }
-  }
-  yield* walk('');
-  yield END_OF_ARCHIVE;
+/** The layer of an overlay upperdir: its changes against `lower` (or, without one, all of it). */
+export function diffUpperDir(upper: string, opts: DiffOptions): AsyncGenerator<Buffer> {
+  return diffTrees(opts.lower?.dir, upper, {
+    sourceDateEpoch: opts.sourceDateEpoch,
+    overlay: { opaque: opts.opaqueDirs },
+    xattrs: { lower: opts.lower?.xattrs, upper: opts.xattrs ?? new Map() },
+  });
 }

@@ -1,16 +1,48 @@
 /**
- * Layer diff by comparing two full trees (for snapshotters without an overlay upperdir): entries that
- * are new or changed (type, mode, owner, size, mtime, link target, or content when sizes match but
- * times differ), with their parent directories as overlay would copy them up, and a `.wh.<name>` for
- * each entry that is gone. Emitted in the same sorted order and format as the upperdir diff, so
- * identical changes give identical layers.
+ * The one layer differ. It compares a new tree with its parent's (`lower`), entry by entry: an entry is in
+ * the layer when it is new or changed (type, mode, owner, size, link target, device, xattrs, or content
+ * when sizes match but times differ); a directory when it changed itself or something under it did; a
+ * `.wh.<name>` for each entry that is gone. Sockets are left out (tar cannot hold them), as Docker does.
+ *
+ * Two ways to see the new tree, one result:
+ * - full trees (native, btrfs): every directory of `upper` lists all its entries;
+ * - an overlay upperdir: `upper` holds only what was written (copy-ups included), deletions are 0/0
+ *   character devices, and a directory lists all its entries only when overlay marked it opaque (or
+ *   below such a one). What the upperdir leaves out is the lower entry, unchanged.
+ * Both compare against the same lower view, so one Dockerfile gives byte-identical layers on every
+ * driver: a directory overlay merely copied up is not emitted, and an opaque directory becomes the
+ * whiteouts of the lower entries it hides, as a full-tree comparison finds them.
+ *
+ * Paths are handled as bytes (latin1 strings, one character per byte) so names that are not UTF-8
+ * survive into the layer; entries come in byte order of names, as Go's sort.Strings gives.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { encodeHeader, END_OF_ARCHIVE, type TarHeader } from './tar.js';
 import { entryBlocks } from './diff.js';
 
+/** Extended attributes by relative path (latin1, as the walker names paths). */
 export type XattrMap = Map<string, Record<string, Buffer>>;
+
+export interface TreeDiffOptions {
+  /** Clamp every mtime to at most this (seconds), for reproducible layers. */
+  sourceDateEpoch?: number;
+  xattrs?: { lower?: XattrMap; upper: XattrMap };
+  /** `upper` is an overlay upperdir; `opaque` names the directories overlay marked opaque. */
+  overlay?: { opaque: Set<string> };
+}
+
+/** A path of the walk (latin1) as the bytes the filesystem knows it by. */
+export const fsPath = (p: string): Buffer => Buffer.from(p, 'latin1');
+
+const binary = (p: string) => Buffer.from(p).toString('latin1');
+
+function lstat(p: string): fs.Stats | undefined {
+  return fs.lstatSync(fsPath(p), { throwIfNoEntry: false });
+}
+
+function names(dir: string): string[] {
+  return fs.readdirSync(fsPath(dir), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
+}
 
 function sameXattrs(a: Record<string, Buffer> | undefined, b: Record<string, Buffer> | undefined): boolean {
   const ka = Object.keys(a ?? {}).sort();
@@ -18,14 +50,9 @@ function sameXattrs(a: Record<string, Buffer> | undefined, b: Record<string, Buf
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k]!.equals(b![k]!));
 }
 
-function lstat(p: string): fs.Stats | undefined {
-  return fs.lstatSync(p, { throwIfNoEntry: false });
-}
-
-
 function sameContent(a: string, b: string): boolean {
-  const fa = fs.openSync(a, 'r');
-  const fb = fs.openSync(b, 'r');
+  const fa = fs.openSync(fsPath(a), 'r');
+  const fb = fs.openSync(fsPath(b), 'r');
   try {
     const ba = Buffer.allocUnsafe(1 << 16);
     const bb = Buffer.allocUnsafe(1 << 16);
@@ -41,62 +68,83 @@ function sameContent(a: string, b: string): boolean {
   }
 }
 
-function changed(lower: string, upper: string, u: fs.Stats): boolean {
-  const l = lstat(lower);
-  if (!l) return true;
-  if ((l.mode & 0o170000) !== (u.mode & 0o170000) || l.mode !== u.mode || l.uid !== u.uid || l.gid !== u.gid) return true;
-  if (u.isSymbolicLink()) return fs.readlinkSync(lower) !== fs.readlinkSync(upper);
-  if (u.isFile()) return l.size !== u.size || (l.mtimeMs !== u.mtimeMs && !sameContent(lower, upper));
+function changed(lowerPath: string, l: fs.Stats, upperPath: string, u: fs.Stats): boolean {
+  if (l.mode !== u.mode || l.uid !== u.uid || l.gid !== u.gid) return true;
+  if (u.isSymbolicLink()) return !fs.readlinkSync(fsPath(lowerPath), { encoding: 'buffer' }).equals(fs.readlinkSync(fsPath(upperPath), { encoding: 'buffer' }));
+  if (u.isFile()) return l.size !== u.size || (l.mtimeMs !== u.mtimeMs && !sameContent(lowerPath, upperPath));
   if (u.isCharacterDevice() || u.isBlockDevice()) return l.rdev !== u.rdev;
   return false;
 }
 
-const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+const isWhiteoutDevice = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
+const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-export async function* diffTrees(lowerRoot: string | undefined, upperRoot: string, opts: { sourceDateEpoch?: number; xattrs?: { lower?: XattrMap; upper: XattrMap } } = {}): AsyncGenerator<Buffer> {
+type Change = { rel: string; kind: 'entry'; st: fs.Stats } | { rel: string; kind: 'whiteout' };
+
+/**
+ * The changes as a list, in layer order. Small next to the layer (one record per changed entry); the
+ * layer's bytes are streamed by diffTrees.
+ */
+export function treeChanges(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): Change[] {
+  const low = lowerRoot === undefined ? undefined : binary(lowerRoot);
+  const up = binary(upperRoot);
   const xa = opts.xattrs;
-  const changedOrXattrs = (r: string, lowerPath: string, upperPath: string, st: fs.Stats) => changed(lowerPath, upperPath, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xa.upper.get(r)));
-  const clamp = (t: number) => (opts.sourceDateEpoch !== undefined ? Math.min(t, opts.sourceDateEpoch) : t);
-  const links = new Map<string, string>();
-  /** Entries under `rel` that differ; an unchanged directory is emitted only when something inside it changed. */
-  function* walk(rel: string): Generator<{ rel: string; kind: 'entry' | 'whiteout'; st?: fs.Stats }> {
-    const up = path.join(upperRoot, rel);
-    const low = lowerRoot ? path.join(lowerRoot, rel) : undefined;
-    const names = new Set(fs.readdirSync(up));
-    const lowNames = low && lstat(low)?.isDirectory() ? fs.readdirSync(low) : [];
-    const all = [...new Set([...names, ...lowNames])].sort(byBytes);
+  const overlay = opts.overlay;
+  const out: Change[] = [];
+  /** Appends the changes under `rel`; `complete`: the upper directory lists every entry it has. */
+  function walk(rel: string, complete: boolean): void {
+    const here = names(`${up}/${rel}`);
+    const upperNames = new Set(here);
+    let all = here;
+    if (complete && low !== undefined && lstat(`${low}/${rel}`)?.isDirectory()) {
+      all = [...new Set([...here, ...names(`${low}/${rel}`)])];
+    }
+    all.sort(byBytes);
     for (const name of all) {
       const r = rel === '' ? name : `${rel}/${name}`;
-      if (!names.has(name)) {
-        yield { rel: r, kind: 'whiteout' };
+      const lst = low === undefined ? undefined : lstat(`${low}/${r}`);
+      if (!upperNames.has(name)) {
+        if (lst) out.push({ rel: r, kind: 'whiteout' });
         continue;
       }
-      const st = fs.lstatSync(path.join(upperRoot, r));
-      const lowerPath = lowerRoot ? path.join(lowerRoot, r) : undefined;
-      const lst = lowerPath ? lstat(lowerPath) : undefined;
+      const st = fs.lstatSync(fsPath(`${up}/${r}`));
+      if (overlay && isWhiteoutDevice(st)) {
+        if (lst) out.push({ rel: r, kind: 'whiteout' });
+        continue;
+      }
+      if (st.isSocket()) continue;
+      const self = !lst || changed(`${low}/${r}`, lst, `${up}/${r}`, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xa.upper.get(r)));
       if (st.isDirectory()) {
-        // (a file replaced by a directory has no lower children: walk() then lists none)
-        const inner = [...walk(r)];
-        const selfChanged = !lowerPath || !lst || changedOrXattrs(r, lowerPath, path.join(upperRoot, r), st);
-        if (selfChanged || inner.length > 0) yield { rel: r, kind: 'entry', st };
-        yield* inner;
-      } else if (!lowerPath || changedOrXattrs(r, lowerPath, path.join(upperRoot, r), st)) {
-        yield { rel: r, kind: 'entry', st };
+        const at = out.length;
+        out.push({ rel: r, kind: 'entry', st });
+        // A file replaced by a directory has no lower children: the walk then finds none to hide.
+        walk(r, !overlay || complete || overlay.opaque.has(r) || !lst?.isDirectory());
+        if (!self && out.length === at + 1) out.pop();
+      } else if (self) {
+        out.push({ rel: r, kind: 'entry', st });
       }
     }
   }
-  for (const e of walk('')) {
+  // An upperdir's root lists only what changed; a full tree's, everything.
+  walk('', !overlay);
+  return out;
+}
+
+export async function* diffTrees(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): AsyncGenerator<Buffer> {
+  const clamp = (t: number) => (opts.sourceDateEpoch !== undefined ? Math.min(t, opts.sourceDateEpoch) : t);
+  const links = new Map<string, Buffer>();
+  const up = binary(upperRoot);
+  for (const e of treeChanges(lowerRoot, upperRoot, opts)) {
+    const slash = e.rel.lastIndexOf('/');
     if (e.kind === 'whiteout') {
-      const dir = path.posix.dirname(e.rel);
-      const name = path.posix.basename(e.rel);
-      yield encodeHeader({ name: dir === '.' ? `.wh.${name}` : `${dir}/.wh.${name}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: clamp(0) });
+      const wh = `${e.rel.slice(0, slash + 1)}.wh.${e.rel.slice(slash + 1)}`;
+      yield encodeHeader({ name: fsPath(wh), type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: clamp(0) });
       continue;
     }
-    const st = e.st!;
-    const full = path.join(upperRoot, e.rel);
-    const base: Omit<TarHeader, 'type'> = { name: e.rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: xa?.upper.get(e.rel) };
+    const st = e.st;
+    const base: Omit<TarHeader, 'type'> = { name: fsPath(e.rel), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: opts.xattrs?.upper.get(e.rel) };
     if (st.isDirectory()) yield encodeHeader({ ...base, type: 'dir' });
-    else yield* entryBlocks(base, full, st, links);
+    else yield* entryBlocks(base, fsPath(`${up}/${e.rel}`), st, links);
   }
   yield END_OF_ARCHIVE;
 }

@@ -1,12 +1,18 @@
 /** Turning an active snapshot into the next state: diff → blob → commit under the layer's ChainID. */
 import fs from 'node:fs';
-import { chainIDs, diffUpperDir, diffTrees, MediaType, END_OF_ARCHIVE, sha256, type History } from '../image/index.js';
+import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChanges, MediaType, END_OF_ARCHIVE, sha256, type History } from '../image/index.js';
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
 import { readLayerMeta, readXattrs } from '../runtime/index.js';
-import { SnapshotError } from '../snapshotter/index.js';
+import { SnapshotError, type Mount } from '../snapshotter/index.js';
+import { withMounted } from '../store/index.js';
 import type { OpsEnv, StateRef } from './types.js';
+
+/** Runs `fn` with the parent's tree mounted read-only (undefined when there is no parent). */
+async function withLower<T>(env: OpsEnv, mounts: Mount[], fn: (dir: string | undefined) => Promise<T>): Promise<T> {
+  return mounts.length === 0 ? fn(undefined) : withMounted(env.storeRoot, mounts, fn);
+}
 
 export async function commitState(env: OpsEnv, activeKey: string, parent: StateRef, history: History[], entry: History): Promise<StateRef> {
   const upper = await env.snapshotter.upperDir?.(activeKey);
@@ -17,8 +23,18 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
     const meta = readLayerMeta(upper);
-    const opaque = parent.snapshot ? meta.opaque : new Set<string>();
-    blob = await env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
+    const base = await env.snapshotter.diffBase?.(activeKey);
+    blob = await withLower(env, base?.lower ?? [], async (lower) => {
+      if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
+      if (base && materializeCopiedUpLinks(upper, lower, base.index, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
+      // Only the lower entries the upperdir names are compared, so only their xattrs are read.
+      const lowerXattrs = readXattrs(lower, treeChanges(undefined, upper, { overlay: { opaque: new Set() } }).map((c) => c.rel));
+      return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs } }));
+    });
+    if (blob.digest === EMPTY_TAR) {
+      await env.snapshotter.remove(activeKey);
+      return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
+    }
   } else {
     const dirs = await env.snapshotter.diffDirs?.(activeKey);
     if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);

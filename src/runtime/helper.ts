@@ -138,8 +138,9 @@ export function runSpec(spec: SandboxSpec | ExecSpec, opts: SpawnOptions = {}, m
   });
 }
 
-function helperSync(args: string[]): Buffer {
-  const r = spawnSync(helperPath(), args, { encoding: 'buffer' });
+function helperSync(args: string[], input?: Buffer): Buffer {
+  // xattr listings grow with the tree (a label on every file on SELinux hosts): not spawnSync's 1 MiB.
+  const r = spawnSync(helperPath(), args, { encoding: 'buffer', input, maxBuffer: 1 << 30 });
   if (r.status !== 0) {
     const text = r.stderr.toString('utf8').trim();
     try {
@@ -173,16 +174,20 @@ export function layerXattr(name: string): boolean {
   return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.') && name !== 'security.selinux';
 }
 
-/** Every layer-worthy xattr under `dir`, by relative path; one helper call for the whole tree. */
-export function readXattrs(dir: string): Map<string, Record<string, Buffer>> {
-  return readLayerMeta(dir).xattrs;
+/**
+ * Every layer-worthy xattr under `dir` (or of just the relative `paths` given), by relative path; one
+ * helper call. Paths are latin1 strings, one character per byte, as the layer differ names them.
+ */
+export function readXattrs(dir: string, paths?: string[]): Map<string, Record<string, Buffer>> {
+  return readLayerMeta(dir, paths).xattrs;
 }
 
 /** One walk for both: layer xattrs, and the directories overlay marked opaque (`trusted.overlay.opaque=y`). */
-export function readLayerMeta(dir: string): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> } {
+export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> } {
   const out = new Map<string, Record<string, Buffer>>();
   const opaque = new Set<string>();
-  const raw = helperSync(['xattrs', dir]);
+  if (paths?.length === 0) return { xattrs: out, opaque };
+  const raw = paths ? helperSync(['xattrs', dir, '-'], Buffer.concat(paths.map((p) => Buffer.from(p + '\0', 'latin1')))) : helperSync(['xattrs', dir]);
   let pos = 0;
   const field = (): Buffer => {
     const z = raw.indexOf(0, pos);
@@ -191,7 +196,7 @@ export function readLayerMeta(dir: string): { xattrs: Map<string, Record<string,
     return f;
   };
   while (pos < raw.length) {
-    const rel = field().toString('utf8');
+    const rel = field().toString('latin1');
     const name = field().toString('utf8');
     const value = Buffer.from(field().toString('latin1'), 'hex');
     if (name === 'trusted.overlay.opaque' && value.toString() === 'y') opaque.add(rel);

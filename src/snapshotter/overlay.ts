@@ -3,6 +3,11 @@
  * is an overlay mount whose upperdir is its own fs and whose lowerdirs are its committed ancestors'. The
  * lowerdir list uses paths relative to the snapshots directory (the mount is made from there), which keeps
  * the option string short enough for deep chains.
+ *
+ * Active mounts use `index=on`: a hard-linked lower file that is copied up (a chmod, a write) stays one
+ * file under all its names, as on any filesystem and as the native and btrfs drivers see it (with
+ * `index=off` the copy-up broke the link). The names overlay did not copy up are linked into the upperdir
+ * before the layer is made (`materializeCopiedUpLinks`), so the layer and the committed snapshot agree.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,18 +45,23 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       if (lowers.length === 0) {
         return [{ type: 'bind', source: path.join(this.dir, own), options: ['ro', 'rbind'] }];
       }
-      if (lowers.length === 1) return [{ type: 'bind', source: path.join(this.dir, lowers[0]!), options: ['ro', 'rbind'] }];
-      return [{ type: 'overlay', source: 'overlay', options: ['ro', `lowerdir=${lowers.join(':')}`], cwd: this.dir }];
+      return this.readOnly(lowers);
     }
     if (lowers.length === 0) return [{ type: 'bind', source: path.join(this.dir, own), options: ['rw', 'rbind'] }];
     return [
       {
         type: 'overlay',
         source: 'overlay',
-        options: [`lowerdir=${lowers.join(':')}`, `upperdir=${own}`, `workdir=${rec.id}/work`, 'index=off', 'redirect_dir=off', 'metacopy=off'],
+        options: [`lowerdir=${lowers.join(':')}`, `upperdir=${own}`, `workdir=${rec.id}/work`, 'index=on', 'redirect_dir=off', 'metacopy=off'],
         cwd: this.dir,
       },
     ];
+  }
+
+  /** The read-only tree of one or more committed layers (paths relative to the snapshots directory). */
+  private readOnly(lowers: string[]): Mount[] {
+    if (lowers.length === 1) return [{ type: 'bind', source: path.join(this.dir, lowers[0]!), options: ['ro', 'rbind'] }];
+    return [{ type: 'overlay', source: 'overlay', options: ['ro', `lowerdir=${lowers.join(':')}`], cwd: this.dir }];
   }
 
   async prepare(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {
@@ -66,6 +76,13 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   /** overlay's workdir is only needed while a snapshot is active. */
   protected override afterCommit(id: number): void {
     fs.rmSync(path.join(this.dir, String(id), 'work'), { recursive: true, force: true });
+  }
+  async diffBase(key: string): Promise<{ lower: Mount[]; index: string }> {
+    const db = this.meta.read();
+    const rec = db.snapshots[key];
+    if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
+    const lowers = this.meta.parents(db, rec.parent).map((p) => `${p.rec.id}/fs`);
+    return { lower: lowers.length === 0 ? [] : this.readOnly(lowers), index: path.join(this.dir, String(rec.id), 'work', 'index') };
   }
   async upperDir(key: string): Promise<string | undefined> {
     return path.join(this.dir, String(this.meta.get(key).id), 'fs');

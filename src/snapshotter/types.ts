@@ -50,6 +50,11 @@ export interface Snapshotter {
    */
   upperDir?(key: string): Promise<string | undefined>;
   /**
+   * With `upperDir`: what its changes are compared with, the read-only mounts of the parent's tree (none
+   * without a parent), and overlay's index directory (where copied-up hard links are recorded).
+   */
+  diffBase?(key: string): Promise<{ lower: Mount[]; index: string }>;
+  /**
    * For drivers without an upperdir: the full tree of an active snapshot (`upper`) and of its parent
    * (`lower`), which a tree comparison turns into the layer.
    */
