@@ -34,6 +34,28 @@ test('ordinary archive: dirs, files, symlinks, hard links, modes, owners, times'
   assert.is(fs.statSync(path.join(dirs.root, 'd')).mtimeMs / 1000, 1700000000, 'directory times are set after their contents');
 });
 
+test('names that are not UTF-8 are created byte for byte (files, directories, link targets); UTF-8 names as before', async () => {
+  const raw = (...b: (string | number[])[]) => Buffer.concat(b.map((x) => (typeof x === 'string' ? Buffer.from(x) : Buffer.from(x))));
+  const dir = raw('d', [0xff]);
+  const file = raw('d', [0xff], '/f', [0xfe]);
+  const h = { mode: 0o644, uid: 0, gid: 0, mtime: 1700000000, size: 0 };
+  await run(Buffer.concat([
+    encodeHeader({ ...h, name: dir, type: 'dir', mode: 0o755 }),
+    encodeHeader({ ...h, name: file, type: 'file', size: 2 }),
+    Buffer.from('hi'),
+    Buffer.alloc(510),
+    encodeHeader({ ...h, name: 'l', type: 'symlink', linkname: file }),
+    encodeHeader({ ...h, name: 'h', type: 'hardlink', linkname: file }),
+    encodeHeader({ ...h, name: 'café', type: 'file' }),
+    END_OF_ARCHIVE,
+  ]));
+  const root = Buffer.from(dirs.root + '/');
+  assert.is(fs.readFileSync(Buffer.concat([root, file]), 'utf8'), 'hi');
+  assert.ok(fs.readlinkSync(Buffer.concat([root, raw('l')]), { encoding: 'buffer' }).equals(file), 'the link target keeps its bytes');
+  assert.is(fs.statSync(Buffer.concat([root, raw('h')])).ino, fs.statSync(Buffer.concat([root, file])).ino);
+  assert.ok(fs.existsSync(path.join(dirs.root, 'café')));
+});
+
 test('dotdot-escape: "../" that leaves the dirs.root is refused', async () => {
   await rejects(run(archive([{ name: '../../' + path.basename(dirs.host) + '/pwned', body: 'x' }])), /escapes the destination/);
   assert.equal(fs.readdirSync(dirs.host), []);

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { ArchiveError, readTar, type ReadHeader } from './tarread.js';
 import { TsbuildError } from '../errors/index.js';
-import { mkdirInRoot, resolveInRoot } from '../fsutil/index.js';
+import { BYTE_PATHS, mkdirInRoot, resolveInRoot } from '../fsutil/index.js';
 
 export { ArchiveError };
 
@@ -106,8 +106,13 @@ export interface ExtractOptions {
 }
 
 export type MetaOp =
-  | { op: 'mknod'; path: string; mode: number; major: number; minor: number }
-  | { op: 'setxattr'; path: string; name: string; value: Buffer };
+  | { op: 'mknod'; path: string | Buffer; mode: number; major: number; minor: number }
+  | { op: 'setxattr'; path: string | Buffer; name: string; value: Buffer };
+
+/** A path as the bytes the filesystem knows it by (extraction names paths as latin1 strings). */
+const B = (p: string): Buffer => Buffer.from(p, 'latin1');
+/** A name for messages: the bytes shown as UTF-8. */
+const show = (p: string): string => B(p).toString('utf8');
 
 const MAX_ENTRY = 2 ** 40;
 
@@ -121,12 +126,15 @@ function checkName(raw: string): string {
   let depth = 0;
   for (const p of parts) {
     depth += p === '..' ? -1 : 1;
-    if (depth < 0) throw new ArchiveError(`archive entry "${raw}" escapes the destination with "..": refusing to extract it`);
+    if (depth < 0) throw new ArchiveError(`archive entry "${show(raw)}" escapes the destination with "..": refusing to extract it`);
   }
   return cleanName(raw);
 }
 
-export async function extractTar(input: Readable, root: string, opts: ExtractOptions = {}): Promise<{ entries: number }> {
+export async function extractTar(input: Readable, rootDir: string, opts: ExtractOptions = {}): Promise<{ entries: number }> {
+  // Names are bytes from here to the filesystem (latin1 strings, Buffer paths): a name that is not
+  // UTF-8 is created as it is in the archive.
+  const root = Buffer.from(rootDir).toString('latin1');
   const dirTimes: [string, number][] = [];
   const parents = new Map<string, string>();
   const created = new Set<string>();
@@ -140,9 +148,9 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
       let cur = root;
       for (const part of path.posix.dirname(name).split('/').filter((x) => x !== '' && x !== '.')) {
         cur = path.join(cur, part);
-        const st = fs.lstatSync(cur, { throwIfNoEntry: false });
-        if (st && !st.isDirectory()) fs.rmSync(cur, { force: true });
-        if (!st || !st.isDirectory()) fs.mkdirSync(cur);
+        const st = fs.lstatSync(B(cur), { throwIfNoEntry: false });
+        if (st && !st.isDirectory()) fs.rmSync(B(cur), { force: true });
+        if (!st || !st.isDirectory()) fs.mkdirSync(B(cur));
       }
       return path.join(cur, path.posix.basename(name));
     }
@@ -151,7 +159,7 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
     const dir = path.posix.dirname('/' + name);
     let parent = parents.get(dir);
     if (parent === undefined) {
-      parent = mkdirInRoot(root, dir);
+      parent = mkdirInRoot(root, dir, 0o755, undefined, BYTE_PATHS);
       parents.set(dir, parent);
     }
     return path.join(parent, path.posix.basename(name));
@@ -159,43 +167,43 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
   const replace = (target: string, keepDir: boolean) => {
     let st: fs.Stats | undefined;
     try {
-      st = fs.lstatSync(target);
+      st = fs.lstatSync(B(target));
     } catch {
       return;
     }
     if (keepDir && st.isDirectory()) return;
     parents.clear();
-    fs.rmSync(target, { recursive: true, force: true });
+    fs.rmSync(B(target), { recursive: true, force: true });
   };
   const meta = (target: string, h: ReadHeader, link = false) => {
     const uid = opts.owner?.uid ?? h.uid;
     const gid = opts.owner?.gid ?? h.gid;
-    fs.lchownSync(target, uid, gid);
-    if (!link) fs.chmodSync(target, h.mode & 0o7777);
-    if (link) fs.lutimesSync(target, h.mtime, h.mtime);
-    else fs.utimesSync(target, h.mtime, h.mtime);
+    fs.lchownSync(B(target), uid, gid);
+    if (!link) fs.chmodSync(B(target), h.mode & 0o7777);
+    if (link) fs.lutimesSync(B(target), h.mtime, h.mtime);
+    else fs.utimesSync(B(target), h.mtime, h.mtime);
   };
   const keepXattrs = (target: string, h: ReadHeader) => {
     const names = Object.keys(h.xattrs);
     if (names.length === 0) return;
     if (!opts.applyMeta) {
-      if (!xattrWarned) warn(`extended attributes in the archive are not applied here (first: "${h.name}")`);
+      if (!xattrWarned) warn(`extended attributes in the archive are not applied here (first: "${show(h.name)}")`);
       xattrWarned = true;
       return;
     }
     for (const n of names) {
       // The kernel allows user.* only on regular files and directories.
       if (n.startsWith('user.') && h.type !== 'file' && h.type !== 'dir') {
-        warn(`skipping xattr ${n} on ${h.type} "${h.name}": user.* attributes exist only on files and directories`);
+        warn(`skipping xattr ${n} on ${h.type} "${show(h.name)}": user.* attributes exist only on files and directories`);
         continue;
       }
-      xattrs.push({ op: 'setxattr', path: target, name: n, value: h.xattrs[n]! });
+      xattrs.push({ op: 'setxattr', path: B(target), name: n, value: h.xattrs[n]! });
     }
   };
   try {
-    for await (const { header: h, body } of readTar(input)) {
+    for await (const { header: h, body } of readTar(input, { names: 'bytes' })) {
       entries++;
-      if (h.size > MAX_ENTRY) throw new ArchiveError(`archive entry "${h.name}" claims ${h.size} bytes: refusing absurd sizes`);
+      if (h.size > MAX_ENTRY) throw new ArchiveError(`archive entry "${show(h.name)}" claims ${h.size} bytes: refusing absurd sizes`);
       const name = checkName(h.name);
       if (name === '') continue;
       const base = path.posix.basename(name);
@@ -203,16 +211,16 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
         parents.clear();
         const dir = path.posix.dirname(name);
         if (base === '.wh..wh..opq') {
-          const host = resolveInRoot(root, '/' + dir);
-          if (fs.existsSync(host)) {
-            for (const c of fs.readdirSync(host)) {
+          const host = resolveInRoot(root, '/' + dir, true, 'in the image', BYTE_PATHS);
+          if (fs.existsSync(B(host))) {
+            for (const c of fs.readdirSync(B(host), { encoding: 'buffer' }).map((n) => n.toString('latin1'))) {
               const rel = dir === '.' ? c : `${dir}/${c}`;
-              if (!created.has(rel)) fs.rmSync(path.join(host, c), { recursive: true, force: true });
+              if (!created.has(rel)) fs.rmSync(B(path.join(host, c)), { recursive: true, force: true });
             }
           }
         } else {
           const victim = path.posix.join(dir, base.slice(4));
-          fs.rmSync(resolveInRoot(root, '/' + victim, false), { recursive: true, force: true });
+          fs.rmSync(B(resolveInRoot(root, '/' + victim, false, 'in the image', BYTE_PATHS)), { recursive: true, force: true });
         }
         continue;
       }
@@ -221,35 +229,35 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
       switch (h.type) {
         case 'dir':
           replace(target, true);
-          if (!fs.existsSync(target)) fs.mkdirSync(target);
+          if (!fs.existsSync(B(target))) fs.mkdirSync(B(target));
           meta(target, h);
           keepXattrs(target, h);
           dirTimes.push([target, h.mtime]);
           break;
         case 'symlink':
           replace(target, false);
-          fs.symlinkSync(h.linkname, target);
+          fs.symlinkSync(B(h.linkname), B(target));
           meta(target, h, true);
           keepXattrs(target, h);
           break;
         case 'hardlink': {
-          const src = resolveInRoot(root, '/' + checkName(h.linkname), false);
-          const st = fs.lstatSync(src, { throwIfNoEntry: false });
-          if (!st || st.isDirectory()) throw new ArchiveError(`archive entry "${h.name}" is a hard link to "${h.linkname}", which is not a file inside the destination`);
+          const src = resolveInRoot(root, '/' + checkName(h.linkname), false, 'in the image', BYTE_PATHS);
+          const st = fs.lstatSync(B(src), { throwIfNoEntry: false });
+          if (!st || st.isDirectory()) throw new ArchiveError(`archive entry "${show(h.name)}" is a hard link to "${show(h.linkname)}", which is not a file inside the destination`);
           replace(target, false);
-          fs.linkSync(src, target);
+          fs.linkSync(B(src), B(target));
           break;
         }
         case 'file': {
           replace(target, false);
-          const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+          const fd = fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
           let written = 0;
           try {
             for await (const chunk of body) {
               fs.writeSync(fd, chunk);
               written += chunk.length;
             }
-            if (written !== h.size) throw new ArchiveError(`archive entry "${h.name}" is truncated: ${written} of ${h.size} bytes`);
+            if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
             fs.fchownSync(fd, opts.owner?.uid ?? h.uid, opts.owner?.gid ?? h.gid);
             fs.fchmodSync(fd, h.mode & 0o7777);
@@ -264,16 +272,16 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
         case 'block':
         case 'fifo': {
           if (!opts.applyMeta) {
-            warn(`skipping ${h.type} "${h.name}": device nodes and fifos are not created here`);
+            warn(`skipping ${h.type} "${show(h.name)}": device nodes and fifos are not created here`);
             break;
           }
           replace(target, false);
           const kind = h.type === 'char' ? fs.constants.S_IFCHR : h.type === 'block' ? fs.constants.S_IFBLK : fs.constants.S_IFIFO;
-          nodes.push({ op: { op: 'mknod', path: target, mode: kind | (h.mode & 0o7777), major: h.devmajor, minor: h.devminor }, target, h });
+          nodes.push({ op: { op: 'mknod', path: B(target), mode: kind | (h.mode & 0o7777), major: h.devmajor, minor: h.devminor }, target, h });
           break;
         }
         default:
-          warn(`skipping "${h.name}" of unsupported type ${JSON.stringify(h.flag)}`);
+          warn(`skipping "${show(h.name)}" of unsupported type ${JSON.stringify(h.flag)}`);
       }
     }
   } catch (e) {
@@ -288,6 +296,6 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
     }
   }
   if (xattrs.length) opts.applyMeta!(xattrs);
-  for (const [d, t] of dirTimes.reverse()) fs.utimesSync(d, t, t);
+  for (const [d, t] of dirTimes.reverse()) fs.utimesSync(B(d), t, t);
   return { entries };
 }

@@ -117,10 +117,10 @@ class ByteReader {
   }
 }
 
-function cstr(b: Buffer, off: number, len: number): string {
+function cstr(b: Buffer, off: number, len: number, enc: BufferEncoding = 'utf8'): string {
   const s = b.subarray(off, off + len);
   const z = s.indexOf(0);
-  return (z < 0 ? s : s.subarray(0, z)).toString('utf8');
+  return (z < 0 ? s : s.subarray(0, z)).toString(enc);
 }
 
 function num(b: Buffer, off: number, len: number, what: string): number {
@@ -172,7 +172,12 @@ function parsePax(body: Buffer): Pax {
   return out;
 }
 
-export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Readable): AsyncGenerator<TarEntry> {
+/**
+ * `names: 'bytes'` gives names and link targets as latin1 strings, one character per byte, so a name
+ * that is not UTF-8 reaches the filesystem unchanged (through Buffer paths); the default is UTF-8 text.
+ */
+export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Readable, o: { names?: 'utf8' | 'bytes' } = {}): AsyncGenerator<TarEntry> {
+  const enc: BufferEncoding = o.names === 'bytes' ? 'latin1' : 'utf8';
   const r = new ByteReader(input as AsyncIterable<Buffer>);
   let globalPax: Pax = {};
   let pax: Pax = {};
@@ -196,15 +201,15 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       await r.read((512 - (size % 512)) % 512);
       if (flag === 'x') pax = { ...pax, ...parsePax(body) };
       else if (flag === 'g') globalPax = { ...globalPax, ...parsePax(body) };
-      else if (flag === 'L') longName = cstr(body, 0, body.length);
-      else longLink = cstr(body, 0, body.length);
+      else if (flag === 'L') longName = cstr(body, 0, body.length, enc);
+      else longLink = cstr(body, 0, body.length, enc);
       continue;
     }
     const all = { ...globalPax, ...pax };
     const magic = block.subarray(257, 263).toString('latin1');
-    const prefix = magic.startsWith('ustar') ? cstr(block, 345, 155) : '';
-    let name = longName ?? (prefix ? `${prefix}/${cstr(block, 0, 100)}` : cstr(block, 0, 100));
-    let linkname = longLink ?? cstr(block, 157, 100);
+    const prefix = magic.startsWith('ustar') ? cstr(block, 345, 155, enc) : '';
+    let name = longName ?? (prefix ? `${prefix}/${cstr(block, 0, 100, enc)}` : cstr(block, 0, 100, enc));
+    let linkname = longLink ?? cstr(block, 157, 100, enc);
     const h: ReadHeader = {
       name,
       type: TYPES[flag] ?? 'other',
@@ -221,8 +226,8 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
     };
     for (const [k, v] of Object.entries(all)) {
       const s = () => v.toString('utf8');
-      if (k === 'path') name = h.name = s();
-      else if (k === 'linkpath') linkname = h.linkname = s();
+      if (k === 'path') name = h.name = v.toString(enc);
+      else if (k === 'linkpath') linkname = h.linkname = v.toString(enc);
       else if (k === 'size') h.size = Number(s());
       else if (k === 'uid') h.uid = Number(s());
       else if (k === 'gid') h.gid = Number(s());

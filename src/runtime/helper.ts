@@ -209,16 +209,16 @@ export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<stri
 }
 
 export type HelperMetaOp =
-  | { op: 'mknod'; path: string; mode: number; major: number; minor: number }
-  | { op: 'setxattr'; path: string; name: string; value: Buffer };
+  | { op: 'mknod'; path: string | Buffer; mode: number; major: number; minor: number }
+  | { op: 'setxattr'; path: string | Buffer; name: string; value: Buffer };
 
 /** Creates device nodes and sets xattrs (what Node cannot), in order, through the helper. */
 export function applyMeta(ops: HelperMetaOp[]): void {
   if (ops.length === 0) return;
   const parts: Buffer[] = [];
-  const f = (s: string) => parts.push(Buffer.from(s), Buffer.from([0]));
+  const f = (s: string | Buffer) => parts.push(Buffer.from(s), Buffer.from([0]));
   for (const o of ops) {
-    if (o.path.includes('\0')) throw new TsbuildError('SANDBOX', `path with a NUL byte: ${JSON.stringify(o.path)}`);
+    if (o.path.includes('\0')) throw new TsbuildError('SANDBOX', `path with a NUL byte: ${JSON.stringify(o.path.toString())}`);
     if (o.op === 'mknod') {
       f('m');
       f(o.path);
