@@ -138,6 +138,11 @@ function tryTake(lockPath: string): { taken: true } | { taken: false; owner: num
   }
 }
 
+/** Removes the lock at `lockPath` if its owner is gone (by taking it, so a live owner keeps it). */
+export function reapStaleLock(lockPath: string): void {
+  if (tryTake(lockPath).taken) release(lockPath);
+}
+
 function ownerlessAndOld(lockPath: string): boolean {
   const st = fs.statSync(lockPath, { throwIfNoEntry: false });
   return st !== undefined && Date.now() - st.mtimeMs > 5_000;

@@ -24,6 +24,29 @@ async function keys(sn: NativeSnapshotter): Promise<string[]> {
   return out.sort();
 }
 
+test("a download's lock left by a dead process goes (and a half-made or half-released one); a live owner's stays", async () => {
+  const root = tmpdir('tsb-recover-');
+  const sn = new NativeSnapshotter(path.join(root, 'snapshots', 'native'));
+  try {
+    const tmp = path.join(root, 'tmp');
+    const lock = (name: string, owner: number) => {
+      fs.mkdirSync(path.join(tmp, name), { recursive: true });
+      fs.writeFileSync(path.join(tmp, name, 'owner'), String(owner));
+    };
+    const digest = 'a'.repeat(64);
+    lock(`ingest-${digest}.lock`, deadPid());
+    lock(`ingest-${'b'.repeat(64)}.lock`, process.pid);
+    lock(`ingest-${'c'.repeat(64)}.lock.old-${deadPid()}-x1`, 1);
+    lock(`ingest-${'c'.repeat(64)}.lock.tmp-${deadPid()}-x2`, 1);
+    fs.writeFileSync(path.join(tmp, `ingest-${digest}`), 'partial');
+    await recoverStore(root, sn);
+    assert.equal(fs.readdirSync(tmp).sort(), [`ingest-${digest}`, `ingest-${'b'.repeat(64)}.lock`], 'the partial stays to resume from; the live lock stays');
+  } finally {
+    await sn.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('tempKeyOwner reads every kind, and the names older versions used', () => {
   for (const kind of TEMP_KINDS) assert.is(tempKeyOwner(tempKey(kind, 'x', 4242)), 4242, kind);
   assert.is(tempKeyOwner('view-export-977-lz1'), 977, 'the -o type=local view name of earlier versions');

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostUnmount, reapCgroups } from '../runtime/index.js';
-import { processAlive } from '../fsutil/index.js';
+import { processAlive, reapStaleLock } from '../fsutil/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
 import { tempKeyOwner } from './keys.js';
 
@@ -52,6 +52,11 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
   await reapCgroups();
   const tmp = path.join(storeRoot, 'tmp');
   for (const e of fs.existsSync(tmp) ? fs.readdirSync(tmp) : []) {
+    // A download's lock whose owner died (kill -9 mid-pull): taken and let go, which removes it; one a
+    // live process holds stays. A lock half taken or half released is removed with its dead owner.
+    if (e.endsWith('.lock')) reapStaleLock(path.join(tmp, e));
+    const aside = /\.lock\.(?:old|tmp)-(\d+)-/.exec(e);
+    if (aside && !processAlive(parseInt(aside[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
     const m = /^[a-z]+-(\d+)-/.exec(e);
     if (m && !processAlive(parseInt(m[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
     // A partial download is kept for a later pull to resume, but not for ever.
