@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliPath, mountsUnder, readJSON } from '../testutil/index.js';
 import { registryFixture } from './registry.fixture.js';
+import { chainIDs } from '../image/index.js';
 
 const { it, root, ctx, env, newStore, registry } = registryFixture('crash');
 const seed = Number(process.env.TSBUILD_CRASH_SEED ?? 2112);
@@ -164,6 +165,22 @@ it(`kill -9 at random points of build, push, pull, run and prune (seed ${seed}):
       const r = await cli(['run', '--rm', img, 'true'], { root: store, env });
       assert.is(r.code, 0, `${img} in ${store} runs: ${r.stderr}`);
     }
+    // After `prune --all` (every cache record), the only snapshots left are the layer chains of the
+    // images listed (#21 item 13: snapshots of killed builds must not outlive them).
+    assert.is((await cli(['prune', '--all'], { root: store, env })).code, 0);
+    const needed = new Set<string>();
+    const blobsNeeded = new Set<string>();
+    for (const img of images) {
+      const [info] = JSON.parse((await cli(['inspect', img], { root: store, env })).stdout) as { Id: string; Digest: string; RootFS: { diff_ids: string[] }; Manifest: { layers: { digest: string }[] } }[];
+      for (const c of chainIDs(info!.RootFS.diff_ids)) needed.add(c);
+      for (const b of [info!.Id, info!.Digest, ...info!.Manifest.layers.map((l) => l.digest)]) blobsNeeded.add(b.slice(7));
+    }
+    const blobDir = path.join(store, 'blobs/sha256');
+    const extraBlobs = fs.readdirSync(blobDir).filter((b) => !blobsNeeded.has(b));
+    assert.equal(extraBlobs, [], `blobs no image needs after prune --all in ${store}`);
+    const snapsNow = path.join(store, 'snapshots/overlayfs/metadata.json');
+    const extra = fs.existsSync(snapsNow) ? Object.keys(readJSON<Snapshots>(snapsNow).snapshots).filter((k) => !needed.has(k)) : [];
+    assert.equal(extra, [], `snapshots no image needs after prune --all in ${store}`);
     // With every name gone and the store pruned, nothing is left that nothing needs.
     for (const img of images) assert.is((await cli(['rmi', img], { root: store, env })).code, 0);
     const pr = await cli(['system', 'prune', '-a', '-f'], { root: store, env });
