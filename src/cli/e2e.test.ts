@@ -103,6 +103,17 @@ it('Ctrl-C (SIGINT) mid-RUN leaves nothing mounted or running, and the next buil
 it('SIGTERM mid-RUN leaves nothing mounted or running, and the next build works', () => killMidRun('SIGTERM'));
 it('kill -9 mid-RUN leaves nothing mounted or running, and the next build works', () => killMidRun('SIGKILL'));
 
+it('a context file name that is not UTF-8: COPY says so and what to do; .dockerignore lets the build go on', async () => {
+  const d = ctx('FROM scratch AS c\nCOPY . /c/\n');
+  fs.writeFileSync(Buffer.concat([Buffer.from(d + '/q'), Buffer.from([0xff]), Buffer.from('r')]), 'x');
+  const r = await cli(['--target', 'c', d], { root });
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /the file name "q\uFFFDr" in the build context is not UTF-8, and COPY\/ADD from a context cannot carry such names yet: rename it, or list it in .dockerignore/);
+  fs.writeFileSync(path.join(d, '.dockerignore'), 'q*r\n');
+  const ok = await cli(['--target', 'c', d], { root });
+  assert.is(ok.code, 0, ok.stderr);
+});
+
 it('a Dockerfile syntax error names the file and the line', async () => {
   const d = ctx('COPY --nope a /b\n');
   const r = await cli(['--progress', 'plain', d], { root });

@@ -13,7 +13,7 @@ import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { Downloads } from './fetch.js';
-import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath } from './copysource.js';
+import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, checkSourceName } from './copysource.js';
 import { applyMeta, resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey, withMounted } from '../store/index.js';
@@ -105,6 +105,7 @@ function copyTo(srcHost: string, srcRel: string, target: string, c: CopyCtx): vo
     for (const name of fs.readdirSync(srcHost).sort()) {
       const childRel = srcRel === '' ? name : `${srcRel}/${name}`;
       if (c.ignored(childRel) || c.excluded(childRel)) continue;
+      checkSourceName(srcHost, srcRel, name);
       copyTo(path.join(srcHost, name), childRel, path.join(target, name), c);
     }
     setMeta(target, st, c, false);

@@ -86,6 +86,16 @@ export function cleanSource(s: string): string {
 export const isURL = (s: string) => /^https?:\/\//i.test(s);
 
 /** With --parents, the part of a matched path kept under the destination (after a `./` marker). */
+/**
+ * A name read from a source directory that is not UTF-8 cannot be opened again through a text path
+ * (Node shows its bytes as U+FFFD): said plainly, with what to do, rather than a bare ENOENT.
+ */
+export function checkSourceName(host: string, rel: string, name: string): void {
+  if (name.includes('\uFFFD') && !fs.existsSync(path.join(host, name))) {
+    throw new CopyError(`the file name ${JSON.stringify(name)} in ${rel === '' ? 'the build context' : rel} is not UTF-8, and COPY/ADD from a context cannot carry such names yet: rename it, or list it in .dockerignore (a RUN may create such names; they are kept)`);
+  }
+}
+
 export function keptPath(source: string, rel: string): string {
   const marker = source.replace(/^\/+/, '').indexOf('/./');
   if (marker < 0) return rel;
@@ -108,7 +118,9 @@ export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sou
     if (!fs.lstatSync(host).isDirectory()) return;
     for (const name of fs.readdirSync(host).sort()) {
       const child = rel === '' ? name : `${rel}/${name}`;
-      if (!skip(child, base)) walk(path.join(host, name), child, base);
+      if (skip(child, base)) continue;
+      checkSourceName(host, rel, name);
+      walk(path.join(host, name), child, base);
     }
   };
   for (const s of op.sources) {
