@@ -29,6 +29,26 @@ import { BuildRecorder, type BuildRecord } from './history.js';
 import { checksFor, enforceChecks } from './check.js';
 import { checkTimelineFile, writeTimeline } from './timeline.js';
 import { checkPlatform } from './platform.js';
+import { acquireLock } from '../fsutil/index.js';
+
+/**
+ * One build at a time runs the work of a cache key on this store; the others wait and then take its
+ * result from the cache. The lock is a directory in tmp/ naming its owner pid: a killed holder's is
+ * taken over at once, and recovery reaps it.
+ */
+async function claimStep(storeRoot: string, key: string, signal: AbortSignal, onWait: (holder: string) => void): Promise<() => void> {
+  const lock = path.join(storeRoot, 'tmp', `step-${crypto.createHash('sha256').update(key).digest('hex')}.lock`);
+  const now = await acquireLock(lock, { wait: false });
+  if (now) return now;
+  let owner = '';
+  try {
+    owner = fs.readFileSync(path.join(lock, 'owner'), 'utf8').trim();
+  } catch {
+    // released meanwhile
+  }
+  onWait(owner === String(process.pid) ? 'another step of this build' : `another build${owner ? ` (pid ${owner})` : ''}`);
+  return (await acquireLock(lock, { wait: true, signal }))!;
+}
 
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
@@ -239,6 +259,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
     ),
     concurrency: jobs,
     noCache: (v) => (req.noCache ?? false) || noCacheStages.has(String(v.meta['stage'] ?? '')),
+    claim: (key, signal, onWait) => claimStep(store.root, key, signal, onWait),
     onEvent: (e) => {
       if (e.type === 'cache') cacheEvents.push(e);
       emit({ type: 'solver', event: e });

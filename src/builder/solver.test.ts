@@ -165,4 +165,44 @@ test('through the cache path: changing one input re-executes exactly its depende
   assert.equal(events, ['false:cache disabled (--no-cache)']);
 });
 
+test('two solvers sharing a cache and a claim: the work of one key runs once, the other waits and loads it', async () => {
+  const records = new Map<string, string>();
+  let executed = 0;
+  const holders = new Map<string, Promise<void>>();
+  // An in-memory version of the store's per-key lock.
+  const claim = async (key: string, _signal: AbortSignal, onWait: (holder: string) => void) => {
+    const held = holders.get(key);
+    if (held) {
+      onWait('the other solver');
+      await held;
+    }
+    let release!: () => void;
+    holders.set(key, new Promise<void>((r) => (release = r)));
+    return () => {
+      holders.delete(key);
+      release();
+    };
+  };
+  const statuses: string[] = [];
+  const make = () =>
+    createSolver<Op, string>({
+      claim,
+      onEvent: (e) => void (e.type === 'status' && statuses.push(e.message)),
+      opFor: (vx) => ({
+        cacheKey: async () => ({ key: vx.op.name, material: {} }),
+        load: async (key) => records.get(key.key),
+        run: async () => {
+          executed++;
+          await new Promise((r) => setTimeout(r, 30));
+          return 'built';
+        },
+        save: async (key, r) => void records.set(key.key, r),
+      }),
+    });
+  const [a, b] = await Promise.all([make().solve(v('shared')), make().solve(v('shared'))]);
+  assert.equal([a, b], ['built', 'built']);
+  assert.is(executed, 1, 'the shared work ran once');
+  assert.equal(statuses, ['waiting for the other solver, which runs this same step']);
+});
+
 test.run();

@@ -70,6 +70,13 @@ export interface SolverOptions<Op, R> {
   onEvent?: (e: SolverEvent) => void;
   /** Vertices that must not be answered from cache (--no-cache, --no-cache-filter). */
   noCache?: (v: Vertex<Op>) => boolean;
+  /**
+   * Claims the right to run the work of a cache key that missed, across processes sharing the store,
+   * as BuildKit's solver shares an in-flight vertex: resolves (with a release function) once no other
+   * build runs the same key; `onWait` is called first when one does. The cache is looked up again
+   * after a wait, so the second build takes the first one's result instead of repeating the work.
+   */
+  claim?: (key: string, signal: AbortSignal, onWait: (holder: string) => void) => Promise<() => void>;
 }
 
 export interface SolveOptions {
@@ -124,15 +131,28 @@ export function createSolver<Op, R>(o: SolverOptions<Op, R>): Solver<Op, R> {
               let key: CacheKey | undefined;
               if (h.cacheKey && inputKeys.every((k): k is string => k !== undefined)) key = await h.cacheKey(inputs, inputKeys, ctx);
               let r: R | undefined;
-              if (key) {
-                const skip = o.noCache?.(v) ?? false;
-                if (!skip) r = await h.load?.(key, inputs, ctx);
-                if (r !== undefined) cached = true;
-                emit({ type: 'cache', vertex: v, time: Date.now(), key: key.key, hit: r !== undefined, reason: r !== undefined ? undefined : skip ? 'cache disabled (--no-cache)' : h.explain?.(key), material: key.material });
-              }
-              if (r === undefined) {
-                r = await h.run(inputs, ctx);
-                if (key) await h.save?.(key, r, inputs);
+              let release: (() => void) | undefined;
+              try {
+                if (key) {
+                  const skip = o.noCache?.(v) ?? false;
+                  if (!skip) r = await h.load?.(key, inputs, ctx);
+                  if (!skip && r === undefined && h.load && o.claim) {
+                    let waited = false;
+                    release = await o.claim(key.key, ac.signal, (holder) => {
+                      waited = true;
+                      ctx.status(`waiting for ${holder}, which runs this same step`);
+                    });
+                    if (waited) r = await h.load(key, inputs, ctx);
+                  }
+                  if (r !== undefined) cached = true;
+                  emit({ type: 'cache', vertex: v, time: Date.now(), key: key.key, hit: r !== undefined, reason: r !== undefined ? undefined : skip ? 'cache disabled (--no-cache)' : h.explain?.(key), material: key.material });
+                }
+                if (r === undefined) {
+                  r = await h.run(inputs, ctx);
+                  if (key) await h.save?.(key, r, inputs);
+                }
+              } finally {
+                release?.();
               }
               const now = Date.now();
               emit({ type: 'done', vertex: v, time: now, duration: now - start, cached });

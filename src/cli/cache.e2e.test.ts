@@ -78,12 +78,20 @@ it('a new base image digest rebuilds everything after FROM and says so', async (
   assert.ok(misses(log).some((m) => /parent changed/.test(m)), misses(log).join('\n'));
 });
 
-it('two concurrent builds of the same Dockerfile both succeed', async () => {
-  const d = ctx('FROM base AS x\nRUN sleep 1; echo same > /same\nCOPY Dockerfile /df\n');
-  const [a, b] = await Promise.all([cli(['--progress', 'plain', '-q', d], { root }), cli(['--progress', 'plain', '-q', d], { root })]);
-  assert.is(a.code, 0, a.stderr);
-  assert.is(b.code, 0, b.stderr);
-  assert.is(a.stdout, b.stdout, 'both give the same image');
+it('concurrent builds sharing steps: each step runs once, the others wait and take its result', async () => {
+  // The RUN writes when it ran (nanoseconds): two runs could never give the same layer.
+  const common = 'FROM base AS x\nRUN sleep 1; date +%s%N > /when\n';
+  const d1 = ctx(common + 'COPY Dockerfile /df\n');
+  const d2 = ctx(common + 'RUN echo other > /other\n');
+  const builds = [d1, d1, d2].map((d, i) => cli(['--progress', 'plain', '-t', `conc-${i}`, d], { root }));
+  const [a, b, c] = await Promise.all(builds);
+  for (const r of [a!, b!, c!]) assert.is(r.code, 0, r.stderr);
+  const when = await Promise.all([0, 1, 2].map(async (i) => (await cli(['run', '--rm', `conc-${i}`, 'cat', '/when'], { root })).stdout));
+  assert.ok(when[0] !== '' && when.every((w) => w === when[0]), `the shared RUN ran once: ${when.join(' ')}`);
+  const ids = await Promise.all([0, 1].map(async (i) => JSON.parse((await cli(['inspect', `conc-${i}`], { root })).stdout)[0].Id as string));
+  assert.is(ids[0], ids[1], 'the identical builds give the same image');
+  const waited = [a!, b!, c!].filter((r) => /waiting for another build \(pid \d+\), which runs this same step/.test(r.stderr));
+  assert.ok(waited.length >= 1, `a build said it waited:\n${[a!, b!, c!].map((r) => r.stderr).join('\n---\n')}`);
 });
 
 it('kill -9 during a build leaves a cache the next build can use', async () => {
