@@ -17,7 +17,7 @@ import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { autoGc, readStoreConfig, type Store, type StoreConfig } from '../store/index.js';
+import { autoGc, openLease, readStoreConfig, type Lease, type Store, type StoreConfig } from '../store/index.js';
 import { cgroups, type CgroupLimits, type Rlimit } from '../runtime/index.js';
 import { parseLimits } from './limits.js';
 import { logger, type OpOptions } from './events.js';
@@ -29,26 +29,8 @@ import { BuildRecorder, type BuildRecord } from './history.js';
 import { checksFor, enforceChecks } from './check.js';
 import { checkTimelineFile, writeTimeline } from './timeline.js';
 import { checkPlatform } from './platform.js';
-import { acquireLock } from '../fsutil/index.js';
+import { claimStep, leased } from './shared.js';
 
-/**
- * One build at a time runs the work of a cache key on this store; the others wait and then take its
- * result from the cache. The lock is a directory in tmp/ naming its owner pid: a killed holder's is
- * taken over at once, and recovery reaps it.
- */
-async function claimStep(storeRoot: string, key: string, signal: AbortSignal, onWait: (holder: string) => void): Promise<() => void> {
-  const lock = path.join(storeRoot, 'tmp', `step-${crypto.createHash('sha256').update(key).digest('hex')}.lock`);
-  const now = await acquireLock(lock, { wait: false });
-  if (now) return now;
-  let owner = '';
-  try {
-    owner = fs.readFileSync(path.join(lock, 'owner'), 'utf8').trim();
-  } catch {
-    // released meanwhile
-  }
-  onWait(owner === String(process.pid) ? 'another step of this build' : `another build${owner ? ` (pid ${owner})` : ''}`);
-  return (await acquireLock(lock, { wait: true, signal }))!;
-}
 
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
@@ -229,7 +211,7 @@ function readRequest(req: BuildRequest) {
 type CacheEvent = Extract<SolverEvent, { type: 'cache' }>;
 
 /** Runs the graph's steps with the store's cache (and any imported one); collects the cache events. */
-async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs: number, o: OpOptions): Promise<{ result: OpResult; cacheEvents: CacheEvent[]; memo: ChecksumMemo }> {
+async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs: number, o: OpOptions, lease: Lease): Promise<{ result: OpResult; cacheEvents: CacheEvent[]; memo: ChecksumMemo }> {
   const emit = o.onEvent ?? (() => undefined);
   const remote = req.cacheFrom?.length ? await importCaches(store, req.cacheFrom, req, { signal: o.signal, log: logger(o) }) : undefined;
   const memo = new ChecksumMemo(store.cache.memoFile);
@@ -240,8 +222,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   const cgroupParent = `build-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const limits = req.limits ?? configLimits(readStoreConfig(store.root).build);
   const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
-  const solver = createSolver<OpSpec, OpResult>({
-    opFor: createOps(
+  const ops = createOps(
       {
         storeRoot: store.root,
         store: store.content,
@@ -256,7 +237,10 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
         annotations: req.annotations,
       },
       { index: store.cache, memo, remote },
-    ),
+  );
+  const solver = createSolver<OpSpec, OpResult>({
+    // A source (base image, context) is resolved, or pulled, without the GC lock: it can take long.
+    opFor: (v) => leased(ops(v), store.root, lease, !['scratch', 'image', 'context'].includes(v.op.kind)),
     concurrency: jobs,
     noCache: (v) => (req.noCache ?? false) || noCacheStages.has(String(v.meta['stage'] ?? '')),
     claim: (key, signal, onWait) => claimStep(store.root, key, signal, onWait),
@@ -301,18 +285,24 @@ export async function build(store: Store, req: BuildRequest, outer: OpOptions = 
     // Drawn for failed builds too: that is when a picture of where the time went helps most.
     else if (req.timeline) writeTimeline(store, recorder.id, req.timeline);
   };
+  // What this build takes from the store and makes in it is kept from GC run meanwhile by others.
+  const lease = openLease(store.root);
+  let result: BuildResult;
   try {
-    const result = await buildRecorded(store, req, o);
+    result = await buildRecorded(store, req, o, lease);
     record('completed', { imageId: result.imageId, names: result.names });
-    return result;
   } catch (e) {
     record(e instanceof CancelledError || o.signal?.aborted ? 'cancelled' : 'failed', { error: (e as Error).message });
     outer.onEvent?.({ type: 'log', line: `the whole output of every step: tsbuild builds logs ${recorder.id}` });
     throw e;
+  } finally {
+    lease.close();
   }
+  await autoGc(store);
+  return result;
 }
 
-async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions): Promise<BuildResult> {
+async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, lease: Lease): Promise<BuildResult> {
   const r = readRequest(req);
   const checks = checksFor(r.df, r.text, r.context, r.ignore);
   for (const f of checks.findings) o.onEvent?.({ type: 'warning', message: `${f.rule}: ${f.message}`, ...(f.line ? { line: f.line } : {}) });
@@ -339,8 +329,7 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions): Pro
     },
   });
   for (const w of graph.warnings) o.onEvent?.({ type: 'warning', message: w.message, line: w.line });
-  const { result, cacheEvents, memo } = await solve(store, req, graph.root, r.jobs, o);
-  await autoGc(store);
+  const { result, cacheEvents, memo } = await solve(store, req, graph.root, r.jobs, o, lease);
   if (result.kind !== 'export') throw new TsbuildError('INTERNAL', 'build produced no image');
   recordInputs(store.root, result.manifest.digest, {
     context: r.context,

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../errors/index.js';
 import { hostPlatform, MediaType, readTar, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
-import { unpackLayers, type Store } from '../store/index.js';
+import { unpackLayers, withLease, type Store } from '../store/index.js';
 
 export class LoadError extends TsbuildError {
   constructor(message: string) {
@@ -128,6 +128,11 @@ async function loadOci(store: Store, files: Map<string, Stored>, signal?: AbortS
 
 /** Loads every image of the archive; names are given only once all of them unpacked. */
 export async function loadImages(store: Store, input: Readable, o: { signal?: AbortSignal } = {}): Promise<LoadedImage[]> {
+  // Blobs land before the names do: a lease keeps them from a GC run meanwhile.
+  return withLease(store.root, () => loadLeased(store, input, o));
+}
+
+async function loadLeased(store: Store, input: Readable, o: { signal?: AbortSignal }): Promise<LoadedImage[]> {
   let files: Map<string, Stored>;
   try {
     files = await ingest(store, input);

@@ -9,7 +9,7 @@ import {
   RegistryClient, familiarName, formatReference, isLoopbackHost, lookupCredentials, parseReference, pullImage, pushImage,
   type Credentials, type Reference, type TransferEvent,
 } from '../registry/index.js';
-import { imageLayers, readStoreConfig, unpackLayers, type Store } from '../store/index.js';
+import { imageLayers, readStoreConfig, unpackLayers, withLease, type Store } from '../store/index.js';
 import { humanSize } from './format.js';
 
 /** How to reach registries: what the request adds to the store's config. */
@@ -69,6 +69,11 @@ export function transferLogger(log: (line: string) => void): (e: TransferEvent |
 
 /** Pulls `ref` into the store and unpacks it; returns it as the store resolves it. */
 export async function pullInto(store: Store, ref: Reference, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; platform?: string }): Promise<ResolvedImage> {
+  // Blobs and snapshots land before the name does: a lease keeps them from a GC run meanwhile.
+  return withLease(store.root, () => pullLeased(store, ref, o));
+}
+
+async function pullLeased(store: Store, ref: Reference, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; platform?: string }): Promise<ResolvedImage> {
   const pulled = await pullImage({
     client: registryClient(ref.domain, o, store.root, o.log),
     ref,

@@ -94,6 +94,30 @@ it('concurrent builds sharing steps: each step runs once, the others wait and ta
   assert.ok(waited.length >= 1, `a build said it waited:\n${[a!, b!, c!].map((r) => r.stderr).join('\n---\n')}`);
 });
 
+it('eight concurrent builds (two identical, the rest sharing steps) with run, prune and rmi at the same time: all succeed, images correct', async () => {
+  for (const name of ['kept', 'victim']) {
+    const pre = await cli(['-q', '-t', name, ctx(`FROM base AS v\nRUN echo ${name} > /v\n`)], { root });
+    assert.is(pre.code, 0, pre.stderr);
+  }
+  const shared = 'FROM base AS s\nRUN sleep 0.5; echo shared > /shared\n';
+  const ds = [0, 0, 1, 2, 3, 4, 5, 6].map((i) => ctx(`${shared}RUN echo ${i} > /mine && sleep 0.${i}\nCOPY Dockerfile /df\n`));
+  const builds = ds.map((d, i) => cli(['-q', '-t', `eight-${i}`, d], { root }));
+  const others = [
+    cli(['run', '--rm', 'kept', 'cat', '/v'], { root }),
+    cli(['prune', '--all'], { root }),
+    cli(['image', 'prune', '-f'], { root }),
+    cli(['rmi', 'victim'], { root }),
+  ];
+  const results = await Promise.all([...builds, ...others]);
+  results.forEach((r, i) => assert.is(r.code, 0, `${i < 8 ? `build ${i}` : ['run', 'prune', 'image prune', 'rmi'][i - 8]}: ${r.stderr}`));
+  assert.is(results[8]!.stdout, 'kept\n', 'the run saw its image');
+  assert.is(results[0]!.stdout, results[1]!.stdout, 'the identical builds give one image');
+  for (let i = 0; i < 8; i++) {
+    const r = await cli(['run', '--rm', `eight-${i}`, 'cat', '/shared', '/mine'], { root });
+    assert.is(r.stdout, `shared\n${i < 2 ? 0 : i - 1}\n`, `eight-${i}: ${r.stderr}`);
+  }
+});
+
 it('kill -9 during a build leaves a cache the next build can use', async () => {
   const marker = `sleep ${300 + Math.floor(Math.random() * 100)}`;
   const d = ctx(`FROM base AS k\nRUN echo first > /first\nRUN ${marker}\n`);

@@ -152,8 +152,12 @@ export class ContentStore {
   private moveIntoPlace(file: string, digest: string): void {
     const final = this.blobPath(digest);
     const have = fs.statSync(final, { throwIfNoEntry: false });
-    if (have && have.size === fs.statSync(file).size && (have.size > 4 << 20 || sha256File(final) === digest)) fs.rmSync(file, { force: true });
-    else fs.renameSync(file, final);
+    if (have && have.size === fs.statSync(file).size && (have.size > 4 << 20 || sha256File(final) === digest)) {
+      fs.rmSync(file, { force: true });
+      // Produced again: as new as if written now, for GC's protection of what running builds make.
+      const now = new Date();
+      fs.utimesSync(final, now, now);
+    } else fs.renameSync(file, final);
   }
 
   /**
@@ -332,7 +336,7 @@ export class ContentStore {
   }
 
   /** Removes every blob that no named manifest reaches (and stale temp files). Returns bytes freed. */
-  gcBlobs(extraRoots: string[] = []): number {
+  gcBlobs(extraRoots: string[] = [], keepNewerThan?: number): number {
     return withLock(path.join(this.root, 'index.lock'), () => {
       const keep = new Set<string>(extraRoots);
       for (const m of this.readIndex().manifests) {
@@ -352,7 +356,10 @@ export class ContentStore {
       for (const hex of fs.readdirSync(dir)) {
         if (keep.has(`sha256:${hex}`)) continue;
         const p = path.join(dir, hex);
-        freed += fs.statSync(p).size;
+        const st = fs.statSync(p, { throwIfNoEntry: false });
+        // Written or reused while a build runs: not yet named by what will hold it.
+        if (!st || (keepNewerThan !== undefined && st.mtimeMs >= keepNewerThan)) continue;
+        freed += st.size;
         fs.rmSync(p, { force: true });
       }
       return freed;

@@ -4,8 +4,9 @@
  * so it is never a candidate.
  */
 import { chainIDs, type ContentStore, type ImageConfig, type Manifest } from '../image/index.js';
-import type { Snapshotter } from '../snapshotter/index.js';
+import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
 import type { Store } from './store.js';
+import { liveLeases, withGcLock, type LiveLeases } from './leases.js';
 
 export interface GcResult {
   blobBytes: number;
@@ -20,7 +21,7 @@ export type Holders = Map<string, string[]>;
  * `keep` (containers, cache records, with their reasons), active snapshots, and the parents of all
  * of them. GC removes the committed snapshots no one holds; `system df -v` shows the same answer.
  */
-export async function snapshotHolders(store: ContentStore, snapshotter: Snapshotter, keep: Map<string, string[]> = new Map()): Promise<{ holders: Holders; infos: Map<string, { parent?: string; kind: string }> }> {
+export async function snapshotHolders(store: ContentStore, snapshotter: Snapshotter, keep: Map<string, string[]> = new Map(), leases: LiveLeases = { holds: new Set() }): Promise<{ holders: Holders; infos: Map<string, { parent?: string; kind: string }> }> {
   const holders: Holders = new Map();
   const hold = (k: string, why: string) => holders.set(k, [...(holders.get(k) ?? []), why]);
   for (const [k, whys] of keep) for (const w of whys) hold(k, w);
@@ -34,29 +35,42 @@ export async function snapshotHolders(store: ContentStore, snapshotter: Snapshot
     }
   }
   const infos = new Map<string, { parent?: string; kind: string }>();
-  await snapshotter.walk((i) => void infos.set(i.key, { parent: i.parent, kind: i.kind }));
+  await snapshotter.walk((i) => {
+    infos.set(i.key, { parent: i.parent, kind: i.kind });
+    if (leases.holds.has(i.key)) hold(i.key, 'a running build');
+    else if (leases.since !== undefined && Date.parse(i.created) >= leases.since - LEASE_MARGIN_MS) hold(i.key, 'made while a build runs');
+  });
   for (const [k, i] of infos) if (i.kind !== 'committed') hold(k, `${i.kind} (in use or left by a process)`);
   // Everything a held snapshot stands on is held too.
   for (const k of [...holders.keys()]) for (let p = infos.get(k)?.parent; p; p = infos.get(p)?.parent) if (!holders.has(p)) hold(p, `parent of ${k.slice(0, 19)}`);
   return { holders, infos };
 }
 
-export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: Map<string, string[]> = new Map(), keepBlobs: string[] = []): Promise<GcResult> {
-  const { holders, infos } = await snapshotHolders(store, snapshotter, keepSnapshots);
+/** Clock steps between the lease's time and the files' (both this machine's wall clock) are small. */
+const LEASE_MARGIN_MS = 2000;
+
+export async function gcStore(store: ContentStore, snapshotter: Snapshotter, keepSnapshots: Map<string, string[]> = new Map(), keepBlobs: string[] = [], leases: LiveLeases = { holds: new Set() }): Promise<GcResult> {
+  const { holders, infos } = await snapshotHolders(store, snapshotter, keepSnapshots, leases);
   let removed = 0;
   for (let progress = true; progress; ) {
     progress = false;
     const parents = new Set([...infos.values()].map((i) => i.parent).filter(Boolean));
     for (const [k] of infos) {
       if (holders.has(k) || parents.has(k)) continue;
-      await snapshotter.remove(k);
       infos.delete(k);
-      removed++;
       progress = true;
+      try {
+        await snapshotter.remove(k);
+        removed++;
+      } catch (e) {
+        // A command started on it since the walk (`run` of an image being removed), or it is gone.
+        if (!(e instanceof SnapshotError && (e.code === 'SNAPSHOT_IN_USE' || e.code === 'SNAPSHOT_NOT_FOUND'))) throw e;
+      }
     }
   }
   await snapshotter.cleanup();
-  return { blobBytes: store.gcBlobs(keepBlobs), snapshots: removed };
+  const since = leases.since === undefined ? undefined : leases.since - LEASE_MARGIN_MS;
+  return { blobBytes: store.gcBlobs([...keepBlobs, ...leases.holds], since), snapshots: removed };
 }
 
 /** The store-level roots: containers' layers and cache records' snapshots and blobs, with reasons. */
@@ -73,13 +87,18 @@ export function storeRoots(s: Store): { snapshots: Map<string, string[]>; blobs:
   return { snapshots, blobs };
 }
 
-/** GC of a whole store: images, containers and cache records are the roots. */
+/**
+ * GC of a whole store: images, containers, cache records and running builds' leases are the roots.
+ * Under the GC lock, so a build's cache hit is never removed under it.
+ */
 export async function gcWithCache(s: Store): Promise<GcResult> {
-  const roots = storeRoots(s);
-  const r = await gcStore(s.content, s.snapshotter, roots.snapshots, [...roots.blobs.keys()]);
-  // Where blobs live in registries matters only for blobs we still have (cross-repository mounts).
-  s.blobSources.retain((d) => s.content.has(d));
-  return r;
+  return withGcLock(s.root, async () => {
+    const roots = storeRoots(s);
+    const r = await gcStore(s.content, s.snapshotter, roots.snapshots, [...roots.blobs.keys()], liveLeases(s.root));
+    // Where blobs live in registries matters only for blobs we still have (cross-repository mounts).
+    s.blobSources.retain((d) => s.content.has(d));
+    return r;
+  });
 }
 
 export interface Accounting {
@@ -93,11 +112,13 @@ export interface Accounting {
  */
 export async function storeAccounting(s: Store): Promise<Accounting> {
   const roots = storeRoots(s);
-  const { holders, infos } = await snapshotHolders(s.content, s.snapshotter, roots.snapshots);
+  const leases = liveLeases(s.root);
+  const { holders, infos } = await snapshotHolders(s.content, s.snapshotter, roots.snapshots, leases);
   const snapshots: Accounting['snapshots'] = [];
   for (const [key, i] of infos) snapshots.push({ key, kind: i.kind, size: await s.snapshotter.usage(key).then((u) => u.size, () => 0), holders: holders.get(key) ?? [] });
   const blobHolders = new Map(roots.blobs);
   const add = (d: string, why: string) => blobHolders.set(d, [...(blobHolders.get(d) ?? []), why]);
+  for (const d of leases.holds) if (d.startsWith('sha256:')) add(d, 'a running build');
   for (const rec of [...s.content.list().map((r) => ({ d: r.manifest, name: r.name })), ...s.content.dangling().map((d) => ({ d, name: d.digest.slice(7, 19) }))]) {
     add(rec.d.digest, `image ${rec.name}`);
     try {

@@ -14,6 +14,7 @@ export { tempKey } from './keys.js';
 export { withMounted } from './mount.js';
 export { unpackLayers, imageLayers } from './unpack.js';
 export { gcWithCache, storeAccounting } from './gc.js';
+export { openLease, withLease, withGcLock, type Lease } from './leases.js';
 export type { Accounting } from './gc.js';
 export { pruneCache, autoGc, parseSize, parseUntil } from './prune.js';
 export type { PruneOptions } from './prune.js';
