@@ -129,15 +129,24 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   prune: { flags: cacheFlags, synopsis: '[--keep-storage SIZE] [--filter until=DURATION] [--all]' },
 };
 
+const errno = (x: unknown) => (x as NodeJS.ErrnoException | undefined)?.code;
+const causes = (x: unknown): unknown[] => (x instanceof Error ? [x, ...causes(x.cause)] : []);
+
+/** A full disk anywhere under the error: what to do about it. */
+function noSpaceHint(e: unknown): string {
+  const full = causes(e).some((x) => errno(x) === 'ENOSPC' || (x instanceof TsbuildError && x.code === 'NO_SPACE'));
+  return full ? '\n  the filesystem is full: free space (tsbuild system prune -a, tsbuild prune --all, or elsewhere on that disk) and run the command again; what was half written has been removed' : '';
+}
+
 function errorText(e: unknown): string {
   if (e instanceof DockerfileSyntaxError) return e.located();
   if (e instanceof VertexError) {
     const line = e.vertex.meta['line'];
     const stage = e.vertex.meta['stage'];
-    return `${e.message}${line ? `\n  at Dockerfile line ${line}${stage ? ` (stage ${stage})` : ''}` : ''}`;
+    return `${e.message}${line ? `\n  at Dockerfile line ${line}${stage ? ` (stage ${stage})` : ''}` : ''}${noSpaceHint(e)}`;
   }
+  if (noSpaceHint(e)) return `${(e as Error).message}${noSpaceHint(e)}`;
   // A read-only store (or output path): the raw errno names the file; say what to do.
-  const errno = (x: unknown) => (x as NodeJS.ErrnoException | undefined)?.code;
   if (errno(e) === 'EROFS' || errno((e as Error | undefined)?.cause) === 'EROFS') return `${(e as Error).message}\n  the path is on a read-only filesystem: reading commands (images, inspect, ps, cache ls, …) work on a read-only store, this one writes; give a writable store with --root`;
   if (e instanceof Error) return e.message;
   return String(e);

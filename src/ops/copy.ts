@@ -269,7 +269,7 @@ export async function copyOp(
   let viewKey: string | undefined;
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   try {
-    await withMounted(env.storeRoot, mounts, async (dstRoot) => {
+    await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
         await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, undefined, downloadsOf(env, tmp));
@@ -280,7 +280,7 @@ export async function copyOp(
       } else {
         await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, undefined, downloadsOf(env, tmp));
       }
-    });
+    }));
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
     committed = true;
     return out;
@@ -288,6 +288,18 @@ export async function copyOp(
     fs.rmSync(tmp, { recursive: true, force: true });
     if (viewKey) await env.snapshotter.remove(viewKey).catch(() => undefined);
     if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
+  }
+}
+
+/** A full disk during a copy names the destination in the image, not the temporary mount path. */
+async function copyNamingFullDisk(env: OpsEnv, dest: string, mounted: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+    const file = /-> '([^']*)'/.exec((e as Error).message)?.[1];
+    const inImage = file?.startsWith(mounted + '/') ? file.slice(mounted.length) : dest;
+    throw new TsbuildError('NO_SPACE', `no space left on device copying ${inImage} into the image (store at ${env.storeRoot})`, { cause: e });
   }
 }
 
@@ -326,7 +338,7 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
   let blob: { digest: string; size: number } | undefined;
   try {
     const mounts = await env.snapshotter.prepare(scratch);
-    await withMounted(env.storeRoot, mounts, async (dstRoot) => {
+    await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       if (src.kind === 'context') {
         await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, owner, downloadsOf(env, tmp));
       } else if (src.snapshot) {
@@ -334,7 +346,7 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
         await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, '/', ctx, owner, downloadsOf(env, tmp)));
       } else await copyInto(op, dstRoot, tmp, undefined, '/', ctx, owner, downloadsOf(env, tmp));
-    });
+    }));
     const upper = await writableDir(env, scratch);
     if (!upper) throw new CopyError(`--link needs a snapshotter with layer diffs; ${env.snapshotter.driver} has none`);
     // A snapshot without a parent holds exactly the copied files, in any driver.

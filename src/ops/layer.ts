@@ -6,12 +6,35 @@ import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChange
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
 import { readLayerMeta, readXattrs } from '../runtime/index.js';
 import { SnapshotError, type Mount } from '../snapshotter/index.js';
+import { TsbuildError } from '../errors/index.js';
 import { withMounted } from '../store/index.js';
 import type { OpsEnv, StateRef } from './types.js';
 
 /** Runs `fn` with the parent's tree mounted read-only (undefined when there is no parent). */
 async function withLower<T>(env: OpsEnv, mounts: Mount[], fn: (dir: string | undefined) => Promise<T>): Promise<T> {
   return mounts.length === 0 ? fn(undefined) : withMounted(env.storeRoot, mounts, fn);
+}
+
+/** The layer of an overlay upperdir, compared with the parent's tree. */
+async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> }): Promise<{ digest: string; size: number }> {
+  const base = await env.snapshotter.diffBase?.(activeKey);
+  return withLower(env, base?.lower ?? [], async (lower) => {
+    if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
+    if (base && materializeCopiedUpLinks(upper, lower, base.index, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
+    // Only the lower entries the upperdir names are compared, so only their xattrs are read.
+    const lowerXattrs = readXattrs(lower, treeChanges(undefined, upper, { overlay: { opaque: new Set() } }).map((c) => c.rel));
+    return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs } }));
+  });
+}
+
+/** A full disk while the layer is written says so, with where and what to do (the partial blob is gone). */
+async function noSpaceNamed<T>(env: OpsEnv, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+    throw new TsbuildError('NO_SPACE', `no space left on device writing this step's layer into the store at ${env.storeRoot}`, { cause: e });
+  }
 }
 
 export async function commitState(env: OpsEnv, activeKey: string, parent: StateRef, history: History[], entry: History): Promise<StateRef> {
@@ -23,14 +46,7 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
     const meta = readLayerMeta(upper);
-    const base = await env.snapshotter.diffBase?.(activeKey);
-    blob = await withLower(env, base?.lower ?? [], async (lower) => {
-      if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
-      if (base && materializeCopiedUpLinks(upper, lower, base.index, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
-      // Only the lower entries the upperdir names are compared, so only their xattrs are read.
-      const lowerXattrs = readXattrs(lower, treeChanges(undefined, upper, { overlay: { opaque: new Set() } }).map((c) => c.rel));
-      return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs } }));
-    });
+    blob = await noSpaceNamed(env, () => upperBlob(env, activeKey, upper, meta));
     if (blob.digest === EMPTY_TAR) {
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
@@ -39,7 +55,7 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
     const dirs = await env.snapshotter.diffDirs?.(activeKey);
     if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);
     const xattrs = { lower: dirs.lower ? readXattrs(dirs.lower) : undefined, upper: readXattrs(dirs.upper) };
-    blob = await env.store.writeBlob(diffTrees(dirs.lower, dirs.upper, { sourceDateEpoch: env.sourceDateEpoch, xattrs }));
+    blob = await noSpaceNamed(env, () => env.store.writeBlob(diffTrees(dirs.lower, dirs.upper, { sourceDateEpoch: env.sourceDateEpoch, xattrs })));
     if (blob.digest === EMPTY_TAR) {
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };

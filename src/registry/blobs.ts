@@ -164,6 +164,11 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
     o.signal?.removeEventListener('abort', onAbort);
     await fh.close();
     if (e instanceof RegistryError && e.code === 'SIZE_MISMATCH') fs.rmSync(partial, { force: true });
+    // On a full disk the partial holds the space the user has to free: it goes (the pull restarts).
+    if ((e as NodeJS.ErrnoException).code === 'ENOSPC') {
+      fs.rmSync(partial, { force: true });
+      throw new TsbuildError('NO_SPACE', `no space left on device downloading blob ${desc.digest} (${desc.size} bytes) from ${client.domain}/${repo} into the store; nothing of it was kept`, { cause: e });
+    }
     throw e;
   }
   o.signal?.removeEventListener('abort', onAbort);

@@ -46,6 +46,11 @@ export abstract class BaseSnapshotter implements Snapshotter {
     this.afterCommit(id);
   }
   async remove(key: string): Promise<void> {
+    try {
+      this.emptyIfDiscarded(key);
+    } catch {
+      // best effort: the metadata update below decides
+    }
     const id = this.meta.update((db) => {
       const rec = db.snapshots[key];
       if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
@@ -57,6 +62,17 @@ export abstract class BaseSnapshotter implements Snapshotter {
     // Metadata first, disk after: a crash in between leaves only an orphan directory for cleanup().
     if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
     fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
+  }
+  /**
+   * An active snapshot (or view) being thrown away is emptied before its record goes: on a full disk
+   * its own files are what keeps the record's rewrite from fitting (a RUN that filled the disk). A crash
+   * in between leaves an empty active snapshot, which recovery removes as before. Never a committed one.
+   */
+  private emptyIfDiscarded(key: string): void {
+    const rec = this.meta.read().snapshots[key];
+    if (!rec || rec.kind === 'committed' || !fs.existsSync(this.fsOf(rec.id))) return;
+    if (Object.values(this.meta.read().snapshots).some((r) => r.parent === key)) return;
+    for (const e of fs.readdirSync(this.fsOf(rec.id))) fs.rmSync(path.join(this.fsOf(rec.id), e), { recursive: true, force: true });
   }
   async stat(key: string): Promise<Info> {
     return MetaStore.info(key, this.meta.get(key));
