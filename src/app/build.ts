@@ -240,7 +240,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   );
   const solver = createSolver<OpSpec, OpResult>({
     // A source (base image, context) is resolved, or pulled, without the GC lock: it can take long.
-    opFor: (v) => leased(ops(v), store.root, lease, !['scratch', 'image', 'context'].includes(v.op.kind)),
+    opFor: (v) => leased(ops(v), store.root, lease, ['scratch', 'image', 'context'].includes(v.op.kind), (r) => present(store, r)),
     concurrency: jobs,
     noCache: (v) => (req.noCache ?? false) || noCacheStages.has(String(v.meta['stage'] ?? '')),
     claim: (key, signal, onWait) => claimStep(store.root, key, signal, onWait),
@@ -262,6 +262,13 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
 }
 
 /** `"build"` in config.json, with the flags' names or camelCase, numbers or strings. */
+/** Whether a result's snapshot and layer blobs are still in the store (a GC may have run). */
+async function present(store: Store, r: OpResult): Promise<boolean> {
+  if (r.kind !== 'state') return true;
+  if (r.snapshot && !(await store.snapshotter.stat(r.snapshot).then(() => true, () => false))) return false;
+  return r.layers.every((l) => store.content.has(l.descriptor.digest));
+}
+
 function configLimits(c: StoreConfig['build']): CgroupLimits {
   const s = (v: string | number | undefined) => (v === undefined ? undefined : String(v));
   return parseLimits({ memory: s(c?.memory), cpus: s(c?.cpus), pidsLimit: s(c?.pidsLimit ?? c?.['pids-limit']) });

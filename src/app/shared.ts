@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CacheKey, OpContext, OpFn, OpHandle } from '../builder/index.js';
+import type { OpFn, OpHandle } from '../builder/index.js';
 import { acquireLock } from '../fsutil/index.js';
 import type { OpResult } from '../ops/index.js';
 import { withGcLock, type Lease } from '../store/index.js';
@@ -18,25 +18,43 @@ function usedBy(r: OpResult): string[] {
   return [];
 }
 
+/** Whether a result's snapshot and blobs are all still in the store. */
+export type Present = (r: OpResult) => Promise<boolean>;
+
 /**
  * An op whose results are held by the build's lease. A cache hit is looked up under the GC lock, so a
- * GC running meanwhile either removed the snapshot first (a miss) or sees the hold (kept).
+ * GC running meanwhile either removed the snapshot first (a miss) or sees the hold (kept). A source (a
+ * base image, which may be pulled: too long to hold the lock for) is resolved without it, then held
+ * under it once it is checked to be still there; resolved again if a GC took it in between.
  */
-export function leased(h0: OpHandle<OpResult> | OpFn<OpResult>, root: string, lease: Lease, locked: boolean): OpHandle<OpResult> {
+export function leased(h0: OpHandle<OpResult> | OpFn<OpResult>, root: string, lease: Lease, source: boolean, present: Present): OpHandle<OpResult> {
   const h: OpHandle<OpResult> = typeof h0 === 'function' ? { run: h0 } : h0;
   const load = h.load;
-  const held = async (key: CacheKey, inputs: OpResult[], ctx: OpContext) => {
-    const r = await load!.call(h, key, inputs, ctx);
+  const hold = (r: OpResult | undefined) => {
     if (r) lease.hold(usedBy(r));
     return r;
   };
+  /** Resolves a source and holds it; at most three tries against a GC that keeps removing it. */
+  const resolved = async (get: () => Promise<OpResult | undefined>, signal: AbortSignal): Promise<OpResult | undefined> => {
+    for (let attempt = 0; ; attempt++) {
+      const r = await get();
+      if (!r) return r;
+      const kept = await withGcLock(root, async () => ((await present(r)) ? hold(r) : undefined), signal);
+      if (kept || attempt === 2) return kept ?? r;
+    }
+  };
   return {
     ...h,
-    load: load && ((key, inputs, ctx) => (locked ? withGcLock(root, () => held(key, inputs, ctx), ctx.signal) : held(key, inputs, ctx))),
+    load:
+      load &&
+      ((key, inputs, ctx) => {
+        const get = () => load.call(h, key, inputs, ctx);
+        return source ? resolved(get, ctx.signal) : withGcLock(root, async () => hold(await get()), ctx.signal);
+      }),
     run: async (inputs, ctx) => {
-      const r = await h.run(inputs, ctx);
-      lease.hold(usedBy(r));
-      return r;
+      if (source) return (await resolved(() => h.run(inputs, ctx), ctx.signal))!;
+      // What a step makes is new: GC keeps everything made while a lease is open.
+      return hold(await h.run(inputs, ctx))!;
     },
   };
 }
