@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory stays flat as a layer grows: peak RSS of push (uncompressed and gzip) and pull of an image
 # whose one layer is SMALL MiB, then LARGE MiB of random bytes, against a docker-registry on
-# 127.0.0.1 started here. Peak RSS from GNU time; asserts nothing. Needs docker-registry and busybox.
+# 127.0.0.1 started here; then builds with a large context, a sparse file and a loud RUN. Peak RSS
+# from GNU time; asserts nothing. Needs docker-registry and busybox.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 small=${SMALL:-64}
@@ -33,3 +34,22 @@ for mib in "$small" "$large"; do
   c=$(rss "$work/p$mib" pull "127.0.0.1:$port/gz$mib")
   printf '%-10s %8s MB %8s MB %8s MB\n' "$mib" "$a" "$b" "$c"
 done
+
+# Builds whose inputs or output grow (#21): a context of FILES small files, a sparse file of SPARSE GiB
+# copied in, and a RUN that prints PRINT MiB. Peak RSS of the whole build, cold, with TSBUILD_NETWORK=host.
+files=${FILES:-100000}
+sparse=${SPARSE:-2}
+print=${PRINT:-200}
+bctx() { rm -rf "$work/b"; mkdir -p "$work/b"; cp "$(command -v busybox)" "$work/b/busybox"; printf 'FROM scratch\nCOPY busybox /bin/busybox\n%s\n' "$1" > "$work/b/Dockerfile"; }
+brss() { TSBUILD_NETWORK=host rss "$work/build-$1" -q "$work/b"; }
+echo
+printf '%-34s %10s\n' "build" "peak RSS"
+bctx 'COPY many /many'
+mkdir -p "$work/b/many"
+for d in $(seq 0 $(( files / 1000 - 1 ))); do mkdir "$work/b/many/d$d"; for f in $(seq 0 999); do printf '%s' "$d.$f" > "$work/b/many/d$d/f$f"; done; done
+printf '%-34s %8s MB\n' "COPY of $files small files" "$(brss files)"
+bctx 'COPY sparse /sparse'
+truncate -s "${sparse}G" "$work/b/sparse"
+printf '%-34s %8s MB\n' "COPY of a ${sparse} GiB sparse file" "$(brss sparse)"
+bctx "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox head -c $((print << 20)) /dev/zero | /bin/busybox od -An -v | /bin/busybox head -c $((print << 20))\"]"
+printf '%-34s %8s MB\n' "RUN printing $print MiB" "$(brss print)"
