@@ -37,6 +37,33 @@ test('checksums cover content and metadata but never mtime; the memo avoids re-r
   }
 });
 
+test('a damaged or truncated memo keeps what parsed and is rewritten whole', () => {
+  const d = tmpdir();
+  try {
+    const file = path.join(d, 'checksums.memo');
+    const names = ['a', 'b\nwith newline', 'c'];
+    for (const n of names) fs.writeFileSync(path.join(d, n), n);
+    const memo = new ChecksumMemo(file);
+    const sums = names.map((n) => entryChecksum(path.join(d, n), memo));
+    memo.save();
+    const whole = fs.readFileSync(file);
+    for (const cut of [whole.length - 1, whole.length - 70, 25, 3]) {
+      fs.writeFileSync(file, whole.subarray(0, cut));
+      const m = new ChecksumMemo(file);
+      names.forEach((n, i) => assert.is(entryChecksum(path.join(d, n), m), sums[i], `cut at ${cut}: ${n}`));
+      assert.ok(m.stats.hashed >= 1, `cut at ${cut}: what the damage took is read again`);
+      m.save();
+      assert.ok(fs.readFileSync(file).equals(whole), `cut at ${cut}: rewritten whole`);
+    }
+    fs.writeFileSync(file, '{"/x": {"k": "1", "d": "2"}}');
+    const legacy = new ChecksumMemo(file);
+    assert.is(entryChecksum(path.join(d, 'a'), legacy), sums[0]);
+    assert.is(legacy.stats.hashed, 1, 'a file in another format is no memo');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test('key digests do not depend on material order', () => {
   assert.is(digestOf({ a: '1', b: '2' }), digestOf({ b: '2', a: '1' }));
   assert.is.not(digestOf({ a: '1' }), digestOf({ a: '2' }));

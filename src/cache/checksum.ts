@@ -6,39 +6,68 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJSONFile, writeFileAtomic } from '../fsutil/index.js';
+import { writeFileAtomicChunks } from '../fsutil/index.js';
 
-interface MemoEntry {
-  k: string;
-  d: string;
-}
+/** Records of the memo file: `path NUL statKey NUL digest NUL`, after this first line. */
+const MEMO_HEADER = 'tsbuild-checksums 1\n';
+const STAT_KEY = /^\d+(:\d+){7}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
 
+/**
+ * The memo holds one record per file of every context it has seen, so it is kept small: each entry
+ * is one flat string (`statKey digest`), and it is read and written record by record rather than as
+ * one JSON document (which doubled the peak memory of a build with a 100,000-file context).
+ */
 export class ChecksumMemo {
-  private entries = new Map<string, MemoEntry>();
+  private entries = new Map<string, string>();
   private dirty = false;
   readonly stats = { hashed: 0, memoHits: 0 };
   constructor(private file?: string) {
-    if (file) {
-      // A memo is only a shortcut: a damaged one is started afresh (and rewritten after the build).
-      let data: Record<string, MemoEntry> = {};
-      try {
-        data = readJSONFile<Record<string, MemoEntry>>(file, {});
-      } catch {
+    if (file) this.load(file);
+  }
+  private load(file: string): void {
+    let raw: Buffer;
+    try {
+      raw = fs.readFileSync(file);
+    } catch {
+      return;
+    }
+    // A memo is only a shortcut: a damaged one keeps what parsed before the damage and is rewritten.
+    if (!raw.subarray(0, MEMO_HEADER.length).equals(Buffer.from(MEMO_HEADER))) {
+      this.dirty = true;
+      return;
+    }
+    let pos = MEMO_HEADER.length;
+    const field = (): string | undefined => {
+      const z = raw.indexOf(0, pos);
+      if (z < 0) return undefined;
+      const f = raw.toString('utf8', pos, z);
+      pos = z + 1;
+      return f;
+    };
+    while (pos < raw.length) {
+      const p = field();
+      const k = field();
+      const d = field();
+      if (p === undefined || k === undefined || d === undefined || !STAT_KEY.test(k) || !HEX64.test(d)) {
         this.dirty = true;
+        return;
       }
-      for (const [p, e] of Object.entries(data)) this.entries.set(p, e);
+      this.entries.set(p, [k, d].join(' '));
     }
   }
+  // Array join gives one flat string; a template literal gives a tree of rope nodes that the memo would
+  // keep for every file (about 300 bytes each, 30 MB for a 100,000-file context).
   private static statKey(st: fs.BigIntStats): string {
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}:${st.uid}:${st.gid}`;
+    return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, st.mode, st.uid, st.gid].join(':');
   }
   /** Content digest of a regular file, from the memo when its stat is unchanged. */
   fileDigest(p: string, st: fs.BigIntStats): string {
     const k = ChecksumMemo.statKey(st);
     const e = this.entries.get(p);
-    if (e && e.k === k) {
+    if (e !== undefined && e.length === k.length + 65 && e.startsWith(k) && e[k.length] === ' ') {
       this.stats.memoHits++;
-      return e.d;
+      return e.slice(k.length + 1);
     }
     const h = crypto.createHash('sha256');
     const fd = fs.openSync(p, 'r');
@@ -50,14 +79,28 @@ export class ChecksumMemo {
     }
     const d = h.digest('hex');
     this.stats.hashed++;
-    this.entries.set(p, { k, d });
+    this.entries.set(p, [k, d].join(' '));
     this.dirty = true;
     return d;
   }
   save(): void {
     if (!this.file || !this.dirty) return;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.entries)));
+    const entries = this.entries;
+    function* chunks(): Generator<string> {
+      yield MEMO_HEADER;
+      let part: string[] = [];
+      for (const [p, e] of entries) {
+        const sp = e.indexOf(' ');
+        part.push(p, e.slice(0, sp), e.slice(sp + 1));
+        if (part.length >= 3 * 2048) {
+          yield part.join('\0') + '\0';
+          part = [];
+        }
+      }
+      if (part.length) yield part.join('\0') + '\0';
+    }
+    writeFileAtomicChunks(this.file, chunks());
     this.dirty = false;
   }
 }
@@ -65,11 +108,12 @@ export class ChecksumMemo {
 /** One entry's checksum: metadata and, for files, content; symlinks by their target. */
 export function entryChecksum(p: string, memo: ChecksumMemo): string {
   const st = fs.lstatSync(p, { bigint: true });
-  const meta = `${st.mode.toString(8)} ${st.uid} ${st.gid}`;
-  if (st.isSymbolicLink()) return `l ${meta} ${fs.readlinkSync(p)}`;
-  if (st.isDirectory()) return `d ${meta}`;
-  if (st.isFile()) return `f ${meta} ${st.size} ${memo.fileDigest(p, st)}`;
-  return `o ${meta} ${st.rdev}`;
+  // Joined, not templated: one flat string per entry, as the memo's keys (a build holds one per file).
+  const meta = [st.mode.toString(8), st.uid, st.gid];
+  if (st.isSymbolicLink()) return ['l', ...meta, fs.readlinkSync(p)].join(' ');
+  if (st.isDirectory()) return ['d', ...meta].join(' ');
+  if (st.isFile()) return ['f', ...meta, st.size, memo.fileDigest(p, st)].join(' ');
+  return ['o', ...meta, st.rdev].join(' ');
 }
 
 export function digestOf(material: Record<string, string>): string {

@@ -53,7 +53,7 @@ export class CacheIndex {
     fs.mkdirSync(this.steps, { recursive: true });
   }
   get memoFile(): string {
-    return path.join(this.root, 'cache', 'checksums.json');
+    return path.join(this.root, 'cache', 'checksums.memo');
   }
   /** The record for `key`; a damaged one is a miss, and is removed (the step runs and writes a new one). */
   lookup(key: string): CacheRecord | undefined {

@@ -232,7 +232,7 @@ it('damaged cache files (records, step history, the checksum memo) are misses, n
         damaged++;
       }
     }
-    fs.writeFileSync(path.join(cacheDir, 'checksums.json'), '{');
+    fs.writeFileSync(path.join(cacheDir, 'checksums.memo'), 'tsbuild-checksums 1\n/x\0');
     assert.ok(damaged > 0);
     const b2 = await cli(['--progress', 'plain', d], { root: store });
     assert.is(b2.code, 0, b2.stderr);

@@ -8,14 +8,22 @@ import path from 'node:path';
 import { TsbuildError, errnoCode } from '../errors/index.js';
 
 export function writeFileAtomic(file: string, data: string | Buffer): void {
+  writeFileAtomicChunks(file, [data]);
+}
+
+/** writeFileAtomic for content made piece by piece, so a large record never exists as one string. */
+export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Buffer>): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fd = fs.openSync(tmp, 'w', 0o644);
   try {
-    fs.writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    for (const c of chunks) fs.writeSync(fd, typeof c === 'string' ? Buffer.from(c) : c);
     fs.fsyncSync(fd);
-  } finally {
+  } catch (e) {
     fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
+  fs.closeSync(fd);
   fs.renameSync(tmp, file);
 }
 

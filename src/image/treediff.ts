@@ -82,17 +82,17 @@ const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 type Change = { rel: string; kind: 'entry'; st: fs.Stats } | { rel: string; kind: 'whiteout' };
 
 /**
- * The changes as a list, in layer order. Small next to the layer (one record per changed entry); the
- * layer's bytes are streamed by diffTrees.
+ * The changes, lazily, in layer order: only the directories on the current path and their sorted
+ * names are held, so memory does not grow with the number of entries (the layer's bytes are streamed
+ * by diffTrees).
  */
-export function treeChanges(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): Change[] {
+export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): Generator<Change> {
   const low = lowerRoot === undefined ? undefined : binary(lowerRoot);
   const up = binary(upperRoot);
   const xa = opts.xattrs;
   const overlay = opts.overlay;
-  const out: Change[] = [];
-  /** Appends the changes under `rel`; `complete`: the upper directory lists every entry it has. */
-  function walk(rel: string, complete: boolean): void {
+  /** The changes under `rel`; `complete`: the upper directory lists every entry it has. */
+  function* walk(rel: string, complete: boolean): Generator<Change> {
     const here = names(`${up}/${rel}`);
     const upperNames = new Set(here);
     let all = here;
@@ -104,30 +104,37 @@ export function treeChanges(lowerRoot: string | undefined, upperRoot: string, op
       const r = rel === '' ? name : `${rel}/${name}`;
       const lst = low === undefined ? undefined : lstat(`${low}/${r}`);
       if (!upperNames.has(name)) {
-        if (lst) out.push({ rel: r, kind: 'whiteout' });
+        if (lst) yield { rel: r, kind: 'whiteout' };
         continue;
       }
       const st = fs.lstatSync(fsPath(`${up}/${r}`));
       if (overlay && isWhiteoutDevice(st)) {
-        if (lst) out.push({ rel: r, kind: 'whiteout' });
+        if (lst) yield { rel: r, kind: 'whiteout' };
         continue;
       }
       if (st.isSocket()) continue;
       const self = !lst || changed(`${low}/${r}`, lst, `${up}/${r}`, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xa.upper.get(r)));
       if (st.isDirectory()) {
-        const at = out.length;
-        out.push({ rel: r, kind: 'entry', st });
         // A file replaced by a directory has no lower children: the walk then finds none to hide.
-        walk(r, !overlay || complete || overlay.opaque.has(r) || !lst?.isDirectory());
-        if (!self && out.length === at + 1) out.pop();
+        const below = walk(r, !overlay || complete || overlay.opaque.has(r) || !lst?.isDirectory());
+        if (self) {
+          yield { rel: r, kind: 'entry', st };
+          yield* below;
+          continue;
+        }
+        // An unchanged directory is in the layer only when something under it is.
+        const first = below.next();
+        if (first.done) continue;
+        yield { rel: r, kind: 'entry', st };
+        yield first.value;
+        yield* below;
       } else if (self) {
-        out.push({ rel: r, kind: 'entry', st });
+        yield { rel: r, kind: 'entry', st };
       }
     }
   }
   // An upperdir's root lists only what changed; a full tree's, everything.
-  walk('', !overlay);
-  return out;
+  yield* walk('', !overlay);
 }
 
 export async function* diffTrees(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): AsyncGenerator<Buffer> {

@@ -22,7 +22,7 @@ async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { 
     if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
     if (base && materializeCopiedUpLinks(upper, lower, base.index, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
     // Only the lower entries the upperdir names are compared, so only their xattrs are read.
-    const lowerXattrs = readXattrs(lower, treeChanges(undefined, upper, { overlay: { opaque: new Set() } }).map((c) => c.rel));
+    const lowerXattrs = readXattrs(lower, Array.from(treeChanges(undefined, upper, { overlay: { opaque: new Set() } }), (c) => c.rel));
     return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs } }));
   });
 }
