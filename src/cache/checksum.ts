@@ -101,6 +101,8 @@ export class ChecksumMemo {
       if (part.length) yield part.join('\0') + '\0';
     }
     writeFileAtomicChunks(this.file, chunks());
+    // The JSON memo of earlier versions: superseded by this file, and as large.
+    fs.rmSync(path.join(path.dirname(this.file), 'checksums.json'), { force: true });
     this.dirty = false;
   }
 }
