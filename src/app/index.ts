@@ -43,6 +43,7 @@ export type { ContainerStats } from './stats.js';
 export { listCacheRecords, listMounts, parseMountsLocation, exportMounts, importMounts, prune } from './cache.js';
 export type { MountsLocation } from './cache.js';
 export { verify } from './verify.js';
+export { doctorStore as doctor, type DoctorReport } from '../store/index.js';
 export type { VerifyResult } from './verify.js';
 export { info } from './info.js';
 export type { Info } from './info.js';

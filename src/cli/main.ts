@@ -24,6 +24,7 @@ import {
 } from './networks.js';
 import { volumeCreateCommand, volumeCreateFlags, volumeInspectCommand, volumeInspectFlags, volumeLsCommand, volumeLsFlags, volumePruneCommand, volumePruneFlags, volumeRmCommand, volumeRmFlags } from './volumes.js';
 import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
+import { doctorCommand, doctorFlags } from './doctor.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
 const HELP = `tsbuild: build OCI images from Dockerfiles and run them, without a daemon.
@@ -62,6 +63,7 @@ Usage:
   tsbuild parse [-f Dockerfile]           show how tsbuild reads a Dockerfile
   tsbuild check [-f Dockerfile] [CTX]     BuildKit's build checks and good practice (text, json, sarif)
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
+  tsbuild doctor [--repair] [--quick]     check the store (records, blobs, images, snapshots); repair it
   tsbuild info                            store, snapshotter and what this machine supports
   tsbuild builds [ls|show|diff A B]       past builds: steps, times, cache verdicts; what changed
   tsbuild cache ls                        list build cache records
@@ -120,6 +122,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
+  doctor: { flags: doctorFlags, synopsis: '[--repair] [--quick] [--format json]' },
   info: { flags: infoFlags, synopsis: '[--format json]' },
   pull: { flags: pullFlags, synopsis: '[OPTIONS] NAME[:TAG|@DIGEST]' },
   push: { flags: pushFlags, synopsis: '[OPTIONS] NAME[:TAG] [DESTINATION]' },
@@ -316,6 +319,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cacheCommand('prune', p);
       case 'verify':
         return await verifyCommand(p, ac.signal);
+      case 'doctor':
+        return await doctorCommand(p);
       case 'info':
         return infoCommand(p);
     }

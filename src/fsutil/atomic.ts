@@ -11,6 +11,16 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   writeFileAtomicChunks(file, [data]);
 }
 
+/**
+ * For the store's irreplaceable tables (image names, snapshot records): the same content also goes to
+ * `FILE.bak`, written after FILE, so one damaged copy (a flipped bit, a truncation by a bad disk) can
+ * be restored from the other by `tsbuild doctor --repair`, at most one update behind.
+ */
+export function writeFileMirrored(file: string, data: string | Buffer): void {
+  writeFileAtomic(file, data);
+  writeFileAtomic(`${file}.bak`, data);
+}
+
 /** writeFileAtomic for content made piece by piece, so a large record never exists as one string. */
 export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Buffer>): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -38,7 +48,7 @@ export function readJSONFile<T>(file: string, fallback: T): T {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new TsbuildError('STORE_CORRUPT', `${file} is not valid JSON: ${(e as Error).message}. Move it aside and run the command again; "tsbuild prune" rebuilds what it can.`, { cause: e });
+    throw new TsbuildError('STORE_CORRUPT', `${file} is not valid JSON (${(e as Error).message}): the store is damaged there. Run "tsbuild doctor" to see what else is, and "tsbuild doctor --repair" to restore or rebuild what it can.`, { cause: e });
   }
 }
 

@@ -12,6 +12,7 @@ export type { Platform } from './platform.js';
 export { sha256, chainIDs } from './digest.js';
 export { ContentStore, CorruptBlobError, normalizeName, validateName, STORED } from './store.js';
 export type { ResolvedImage } from './store.js';
+export { checkIndex, type IndexCheck } from './indexrepair.js';
 export { diffUpperDir } from './diff.js';
 export { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
 export type { TarHeader } from './tar.js';

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
-import { readJSONFile, withLock, writeFileAtomic } from '../fsutil/index.js';
+import { readJSONFile, withLock, writeFileAtomic, writeFileMirrored } from '../fsutil/index.js';
 import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from './types.js';
 
 /** Marks an index entry for an image without a name. */
@@ -71,8 +71,11 @@ export class ContentStore {
     fs.mkdirSync(this.tmp, { recursive: true });
     const layout = path.join(root, 'oci-layout');
     if (!fs.existsSync(layout)) writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    if (!fs.existsSync(path.join(root, 'index.json'))) {
-      writeFileAtomic(path.join(root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.index, manifests: [] }));
+    if (!fs.existsSync(path.join(root, 'index.json')) && fs.existsSync(path.join(root, 'index.json.bak'))) {
+      // Deleted by hand or lost with its directory entry: its mirror is the name table, not an empty one.
+      writeFileAtomic(path.join(root, 'index.json'), fs.readFileSync(path.join(root, 'index.json.bak')));
+    } else if (!fs.existsSync(path.join(root, 'index.json'))) {
+      writeFileMirrored(path.join(root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.index, manifests: [] }));
     }
   }
 
@@ -232,7 +235,7 @@ export class ContentStore {
     return withLock(path.join(this.root, 'index.lock'), () => {
       const idx = this.readIndex();
       const r = fn(idx);
-      writeFileAtomic(this.indexFile(), JSON.stringify({ ...idx, mediaType: MediaType.index }, null, 1));
+      writeFileMirrored(this.indexFile(), JSON.stringify({ ...idx, mediaType: MediaType.index }, null, 1));
       return r;
     });
   }

@@ -18,6 +18,7 @@ export type { Snapshotter, Mount } from './types.js';
 export { SnapshotError } from './errors.js';
 export { duSync } from './du.js';
 export { removeAllSnapshots } from './base.js';
+export { checkMetadata, type MetadataCheck } from './metadata.js';
 export { NativeSnapshotter } from './native.js';
 
 const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;

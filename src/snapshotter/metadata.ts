@@ -3,8 +3,9 @@
  * on-disk objects by id. Every change is a locked read-modify-write of one JSON file replaced
  * atomically, so concurrent tsbuild processes and a kill -9 at any point leave it consistent.
  */
+import fs from 'node:fs';
 import path from 'node:path';
-import { readJSONFile, withLock, writeFileAtomic } from '../fsutil/index.js';
+import { readJSONFile, withLock, writeFileMirrored } from '../fsutil/index.js';
 import { SnapshotError } from './errors.js';
 import type { Info, Kind } from './types.js';
 
@@ -35,7 +36,7 @@ export class MetaStore {
     return withLock(this.lock, () => {
       const db = this.read();
       const r = fn(db);
-      writeFileAtomic(this.file, JSON.stringify(db));
+      writeFileMirrored(this.file, JSON.stringify(db));
       return r;
     });
   }
@@ -57,4 +58,64 @@ export class MetaStore {
   static info(key: string, r: Record_): Info {
     return { key, kind: r.kind, parent: r.parent, created: r.created, labels: r.labels };
   }
+}
+
+function validDB(text: string): DB | undefined {
+  try {
+    const db = JSON.parse(text) as DB;
+    const ok = typeof db.nextId === 'number' && db.snapshots !== null && typeof db.snapshots === 'object' && Object.values(db.snapshots).every((r) => typeof r?.id === 'number' && typeof r.kind === 'string');
+    return ok ? db : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export interface MetadataCheck {
+  file: string;
+  /** What is wrong with it; undefined when it reads well. */
+  problem?: string;
+  /** What `repair` did. */
+  repaired?: string;
+}
+
+/**
+ * Checks a driver's metadata file (`<driverRoot>/metadata.json`) and, with `repair`, restores it from
+ * its mirror, or, with no good copy left, starts it empty above every id on disk: the driver's cleanup
+ * then deletes the snapshots no record names, and images are unpacked again from their blobs.
+ */
+export function checkMetadata(driverRoot: string, repair: boolean): MetadataCheck {
+  const file = path.join(driverRoot, 'metadata.json');
+  const text = readText(file);
+  if (text === undefined || validDB(text)) {
+    const bak = readText(`${file}.bak`);
+    if (text !== undefined && bak !== text && repair) {
+      // The mirror lags or is damaged: brought level, so it can serve next time.
+      withLock(path.join(driverRoot, 'metadata.lock'), () => writeFileMirrored(file, readText(file) ?? text));
+    }
+    return { file };
+  }
+  const problem = 'not a valid snapshot table (damaged or truncated)';
+  if (!repair) return { file, problem };
+  return withLock(path.join(driverRoot, 'metadata.lock'), () => {
+    const backup = readText(`${file}.bak`);
+    const good = backup !== undefined ? validDB(backup) : undefined;
+    if (good) {
+      writeFileMirrored(file, JSON.stringify(good));
+      return { file, problem, repaired: `restored from ${path.basename(file)}.bak` };
+    }
+    let top = 0;
+    const objects = path.join(driverRoot, 'snapshots');
+    for (const e of fs.existsSync(objects) ? fs.readdirSync(objects) : []) if (/^\d+$/.test(e)) top = Math.max(top, Number(e));
+    fs.renameSync(file, `${file}.damaged-${Date.now()}`);
+    writeFileMirrored(file, JSON.stringify({ nextId: top + 1, snapshots: {} }));
+    return { file, problem, repaired: `no good copy: started empty (the damaged file kept as ${path.basename(file)}.damaged-*); snapshots are dropped and images unpacked again from their blobs` };
+  });
 }

@@ -3,7 +3,8 @@
  * `openStore`, which recovers from any crash first; then `Store` gives the content store (OCI layout),
  * the snapshotter, container records, the build cache index and blob sources. This module also owns
  * what spans those parts: unpacking layers into ChainID snapshots, host mounts of snapshots, temporary
- * snapshot names, GC and crash recovery (one sweep), the cache-mount layout and prune policy.
+ * snapshot names, GC and crash recovery (one sweep), `doctor` (check and repair), the cache-mount layout
+ * and prune policy.
  *
  * Imports only lower modules (image, snapshotter, runtime, registry, cache, fsutil, errors); never ops,
  * builder, planner, app or cli.
@@ -14,6 +15,7 @@ export { tempKey } from './keys.js';
 export { withMounted } from './mount.js';
 export { unpackLayers, imageLayers } from './unpack.js';
 export { gcWithCache, storeAccounting } from './gc.js';
+export { doctorStore, type DoctorReport, type Finding } from './doctor.js';
 export { openLease, withLease, withGcLock, type Lease } from './leases.js';
 export type { Accounting } from './gc.js';
 export { pruneCache, autoGc, parseSize, parseUntil } from './prune.js';
