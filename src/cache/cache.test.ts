@@ -73,6 +73,7 @@ test('explanations name what changed', () => {
   const before = { parent: 'p1', op: 'x', 'arg:VERSION': '1.2', 'file:src/main.c': 'a', 'file:gone': 'g' };
   assert.match(explainMiss({ ...before, 'arg:VERSION': '1.3' }, before), /^ARG VERSION changed 1.2 → 1.3$/);
   assert.match(explainMiss({ ...before, 'file:src/main.c': 'b' }, before), /^1 file changed: src\/main.c$/);
+  assert.is(explainMiss({ ...before, 'file:src/\x0071ff72': 'b' }, before), '1 file changed: src/q\\xffr (added)', 'a name that is not UTF-8 is shown by its bytes');
   const many: Record<string, string> = { ...before };
   for (let i = 0; i < 12; i++) many[`file:f${i}`] = 'n';
   assert.match(explainMiss(many, before), /12 files changed: f0 \(added\), f1 \(added\), .*, and 7 more/);

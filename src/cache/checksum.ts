@@ -62,9 +62,11 @@ export class ChecksumMemo {
     return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, st.mode, st.uid, st.gid].join(':');
   }
   /** Content digest of a regular file, from the memo when its stat is unchanged. */
-  fileDigest(p: string, st: fs.BigIntStats): string {
+  fileDigest(p: string | Buffer, st: fs.BigIntStats): string {
     const k = ChecksumMemo.statKey(st);
-    const e = this.entries.get(p);
+    // A path that is not UTF-8 is remembered by its bytes (no absolute text path starts with '#').
+    const key = typeof p === 'string' ? p : `#${p.toString('hex')}`;
+    const e = this.entries.get(key);
     if (e !== undefined && e.length === k.length + 65 && e.startsWith(k) && e[k.length] === ' ') {
       this.stats.memoHits++;
       return e.slice(k.length + 1);
@@ -79,7 +81,7 @@ export class ChecksumMemo {
     }
     const d = h.digest('hex');
     this.stats.hashed++;
-    this.entries.set(p, [k, d].join(' '));
+    this.entries.set(key, [k, d].join(' '));
     this.dirty = true;
     return d;
   }
@@ -107,12 +109,18 @@ export class ChecksumMemo {
   }
 }
 
+/** Bytes as text when they are UTF-8, else as NUL and hex (which no text can be). */
+function text(b: Buffer): string {
+  const t = b.toString('utf8');
+  return Buffer.from(t).equals(b) ? t : `\0${b.toString('hex')}`;
+}
+
 /** One entry's checksum: metadata and, for files, content; symlinks by their target. */
-export function entryChecksum(p: string, memo: ChecksumMemo): string {
+export function entryChecksum(p: string | Buffer, memo: ChecksumMemo): string {
   const st = fs.lstatSync(p, { bigint: true });
   // Joined, not templated: one flat string per entry, as the memo's keys (a build holds one per file).
   const meta = [st.mode.toString(8), st.uid, st.gid];
-  if (st.isSymbolicLink()) return ['l', ...meta, fs.readlinkSync(p)].join(' ');
+  if (st.isSymbolicLink()) return ['l', ...meta, text(fs.readlinkSync(p, { encoding: 'buffer' }))].join(' ');
   if (st.isDirectory()) return ['d', ...meta].join(' ');
   if (st.isFile()) return ['f', ...meta, st.size, memo.fileDigest(p, st)].join(' ');
   return ['o', ...meta, st.rdev].join(' ');

@@ -3,6 +3,11 @@
  * Material keys are namespaced: `parent`, `op:FIELD`, `base`, `env:NAME`, `arg:NAME`, `file:PATH`, `src`,
  * `mount:N`, `url:URL`.
  */
+/** A material path for people: a name that is not UTF-8 (keyed as NUL and hex) with its bytes as \\xNN. */
+function shown(f: string): string {
+  return f.replace(/\0([0-9a-f]*)/g, (_, h: string) => [...Buffer.from(h, 'hex')].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join(''));
+}
+
 export function explainMiss(now: Record<string, string>, before: Record<string, string> | undefined, opts: { parentStep?: string; maxFiles?: number } = {}): string {
   if (!before) return 'no cache record for this step yet (first build)';
   const keys = new Set([...Object.keys(now), ...Object.keys(before)]);
@@ -19,7 +24,7 @@ export function explainMiss(now: Record<string, string>, before: Record<string, 
   if (files.length) {
     const max = opts.maxFiles ?? 5;
     const has = (m: Record<string, string>, f: string) => Object.keys(m).some((k) => k === `file:${f}` || (k.startsWith('mount:') && k.endsWith(`:file:${f}`)));
-    const label = (f: string) => (!has(now, f) ? `${f} (removed)` : !has(before, f) ? `${f} (added)` : f);
+    const label = (f: string) => (!has(now, f) ? `${shown(f)} (removed)` : !has(before, f) ? `${shown(f)} (added)` : shown(f));
     reasons.push(`${files.length} file${files.length > 1 ? 's' : ''} changed: ${files.slice(0, max).map(label).join(', ')}${files.length > max ? `, and ${files.length - max} more` : ''}`);
   }
   const fields = changed.filter((k) => k.startsWith('op:')).map((k) => k.slice(3));

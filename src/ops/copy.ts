@@ -13,7 +13,7 @@ import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn, type ModeFn } from './chmod.js';
 import { Downloads } from './fetch.js';
-import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, checkSourceName } from './copysource.js';
+import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, joinHost, sourceEntries, type HostPath } from './copysource.js';
 import { applyMeta, resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey, withMounted } from '../store/index.js';
@@ -66,7 +66,7 @@ interface CopyCtx {
   signal: AbortSignal;
 }
 
-function setMeta(target: string, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
+function setMeta(target: HostPath, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
   fs.lchownSync(target, c.owner.uid, c.owner.gid);
   if (!isLinkEntry) {
     fs.chmodSync(target, c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
@@ -75,7 +75,7 @@ function setMeta(target: string, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean)
 }
 
 /** Replaces whatever is at `target` (never writing through a symlink that is there). */
-function clearTarget(target: string, keepDir: boolean): void {
+function clearTarget(target: HostPath, keepDir: boolean): void {
   let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(target);
@@ -86,7 +86,9 @@ function clearTarget(target: string, keepDir: boolean): void {
   fs.rmSync(target, { recursive: true, force: true });
 }
 
-function copyEntry(srcHost: string, srcRel: string, dstImagePath: string, c: CopyCtx): void {
+/** Copies `srcHost` to `dstImagePath` (a path in the image), or to the entry `name` of that directory. */
+function copyEntry(srcHost: HostPath, srcRel: string, dstImagePath: string, c: CopyCtx, name?: { name: string; raw?: Buffer }): void {
+  if (name) return copyTo(srcHost, srcRel, joinHost(mkdirInRoot(c.dstRoot, dstImagePath, 0o755, c.owner), name), c);
   const parent = mkdirInRoot(c.dstRoot, path.posix.dirname(dstImagePath), 0o755, c.owner);
   copyTo(srcHost, srcRel, path.join(parent, path.posix.basename(dstImagePath)), c);
 }
@@ -94,24 +96,24 @@ function copyEntry(srcHost: string, srcRel: string, dstImagePath: string, c: Cop
 /**
  * Copies one entry to an already-resolved host path. Children go straight into the directory just
  * created or checked (no re-resolution per file): a name inside it can only be a symlink if it already
- * existed, and clearTarget replaces such a link instead of following it.
+ * existed, and clearTarget replaces such a link instead of following it. Names that are not UTF-8 are
+ * carried as bytes (HostPath), as BuildKit carries them.
  */
-function copyTo(srcHost: string, srcRel: string, target: string, c: CopyCtx): void {
+function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: CopyCtx): void {
   if (c.signal.aborted) throw c.signal.reason;
   const st = fs.lstatSync(srcHost);
   if (st.isDirectory()) {
     clearTarget(target, true);
     if (!fs.existsSync(target)) fs.mkdirSync(target);
-    for (const name of fs.readdirSync(srcHost).sort()) {
-      const childRel = srcRel === '' ? name : `${srcRel}/${name}`;
+    for (const e of sourceEntries(srcHost)) {
+      const childRel = srcRel === '' ? e.name : `${srcRel}/${e.name}`;
       if (c.ignored(childRel) || c.excluded(childRel)) continue;
-      checkSourceName(srcHost, srcRel, name);
-      copyTo(path.join(srcHost, name), childRel, path.join(target, name), c);
+      copyTo(joinHost(srcHost, e), childRel, joinHost(target, e), c);
     }
     setMeta(target, st, c, false);
   } else if (st.isSymbolicLink()) {
     clearTarget(target, false);
-    fs.symlinkSync(fs.readlinkSync(srcHost), target);
+    fs.symlinkSync(fs.readlinkSync(srcHost, { encoding: 'buffer' }), target);
     setMeta(target, st, c, true);
   } else if (st.isFile()) {
     clearTarget(target, false);
@@ -224,10 +226,10 @@ async function copyInto(
     c.excludeBase.value = st.isDirectory() ? rel : path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
     if (st.isDirectory()) {
       mkdirInRoot(dstRoot, base, 0o755, c.owner);
-      for (const name of fs.readdirSync(host).sort()) {
-        const childRel = rel === '' ? name : `${rel}/${name}`;
+      for (const e of sourceEntries(host)) {
+        const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
         if (c.ignored(childRel) || c.excluded(childRel)) continue;
-        copyEntry(path.join(host, name), childRel, path.posix.join(base, name), c);
+        copyEntry(joinHost(host, e), childRel, base, c, e);
       }
       continue;
     }

@@ -63,7 +63,13 @@ export function expandSource(srcRoot: string, rel: string, ignored: (rel: string
       } catch {
         continue;
       }
-      for (const n of names) if (re.test(n)) next.push(base === '' ? n : `${base}/${n}`);
+      for (const n of names) {
+        if (!re.test(n)) continue;
+        if (n.includes('\uFFFD') && !fs.existsSync(path.join(resolveInRoot(srcRoot, base, true, SOURCES), n))) {
+          throw new CopyError(`the file name ${JSON.stringify(n)} in ${base === '' ? 'the source root' : base} is not UTF-8, so a source pattern cannot name it: copy the directory that holds it (its entries are copied byte for byte), or list it in .dockerignore`);
+        }
+        next.push(base === '' ? n : `${base}/${n}`);
+      }
     }
     current = next;
   }
@@ -86,14 +92,27 @@ export function cleanSource(s: string): string {
 export const isURL = (s: string) => /^https?:\/\//i.test(s);
 
 /** With --parents, the part of a matched path kept under the destination (after a `./` marker). */
+/** A host path: text, or bytes once a name on the way is not UTF-8. */
+export type HostPath = string | Buffer;
+
 /**
- * A name read from a source directory that is not UTF-8 cannot be opened again through a text path
- * (Node shows its bytes as U+FFFD): said plainly, with what to do, rather than a bare ENOENT.
+ * The entries of a source directory. A name that is not UTF-8 cannot be reached through a text path
+ * (Node shows its bytes as U+FFFD), so such a name is kept as bytes (`raw`) and joined as bytes; `name`
+ * is its text form for .dockerignore matching and messages.
  */
-export function checkSourceName(host: string, rel: string, name: string): void {
-  if (name.includes('\uFFFD') && !fs.existsSync(path.join(host, name))) {
-    throw new CopyError(`the file name ${JSON.stringify(name)} in ${rel === '' ? 'the build context' : rel} is not UTF-8, and COPY/ADD from a context cannot carry such names yet: rename it, or list it in .dockerignore (a RUN may create such names; they are kept)`);
-  }
+export function sourceEntries(dir: HostPath): { name: string; raw?: Buffer }[] {
+  return (fs.readdirSync(dir, { encoding: 'buffer' }) as Buffer[])
+    .map((b) => {
+      const name = b.toString('utf8');
+      return Buffer.from(name).equals(b) ? { name } : { name, raw: b };
+    })
+    .sort((a, b) => Buffer.compare(a.raw ?? Buffer.from(a.name), b.raw ?? Buffer.from(b.name)));
+}
+
+/** `dir/name`, as text while both are text, else as bytes. */
+export function joinHost(dir: HostPath, e: { name: string; raw?: Buffer }): HostPath {
+  if (typeof dir === 'string' && !e.raw) return path.join(dir, e.name);
+  return Buffer.concat([typeof dir === 'string' ? Buffer.from(dir) : dir, Buffer.from('/'), e.raw ?? Buffer.from(e.name)]);
 }
 
 export function keptPath(source: string, rel: string): string {
@@ -113,14 +132,15 @@ export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sou
   const out: Record<string, string> = {};
   const skip = (rel: string, base: string) =>
     (ignore?.matches(rel) ?? false) || (excludes !== undefined && (excludes.matches(rel) || (base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1)))));
-  const walk = (host: string, rel: string, base: string) => {
-    out[`file:${rel === '' ? '.' : rel}`] = entryChecksum(host, memo);
+  const walk = (host: HostPath, rel: string, key: string, base: string) => {
+    out[`file:${key === '' ? '.' : key}`] = entryChecksum(host, memo);
     if (!fs.lstatSync(host).isDirectory()) return;
-    for (const name of fs.readdirSync(host).sort()) {
-      const child = rel === '' ? name : `${rel}/${name}`;
+    for (const e of sourceEntries(host)) {
+      const child = rel === '' ? e.name : `${rel}/${e.name}`;
       if (skip(child, base)) continue;
-      checkSourceName(host, rel, name);
-      walk(path.join(host, name), child, base);
+      // A name that is not UTF-8 is keyed by its bytes (NUL cannot be in a name: no key collides).
+      const part = e.raw ? `\0${e.raw.toString('hex')}` : e.name;
+      walk(joinHost(host, e), child, key === '' ? part : `${key}/${part}`, base);
     }
   };
   for (const s of op.sources) {
@@ -132,7 +152,7 @@ export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sou
       const st = fs.statSync(host);
       const base = st.isDirectory() ? m : '';
       if (host !== path.join(dir, m)) out[`file:${m}`] = `-> ${path.relative(dir, host)}`;
-      walk(host, m, base);
+      walk(host, m, m, base);
     }
   }
   return out;
