@@ -11,7 +11,6 @@ import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
 import { resolveInRoot } from '../fsutil/index.js';
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
-import * as tar from 'tar';
 import { extractTar } from '../image/index.js';
 import { withMounted, type Store } from '../store/index.js';
 
@@ -76,6 +75,7 @@ export async function copy(store: Store, spec: CopySpec, io: { stdin?: Readable;
       const from = resolveInRoot(root, s.path);
       if (!fs.existsSync(from)) throw new NotFoundError(`Could not find the file ${s.path} in container ${s.container}`, 'CP_NOT_FOUND');
       // Symlinks go into the archive as symlinks: nothing outside the container is read.
+      const tar = await import('tar');
       await pipeline(tar.create({ cwd: path.dirname(from), portable: false, follow: false }, [path.basename(from)]) as unknown as Readable, io.stdout!, { end: false });
     });
     return;

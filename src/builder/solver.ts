@@ -9,7 +9,6 @@
  *   4. progress is reported only as typed events through `onEvent`.
  */
 import crypto from 'node:crypto';
-import PQueue from 'p-queue';
 import { CancelledError, TsbuildError } from '../errors/index.js';
 
 export interface Vertex<Op = unknown> {
@@ -99,6 +98,7 @@ export function createSolver<Op, R>(o: SolverOptions<Op, R>): Solver<Op, R> {
   const emit = (e: SolverEvent) => o.onEvent?.(e);
   return {
     async solve(root, opts = {}) {
+      const { default: PQueue } = await import('p-queue');
       const queue = new PQueue({ concurrency: Math.max(1, o.concurrency ?? 1) });
       const ac = new AbortController();
       const onExternal = () => ac.abort(new CancelledError());

@@ -18,16 +18,18 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
  */
 export function writeFileMirrored(file: string, data: string | Buffer): void {
   writeFileAtomic(file, data);
-  writeFileAtomic(`${file}.bak`, data);
+  // Not fsynced: the mirror serves when the table itself is damaged, and is at most one update behind;
+  // a second fsync per update would tax every snapshot and tag for a rare repair.
+  writeFileAtomicChunks(`${file}.bak`, [data], { sync: false });
 }
 
 /** writeFileAtomic for content made piece by piece, so a large record never exists as one string. */
-export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Buffer>): void {
+export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Buffer>, o: { sync?: boolean } = {}): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fd = fs.openSync(tmp, 'w', 0o644);
   try {
     for (const c of chunks) fs.writeSync(fd, typeof c === 'string' ? Buffer.from(c) : c);
-    fs.fsyncSync(fd);
+    if (o.sync !== false) fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });

@@ -12,7 +12,6 @@ import { acquireLock } from '../fsutil/index.js';
 import { CancelledError, TsbuildError } from '../errors/index.js';
 import type { ContentStore, Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
-import PQueue from 'p-queue';
 import { backoff, isTransient, describeNetworkError, linkedController, sleep, RegistryError } from './transport.js';
 
 export interface TransferOptions {
@@ -87,6 +86,7 @@ async function afterFailure(e: unknown, attempt: number, attempts: number, desc:
  * thrown once they have stopped, so nothing is still writing when the caller reports it.
  */
 export async function transferAll(blobs: Descriptor[], concurrency: number, parent: AbortSignal | undefined, one: (d: Descriptor, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const { default: PQueue } = await import('p-queue');
   const queue = new PQueue({ concurrency });
   const ac = linkedController(parent);
   try {

@@ -3,7 +3,6 @@
  * checked, mounted or uploaded (in parallel, with retries), and the manifest goes last, so a registry
  * never names an image whose blobs it does not have.
  */
-import PQueue from 'p-queue';
 import { compressedLayer, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
 import { pushBlob, transferAll, type TransferEvent } from './blobs.js';
@@ -34,6 +33,7 @@ export async function manifestForPush(store: ContentStore, manifestDigest: strin
   const manifest = store.readJSON<Manifest>(manifestDigest);
   const config = store.readJSON<ImageConfig>(manifest.config.digest);
   const diffIDs = config.rootfs.diff_ids;
+  const { default: PQueue } = await import('p-queue');
   const queue = new PQueue({ concurrency });
   const layers = await Promise.all(
     manifest.layers.map((d, i) =>

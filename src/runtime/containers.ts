@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
-import { processAlive, readJSONFile, sameProcessAlive, writeFileAtomic, withLock } from '../fsutil/index.js';
+import { processAlive, readJSONFile, sameProcessAlive, writeFileAtomicChunks, withLock } from '../fsutil/index.js';
 import type { CgroupLimits } from './cgroupfs.js';
 import type { SecurityOptions } from './security.js';
 import type { NetworkMode, Rlimit } from './spec.js';
@@ -118,6 +118,15 @@ export interface ContainerState {
 
 const ACTIVE: ContainerStatus[] = ['running', 'paused', 'restarting'];
 
+/**
+ * A record is replaced atomically; it is fsynced unless the container is `--rm`: such a record lives
+ * for one run, a process crash keeps the page cache, and after a power loss a lost record only means
+ * its layer is swept as one nobody names. Four fsyncs were a tenth of `run --rm IMAGE true`.
+ */
+function save(file: string, s: ContainerState): void {
+  writeFileAtomicChunks(file, [JSON.stringify(s, null, 1)], { sync: !s.config?.autoRemove });
+}
+
 export class Containers {
   private dir: string;
   constructor(storeRoot: string) {
@@ -167,7 +176,7 @@ export class Containers {
         ...cur, status: 'exited', exitCode: cur.exitCode ?? 137, finishedAt: new Date().toISOString(),
         error: `${cur.detached ? 'its monitor' : 'tsbuild run'} (pid ${cur.pid}) died, and the container was killed with it`,
       };
-      writeFileAtomic(this.file(s.id), JSON.stringify(next, null, 1));
+      save(this.file(s.id), next);
       return next;
     });
   }
@@ -198,7 +207,7 @@ export class Containers {
       // record-less directory that would keep the container's layer from recovery for ever.
       const tmp = path.join(this.dir, `.new-${process.pid}-${s.id}`);
       fs.mkdirSync(tmp, { recursive: true });
-      writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(s, null, 1));
+      save(path.join(tmp, 'state.json'), s);
       fs.renameSync(tmp, this.dirOf(s.id));
     });
   }
@@ -211,7 +220,7 @@ export class Containers {
       const cur = this.read(id);
       if (!cur || cur.status === 'dead') return undefined;
       const next = { ...cur, ...(typeof patch === 'function' ? patch(cur) : patch) };
-      writeFileAtomic(this.file(id), JSON.stringify(next, null, 1));
+      save(this.file(id), next);
       return next;
     });
   }
@@ -221,7 +230,7 @@ export class Containers {
       const taken = this.list().find((c) => c.name === name && c.id !== id);
       if (taken) throw new TsbuildError('NAME_IN_USE', `the container name "${name}" is already in use by container ${taken.id}: pick another name`);
       const cur = this.read(id);
-      if (cur) writeFileAtomic(this.file(id), JSON.stringify({ ...cur, name }, null, 1));
+      if (cur) save(this.file(id), { ...cur, name });
     });
   }
   /** By name, full id, or a unique id prefix, as Docker resolves them. */

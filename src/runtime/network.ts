@@ -384,8 +384,10 @@ export class Networks {
   async detach(container: string): Promise<void> {
     await this.locked(async () => {
       await this.reclaim(container);
-      // Its namespace too, even when `disconnect` already took its last endpoint.
-      await this.exec('ip', ['netns', 'delete', `tsb-${container.slice(0, 12)}`]).catch(() => undefined);
+      // Its namespace too, even when `disconnect` already took its last endpoint; a container that
+      // never had one (--network none or host) costs no `ip` process.
+      const netns = `tsb-${container.slice(0, 12)}`;
+      if (fs.existsSync(path.join('/run/netns', netns))) await this.exec('ip', ['netns', 'delete', netns]).catch(() => undefined);
     });
   }
 
