@@ -267,6 +267,8 @@ it('user networks: names and aliases resolve, other names go to --dns, networks 
     await tsb(['rm', '-f', 'db']);
   }
   assert.is(await ok(['network', 'rm', 'app', 'other', 'closed']), 'app\nother\nclosed\n');
+  // db was left on no network (NetworkMode none) but kept its namespace: rm removed that too.
+  assert.not.match(sh('ip netns list').stdout, /tsb-[0-9a-f]{12}/);
   assert.not.match(inNs('nft list ruleset').stdout, /tsbuild/);
   assert.not.match(inNs('ip -o link').stdout, /tsb-|tsbr|tsbv/);
   await until('the resolver ends after the last container', () => !fs.existsSync(path.join(root, 'networks/.dns.json')), 10_000);

@@ -67,7 +67,13 @@ export async function removeNetworkRules(exec: Runner, n: NetRules, table = TABL
   const tag = `net:${n.Id.slice(0, 12)}`;
   const lines = listing.nftables.flatMap((o) => (o.rule && o.rule.comment === tag ? [`delete rule ip ${table} ${o.rule.chain} handle ${o.rule.handle}`] : []));
   lines.push(`delete element ip ${table} bridges { "${n.Bridge}" }`);
-  for (const l of lines) await exec('nft', l.split(' ')).catch(() => undefined);
+  // One nft process for all of it (each costs ~8 ms); nft applies a file as one transaction, so when
+  // any line fails (removed meanwhile) each is tried on its own, as before.
+  try {
+    await exec('nft', ['-f', '-'], `${lines.join('\n')}\n`);
+  } catch {
+    for (const l of lines) await exec('nft', l.split(' ')).catch(() => undefined);
+  }
 }
 
 export function portElement(p: PortBinding, ip: string, table = TABLE): string[] {
