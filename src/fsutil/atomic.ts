@@ -39,6 +39,15 @@ export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Bu
   fs.renameSync(tmp, file);
 }
 
+/** A file's text, or undefined when it cannot be read (absent, unreadable): for checks that say why. */
+export function readTextIfAny(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 export function readJSONFile<T>(file: string, fallback: T): T {
   let text: string;
   try {

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { withLock, writeFileMirrored } from '../fsutil/index.js';
+import { readTextIfAny as readText, withLock, writeFileMirrored } from '../fsutil/index.js';
 import { DANGLING, STORED, type ContentStore } from './store.js';
 import { MediaType, type Descriptor, type ImageIndex, type Manifest } from './types.js';
 
@@ -21,14 +21,6 @@ function validIndex(text: string | undefined): ImageIndex | undefined {
   try {
     const idx = JSON.parse(text) as ImageIndex;
     return Array.isArray(idx.manifests) && idx.manifests.every((m) => typeof m?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(m.digest)) ? idx : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readText(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }

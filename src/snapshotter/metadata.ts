@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJSONFile, withLock, writeFileMirrored } from '../fsutil/index.js';
+import { readJSONFile, readTextIfAny as readText, withLock, writeFileMirrored } from '../fsutil/index.js';
 import { SnapshotError } from './errors.js';
 import type { Info, Kind } from './types.js';
 
@@ -65,14 +65,6 @@ function validDB(text: string): DB | undefined {
     const db = JSON.parse(text) as DB;
     const ok = typeof db.nextId === 'number' && db.snapshots !== null && typeof db.snapshots === 'object' && Object.values(db.snapshots).every((r) => typeof r?.id === 'number' && typeof r.kind === 'string');
     return ok ? db : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readText(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
