@@ -81,6 +81,8 @@ export interface ImageSummary {
   /** When it was built or pulled into this store (the config's time is the epoch, for reproducibility). */
   created?: string;
   size: number;
+  /** The config's labels (for --filter label=…). */
+  labels?: Record<string, string>;
 }
 
 /** Every image; one whose manifest or config cannot be read is left out and reported to `onBroken`. */
@@ -89,7 +91,7 @@ export function listImages(store: Store, o: { onBroken?: (name: string, e: Error
     try {
       const m = store.content.readJSON<Manifest>(d.digest);
       const c = store.content.readJSON<ImageConfig>(m.config.digest);
-      return [{ name, id: m.config.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? c.created, size: m.layers.reduce((a, l) => a + l.size, 0) }];
+      return [{ name, id: m.config.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? c.created, size: m.layers.reduce((a, l) => a + l.size, 0), labels: c.config?.Labels ?? undefined }];
     } catch (e) {
       if (!(e instanceof TsbuildError)) throw e;
       o.onBroken?.(name ?? d.digest, e);

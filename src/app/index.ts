@@ -21,6 +21,7 @@ export { run, runDetached, parseRestart, parseLogOpts } from './run.js';
 export type { RunRequest, RunHooks } from './run.js';
 export { pull, push, tag, login, logout, listImages, inspectImage, removeImages, imageHistory, saveImage } from './images.js';
 export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './images.js';
+export { parseImageFilters, filterImages } from './imagefilter.js';
 export type { RegistryOptions } from './registry.js';
 export {
   listContainers, removeContainers, stopContainer, killContainer, waitContainer, startContainer, restartContainer, pauseContainer, renameContainer,

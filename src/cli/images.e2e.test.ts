@@ -279,6 +279,31 @@ it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout',
   assert.is(quiet.stderr, '', '-q prints the image id and nothing else');
 });
 
+it('images --filter (dangling, reference, label, before, since), --no-trunc and --digests', async () => {
+  const a = ctx('LABEL team=a\n');
+  const b = ctx('LABEL team=b tier=web\n');
+  for (const [t, d] of [['flt/a:1', a], ['flt/b:1', b]] as const) assert.is((await cli(['-q', '-t', t, d], { root })).code, 0);
+  const ls = async (...args: string[]) => {
+    const r = await cli(['images', '--format', '{{.Repository}}:{{.Tag}}', ...args], { root });
+    assert.is(r.code, 0, r.stderr);
+    return r.stdout.split('\n').filter(Boolean).sort();
+  };
+  assert.equal(await ls('--filter', 'reference=flt/*'), ['flt/a:1', 'flt/b:1']);
+  assert.equal(await ls('-f', 'reference=flt/*', '-f', 'label=team=b'), ['flt/b:1']);
+  assert.equal(await ls('--filter', 'label=tier', '--filter', 'reference=flt/*'), ['flt/b:1']);
+  assert.equal(await ls('--filter', 'reference=flt/*', '--filter', 'since=flt/a:1'), ['flt/b:1']);
+  assert.equal(await ls('--filter', 'reference=flt/*', '--filter', 'before=flt/b:1'), ['flt/a:1']);
+  assert.equal(await ls('--filter', 'dangling=true', '--filter', 'reference=flt/*'), []);
+  const full = await cli(['images', '-q', '--no-trunc', '--filter', 'reference=flt/a'], { root });
+  assert.match(full.stdout, /^sha256:[a-f0-9]{64}\n$/);
+  const dig = await cli(['images', '--digests', '--filter', 'reference=flt/a'], { root });
+  assert.match(dig.stdout, /^REPOSITORY +TAG +DIGEST +IMAGE ID/);
+  assert.match(dig.stdout, /flt\/a +1 +sha256:[a-f0-9]{64} +[a-f0-9]{12} /);
+  const bad = await cli(['images', '--filter', 'colour=red'], { root });
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--filter colour=red: use dangling=…, reference=…, label=…, before=…, since=…/);
+});
+
 it('--format on images, ps, history and inspect (Go templates, table, json)', async () => {
   const d = ctx('LABEL team=core\nCMD ["true"]\n');
   const id = (await cli(['-q', '-t', 'fmt:1', d], { root })).stdout.trim();

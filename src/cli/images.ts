@@ -2,38 +2,48 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table } from '../app/index.js';
+import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table, parseImageFilters, filterImages } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
 export const formatFlag: FlagSpec = { name: 'format', type: 'string', arg: 'TEMPLATE', help: "Go-template output, e.g. '{{.ID}} {{.Size}}', 'table {{.Repository}}\\t{{.Tag}}' or '{{json .}}'" };
-export const imagesFlags: FlagSpec[] = [...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag];
+export const imagesFlags: FlagSpec[] = [
+  ...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag,
+  { name: 'filter', short: 'f', type: 'list', arg: 'dangling=…|reference=…|label=…|before=…|since=…', help: 'only images that match (repeatable)' },
+  { name: 'no-trunc', type: 'bool', help: 'full image ids' },
+  { name: 'digests', type: 'bool', help: 'show the manifest digest' },
+];
 export const inspectFlags: FlagSpec[] = [
   ...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' },
   { name: 'layers', type: 'bool', help: "an image's layers: size, the step that made each, files added, changed and removed, the biggest files" },
 ];
 
 export async function imagesCommand(p: Parsed): Promise<number> {
+  const filters = parseImageFilters(flagList(p, 'filter'));
+  const store = await storeFrom(p);
   // A damaged image does not hide the others: it is named, with the repair, on stderr.
-  const images = listImages(await storeFrom(p), { onBroken: (name, e) => process.stderr.write(`WARNING: image ${name} cannot be read: ${e.message}\n`) });
+  const all = listImages(store, { onBroken: (name, e) => process.stderr.write(`WARNING: image ${name} cannot be read: ${e.message}\n`) });
+  const images = filterImages(store, all, filters);
+  const id = (i: (typeof images)[number]) => (flagBool(p, 'no-trunc') ? i.id : i.id.slice(7, 19));
   const format = flagStr(p, 'format');
   if (format !== undefined) {
     process.stdout.write(formatRows(format, images.map((i) => {
       const at = i.name?.lastIndexOf(':') ?? -1;
-      return { Repository: i.name ? i.name.slice(0, at) : '<none>', Tag: i.name ? i.name.slice(at + 1) : '<none>', ID: i.id.slice(7, 19), Digest: i.manifestDigest, CreatedAt: i.created ?? '', CreatedSince: ago(i.created), Size: humanSize(i.size) };
+      return { Repository: i.name ? i.name.slice(0, at) : '<none>', Tag: i.name ? i.name.slice(at + 1) : '<none>', ID: id(i), Digest: i.manifestDigest, CreatedAt: i.created ?? '', CreatedSince: ago(i.created), Size: humanSize(i.size) };
     })));
     return 0;
   }
   if (flagBool(p, 'quiet')) {
-    process.stdout.write(images.map((i) => i.id.slice(7, 19) + '\n').join(''));
+    process.stdout.write(images.map((i) => id(i) + '\n').join(''));
     return 0;
   }
-  const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']];
+  const digests = flagBool(p, 'digests');
+  const rows = [['REPOSITORY', 'TAG', ...(digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE']];
   for (const i of images) {
     const at = i.name?.lastIndexOf(':') ?? -1;
-    rows.push([i.name ? i.name.slice(0, at) : '<none>', i.name ? i.name.slice(at + 1) : '<none>', i.id.slice(7, 19), ago(i.created), humanSize(i.size)]);
+    rows.push([i.name ? i.name.slice(0, at) : '<none>', i.name ? i.name.slice(at + 1) : '<none>', ...(digests ? [i.manifestDigest] : []), id(i), ago(i.created), humanSize(i.size)]);
   }
   process.stdout.write(table(rows));
   return 0;

@@ -317,9 +317,17 @@ it('faults: a reset mid-blob resumes, a 500 is retried, a wrong byte stores noth
     const blobs = fs.readdirSync(path.join(s3, 'blobs/sha256'));
     assert.not.ok(blobs.includes(gz.digest.slice(7)), 'the corrupted blob is not in the store');
     assert.not.ok(blobs.includes(big.digest.slice(7)));
-    assert.is(fs.readdirSync(path.join(s3, 'tmp')).filter((f) => f.startsWith('ingest-') && !f.endsWith('.lock')).length, 0, 'no partial left');
+    assert.not.ok(fs.existsSync(path.join(s3, 'tmp', `ingest-${gz.digest.slice(7)}`)), 'no partial of the lying blob left');
     const imgs = await cli(['images'], { root: s3, env });
     assert.not.match(imgs.stdout, 'faulty', 'no name points at an unverified image');
+    // A sibling download cancelled by the failure may keep its verified prefix to resume from (by
+    // design, as in registry/pull.test.ts): a clean pull into the same store resumes and verifies it.
+    const partials = fs.readdirSync(path.join(s3, 'tmp')).filter((f) => /^ingest-[a-f0-9]{64}$/.test(f));
+    if (partials.length > 0) {
+      proxy.inject('none');
+      const again = await cli(['pull', ref], { root: s3, env });
+      assert.is(again.code, 0, `a kept partial is an honest prefix: ${again.stderr}`);
+    }
 
     proxy.inject('slow', { times: 100 });
     const s4 = newStore();
