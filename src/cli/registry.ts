@@ -1,6 +1,6 @@
 /** `tsbuild pull`, `push`, `tag`, `login`, `logout`. */
 import fs from 'node:fs';
-import { login, logout, pull, push, storeRoot, tag, type OpOptions } from '../app/index.js';
+import { listImages, login, logout, pull, push, storeRoot, tag, type OpOptions } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
@@ -12,7 +12,10 @@ export const pullFlags: FlagSpec[] = [
   rootFlag,
   helpFlag,
 ];
-export const pushFlags: FlagSpec[] = [...compressionFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'print only the digest' }, insecureFlag, rootFlag, helpFlag];
+export const pushFlags: FlagSpec[] = [
+  ...compressionFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'print only the digest' },
+  { name: 'all-tags', short: 'a', type: 'bool', help: 'push every local tag of the repository NAME' }, insecureFlag, rootFlag, helpFlag,
+];
 export const tagFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const loginFlags: FlagSpec[] = [
   { name: 'username', short: 'u', type: 'string', arg: 'user', help: 'user name' },
@@ -39,10 +42,20 @@ export async function pullCommand(p: Parsed, signal: AbortSignal): Promise<numbe
 
 export async function pushCommand(p: Parsed, signal: AbortSignal): Promise<number> {
   if (p.positional.length < 1 || p.positional.length > 2) throw new UsageError('push takes an image name and optionally a destination: tsbuild push NAME[:TAG] [REGISTRY/NAME[:TAG]]');
+  const all = flagBool(p, 'all-tags');
+  const name = p.positional[0]!;
+  if (all && (p.positional.length > 1 || name.includes('@') || name.slice(name.lastIndexOf('/') + 1).includes(':'))) {
+    throw new UsageError(`push --all-tags takes a repository without a tag or destination, e.g. tsbuild push -a localhost:5000/app (got ${p.positional.join(' ')})`);
+  }
   const store = await storeFrom(p);
-  const request = { image: p.positional[0]!, dest: p.positional[1], compression: compressionOf(p) ?? { type: 'gzip' as const }, chunkSize: chunkSizeOf(p), ...registryOptions(p) };
-  const r = await push(store, request, progress(p, signal));
-  process.stdout.write(flagBool(p, 'quiet') ? `${r.digest}\n` : `${r.reference}: digest: ${r.digest}\n`);
+  // As Docker's: the tags of that repository in this store, each pushed to the same name.
+  const images = all ? listImages(store).flatMap((i) => (i.name && i.name.slice(0, i.name.lastIndexOf(':')) === name ? [i.name] : [])).sort() : [name];
+  if (images.length === 0) throw new UsageError(`An image does not exist locally with the repository: ${name} (see tsbuild images)`);
+  for (const image of images) {
+    const request = { image, dest: all ? undefined : p.positional[1], compression: compressionOf(p) ?? { type: 'gzip' as const }, chunkSize: chunkSizeOf(p), ...registryOptions(p) };
+    const r = await push(store, request, progress(p, signal));
+    process.stdout.write(flagBool(p, 'quiet') ? `${r.digest}\n` : `${r.reference}: digest: ${r.digest}\n`);
+  }
   return 0;
 }
 
