@@ -225,6 +225,27 @@ export function containerLogs(store: Store, ref: string, o: { tail?: number; sin
 }
 
 /** `inspect` of a container: Docker's shape (Id, Created, State, Config, HostConfig, Mounts). */
+/**
+ * `inspect --size` of a container, as Docker's: SizeRw, what the container wrote (its own layer), and
+ * SizeRootFs, that plus its image's layers. A layer already removed counts as empty.
+ */
+export async function containerSize(store: Store, ref: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
+  const c = store.containers.find(ref);
+  let rw = 0;
+  try {
+    rw = (await store.snapshotter.usage(c.snapshot)).size;
+  } catch {
+    rw = 0; // the container's layer is gone (removed, or never made)
+  }
+  let image = 0;
+  try {
+    image = store.content.resolve(c.imageId).manifest.layers.reduce((a, l) => a + l.size, 0);
+  } catch {
+    image = 0; // its image was removed since
+  }
+  return { SizeRw: rw, SizeRootFs: rw + image };
+}
+
 export function inspectContainer(store: Store, ref: string): Record<string, unknown> {
   const c = store.containers.find(ref);
   const cfg = c.config;

@@ -25,7 +25,7 @@ export { parseImageFilters, filterImages } from './imagefilter.js';
 export type { RegistryOptions } from './registry.js';
 export {
   listContainers, removeContainers, stopContainer, killContainer, waitContainer, startContainer, restartContainer, pauseContainer, renameContainer,
-  topContainer, containerLogs, parseLogTime, inspectContainer, isContainer, statusText,
+  topContainer, containerLogs, parseLogTime, inspectContainer, containerSize, isContainer, statusText,
 } from './containers.js';
 export type { TopRow } from './containers.js';
 export { execContainer, execDetached } from './exec.js';

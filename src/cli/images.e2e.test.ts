@@ -49,6 +49,9 @@ itUnless(programUnavailable('skopeo'), 'history shows the steps and layers; save
   assert.match(lines[1]!, new RegExp(`^${id.slice(7, 19)}\\s.*CMD \\["cat","/made"\\]`), 'newest first, the top row is the image id');
   assert.ok(lines.some((l) => /RUN \/bin\/sh -c echo made > \/made/.test(l) && /\d+(\.\d+)?kB|\d+B/.test(l)), r.stdout);
   assert.is((await cli(['image', 'history', '-q', 'hist:1'], { root })).stdout.split('\n')[0], id.slice(7, 19));
+  const exact = await cli(['history', '--human=false', 'hist:1'], { root });
+  assert.match(exact.stdout.split('\n')[0]!, /^IMAGE\s+CREATED AT\s+CREATED BY\s+SIZE\s+COMMENT/);
+  assert.ok(exact.stdout.split('\n').some((l) => /RUN \/bin\/sh -c echo made > \/made # buildkit\s+\d+\s/.test(l) && /\d{4}-\d\d-\d\dT/.test(l)), `bytes and RFC 3339 times: ${exact.stdout}`);
   const out = tmpdir('tsb-save-');
   dirs.push(out);
   r = await cli(['save', '-o', path.join(out, 'd.tar'), 'hist:1'], { root });
@@ -302,6 +305,24 @@ it('images --filter (dangling, reference, label, before, since), --no-trunc and 
   const bad = await cli(['images', '--filter', 'colour=red'], { root });
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /--filter colour=red: use dangling=…, reference=…, label=…, before=…, since=…/);
+});
+
+it('inspect --size: what a container wrote (SizeRw) and that plus its image (SizeRootFs)', async () => {
+  const d = ctx('');
+  assert.is((await cli(['-q', '-t', 'sized', d], { root })).code, 0);
+  const r = await cli(['run', '--name', 'sized-ctr', 'sized', 'sh', '-c', 'head -c 300000 /dev/zero > /big'], { root });
+  assert.is(r.code, 0, r.stderr);
+  try {
+    const [c] = JSON.parse((await cli(['inspect', '--size', 'sized-ctr'], { root })).stdout) as { SizeRw: number; SizeRootFs: number }[];
+    assert.ok(c!.SizeRw >= 300000 && c!.SizeRw < 400000, `SizeRw ${c!.SizeRw}`);
+    const [img] = JSON.parse((await cli(['inspect', 'sized'], { root })).stdout) as { Size: number }[];
+    assert.ok(c!.SizeRootFs > c!.SizeRw + 100000, `SizeRootFs ${c!.SizeRootFs} adds the image (${img!.Size})`);
+    assert.match((await cli(['inspect', '-s', '-f', '{{.SizeRw}}', 'sized-ctr'], { root })).stdout, /^\d{6}\n$/);
+    const plain = JSON.parse((await cli(['inspect', 'sized-ctr'], { root })).stdout) as Record<string, unknown>[];
+    assert.not.ok('SizeRw' in plain[0]!, 'only with --size, as Docker');
+  } finally {
+    await cli(['rm', 'sized-ctr'], { root });
+  }
 });
 
 it('--format on images, ps, history and inspect (Go templates, table, json)', async () => {

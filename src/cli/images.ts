@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table, parseImageFilters, filterImages } from '../app/index.js';
+import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, containerSize, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table, parseImageFilters, filterImages } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
@@ -18,6 +18,7 @@ export const imagesFlags: FlagSpec[] = [
 export const inspectFlags: FlagSpec[] = [
   ...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' },
   { name: 'layers', type: 'bool', help: "an image's layers: size, the step that made each, files added, changed and removed, the biggest files" },
+  { name: 'size', short: 's', type: 'bool', help: "a container's SizeRw (what it wrote) and SizeRootFs (that plus its image)" },
 ];
 
 export async function imagesCommand(p: Parsed): Promise<number> {
@@ -56,7 +57,11 @@ export async function inspectCommand(p: Parsed): Promise<number> {
   const type = flagStr(p, 'type');
   if (type !== undefined && type !== 'image' && type !== 'container') throw new UsageError(`--type ${type}: use image or container`);
   // As Docker: a container of that name first, then an image, unless --type says which.
-  const all = p.positional.map((ref) => (type === 'container' || (type !== 'image' && isContainer(s, ref)) ? inspectContainer(s, ref) : inspectImage(s, ref)));
+  const all: Record<string, unknown>[] = [];
+  for (const ref of p.positional) {
+    if (type === 'container' || (type !== 'image' && isContainer(s, ref))) all.push({ ...inspectContainer(s, ref), ...(flagBool(p, 'size') ? await containerSize(s, ref) : {}) });
+    else all.push(inspectImage(s, ref) as Record<string, unknown>);
+  }
   const format = flagStr(p, 'format');
   process.stdout.write(format !== undefined ? formatRows(format, all) : JSON.stringify(all, null, 2) + '\n');
   return 0;
@@ -124,7 +129,10 @@ export async function statsCommand(p: Parsed): Promise<number> {
   return 0;
 }
 
-export const historyFlags: FlagSpec[] = [...commonFlags, { name: 'no-trunc', type: 'bool', help: 'do not truncate output' }, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag];
+export const historyFlags: FlagSpec[] = [
+  ...commonFlags, { name: 'no-trunc', type: 'bool', help: 'do not truncate output' }, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag,
+  { name: 'human', short: 'H', type: 'bool', help: 'human sizes and times (default true; --human=false: bytes and RFC 3339 times)' },
+];
 
 /** `tsbuild history IMAGE`: as `docker history`, newest first; `<missing>` for entries without a layer id. */
 export async function historyCommand(p: Parsed): Promise<number> {
@@ -132,17 +140,21 @@ export async function historyCommand(p: Parsed): Promise<number> {
   const rows = imageHistory(await storeFrom(p), p.positional[0]!);
   const full = flagBool(p, 'no-trunc');
   const id = (r: HistoryRow) => (r.id ? (full ? r.id : r.id.slice(7, 19)) : '<missing>');
+  // As Docker's: on unless --human=false, which gives exact bytes and the recorded times.
+  const human = p.flags.get('human') !== false;
+  const size = (r: HistoryRow) => (human ? humanSize(r.size) : String(r.size));
+  const when = (r: HistoryRow) => (human ? ago(r.created) : (r.created ?? ''));
   if (flagBool(p, 'quiet')) {
     process.stdout.write(rows.map((r) => id(r) + '\n').join(''));
     return 0;
   }
   const format = flagStr(p, 'format');
   if (format !== undefined) {
-    process.stdout.write(formatRows(format, rows.map((r) => ({ ID: id(r), CreatedAt: r.created ?? '', CreatedSince: ago(r.created), CreatedBy: r.createdBy, Size: humanSize(r.size), Comment: r.comment }))));
+    process.stdout.write(formatRows(format, rows.map((r) => ({ ID: id(r), CreatedAt: r.created ?? '', CreatedSince: ago(r.created), CreatedBy: r.createdBy, Size: size(r), Comment: r.comment }))));
     return 0;
   }
   const by = (s: string) => (full || s.length <= 45 ? s : s.slice(0, 44) + '…');
-  process.stdout.write(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r) => [id(r), ago(r.created), by(r.createdBy), humanSize(r.size), r.comment])]));
+  process.stdout.write(table([['IMAGE', human ? 'CREATED' : 'CREATED AT', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r) => [id(r), when(r), by(r.createdBy), size(r), r.comment])]));
   return 0;
 }
 

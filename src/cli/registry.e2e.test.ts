@@ -179,26 +179,6 @@ it('outputs: oci and docker archives (skopeo, podman load), local directory, std
   }
 });
 
-it('push --all-tags pushes every local tag of a repository; a tag or a destination with it is refused', async () => {
-  await buildHello('alltags');
-  const repo = `${registry().host}/tests/alltags`;
-  for (const t of ['1', '2']) assert.is((await cli(['tag', 'alltags', `${repo}:${t}`], { root, env })).code, 0);
-  const r = await cli(['push', '-a', repo], { root, env });
-  assert.is(r.code, 0, r.stderr);
-  const esc = repo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  assert.match(r.stdout, new RegExp(`^${esc}:1: digest: sha256:[a-f0-9]{64}\n${esc}:2: digest: sha256:[a-f0-9]{64}\n$`));
-  const tags = skopeo(['list-tags', '--tls-verify=false', `docker://${repo}`]);
-  assert.is(tags.code, 0, tags.out);
-  assert.equal((JSON.parse(tags.out) as { Tags: string[] }).Tags.sort(), ['1', '2']);
-  for (const bad of [['push', '-a', `${repo}:1`], ['push', '--all-tags', repo, `${repo}-copy`]]) {
-    const b = await cli(bad, { root, env });
-    assert.is(b.code, 2, b.stderr);
-    assert.match(b.stderr, /push --all-tags takes a repository without a tag or destination/);
-  }
-  const none = await cli(['push', '-a', `${registry().host}/tests/nothing-here`], { root, env });
-  assert.match(none.stderr, /An image does not exist locally with the repository/);
-});
-
 it('errors: unknown tag, unknown repository, invalid reference, unreachable registry', async () => {
   const s = newStore();
   const missing = await cli(['pull', `${registry().host}/tests/pushme:nope`], { root: s, env });
