@@ -18,6 +18,19 @@ export async function pull(store: Store, req: PullRequest, o: OpOptions = {}): P
   return { name: img.name!, manifestDigest: img.manifestDigest };
 }
 
+/** `pull --all-tags REPOSITORY`: every tag the registry lists, each pulled in turn. */
+export async function pullAllTags(store: Store, req: PullRequest, o: OpOptions = {}): Promise<{ name: string; manifestDigest: string }[]> {
+  const ref = parseReference(req.ref);
+  const last = req.ref.slice(req.ref.lastIndexOf('/') + 1);
+  if (last.includes(':') || last.includes('@')) throw new UsageError(`pull --all-tags takes a repository without a tag or digest, e.g. tsbuild pull -a localhost:5000/app (got ${req.ref})`);
+  const client = registryClient(ref.domain, req, store.root, o.onEvent ? logger(o) : undefined);
+  const tags = await client.listTags(ref.path, o.signal);
+  if (tags.length === 0) throw new NotFoundError(`${req.ref} has no tags in its registry`, 'NO_TAGS');
+  const out: { name: string; manifestDigest: string }[] = [];
+  for (const t of tags) out.push(await pull(store, { ...req, ref: `${req.ref}:${t}` }, o));
+  return out;
+}
+
 export interface PushRequest extends RegistryOptions {
   /** A local image name or id. */
   image: string;

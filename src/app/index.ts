@@ -19,7 +19,7 @@ export { parseCacheSpecs } from './remotecache.js';
 export type { CacheSpec } from './remotecache.js';
 export { run, runDetached, parseRestart, parseLogOpts } from './run.js';
 export type { RunRequest, RunHooks } from './run.js';
-export { pull, push, tag, login, logout, listImages, inspectImage, removeImages, imageHistory, saveImage } from './images.js';
+export { pull, pullAllTags, push, tag, login, logout, listImages, inspectImage, removeImages, imageHistory, saveImage } from './images.js';
 export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './images.js';
 export { parseImageFilters, filterImages } from './imagefilter.js';
 export type { RegistryOptions } from './registry.js';

@@ -1,12 +1,13 @@
 /**
- * push --all-tags (#19): every local tag of a repository goes to the test registry, as Docker's.
+ * push and pull --all-tags (#19): every local tag of a repository goes to the test registry, and every
+ * tag the registry lists comes back into an empty store, as Docker's.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli } from '../testutil/index.js';
 import { registryFixture } from './registry.fixture.js';
 
-const { it, root, env, skopeo, buildHello, registry } = registryFixture('tags');
+const { it, root, env, skopeo, buildHello, registry, newStore } = registryFixture('tags');
 
 it('push --all-tags pushes every local tag of a repository; a tag or a destination with it is refused', async () => {
   await buildHello('alltags');
@@ -26,6 +27,19 @@ it('push --all-tags pushes every local tag of a repository; a tag or a destinati
   }
   const none = await cli(['push', '-a', `${registry().host}/tests/nothing-here`], { root, env });
   assert.match(none.stderr, /An image does not exist locally with the repository/);
+
+  const empty = newStore();
+  const pulled = await cli(['pull', '-a', repo], { root: empty, env });
+  assert.is(pulled.code, 0, pulled.stderr);
+  assert.match(pulled.stdout, new RegExp(`^${esc}:1: sha256:[a-f0-9]{64}\n${esc}:2: sha256:[a-f0-9]{64}\n$`));
+  const names = await cli(['images', '--format', '{{.Repository}}:{{.Tag}}'], { root: empty, env });
+  assert.equal(names.stdout.split('\n').filter(Boolean).sort(), [`${repo}:1`, `${repo}:2`]);
+  const tagged = await cli(['pull', '-a', `${repo}:1`], { root: empty, env });
+  assert.is(tagged.code, 2);
+  assert.match(tagged.stderr, /pull --all-tags takes a repository without a tag or digest/);
+  const unknown = await cli(['pull', '-a', `${registry().host}/tests/never-pushed`], { root: empty, env });
+  assert.is(unknown.code, 1);
+  assert.match(unknown.stderr, /repository unknown|has no tags/);
 });
 
 test.run();

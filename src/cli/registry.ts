@@ -1,12 +1,13 @@
 /** `tsbuild pull`, `push`, `tag`, `login`, `logout`. */
 import fs from 'node:fs';
-import { listImages, login, logout, pull, push, storeRoot, tag, type OpOptions } from '../app/index.js';
+import { listImages, login, logout, pull, pullAllTags, push, storeRoot, tag, type OpOptions } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
 export const pullFlags: FlagSpec[] = [
   { name: 'platform', type: 'string', arg: 'os/arch[/variant]', help: 'platform to pick from a multi-platform image (default: this machine)' },
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image name and digest' },
+  { name: 'all-tags', short: 'a', type: 'bool', help: 'pull every tag the registry lists for the repository NAME' },
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver to unpack into' },
   insecureFlag,
   rootFlag,
@@ -35,8 +36,9 @@ function progress(p: Parsed, signal: AbortSignal): OpOptions {
 export async function pullCommand(p: Parsed, signal: AbortSignal): Promise<number> {
   if (p.positional.length !== 1) throw new UsageError('pull takes one image reference, e.g. tsbuild pull localhost:5000/busybox:latest');
   const store = await storeFrom(p);
-  const img = await pull(store, { ref: p.positional[0]!, platform: flagStr(p, 'platform'), ...registryOptions(p) }, progress(p, signal));
-  process.stdout.write(`${img.name}: ${img.manifestDigest}\n`);
+  const req = { ref: p.positional[0]!, platform: flagStr(p, 'platform'), ...registryOptions(p) };
+  const images = flagBool(p, 'all-tags') ? await pullAllTags(store, req, progress(p, signal)) : [await pull(store, req, progress(p, signal))];
+  for (const img of images) process.stdout.write(`${img.name}: ${img.manifestDigest}\n`);
   return 0;
 }
 

@@ -129,6 +129,22 @@ export class RegistryClient {
     return { bytes, mediaType: (res.headers.get('content-type') ?? '').split(';')[0]!.trim(), digestHeader: res.headers.get('docker-content-digest') ?? undefined };
   }
 
+  /** Every tag of `repo` (the distribution API's tags/list, following its Link pages), sorted. */
+  async listTags(repo: string, signal?: AbortSignal): Promise<string[]> {
+    const tags: string[] = [];
+    let where: string | undefined = `/v2/${repo}/tags/list?n=1000`;
+    // A registry that pages for ever (or lies) is cut off: 100 pages of 1,000 are more than any repository has.
+    for (let page = 0; where !== undefined && page < 100; page++) {
+      const res = await this.request('GET', where, { repo, signal });
+      if (res.status !== 200) return this.fail(res, `${this.domain}/${repo}`);
+      const body = JSON.parse(await readCapped(res, 4 << 20)) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const next = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+      where = next; // a path (the base is added) or a full URL, as registries write it
+    }
+    return [...new Set(tags)].sort();
+  }
+
   /** Whether the registry has a blob in `repo` (its size when it does). */
   async blobSize(repo: string, digest: string, actions = ['pull'], signal?: AbortSignal): Promise<number | undefined> {
     const res = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, { repo, actions, signal });

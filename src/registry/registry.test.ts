@@ -117,6 +117,23 @@ test('redirects are followed and Authorization never reaches another host', asyn
   );
 });
 
+test('tags/list: pages followed by their Link header, merged and sorted; an endless pager is cut off', async () => {
+  const f = fake((r) => {
+    if (r.url.endsWith('/v2/')) return new Response('{}', { status: 200 });
+    if (r.url.includes('last=b')) return new Response(JSON.stringify({ name: 'a/b', tags: ['c', 'a'] }));
+    return new Response(JSON.stringify({ name: 'a/b', tags: ['b', 'a'] }), { headers: { link: '</v2/a/b/tags/list?last=b&n=1000>; rel="next"' } });
+  });
+  assert.equal(await new RegistryClient({ domain: 'reg.example', base: f.handler }).listTags('a/b'), ['a', 'b', 'c']);
+  const endless = fake((r) => (r.url.endsWith('/v2/') ? new Response('{}') : new Response('{"tags":["x"]}', { headers: { link: '</v2/a/b/tags/list?again=1>; rel="next"' } })));
+  assert.equal(await new RegistryClient({ domain: 'reg.example', base: endless.handler }).listTags('a/b'), ['x']);
+  assert.ok(endless.seen.length <= 102, `stopped after 100 pages (${endless.seen.length} requests)`);
+  const none = fake((r) => (r.url.endsWith('/v2/') ? new Response('{}') : new Response('{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}', { status: 404 })));
+  await new RegistryClient({ domain: 'reg.example', base: none.handler }).listTags('a/nope').then(
+    () => assert.unreachable(),
+    (e: Error & { code: string }) => assert.is(e.code, 'NAME_UNKNOWN'),
+  );
+});
+
 test('retry: 5xx then success; resets are retried; 4xx are not; bodies are rebuilt per attempt', async () => {
   let bodies = 0;
   const f = fake((_r, n) => (n < 3 ? new Response('', { status: n === 1 ? 500 : 503 }) : new Response('ok')));
