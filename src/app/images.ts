@@ -135,7 +135,12 @@ function namesOf(store: Store, ref: string, img: ResolvedImage): { names: string
 }
 
 /** `rmi`: untags (a name: that name; an id: every name), deletes what nothing needs, then GC. */
-export async function removeImages(store: Store, refs: string[], o: { force?: boolean; onUntag?: (name: string) => void; onDelete?: (id: string) => void }): Promise<void> {
+/**
+ * `rmi`: untags, and deletes what no image, container or kept cache record needs any more. With
+ * `prune: false` (`--no-prune`) that data stays until the next prune or GC, as Docker keeps the
+ * untagged parents: a re-tag or rebuild soon after finds its layers still there.
+ */
+export async function removeImages(store: Store, refs: string[], o: { force?: boolean; prune?: boolean; onUntag?: (name: string) => void; onDelete?: (id: string) => void }): Promise<void> {
   for (const ref of refs) {
     let r: ResolvedImage;
     try {
@@ -160,7 +165,7 @@ export async function removeImages(store: Store, refs: string[], o: { force?: bo
     if (byId) store.content.removeDangling(r.manifestDigest);
     if (!store.content.list().some((x) => x.manifest.digest === r.manifestDigest)) o.onDelete?.(r.configDigest);
   }
-  await gcWithCache(store);
+  if (o.prune !== false) await gcWithCache(store);
 }
 
 export interface HistoryRow {

@@ -67,6 +67,29 @@ itUnless(programUnavailable('skopeo'), 'history shows the steps and layers; save
   assert.match(r.stderr, /save takes one image/);
 });
 
+it('rmi --no-prune untags and keeps the layers until the next prune; plain rmi deletes them', async () => {
+  const store = `${root}-noprune`;
+  try {
+    const d = ctx('RUN head -c 50000 /dev/urandom > /r\n');
+    const b = await cli(['-q', '-t', 'np:1', d], { root: store });
+    assert.is(b.code, 0, b.stderr);
+    const [img] = JSON.parse((await cli(['inspect', 'np:1'], { root: store })).stdout) as { Manifest: { layers: { digest: string }[] } }[];
+    const top = path.join(store, 'blobs/sha256', img!.Manifest.layers.at(-1)!.digest.slice(7));
+    const r = await cli(['rmi', '--no-prune', 'np:1'], { root: store });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Untagged: np:1\nDeleted: sha256:[a-f0-9]{64}\n$/);
+    assert.ok(fs.existsSync(top), 'the layer stays');
+    assert.not.match((await cli(['images'], { root: store })).stdout, /np/);
+    assert.is((await cli(['prune', '--all'], { root: store })).code, 0);
+    assert.not.ok(fs.existsSync(top), 'the next prune takes it');
+    assert.is((await cli(['-q', '-t', 'np:2', d], { root: store })).code, 0);
+    assert.is((await cli(['rmi', 'np:2'], { root: store })).code, 0);
+    assert.not.ok(fs.existsSync(top), 'plain rmi deletes at once');
+  } finally {
+    removeStore(store);
+  }
+});
+
 it('image prune, system df and system prune: untagged images go, -a takes unused ones, df adds up', async () => {
   const store = `${root}-prune`;
   try {

@@ -7,7 +7,10 @@ import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
-export const rmiFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' }];
+export const rmiFlags: FlagSpec[] = [
+  ...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'remove even if a container uses it' },
+  { name: 'no-prune', type: 'bool', help: 'keep the layers no image needs any more until the next prune' },
+];
 export const formatFlag: FlagSpec = { name: 'format', type: 'string', arg: 'TEMPLATE', help: "Go-template output, e.g. '{{.ID}} {{.Size}}', 'table {{.Repository}}\\t{{.Tag}}' or '{{json .}}'" };
 export const imagesFlags: FlagSpec[] = [
   ...commonFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'only ids' }, formatFlag,
@@ -91,6 +94,7 @@ export async function rmiCommand(p: Parsed): Promise<number> {
   if (p.positional.length === 0) throw new UsageError('rmi needs an image: tsbuild rmi IMAGE [IMAGE...]');
   await removeImages(await storeFrom(p), p.positional, {
     force: flagBool(p, 'force'),
+    prune: !flagBool(p, 'no-prune'),
     onUntag: (n) => process.stdout.write(`Untagged: ${n}\n`),
     onDelete: (id) => process.stdout.write(`Deleted: ${id}\n`),
   });
