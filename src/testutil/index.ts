@@ -32,13 +32,20 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * The CLI's environment in tests, the same whether a file runs under scripts/run-tests.mjs or on its
+ * own: no pulls, and the host network unless a test asks for a bridge (the network tests do, inside a
+ * namespace of their own), so no test puts a bridge or NAT rules into this machine's namespace.
+ */
+const TEST_ENV = () => ({ ...process.env, TSBUILD_PULL: 'never', TSBUILD_NETWORK: process.env.TSBUILD_NETWORK ?? 'host' });
+
 /** Runs the CLI against a given store; never inherits the developer's TSBUILD_ROOT. */
 export function cli(args: string[], opts: { root: string; cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
       cwd: opts.cwd,
       // Tests never reach Docker Hub: pulling is off unless a test (with its own registry) turns it on.
-      env: { ...process.env, TSBUILD_ROOT: opts.root, TSBUILD_PULL: 'never', ...(opts.env ?? {}) },
+      env: { ...TEST_ENV(), TSBUILD_ROOT: opts.root, ...(opts.env ?? {}) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -57,7 +64,7 @@ export function cli(args: string[], opts: { root: string; cwd?: string; input?: 
 
 /** Starts the CLI and returns the child, for tests that signal it mid-way. */
 export function cliSpawn(args: string[], root: string, env: Record<string, string> = {}) {
-  return spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [cliPath, ...args], { env: { ...TEST_ENV(), TSBUILD_ROOT: root, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function busyboxPath(): string | undefined {
@@ -107,8 +114,15 @@ export function mountsUnder(needle: string): string[] {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(needle));
 }
 
-/** Removes a test store, unmounting anything a failed test left under it first. */
+/**
+ * Removes a test store, unmounting anything a failed test left under it first. Networks its
+ * containers joined (a bridge, veths, namespaces, NAT rules: outside the store) are reclaimed by
+ * tsbuild's own sweep first, so a test that failed or killed a container midway leaves none behind.
+ */
 export function removeStore(root: string): void {
+  if (fs.existsSync(path.join(root, 'networks')) && fs.readdirSync(path.join(root, 'networks')).some((f) => f.endsWith('.json'))) {
+    spawnSync(process.execPath, [cliPath, 'network', 'prune', '-f'], { env: { ...TEST_ENV(), TSBUILD_ROOT: root }, stdio: 'ignore', timeout: 60_000 });
+  }
   const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
   for (const line of mountsUnder(root).reverse()) {
     const mp = line.split(' ')[4];
