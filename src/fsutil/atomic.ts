@@ -23,6 +23,36 @@ export function writeFileMirrored(file: string, data: string | Buffer): void {
   writeFileAtomicChunks(`${file}.bak`, [data], { sync: false });
 }
 
+/**
+ * The check and repair of a table written with writeFileMirrored (for `tsbuild doctor`): `ok` when it
+ * reads well (with `repair`, a lagging or damaged mirror is brought level); `damaged` when it does not
+ * and `repair` is off; `restored` from a mirror that reads well; else `rebuilt` from `rebuild()`, the
+ * damaged file kept beside it as FILE.damaged-<ms>. `valid` says whether a text is a good table.
+ */
+export function repairMirrored(file: string, lock: string, valid: (text: string) => boolean, repair: boolean, rebuild: () => string): 'ok' | 'damaged' | 'restored' | 'rebuilt' {
+  const text = readTextIfAny(file);
+  if (text === undefined || valid(text)) {
+    if (text !== undefined && repair && readTextIfAny(`${file}.bak`) !== text) {
+      withLock(lock, () => {
+        const now = readTextIfAny(file);
+        if (now !== undefined) writeFileAtomicChunks(`${file}.bak`, [now], { sync: false });
+      });
+    }
+    return 'ok';
+  }
+  if (!repair) return 'damaged';
+  return withLock(lock, () => {
+    const bak = readTextIfAny(`${file}.bak`);
+    if (bak !== undefined && valid(bak)) {
+      writeFileMirrored(file, bak);
+      return 'restored';
+    }
+    fs.renameSync(file, `${file}.damaged-${Date.now()}`);
+    writeFileMirrored(file, rebuild());
+    return 'rebuilt';
+  });
+}
+
 /** writeFileAtomic for content made piece by piece, so a large record never exists as one string. */
 export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Buffer>, o: { sync?: boolean } = {}): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;

@@ -4,9 +4,8 @@
  * the names are gone, but not the images: every stored image manifest whose config is present is
  * listed again as an unnamed image (reachable by id, taggable), as Docker lists dangling images.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { readTextIfAny as readText, withLock, writeFileMirrored } from '../fsutil/index.js';
+import { repairMirrored } from '../fsutil/index.js';
 import { DANGLING, STORED, type ContentStore } from './store.js';
 import { MediaType, type Descriptor, type ImageIndex, type Manifest } from './types.js';
 
@@ -16,13 +15,12 @@ export interface IndexCheck {
   repaired?: string;
 }
 
-function validIndex(text: string | undefined): ImageIndex | undefined {
-  if (text === undefined) return undefined;
+function validIndex(text: string): boolean {
   try {
     const idx = JSON.parse(text) as ImageIndex;
-    return Array.isArray(idx.manifests) && idx.manifests.every((m) => typeof m?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(m.digest)) ? idx : undefined;
+    return Array.isArray(idx.manifests) && idx.manifests.every((m) => typeof m?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(m.digest));
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -46,25 +44,17 @@ function storedManifests(store: ContentStore): Descriptor[] {
 
 export function checkIndex(store: ContentStore, repair: boolean): IndexCheck {
   const file = path.join(store.root, 'index.json');
-  const text = readText(file);
-  if (text === undefined || validIndex(text)) {
-    if (text !== undefined && repair && readText(`${file}.bak`) !== text) {
-      withLock(path.join(store.root, 'index.lock'), () => writeFileMirrored(file, readText(file) ?? text));
-    }
-    return { file };
-  }
-  const problem = 'not a valid image index (damaged or truncated): no image name can be read';
-  if (!repair) return { file, problem };
-  return withLock(path.join(store.root, 'index.lock'), () => {
-    const good = validIndex(readText(`${file}.bak`));
-    if (good) {
-      writeFileMirrored(file, JSON.stringify({ ...good, mediaType: MediaType.index }, null, 1));
-      return { file, problem, repaired: 'restored from index.json.bak' };
-    }
-    fs.renameSync(file, `${file}.damaged-${Date.now()}`);
+  let listed = 0;
+  const rebuild = () => {
     const now = new Date().toISOString();
     const manifests = storedManifests(store).map((d) => ({ ...d, annotations: { [DANGLING]: 'true', [STORED]: now } }));
-    writeFileMirrored(file, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.index, manifests }, null, 1));
-    return { file, problem, repaired: `no good copy: the names are lost; ${manifests.length} stored image(s) listed again without a name (shown as <none> by "tsbuild images"; name them with "tsbuild tag ID NAME"); the damaged file kept as index.json.damaged-*` };
-  });
+    listed = manifests.length;
+    return JSON.stringify({ schemaVersion: 2, mediaType: MediaType.index, manifests }, null, 1);
+  };
+  const r = repairMirrored(file, path.join(store.root, 'index.lock'), validIndex, repair, rebuild);
+  if (r === 'ok') return { file };
+  const problem = 'not a valid image index (damaged or truncated): no image name can be read';
+  if (r === 'damaged') return { file, problem };
+  if (r === 'restored') return { file, problem, repaired: 'restored from index.json.bak' };
+  return { file, problem, repaired: `no good copy: the names are lost; ${listed} stored image(s) listed again without a name (shown as <none> by "tsbuild images"; name them with "tsbuild tag ID NAME"); the damaged file kept as index.json.damaged-*` };
 }

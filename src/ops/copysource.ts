@@ -101,12 +101,13 @@ export type HostPath = string | Buffer;
  * is its text form for .dockerignore matching and messages.
  */
 export function sourceEntries(dir: HostPath): { name: string; raw?: Buffer }[] {
+  // Sorted by the names' bytes, as they were read (not re-encoded on every comparison).
   return (fs.readdirSync(dir, { encoding: 'buffer' }) as Buffer[])
+    .sort(Buffer.compare)
     .map((b) => {
       const name = b.toString('utf8');
       return Buffer.from(name).equals(b) ? { name } : { name, raw: b };
-    })
-    .sort((a, b) => Buffer.compare(a.raw ?? Buffer.from(a.name), b.raw ?? Buffer.from(b.name)));
+    });
 }
 
 /** `dir/name`, as text while both are text, else as bytes. */

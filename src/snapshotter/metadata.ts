@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJSONFile, readTextIfAny as readText, withLock, writeFileMirrored } from '../fsutil/index.js';
+import { readJSONFile, repairMirrored, withLock, writeFileMirrored } from '../fsutil/index.js';
 import { SnapshotError } from './errors.js';
 import type { Info, Kind } from './types.js';
 
@@ -60,13 +60,12 @@ export class MetaStore {
   }
 }
 
-function validDB(text: string): DB | undefined {
+function validDB(text: string): boolean {
   try {
     const db = JSON.parse(text) as DB;
-    const ok = typeof db.nextId === 'number' && db.snapshots !== null && typeof db.snapshots === 'object' && Object.values(db.snapshots).every((r) => typeof r?.id === 'number' && typeof r.kind === 'string');
-    return ok ? db : undefined;
+    return typeof db.nextId === 'number' && db.snapshots !== null && typeof db.snapshots === 'object' && Object.values(db.snapshots).every((r) => typeof r?.id === 'number' && typeof r.kind === 'string');
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -85,29 +84,16 @@ export interface MetadataCheck {
  */
 export function checkMetadata(driverRoot: string, repair: boolean): MetadataCheck {
   const file = path.join(driverRoot, 'metadata.json');
-  const text = readText(file);
-  if (text === undefined || validDB(text)) {
-    const bak = readText(`${file}.bak`);
-    if (text !== undefined && bak !== text && repair) {
-      // The mirror lags or is damaged: brought level, so it can serve next time.
-      withLock(path.join(driverRoot, 'metadata.lock'), () => writeFileMirrored(file, readText(file) ?? text));
-    }
-    return { file };
-  }
-  const problem = 'not a valid snapshot table (damaged or truncated)';
-  if (!repair) return { file, problem };
-  return withLock(path.join(driverRoot, 'metadata.lock'), () => {
-    const backup = readText(`${file}.bak`);
-    const good = backup !== undefined ? validDB(backup) : undefined;
-    if (good) {
-      writeFileMirrored(file, JSON.stringify(good));
-      return { file, problem, repaired: `restored from ${path.basename(file)}.bak` };
-    }
+  const rebuild = () => {
     let top = 0;
     const objects = path.join(driverRoot, 'snapshots');
     for (const e of fs.existsSync(objects) ? fs.readdirSync(objects) : []) if (/^\d+$/.test(e)) top = Math.max(top, Number(e));
-    fs.renameSync(file, `${file}.damaged-${Date.now()}`);
-    writeFileMirrored(file, JSON.stringify({ nextId: top + 1, snapshots: {} }));
-    return { file, problem, repaired: `no good copy: started empty (the damaged file kept as ${path.basename(file)}.damaged-*); snapshots are dropped and images unpacked again from their blobs` };
-  });
+    return JSON.stringify({ nextId: top + 1, snapshots: {} });
+  };
+  const r = repairMirrored(file, path.join(driverRoot, 'metadata.lock'), validDB, repair, rebuild);
+  if (r === 'ok') return { file };
+  const problem = 'not a valid snapshot table (damaged or truncated)';
+  if (r === 'damaged') return { file, problem };
+  if (r === 'restored') return { file, problem, repaired: `restored from ${path.basename(file)}.bak` };
+  return { file, problem, repaired: `no good copy: started empty (the damaged file kept as ${path.basename(file)}.damaged-*); snapshots are dropped and images unpacked again from their blobs` };
 }
