@@ -9,6 +9,8 @@
  *   tsbuild-sandbox xattrs DIR [-] every xattr under DIR (or of the paths on stdin) as relpath\0name\0hexvalue\0
  *   tsbuild-sandbox apply-meta     mknod / lsetxattr records from stdin
  *   tsbuild-sandbox serve          mount / umount requests on stdin, one JSON answer line each
+ *   tsbuild-sandbox userns         hold a new user + mount namespace (rootless); maps written by tsbuild
+ *   tsbuild-sandbox join PID PROG ARGS...  enter PID's user and mount namespaces as root, exec PROG
  *
  * `run` clones into the namespaces named by the spec, mounts the root filesystem and the spec's mounts
  * inside the new mount namespace (so they vanish with it), pivots, drops privileges and execs. The
@@ -39,6 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -210,6 +213,21 @@ static void parent_mount_private(const char *path) {
   if (mount(NULL, best, NULL, MS_PRIVATE, NULL) < 0) fail("rootfs", "parent-private", best, errno);
 }
 
+/* A bind remount must keep the flags the mount already has: in a user namespace the kernel locks them
+   (EPERM otherwise), and keeping a host mount's nosuid or noexec is right for root too (as runc). */
+static unsigned long kept_flags(const char *target) {
+  struct statvfs sv;
+  if (statvfs(target, &sv) < 0) return 0;
+  unsigned long f = 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
 static void do_mounts(const char *root) {
   int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail("mounts", "open", root, errno);
@@ -234,7 +252,7 @@ static void do_mounts(const char *root) {
     if ((flags & MS_BIND) && (flags & MS_RDONLY)) {
       fd = open_in_root(rootfd, dest, as_file);
       snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-      unsigned long rf = MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC));
+      unsigned long rf = MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)) | (fd < 0 ? 0 : kept_flags(target));
       if (fd < 0 || mount(NULL, target, NULL, rf, NULL) < 0) fail("mounts", "remount-ro", dest, errno);
       close(fd);
     }
@@ -276,7 +294,7 @@ static void mask_paths(void) {
     const char *p = ro->items[i]->str;
     if (!p || access(p, F_OK) < 0) continue;
     if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) fail("readonly", "bind", p, errno);
-    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | kept_flags(p), NULL) < 0)
       fail("readonly", "remount", p, errno);
   }
 }
@@ -558,7 +576,7 @@ static int child_main(void *arg) {
   if (umount2(".", MNT_DETACH) < 0) fail("pivot", "umount-old", "/", errno);
   if (chdir("/") < 0) fail("pivot", "chdir", "/", errno);
   mask_paths();
-  if (json_bool(root, "readonly", 0) && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+  if (json_bool(root, "readonly", 0) && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags("/"), NULL) < 0)
     fail("rootfs", "remount-ro", "/", errno);
 
   /* Like runc, a missing working directory is created (as root, before privileges drop). */
@@ -927,6 +945,56 @@ static int cmd_serve(void) {
   }
 }
 
+/* userns: the rootless namespace holder (podman's pause process). It unshares a user and a mount
+   namespace, says "ready" on stdout and waits for a byte on stdin while tsbuild writes the id maps
+   (newuidmap, or a single-id map: which maps is policy), then says "ok" and sleeps until killed, so
+   every later tsbuild command of this user joins the same namespaces and sees the same mounts. */
+static int cmd_userns(void) {
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) fail("userns", "unshare", "", errno);
+  if (write(1, "ready\n", 6) != 6) return 1;
+  char c;
+  if (read(0, &c, 1) != 1) return 1;
+  if (setresgid(0, 0, 0) < 0) fail("userns", "setresgid", "", errno);
+  if (setresuid(0, 0, 0) < 0) fail("userns", "setresuid", "", errno);
+  /* The host's later mounts still arrive; ours never reach the host. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) fail("userns", "propagation", "/", errno);
+  if (write(1, "ok\n", 3) != 3) return 1;
+  int null = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; fd++) dup2(null, fd);
+  if (null > 2) close(null);
+  setsid();
+  for (;;) pause();
+}
+
+/* join PID PROG ARGS...: enter the holder's user and mount namespaces, become root there (the
+   supplementary groups go when the map allows it), keep the working directory, and exec PROG. */
+static int cmd_join(char **argv) {
+  /* A failure goes to fd 3 when tsbuild gave one: close-on-exec, so it ends empty once PROG runs. */
+  if (fcntl(3, F_SETFD, FD_CLOEXEC) == 0) errfd = 3;
+  const char *pid = argv[2];
+  char path[64], cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "/");
+  int fds[2];
+  const char *ns[2] = {"user", "mnt"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, ns[i]);
+    if ((fds[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0) fail("join", "open", path, errno);
+  }
+  if (setns(fds[0], CLONE_NEWUSER) < 0) fail("join", "setns", "user", errno);
+  if (setns(fds[1], CLONE_NEWNS) < 0) fail("join", "setns", "mnt", errno);
+  close(fds[0]);
+  close(fds[1]);
+  if (setresgid(0, 0, 0) < 0) fail("join", "setresgid", "", errno);
+  if (setgroups(0, NULL) < 0 && errno != EPERM) fail("join", "setgroups", "", errno);
+  if (setresuid(0, 0, 0) < 0) fail("join", "setresuid", "", errno);
+  if (chdir(cwd) < 0 && chdir("/") < 0) fail("join", "chdir", cwd, errno);
+  /* Set after the credentials change, which clears it: the command dies with the tsbuild that ran it. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  execv(argv[3], argv + 3);
+  fail("join", "exec", argv[3], errno);
+  return 127;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run();
   if (argc >= 2 && !strcmp(argv[1], "exec")) return cmd_exec();
@@ -949,6 +1017,8 @@ int main(int argc, char **argv) {
   }
   if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
   if (argc == 2 && !strcmp(argv[1], "serve")) return cmd_serve();
+  if (argc == 2 && !strcmp(argv[1], "userns")) return cmd_userns();
+  if (argc >= 4 && !strcmp(argv[1], "join")) return cmd_join(argv);
   if (argc == 3 && !strcmp(argv[1], "devices-attach")) {
     /* The program as JSON on stdin: the same mechanism `run` uses, for cgroups made outside a run. */
     char *text = read_all(0);
@@ -958,6 +1028,6 @@ int main(int argc, char **argv) {
     attach_devices(argv[2], prog);
     return 0;
   }
-  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR [-] | apply-meta | serve | devices-attach CGROUP_DIR\n");
+  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR [-] | apply-meta | serve | devices-attach CGROUP_DIR | userns | join PID PROG ARGS...\n");
   return 2;
 }

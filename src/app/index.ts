@@ -38,6 +38,7 @@ export type { CopySpec } from './cp.js';
 export { containerStats } from './stats.js';
 export { pruneImages, diskUsage, diskUsageVerbose } from './system.js';
 export { loadImages } from './load.js';
+export { needsUserNamespace, runInUserNamespace, migrateUserNamespace } from './rootless.js';
 export type { LoadedImage } from './load.js';
 export type { DfRow, DfVerbose, ImagePruneOptions } from './system.js';
 export type { ContainerStats } from './stats.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { driverSupport } from '../snapshotter/index.js';
-import { describeCgroups, helperPath, hostCaps } from '../runtime/index.js';
+import { describeCgroups, helperPath, hostCaps, rootlessMapKind } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -16,13 +16,29 @@ export interface Info {
   capabilities: number;
   helper: string;
   cpus: number;
+  /** Rootless: how ids are mapped, and what that gives up; absent for root. */
+  rootless?: string;
+}
+
+function rootlessText(): string | undefined {
+  const kind = rootlessMapKind();
+  if (!kind) return undefined;
+  let map = '';
+  try {
+    map = fs.readFileSync('/proc/self/uid_map', 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/).join(' ')).join(', ');
+  } catch {
+    // unreadable: the kind alone is said
+  }
+  const ids = kind === 'single' ? 'only the user\'s own id (chown to other ids fails)' : 'the user and its /etc/subuid range';
+  return `yes: user namespace mapping ${ids} [inside outside count: ${map}]; networks none and host only; no cgroup limits unless delegated; no device nodes from images`;
 }
 
 function overlayProbe(): string | undefined {
   const dir = fs.mkdtempSync(`${os.tmpdir()}/tsb-info-`);
   try {
     for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(`${dir}/${d}`);
-    const r = spawnSync(helperPath(), ['mount', 'overlay', 'overlay', `${dir}/m`, '0', `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w`], { encoding: 'utf8' });
+    const user = rootlessMapKind() ? ',userxattr' : '';
+    const r = spawnSync(helperPath(), ['mount', 'overlay', 'overlay', `${dir}/m`, '0', `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w${user}`], { encoding: 'utf8' });
     if (r.status !== 0) return r.stderr.trim() || 'mount failed';
     spawnSync(helperPath(), ['umount', `${dir}/m`]);
     return undefined;
@@ -42,5 +58,6 @@ export function info(root: string): Info {
     capabilities: hostCaps().size,
     helper: helperPath(),
     cpus: os.availableParallelism(),
+    ...(rootlessText() ? { rootless: rootlessText() } : {}),
   };
 }

@@ -4,6 +4,7 @@
  * `ps` and `inspect` show of it.
  */
 import { TsbuildError, UsageError } from '../errors/index.js';
+import { isRootless } from '../runtime/index.js';
 import type { ContainerConfig, ContainerState, PortBinding } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { ensureDns } from './dns.js';
@@ -38,8 +39,12 @@ export function dnsConfig(mode: string, r: { aliases?: string[]; ip?: string; dn
 
 /** `--network` → the stored mode (`default` is Docker's other name for bridge; a name is a user network). */
 export function networkMode(v: string | undefined): string {
-  const n = v ?? 'bridge';
-  if (n === 'default') return 'bridge';
+  // Rootless: no bridge (veth and NAT need root on the host), so the default is the host's network.
+  const dflt = isRootless() ? 'host' : 'bridge';
+  const n = v === undefined || v === 'default' ? dflt : v;
+  if (isRootless() && n !== 'host' && n !== 'none' && !n.startsWith('container:')) {
+    throw new UsageError(`--network ${n}: a rootless tsbuild has no bridge or user networks (they need root on the host); use --network host (the default here) or none`);
+  }
   if (n === 'host' || n === 'none' || n === 'bridge') return n;
   if (n.startsWith('container:') && n.length > 'container:'.length) return n;
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(n)) throw new UsageError(`--network ${n}: use bridge (the default), host, none, container:NAME or the name of a network (tsbuild network ls)`);

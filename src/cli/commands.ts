@@ -43,6 +43,7 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
     info: ['info'],
     df: ['system-df'],
     prune: ['system-prune'],
+    migrate: ['system-migrate'],
   },
 };
 

@@ -1,6 +1,6 @@
 /** `tsbuild info`, `tsbuild parse`, `tsbuild verify`: small commands around the store and parser. */
 import fs from 'node:fs';
-import { describeDockerfile, info, storeRoot, verify } from '../app/index.js';
+import { describeDockerfile, info, migrateUserNamespace, storeRoot, verify } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
@@ -16,6 +16,16 @@ export function infoCommand(p: Parsed): number {
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
   for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(10)} ${s}\n`);
   process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
+  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\n`);
+  return 0;
+}
+
+export const migrateFlags: FlagSpec[] = [rootFlag, helpFlag];
+
+/** `system migrate`: end the rootless user namespace so the next command maps the current ranges. */
+export async function migrateCommand(p: Parsed): Promise<number> {
+  const r = await migrateUserNamespace(await storeFrom(p));
+  process.stdout.write(r.ended ? `ended the user namespace (holder pid ${r.ended}); the next command makes a new one\n` : 'no rootless user namespace to end\n');
   return 0;
 }
 

@@ -5,7 +5,7 @@
  * be executed/found (as Docker).
  */
 import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
-import { VertexError, dnsMain, openStore, setSelfCommand } from '../app/index.js';
+import { VertexError, dnsMain, needsUserNamespace, openStore, runInUserNamespace, setSelfCommand } from '../app/index.js';
 import { parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
@@ -23,7 +23,7 @@ import {
   networkLsFlags, networkPruneCommand, networkPruneFlags, networkRmCommand, networkRmFlags,
 } from './networks.js';
 import { volumeCreateCommand, volumeCreateFlags, volumeInspectCommand, volumeInspectFlags, volumeLsCommand, volumeLsFlags, volumePruneCommand, volumePruneFlags, volumeRmCommand, volumeRmFlags } from './volumes.js';
-import { infoCommand, infoFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
+import { infoCommand, infoFlags, migrateCommand, migrateFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { doctorCommand, doctorFlags } from './doctor.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
@@ -65,6 +65,7 @@ Usage:
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild doctor [--repair] [--quick]     check the store (records, blobs, images, snapshots); repair it
   tsbuild info                            store, snapshotter and what this machine supports
+  tsbuild system migrate                  rootless: end the user namespace (after /etc/subuid changed)
   tsbuild builds [ls|show|diff A B]       past builds: steps, times, cache verdicts; what changed
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
@@ -118,6 +119,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   check: { flags: checkFlags, synopsis: '[-f Dockerfile] [--format text|json|sarif] [CONTEXT]' },
   builds: { flags: buildsFlags, synopsis: '[ls | show BUILD | diff A B | logs BUILD [LINE] | rm BUILD... | prune [--keep N]]' },
   'system-df': { flags: dfFlags, synopsis: '[-v]' },
+  'system-migrate': { flags: migrateFlags, synopsis: '' },
   'system-prune': { flags: [...pruneImagesFlags, { name: 'volumes', type: 'bool', help: 'anonymous volumes no container uses, too' }], synopsis: '[-a] [-f] [--volumes] [--filter until=DURATION]' },
   parse: { flags: parseFlags, synopsis: '[-f Dockerfile] [--format buildkit|json]' },
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
@@ -204,6 +206,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(usage(cmd.replace(/^(image|system|volume|network)-/, '$1 '), spec.synopsis, spec.flags));
       return 0;
     }
+    // Not root: the same command again inside the user's namespace (docs/rootless.md).
+    if (needsUserNamespace()) return await runInUserNamespace([process.execPath, ...process.execArgv, process.argv[1]!, ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
     const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
@@ -309,6 +313,8 @@ export async function main(argv: string[]): Promise<number> {
         return await dfCommand(p);
       case 'system-prune':
         return await systemPruneCommand(p);
+      case 'system-migrate':
+        return await migrateCommand(p);
       case 'save':
         return await cancellable(() => saveCommand(p, ac.signal));
       case 'parse':

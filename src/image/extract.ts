@@ -103,6 +103,11 @@ export interface ExtractOptions {
    * helper's `apply-meta`. Without it those entries are skipped with a warning.
    */
   applyMeta?: (ops: MetaOp[]) => void;
+  /**
+   * What this process may create (a rootless user namespace can make neither device nodes nor
+   * trusted.* attributes): entries it may not are skipped with a warning, as rootless podman does.
+   */
+  may?: { devices: boolean; xattr: (name: string) => boolean };
 }
 
 export type MetaOp =
@@ -175,10 +180,21 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     parents.clear();
     fs.rmSync(B(target), { recursive: true, force: true });
   };
+  // EINVAL: the id has no mapping in this user namespace (rootless with too small a range).
+  const chown = (target: string, fn: () => void, uid: number, gid: number) => {
+    try {
+      fn();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      throw new ArchiveError(
+        `cannot give "${show(target)}" owner ${uid}:${gid}: that id is not mapped in this user namespace. Rootless tsbuild maps the ids /etc/subuid and /etc/subgid give the user; add a range of 65536 (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), then end the namespace with "tsbuild system migrate"`,
+      );
+    }
+  };
   const meta = (target: string, h: ReadHeader, link = false) => {
     const uid = opts.owner?.uid ?? h.uid;
     const gid = opts.owner?.gid ?? h.gid;
-    fs.lchownSync(B(target), uid, gid);
+    chown(target, () => fs.lchownSync(B(target), uid, gid), uid, gid);
     if (!link) fs.chmodSync(B(target), h.mode & 0o7777);
     if (link) fs.lutimesSync(B(target), h.mtime, h.mtime);
     else fs.utimesSync(B(target), h.mtime, h.mtime);
@@ -195,6 +211,10 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
       // The kernel allows user.* only on regular files and directories.
       if (n.startsWith('user.') && h.type !== 'file' && h.type !== 'dir') {
         warn(`skipping xattr ${n} on ${h.type} "${show(h.name)}": user.* attributes exist only on files and directories`);
+        continue;
+      }
+      if (opts.may && !opts.may.xattr(n)) {
+        warn(`skipping xattr ${n} on "${show(h.name)}": a rootless user namespace cannot set it`);
         continue;
       }
       xattrs.push({ op: 'setxattr', path: B(target), name: n, value: h.xattrs[n]! });
@@ -259,7 +279,8 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
             }
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
-            fs.fchownSync(fd, opts.owner?.uid ?? h.uid, opts.owner?.gid ?? h.gid);
+            const [uid, gid] = [opts.owner?.uid ?? h.uid, opts.owner?.gid ?? h.gid];
+            chown(target, () => fs.fchownSync(fd, uid, gid), uid, gid);
             fs.fchmodSync(fd, h.mode & 0o7777);
             fs.futimesSync(fd, h.mtime, h.mtime);
           } finally {
@@ -273,6 +294,10 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
         case 'fifo': {
           if (!opts.applyMeta) {
             warn(`skipping ${h.type} "${show(h.name)}": device nodes and fifos are not created here`);
+            break;
+          }
+          if (h.type !== 'fifo' && opts.may && !opts.may.devices) {
+            warn(`skipping ${h.type} device "${show(h.name)}": a rootless user namespace cannot create device nodes (the container gets the host's standard ones)`);
             break;
           }
           replace(target, false);

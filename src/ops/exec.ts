@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
-import { MS, Networks, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
+import { MS, Networks, isRootless, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -43,7 +43,8 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
   let committed = false;
   let runMounts: PreparedMounts | undefined;
   // --network default: an endpoint on the bridge for this step alone, as BuildKit's CNI network.
-  const nets = op.network === 'default' ? new Networks(env.storeRoot) : undefined;
+  // Rootless: the host's network instead (no bridge without root), as BuildKit's rootless default.
+  const nets = op.network === 'default' && !isRootless() ? new Networks(env.storeRoot) : undefined;
   const endpoint = crypto.randomBytes(32).toString('hex');
   try {
     fs.mkdirSync(work, { recursive: true });
@@ -66,7 +67,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         cwd: op.cwd,
         user: op.user,
         hostname: op.hostname,
-        network: op.network === 'default' ? 'bridge' : op.network,
+        network: op.network === 'default' ? (isRootless() ? 'host' : 'bridge') : op.network,
         netns: ep && { path: `/run/netns/${ep.netns}`, ip: ep.endpoints[0]!.endpoint.ip },
         security: { privileged: op.insecure },
         rlimits: op.ulimits,

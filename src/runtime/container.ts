@@ -16,6 +16,7 @@ import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rl
 import { resolveUser } from './user.js';
 import { writeEtcFiles, type Resolv } from './etc.js';
 import { cgroupManager, type CgroupDriver, type CgroupLimits } from './cgroups.js';
+import { isRootless } from './userns.js';
 import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
 export interface ContainerOptions {
@@ -89,6 +90,19 @@ export function cgroups(): CgroupDriver {
   return hostCgroups;
 }
 
+/**
+ * A rootless process owns no cgroup unless the host delegated one: then the container runs without
+ * (the app layer has said that limits are not applied). As root a failure is an error.
+ */
+function rootlessCgroup<T>(make: () => T): T | undefined {
+  if (!isRootless()) return make();
+  try {
+    return make();
+  } catch {
+    return undefined;
+  }
+}
+
 function hasVar(env: string[], name: string): boolean {
   return env.some((e) => e === name || e.startsWith(`${name}=`));
 }
@@ -106,7 +120,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
   const driver = o.cgroups ?? cgroups();
-  const cg = o.cgroup ? driver.create(o.cgroup.name, { ...o.cgroup.limits, devices: deviceRules(sec) }) : undefined;
+  const cg = o.cgroup ? rootlessCgroup(() => driver.create(o.cgroup!.name, { ...o.cgroup!.limits, devices: deviceRules(sec) })) : undefined;
   let stubs: string[] = [];
   try {
     const spec = buildSpec({
@@ -133,6 +147,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       devicesBpf: cg?.deviceFilter,
       etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip, o.netns?.resolv),
       shmSize: o.shmSize,
+      bindSys: isRootless() && !o.netns && o.network !== 'none',
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],
     });

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { TsbuildError, CancelledError } from '../errors/index.js';
 import type { ExecSpec, SandboxSpec } from './spec.js';
 import type { SysMount } from './mounts.js';
+import { isRootless } from './userns.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -186,6 +187,8 @@ export function readXattrs(dir: string, paths?: string[]): Map<string, Record<st
 export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> } {
   const out = new Map<string, Record<string, Buffer>>();
   const opaque = new Set<string>();
+  // Overlay in a user namespace (userxattr) marks opaque directories in the user.* namespace.
+  const opaqueMark = isRootless() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
   if (paths?.length === 0) return { xattrs: out, opaque };
   const raw = paths ? helperSync(['xattrs', dir, '-'], Buffer.concat(paths.map((p) => Buffer.from(p + '\0', 'latin1')))) : helperSync(['xattrs', dir]);
   let pos = 0;
@@ -199,7 +202,7 @@ export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<stri
     const rel = field().toString('latin1');
     const name = field().toString('utf8');
     const value = Buffer.from(field().toString('latin1'), 'hex');
-    if (name === 'trusted.overlay.opaque' && value.toString() === 'y') opaque.add(rel);
+    if (name === opaqueMark && value.toString() === 'y') opaque.add(rel);
     if (!layerXattr(name)) continue;
     const cur = out.get(rel) ?? {};
     cur[name] = value;

@@ -144,6 +144,11 @@ export interface SpecOptions {
   devicesBpf?: { cgroup: string; program: number[][] };
   /** Size of /dev/shm in bytes (default 64 MiB, as Docker). */
   shmSize?: number;
+  /**
+   * Bind the host's /sys instead of mounting sysfs: a user namespace may mount sysfs only over a
+   * network namespace it owns, so a rootless container on the host's network gets a read-only bind.
+   */
+  bindSys?: boolean;
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
@@ -162,7 +167,9 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620' },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: `mode=1777,size=${o.shmSize ?? 64 << 20}` },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: '' },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | (o.privileged ? 0 : MS.RDONLY), data: '' },
+    o.bindSys
+      ? { destination: '/sys', type: 'none', source: '/sys', flags: MS.BIND | MS.REC | MS.NOSUID | MS.NOEXEC | MS.NODEV | (o.privileged ? 0 : MS.RDONLY), data: '' }
+      : { destination: '/sys', type: 'sysfs', source: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | (o.privileged ? 0 : MS.RDONLY), data: '' },
   ];
   for (const [name, src] of Object.entries(o.etcFiles ?? {})) {
     mounts.push({ destination: `/etc/${name}`, type: 'none', source: src, flags: MS.BIND | MS.RDONLY, data: '', file: true });

@@ -24,10 +24,10 @@ export { NativeSnapshotter } from './native.js';
 const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;
 
 /** Opens the named driver's snapshotter under `<storeRoot>/snapshots/<driver>`. */
-export function openSnapshotter(storeRoot: string, driver = 'overlayfs'): Snapshotter {
+export function openSnapshotter(storeRoot: string, driver = 'overlayfs', o: { userNamespace?: boolean } = {}): Snapshotter {
   switch (driver) {
     case 'overlayfs':
-      return new OverlaySnapshotter(path.join(storeRoot, 'snapshots', 'overlayfs'));
+      return new OverlaySnapshotter(path.join(storeRoot, 'snapshots', 'overlayfs'), { userxattr: o.userNamespace });
     case 'native':
       return new NativeSnapshotter(path.join(storeRoot, 'snapshots', 'native'));
     case 'btrfs':

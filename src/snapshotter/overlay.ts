@@ -17,6 +17,15 @@ import type { Mount, Kind } from './types.js';
 
 export class OverlaySnapshotter extends BaseSnapshotter {
   readonly driver = 'overlayfs';
+  /**
+   * In a user namespace overlay keeps its marks in user.overlay.* (`userxattr`), and the kernel refuses
+   * `index=on` there: a copied-up hard link then breaks, as it does with index=off (docs/rootless.md).
+   */
+  private readonly userxattr: boolean;
+  constructor(root: string, o: { userxattr?: boolean } = {}) {
+    super(root);
+    this.userxattr = o.userxattr ?? false;
+  }
 
   private create(kind: Kind, key: string, parent: string | undefined, labels: Record<string, string>): Mount[] {
     this.meta.update((db) => {
@@ -52,7 +61,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       {
         type: 'overlay',
         source: 'overlay',
-        options: [`lowerdir=${lowers.join(':')}`, `upperdir=${own}`, `workdir=${rec.id}/work`, 'index=on', 'redirect_dir=off', 'metacopy=off'],
+        options: [`lowerdir=${lowers.join(':')}`, `upperdir=${own}`, `workdir=${rec.id}/work`, ...(this.userxattr ? ['userxattr'] : ['index=on', 'redirect_dir=off', 'metacopy=off'])],
         cwd: this.dir,
       },
     ];
@@ -61,7 +70,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   /** The read-only tree of one or more committed layers (paths relative to the snapshots directory). */
   private readOnly(lowers: string[]): Mount[] {
     if (lowers.length === 1) return [{ type: 'bind', source: path.join(this.dir, lowers[0]!), options: ['ro', 'rbind'] }];
-    return [{ type: 'overlay', source: 'overlay', options: ['ro', `lowerdir=${lowers.join(':')}`], cwd: this.dir }];
+    return [{ type: 'overlay', source: 'overlay', options: ['ro', `lowerdir=${lowers.join(':')}`, ...(this.userxattr ? ['userxattr'] : [])], cwd: this.dir }];
   }
 
   async prepare(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {

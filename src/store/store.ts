@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers, Networks, Volumes } from '../runtime/index.js';
+import { Containers, Networks, Volumes, isRootless } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -17,7 +17,7 @@ import { recoverStore } from './recovery.js';
 export function storeRoot(flag?: string): string {
   if (flag) return path.resolve(flag);
   if (process.env.TSBUILD_ROOT) return path.resolve(process.env.TSBUILD_ROOT);
-  if (process.getuid?.() === 0) return '/var/lib/tsbuild';
+  if (process.getuid?.() === 0 && !isRootless()) return '/var/lib/tsbuild';
   return path.join(process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local/share'), 'tsbuild');
 }
 
@@ -70,15 +70,20 @@ export function defaultDriver(root: string): string {
 export async function openStore(root: string, driverFlag?: string, o: { recover?: boolean } = {}): Promise<Store> {
   const driver = driverFlag ?? defaultDriver(root);
   if (process.getuid?.() !== 0) {
-    throw new TsbuildError('NOT_ROOT', 'tsbuild needs root for now (namespaces, mounts): run it with sudo or as root');
+    // The command line re-runs itself in a user namespace first; only a library caller gets here.
+    throw new TsbuildError('NOT_ROOT', 'the store is opened by root or inside tsbuild\'s user namespace: run the tsbuild command, which enters it by itself');
   }
   try {
     ensureDir(root, 0o711);
   } catch (e) {
     throw new TsbuildError('STORE_ROOT', `cannot use ${root} as the store: ${(e as Error).message}; give a writable directory with --root or TSBUILD_ROOT`, { cause: e });
   }
+  // In a user namespace a directory of an unmapped owner shows as the overflow id (65534).
+  if (isRootless() && fs.statSync(root).uid !== 0) {
+    throw new TsbuildError('STORE_OWNER', `the store ${root} belongs to another user (uid ${fs.statSync(root).uid} here): a rootless tsbuild uses a store of its own; give one with --root or TSBUILD_ROOT (default ~/.local/share/tsbuild)`);
+  }
   const content = new ContentStore(root);
-  const snapshotter = openSnapshotter(root, driver);
+  const snapshotter = openSnapshotter(root, driver, { userNamespace: isRootless() });
   // A store this process cannot write (a read-only mount, another user's): reading commands work;
   // recovery, which writes, is left to a command that can.
   const readOnly = !writable(root);

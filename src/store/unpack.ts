@@ -11,7 +11,7 @@ import { chainIDs, compressionOfMediaType, extractTar, openDecompressed, MediaTy
 import { TsbuildError } from '../errors/index.js';
 import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
 import { withMounted } from './mount.js';
-import { applyMeta } from '../runtime/index.js';
+import { applyMeta, extractionLimits } from '../runtime/index.js';
 import { tempKey } from './keys.js';
 
 export interface UnpackEnv {
@@ -79,7 +79,7 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
       });
       await withMounted(env.storeRoot, mounts, async (dir) => {
         const src = openDecompressed(env.store.openBlob(l.descriptor.digest), compressionOfMediaType(l.descriptor.mediaType));
-        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta })]);
+        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta, may: extractionLimits() })]);
       });
       const got = 'sha256:' + hash.digest('hex');
       if (got !== l.diffID) {
