@@ -461,6 +461,15 @@ static int init_main(char **argv, char **env) {
 
 /* The tail shared by `run` and `exec`: rlimits, the terminal, privileges, seccomp, working directory,
    exec. Runs in the container's namespaces, as root with every capability until it drops them. */
+static int groups_denied(void) {
+  char buf[16] = {0};
+  int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 && !strncmp(buf, "deny", 4);
+}
+
 static void finish_process(struct jval *process, int with_init) {
   struct jval *rl = json_get(process, "rlimits");
   for (size_t i = 0; rl && i < rl->len; i++) {
@@ -506,7 +515,9 @@ static void finish_process(struct jval *process, int with_init) {
   int nnp = json_bool(process, "noNewPrivileges", 0);
   if (!nnp) install_seccomp();
   drop_bounding(process);
-  if (setgroups(ng, groups) < 0) fail("user", "setgroups", "", errno);
+  /* A user namespace with a single-id map has setgroups denied: nothing can be dropped or added there,
+     which is only an error when groups were asked for. */
+  if (setgroups(ng, groups) < 0 && !(errno == EPERM && (ng == 0 || (ng == 1 && groups[0] == gid)) && groups_denied())) fail("user", "setgroups", "", errno);
   if (setgid(gid) < 0) fail("user", "setgid", "", errno);
   if (setuid(uid) < 0) fail("user", "setuid", "", errno);
   apply_caps(process);

@@ -98,7 +98,9 @@ function liveHolder(pidFile: string): number | undefined {
   const pid = Number(readOr(pidFile)?.trim());
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
   try {
-    if (fs.readlinkSync(`/proc/${pid}/exe`) !== fs.realpathSync(helperPath())) return undefined;
+    // " (deleted)": the helper was rebuilt or upgraded since; the holder and its namespace still serve.
+    if (fs.readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '') !== fs.realpathSync(helperPath())) return undefined;
+    if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').endsWith('\0userns\0')) return undefined;
     if (fs.readlinkSync(`/proc/${pid}/ns/user`) === fs.readlinkSync('/proc/self/ns/user')) return undefined;
     return pid;
   } catch {

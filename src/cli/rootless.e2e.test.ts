@@ -1,0 +1,251 @@
+/**
+ * Rootless end to end: the test makes ordinary users (one with a subordinate id range, one without),
+ * and as them builds, runs, pushes and pulls through the CLI. Everything they made goes at the end:
+ * their namespace holders (by the pid each recorded), stores, users and /etc/subuid lines.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { busyboxContext, cli, programUnavailable, registryUnavailable, repoRoot, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
+
+const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
+
+interface User {
+  name: string;
+  home: string;
+}
+const tag = crypto.randomBytes(3).toString('hex');
+const ranged: User = { name: `tsbrl${tag}`, home: '' };
+const single: User = { name: `tsbrs${tag}`, home: '' };
+let app = repoRoot;
+let registry: TestRegistry | undefined;
+const cleanups: (() => void)[] = [];
+
+function dropSubIds(name: string): void {
+  for (const f of ['/etc/subuid', '/etc/subgid']) {
+    if (!fs.existsSync(f)) continue;
+    fs.writeFileSync(f, fs.readFileSync(f, 'utf8').split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
+  }
+}
+
+function makeUser(u: User, withRange: boolean): void {
+  u.home = tmpdir('tsb-rootless-home-');
+  const r = spawnSync('useradd', ['-M', '-d', u.home, '-s', '/bin/sh', u.name], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`useradd ${u.name}: ${r.stderr}`);
+  cleanups.push(() => {
+    dropSubIds(u.name);
+    spawnSync('userdel', [u.name]);
+  });
+  fs.chownSync(u.home, uidOf(u), gidOf(u));
+  // Debian's useradd may give a range itself: the test decides.
+  dropSubIds(u.name);
+  if (withRange) {
+    // Above every range already given, so no other user's ids are shared.
+    let top = 100000;
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      for (const l of (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').split('\n')) {
+        const [, s, c] = l.split(':');
+        if (s && c) top = Math.max(top, Number(s) + Number(c));
+      }
+    }
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      const cur = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+      fs.writeFileSync(f, `${cur}${cur === '' || cur.endsWith('\n') ? '' : '\n'}${u.name}:${top}:65536\n`);
+    }
+  }
+}
+
+function uidOf(u: User): number {
+  return Number(spawnSync('id', ['-u', u.name], { encoding: 'utf8' }).stdout.trim());
+}
+function gidOf(u: User): number {
+  return Number(spawnSync('id', ['-g', u.name], { encoding: 'utf8' }).stdout.trim());
+}
+
+/** tsbuild as `u`, in `cwd`, with the user's own default store (~/.local/share/tsbuild). */
+function as(u: User, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): { code: number; stdout: string; stderr: string } {
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...o.env };
+  const r = spawnSync('runuser', ['-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], {
+    cwd: o.cwd ?? u.home, encoding: 'utf8', timeout: 120_000,
+  });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function holderPid(u: User): number | undefined {
+  try {
+    return Number(fs.readFileSync(path.join(u.home, 'run/tsbuild/userns.pid'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+function context(dockerfileRest: string): string {
+  const dir = busyboxContext(dockerfileRest);
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
+const MULTI = `FROM base AS build
+RUN mkdir -p /out /tmp && echo made > /out/f && chown 1000:2000 /out/f && echo by-bob > /tmp/b && chown 1234 /tmp/b
+FROM base
+COPY --from=build --chown=1234:1234 /out /out
+COPY --from=build /tmp/b /b
+RUN chown 4321 /b && mkdir /own && touch /own/x && chown 65000:3000 /own/x
+CMD ["sh", "-c", "id -u; cat /out/f /b; stat -c '%u:%g' /out/f /b /own/x"]
+`;
+
+test.before(async () => {
+  if (skip) return;
+  makeUser(ranged, true);
+  makeUser(single, false);
+  // The user must reach the program: a clone under /root is private, so it is copied out.
+  if (spawnSync('runuser', ['-u', ranged.name, '--', 'test', '-r', path.join(repoRoot, 'dist/bundle/cli.mjs')]).status !== 0) {
+    app = tmpdir('tsb-rootless-app-');
+    for (const d of ['bin', 'dist/bundle', 'native/build', 'src/runtime/profiles', 'node_modules', 'package.json']) fs.cpSync(path.join(repoRoot, d), path.join(app, d), { recursive: true });
+    spawnSync('chmod', ['-R', 'a+rX', app]);
+    cleanups.push(() => fs.rmSync(app, { recursive: true, force: true }));
+  }
+  registry = await startRegistry();
+});
+
+test.after(async () => {
+  for (const u of [ranged, single]) {
+    // The holders were started by this test's commands; each recorded its pid.
+    const pid = holderPid(u);
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    if (u.home) fs.rmSync(u.home, { recursive: true, force: true });
+  }
+  await registry?.stop();
+  for (const c of cleanups.reverse()) c();
+});
+
+testUnless(skip, 'a user with a subordinate range builds a multi-stage Dockerfile that chowns, runs it, and gets the image id root gets', async () => {
+  const ctx = context(MULTI);
+  try {
+    const b = as(ranged, ['build', '-q', '-t', 'multi', '.'], { cwd: ctx });
+    assert.is(b.code, 0, b.stderr);
+    const id = b.stdout.trim().split('\n').pop()!;
+    assert.match(id, /^sha256:[0-9a-f]{64}$/);
+    assert.ok(fs.existsSync(path.join(ranged.home, '.local/share/tsbuild')), 'the store is under the user\'s XDG data directory');
+    const r = as(ranged, ['run', '--rm', 'multi']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, '0\nmade\nby-bob\n1234:1234\n4321:0\n65000:3000\n');
+    // Root, same Dockerfile and context: the same image.
+    const root = tmpdir('tsb-rootless-rootstore-');
+    try {
+      const rb = await cli(['build', '-q', '-t', 'multi', ctx], { root });
+      assert.is(rb.code, 0, rb.stderr);
+      assert.is(rb.stdout.trim().split('\n').pop(), id);
+    } finally {
+      removeStore(root);
+    }
+    const info = as(ranged, ['info']);
+    assert.match(info.stdout, /Rootless:\s+yes: user namespace mapping the user and its \/etc\/subuid range/);
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
+});
+
+testUnless(skip, 'rootless push to and pull from the local registry', async () => {
+  const ref = `${registry!.host}/rootless/multi:1`;
+  assert.is(as(ranged, ['tag', 'multi', ref]).code, 0);
+  const p = as(ranged, ['push', ref]);
+  assert.is(p.code, 0, p.stderr);
+  assert.is(as(ranged, ['rmi', 'multi', ref]).code, 0);
+  const pl = as(ranged, ['pull', ref]);
+  assert.is(pl.code, 0, pl.stderr);
+  const r = as(ranged, ['run', '--rm', '--network', 'none', ref]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '0\nmade\nby-bob\n1234:1234\n4321:0\n65000:3000\n');
+  assert.is(as(ranged, ['tag', ref, 'multi']).code, 0);
+});
+
+testUnless(skip, 'a rootless container\'s root cannot write a root-owned host file or directory through a bind mount', () => {
+  const dir = tmpdir('tsb-rootless-bind-');
+  try {
+    fs.chmodSync(dir, 0o755);
+    fs.writeFileSync(path.join(dir, 'secret'), 'root data\n', { mode: 0o644 });
+    const r = as(ranged, ['run', '--rm', '-v', `${dir}:/h`, 'multi', 'sh', '-c', 'cat /h/secret; echo evil >> /h/secret; echo w=$?; touch /h/new; echo t=$?; chmod 777 /h/secret; echo c=$?']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /root data/);
+    assert.match(r.stdout, /w=1/);
+    assert.match(r.stdout, /t=1/);
+    assert.match(r.stdout, /c=1/);
+    assert.is(fs.readFileSync(path.join(dir, 'secret'), 'utf8'), 'root data\n');
+    assert.is(fs.statSync(path.join(dir, 'secret')).mode & 0o777, 0o644);
+    assert.not.ok(fs.existsSync(path.join(dir, 'new')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+testUnless(skip, 'rootless refusals and warnings: bridge networks, limits, another user\'s store', () => {
+  const br = as(ranged, ['run', '--rm', '--network', 'bridge', 'multi', 'true']);
+  assert.is(br.code, 125);
+  assert.match(br.stderr, /rootless tsbuild has no bridge or user networks/);
+  const lim = as(ranged, ['run', '--rm', '--memory', '64m', 'multi', 'true']);
+  assert.is(lim.code, 0, lim.stderr);
+  assert.match(lim.stderr, /resource limits are not applied/);
+  const other = tmpdir('tsb-rootless-other-');
+  try {
+    fs.chmodSync(other, 0o755);
+    const o = as(ranged, ['images'], { env: { TSBUILD_ROOT: other } });
+    assert.is(o.code, 1);
+    assert.match(o.stderr, /belongs to another user/);
+    assert.not.match(o.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    fs.rmSync(other, { recursive: true, force: true });
+  }
+});
+
+testUnless(skip, 'without a subordinate range: a single-id map, a warning that says what it limits, and builds that need no other id', () => {
+  const ctx = context('RUN echo ok > /ok\nCMD ["cat", "/ok"]\n');
+  const bad = context('RUN echo ok > /ok && chown 1000 /ok\n');
+  try {
+    const b = as(single, ['build', '-q', '-t', 'one', '.'], { cwd: ctx });
+    assert.is(b.code, 0, b.stderr);
+    assert.match(b.stderr, /rootless with one id only \(no range for tsbrs[0-9a-f]+ in \/etc\/subuid\)/);
+    const r = as(single, ['run', '--rm', 'one']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'ok\n');
+    assert.not.match(r.stderr, /one id only/, 'the warning comes once, when the namespace is made');
+    assert.match(as(single, ['info']).stdout, /mapping only the user's own id/);
+    const f = as(single, ['build', '-q', '.'], { cwd: bad });
+    assert.is(f.code, 1);
+    assert.match(f.stderr, /chown: \/ok: Invalid argument/);
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+    fs.rmSync(bad, { recursive: true, force: true });
+  }
+});
+
+testUnless(skip, 'system migrate ends the namespace; the next command makes a new one and finds the same store', () => {
+  const before = holderPid(single);
+  assert.ok(before);
+  const m = as(single, ['system', 'migrate']);
+  assert.is(m.code, 0, m.stderr);
+  assert.match(m.stdout, new RegExp(`holder pid ${before}`));
+  const state = (() => {
+    try {
+      return fs.readFileSync(`/proc/${before}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+    } catch {
+      return 'gone';
+    }
+  })();
+  assert.ok(state === 'gone' || state === 'Z', `the old holder is gone (state ${state})`);
+  const r = as(single, ['run', '--rm', 'one']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'ok\n');
+  assert.ok(holderPid(single) !== before);
+});
+
+test.run();
