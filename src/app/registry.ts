@@ -91,6 +91,7 @@ async function pullLeased(store: Store, ref: Reference, o: RegistryOptions & { s
     await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(pulled.name!, pulled.manifest, pulled.config), {
       signal: o.signal,
       onLayer: (_i, d) => (layer = d.digest),
+      onWarning: (message) => o.log?.(`WARNING: ${message}`),
     });
   } catch (e) {
     if (errnoCode(e) === 'ENOSPC' || /ENOSPC|no space left/i.test((e as Error).message)) {

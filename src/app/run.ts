@@ -178,7 +178,10 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   const mounts = mountList(store, req, Object.keys(cfg.Volumes ?? {}));
   const net = { ...networkConfig(network, req.publish ?? [], req.publishAll ?? false, cfg.ExposedPorts, req.mac), ...dnsConfig(network, req) };
   // Images built with another snapshotter (or pulled before) get their snapshots here.
-  const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), { signal: o.signal });
+  const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), {
+    signal: o.signal,
+    onWarning: (message) => o.onEvent?.({ type: 'warning', message }),
+  });
 
   const id = store.containers.newId();
   const short = id.slice(0, 12);

@@ -169,6 +169,26 @@ testUnless(skip, 'rootless push to and pull from the local registry', async () =
   assert.is(as(ranged, ['tag', ref, 'multi']).code, 0);
 });
 
+testUnless(skip, 'pulling an image with a device node: skipped with a note, and the image runs', async () => {
+  const ctx = context('RUN mknod /node c 1 3 && echo data > /file\nCMD ["sh", "-c", "cat /file; test -e /node || echo no-node"]\n');
+  const root = tmpdir('tsb-rootless-rootstore-');
+  const ref = `${registry!.host}/rootless/dev:1`;
+  try {
+    const b = await cli(['build', '-q', '-t', ref, ctx], { root });
+    assert.is(b.code, 0, b.stderr);
+    assert.is((await cli(['push', ref], { root })).code, 0);
+    const p = as(ranged, ['pull', ref]);
+    assert.is(p.code, 0, p.stderr);
+    assert.match(p.stdout + p.stderr, /skipping char device "node": a rootless user namespace cannot create device nodes/);
+    const r = as(ranged, ['run', '--rm', ref]);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'data\nno-node\n');
+  } finally {
+    removeStore(root);
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
+});
+
 testUnless(skip, 'a rootless container\'s root cannot write a root-owned host file or directory through a bind mount', () => {
   const dir = tmpdir('tsb-rootless-bind-');
   try {

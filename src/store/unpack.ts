@@ -58,7 +58,7 @@ export function imageLayers(name: string, manifest: Manifest, config: ImageConfi
 }
 
 /** Makes sure every layer's snapshot exists; returns the top ChainID (undefined for no layers). */
-export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: { signal?: AbortSignal; onLayer?: (i: number, d: Descriptor) => void } = {}): Promise<string | undefined> {
+export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: { signal?: AbortSignal; onLayer?: (i: number, d: Descriptor) => void; onWarning?: (message: string) => void } = {}): Promise<string | undefined> {
   const chains = chainIDs(layers.map((l) => l.diffID));
   let have = chains.length;
   while (have > 0 && !(await exists(env.snapshotter, chains[have - 1]!))) have--;
@@ -79,7 +79,7 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
       });
       await withMounted(env.storeRoot, mounts, async (dir) => {
         const src = openDecompressed(env.store.openBlob(l.descriptor.digest), compressionOfMediaType(l.descriptor.mediaType));
-        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta, may: extractionLimits() })]);
+        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta, may: extractionLimits(), onWarning: o.onWarning && ((m) => o.onWarning!(`layer ${l.descriptor.digest.slice(7, 19)}: ${m}`)) })]);
       });
       const got = 'sha256:' + hash.digest('hex');
       if (got !== l.diffID) {
