@@ -20,6 +20,7 @@ interface User {
 const tag = crypto.randomBytes(3).toString('hex');
 const ranged: User = { name: `tsbrl${tag}`, home: '' };
 const single: User = { name: `tsbrs${tag}`, home: '' };
+const pod: User = { name: `tsbrk${tag}`, home: '' };
 let app = repoRoot;
 let registry: TestRegistry | undefined;
 const cleanups: (() => void)[] = [];
@@ -74,12 +75,24 @@ function as(u: User, args: string[], o: { cwd?: string; env?: Record<string, str
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
-function holderPid(u: User): number | undefined {
+function holderPid(u: User, home = u.home): number | undefined {
   try {
-    return Number(fs.readFileSync(path.join(u.home, 'run/tsbuild/userns.pid'), 'utf8').trim());
+    return Number(fs.readFileSync(path.join(home, 'run/tsbuild/userns.pid'), 'utf8').trim());
   } catch {
     return undefined;
   }
+}
+
+/**
+ * An unprivileged Kubernetes pod, as far as one machine can play it: a user with no subordinate
+ * range and no capability outside its own namespace, the root filesystem read-only but for the
+ * workspace (its own mount namespace, made by unshare for this command alone).
+ */
+function inPod(u: User, workspace: string, args: string[], cwd: string): { code: number; stdout: string; stderr: string } {
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: workspace, TMPDIR: workspace, XDG_RUNTIME_DIR: path.join(workspace, 'run') };
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"', workspace,
+    'runuser', '-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
 function context(dockerfileRest: string): string {
@@ -101,6 +114,7 @@ test.before(async () => {
   if (skip) return;
   makeUser(ranged, true);
   makeUser(single, false);
+  makeUser(pod, false);
   // The user must reach the program: a clone under /root is private, so it is copied out.
   if (spawnSync('runuser', ['-u', ranged.name, '--', 'test', '-r', path.join(repoRoot, 'dist/bundle/cli.mjs')]).status !== 0) {
     app = tmpdir('tsb-rootless-app-');
@@ -112,7 +126,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  for (const u of [ranged, single]) {
+  for (const u of [ranged, single, pod]) {
     // The holders were started by this test's commands; each recorded its pid.
     const pid = holderPid(u);
     if (pid) {
@@ -266,6 +280,41 @@ testUnless(skip, 'system migrate ends the namespace; the next command makes a ne
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'ok\n');
   assert.ok(holderPid(single) !== before);
+});
+
+testUnless(skip, 'the Kubernetes recipe\'s constraints: two pods build --push and share the registry cache; the second hits every step', () => {
+  const ctx = context('RUN echo built > /out && sleep 0.1\nCMD ["cat", "/out"]\n');
+  const pods = [tmpdir('tsb-rootless-pod-'), tmpdir('tsb-rootless-pod-')];
+  const ref = `${registry!.host}/k8s/app:1`, cache = `type=registry,ref=${registry!.host}/k8s/cache`;
+  try {
+    for (const w of pods) fs.chownSync(w, uidOf(pod), gidOf(pod));
+    const args = ['build', '--progress', 'plain', '--push', '-t', ref, `--cache-to=${cache},mode=max`, `--cache-from=${cache}`, '.'];
+    const first = inPod(pod, pods[0]!, args, ctx);
+    assert.is(first.code, 0, first.stderr);
+    assert.not.match(first.stderr, /RUN echo built[^\n]*\n#\d+ CACHED/);
+    // A new pod starts with an empty store.
+    const probe = inPod(pod, pods[1]!, ['run', '--rm', '--network', 'none', ref, 'true'], ctx);
+    assert.is(probe.code, 125, 'the second pod has no image yet and pulls are off');
+    const second = inPod(pod, pods[1]!, args, ctx);
+    assert.is(second.code, 0, second.stderr);
+    assert.match(second.stderr, /RUN echo built[^\n]*\n#\d+ CACHED/);
+    const run = inPod(pod, pods[1]!, ['run', '--rm', ref], ctx);
+    assert.is(run.code, 0, run.stderr);
+    assert.is(run.stdout, 'built\n');
+  } finally {
+    for (const w of pods) {
+      const pid = holderPid(pod, w);
+      if (pid) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      fs.rmSync(w, { recursive: true, force: true });
+    }
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
 });
 
 test.run();
