@@ -88,9 +88,11 @@ function holderPid(u: User, home = u.home): number | undefined {
  * range and no capability outside its own namespace, the root filesystem read-only but for the
  * workspace (its own mount namespace, made by unshare for this command alone).
  */
-function inPod(u: User, workspace: string, args: string[], cwd: string): { code: number; stdout: string; stderr: string } {
+function inPod(u: User, workspace: string, args: string[], cwd: string, o: { maskedProc?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+  // A runtime's default masks paths in /proc (procMount: Default): one bind over /proc/keys plays it.
+  const mask = o.maskedProc ? 'mount --bind /dev/null /proc/keys && ' : '';
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: workspace, TMPDIR: workspace, XDG_RUNTIME_DIR: path.join(workspace, 'run') };
-  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"', workspace,
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${mask}mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"`, workspace,
     'runuser', '-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -284,7 +286,7 @@ testUnless(skip, 'system migrate ends the namespace; the next command makes a ne
 
 testUnless(skip, 'the Kubernetes recipe\'s constraints: two pods build --push and share the registry cache; the second hits every step', () => {
   const ctx = context('RUN echo built > /out && sleep 0.1\nCMD ["cat", "/out"]\n');
-  const pods = [tmpdir('tsb-rootless-pod-'), tmpdir('tsb-rootless-pod-')];
+  const pods = [tmpdir('tsb-rootless-pod-'), tmpdir('tsb-rootless-pod-'), tmpdir('tsb-rootless-pod-')];
   const ref = `${registry!.host}/k8s/app:1`, cache = `type=registry,ref=${registry!.host}/k8s/cache`;
   try {
     for (const w of pods) fs.chownSync(w, uidOf(pod), gidOf(pod));
@@ -301,6 +303,10 @@ testUnless(skip, 'the Kubernetes recipe\'s constraints: two pods build --push an
     const run = inPod(pod, pods[1]!, ['run', '--rm', ref], ctx);
     assert.is(run.code, 0, run.stderr);
     assert.is(run.stdout, 'built\n');
+    // Without procMount: Unmasked a RUN step cannot mount its /proc: the error says what to set.
+    const masked = inPod(pod, pods[2]!, ['build', '-q', '.'], ctx, { maskedProc: true });
+    assert.is(masked.code, 1);
+    assert.match(masked.stderr, /mount \/proc: Operation not permitted: .*procMount: Unmasked/);
   } finally {
     for (const w of pods) {
       const pid = holderPid(pod, w);

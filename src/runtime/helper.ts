@@ -38,7 +38,11 @@ export class SandboxError extends TsbuildError {
       : f.stage === 'exec' && f.op === 'chdir'
         ? `working directory ${f.path} cannot be entered: ${f.message}`
         : `${f.stage}: ${f.op} ${f.path}: ${f.message || `errno ${f.errno}`}`;
-    super('SANDBOX', `sandbox setup failed: ${what}`);
+    // In a user namespace the kernel mounts a fresh /proc only where the outer one hides nothing.
+    const hint = f.stage === 'mounts' && f.path === '/proc' && f.errno === 1 && isRootless()
+      ? ': the /proc this tsbuild runs under has masked paths (a container runtime\'s default); in Kubernetes set procMount: Unmasked (docs/rootless.md)'
+      : '';
+    super('SANDBOX', `sandbox setup failed: ${what}${hint}`);
     this.failure = f;
   }
 }
