@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Rootless against root, and against rootless podman, in one run: a throwaway user with a subordinate
+# range builds and runs the same busybox image as root does. Interleaved, ROUNDS rounds, medians,
+# ratios. Everything made goes at the end: the user, its ranges, its namespace holders (tsbuild's and
+# podman's pause process, by the pids they recorded), the work directory. Asserts nothing. Run as root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${ROUNDS:-9}
+work=$(mktemp -d /tmp/tsb-rlbench-XXXXXX)
+chmod 755 "$work"
+user="tsbbench$RANDOM"
+useradd -M -d "$work/home" -s /bin/sh "$user"
+sed -i "/^$user:/d" /etc/subuid /etc/subgid
+top=$(cat /etc/subuid /etc/subgid | awk -F: 'BEGIN{m=100000} NF==3 && $2+$3>m {m=$2+$3} END{print m}')
+echo "$user:$top:65536" >> /etc/subuid
+echo "$user:$top:65536" >> /etc/subgid
+mkdir -p "$work/home/run" && chown -R "$user:" "$work/home" && chmod 700 "$work/home/run"
+cleanup() {
+  for f in "$work/home/run/tsbuild/userns.pid" "$work/home/run/libpod/tmp/pause.pid"; do
+    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+  done
+  sed -i "/^$user:/d" /etc/subuid /etc/subgid
+  userdel "$user" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+app="$here"
+if ! runuser -u "$user" -- test -r "$here/dist/bundle/cli.mjs"; then
+  # A private checkout (under /root): the user gets a readable copy of what the CLI needs.
+  app="$work/app"; mkdir -p "$app/dist" "$app/native" "$app/src/runtime"
+  cp -r "$here/bin" "$here/package.json" "$here/node_modules" "$app/"; cp -r "$here/dist/bundle" "$app/dist/"
+  cp -r "$here/native/build" "$app/native/"; cp -r "$here/src/runtime/profiles" "$app/src/runtime/"
+  chmod -R a+rX "$app"
+fi
+as_user() { runuser -u "$user" -- env PATH="$PATH" HOME="$work/home" XDG_RUNTIME_DIR="$work/home/run" TSBUILD_PULL=never "$@"; }
+mkdir -p "$work/ctx"
+cp "$(command -v busybox)" "$work/ctx/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN echo one > /a && chown 1000 /a\nRUN echo two > /b\n' > "$work/ctx/Dockerfile"
+chmod -R a+rX "$work/ctx"
+root_tsb() { TSBUILD_ROOT="$work/rootstore" TSBUILD_PULL=never TSBUILD_NETWORK=host node "$here/bin/tsbuild.js" "$@"; }
+user_tsb() { as_user node "$app/bin/tsbuild.js" "$@"; }
+root_tsb build -q -t rlbench -o "type=docker,dest=$work/image.tar" "$work/ctx" >/dev/null
+chmod a+r "$work/image.tar"
+user_tsb build -q -t rlbench "$work/ctx" >/dev/null
+
+declare -A cmds
+order=(root_build user_build root_rebuild user_rebuild root_run user_run)
+cmds[root_build]="root_tsb build -q --no-cache -t rlbench $work/ctx"
+cmds[user_build]="user_tsb build -q --no-cache -t rlbench $work/ctx"
+cmds[root_rebuild]="root_tsb build -q -t rlbench $work/ctx"
+cmds[user_rebuild]="user_tsb build -q -t rlbench $work/ctx"
+cmds[root_run]="root_tsb run --rm --network none rlbench true"
+cmds[user_run]="user_tsb run --rm --network none rlbench true"
+if command -v podman >/dev/null 2>&1; then
+  pod="as_user podman --root $work/home/podroot --runroot $work/home/run/podrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
+  # Podman's defaults ask for more than this host's hard rlimits allow.
+  ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
+  id=$($pod load -q -i "$work/image.tar" 2>"$work/podman.err" | sed -n 's/^Loaded image: //p' | head -1 || true)
+  if [ -n "$id" ] && $pod run --rm $ul --network none "$id" true >/dev/null 2>>"$work/podman.err"; then
+    order+=(podman_run); cmds[podman_run]="$pod run --rm $ul --network none $id true"
+  else echo "rootless podman: cannot run here ($(head -c 300 "$work/podman.err"))"; fi
+fi
+
+declare -A samples
+ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+for _ in $(seq "$rounds"); do for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done; done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+range() { tr ' ' '\n' | grep . | sort -n | awk 'NR==1{a=$1} {b=$1} END {print a "-" b}'; }
+declare -A med
+echo "rootless vs root, median of $rounds interleaved runs (ms):"
+for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-14s %6s  (%s)\n' "$k" "${med[$k]}" "$(echo "${samples[$k]}" | range)"; done
+ratio() { echo "scale=2; $1 / $2" | bc; }
+echo "rootless/root: cold build $(ratio "${med[user_build]}" "${med[root_build]}")x, no-change rebuild $(ratio "${med[user_rebuild]}" "${med[root_rebuild]}")x, run --rm true $(ratio "${med[user_run]}" "${med[root_run]}")x"
+if [ -n "${med[podman_run]:-}" ]; then echo "rootless run --rm --network none true: tsbuild vs rootless podman $(ratio "${med[user_run]}" "${med[podman_run]}")x"; fi
