@@ -11,6 +11,7 @@
  *   tsbuild-sandbox serve          mount / umount requests on stdin, one JSON answer line each
  *   tsbuild-sandbox userns         hold a new user + mount namespace (rootless); maps written by tsbuild
  *   tsbuild-sandbox join PID PROG ARGS...  enter PID's user and mount namespaces as root, exec PROG
+ *   tsbuild-sandbox netns          hold a new network namespace (for slirp4netns) until killed
  *
  * `run` clones into the namespaces named by the spec, mounts the root filesystem and the spec's mounts
  * inside the new mount namespace (so they vanish with it), pivots, drops privileges and execs. The
@@ -534,6 +535,17 @@ static void finish_process(struct jval *process, int with_init) {
   exec_in_container(argv, env);
 }
 
+static void loopback_up(void) {
+  int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (sk < 0 || ioctl(sk, SIOCGIFFLAGS, &ifr) < 0) fail("network", "lo-flags", "lo", errno);
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0) fail("network", "lo-up", "lo", errno);
+  close(sk);
+}
+
 static int child_main(void *arg) {
   (void)arg;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -562,16 +574,7 @@ static int child_main(void *arg) {
   }
   do_mounts(rootpath);
 
-  if (json_bool(spec, "loopbackUp", 0)) {
-    int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
-    if (sk < 0 || ioctl(sk, SIOCGIFFLAGS, &ifr) < 0) fail("network", "lo-flags", "lo", errno);
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0) fail("network", "lo-up", "lo", errno);
-    close(sk);
-  }
+  if (json_bool(spec, "loopbackUp", 0)) loopback_up();
   const char *hostname = json_str(spec, "hostname", NULL);
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("uts", "sethostname", hostname, errno);
 
@@ -1006,6 +1009,17 @@ static int cmd_join(char **argv) {
   return 127;
 }
 
+/* netns: hold a new network namespace (loopback up) for a container to join and a user-mode stack
+   (slirp4netns) to serve; "ready" on stdout, then sleep until killed or until tsbuild dies. */
+static int cmd_netns(void) {
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) return 1;
+  if (unshare(CLONE_NEWNET) < 0) fail("netns", "unshare", "", errno);
+  loopback_up();
+  if (write(1, "ready\n", 6) != 6) return 1;
+  for (;;) pause();
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run();
   if (argc >= 2 && !strcmp(argv[1], "exec")) return cmd_exec();
@@ -1029,6 +1043,7 @@ int main(int argc, char **argv) {
   if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
   if (argc == 2 && !strcmp(argv[1], "serve")) return cmd_serve();
   if (argc == 2 && !strcmp(argv[1], "userns")) return cmd_userns();
+  if (argc == 2 && !strcmp(argv[1], "netns")) return cmd_netns();
   if (argc >= 4 && !strcmp(argv[1], "join")) return cmd_join(argv);
   if (argc == 3 && !strcmp(argv[1], "devices-attach")) {
     /* The program as JSON on stdin: the same mechanism `run` uses, for cgroups made outside a run. */
@@ -1039,6 +1054,6 @@ int main(int argc, char **argv) {
     attach_devices(argv[2], prog);
     return 0;
   }
-  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR [-] | apply-meta | serve | devices-attach CGROUP_DIR | userns | join PID PROG ARGS...\n");
+  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR [-] | apply-meta | serve | devices-attach CGROUP_DIR | userns | join PID PROG ARGS... | netns\n");
   return 2;
 }

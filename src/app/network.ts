@@ -4,14 +4,19 @@
  * `ps` and `inspect` show of it.
  */
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { isRootless } from '../runtime/index.js';
+import { isRootless, slirpAvailable, startUserModeNetwork, SLIRP, type UserModeNetwork } from '../runtime/index.js';
 import type { ContainerConfig, ContainerState, PortBinding } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { ensureDns } from './dns.js';
 
-/** host and none and container:NAME share or lack a stack; everything else is a bridge network. */
+/** host and none and container:NAME share or lack a stack, slirp4netns is user-mode; everything else is a bridge network. */
 export function bridged(mode: string): boolean {
-  return mode !== 'host' && mode !== 'none' && !mode.startsWith('container:');
+  return mode !== 'host' && mode !== 'none' && !mode.startsWith('container:') && !userMode(mode);
+}
+
+/** `slirp4netns[:allow_host_loopback=true]`: a user-mode stack (podman's name and option). */
+export function userMode(mode: string): boolean {
+  return mode === 'slirp4netns' || mode.startsWith('slirp4netns:');
 }
 
 /** A user-defined network (by name): has a resolver, aliases and fixed addresses. */
@@ -39,11 +44,18 @@ export function dnsConfig(mode: string, r: { aliases?: string[]; ip?: string; dn
 
 /** `--network` → the stored mode (`default` is Docker's other name for bridge; a name is a user network). */
 export function networkMode(v: string | undefined): string {
-  // Rootless: no bridge (veth and NAT need root on the host), so the default is the host's network.
-  const dflt = isRootless() ? 'host' : 'bridge';
+  // Rootless: no bridge (veth and NAT need root on the host): slirp4netns where installed, as podman.
+  const dflt = isRootless() ? (slirpAvailable() ? 'slirp4netns' : 'host') : 'bridge';
   const n = v === undefined || v === 'default' ? dflt : v;
+  if (userMode(n)) {
+    for (const o of n.split(':').slice(1).join(':').split(',').filter(Boolean)) {
+      if (!/^allow_host_loopback=(true|false)$/.test(o)) throw new UsageError(`--network ${n}: unknown option ${o}; slirp4netns takes allow_host_loopback=true|false`);
+    }
+    if (!slirpAvailable()) throw new UsageError(`--network ${n}: slirp4netns is not installed (Debian: apt-get install slirp4netns)`);
+    return n;
+  }
   if (isRootless() && n !== 'host' && n !== 'none' && !n.startsWith('container:')) {
-    throw new UsageError(`--network ${n}: a rootless tsbuild has no bridge or user networks (they need root on the host); use --network host (the default here) or none`);
+    throw new UsageError(`--network ${n}: a rootless tsbuild has no bridge or user networks (they need root on the host); use --network slirp4netns (the default where installed), host or none`);
   }
   if (n === 'host' || n === 'none' || n === 'bridge') return n;
   if (n.startsWith('container:') && n.length > 'container:'.length) return n;
@@ -86,7 +98,7 @@ export function exposedPorts(exposed: Record<string, unknown> | undefined): Port
 /** Checks the network flags together; returns the bindings to store. */
 export function networkConfig(mode: string, publish: string[], publishAll: boolean, exposed: Record<string, unknown> | undefined, mac?: string): Pick<ContainerConfig, 'ports' | 'mac'> {
   const ports = [...publish.flatMap(parsePublish), ...(publishAll ? exposedPorts(exposed) : [])];
-  if (ports.length > 0 && !bridged(mode)) throw new UsageError(`-p/-P need the bridge network; with --network ${mode} the container ${mode === 'host' ? "listens on the host's ports directly" : 'has no ports to publish'}`);
+  if (ports.length > 0 && !bridged(mode) && !userMode(mode)) throw new UsageError(`-p/-P need the bridge network (or slirp4netns); with --network ${mode} the container ${mode === 'host' ? "listens on the host's ports directly" : 'has no ports to publish'}`);
   if (mac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new UsageError(`--mac-address ${mac}: use six hex bytes, e.g. 02:42:0a:59:00:05`);
   if (mac !== undefined && !bridged(mode)) throw new UsageError('--mac-address needs a bridge network');
   // One host port for one container port per protocol: duplicates would shadow each other.
@@ -135,6 +147,12 @@ export async function joinNetwork(store: Store, rec: ContainerState, cfg: Contai
     }
     return { path: `/run/netns/${a.netns}`, ip: first.endpoint.ip, resolv: resolvFor(cfg, user?.network.Gateway) };
   }
+  if (userMode(cfg.network)) {
+    const n = await startUserModeNetwork({ ports: cfg.ports ?? [], allowHostLoopback: cfg.network.includes('allow_host_loopback=true') });
+    userNets.set(rec.id, n);
+    store.containers.update(rec.id, { network: { ip: SLIRP.ip, gateway: SLIRP.gateway, mac: '', ports: n.ports } });
+    return { path: n.path, ip: SLIRP.ip, resolv: { nameservers: cfg.dns?.length ? cfg.dns : [SLIRP.dns], search: cfg.dnsSearch ?? [], options: cfg.dnsOptions ?? [] } };
+  }
   if (cfg.network.startsWith('container:')) {
     const ref = cfg.network.slice('container:'.length);
     const other = store.containers.find(ref);
@@ -144,8 +162,13 @@ export async function joinNetwork(store: Store, rec: ContainerState, cfg: Contai
   return undefined;
 }
 
+/** The user-mode networks this process serves, by container id: they end with it, or at leave. */
+const userNets = new Map<string, UserModeNetwork>();
+
 /** After the process ended (and on rm, in case its owner died first). */
 export async function leaveNetwork(store: Store, id: string): Promise<void> {
+  userNets.get(id)?.stop();
+  userNets.delete(id);
   await store.networks.detach(id);
   store.containers.update(id, { network: undefined });
 }

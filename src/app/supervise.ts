@@ -13,7 +13,7 @@ import {
 import type { Store } from '../store/index.js';
 import type { OpOptions } from './events.js';
 import { specMounts } from './mounts.js';
-import { bridged, joinNetwork, leaveNetwork } from './network.js';
+import { bridged, joinNetwork, leaveNetwork, userMode } from './network.js';
 
 export interface SuperviseIO {
   stdin: 'inherit' | 'ignore' | 'pipe';
@@ -86,7 +86,7 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
     return r;
   } finally {
     health?.stop();
-    if (bridged(cfg.network)) await leaveNetwork(store, id);
+    if (bridged(cfg.network) || userMode(cfg.network)) await leaveNetwork(store, id);
   }
 }
 

@@ -5,11 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { busyboxContext, cli, programUnavailable, registryUnavailable, repoRoot, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { busyboxContext, busyboxPath, cli, freePort, programUnavailable, registryUnavailable, repoRoot, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
 
 const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
 
@@ -241,6 +241,56 @@ testUnless(skip, 'rootless refusals and warnings: bridge networks, limits, anoth
   } finally {
     fs.rmSync(other, { recursive: true, force: true });
   }
+});
+
+testUnless(skip ?? programUnavailable('slirp4netns', ['--version'], 'slirp4netns'), 'rootless networking through slirp4netns: its own namespace by default, host loopback only when asked, -p published on the host', async () => {
+  const http = await import('node:http');
+  const hostPort = await freePort();
+  // A server of its own process: this one blocks in spawnSync while the container talks to it.
+  const www = tmpdir('tsb-rootless-www-');
+  fs.writeFileSync(path.join(www, 'index.html'), 'from-host\n');
+  const server = spawn(busyboxPath()!, ['httpd', '-f', '-p', `127.0.0.1:${hostPort}`, '-h', www], { stdio: 'ignore' });
+  const get = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 10.0.2.2 ' + hostPort;
+  try {
+    const d = as(ranged, ['run', '--rm', 'multi', 'sh', '-c', `ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; cat /etc/resolv.conf; ${get} || echo refused`]);
+    assert.is(d.code, 0, d.stderr);
+    assert.match(d.stdout, /inet 10\.0\.2\.100\/24/);
+    assert.match(d.stdout, /nameserver 10\.0\.2\.3/);
+    assert.not.match(d.stdout, /from-host/, 'the host\'s loopback is closed by default');
+    const a = as(ranged, ['run', '--rm', '--network', 'slirp4netns:allow_host_loopback=true', 'multi', 'sh', '-c', get]);
+    assert.is(a.code, 0, a.stderr);
+    assert.match(a.stdout, /from-host/);
+    const bad = as(ranged, ['run', '--rm', '--network', 'slirp4netns:mtu=9000', 'multi', 'true']);
+    assert.is(bad.code, 125);
+    assert.match(bad.stderr, /unknown option mtu=9000; slirp4netns takes allow_host_loopback=true\|false/);
+  } finally {
+    server.kill('SIGKILL');
+    fs.rmSync(www, { recursive: true, force: true });
+  }
+  const pub = await freePort();
+  const id = as(ranged, ['run', '-d', '-p', `127.0.0.1:${pub}:80`, 'multi', 'sh', '-c', 'mkdir -p /www && echo from-container > /www/index.html && exec httpd -f -p 80 -h /www']);
+  assert.is(id.code, 0, id.stderr);
+  const cid = id.stdout.trim();
+  try {
+    assert.is(as(ranged, ['port', cid, '80']).stdout, `127.0.0.1:${pub}\n`);
+    let body = '';
+    for (let i = 0; i < 50 && !body; i++) {
+      body = await new Promise<string>((resolve) => {
+        http.get({ host: '127.0.0.1', port: pub, path: '/' }, (r) => {
+          let t = '';
+          r.on('data', (c: Buffer) => (t += c.toString()));
+          r.on('end', () => resolve(t));
+        }).on('error', () => setTimeout(() => resolve(''), 100));
+      });
+    }
+    assert.is(body, 'from-container\n');
+  } finally {
+    as(ranged, ['rm', '-f', cid]);
+  }
+  // Exited ones may wait a moment for init to reap them (state Z): only live ones count.
+  const live = () => spawnSync('ps', ['-u', ranged.name, '-o', 'stat=,comm='], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter(([st, c]) => !st?.startsWith('Z') && (c === 'slirp4netns' || c === 'httpd'));
+  for (let i = 0; i < 20 && live().length; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(live(), [], 'slirp4netns and the container end with it');
 });
 
 testUnless(skip, 'without a subordinate range: a single-id map, a warning that says what it limits, and builds that need no other id', () => {

@@ -33,5 +33,7 @@ export type { VolumeInfo, MountConfig } from './volumes.js';
 export { Networks, RESERVED as RESERVED_NETWORKS } from './network.js';
 export type { PortBinding, Endpoint, NetworkState, AttachRequest } from './network.js';
 export { serveDns } from './dns.js';
+export { startUserModeNetwork, slirpAvailable, SLIRP } from './slirp.js';
+export type { UserModeNetwork } from './slirp.js';
 export { isRootless, rootlessMapKind, extractionLimits, hostIdMapPlan, userNamespaceHolder, reexecInUserNamespace, rootlessRunDir, planIdMaps, parseSubIds } from './userns.js';
 export type { IdMapPlan, MapKind } from './userns.js';
