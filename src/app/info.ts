@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { driverSupport } from '../snapshotter/index.js';
-import { describeCgroups, helperPath, hostCaps, rootlessMapKind } from '../runtime/index.js';
+import { delegatedToUser, describeCgroups, helperPath, hostCaps, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -30,7 +30,9 @@ function rootlessText(): string | undefined {
     // unreadable: the kind alone is said
   }
   const ids = kind === 'single' ? 'only the user\'s own id (chown to other ids fails)' : 'the user and its /etc/subuid range';
-  return `yes: user namespace mapping ${ids} [inside outside count: ${map}]; networks none and host only; no cgroup limits unless delegated; no device nodes from images`;
+  const nets = slirpAvailable() ? 'networks slirp4netns (default), host, none' : 'networks host (default), none (install slirp4netns for a network of its own and -p)';
+  const limits = delegatedToUser() ? 'cgroup limits in the delegated v2 subtree' : 'no cgroup limits (no cgroup delegated to this user)';
+  return `yes: user namespace mapping ${ids} [inside outside count: ${map}]; ${nets}; ${limits}; no device nodes from images`;
 }
 
 function overlayProbe(): string | undefined {

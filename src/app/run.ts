@@ -9,7 +9,7 @@
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
 import { parseDuration, signalNumber } from '../planner/index.js';
 import {
-  isRootless, DEFAULT_LOG_OPTIONS, mergeEnv, type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions,
+  isRootless, delegatedToUser, DEFAULT_LOG_OPTIONS, mergeEnv, type CgroupLimits, type ContainerConfig, type ContainerState, type NetworkMode, type RestartPolicy, type Rlimit, type SecurityOptions,
 } from '../runtime/index.js';
 import type { ImageConfig } from '../image/index.js';
 import { imageLayers, tempKey, unpackLayers, type Store } from '../store/index.js';
@@ -157,7 +157,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   if (network.startsWith('container:')) store.containers.find(network.slice('container:'.length));
   else if (bridgedUser(network) && !store.networks.get(network)) throw new NotFoundError(`network ${network} not found: create it with tsbuild network create ${network}`, 'NETWORK_NOT_FOUND');
   if (req.name !== undefined) checkContainerName(req.name);
-  if (isRootless() && req.limits && Object.keys(req.limits).length > 0) o.onEvent?.({ type: 'warning', message: ROOTLESS_NO_LIMITS });
+  if (isRootless() && !delegatedToUser() && req.limits && Object.keys(req.limits).length > 0) o.onEvent?.({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);
   if (restart.name !== 'no' && req.rm) throw new UsageError(`--restart ${req.restart} and --rm conflict: a container removed when it exits cannot be restarted`);

@@ -12,7 +12,7 @@ import { repoRoot, testUnless, tmpdir } from '../testutil/index.js';
 import { allows, deviceProgram } from './devicebpf.js';
 import { DEFAULT_DEVICE_RULES } from './security.js';
 import { inheritCpuset } from './cgroups-v1.js';
-import { blkioToIoWeight, cgroupManager, CgroupError, describeCgroups, detectCgroups, sharesToWeight, type CgroupLayout } from './cgroups.js';
+import { blkioToIoWeight, cgroupManager, CgroupError, delegatedToUser, describeCgroups, detectCgroups, sharesToWeight, type CgroupLayout } from './cgroups.js';
 
 const V1 = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'blkio', 'devices', 'freezer'];
 
@@ -202,6 +202,28 @@ testUnless(cgroup2Unavailable(), 'v2 on a real cgroup2 hierarchy: a process join
     if (fs.existsSync(path.join(mnt, 'tsbuild'))) fs.rmdirSync(path.join(mnt, 'tsbuild'));
     spawnSync('umount', [mnt]);
     fs.rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test('rootless: limits only where a v2 subtree is delegated to the user (writable, with controllers)', () => {
+  const root = tmpdir('tsb-cg2d-');
+  try {
+    const self = '/user.slice/user-1000.slice/user@1000.service/app.slice/x.scope';
+    fs.mkdirSync(path.join(root, self), { recursive: true });
+    fs.writeFileSync(path.join(root, self, 'cgroup.subtree_control'), '');
+    const v2 = { mount: root, self, controllers: new Set(['memory', 'pids', 'cpu']) };
+    const mine = (p: string) => p.startsWith(path.join(root, '/user.slice/user-1000.slice/user@1000.service'));
+    assert.ok(delegatedToUser({ mode: 'v2', v1: new Map(), v2 }, mine));
+    assert.not.ok(delegatedToUser({ mode: 'v2', v1: new Map(), v2 }, () => false), 'not writable: not delegated');
+    assert.not.ok(delegatedToUser({ mode: 'v2', v1: new Map(), v2: { ...v2, controllers: new Set() } }, mine), 'no controllers');
+    const hybrid: CgroupLayout = { mode: 'hybrid', v1: new Map([['memory', { mount: '/sys/fs/cgroup/memory', self: '/' }]]), v2 };
+    assert.not.ok(delegatedToUser(hybrid, mine), 'memory on v1: only root makes cgroups there');
+    assert.not.ok(delegatedToUser({ mode: 'v1', v1: hybrid.v1 }, mine));
+    // Delegated: the v2 driver makes the container's cgroup under our own, as for root.
+    cgroupManager({ mode: 'v2', v1: new Map(), v2 }).create('ctr-1-a', { memory: 32 << 20 });
+    assert.is(read(path.join(root, self, 'tsbuild', 'ctr-1-a', 'memory.max')), String(32 << 20));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
 });
 

@@ -15,7 +15,7 @@ import { layerDirs, missingMountPoints, readFileInLayers, removeMountStubs } fro
 import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rlimit, type SpecMount } from './spec.js';
 import { resolveUser } from './user.js';
 import { writeEtcFiles, type Resolv } from './etc.js';
-import { cgroupManager, type CgroupDriver, type CgroupLimits } from './cgroups.js';
+import { cgroupManager, delegatedToUser, type CgroupDriver, type CgroupLimits } from './cgroups.js';
 import { isRootless } from './userns.js';
 import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
@@ -91,16 +91,11 @@ export function cgroups(): CgroupDriver {
 }
 
 /**
- * A rootless process owns no cgroup unless the host delegated one: then the container runs without
- * (the app layer has said that limits are not applied). As root a failure is an error.
+ * A rootless process owns no cgroup unless the host delegated one: without, the container runs
+ * with none (the app layer has said that limits are not applied). Otherwise a failure is an error.
  */
 function rootlessCgroup<T>(make: () => T): T | undefined {
-  if (!isRootless()) return make();
-  try {
-    return make();
-  } catch {
-    return undefined;
-  }
+  return isRootless() && !delegatedToUser() ? undefined : make();
 }
 
 function hasVar(env: string[], name: string): boolean {

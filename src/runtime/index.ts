@@ -14,7 +14,7 @@ export { currentLimits } from './spec.js';
 export { loadProfile } from './seccomp.js';
 export { parseSecurityOpts, hostCaps, parseDevice, deviceNumbers } from './security.js';
 export type { SecurityOptions } from './security.js';
-export { describeCgroups, detectCgroups } from './cgroups.js';
+export { describeCgroups, detectCgroups, delegatedToUser } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
 export { hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
 export { toSysMount, MS } from './mounts.js';
