@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { helperPath } from './helper.js';
+import { onPath } from './userns.js';
 import type { PortBinding } from './network.js';
 
 export const SLIRP = { ip: '10.0.2.100', gateway: '10.0.2.2', dns: '10.0.2.3' };
@@ -21,17 +22,6 @@ export interface UserModeNetwork {
   path: string;
   ports: PortBinding[];
   stop(): void;
-}
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
-    try {
-      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 export function slirpAvailable(): boolean {

@@ -60,7 +60,8 @@ function readOr(file: string): string | undefined {
   }
 }
 
-function onPath(cmd: string): boolean {
+/** `cmd` is an executable somewhere on PATH. */
+export function onPath(cmd: string): boolean {
   return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
     try {
       fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
