@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers, Networks, Volumes, isRootless } from '../runtime/index.js';
+import { Containers, Networks, Volumes, hostMount, hostUnmount, isRootless } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -58,9 +58,37 @@ export function readStoreConfig(root: string): StoreConfig {
   }
 }
 
-/** `--snapshotter`, else `<store>/config.json` `{"snapshotter": "..."}`, else overlayfs. */
-export function defaultDriver(root: string): string {
-  return readStoreConfig(root).snapshotter ?? 'overlayfs';
+/**
+ * `--snapshotter`, else `<store>/config.json` `{"snapshotter": "..."}`, else overlayfs; rootless on a
+ * kernel that refuses overlay in a user namespace (before 5.11), the native driver (docs/rootless.md).
+ */
+export function defaultDriver(root: string, overlayInUserns: () => boolean = () => overlayWorks(root)): string {
+  const configured = readStoreConfig(root).snapshotter;
+  if (configured) return configured;
+  return isRootless() && !overlayInUserns() ? 'native' : 'overlayfs';
+}
+
+let overlayVerdict: boolean | undefined;
+/** One overlay mount (with userxattr) tried in the store's tmp/, once per process. */
+function overlayWorks(root: string): boolean {
+  if (overlayVerdict !== undefined) return overlayVerdict;
+  const dir = path.join(root, 'tmp', `probe-${process.pid}`);
+  try {
+    for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  } catch {
+    // A store this process cannot write: nothing to probe with, and nothing it could build either.
+    return true;
+  }
+  try {
+    hostMount({ type: 'overlay', source: 'overlay', flags: 0, data: `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w,userxattr` }, path.join(dir, 'm'));
+    hostUnmount(path.join(dir, 'm'));
+    overlayVerdict = true;
+  } catch {
+    overlayVerdict = false;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return overlayVerdict;
 }
 
 /**
