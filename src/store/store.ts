@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers, Networks, Volumes, hostMount, hostUnmount, isRootless } from '../runtime/index.js';
+import { Containers, Networks, Volumes, hostMount, hostUnmount, isRootless, rootlessRunDir } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -69,9 +69,19 @@ export function defaultDriver(root: string, overlayInUserns: () => boolean = () 
 }
 
 let overlayVerdict: boolean | undefined;
-/** One overlay mount (with userxattr) tried in the store's tmp/, once per process. */
+/**
+ * One overlay mount (with userxattr) tried in the store's tmp/; the verdict is kept in the user's
+ * runtime directory (gone at reboot, as a kernel change would be), so commands after the first skip it.
+ */
 function overlayWorks(root: string): boolean {
   if (overlayVerdict !== undefined) return overlayVerdict;
+  const memo = path.join(rootlessRunDir(), 'overlay-verdict');
+  try {
+    overlayVerdict = fs.readFileSync(memo, 'utf8') === 'yes';
+    return overlayVerdict;
+  } catch {
+    // not probed yet
+  }
   const dir = path.join(root, 'tmp', `probe-${process.pid}`);
   try {
     for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(path.join(dir, d), { recursive: true });
@@ -87,6 +97,11 @@ function overlayWorks(root: string): boolean {
     overlayVerdict = false;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+  try {
+    fs.writeFileSync(memo, overlayVerdict ? 'yes' : 'no');
+  } catch {
+    // probed again next time
   }
   return overlayVerdict;
 }
