@@ -12,6 +12,7 @@ import { sameProcessAlive } from '../fsutil/index.js';
 import { signalNumber } from '../planner/index.js';
 import { cgroupPids, isFrozen, readLogs, setFrozen, type ContainerState, type LogEntry } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
+import { noCgroup } from './stats.js';
 import { checkContainerName, removeStopped, startDetached } from './run.js';
 import { inspectMounts } from './mounts.js';
 import { networkSettings, portBindings } from './network.js';
@@ -155,7 +156,8 @@ export async function pauseContainer(store: Store, ref: string, pause: boolean):
   const c = store.containers.find(ref);
   if (pause && c.status === 'paused') throw new TsbuildError('CONTAINER_PAUSED', `container ${c.id} is already paused`);
   if (!pause && c.status !== 'paused') throw new TsbuildError('CONTAINER_NOT_PAUSED', `container ${c.id} is not paused`);
-  if (!isActive(c) || !containerAlive(c) || !c.cgroupProcs) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
+  if (!isActive(c) || !containerAlive(c)) throw new TsbuildError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running`);
+  if (!c.cgroupProcs?.length) throw noCgroup(c, pause ? 'pause' : 'unpause');
   await setFrozen(c.cgroupProcs, pause);
   store.containers.update(c.id, { status: pause ? 'paused' : 'running' });
 }
@@ -163,6 +165,28 @@ export async function pauseContainer(store: Store, ref: string, pause: boolean):
 export function renameContainer(store: Store, ref: string, name: string): void {
   checkContainerName(name);
   store.containers.rename(store.containers.find(ref).id, name);
+}
+
+/** `pid` and every process below it, from each process's parent in /proc. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  for (const todo = [pid]; todo.length; ) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return out;
 }
 
 export interface TopRow { UID: string; PID: string; PPID: string; C: string; STIME: string; TTY: string; TIME: string; CMD: string }
@@ -183,7 +207,9 @@ export function topContainer(store: Store, ref: string): TopRow[] {
     // numeric uids then
   }
   const rows: TopRow[] = [];
-  for (const pid of cgroupPids(c.cgroupProcs ?? []).sort((a, b) => a - b)) {
+  // Without a cgroup (rootless), the container's processes are its first process and its descendants.
+  const pids = c.cgroupProcs?.length ? cgroupPids(c.cgroupProcs) : c.containerPid ? descendants(c.containerPid) : [];
+  for (const pid of pids.sort((a, b) => a - b)) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -1,8 +1,17 @@
 /** `stats`: live CPU, memory, PIDs and block I/O of running containers, from their cgroups. */
 import os from 'node:os';
 import { processAlive } from '../fsutil/index.js';
-import { cgroups, type CgroupStats, type ContainerState } from '../runtime/index.js';
+import { cgroups, isRootless, type CgroupStats, type ContainerState } from '../runtime/index.js';
+import { TsbuildError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
+
+/** What a container without a cgroup (rootless, nothing delegated) cannot do, and why. */
+export function noCgroup(c: ContainerState, what: string): TsbuildError {
+  return new TsbuildError(
+    'NO_CGROUP',
+    `${what} needs the container's cgroup, and ${c.name} has none: ${isRootless() ? 'a rootless tsbuild creates cgroups only where the host delegates a cgroup v2 subtree to the user (docs/rootless.md)' : 'it was started without one'}`,
+  );
+}
 
 export interface ContainerStats extends CgroupStats {
   id: string;
@@ -23,6 +32,7 @@ export async function containerStats(store: Store, refs: string[], intervalMs = 
   const driver = cgroups();
   const list = running(store, refs);
   const first = new Map(list.map((c) => [c.id, driver.open(c.cgroup!)?.stats()]));
+  for (const c of list) if (refs.length && !first.get(c.id)) throw noCgroup(c, 'stats');
   const t0 = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, intervalMs));
   const wall = Number(process.hrtime.bigint() - t0);

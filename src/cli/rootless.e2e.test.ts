@@ -231,6 +231,20 @@ testUnless(skip, 'rootless refusals and warnings: bridge networks, limits, anoth
   const lim = as(ranged, ['run', '--rm', '--memory', '64m', 'multi', 'true']);
   assert.is(lim.code, 0, lim.stderr);
   assert.match(lim.stderr, /resource limits are not applied/);
+  // A detached container without a cgroup: top walks its process tree; pause and stats say why not.
+  const d = as(ranged, ['run', '-d', '--network', 'none', 'multi', 'sh', '-c', 'sleep 60 & wait']);
+  assert.is(d.code, 0, d.stderr);
+  const cid = d.stdout.trim();
+  try {
+    assert.match(as(ranged, ['top', cid]).stdout, /sleep 60/);
+    for (const cmd of [['pause', cid], ['stats', '--no-stream', cid]]) {
+      const r = as(ranged, cmd);
+      assert.is(r.code, 1);
+      assert.match(r.stderr, new RegExp(`${cmd[0]} needs the container's cgroup, .*delegates a cgroup v2 subtree`));
+    }
+  } finally {
+    as(ranged, ['rm', '-f', cid]);
+  }
   const other = tmpdir('tsb-rootless-other-');
   try {
     fs.chmodSync(other, 0o755);
