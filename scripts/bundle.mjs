@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-await build({
-  entryPoints: [path.join(root, 'dist/cli/index.js')],
-  outfile: path.join(root, 'dist/bundle/cli.mjs'),
+// The non-root entry is bundled apart: it only finds the user's namespace and runs the CLI in it.
+for (const [entry, out] of [['dist/cli/index.js', 'dist/bundle/cli.mjs'], ['dist/cli/rootless.js', 'dist/bundle/rootless.mjs']]) await build({
+  entryPoints: [path.join(root, entry)],
+  outfile: path.join(root, out),
   bundle: true,
   platform: 'node',
   format: 'esm',
