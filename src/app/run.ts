@@ -23,6 +23,10 @@ import { ROOTLESS_NO_LIMITS } from './rootless.js';
 
 export interface RunRequest extends RegistryOptions, StorageRequest {
   image: string;
+  /** `--userns`: only `host` (the namespace tsbuild runs in) for now. */
+  userns?: string;
+  /** `--uidmap`/`--gidmap` as given, refused for now. */
+  idMaps?: string[];
   /** Replaces the image's CMD when not empty. */
   command?: string[];
   /** Replaces the image's ENTRYPOINT ('' clears it). */
@@ -157,6 +161,11 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   if (network.startsWith('container:')) store.containers.find(network.slice('container:'.length));
   else if (bridgedUser(network) && !store.networks.get(network)) throw new NotFoundError(`network ${network} not found: create it with tsbuild network create ${network}`, 'NETWORK_NOT_FOUND');
   if (req.name !== undefined) checkContainerName(req.name);
+  if ((req.userns !== undefined && req.userns !== 'host') || req.idMaps?.length) {
+    throw new UsageError(
+      `${req.idMaps?.[0] ?? `--userns ${req.userns}`}: not yet; containers run in the user namespace tsbuild runs in: the host's as root, the user's own (root = the user, 1..N = its /etc/subuid range) when rootless, so run tsbuild as an ordinary user for an unprivileged container root (docs/rootless.md)`,
+    );
+  }
   if (isRootless() && !delegatedToUser() && req.limits && Object.keys(req.limits).length > 0) o.onEvent?.({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);

@@ -6,102 +6,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { busyboxContext, busyboxPath, cli, freePort, programUnavailable, registryUnavailable, repoRoot, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { busyboxPath, cli, freePort, programUnavailable, registryUnavailable, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { as, cleanups, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf } from './rootless.fixture.js';
 
-const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
-
-interface User {
-  name: string;
-  home: string;
-}
-const tag = crypto.randomBytes(3).toString('hex');
-const ranged: User = { name: `tsbrl${tag}`, home: '' };
-const single: User = { name: `tsbrs${tag}`, home: '' };
-const pod: User = { name: `tsbrk${tag}`, home: '' };
-let app = repoRoot;
 let registry: TestRegistry | undefined;
-const cleanups: (() => void)[] = [];
-
-function dropSubIds(name: string): void {
-  for (const f of ['/etc/subuid', '/etc/subgid']) {
-    if (!fs.existsSync(f)) continue;
-    fs.writeFileSync(f, fs.readFileSync(f, 'utf8').split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
-  }
-}
-
-function makeUser(u: User, withRange: boolean): void {
-  u.home = tmpdir('tsb-rootless-home-');
-  const r = spawnSync('useradd', ['-M', '-d', u.home, '-s', '/bin/sh', u.name], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`useradd ${u.name}: ${r.stderr}`);
-  cleanups.push(() => {
-    dropSubIds(u.name);
-    spawnSync('userdel', [u.name]);
-  });
-  fs.chownSync(u.home, uidOf(u), gidOf(u));
-  // Debian's useradd may give a range itself: the test decides.
-  dropSubIds(u.name);
-  if (withRange) {
-    // Above every range already given, so no other user's ids are shared.
-    let top = 100000;
-    for (const f of ['/etc/subuid', '/etc/subgid']) {
-      for (const l of (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').split('\n')) {
-        const [, s, c] = l.split(':');
-        if (s && c) top = Math.max(top, Number(s) + Number(c));
-      }
-    }
-    for (const f of ['/etc/subuid', '/etc/subgid']) {
-      const cur = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
-      fs.writeFileSync(f, `${cur}${cur === '' || cur.endsWith('\n') ? '' : '\n'}${u.name}:${top}:65536\n`);
-    }
-  }
-}
-
-function uidOf(u: User): number {
-  return Number(spawnSync('id', ['-u', u.name], { encoding: 'utf8' }).stdout.trim());
-}
-function gidOf(u: User): number {
-  return Number(spawnSync('id', ['-g', u.name], { encoding: 'utf8' }).stdout.trim());
-}
-
-/** tsbuild as `u`, in `cwd`, with the user's own default store (~/.local/share/tsbuild). */
-function as(u: User, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): { code: number; stdout: string; stderr: string } {
-  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...o.env };
-  const r = spawnSync('runuser', ['-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], {
-    cwd: o.cwd ?? u.home, encoding: 'utf8', timeout: 120_000,
-  });
-  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function holderPid(u: User, home = u.home): number | undefined {
-  try {
-    return Number(fs.readFileSync(path.join(home, 'run/tsbuild/userns.pid'), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * An unprivileged Kubernetes pod, as far as one machine can play it: a user with no subordinate
- * range and no capability outside its own namespace, the root filesystem read-only but for the
- * workspace (its own mount namespace, made by unshare for this command alone).
- */
-function inPod(u: User, workspace: string, args: string[], cwd: string, o: { maskedProc?: boolean } = {}): { code: number; stdout: string; stderr: string } {
-  // A runtime's default masks paths in /proc (procMount: Default): one bind over /proc/keys plays it.
-  const mask = o.maskedProc ? 'mount --bind /dev/null /proc/keys && ' : '';
-  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: workspace, TMPDIR: workspace, XDG_RUNTIME_DIR: path.join(workspace, 'run') };
-  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${mask}mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"`, workspace,
-    'runuser', '-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function context(dockerfileRest: string): string {
-  const dir = busyboxContext(dockerfileRest);
-  fs.chmodSync(dir, 0o755);
-  return dir;
-}
+const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
 
 const MULTI = `FROM base AS build
 RUN mkdir -p /out /tmp && echo made > /out/f && chown 1000:2000 /out/f && echo by-bob > /tmp/b && chown 1234 /tmp/b
@@ -117,27 +28,14 @@ test.before(async () => {
   makeUser(ranged, true);
   makeUser(single, false);
   makeUser(pod, false);
-  // The user must reach the program: a clone under /root is private, so it is copied out.
-  if (spawnSync('runuser', ['-u', ranged.name, '--', 'test', '-r', path.join(repoRoot, 'dist/bundle/cli.mjs')]).status !== 0) {
-    app = tmpdir('tsb-rootless-app-');
-    for (const d of ['bin', 'dist/bundle', 'native/build', 'src/runtime/profiles', 'node_modules', 'package.json']) fs.cpSync(path.join(repoRoot, d), path.join(app, d), { recursive: true });
-    spawnSync('chmod', ['-R', 'a+rX', app]);
-    cleanups.push(() => fs.rmSync(app, { recursive: true, force: true }));
-  }
+  stageApp();
   registry = await startRegistry();
 });
 
 test.after(async () => {
   for (const u of [ranged, single, pod]) {
     // The holders were started by this test's commands; each recorded its pid.
-    const pid = holderPid(u);
-    if (pid) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
+    killHolder(u);
     if (u.home) fs.rmSync(u.home, { recursive: true, force: true });
   }
   await registry?.stop();
@@ -348,6 +246,21 @@ testUnless(skip, 'system migrate ends the namespace; the next command makes a ne
   assert.ok(holderPid(single) !== before);
 });
 
+test('as root: --userns host is accepted; other modes and --uidmap/--gidmap are refused, naming the way to an unprivileged root', async () => {
+  const root = tmpdir('tsb-userns-');
+  try {
+    const host = await cli(['run', '--rm', '--userns', 'host', 'no-such-image-here', 'true'], { root });
+    assert.match(host.stderr, /no-such-image-here/, 'the flag passes; the image is what is missing');
+    for (const args of [['--userns', 'keep-id'], ['--userns=auto'], ['--uidmap', '0:100000:65536'], ['--gidmap', '0:100000:65536']]) {
+      const r = await cli(['run', '--rm', ...args, 'no-such-image-here', 'true'], { root });
+      assert.is(r.code, 125, args.join(' '));
+      assert.match(r.stderr, /not yet; containers run in the user namespace tsbuild runs in: .*run tsbuild as an ordinary user/);
+    }
+  } finally {
+    removeStore(root);
+  }
+});
+
 testUnless(skip, 'the Kubernetes recipe\'s constraints: two pods build --push and share the registry cache; the second hits every step', () => {
   const ctx = context('RUN echo built > /out && sleep 0.1\nCMD ["cat", "/out"]\n');
   const pods = [tmpdir('tsb-rootless-pod-'), tmpdir('tsb-rootless-pod-'), tmpdir('tsb-rootless-pod-')];
@@ -373,14 +286,7 @@ testUnless(skip, 'the Kubernetes recipe\'s constraints: two pods build --push an
     assert.match(masked.stderr, /mount \/proc: Operation not permitted: .*procMount: Unmasked/);
   } finally {
     for (const w of pods) {
-      const pid = holderPid(pod, w);
-      if (pid) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
+      killHolder(pod, w);
       fs.rmSync(w, { recursive: true, force: true });
     }
     fs.rmSync(ctx, { recursive: true, force: true });

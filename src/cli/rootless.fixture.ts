@@ -1,0 +1,118 @@
+/** Rootless test fixture: ordinary users made and removed, and tsbuild run as them. */
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { busyboxContext, repoRoot, tmpdir } from '../testutil/index.js';
+
+export interface User {
+  name: string;
+  home: string;
+}
+const tag = crypto.randomBytes(3).toString('hex');
+/** With a subordinate range, without one, and the one playing a Kubernetes pod (without one). */
+export const ranged: User = { name: `tsbrl${tag}`, home: '' };
+export const single: User = { name: `tsbrs${tag}`, home: '' };
+export const pod: User = { name: `tsbrk${tag}`, home: '' };
+let app = repoRoot;
+export const cleanups: (() => void)[] = [];
+
+/** The users reach the program: a clone under /root is private, so it is copied out. */
+export function stageApp(): void {
+  if (spawnSync('runuser', ['-u', ranged.name, '--', 'test', '-r', path.join(repoRoot, 'dist/bundle/cli.mjs')]).status === 0) return;
+  app = tmpdir('tsb-rootless-app-');
+  for (const d of ['bin', 'dist/bundle', 'native/build', 'src/runtime/profiles', 'node_modules', 'package.json']) fs.cpSync(path.join(repoRoot, d), path.join(app, d), { recursive: true });
+  spawnSync('chmod', ['-R', 'a+rX', app]);
+  const dir = app;
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+}
+
+/** Ends the namespace holder a user's commands started (by the pid it recorded). */
+export function killHolder(u: User, home = u.home): void {
+  const pid = holderPid(u, home);
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+export function dropSubIds(name: string): void {
+  for (const f of ['/etc/subuid', '/etc/subgid']) {
+    if (!fs.existsSync(f)) continue;
+    fs.writeFileSync(f, fs.readFileSync(f, 'utf8').split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
+  }
+}
+
+export function makeUser(u: User, withRange: boolean): void {
+  u.home = tmpdir('tsb-rootless-home-');
+  const r = spawnSync('useradd', ['-M', '-d', u.home, '-s', '/bin/sh', u.name], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`useradd ${u.name}: ${r.stderr}`);
+  cleanups.push(() => {
+    dropSubIds(u.name);
+    spawnSync('userdel', [u.name]);
+  });
+  fs.chownSync(u.home, uidOf(u), gidOf(u));
+  // Debian's useradd may give a range itself: the test decides.
+  dropSubIds(u.name);
+  if (withRange) {
+    // Above every range already given, so no other user's ids are shared.
+    let top = 100000;
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      for (const l of (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').split('\n')) {
+        const [, s, c] = l.split(':');
+        if (s && c) top = Math.max(top, Number(s) + Number(c));
+      }
+    }
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      const cur = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+      fs.writeFileSync(f, `${cur}${cur === '' || cur.endsWith('\n') ? '' : '\n'}${u.name}:${top}:65536\n`);
+    }
+  }
+}
+
+export function uidOf(u: User): number {
+  return Number(spawnSync('id', ['-u', u.name], { encoding: 'utf8' }).stdout.trim());
+}
+export function gidOf(u: User): number {
+  return Number(spawnSync('id', ['-g', u.name], { encoding: 'utf8' }).stdout.trim());
+}
+
+/** tsbuild as `u`, in `cwd`, with the user's own default store (~/.local/share/tsbuild). */
+export function as(u: User, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): { code: number; stdout: string; stderr: string } {
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...o.env };
+  const r = spawnSync('runuser', ['-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], {
+    cwd: o.cwd ?? u.home, encoding: 'utf8', timeout: 120_000,
+  });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function holderPid(u: User, home = u.home): number | undefined {
+  try {
+    return Number(fs.readFileSync(path.join(home, 'run/tsbuild/userns.pid'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An unprivileged Kubernetes pod, as far as one machine can play it: a user with no subordinate
+ * range and no capability outside its own namespace, the root filesystem read-only but for the
+ * workspace (its own mount namespace, made by unshare for this command alone).
+ */
+export function inPod(u: User, workspace: string, args: string[], cwd: string, o: { maskedProc?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+  // A runtime's default masks paths in /proc (procMount: Default): one bind over /proc/keys plays it.
+  const mask = o.maskedProc ? 'mount --bind /dev/null /proc/keys && ' : '';
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: workspace, TMPDIR: workspace, XDG_RUNTIME_DIR: path.join(workspace, 'run') };
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${mask}mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"`, workspace,
+    'runuser', '-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function context(dockerfileRest: string): string {
+  const dir = busyboxContext(dockerfileRest);
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
