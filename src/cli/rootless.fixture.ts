@@ -82,7 +82,7 @@ export function gidOf(u: User): number {
 /** tsbuild as `u`, in `cwd`, with the user's own default store (~/.local/share/tsbuild). */
 export function as(u: User, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): { code: number; stdout: string; stderr: string } {
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...o.env };
-  const r = spawnSync('runuser', ['-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], {
+  const r = spawnSync('runuser', ['-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], {
     cwd: o.cwd ?? u.home, encoding: 'utf8', timeout: 120_000,
   });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
@@ -106,7 +106,7 @@ export function inPod(u: User, workspace: string, args: string[], cwd: string, o
   const mask = o.maskedProc ? 'mount --bind /dev/null /proc/keys && ' : '';
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: workspace, TMPDIR: workspace, XDG_RUNTIME_DIR: path.join(workspace, 'run') };
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${mask}mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"`, workspace,
-    'runuser', '-u', u.name, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+    'runuser', '-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
