@@ -20,7 +20,7 @@ test('management forms map to tsbuild commands', () => {
   assert.equal(resolveCommand(['container', 'inspect', 'web'], known), { cmd: 'inspect', rest: ['--type', 'container', 'web'] });
   assert.equal(resolveCommand(['container', 'port', 'web'], known), { cmd: 'port', rest: ['web'] });
   assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
-  assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune \(got "nope"\)/);
+  assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune, migrate \(got "nope"\)/);
 });
 
 test('global options before the command reach it through the environment', () => {
