@@ -220,6 +220,11 @@ testUnless(skip, 'without a subordinate range: a single-id map, a warning that s
     const f = as(single, ['build', '-q', '.'], { cwd: bad });
     assert.is(f.code, 1);
     assert.match(f.stderr, /chown: \/ok: Invalid argument/);
+    // An image with files of other owners cannot be unpacked with one id: the error names file and fix.
+    const p = as(single, ['pull', `${registry!.host}/rootless/multi:1`]);
+    assert.is(p.code, 1);
+    assert.match(p.stderr, /cannot give "[^"]*" owner \d+:\d+: that id is not mapped in this user namespace.*usermod --add-subuids/);
+    assert.not.match(as(single, ['images']).stdout, /rootless\/multi/, 'no half-unpacked image is listed');
   } finally {
     fs.rmSync(ctx, { recursive: true, force: true });
     fs.rmSync(bad, { recursive: true, force: true });
