@@ -24,7 +24,7 @@ import { parseLimits } from './limits.js';
 import { logger, type OpOptions } from './events.js';
 import { writeOutputs, type OutputSpec } from './outputs.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
-import { exportCache, importCaches, type CacheSpec } from './remotecache.js';
+import { exportCache, importCaches, inlineCacheAnnotation, type CacheSpec } from './remotecache.js';
 import { startAgents, type SecretsRequest } from './secrets.js';
 import { BuildRecorder, type BuildRecord } from './history.js';
 import { checksFor, enforceChecks } from './check.js';
@@ -237,6 +237,8 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
         cgroupParent,
         budgets: req.budgets,
         annotations: req.annotations,
+        // The steps below the export have all reported their keys by the time it runs.
+        ...(req.cacheTo?.some((c) => c.type === 'inline') ? { inlineCache: () => inlineCacheAnnotation(store, cacheEvents, root) } : {}),
       },
       { index: store.cache, memo, remote },
   );

@@ -12,13 +12,14 @@ import type { SolverEvent, Vertex } from '../builder/index.js';
 import { UsageError } from '../errors/index.js';
 import { compressedLayer, openDecompressed } from '../image/index.js';
 import { portableStepId, type RemoteCacheSource } from '../ops/index.js';
-import { CACHE_MOUNT_TYPE, parseReference, type RemoteCacheConfig, type RemoteRecord } from '../registry/index.js';
+import { CACHE_MOUNT_TYPE, INLINE_CACHE_ANNOTATION, encodeInlineCache, parseReference, type RemoteCacheConfig, type RemoteRecord } from '../registry/index.js';
 import { cacheMountDir, listCacheMounts, mountTar, restoreMount, type Store } from '../store/index.js';
 import type { RegistryOptions } from './registry.js';
 import { localBackend, registryBackend, type CacheBackend } from './cachebackend.js';
 
 export interface CacheSpec {
-  type: 'registry' | 'local';
+  /** inline: on the image's own manifest (--cache-to only; read back with type=registry,ref=IMAGE). */
+  type: 'registry' | 'local' | 'inline';
   /** The registry reference, or the directory (dest= for --cache-to, src= for --cache-from). */
   ref: string;
   mode: 'min' | 'max';
@@ -34,6 +35,12 @@ export function parseCacheSpecs(values: string[], flag: string): CacheSpec[] {
       else kv.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
     }
     const type = kv.get('type') ?? 'registry';
+    if (type === 'inline' && flag === '--cache-to') {
+      for (const k of kv.keys()) if (k !== 'type' && k !== 'mode') throw new UsageError(`${flag} ${v}: type=inline takes no "${k}": the cache goes on the image's manifest, and is read back with --cache-from type=registry,ref=IMAGE`);
+      if ((kv.get('mode') ?? 'min') !== 'min') throw new UsageError(`${flag} ${v}: type=inline carries mode=min only (the image's own layers), as BuildKit's; use type=registry,ref=… for mode=max`);
+      return { type, ref: '', mode: 'min', mounts: false };
+    }
+    if (type === 'inline') throw new UsageError(`--cache-from type=inline: give the image instead, --cache-from type=registry,ref=IMAGE (its inline cache is read)`);
     if (type !== 'registry' && type !== 'local') throw new UsageError(`${flag} type=${type}: use type=registry,ref=… or type=local,${flag === '--cache-to' ? 'dest' : 'src'}=DIR (cache mounts alone: tsbuild cache export-mounts)`);
     const keys = type === 'registry' ? ['type', 'ref', 'mode', 'mounts'] : ['type', flag === '--cache-to' ? 'dest' : 'src', 'mode', 'mounts'];
     for (const k of kv.keys()) if (!keys.includes(k)) throw new UsageError(`${flag} ${v}: unknown option "${k}" for type=${type}`);
@@ -49,6 +56,7 @@ export function parseCacheSpecs(values: string[], flag: string): CacheSpec[] {
 }
 
 function backendOf(store: Store, spec: Pick<CacheSpec, 'type' | 'ref'>, ro: RegistryOptions, log: (l: string) => void, signal?: AbortSignal): CacheBackend {
+  if (spec.type === 'inline') throw new UsageError('type=inline has no store of its own: it is on the image');
   return spec.type === 'local' ? localBackend(store, spec.ref) : registryBackend(store, spec.ref, ro, log, signal);
 }
 
@@ -129,9 +137,10 @@ function finalChain(root: Vertex): Set<string> {
   return out;
 }
 
-export async function exportCache(store: Store, spec: CacheSpec, events: Extract<SolverEvent, { type: 'cache' }>[], root: Vertex, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<void> {
+/** The records (and step history) of the steps that made the final image (min) or of every step (max). */
+async function cacheConfig(store: Store, mode: CacheSpec['mode'], events: Extract<SolverEvent, { type: 'cache' }>[], root: Vertex): Promise<RemoteCacheConfig> {
   const index = store.cache;
-  const keep = spec.mode === 'min' ? finalChain(root) : undefined;
+  const keep = mode === 'min' ? finalChain(root) : undefined;
   const cfg: RemoteCacheConfig = { version: 1, records: [], steps: {}, mounts: [] };
   const seen = new Set<string>();
   for (const e of events) {
@@ -145,6 +154,17 @@ export async function exportCache(store: Store, spec: CacheSpec, events: Extract
     const layer = rec.layer ? { diffID: rec.layer.diffID, descriptor: await compressedLayer(store.content, rec.layer, { type: 'gzip' }) } : null;
     cfg.records.push({ key: rec.key, snapshot: rec.snapshot, layer, description: rec.description, created: rec.created });
   }
+  return cfg;
+}
+
+/** `--cache-to type=inline`: the annotation export puts on the image manifest. */
+export async function inlineCacheAnnotation(store: Store, events: Extract<SolverEvent, { type: 'cache' }>[], root: Vertex): Promise<Record<string, string>> {
+  return { [INLINE_CACHE_ANNOTATION]: encodeInlineCache(await cacheConfig(store, 'min', events, root)) };
+}
+
+export async function exportCache(store: Store, spec: CacheSpec, events: Extract<SolverEvent, { type: 'cache' }>[], root: Vertex, ro: RegistryOptions, o: { signal?: AbortSignal; log: (l: string) => void }): Promise<void> {
+  if (spec.type === 'inline') return;
+  const cfg = await cacheConfig(store, spec.mode, events, root);
   if (spec.mounts) cfg.mounts = await mountEntries(store);
   const t = backendOf(store, spec, ro, o.log, o.signal);
   await t.write(cfg);

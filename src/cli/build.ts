@@ -34,7 +34,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'platform', type: 'string', arg: 'os/arch', help: 'platform for pulled base images (default: this machine)' },
   insecureFlag,
   { name: 'output', short: 'o', type: 'list', arg: 'type=image|registry|oci|docker|local[,dest=…][,push=true]', help: 'where the result goes (repeatable; default type=image)' },
-  { name: 'cache-to', type: 'list', arg: 'type=registry,ref=R[,mode=min|max][,mounts=true]', help: 'export the build cache to a registry (repeatable)' },
+  { name: 'cache-to', type: 'list', arg: 'type=registry,ref=R[,mode=min|max][,mounts=true] | type=local,dest=DIR | type=inline', help: 'export the build cache (repeatable; inline: on the image, read back with --cache-from type=registry,ref=IMAGE)' },
   { name: 'cache-from', type: 'list', arg: 'type=registry,ref=R[,mounts=true]', help: 'use build cache from a registry (repeatable)' },
   { name: 'push', type: 'bool', help: 'push the -t names after building (same as --output type=image,push=true)' },
   { name: 'label', type: 'list', arg: 'KEY=VALUE', help: 'a label on the image (repeatable)' },

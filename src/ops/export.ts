@@ -17,12 +17,13 @@ export async function exportOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'export'
   };
   const cfgText = canonicalJSON(config);
   const cfg = await env.store.writeBlob(Buffer.from(cfgText));
+  const annotations = { ...env.annotations, ...(await env.inlineCache?.()) };
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.manifest,
     config: { mediaType: MediaType.config, digest: cfg.digest, size: cfg.size },
     layers: state.layers.map((l) => l.descriptor),
-    ...(env.annotations && Object.keys(env.annotations).length ? { annotations: env.annotations } : {}),
+    ...(Object.keys(annotations).length ? { annotations } : {}),
   };
   checkBudgets(env.budgets, manifest, config);
   const man = await env.store.writeBlob(Buffer.from(canonicalJSON(manifest)));

@@ -57,4 +57,6 @@ export interface OpsEnv {
   budgets?: { maxLayer?: number; maxImage?: number };
   /** --annotation: on the image manifest. */
   annotations?: Record<string, string>;
+  /** `--cache-to type=inline`: more manifest annotations (the cache), made when the image is exported. */
+  inlineCache?: () => Promise<Record<string, string>>;
 }

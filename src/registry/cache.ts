@@ -4,6 +4,7 @@
  * after an import are explained like local ones) and exported cache mounts; its layers are the blobs
  * those entries name, so the registry keeps them alive and `skopeo` can copy a cache like an image.
  */
+import zlib from 'node:zlib';
 import { MediaType, sha256, type ContentStore, type Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
 import { fetchBlob, pushBlob, transferAll, type TransferEvent } from './blobs.js';
@@ -13,6 +14,25 @@ import { RegistryError } from './transport.js';
 
 export const CACHE_CONFIG_TYPE = 'application/vnd.tsbuild.cache.config.v1+json';
 export const CACHE_MOUNT_TYPE = 'application/vnd.tsbuild.cache.mount.v1.tar+gzip';
+/**
+ * `--cache-to type=inline`: the cache config rides on the image manifest as this annotation (gzip,
+ * base64), so the image's config, and its id, stay what they are without it.
+ */
+export const INLINE_CACHE_ANNOTATION = 'dev.tsbuild.cache.v1';
+
+export function encodeInlineCache(cfg: RemoteCacheConfig): string {
+  return zlib.gzipSync(Buffer.from(JSON.stringify(cfg))).toString('base64');
+}
+
+function decodeInlineCache(text: string, where: string): RemoteCacheConfig {
+  let cfg: RemoteCacheConfig;
+  try {
+    cfg = JSON.parse(zlib.gunzipSync(Buffer.from(text, 'base64'), { maxOutputLength: 64 << 20 }).toString('utf8')) as RemoteCacheConfig;
+  } catch (e) {
+    throw new RegistryError('CACHE_INVALID', `the inline cache on ${where} cannot be read (${(e as Error).message}); rebuild that image with --cache-to type=inline`);
+  }
+  return cfg;
+}
 
 export interface RemoteRecord {
   key: string;
@@ -78,18 +98,25 @@ export async function pullCacheConfig(o: CacheTransfer): Promise<RemoteCacheConf
   }
   const digest = sha256(got.bytes);
   if (o.ref.digest && o.ref.digest !== digest) throw new RegistryError('DIGEST_MISMATCH', `digest mismatch on cache manifest ${o.ref.digest}: got ${digest}`);
-  let manifest: { config?: Descriptor };
+  let manifest: { config?: Descriptor; annotations?: Record<string, string> };
   try {
     manifest = JSON.parse(got.bytes.toString('utf8')) as { config?: Descriptor };
   } catch {
     throw new RegistryError('MANIFEST_INVALID', `the cache manifest at ${o.client.domain}/${o.ref.path} is not JSON`);
   }
+  const where = `${o.client.domain}/${o.ref.path}:${o.ref.tag ?? o.ref.digest}`;
+  const inline = manifest.annotations?.[INLINE_CACHE_ANNOTATION];
+  let cfg: RemoteCacheConfig;
   if (manifest.config?.mediaType !== CACHE_CONFIG_TYPE) {
-    throw new RegistryError('CACHE_INVALID', `${o.client.domain}/${o.ref.path}:${o.ref.tag} is not a tsbuild cache (config type ${manifest.config?.mediaType ?? 'none'}); use a separate ref for --cache-to`);
+    // An image: its inline cache, if it was built with one; else nothing to use (as BuildKit).
+    if (manifest.config?.mediaType === MediaType.config && inline === undefined) return undefined;
+    if (inline === undefined) throw new RegistryError('CACHE_INVALID', `${where} is not a tsbuild cache (config type ${manifest.config?.mediaType ?? 'none'}); use a separate ref for --cache-to`);
+    cfg = decodeInlineCache(inline, where);
+  } else {
+    if (manifest.config.size > 64 << 20) throw new RegistryError('CACHE_INVALID', `the cache config claims ${manifest.config.size} bytes, above the 64 MiB limit`);
+    await fetchBlob(o.client, o.ref.path, manifest.config, o.store, { signal: o.signal });
+    cfg = JSON.parse(o.store.readBlob(manifest.config.digest).toString('utf8')) as RemoteCacheConfig;
   }
-  if (manifest.config.size > 64 << 20) throw new RegistryError('CACHE_INVALID', `the cache config claims ${manifest.config.size} bytes, above the 64 MiB limit`);
-  await fetchBlob(o.client, o.ref.path, manifest.config, o.store, { signal: o.signal });
-  const cfg = JSON.parse(o.store.readBlob(manifest.config.digest).toString('utf8')) as RemoteCacheConfig;
   if (cfg.version !== 1 || !Array.isArray(cfg.records)) throw new RegistryError('CACHE_INVALID', `unsupported tsbuild cache version ${String(cfg.version)} at ${o.client.domain}/${o.ref.path}`);
   cfg.steps ??= {};
   cfg.mounts ??= [];

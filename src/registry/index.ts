@@ -17,5 +17,5 @@ export type { TransferEvent } from './blobs.js';
 export { pullImage } from './pull.js';
 export { pushImage, manifestForPush } from './push.js';
 export { BlobSources } from './sources.js';
-export { pushCache, pullCacheConfig, CACHE_MOUNT_TYPE, CACHE_CONFIG_TYPE } from './cache.js';
+export { pushCache, pullCacheConfig, encodeInlineCache, CACHE_MOUNT_TYPE, CACHE_CONFIG_TYPE, INLINE_CACHE_ANNOTATION } from './cache.js';
 export type { RemoteCacheConfig, RemoteRecord } from './cache.js';
