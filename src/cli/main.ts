@@ -194,7 +194,12 @@ export async function main(argv: string[]): Promise<number> {
   const spec = COMMANDS[cmd]!;
   const ac = new AbortController();
   let signals = 0;
+  let lastSignal = 0;
   const onSig = (sig: NodeJS.Signals) => {
+    // Rootless, Ctrl-C reaches this process from the terminal and again from the outer one, which
+    // forwards what is sent to it alone: one press, one cancel. A second press comes later.
+    if (Date.now() - lastSignal < 300) return;
+    lastSignal = Date.now();
     signals++;
     if (signals > 1) process.exit(130);
     ac.abort();

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { busyboxPath, cli, freePort, programUnavailable, registryUnavailable, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
-import { as, cleanups, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf } from './rootless.fixture.js';
+import { as, cleanups, outerPid, spawnAs, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf } from './rootless.fixture.js';
 
 let registry: TestRegistry | undefined;
 const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
@@ -203,6 +203,31 @@ testUnless(skip ?? programUnavailable('slirp4netns', ['--version'], 'slirp4netns
   const live = () => spawnSync('ps', ['-u', ranged.name, '-o', 'stat=,comm='], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter(([st, c]) => !st?.startsWith('Z') && (c === 'slirp4netns' || c === 'httpd'));
   for (let i = 0; i < 20 && live().length; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(live(), [], 'slirp4netns and the container end with it');
+});
+
+testUnless(skip, 'Ctrl-C, from a terminal (the whole group) or sent to the outer tsbuild alone, cancels a rootless build once and cleanly', async () => {
+  const ctx = context('RUN echo started && sleep 60\n');
+  try {
+    for (const how of ['group', 'outer'] as const) {
+      const child = spawnAs(ranged, ['build', '--no-cache', '--progress', 'plain', '.'], ctx);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const done = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+      for (let i = 0; i < 300 && !/^#\d+ [\d.]+ started$/m.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(err, /^#\d+ [\d.]+ started$/m, `${how}: the RUN step began`);
+      const outer = outerPid(child.pid!);
+      assert.ok(outer, 'the outer tsbuild is found');
+      if (how === 'group') process.kill(-child.pid!, 'SIGINT');
+      else process.kill(outer!, 'SIGINT');
+      const code = await done;
+      assert.is(code, 130, `${how}: ${err}`);
+      assert.match(err, /ERROR: build cancelled/, `${how}: cancelled once, with its clean-up, not forced`);
+    }
+    const doctor = as(ranged, ['doctor']);
+    assert.is(doctor.code, 0, doctor.stdout + doctor.stderr);
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
 });
 
 testUnless(skip, 'without a subordinate range: a single-id map, a warning that says what it limits, and builds that need no other id', () => {

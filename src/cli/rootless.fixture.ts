@@ -1,5 +1,5 @@
 /** Rootless test fixture: ordinary users made and removed, and tsbuild run as them. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -79,13 +79,34 @@ export function gidOf(u: User): number {
   return Number(spawnSync('id', ['-g', u.name], { encoding: 'utf8' }).stdout.trim());
 }
 
+function asArgs(u: User, args: string[], extra: Record<string, string> = {}): string[] {
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...extra };
+  return ['-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args];
+}
+
 /** tsbuild as `u`, in `cwd`, with the user's own default store (~/.local/share/tsbuild). */
 export function as(u: User, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): { code: number; stdout: string; stderr: string } {
-  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...o.env };
-  const r = spawnSync('runuser', ['-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], {
-    cwd: o.cwd ?? u.home, encoding: 'utf8', timeout: 120_000,
-  });
+  const r = spawnSync('runuser', asArgs(u, args, o.env), { cwd: o.cwd ?? u.home, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same, running: in a process group of its own (as a terminal's foreground job), stderr piped. */
+export function spawnAs(u: User, args: string[], cwd: string): ChildProcess {
+  return spawn('runuser', asArgs(u, args), { cwd, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** The outer tsbuild of a `spawnAs` (runuser's child: env execs node in place). */
+export function outerPid(runuserPid: number): number | undefined {
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === runuserPid && stat.includes('(node)')) return Number(e);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
 }
 
 export function holderPid(u: User, home = u.home): number | undefined {

@@ -217,16 +217,17 @@ export async function userNamespaceHolder(plan: IdMapPlan, runDir = rootlessRunD
 
 /**
  * Runs this same command again inside the holder's namespaces, with stdio passed through; resolves
- * to its exit code. Ctrl-C reaches both processes (one process group): this one waits for the inner
- * one to finish its own clean-up, and dies with nothing left behind if killed (PDEATHSIG).
+ * to its exit code. Signals are forwarded and this one waits for the inner one to finish its own
+ * clean-up; if this one is killed, the inner one dies too (PDEATHSIG) and the next command recovers.
  */
 export function reexecInUserNamespace(holder: number, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(helperPath(), ['join', String(holder), ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
     let err = '';
     (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (err += d.toString('utf8')));
-    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-    const handlers: [NodeJS.Signals, () => void][] = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]).map((s) => [s, s === 'SIGINT' || s === 'SIGQUIT' ? () => undefined : forward(s)]);
+    // Every signal goes on to the inner command, which owns the clean-up; from a terminal it gets
+    // Ctrl-C twice (the group, and this), and takes the two as one press.
+    const handlers: [NodeJS.Signals, () => void][] = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]).map((s) => [s, () => child.kill(s)]);
     for (const [s, h] of handlers) process.on(s, h);
     child.on('error', (e) => reject(userNamespaceError(e.message)));
     child.on('close', (code, sig) => {
