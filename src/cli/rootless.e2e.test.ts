@@ -205,7 +205,7 @@ testUnless(skip ?? programUnavailable('slirp4netns', ['--version'], 'slirp4netns
   assert.equal(live(), [], 'slirp4netns and the container end with it');
 });
 
-testUnless(skip, 'Ctrl-C, from a terminal (the whole group) or sent to the outer tsbuild alone, cancels a rootless build once and cleanly', async () => {
+testUnless(skip, 'Ctrl-C, from a terminal (the whole group) or sent to the outer tsbuild alone, cancels a rootless build once and cleanly; kill -9 leaves nothing running and a whole store', async () => {
   const ctx = context('RUN echo started && sleep 60\n');
   try {
     for (const how of ['group', 'outer'] as const) {
@@ -223,6 +223,18 @@ testUnless(skip, 'Ctrl-C, from a terminal (the whole group) or sent to the outer
       assert.is(code, 130, `${how}: ${err}`);
       assert.match(err, /ERROR: build cancelled/, `${how}: cancelled once, with its clean-up, not forced`);
     }
+    // kill -9 of the outer tsbuild: the inner one and its RUN step die with it (PDEATHSIG); the next
+    // command recovers what they left, and no process of the build stays.
+    const child = spawnAs(ranged, ['build', '--no-cache', '--progress', 'plain', '.'], ctx);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const done = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    for (let i = 0; i < 300 && !/^#\d+ [\d.]+ started$/m.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+    process.kill(outerPid(child.pid!)!, 'SIGKILL');
+    await done;
+    const sleeping = () => spawnSync('ps', ['-u', ranged.name, '-o', 'stat=,args='], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /sleep 60/.test(l) && !l.trim().startsWith('Z'));
+    for (let i = 0; i < 50 && sleeping().length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sleeping(), [], 'the RUN step died with the killed tsbuild');
     const doctor = as(ranged, ['doctor']);
     assert.is(doctor.code, 0, doctor.stdout + doctor.stderr);
   } finally {
