@@ -59,6 +59,11 @@ if command -v podman >/dev/null 2>&1; then
   if [ -n "$id" ] && $pod run --rm $ul --network none "$id" true >/dev/null 2>>"$work/podman.err"; then
     order+=(podman_run); cmds[podman_run]="$pod run --rm $ul --network none $id true"
   else echo "rootless podman: cannot run here ($(head -c 300 "$work/podman.err"))"; fi
+  # The same Dockerfile and context, built by rootless podman (buildah inside), cold and unchanged.
+  pb="$pod build -q $ul --network none -t rlbench-podman $work/ctx"
+  if $pb >/dev/null 2>>"$work/podman.err"; then
+    order+=(podman_build podman_rebuild); cmds[podman_build]="$pod build -q --no-cache $ul --network none -t rlbench-podman $work/ctx"; cmds[podman_rebuild]="$pb"
+  else echo "rootless podman build: cannot build here ($(tail -c 300 "$work/podman.err"))"; fi
 fi
 
 declare -A samples
@@ -72,3 +77,4 @@ for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  
 ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "rootless/root: cold build $(ratio "${med[user_build]}" "${med[root_build]}")x, no-change rebuild $(ratio "${med[user_rebuild]}" "${med[root_rebuild]}")x, run --rm true $(ratio "${med[user_run]}" "${med[root_run]}")x"
 if [ -n "${med[podman_run]:-}" ]; then echo "rootless run --rm --network none true: tsbuild vs rootless podman $(ratio "${med[user_run]}" "${med[podman_run]}")x"; fi
+if [ -n "${med[podman_build]:-}" ]; then echo "rootless build, tsbuild vs rootless podman: cold $(ratio "${med[user_build]}" "${med[podman_build]}")x, no-change $(ratio "${med[user_rebuild]}" "${med[podman_rebuild]}")x"; fi
