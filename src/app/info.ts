@@ -1,9 +1,8 @@
 /** `info`: the store, its default driver, and what this kernel and machine support. */
 import fs from 'node:fs';
 import os from 'node:os';
-import { spawnSync } from 'node:child_process';
 import { driverSupport } from '../snapshotter/index.js';
-import { delegatedToUser, describeCgroups, helperPath, hostCaps, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
+import { delegatedToUser, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -36,17 +35,7 @@ function rootlessText(): string | undefined {
 }
 
 function overlayProbe(): string | undefined {
-  const dir = fs.mkdtempSync(`${os.tmpdir()}/tsb-info-`);
-  try {
-    for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(`${dir}/${d}`);
-    const user = rootlessMapKind() ? ',userxattr' : '';
-    const r = spawnSync(helperPath(), ['mount', 'overlay', 'overlay', `${dir}/m`, '0', `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w${user}`], { encoding: 'utf8' });
-    if (r.status !== 0) return r.stderr.trim() || 'mount failed';
-    spawnSync(helperPath(), ['umount', `${dir}/m`]);
-    return undefined;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  return probeOverlay(fs.mkdtempSync(`${os.tmpdir()}/tsb-info-`));
 }
 
 export function info(root: string): Info {
@@ -60,6 +49,6 @@ export function info(root: string): Info {
     capabilities: hostCaps().size,
     helper: helperPath(),
     cpus: os.availableParallelism(),
-    ...(rootlessText() ? { rootless: rootlessText() } : {}),
+    rootless: rootlessText(),
   };
 }

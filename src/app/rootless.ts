@@ -2,9 +2,7 @@
  * Rootless entry: an ordinary user's command runs again inside the user's namespace (made on first
  * use, kept by a holder process), where it is root over the user's own ids. See docs/rootless.md.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { hostIdMapPlan, reexecInUserNamespace, rootlessRunDir, userNamespaceHolder, isRootless } from '../runtime/index.js';
+import { endUserNamespaceHolder, hostIdMapPlan, reexecInUserNamespace, rootlessRunDir, userNamespaceHolder, isRootless } from '../runtime/index.js';
 import { TsbuildError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 
@@ -22,15 +20,14 @@ export function needsUserNamespace(): boolean {
  */
 export async function runInUserNamespace(argv: string[], warn: (message: string) => void): Promise<number> {
   const plan = hostIdMapPlan();
-  const fresh = !fs.existsSync(path.join(rootlessRunDir(), 'userns.pid'));
   const holder = await userNamespaceHolder(plan);
-  if (fresh && plan.kind === 'single') {
+  if (holder.created && plan.kind === 'single') {
     warn(
       `rootless with one id only (${plan.reason}): files owned by any user but root cannot be created, so images with such files and RUN steps that chown ` +
         'fail (as in podman). Give the user a range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), then run "tsbuild system migrate"',
     );
   }
-  return reexecInUserNamespace(holder, argv, { ...process.env, TSBUILD_USERNS_DIR: rootlessRunDir() });
+  return reexecInUserNamespace(holder.pid, argv, { ...process.env, TSBUILD_USERNS_DIR: rootlessRunDir() });
 }
 
 /**
@@ -43,21 +40,5 @@ export async function migrateUserNamespace(store: Store): Promise<{ ended?: numb
   if (running.length) {
     throw new TsbuildError('CONTAINERS_RUNNING', `${running.length} container(s) still run in this user namespace (${running.map((c) => c.name).join(', ')}): stop them first (tsbuild stop NAME)`);
   }
-  const pidFile = path.join(rootlessRunDir(), 'userns.pid');
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-  } catch {
-    return {};
-  }
-  fs.rmSync(pidFile, { force: true });
-  // The holder is this namespace's first process: as its root we may end it; we die with it only at exit.
-  if (Number.isInteger(pid) && pid > 1) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  return { ended: pid };
+  return { ended: endUserNamespaceHolder() };
 }

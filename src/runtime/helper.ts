@@ -169,6 +169,24 @@ export function hostUnmount(target: string): void {
   helperSync(['umount', target]);
 }
 
+/**
+ * Whether overlay mounts here (with `userxattr` inside a user namespace): one mount tried under `dir`,
+ * which is made and removed. Undefined when it works, else the reason; throws only when `dir` cannot
+ * be made.
+ */
+export function probeOverlay(dir: string): string | undefined {
+  for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  try {
+    hostMount({ type: 'overlay', source: 'overlay', flags: 0, data: `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w${isRootless() ? ',userxattr' : ''}` }, path.join(dir, 'm'));
+    hostUnmount(path.join(dir, 'm'));
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 
 /**
  * Which extended attributes belong in a layer: everything a file carries (security.capability,

@@ -16,7 +16,7 @@ export { parseSecurityOpts, hostCaps, parseDevice, deviceNumbers } from './secur
 export type { SecurityOptions } from './security.js';
 export { describeCgroups, detectCgroups, delegatedToUser } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
-export { hostMount, hostUnmount, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
+export { hostMount, hostUnmount, probeOverlay, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
 export { toSysMount, MS } from './mounts.js';
 export { layerDirs, readFileInLayers } from './layers.js';
 export { resolveUser } from './user.js';
@@ -35,5 +35,5 @@ export type { PortBinding, Endpoint, NetworkState, AttachRequest } from './netwo
 export { serveDns } from './dns.js';
 export { startUserModeNetwork, slirpAvailable, SLIRP } from './slirp.js';
 export type { UserModeNetwork } from './slirp.js';
-export { isRootless, rootlessMapKind, extractionLimits, hostIdMapPlan, userNamespaceHolder, reexecInUserNamespace, rootlessRunDir, planIdMaps, parseSubIds } from './userns.js';
+export { isRootless, rootlessMapKind, extractionLimits, hostIdMapPlan, userNamespaceHolder, endUserNamespaceHolder, reexecInUserNamespace, rootlessRunDir, planIdMaps, parseSubIds } from './userns.js';
 export type { IdMapPlan, MapKind } from './userns.js';

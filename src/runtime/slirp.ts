@@ -30,14 +30,11 @@ export function slirpAvailable(): boolean {
 
 function waitFor(child: ChildProcess, stream: NodeJS.ReadableStream, what: string, errText: () => string): Promise<void> {
   return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (d: Buffer) => {
-      seen += d.toString('utf8');
-      if (seen.length > 0) {
-        stream.off('data', onData);
-        child.off('close', onClose);
-        resolve();
-      }
+    // The first byte is the signal: the holder writes "ready", slirp4netns "1" on its ready fd.
+    const onData = () => {
+      stream.off('data', onData);
+      child.off('close', onClose);
+      resolve();
     };
     const onClose = () => reject(new TsbuildError('USERNET', `${what} exited before it was ready: ${errText().trim() || 'no message'}`));
     stream.on('data', onData);

@@ -182,13 +182,13 @@ async function startHolder(plan: IdMapPlan): Promise<number> {
 }
 
 /**
- * The holder's pid: the recorded one if alive, else a new one. Two commands racing both start one;
- * the first to link its pid file wins and the other's holder is ended (by the pid we started).
+ * The holder's pid: the recorded one if alive, else a new one (`created`). Two commands racing both
+ * start one; the first to link its pid file wins and the other's holder is ended (by the pid we started).
  */
-export async function userNamespaceHolder(plan: IdMapPlan, runDir = rootlessRunDir()): Promise<number> {
+export async function userNamespaceHolder(plan: IdMapPlan, runDir = rootlessRunDir()): Promise<{ pid: number; created: boolean }> {
   const pidFile = path.join(runDir, 'userns.pid');
   const live = liveHolder(pidFile);
-  if (live) return live;
+  if (live) return { pid: live, created: false };
   fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const st = fs.statSync(runDir);
   if (st.uid !== process.getuid!() || (st.mode & 0o022) !== 0) {
@@ -201,7 +201,7 @@ export async function userNamespaceHolder(plan: IdMapPlan, runDir = rootlessRunD
     try {
       fs.linkSync(tmp, pidFile);
       fs.rmSync(tmp, { force: true });
-      return pid;
+      return { pid, created: true };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
@@ -209,10 +209,30 @@ export async function userNamespaceHolder(plan: IdMapPlan, runDir = rootlessRunD
     if (other) {
       fs.rmSync(tmp, { force: true });
       process.kill(pid, 'SIGKILL');
-      return other;
+      return { pid: other, created: false };
     }
     fs.rmSync(pidFile, { force: true });
   }
+}
+
+/**
+ * Ends the recorded holder (`system migrate`), from inside its namespace, where this process is its
+ * root; returns its pid, or undefined when none is recorded.
+ */
+export function endUserNamespaceHolder(runDir = rootlessRunDir()): number | undefined {
+  const pidFile = path.join(runDir, 'userns.pid');
+  const text = readOr(pidFile);
+  if (text === undefined) return undefined;
+  const pid = Number(text.trim());
+  fs.rmSync(pidFile, { force: true });
+  if (Number.isInteger(pid) && pid > 1) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return pid;
 }
 
 /**

@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers, Networks, Volumes, hostMount, hostUnmount, isRootless, rootlessRunDir } from '../runtime/index.js';
+import { Containers, Networks, Volumes, isRootless, probeOverlay, rootlessRunDir } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -82,21 +82,11 @@ function overlayWorks(root: string): boolean {
   } catch {
     // not probed yet
   }
-  const dir = path.join(root, 'tmp', `probe-${process.pid}`);
   try {
-    for (const d of ['l', 'u', 'w', 'm']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    overlayVerdict = probeOverlay(path.join(root, 'tmp', `probe-${process.pid}`)) === undefined;
   } catch {
     // A store this process cannot write: nothing to probe with, and nothing it could build either.
     return true;
-  }
-  try {
-    hostMount({ type: 'overlay', source: 'overlay', flags: 0, data: `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w,userxattr` }, path.join(dir, 'm'));
-    hostUnmount(path.join(dir, 'm'));
-    overlayVerdict = true;
-  } catch {
-    overlayVerdict = false;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
   }
   try {
     fs.writeFileSync(memo, overlayVerdict ? 'yes' : 'no');
@@ -122,8 +112,9 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
     throw new TsbuildError('STORE_ROOT', `cannot use ${root} as the store: ${(e as Error).message}; give a writable directory with --root or TSBUILD_ROOT`, { cause: e });
   }
   // In a user namespace a directory of an unmapped owner shows as the overflow id (65534).
-  if (isRootless() && fs.statSync(root).uid !== 0) {
-    throw new TsbuildError('STORE_OWNER', `the store ${root} belongs to another user (uid ${fs.statSync(root).uid} here): a rootless tsbuild uses a store of its own; give one with --root or TSBUILD_ROOT (default ~/.local/share/tsbuild)`);
+  const owner = isRootless() ? fs.statSync(root).uid : 0;
+  if (owner !== 0) {
+    throw new TsbuildError('STORE_OWNER', `the store ${root} belongs to another user (uid ${owner} here): a rootless tsbuild uses a store of its own; give one with --root or TSBUILD_ROOT (default ~/.local/share/tsbuild)`);
   }
   const content = new ContentStore(root);
   const snapshotter = openSnapshotter(root, driver, { userNamespace: isRootless() });
