@@ -98,6 +98,16 @@ export function readJSONFile<T>(file: string, fallback: T): T {
  * for ever where a parent refuses new entries with ENOENT (under /proc, for one); this fails at once
  * with the path and the reason.
  */
+/** This process may write `p` (its permission bits, mount flags and owner, as the kernel checks them). */
+export function writable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function ensureDir(dir: string, mode = 0o755): void {
   const missing: string[] = [];
   for (let cur = path.resolve(dir); !fs.existsSync(cur); ) {

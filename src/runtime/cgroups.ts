@@ -6,8 +6,8 @@
  * the owner's pid (`ctr-<pid>-…`), which lets recovery remove what a dead tsbuild left. All paths are
  * built from an injectable root, so the policy is unit-tested against a fake tree.
  */
-import fs from 'node:fs';
 import path from 'node:path';
+import { writable } from '../fsutil/index.js';
 import { readOr, requireControllers, type Cgroup, type CgroupDriver, type CgroupLayout, type CgroupLimits } from './cgroupfs.js';
 import { V1Cgroups } from './cgroups-v1.js';
 import { V2Cgroups } from './cgroups-v2.js';
@@ -77,22 +77,13 @@ export function describeCgroups(layout: CgroupLayout = detectCgroups()): string 
 }
 
 
-function canWrite(p: string): boolean {
-  try {
-    fs.accessSync(p, fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * For a rootless tsbuild: did the host delegate a cgroup to this user? Only a v2 subtree can be
  * (systemd's user@.service with Delegate=yes): our own cgroup must be writable and carry controllers,
  * and the memory controller must not sit on a v1 hierarchy (whose cgroups only root makes).
  */
-export function delegatedToUser(layout: CgroupLayout = detectCgroups(), writable: (p: string) => boolean = canWrite): boolean {
+export function delegatedToUser(layout: CgroupLayout = detectCgroups(), isWritable: (p: string) => boolean = writable): boolean {
   if (!layout.v2 || layout.v1.has('memory') || layout.v2.controllers.size === 0) return false;
   const self = path.join(layout.v2.mount, layout.v2.self);
-  return writable(self) && writable(path.join(self, 'cgroup.subtree_control'));
+  return isWritable(self) && isWritable(path.join(self, 'cgroup.subtree_control'));
 }

@@ -11,7 +11,7 @@ import { Containers, Networks, Volumes, isRootless, probeOverlay, rootlessRunDir
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
-import { ensureDir } from '../fsutil/index.js';
+import { ensureDir, writable } from '../fsutil/index.js';
 import { recoverStore } from './recovery.js';
 
 export function storeRoot(flag?: string): string {
@@ -125,13 +125,4 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   const volumes = new Volumes(root);
   if (o.recover !== false && !readOnly) volumes.sweep();
   return { root, content, snapshotter, readOnly, containers: new Containers(root), volumes, networks: new Networks(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
-}
-
-function writable(root: string): boolean {
-  try {
-    fs.accessSync(root, fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
