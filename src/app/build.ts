@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js';
+import { writeFileAtomic } from '../fsutil/index.js';
 import { ChecksumMemo } from '../cache/index.js';
 import { CancelledError, DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { normalizeName, validateName, type CompressionSpec } from '../image/index.js';
@@ -368,7 +369,8 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
 function recordInputs(root: string, manifest: string, inputs: BuildInputs): void {
   const dir = path.join(root, 'builds');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1));
+  // Atomic, as every other record: a kill -9 mid-write left a truncated file that doctor reported.
+  writeFileAtomic(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1));
 }
 
 export function readInputs(root: string, manifest: string): BuildInputs | undefined {
