@@ -54,7 +54,7 @@ export function networkMode(v: string | undefined): string {
     if (!slirpAvailable()) throw new UsageError(`--network ${n}: slirp4netns is not installed (Debian: apt-get install slirp4netns)`);
     return n;
   }
-  if (isRootless() && n !== 'host' && n !== 'none' && !n.startsWith('container:')) {
+  if (isRootless() && bridged(n)) {
     throw new UsageError(`--network ${n}: a rootless tsbuild has no bridge or user networks (they need root on the host); use --network slirp4netns (the default where installed), host or none`);
   }
   if (n === 'host' || n === 'none' || n === 'bridge') return n;

@@ -25,13 +25,11 @@ export function encodeInlineCache(cfg: RemoteCacheConfig): string {
 }
 
 function decodeInlineCache(text: string, where: string): RemoteCacheConfig {
-  let cfg: RemoteCacheConfig;
   try {
-    cfg = JSON.parse(zlib.gunzipSync(Buffer.from(text, 'base64'), { maxOutputLength: 64 << 20 }).toString('utf8')) as RemoteCacheConfig;
+    return JSON.parse(zlib.gunzipSync(Buffer.from(text, 'base64'), { maxOutputLength: 64 << 20 }).toString('utf8')) as RemoteCacheConfig;
   } catch (e) {
     throw new RegistryError('CACHE_INVALID', `the inline cache on ${where} cannot be read (${(e as Error).message}); rebuild that image with --cache-to type=inline`);
   }
-  return cfg;
 }
 
 export interface RemoteRecord {
