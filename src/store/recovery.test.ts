@@ -47,6 +47,21 @@ test("a download's lock left by a dead process goes (and a half-made or half-rel
   }
 });
 
+test('a mount point a dead process made but never mounted goes; a live owner\'s stays', async () => {
+  const root = tmpdir('tsb-recover-');
+  const sn = new NativeSnapshotter(path.join(root, 'snapshots', 'native'));
+  try {
+    const mnt = path.join(root, 'tmp', 'mnt');
+    const dead = `${deadPid()}-a1b2c3d4`, live = `${process.pid}-e5f6a7b8`;
+    for (const d of [dead, live]) fs.mkdirSync(path.join(mnt, d), { recursive: true });
+    await recoverStore(root, sn);
+    assert.equal(fs.readdirSync(mnt), [live]);
+  } finally {
+    await sn.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('tempKeyOwner reads every kind, and the names older versions used', () => {
   for (const kind of TEMP_KINDS) assert.is(tempKeyOwner(tempKey(kind, 'x', 4242)), 4242, kind);
   assert.is(tempKeyOwner('view-export-977-lz1'), 977, 'the -o type=local view name of earlier versions');

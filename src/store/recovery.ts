@@ -38,6 +38,18 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
       // already gone
     }
   }
+  // A mount point a dead process made but had not mounted yet (killed between mkdir and mount) is in
+  // no mountinfo: its empty directory goes here. rmdir, not rm: a busy or non-empty one stays.
+  const mnt = path.join(storeRoot, 'tmp', 'mnt');
+  for (const e of fs.existsSync(mnt) ? fs.readdirSync(mnt) : []) {
+    const owner = /^(\d+)-/.exec(e);
+    if (!owner || processAlive(parseInt(owner[1]!, 10))) continue;
+    try {
+      fs.rmdirSync(path.join(mnt, e));
+    } catch {
+      // still mounted, or not ours to judge
+    }
+  }
   const dead: string[] = [];
   await snapshotter.walk((info) => {
     const owner = tempKeyOwner(info.key);
