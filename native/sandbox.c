@@ -13,6 +13,10 @@
  *   tsbuild-sandbox join PID PROG ARGS...  enter PID's user and mount namespaces as root, exec PROG
  *   tsbuild-sandbox netns          hold a new network namespace (for slirp4netns) until killed
  *
+ * A spec with a "user" namespace (--userns, --uidmap as root) gets its maps from linux.uidMappings and
+ * linux.gidMappings and sees the paths in linux.idmapPaths (the image's layers, tsbuild's volumes)
+ * through that map, so files root owns on the host are root's in the container.
+ *
  * `run` clones into the namespaces named by the spec, mounts the root filesystem and the spec's mounts
  * inside the new mount namespace (so they vanish with it), pivots, drops privileges and execs. The
  * parent stays to forward signals and report the exit status; the child dies with it (PDEATHSIG).
@@ -27,6 +31,7 @@
 #include <linux/capability.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
+#include <linux/mount.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
@@ -546,20 +551,7 @@ static void loopback_up(void) {
   close(sk);
 }
 
-static int child_main(void *arg) {
-  (void)arg;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() == 1) _exit(1);
-  join_cgroups();
-  struct jval *process = json_get(spec, "process");
-  struct jval *root = json_get(spec, "root");
-  const char *rootpath = json_str(root, "path", NULL);
-  if (!rootpath) fail("spec", "root.path", "", EINVAL);
-
-  unsigned long prop = (unsigned long)json_int(json_get(spec, "linux"), "rootfsPropagation", MS_REC | MS_PRIVATE);
-  if (mount(NULL, "/", NULL, prop, NULL) < 0) fail("rootfs", "propagation", "/", errno);
-  /* A shared tree would send the root's mount back to the host: its parent mount goes private (as runc). */
-  if (prop & MS_SHARED) parent_mount_private(rootpath);
+static void mount_root(struct jval *root, const char *rootpath) {
   struct jval *rmounts = json_get(root, "mounts");
   for (size_t i = 0; rmounts && i < rmounts->len; i++) {
     struct jval *m = rmounts->items[i];
@@ -572,6 +564,97 @@ static int child_main(void *arg) {
   if (!rmounts || rmounts->len == 0) {
     if (mount(rootpath, rootpath, NULL, MS_BIND | MS_REC, NULL) < 0) fail("rootfs", "bind", rootpath, errno);
   }
+}
+
+static int own_userns;
+
+static int hold_fd = -1, hold_wr = -1;
+static int hold_main(void *arg) {
+  (void)arg;
+  char c;
+  close(hold_wr);
+  while (read(hold_fd, &c, 1) < 0 && errno == EINTR) {}
+  _exit(0);
+}
+
+static void write_map(pid_t pid, const char *file, struct jval *maps) {
+  char buf[4096], p[64];
+  size_t n = 0;
+  for (size_t i = 0; maps && i < maps->len && n < sizeof buf - 64; i++) {
+    struct jval *m = maps->items[i];
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%lld %lld %lld\n", json_int(m, "containerID", -1), json_int(m, "hostID", -1), json_int(m, "size", 0));
+  }
+  snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, file);
+  int fd = open(p, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, buf, n) != (ssize_t)n) fail("userns", "map", file, errno);
+  close(fd);
+}
+
+/* The container's own user namespace, for root: a throwaway child makes it and we write its maps (host
+   root may write any map). In a private mount namespace of ours, the image's layers are then replaced by
+   views through that map (idmapped mounts) and the root filesystem is mounted with the host's privileges
+   (overlay reads trusted.* xattrs as the mounter), before we enter the namespace: every namespace the
+   clone makes is then owned by it, so the container may mount sysfs, mqueue and set its hostname. */
+static void enter_own_userns(const char *rootpath) {
+  struct jval *linux_ = json_get(spec, "linux");
+  int hold[2];
+  if (pipe2(hold, O_CLOEXEC) < 0) fail("userns", "pipe", "", errno);
+  hold_fd = hold[0];
+  hold_wr = hold[1];
+  static char hstack[64 * 1024];
+  pid_t holder = clone(hold_main, hstack + sizeof hstack, CLONE_NEWUSER | SIGCHLD, NULL);
+  if (holder < 0) fail("userns", "clone", "", errno);
+  close(hold[0]);
+  write_map(holder, "uid_map", json_get(linux_, "uidMappings"));
+  write_map(holder, "gid_map", json_get(linux_, "gidMappings"));
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/user", (int)holder);
+  int ufd = open(p, O_RDONLY | O_CLOEXEC);
+  if (ufd < 0) fail("userns", "open", p, errno);
+  close(hold[1]);
+  while (waitpid(holder, NULL, 0) < 0 && errno == EINTR) {}
+
+  if (unshare(CLONE_NEWNS) < 0) fail("userns", "unshare-mnt", "", errno);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("userns", "private", "/", errno);
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = (uint64_t)ufd;
+  struct jval *paths = json_get(linux_, "idmapPaths");
+  for (size_t i = 0; paths && i < paths->len; i++) {
+    const char *path = paths->items[i]->str;
+    if (!path) continue;
+    int t = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (t < 0) fail("idmap", "open_tree", path, errno);
+    if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) fail("idmap", "mount_setattr", path, errno);
+    if (syscall(SYS_move_mount, t, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail("idmap", "move_mount", path, errno);
+    close(t);
+  }
+  mount_root(json_get(spec, "root"), rootpath);
+  if (setns(ufd, CLONE_NEWUSER) < 0) fail("userns", "setns", "", errno);
+  close(ufd);
+}
+
+static int child_main(void *arg) {
+  (void)arg;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) _exit(1);
+  join_cgroups();
+  /* Root of the container's user namespace: the uid we came with is not mapped in it. */
+  if (own_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) fail("userns", "become-root", "", errno);
+  struct jval *process = json_get(spec, "process");
+  struct jval *root = json_get(spec, "root");
+  const char *rootpath = json_str(root, "path", NULL);
+  if (!rootpath) fail("spec", "root.path", "", EINVAL);
+
+  unsigned long prop = (unsigned long)json_int(json_get(spec, "linux"), "rootfsPropagation", MS_REC | MS_PRIVATE);
+  if (mount(NULL, "/", NULL, prop, NULL) < 0) fail("rootfs", "propagation", "/", errno);
+  /* A shared tree would send the root's mount back to the host: its parent mount goes private (as runc). */
+  if (prop & MS_SHARED) parent_mount_private(rootpath);
+  /* The root our parent mounted came into this less privileged namespace locked, and pivot_root
+     refuses a locked mount: a bind of it made here is not. */
+  if (!own_userns) mount_root(root, rootpath);
+  else if (mount(rootpath, rootpath, NULL, MS_BIND | MS_REC, NULL) < 0) fail("rootfs", "bind", rootpath, errno);
   do_mounts(rootpath);
 
   if (json_bool(spec, "loopbackUp", 0)) loopback_up();
@@ -626,6 +709,7 @@ static int ns_flag(const char *t) {
   if (!strcmp(t, "ipc")) return CLONE_NEWIPC;
   if (!strcmp(t, "network")) return CLONE_NEWNET;
   if (!strcmp(t, "cgroup")) return CLONE_NEWCGROUP;
+  if (!strcmp(t, "user")) return CLONE_NEWUSER;
   return -1;
 }
 
@@ -724,6 +808,10 @@ static int cmd_run(void) {
     int f = ns_flag(json_str(nss->items[i], "type", ""));
     if (f < 0) fail("spec", "namespace", json_str(nss->items[i], "type", ""), EINVAL);
     const char *path = json_str(nss->items[i], "path", NULL);
+    if (!path && f == CLONE_NEWUSER) {
+      own_userns = 1;
+      continue;
+    }
     if (!path) {
       flags |= f;
       continue;
@@ -734,6 +822,12 @@ static int cmd_run(void) {
     if (fd < 0) fail("namespace", "open", path, errno);
     if (setns(fd, f) < 0) fail("namespace", "setns", path, errno);
     close(fd);
+  }
+  /* After the joins above: a namespace the host owns can no longer be joined from inside ours. */
+  if (own_userns) {
+    const char *rootpath = json_str(json_get(spec, "root"), "path", NULL);
+    if (!rootpath) fail("spec", "root.path", "", EINVAL);
+    enter_own_userns(rootpath);
   }
   if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);
   /* Block forwarded signals until the handler knows the child's pid. */
@@ -778,11 +872,13 @@ static int cmd_exec(void) {
     const char *p = files->items[i]->str;
     if ((cgfd[ncg++] = p ? open(p, O_WRONLY | O_CLOEXEC) : -1) < 0) fail("cgroup", "open", p ? p : "", errno);
   }
-  /* The mount namespace last: its root replaces ours, and /proc/<pid> paths must resolve before. */
-  for (int pass = 0; pass < 2; pass++)
+  /* The user namespace after the others (a network namespace the host owns cannot be joined from
+     inside it), the mount namespace last: its root replaces ours, and /proc/<pid> paths must resolve before. */
+  for (int pass = 0; pass < 3; pass++)
     for (size_t i = 0; i < nns; i++) {
-      int is_mnt = !strcmp(json_str(nss->items[i], "type", ""), "mount");
-      if (is_mnt != pass) continue;
+      const char *t = json_str(nss->items[i], "type", "");
+      int order = !strcmp(t, "mount") ? 2 : !strcmp(t, "user") ? 1 : 0;
+      if (order != pass) continue;
       if (setns(nsfd[i], 0) < 0) fail("exec", "setns", json_str(nss->items[i], "type", ""), errno);
       close(nsfd[i]);
     }

@@ -16,6 +16,7 @@ import { noCgroup } from './stats.js';
 import { checkContainerName, removeStopped, startDetached } from './run.js';
 import { inspectMounts } from './mounts.js';
 import { networkSettings, portBindings } from './network.js';
+import { usernsMode } from './userns.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -305,7 +306,7 @@ export function inspectContainer(store: Store, ref: string): Record<string, unkn
       ? {
           NetworkMode: cfg.network, PortBindings: portBindings(cfg.ports), RestartPolicy: { Name: cfg.restart?.name ?? 'no', MaximumRetryCount: cfg.restart?.maxRetries ?? 0 }, AutoRemove: cfg.autoRemove ?? false,
           Privileged: cfg.security?.privileged ?? false, ReadonlyRootfs: cfg.readOnly ?? false, Init: cfg.init ?? false, CapAdd: cfg.security?.capAdd ?? null, CapDrop: cfg.security?.capDrop ?? null,
-          Memory: cfg.limits?.memory ?? 0, PidsLimit: cfg.limits?.pidsLimit ?? null, CpuQuota: cfg.limits?.cpuQuota ?? 0, ShmSize: cfg.shmSize ?? 64 << 20,
+          UsernsMode: usernsMode(cfg), Memory: cfg.limits?.memory ?? 0, PidsLimit: cfg.limits?.pidsLimit ?? null, CpuQuota: cfg.limits?.cpuQuota ?? 0, ShmSize: cfg.shmSize ?? 64 << 20,
           LogConfig: { Type: 'json-file', Config: { 'max-size': String(cfg.log?.maxSize ?? ''), 'max-file': String(cfg.log?.maxFile ?? '') } },
         }
       : {},

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { extractTar } from '../image/index.js';
 import { withMounted, type Store } from '../store/index.js';
+import { containerIdOf, hostIdOf, type UserNamespaceMaps } from '../runtime/index.js';
 
 export interface CopySpec {
   /** `CONTAINER:PATH` on exactly one side. */
@@ -27,15 +28,33 @@ function split(arg: string): { container?: string; path: string } {
   return m && !arg.startsWith('/') && !arg.startsWith('.') ? { container: m[1]!, path: m[2]! || '/' } : { path: arg };
 }
 
-async function inRoot<T>(store: Store, ref: string, fn: (root: string) => Promise<T> | T): Promise<T> {
+async function inRoot<T>(store: Store, ref: string, fn: (root: string, ids: IdShift) => Promise<T> | T): Promise<T> {
   const c = store.containers.find(ref);
-  if ((c.status === 'running' || c.status === 'paused') && c.containerPid && fs.existsSync(`/proc/${c.containerPid}/root`)) return fn(`/proc/${c.containerPid}/root`);
+  const ids = idShift(c.config?.userns);
+  if ((c.status === 'running' || c.status === 'paused') && c.containerPid && fs.existsSync(`/proc/${c.containerPid}/root`)) return fn(`/proc/${c.containerPid}/root`, ids);
   if (!c.snapshot) throw new TsbuildError('CONTAINER_DEAD', `container ${ref} has no filesystem (its record is damaged): remove it`);
-  return withMounted(store.root, await store.snapshotter.mounts(c.snapshot), async (dir) => fn(dir));
+  return withMounted(store.root, await store.snapshotter.mounts(c.snapshot), async (dir) => fn(dir, ids));
+}
+
+type Ids = { uid: number; gid: number };
+/** Between the ids a container sees and the ones its writes carry on disk (its own user namespace). */
+interface IdShift { toDisk: (i: Ids) => Ids; fromDisk: (i: Ids) => Ids }
+
+/**
+ * A container with a user namespace of its own writes its new files under host ids (the overlay's
+ * upper directory is not seen through the map), while the image's files keep theirs: a copy in
+ * gets the host ids of the container's ids, a copy out (-a) turns host ids back into the container's.
+ */
+function idShift(maps: UserNamespaceMaps | undefined): IdShift {
+  if (!maps) return { toDisk: (i) => i, fromDisk: (i) => i };
+  return {
+    toDisk: (i) => ({ uid: hostIdOf(maps.uid, i.uid) ?? i.uid, gid: hostIdOf(maps.gid, i.gid) ?? i.gid }),
+    fromDisk: (i) => ({ uid: containerIdOf(maps.uid, i.uid) ?? i.uid, gid: containerIdOf(maps.gid, i.gid) ?? i.gid }),
+  };
 }
 
 /** Copies `src` (host path) to `dest` (host path) entry by entry; `resolve` maps each destination inside its root. */
-function copyTree(src: string, dest: (rel: string) => string, owner: { uid: number; gid: number } | undefined, rel = ''): void {
+function copyTree(src: string, dest: (rel: string) => string, owner: (source: Ids) => Ids, rel = ''): void {
   const st = fs.lstatSync(src);
   const to = dest(rel);
   if (st.isDirectory()) {
@@ -51,7 +70,7 @@ function copyTree(src: string, dest: (rel: string) => string, owner: { uid: numb
     fs.copyFileSync(src, to);
     fs.chmodSync(to, st.mode & 0o7777);
   } else return; // devices, sockets and fifos are not copied (as docker cp without -a)
-  const ids = owner ?? { uid: st.uid, gid: st.gid };
+  const ids = owner({ uid: st.uid, gid: st.gid });
   fs.lchownSync(to, ids.uid, ids.gid);
   if (!st.isSymbolicLink()) fs.utimesSync(to, st.atime, st.mtime);
 }
@@ -94,23 +113,25 @@ export async function copy(store: Store, spec: CopySpec, io: { stdin?: Readable;
     throw new UsageError('cp copies between a container and the host: one of SRC and DEST must be CONTAINER:PATH, e.g. tsbuild cp web:/etc/hosts ./hosts');
   }
   if (s.container !== undefined) {
-    await inRoot(store, s.container, (root) => {
+    await inRoot(store, s.container, (root, shift) => {
       const from = resolveInRoot(root, s.path);
       if (!fs.existsSync(from)) throw new NotFoundError(`Could not find the file ${s.path} in container ${s.container}`, 'CP_NOT_FOUND');
       const st = fs.statSync(d.path, { throwIfNoEntry: false });
       if (!st && !fs.existsSync(path.dirname(path.resolve(d.path)))) throw new NotFoundError(`destination directory ${path.dirname(d.path)} does not exist`, 'CP_NOT_FOUND');
       const to = target(!!st, !!st?.isDirectory(), d.path, s.path);
-      copyTree(from, (rel) => path.join(to, rel), spec.archive ? undefined : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+      const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+      copyTree(from, (rel) => path.join(to, rel), spec.archive ? shift.fromDisk : () => me);
     });
     return;
   }
   if (!fs.existsSync(s.path)) throw new NotFoundError(`no such file or directory: ${s.path}`, 'CP_NOT_FOUND');
-  await inRoot(store, d.container!, (root) => {
+  await inRoot(store, d.container!, (root, shift) => {
     const destHost = resolveInRoot(root, d.path);
     const st = fs.statSync(destHost, { throwIfNoEntry: false });
     if (!st && !fs.existsSync(path.dirname(destHost))) throw new NotFoundError(`destination directory ${path.dirname(d.path)} does not exist in container ${d.container}`, 'CP_NOT_FOUND');
     const to = target(!!st, !!st?.isDirectory(), path.posix.normalize(d.path), s.path);
     // Each entry is resolved inside the container's root, never following its last component.
-    copyTree(s.path, (rel) => resolveInRoot(root, path.posix.join(to, rel), false), spec.archive ? undefined : { uid: 0, gid: 0 });
+    const root0 = shift.toDisk({ uid: 0, gid: 0 });
+    copyTree(s.path, (rel) => resolveInRoot(root, path.posix.join(to, rel), false), spec.archive ? shift.toDisk : () => root0);
   });
 }

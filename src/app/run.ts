@@ -20,13 +20,14 @@ import { spawnReporting } from './detached.js';
 import { bridged, bridgedUser, dnsConfig, leaveNetwork, networkConfig, networkMode } from './network.js';
 import { anonymousVolumes, mountList, populateVolumes, prepareMounts, type StorageRequest } from './mounts.js';
 import { ROOTLESS_NO_LIMITS } from './rootless.js';
+import { allocateUserns, usernsConfig } from './userns.js';
 
 export interface RunRequest extends RegistryOptions, StorageRequest {
   image: string;
-  /** `--userns`: only `host` (the namespace tsbuild runs in) for now. */
+  /** `--userns` host (default), auto[:size=N]; `--uidmap`/`--gidmap` CONTAINER:HOST:SIZE (app/userns.ts). */
   userns?: string;
-  /** `--uidmap`/`--gidmap` as given, refused for now. */
-  idMaps?: string[];
+  uidmap?: string[];
+  gidmap?: string[];
   /** Replaces the image's CMD when not empty. */
   command?: string[];
   /** Replaces the image's ENTRYPOINT ('' clears it). */
@@ -161,11 +162,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   if (network.startsWith('container:')) store.containers.find(network.slice('container:'.length));
   else if (bridgedUser(network) && !store.networks.get(network)) throw new NotFoundError(`network ${network} not found: create it with tsbuild network create ${network}`, 'NETWORK_NOT_FOUND');
   if (req.name !== undefined) checkContainerName(req.name);
-  if ((req.userns !== undefined && req.userns !== 'host') || req.idMaps?.length) {
-    throw new UsageError(
-      `${req.idMaps?.[0] ?? `--userns ${req.userns}`}: not yet; containers run in the user namespace tsbuild runs in: the host's as root, the user's own (root = the user, 1..N = its /etc/subuid range) when rootless, so run tsbuild as an ordinary user for an unprivileged container root (docs/rootless.md)`,
-    );
-  }
+  const userns = usernsConfig(req);
   if (isRootless() && !delegatedToUser() && req.limits && Object.keys(req.limits).length > 0) o.onEvent?.({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);
@@ -214,13 +211,14 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
     tty: req.tty, interactive: req.interactive, init: req.init, readOnly: req.readOnly, security: req.security, limits: req.limits,
     ulimits: req.ulimits, extraHosts: req.extraHosts, shmSize: req.shmSize, stopSignal: req.stopSignal ?? cfg.StopSignal,
     stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm, ...(mounts.length > 0 ? { mounts } : {}), ...net,
+    ...(userns ? { userns } : {}),
   };
   const state: ContainerState = {
     id, name: req.name ?? uniqueName(store), image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
     status: 'created', snapshot: key, keep: !req.rm, detached: req.detach, config, restartCount: 0,
   };
   try {
-    store.containers.create(state);
+    store.containers.create(state, (others) => allocateUserns(config, others));
   } catch (e) {
     for (const v of madeVolumes) store.volumes.remove(v);
     await store.snapshotter.remove(key);

@@ -59,6 +59,7 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
         rlimits: cfg.ulimits, extraHosts: cfg.extraHosts, shmSize: cfg.shmSize,
         seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
         extraMounts: specMounts(store, cfg.mounts),
+        userns: cfg.userns && { uid: cfg.userns.uid, gid: cfg.userns.gid },
       },
       {
         stdin: io.stdin, stdout: 'pipe', stderr: 'pipe', signal: io.signal,

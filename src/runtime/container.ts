@@ -17,6 +17,8 @@ import { resolveUser } from './user.js';
 import { writeEtcFiles, type Resolv } from './etc.js';
 import { cgroupManager, delegatedToUser, type CgroupDriver, type CgroupLimits } from './cgroups.js';
 import { isRootless } from './userns.js';
+import { hostIdOf, idmapSources, type UserNamespaceMaps } from './idmap.js';
+import { TsbuildError } from '../errors/index.js';
 import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
 export interface ContainerOptions {
@@ -54,6 +56,8 @@ export interface ContainerOptions {
   shmSize?: number;
   /** Where compiled seccomp programs are kept between containers (the store's). */
   seccompCacheDir?: string;
+  /** A user namespace of the container's own (--userns auto, --uidmap; root only). */
+  userns?: UserNamespaceMaps;
 }
 
 export interface ContainerResult extends RunResult {
@@ -102,6 +106,32 @@ function hasVar(env: string[], name: string): boolean {
   return env.some((e) => e === name || e.startsWith(`${name}=`));
 }
 
+/** Generated /etc files belong to the container's root, as Docker's do with userns-remap. */
+function ownedBy(files: Record<string, string>, root: { uid: number; gid: number } | undefined): Record<string, string> {
+  if (root) for (const f of Object.values(files)) fs.chownSync(f, root.uid, root.gid);
+  return files;
+}
+
+/**
+ * A container with its own user namespace: its user must have an id in the map, and the directory
+ * that takes its writes without a map (an overlay's upper) must belong to its root, since the root
+ * directory's owner comes from there.
+ */
+async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: number }, rootPath: string): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
+  const maps = o.userns!;
+  const root = { uid: hostIdOf(maps.uid, 0)!, gid: hostIdOf(maps.gid, 0)! };
+  for (const [kind, id, m] of [['uid', user.uid, maps.uid], ['gid', user.gid, maps.gid]] as const) {
+    if (hostIdOf(m, id) === undefined) {
+      throw new TsbuildError('USERNS_UNMAPPED', `the container's user has ${kind} ${id}, which its user namespace does not map (${m.map((x) => `${x.containerID}:${x.hostID}:${x.size}`).join(', ')}): map a range that holds it, or run as another user (-u)`);
+    }
+  }
+  const paths = idmapSources(o.rootMounts);
+  const upper = await o.writableDir();
+  if (upper && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
+  fs.chownSync(rootPath, root.uid, root.gid);
+  return { root, paths };
+}
+
 export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
   const dirs = layerDirs(o.rootMounts);
   const user = resolveUser(o.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
@@ -114,6 +144,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   const caps = resolveCaps(sec);
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
+  const userns = o.userns && (await ownUserNamespace(o, user, rootPath));
   const driver = o.cgroups ?? cgroups();
   const cg = o.cgroup ? rootlessCgroup(() => driver.create(o.cgroup!.name, { ...o.cgroup!.limits, devices: deviceRules(sec) })) : undefined;
   let stubs: string[] = [];
@@ -140,9 +171,11 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       devices: sec.devices,
       cgroupProcs: cg?.procsFiles,
       devicesBpf: cg?.deviceFilter,
-      etcFiles: writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip, o.netns?.resolv),
+      etcFiles: ownedBy(writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip, o.netns?.resolv), userns?.root),
       shmSize: o.shmSize,
-      bindSys: isRootless() && !o.netns && o.network !== 'none',
+      // sysfs mounts only over a network namespace that the container's user namespace owns.
+      bindSys: userns ? o.network !== 'none' || o.netns !== undefined : isRootless() && !o.netns && o.network !== 'none',
+      userns: userns && { uid: o.userns!.uid, gid: o.userns!.gid, paths: [...userns.paths, ...(o.extraMounts ?? []).filter((m) => m.idmap).map((m) => m.source)] },
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],
     });

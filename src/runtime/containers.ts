@@ -14,6 +14,7 @@ import type { SecurityOptions } from './security.js';
 import type { NetworkMode, Rlimit } from './spec.js';
 import type { MountConfig } from './volumes.js';
 import type { PortBinding } from './network.js';
+import type { IdMap } from './idmap.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
 
@@ -78,6 +79,8 @@ export interface ContainerConfig {
   mounts?: MountConfig[];
   /** --rm: the record and snapshot go when the container ends for good. */
   autoRemove?: boolean;
+  /** A user namespace of its own: `auto` (a block allocated at create) or the --uidmap/--gidmap given. */
+  userns?: { mode: 'auto' | 'map'; size?: number; uid: IdMap[]; gid: IdMap[] };
 }
 
 export interface ContainerState {
@@ -196,10 +199,15 @@ export class Containers {
     const s = this.read(id);
     return s ? this.truth(s) : undefined;
   }
-  /** Creates the record; a taken name is an error, as in Docker. */
-  create(s: ContainerState): void {
+  /**
+   * Creates the record; a taken name is an error, as in Docker. `complete` fills in what depends on the
+   * other containers (a --userns auto block), under the same lock, so two creates cannot pick the same.
+   */
+  create(s: ContainerState, complete?: (others: ContainerState[]) => void): void {
     this.locked(() => {
-      const taken = this.list().find((c) => c.name === s.name);
+      const others = this.list();
+      complete?.(others);
+      const taken = others.find((c) => c.name === s.name);
       if (taken) {
         throw new TsbuildError('NAME_IN_USE', `the container name "${s.name}" is already in use by container ${taken.id}: remove it with "tsbuild rm ${s.name}" or pick another --name`);
       }

@@ -29,7 +29,7 @@ export interface ExecOptions {
   seccompCacheDir?: string;
 }
 
-const NAMESPACES: [string, string][] = [['mount', 'mnt'], ['pid', 'pid'], ['uts', 'uts'], ['ipc', 'ipc'], ['network', 'net'], ['cgroup', 'cgroup']];
+const NAMESPACES: [string, string][] = [['user', 'user'], ['mount', 'mnt'], ['pid', 'pid'], ['uts', 'uts'], ['ipc', 'ipc'], ['network', 'net'], ['cgroup', 'cgroup']];
 
 /** The namespaces of `pid` that are not ours: the ones the exec must join. */
 export function namespacesOf(pid: number): string[] {

@@ -41,7 +41,9 @@ export class SandboxError extends TsbuildError {
     // In a user namespace the kernel mounts a fresh /proc only where the outer one hides nothing.
     const hint = f.stage === 'mounts' && f.path === '/proc' && f.errno === 1 && isRootless()
       ? ': the /proc this tsbuild runs under has masked paths (a container runtime\'s default); in Kubernetes set procMount: Unmasked (docs/rootless.md)'
-      : '';
+      : f.stage === 'idmap'
+        ? `: the filesystem under ${f.path} cannot be shown through a user namespace's map (idmapped mounts need Linux 5.12 or later and ext4, xfs, btrfs or tmpfs); run with --userns host`
+        : '';
     super('SANDBOX', `sandbox setup failed: ${what}${hint}`);
     this.failure = f;
   }

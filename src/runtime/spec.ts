@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { toSysMount, MS, type SysMount } from './mounts.js';
 import type { Mount } from '../snapshotter/index.js';
 import { CAP_NAMES } from './security.js';
+import type { IdMap } from './idmap.js';
 
 /** host, none, bridge (the default bridge network), or container:NAME (another container's stack). */
 export type NetworkMode = string;
@@ -20,6 +21,8 @@ export interface SpecMount extends SysMount {
   file?: boolean;
   /** mount(2) propagation flags set on the mount after it is made (MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_REC). */
   propagation?: number;
+  /** A volume tsbuild manages: a container with its own user namespace sees it through its map. */
+  idmap?: boolean;
 }
 
 export interface SandboxSpec {
@@ -52,6 +55,10 @@ export interface SandboxSpec {
     cgroupProcs: string[];
     /** cgroup v2: an eBPF device filter to attach to the container's cgroup. */
     devicesBpf?: { cgroup: string; program: number[][] };
+    /** With a `user` namespace: its maps, and the host paths the container sees through them. */
+    uidMappings?: IdMap[];
+    gidMappings?: IdMap[];
+    idmapPaths?: string[];
   };
   loopbackUp: boolean;
   init: boolean;
@@ -149,6 +156,8 @@ export interface SpecOptions {
    * network namespace it owns, so a rootless container on the host's network gets a read-only bind.
    */
   bindSys?: boolean;
+  /** A user namespace of the container's own (root only): maps, and the paths seen through them. */
+  userns?: { uid: IdMap[]; gid: IdMap[]; paths: string[] };
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
@@ -175,7 +184,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
     mounts.push({ destination: `/etc/${name}`, type: 'none', source: src, flags: MS.BIND | MS.RDONLY, data: '', file: true });
   }
   mounts.push(...(o.extraMounts ?? []));
-  const namespaces: { type: string; path?: string }[] = ['mount', 'pid', 'uts', 'ipc'].map((type) => ({ type }));
+  const namespaces: { type: string; path?: string }[] = [...(o.userns ? ['user'] : []), 'mount', 'pid', 'uts', 'ipc'].map((type) => ({ type }));
   if (o.netnsPath) namespaces.push({ type: 'network', path: o.netnsPath });
   else if (o.network === 'none') namespaces.push({ type: 'network' });
   return {
@@ -209,6 +218,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       ...(o.seccomp ? { seccomp: o.seccomp } : {}),
       cgroupProcs: o.cgroupProcs ?? [],
       ...(o.devicesBpf ? { devicesBpf: o.devicesBpf } : {}),
+      ...(o.userns ? { uidMappings: o.userns.uid, gidMappings: o.userns.gid, idmapPaths: o.userns.paths } : {}),
     },
     loopbackUp: o.network === 'none' && !o.netnsPath,
     init: o.init ?? false,

@@ -192,7 +192,7 @@ export function specMount(m: MountConfig, volumes: Volumes): SpecMount {
   if (v.Options.type) {
     return { destination: m.target, type: 'none', source: v.Options.device!, flags: MS.BIND | MS.REC | ro, data: '', propagation: MS.PRIVATE | MS.REC };
   }
-  return { destination: m.target, type: 'none', source: volumes.dataDir(v.Name), flags: MS.BIND | MS.REC | ro, data: '', propagation: MS.PRIVATE | MS.REC };
+  return { destination: m.target, type: 'none', source: volumes.dataDir(v.Name), flags: MS.BIND | MS.REC | ro, data: '', propagation: MS.PRIVATE | MS.REC, idmap: true };
 }
 
 /**
