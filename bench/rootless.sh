@@ -51,6 +51,9 @@ cmds[root_rebuild]="root_tsb build -q -t rlbench $work/ctx"
 cmds[user_rebuild]="user_tsb build -q -t rlbench $work/ctx"
 cmds[root_run]="root_tsb run --rm --network none rlbench true"
 cmds[user_run]="user_tsb run --rm --network none rlbench true"
+# Root with a user namespace per container (idmapped layers), above every subordinate range.
+uns=$((top + 65536))
+order+=(root_userns_run); cmds[root_userns_run]="root_tsb run --rm --network none --uidmap 0:$uns:65536 rlbench true"
 if command -v podman >/dev/null 2>&1; then
   pod="as_user podman --root $work/home/podroot --runroot $work/home/run/podrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
   # Podman's defaults ask for more than this host's hard rlimits allow.
@@ -65,6 +68,13 @@ if command -v podman >/dev/null 2>&1; then
     order+=(podman_build podman_rebuild); cmds[podman_build]="$pod build -q --no-cache $ul --network none -t rlbench-podman $work/ctx"; cmds[podman_rebuild]="$pb"
   else echo "rootless podman build: cannot build here ($(tail -c 300 "$work/podman.err"))"; fi
 fi
+if command -v podman >/dev/null 2>&1; then
+  rpod="podman --root $work/rootpod --runroot $work/rootpodrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
+  rid=$($rpod load -q -i "$work/image.tar" 2>"$work/rpodman.err" | sed -n 's/^Loaded image: //p' | head -1 || true)
+  if [ -n "$rid" ] && $rpod run --rm --network none --uidmap "0:$uns:65536" "$rid" true >/dev/null 2>>"$work/rpodman.err"; then
+    order+=(podman_userns_run); cmds[podman_userns_run]="$rpod run --rm --network none --uidmap 0:$uns:65536 $rid true"
+  else echo "root podman --uidmap: cannot run here ($(head -c 300 "$work/rpodman.err"))"; fi
+fi
 
 declare -A samples
 ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
@@ -76,5 +86,7 @@ echo "rootless vs root, median of $rounds interleaved runs (ms):"
 for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-14s %6s  (%s)\n' "$k" "${med[$k]}" "$(echo "${samples[$k]}" | range)"; done
 ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "rootless/root: cold build $(ratio "${med[user_build]}" "${med[root_build]}")x, no-change rebuild $(ratio "${med[user_rebuild]}" "${med[root_rebuild]}")x, run --rm true $(ratio "${med[user_run]}" "${med[root_run]}")x"
+echo "root, own user namespace (--uidmap) vs none: run --rm true $(ratio "${med[root_userns_run]}" "${med[root_run]}")x"
+if [ -n "${med[podman_userns_run]:-}" ]; then echo "root --uidmap run --rm true: tsbuild vs podman $(ratio "${med[root_userns_run]}" "${med[podman_userns_run]}")x"; fi
 if [ -n "${med[podman_run]:-}" ]; then echo "rootless run --rm --network none true: tsbuild vs rootless podman $(ratio "${med[user_run]}" "${med[podman_run]}")x"; fi
 if [ -n "${med[podman_build]:-}" ]; then echo "rootless build, tsbuild vs rootless podman: cold $(ratio "${med[user_build]}" "${med[podman_build]}")x, no-change $(ratio "${med[user_rebuild]}" "${med[podman_rebuild]}")x"; fi

@@ -234,9 +234,11 @@ static unsigned long kept_flags(const char *target) {
   return f;
 }
 
-static void do_mounts(const char *root) {
-  int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) fail("mounts", "open", root, errno);
+/* With a user namespace of its own, the container's root may not search the directories that hold the
+   root and the bind sources (a 0700 store): our parent opens them first, and we mount through the fds. */
+static int *bind_src_fds;
+
+static void do_mounts(int rootfd) {
   struct jval *mounts = json_get(spec, "mounts");
   for (size_t i = 0; mounts && i < mounts->len; i++) {
     struct jval *m = mounts->items[i];
@@ -253,6 +255,11 @@ static void do_mounts(const char *root) {
     /* A read-only bind needs a second, per-mount-point remount; other types take MS_RDONLY at mount time
        (remounting a filesystem like sysfs that shares the host's superblock would change the host's). */
     unsigned long first = (flags & MS_BIND) ? (flags & ~(unsigned long)MS_RDONLY) : flags;
+    char srcfd[64];
+    if (bind_src_fds && bind_src_fds[i] >= 0) {
+      snprintf(srcfd, sizeof srcfd, "/proc/self/fd/%d", bind_src_fds[i]);
+      src = srcfd;
+    }
     if (mount(src, target, type, first, data) < 0) fail("mounts", "mount", dest, errno);
     close(fd);
     if ((flags & MS_BIND) && (flags & MS_RDONLY)) {
@@ -274,12 +281,10 @@ static void do_mounts(const char *root) {
   for (size_t i = 0; links && i < links->len; i++) {
     const char *target = json_str(links->items[i], "target", "");
     const char *path = json_str(links->items[i], "path", "");
-    char full[4096];
-    snprintf(full, sizeof full, "%s/%s", root, path);
-    unlink(full);
-    if (symlink(target, full) < 0 && errno != EEXIST) fail("mounts", "symlink", path, errno);
+    /* The paths are fixed ones under /dev, a tmpfs of ours: nothing of the image's is followed. */
+    unlinkat(rootfd, path, 0);
+    if (symlinkat(target, rootfd, path) < 0 && errno != EEXIST) fail("mounts", "symlink", path, errno);
   }
-  close(rootfd);
 }
 
 static void mask_paths(void) {
@@ -567,6 +572,21 @@ static void mount_root(struct jval *root, const char *rootpath) {
 }
 
 static int own_userns;
+static int root_fd = -1;
+
+/* Opened while we still carry the host's uid 0 (its owner), before becoming the container's root. */
+static void open_sources(const char *rootpath) {
+  if ((root_fd = open(rootpath, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) fail("rootfs", "open", rootpath, errno);
+  struct jval *mounts = json_get(spec, "mounts");
+  bind_src_fds = calloc(mounts ? mounts->len + 1 : 1, sizeof(int));
+  for (size_t i = 0; mounts && i < mounts->len; i++) {
+    struct jval *m = mounts->items[i];
+    bind_src_fds[i] = -1;
+    if (!((unsigned long)json_int(m, "flags", 0) & MS_BIND)) continue;
+    const char *src = json_str(m, "source", "");
+    if ((bind_src_fds[i] = open(src, O_PATH | O_CLOEXEC)) < 0) fail("mounts", "open-source", src, errno);
+  }
+}
 
 static int hold_fd = -1, hold_wr = -1;
 static int hold_main(void *arg) {
@@ -640,22 +660,33 @@ static int child_main(void *arg) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) _exit(1);
   join_cgroups();
-  /* Root of the container's user namespace: the uid we came with is not mapped in it. */
-  if (own_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) fail("userns", "become-root", "", errno);
   struct jval *process = json_get(spec, "process");
   struct jval *root = json_get(spec, "root");
   const char *rootpath = json_str(root, "path", NULL);
   if (!rootpath) fail("spec", "root.path", "", EINVAL);
+  if (own_userns) {
+    open_sources(rootpath);
+    /* Root of the container's user namespace (the uid we came with is not mapped in it), so that what
+       we mount (/dev, /dev/shm) is the container root's. */
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail("userns", "become-root", "", errno);
+  }
 
   unsigned long prop = (unsigned long)json_int(json_get(spec, "linux"), "rootfsPropagation", MS_REC | MS_PRIVATE);
   if (mount(NULL, "/", NULL, prop, NULL) < 0) fail("rootfs", "propagation", "/", errno);
   /* A shared tree would send the root's mount back to the host: its parent mount goes private (as runc). */
   if (prop & MS_SHARED) parent_mount_private(rootpath);
-  /* The root our parent mounted came into this less privileged namespace locked, and pivot_root
-     refuses a locked mount: a bind of it made here is not. */
-  if (!own_userns) mount_root(root, rootpath);
-  else if (mount(rootpath, rootpath, NULL, MS_BIND | MS_REC, NULL) < 0) fail("rootfs", "bind", rootpath, errno);
-  do_mounts(rootpath);
+  int rootfd;
+  if (!own_userns) {
+    mount_root(root, rootpath);
+    if ((rootfd = open(rootpath, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) fail("rootfs", "open", rootpath, errno);
+  } else {
+    /* The root our parent mounted came into this less privileged namespace locked, and pivot_root
+       refuses a locked mount: a copy of it made here, put on top, is not. */
+    rootfd = (int)syscall(SYS_open_tree, root_fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (rootfd < 0) fail("rootfs", "open_tree", rootpath, errno);
+    if (syscall(SYS_move_mount, rootfd, "", root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) fail("rootfs", "move_mount", rootpath, errno);
+  }
+  do_mounts(rootfd);
 
   if (json_bool(spec, "loopbackUp", 0)) loopback_up();
   const char *hostname = json_str(spec, "hostname", NULL);
@@ -663,7 +694,8 @@ static int child_main(void *arg) {
 
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (oldroot < 0) fail("pivot", "open", "/", errno);
-  if (chdir(rootpath) < 0) fail("pivot", "chdir", rootpath, errno);
+  if (fchdir(rootfd) < 0) fail("pivot", "chdir", rootpath, errno);
+  close(rootfd);
   if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot", "pivot_root", rootpath, errno);
   /* The old root (entered by its fd: the kernel promises nothing about "." after pivot_root) goes
      rslave first, so unmounting it cannot propagate to the host; the new tree keeps its own (runc). */

@@ -101,11 +101,11 @@ export async function copy(store: Store, spec: CopySpec, io: { stdin?: Readable;
   }
   if (s.container === undefined && s.path === '-' && d.container !== undefined) {
     if (!io.stdin) throw new UsageError('cp from - needs an input stream');
-    await inRoot(store, d.container, async (root) => {
+    await inRoot(store, d.container, async (root, shift) => {
       const dest = resolveInRoot(root, d.path);
       if (!fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory()) throw new TsbuildError('CP_NOT_DIR', `cp - ${d.container}:${d.path}: the destination must be a directory in the container`);
       // Our own extractor: every entry resolved inside the container's root, no symlink followed out.
-      await extractTar(io.stdin!, dest, {});
+      await extractTar(io.stdin!, dest, { ids: shift.toDisk });
     });
     return;
   }

@@ -41,10 +41,11 @@ export function usernsConfig(req: UsernsRequest): ContainerConfig['userns'] {
     return { mode: 'auto', size: parseAutoOptions(mode), uid: [], gid: [] };
   }
   // As podman: one side given is used for both.
-  const uid = (uidmap.length > 0 ? uidmap : gidmap).map((v) => parseIdMap(uidmap.length > 0 ? '--uidmap' : '--gidmap', v));
-  const gid = (gidmap.length > 0 ? gidmap : uidmap).map((v) => parseIdMap(gidmap.length > 0 ? '--gidmap' : '--uidmap', v));
-  checkIdMaps('--uidmap', uid);
-  checkIdMaps('--gidmap', gid);
+  const uidFlag = uidmap.length > 0 ? '--uidmap' : '--gidmap', gidFlag = gidmap.length > 0 ? '--gidmap' : '--uidmap';
+  const uid = (uidmap.length > 0 ? uidmap : gidmap).map((v) => parseIdMap(uidFlag, v));
+  const gid = (gidmap.length > 0 ? gidmap : uidmap).map((v) => parseIdMap(gidFlag, v));
+  checkIdMaps(uidFlag, uid);
+  checkIdMaps(gidFlag, gid);
   return { mode: 'map', uid, gid };
 }
 

@@ -93,8 +93,10 @@ export async function detectArchive(file: string): Promise<Compression | undefin
 export interface ExtractOptions {
   /** Treat OCI whiteouts (`.wh.`) as deletions: applying a layer. Otherwise they are ordinary files. */
   whiteouts?: boolean;
-  /** Force ownership (ADD --chown); otherwise the archive's uid/gid. */
+  /** Force ownership (ADD --chown); otherwise the archive's uid/gid, through `ids` when given. */
   owner?: { uid: number; gid: number };
+  /** The on-disk ids of an archive's ids (a container with a user namespace of its own). */
+  ids?: (i: { uid: number; gid: number }) => { uid: number; gid: number };
   onWarning?: (message: string) => void;
   /** Replace a symlink found on an entry's path with a directory instead of following it (layer stacking). */
   shadowSymlinks?: boolean;
@@ -191,9 +193,12 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
       );
     }
   };
+  const owner = (h: ReadHeader): [number, number] => {
+    const o = opts.owner ?? opts.ids?.({ uid: h.uid, gid: h.gid }) ?? { uid: h.uid, gid: h.gid };
+    return [o.uid, o.gid];
+  };
   const meta = (target: string, h: ReadHeader, link = false) => {
-    const uid = opts.owner?.uid ?? h.uid;
-    const gid = opts.owner?.gid ?? h.gid;
+    const [uid, gid] = owner(h);
     chown(target, () => fs.lchownSync(B(target), uid, gid), uid, gid);
     if (!link) fs.chmodSync(B(target), h.mode & 0o7777);
     if (link) fs.lutimesSync(B(target), h.mtime, h.mtime);
@@ -279,7 +284,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
             }
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
-            const [uid, gid] = [opts.owner?.uid ?? h.uid, opts.owner?.gid ?? h.gid];
+            const [uid, gid] = owner(h);
             chown(target, () => fs.fchownSync(fd, uid, gid), uid, gid);
             fs.fchmodSync(fd, h.mode & 0o7777);
             fs.futimesSync(fd, h.mtime, h.mtime);

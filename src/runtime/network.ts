@@ -269,7 +269,10 @@ export class Networks {
       const made: { network: NetworkState; endpoint: Endpoint }[] = [];
       try {
         await this.exec('ip', ['netns', 'add', netns]);
-        await this.exec('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+        // Docker's defaults for a container's own network: any port may be bound and ping works without
+        // privileges. A container with a user namespace of its own needs both: this namespace is the
+        // host's, so its root holds no network capabilities over it.
+        await this.exec('ip', ['netns', 'exec', netns, 'sh', '-c', `ip link set lo up && echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range`]);
         for (const [i, want] of req.networks.entries()) {
           const s = await this.network(want.network);
           if (i === 0 && req.ports?.length && s.Driver !== 'bridge') throw new UsageError(`-p/-P: network ${s.Name} is ${s.Driver}; its containers are on the LAN of ${s.Bridge} with their own addresses, so there is nothing to publish`);

@@ -45,7 +45,7 @@ test('spec mounts: volumes by data dir or driver options, binds recursive with p
     const v = new Volumes(root);
     v.create('plain');
     v.create('tv', { options: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' } });
-    assert.equal(specMount({ type: 'volume', source: 'plain', target: '/d', readonly: true }, v), { destination: '/d', type: 'none', source: v.dataDir('plain'), flags: MS.BIND | MS.REC | MS.RDONLY, data: '', propagation: MS.PRIVATE | MS.REC });
+    assert.equal(specMount({ type: 'volume', source: 'plain', target: '/d', readonly: true }, v), { destination: '/d', type: 'none', source: v.dataDir('plain'), flags: MS.BIND | MS.REC | MS.RDONLY, data: '', propagation: MS.PRIVATE | MS.REC, idmap: true });
     assert.equal(specMount({ type: 'volume', source: 'tv', target: '/t', readonly: false }, v), { destination: '/t', type: 'tmpfs', source: 'tmpfs', flags: MS.NOSUID | MS.NODEV, data: 'size=1m' });
     assert.equal(specMount({ type: 'tmpfs', source: '', target: '/t', readonly: false, tmpfsSize: 1024, tmpfsMode: 0o1777 }, v).data, 'size=1024,mode=1777');
     assert.is(specMount({ type: 'tmpfs', source: '', target: '/t', readonly: false, options: ['exec'] }, v).flags & MS.NOEXEC, 0);
