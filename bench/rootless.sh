@@ -71,8 +71,8 @@ fi
 if command -v podman >/dev/null 2>&1; then
   rpod="podman --root $work/rootpod --runroot $work/rootpodrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
   rid=$($rpod load -q -i "$work/image.tar" 2>"$work/rpodman.err" | sed -n 's/^Loaded image: //p' | head -1 || true)
-  if [ -n "$rid" ] && $rpod run --rm --network none --uidmap "0:$uns:65536" "$rid" true >/dev/null 2>>"$work/rpodman.err"; then
-    order+=(podman_userns_run); cmds[podman_userns_run]="$rpod run --rm --network none --uidmap 0:$uns:65536 $rid true"
+  if [ -n "$rid" ] && $rpod run --rm $ul --network none --uidmap "0:$uns:65536" "$rid" true >/dev/null 2>>"$work/rpodman.err"; then
+    order+=(podman_userns_run); cmds[podman_userns_run]="$rpod run --rm $ul --network none --uidmap 0:$uns:65536 $rid true"
   else echo "root podman --uidmap: cannot run here ($(head -c 300 "$work/rpodman.err"))"; fi
 fi
 
