@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { busyboxPath, cli, freePort, programUnavailable, registryUnavailable, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
-import { as, cleanups, outerPid, spawnAs, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf } from './rootless.fixture.js';
+import { withoutUserNamespaces, as, cleanups, outerPid, spawnAs, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf } from './rootless.fixture.js';
 
 let registry: TestRegistry | undefined;
 const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
@@ -305,6 +305,13 @@ test('as root: --userns host is accepted and keep-id refused as rootless-only; r
     assert.is(r.code, 125, args.join(' '));
     assert.match(r.stderr, /a rootless tsbuild runs containers in your own user namespace .* needs root on the host/);
   }
+});
+
+testUnless(sandboxUnavailable() ?? programUnavailable('setpriv', ['--version'], 'util-linux'), 'a kernel that allows no user namespaces: a clear error naming the setting, nothing left behind', async () => {
+  const r = await withoutUserNamespaces(['images']);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot create a user namespace for rootless tsbuild: the kernel allows no more user namespaces \(ENOSPC: user.max_user_namespaces is 0 or used up\)\. Unprivileged user namespaces must be allowed/);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
 testUnless(skip, 'the Kubernetes recipe\'s constraints: two pods build --push and share the registry cache; the second hits every step', () => {

@@ -137,3 +137,36 @@ export function context(dockerfileRest: string): string {
   return dir;
 }
 
+
+/**
+ * tsbuild as uid 1000 of a user namespace of the test's own, where root has set
+ * user.max_user_namespaces to 0 (a per-namespace limit): a kernel that allows no user namespaces, as
+ * far as that tsbuild can tell. The namespace goes with its holder, ended by the pid spawn gave.
+ */
+export async function withoutUserNamespaces(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  const base = 3_200_000_000;
+  const home = tmpdir('tsb-rootless-nouserns-');
+  fs.chownSync(home, base + 1000, base + 1000);
+  const holder = spawn(helper, ['userns'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out === 'ready\n') {
+          for (const f of ['uid_map', 'gid_map']) fs.writeFileSync(`/proc/${holder.pid}/${f}`, `0 ${base} 65536\n`);
+          holder.stdin!.write('x');
+        } else if (out === 'ready\nok\n') resolve();
+      });
+      holder.on('exit', () => reject(new Error(`the namespace holder exited: ${out}`)));
+    });
+    const env = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${home}`, `XDG_RUNTIME_DIR=${home}`, 'TSBUILD_PULL=never'];
+    const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid 1000 --regid 1000 --clear-groups env -i ${env.join(' ')} "$@"`;
+    const r = spawnSync(helper, ['join', String(holder.pid), '/bin/sh', '-c', script, 'sh', process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    holder.kill('SIGKILL');
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}

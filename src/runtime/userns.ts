@@ -109,6 +109,15 @@ function liveHolder(pidFile: string): number | undefined {
   }
 }
 
+/** What the kernel's answer to unshare(CLONE_NEWUSER) means, in the words of its settings. */
+export function unshareCause(f: HelperFailure): string {
+  if (f.stage === 'userns' && f.op === 'unshare') {
+    if (f.errno === 28) return 'the kernel allows no more user namespaces (ENOSPC: user.max_user_namespaces is 0 or used up)';
+    if (f.errno === 1 || f.errno === 13) return `the kernel or a security policy forbids them (${f.errno === 1 ? 'EPERM' : 'EACCES'}: kernel.unprivileged_userns_clone=0, an AppArmor restriction, or a seccomp profile such as a container runtime's default)`;
+  }
+  return new SandboxError(f).message;
+}
+
 function userNamespaceError(detail: string): TsbuildError {
   return new TsbuildError(
     'USERNS',
@@ -150,7 +159,7 @@ async function startHolder(plan: IdMapPlan): Promise<number> {
       } catch {
         // not the helper's JSON: reported as text below
       }
-      reject(f ? userNamespaceError(new SandboxError(f).message) : userNamespaceError(line || 'the namespace holder exited'));
+      reject(f ? userNamespaceError(unshareCause(f)) : userNamespaceError(line || 'the namespace holder exited'));
     });
   });
   const said = (word: string) =>
