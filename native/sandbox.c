@@ -634,8 +634,10 @@ static void enter_own_userns(const char *rootpath) {
   close(hold[1]);
   while (waitpid(holder, NULL, 0) < 0 && errno == EINTR) {}
 
+  /* A slave: nothing mounted here reaches the host, and the host's later mounts still arrive, for the
+     container's rslave binds. */
   if (unshare(CLONE_NEWNS) < 0) fail("userns", "unshare-mnt", "", errno);
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("userns", "private", "/", errno);
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) fail("userns", "slave", "/", errno);
   struct mount_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.attr_set = MOUNT_ATTR_IDMAP;

@@ -182,6 +182,10 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   const healthcheck = healthConfig(cfg.Healthcheck, req.health);
   // Flags are checked before anything is made.
   const mounts = mountList(store, req, Object.keys(cfg.Volumes ?? {}));
+  const shared = mounts.find((m) => /shared$/.test(m.propagation ?? ''));
+  if (userns && shared) {
+    throw new UsageError(`${shared.source}:${shared.target}: ${shared.propagation} propagation cannot be given to a container with a user namespace of its own (its mounts may not reach the host); use rslave, or --userns host`);
+  }
   const net = { ...networkConfig(network, req.publish ?? [], req.publishAll ?? false, cfg.ExposedPorts, req.mac), ...dnsConfig(network, req) };
   // Images built with another snapshotter (or pulled before) get their snapshots here.
   const top = await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(req.image, img.manifest, img.config), {

@@ -112,6 +112,27 @@ it("a bind-mounted root-owned host file cannot be written by the container's roo
   await ok(['volume', 'rm', 'unsvol']);
 });
 
+it('an rslave bind still receives what the host mounts later', async () => {
+  await image();
+  const src = path.join(hostDir, 'prop');
+  fs.mkdirSync(src);
+  const mounted: string[] = [];
+  const sh = (cmd: string) => assert.is(spawnSync('sh', ['-c', cmd]).status, 0, cmd);
+  try {
+    sh(`mount -t tmpfs tsb-userns-prop ${src} && mount --make-shared ${src}`);
+    mounted.push(src);
+    await withContainers(['s1'], async () => {
+      await ok(['run', '-d', '--name', 's1', '--uidmap', `0:${BASE}:65536`, '-v', `${src}:/p:rslave`, 'uns', 'sleep', '60']);
+      fs.mkdirSync(path.join(src, 'sub'));
+      sh(`mount -t tmpfs tsb-userns-sub ${src}/sub && echo later > ${src}/sub/m`);
+      mounted.push(path.join(src, 'sub'));
+      assert.is(await ok(['exec', 's1', 'cat', '/p/sub/m']), 'later\n');
+    });
+  } finally {
+    for (const m of mounted.reverse()) spawnSync('umount', [m]);
+  }
+});
+
 it('--userns auto: without a "containers" range it says what to add; with one, each container gets its own block', async () => {
   await image();
   if (!hasContainersRange()) {
@@ -161,6 +182,7 @@ it('bad maps and modes are refused before anything starts, naming the flag and t
     [['--userns', 'auto:size=lots'], /unknown or bad option "size=lots"/],
     [['--userns', 'private'], /unknown mode; use host \(the default\), auto/],
     [['--userns', 'keep-id'], /for a rootless tsbuild/],
+    [['--uidmap', `0:${BASE}:65536`, '-v', `${hostDir}:/h:rshared`], /rshared propagation cannot be given to a container with a user namespace of its own/],
     [['--uidmap', `0:${BASE}:100`, '-u', '5000'], /the container's user has uid 5000, which its user namespace does not map/],
   ];
   for (const [args, re] of cases) {
