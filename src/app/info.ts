@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { delegatedToUser, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, subIdRanges, delegatedToUser, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -17,6 +17,24 @@ export interface Info {
   cpus: number;
   /** Rootless: how ids are mapped, and what that gives up; absent for root. */
   rootless?: string;
+  /** As root: what --userns auto would draw from; absent when rootless. */
+  userNamespaces?: string;
+}
+
+function usernsText(): string | undefined {
+  if (rootlessMapKind()) return undefined;
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const uid = subIdRanges(read('/etc/subuid'), AUTO_USER), gid = subIdRanges(read('/etc/subgid'), AUTO_USER);
+  const per = '--uidmap/--gidmap give a container a user namespace of its own';
+  if (uid.length === 0 || gid.length === 0) return `${per}; --userns auto needs a range for the user "${AUTO_USER}" in ${uid.length === 0 ? '/etc/subuid' : '/etc/subgid'}`;
+  const n = (r: { count: number }[]) => r.reduce((a, x) => a + x.count, 0);
+  return `${per}; --userns auto draws from "${AUTO_USER}": ${n(uid)} uids, ${n(gid)} gids (${Math.floor(Math.min(n(uid), n(gid)) / AUTO_SIZE)} blocks of ${AUTO_SIZE})`;
 }
 
 function rootlessText(): string | undefined {
@@ -50,5 +68,6 @@ export function info(root: string): Info {
     helper: helperPath(),
     cpus: os.availableParallelism(),
     rootless: rootlessText(),
+    userNamespaces: usernsText(),
   };
 }

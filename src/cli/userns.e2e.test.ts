@@ -140,7 +140,9 @@ it('--userns auto: without a "containers" range it says what to add; with one, e
     assert.is(r.code, 125);
     assert.match(r.stderr, /\/etc\/subuid has no range for the user "containers".*echo containers:2147483647:2147483648 >> \/etc\/subuid/);
     assert.is((await ok(['ps', '-a', '-q'])).trim(), '', 'nothing is left of the refused container');
+    assert.match(await ok(['info']), /User namespaces: .*--userns auto needs a range for the user "containers" in \/etc\/subuid/);
     addRange();
+    assert.match(await ok(['info']), /--userns auto draws from "containers": 200000 uids, 200000 gids \(3 blocks of 65536\)/);
   }
   await withContainers(['a1', 'a2'], async () => {
     await ok(['run', '-d', '--name', 'a1', '--userns', 'auto', 'uns', 'sleep', '60']);

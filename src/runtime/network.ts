@@ -269,9 +269,7 @@ export class Networks {
       const made: { network: NetworkState; endpoint: Endpoint }[] = [];
       try {
         await this.exec('ip', ['netns', 'add', netns]);
-        // Docker's defaults for a container's own network: any port may be bound and ping works without
-        // privileges. A container with a user namespace of its own needs both: this namespace is the
-        // host's, so its root holds no network capabilities over it.
+        // Docker's defaults: any port bindable, ping unprivileged (a userns container's root holds no capabilities here).
         await this.exec('ip', ['netns', 'exec', netns, 'sh', '-c', `ip link set lo up && echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range`]);
         for (const [i, want] of req.networks.entries()) {
           const s = await this.network(want.network);
