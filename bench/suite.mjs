@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+// The benchmark suite (`npm run bench`): fixed workloads of its own, each phase (cold, no change, one
+// file changed) timed for tsbuild and, interleaved in the same rounds, for every peer that works here:
+// BuildKit (when a Docker daemon answers), Buildah. Medians, min-max and ratios, printed and written to
+// bench/results/<date>.md with the machine's description. Asserts nothing; run as root.
+//   ROUNDS=5 npm run bench            (default 3 rounds)
+//   BENCH_ONLY=multistage,files20k    (a subset of the workloads)
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const rounds = Number(process.env.ROUNDS ?? 3);
+const only = process.env.BENCH_ONLY?.split(',');
+const work = fs.mkdtempSync('/tmp/tsb-suite-');
+fs.chmodSync(work, 0o755);
+const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => fs.existsSync(p));
+if (!busybox) throw new Error('busybox is needed (apt-get install busybox-static)');
+
+const BASE = 'FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n';
+/** name → Dockerfile, extra context files, and the file a "one file changed" phase rewrites. */
+const workloads = {
+  // Two CPU-bound stages that a DAG scheduler runs side by side, then a final stage taking both.
+  multistage: {
+    dockerfile: `${BASE}FROM base AS a\nRUN i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo $i > /a\nFROM base AS b\nRUN i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo $i > /b\nFROM base\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY app.txt /app.txt\n`,
+    files: { 'app.txt': 'v1\n' },
+    change: 'app.txt',
+  },
+  // A 20,000-file context copied in one step; one of them changes.
+  files20k: {
+    dockerfile: `${BASE}COPY tree /tree\n`,
+    files: Object.fromEntries(Array.from({ length: 20000 }, (_, i) => [`tree/d${i % 100}/f${i}`, `${i}\n`])),
+    change: 'tree/d99/f19999',
+  },
+  // A 512 MiB layer, then a small file after it: the change must not redo the big layer.
+  layer512: {
+    dockerfile: `${BASE}RUN head -c 536870912 /dev/urandom > /big\nCOPY small.txt /small.txt\n`,
+    files: { 'small.txt': 'v1\n' },
+    change: 'small.txt',
+  },
+  heredoc: {
+    dockerfile: `# syntax=docker/dockerfile:1\n${BASE}RUN <<EOF\nset -e\nfor i in 1 2 3; do echo line $i >> /h; done\nEOF\nCOPY <<EOF /etc/app.conf\nkey=value\nEOF\nCOPY note.txt /note.txt\n`,
+    files: { 'note.txt': 'v1\n' },
+    change: 'note.txt',
+  },
+  // 200 instructions: metadata steps, a few RUNs, a COPY at the end.
+  steps200: {
+    dockerfile: `${BASE}${Array.from({ length: 196 }, (_, i) => (i % 49 === 0 ? `RUN echo ${i} >> /steps\n` : i % 2 ? `ENV V${i}=${i}\n` : `LABEL l${i}=${i}\n`)).join('')}COPY last.txt /last.txt\n`,
+    files: { 'last.txt': 'v1\n' },
+    change: 'last.txt',
+  },
+};
+
+function sh(cmd, args, opts = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { ok: r.status === 0, ms, err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
+}
+
+function makeContext(name, w) {
+  const dir = path.join(work, 'ctx', name);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(busybox, path.join(dir, 'busybox'));
+  fs.chmodSync(path.join(dir, 'busybox'), 0o755);
+  fs.writeFileSync(path.join(dir, 'Dockerfile'), w.dockerfile);
+  for (const [f, body] of Object.entries(w.files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+    fs.writeFileSync(path.join(dir, f), body);
+  }
+  return dir;
+}
+
+/** Each tool: how to build (cold drops its cache first) and how to run a container. */
+const tsbStore = path.join(work, 'tsbuild');
+const tools = [
+  {
+    name: 'tsbuild',
+    build: (ctx, tag, cold) => sh(process.execPath, [path.join(here, 'bin/tsbuild.js'), '-q', ...(cold ? ['--no-cache'] : []), '-t', tag, ctx], { env: { ...process.env, TSBUILD_ROOT: tsbStore, TSBUILD_NETWORK: 'host' } }),
+    run: (tag) => sh(process.execPath, [path.join(here, 'bin/tsbuild.js'), 'run', '--rm', '--network', 'none', tag, 'true'], { env: { ...process.env, TSBUILD_ROOT: tsbStore } }),
+  },
+];
+const docker = spawnSync('docker', ['info'], { encoding: 'utf8', timeout: 5000 });
+if (docker.status === 0) {
+  const env = { ...process.env, DOCKER_BUILDKIT: '1' };
+  tools.push({
+    name: 'BuildKit',
+    build: (ctx, tag, cold) => sh('docker', ['build', '-q', ...(cold ? ['--no-cache'] : []), '-t', `tsb-suite-${tag}`, ctx], { env }),
+    run: (tag) => sh('docker', ['run', '--rm', '--network', 'none', `tsb-suite-${tag}`, 'true']),
+    cleanup: () => spawnSync('sh', ['-c', 'docker images -q "tsb-suite-*" | xargs -r docker rmi -f'], { stdio: 'ignore' }),
+  });
+} else console.log('BuildKit: no Docker daemon answers (../shared/peers/setup-peers.sh starts one); left out');
+if (spawnSync('buildah', ['--version']).status === 0) {
+  const root = ['--root', path.join(work, 'buildah'), '--runroot', path.join(work, 'buildah-run')];
+  // chroot isolation: crun refuses this VM's hybrid cgroup layout unless setup-peers has moved hugetlb.
+  tools.push({
+    name: 'Buildah',
+    build: (ctx, tag, cold) => sh('buildah', [...root, 'bud', '--layers', '--isolation', 'chroot', '-q', ...(cold ? ['--no-cache'] : []), '-t', tag, ctx]),
+    cleanup: () => {
+      spawnSync('buildah', [...root, 'rmi', '-a', '-f'], { stdio: 'ignore' });
+    },
+  });
+} else console.log('Buildah: not installed; left out');
+
+const samples = new Map();
+const add = (key, tool, ms) => {
+  const k = `${key}\u0000${tool}`;
+  samples.set(k, [...(samples.get(k) ?? []), ms]);
+};
+const names = Object.keys(workloads).filter((n) => !only || only.includes(n));
+const contexts = Object.fromEntries(names.map((n) => [n, makeContext(n, workloads[n])]));
+const failed = new Set();
+try {
+  for (let round = 1; round <= rounds; round++) {
+    console.log(`round ${round} of ${rounds}`);
+    for (const n of names) {
+      const w = workloads[n];
+      const ctx = contexts[n];
+      fs.writeFileSync(path.join(ctx, w.change), w.files[w.change]);
+      for (const [phase, cold] of [['cold', true], ['no change', false]]) {
+        for (const t of tools) {
+          const r = t.build(ctx, `bench-${n}`, cold);
+          if (r.ok) add(`${n}: ${phase}`, t.name, r.ms);
+          else if (!failed.has(`${t.name} ${n}`)) failed.add(`${t.name} ${n}`) && console.log(`${t.name} ${n} ${phase} failed: ${r.err.slice(-400)}`);
+        }
+      }
+      fs.writeFileSync(path.join(ctx, w.change), `changed in round ${round}\n`);
+      for (const t of tools) {
+        const r = t.build(ctx, `bench-${n}`, false);
+        if (r.ok) add(`${n}: one file changed`, t.name, r.ms);
+      }
+    }
+    for (const t of tools) {
+      if (!t.run || !names.includes('multistage')) continue;
+      const r = t.run('bench-multistage');
+      if (r.ok) add('run --rm --network none IMAGE true', t.name, r.ms);
+    }
+  }
+} finally {
+  for (const t of tools) t.cleanup?.();
+  spawnSync(process.execPath, [path.join(here, 'bin/tsbuild.js'), 'system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: tsbStore }, stdio: 'ignore' });
+  // Whatever a peer left mounted under the work directory goes first (deepest first).
+  const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(work)).reverse();
+  for (const m of left) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const peers = tools.slice(1).map((t) => t.name);
+const keys = [...new Set([...samples.keys()].map((k) => k.split('\u0000')[0]))];
+const lines = [
+  `| workload: phase | tsbuild | ${peers.map((p) => `${p} | tsbuild / ${p}`).join(' | ')} |`,
+  `|---|---|${peers.map(() => '---|---|').join('')}`,
+];
+for (const k of keys) {
+  const cell = (tool) => {
+    const xs = samples.get(`${k}\u0000${tool}`);
+    return xs ? { m: median(xs), text: `${fmt(median(xs))} (${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))})` } : undefined;
+  };
+  const mine = cell('tsbuild');
+  const cols = peers.map((p) => {
+    const c = cell(p);
+    return c ? `${c.text} | ${mine ? `${(mine.m / c.m).toFixed(2)}×` : '-'}` : '- | -';
+  });
+  lines.push(`| ${k} | ${mine?.text ?? '-'} | ${cols.join(' | ')} |`);
+}
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`;
+const report = `# Benchmark suite, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. Medians of ${rounds} interleaved rounds (min-max); ratios below 1 mean tsbuild is faster. Buildah runs with --isolation chroot.\n\n${lines.join('\n')}\n`;
+console.log(`\n${report}`);
+const out = path.join(here, 'bench/results');
+fs.mkdirSync(out, { recursive: true });
+const file = path.join(out, `${new Date().toISOString().slice(0, 10)}.md`);
+fs.writeFileSync(file, report);
+console.log(`written to ${path.relative(here, file)}`);
