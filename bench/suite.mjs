@@ -54,6 +54,9 @@ const workloads = {
 };
 
 function sh(cmd, args, opts = {}) {
+  // Untimed: the last tool's unflushed writes would otherwise stall this one's fsyncs (ext4's ordered
+  // mode commits them together), charging one tool for another's 512 MiB.
+  spawnSync('sync');
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
