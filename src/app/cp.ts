@@ -30,10 +30,37 @@ function split(arg: string): { container?: string; path: string } {
 
 async function inRoot<T>(store: Store, ref: string, fn: (root: string, ids: IdShift) => Promise<T> | T): Promise<T> {
   const c = store.containers.find(ref);
-  const ids = idShift(c.config?.userns);
-  if ((c.status === 'running' || c.status === 'paused') && c.containerPid && fs.existsSync(`/proc/${c.containerPid}/root`)) return fn(`/proc/${c.containerPid}/root`, ids);
+  // Only an overlay's upper layer holds host ids; a bind root (native, btrfs) is seen through the map.
+  const maps = c.config?.userns;
+  if ((c.status === 'running' || c.status === 'paused') && c.containerPid && fs.existsSync(`/proc/${c.containerPid}/root`)) {
+    return fn(`/proc/${c.containerPid}/root`, idShift(maps && rootFsType(c.containerPid) === 'overlay' ? maps : undefined));
+  }
   if (!c.snapshot) throw new TsbuildError('CONTAINER_DEAD', `container ${ref} has no filesystem (its record is damaged): remove it`);
-  return withMounted(store.root, await store.snapshotter.mounts(c.snapshot), async (dir) => fn(dir, ids));
+  const mounts = await store.snapshotter.mounts(c.snapshot);
+  const ids = idShift(mounts.some((m) => m.type === 'overlay' && m.options.some((o) => o.startsWith('upperdir='))) ? maps : undefined);
+  return withMounted(store.root, mounts, async (dir) => fn(dir, ids));
+}
+
+/** The filesystem type of a process's root mount, from its mountinfo. */
+function rootFsType(pid: number): string | undefined {
+  for (const line of fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (pre?.split(' ')[4] === '/') return post?.split(' ')[0];
+  }
+  return undefined;
+}
+
+/** Host root has no id in the map of an idmapped mount: the kernel refuses its writes with EOVERFLOW. */
+async function intoContainer(ref: string, dest: string, write: () => Promise<unknown> | void): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EOVERFLOW') throw e;
+    throw new TsbuildError(
+      'CP_IDMAPPED',
+      `cannot write ${dest} in container ${ref} while it runs: that path is seen through the container's user namespace map (a volume, or the whole root on the native or btrfs snapshotter), where host root has no id; stop the container and copy again, or write it from inside: tsbuild exec -i ${ref} sh -c 'cat > FILE' < FILE`,
+    );
+  }
 }
 
 type Ids = { uid: number; gid: number };
@@ -105,7 +132,7 @@ export async function copy(store: Store, spec: CopySpec, io: { stdin?: Readable;
       const dest = resolveInRoot(root, d.path);
       if (!fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory()) throw new TsbuildError('CP_NOT_DIR', `cp - ${d.container}:${d.path}: the destination must be a directory in the container`);
       // Our own extractor: every entry resolved inside the container's root, no symlink followed out.
-      await extractTar(io.stdin!, dest, { ids: shift.toDisk });
+      await intoContainer(d.container!, d.path, () => extractTar(io.stdin!, dest, { ids: shift.toDisk }));
     });
     return;
   }
@@ -125,13 +152,13 @@ export async function copy(store: Store, spec: CopySpec, io: { stdin?: Readable;
     return;
   }
   if (!fs.existsSync(s.path)) throw new NotFoundError(`no such file or directory: ${s.path}`, 'CP_NOT_FOUND');
-  await inRoot(store, d.container!, (root, shift) => {
+  await inRoot(store, d.container!, async (root, shift) => {
     const destHost = resolveInRoot(root, d.path);
     const st = fs.statSync(destHost, { throwIfNoEntry: false });
     if (!st && !fs.existsSync(path.dirname(destHost))) throw new NotFoundError(`destination directory ${path.dirname(d.path)} does not exist in container ${d.container}`, 'CP_NOT_FOUND');
     const to = target(!!st, !!st?.isDirectory(), path.posix.normalize(d.path), s.path);
     // Each entry is resolved inside the container's root, never following its last component.
     const root0 = shift.toDisk({ uid: 0, gid: 0 });
-    copyTree(s.path, (rel) => resolveInRoot(root, path.posix.join(to, rel), false), spec.archive ? shift.toDisk : () => root0);
+    await intoContainer(d.container!, d.path, () => copyTree(s.path, (rel) => resolveInRoot(root, path.posix.join(to, rel), false), spec.archive ? shift.toDisk : () => root0));
   });
 }
