@@ -235,7 +235,7 @@ static unsigned long kept_flags(const char *target) {
 }
 
 /* With a user namespace of its own, the container's root may not search the directories that hold the
-   root and the bind sources (a 0700 store): our parent opens them first, and we mount through the fds. */
+   root and the bind sources (a 0700 store): they are opened first (open_sources), and mounted through the fds. */
 static int *bind_src_fds;
 
 static void do_mounts(int rootfd) {
@@ -913,7 +913,7 @@ static int cmd_exec(void) {
       const char *t = json_str(nss->items[i], "type", "");
       int order = !strcmp(t, "mount") ? 2 : !strcmp(t, "user") ? 1 : 0;
       if (order != pass) continue;
-      if (setns(nsfd[i], 0) < 0) fail("exec", "setns", json_str(nss->items[i], "type", ""), errno);
+      if (setns(nsfd[i], 0) < 0) fail("exec", "setns", t, errno);
       close(nsfd[i]);
     }
   if (json_bool(process, "terminal", 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0) fail("tty", "socketpair", "", errno);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { AUTO_SIZE, AUTO_USER, subIdRanges, delegatedToUser, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -23,14 +23,7 @@ export interface Info {
 
 function usernsText(): string | undefined {
   if (rootlessMapKind()) return undefined;
-  const read = (f: string) => {
-    try {
-      return fs.readFileSync(f, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const uid = subIdRanges(read('/etc/subuid'), AUTO_USER), gid = subIdRanges(read('/etc/subgid'), AUTO_USER);
+  const uid = autoRanges('/etc/subuid'), gid = autoRanges('/etc/subgid');
   const per = '--uidmap/--gidmap give a container a user namespace of its own';
   if (uid.length === 0 || gid.length === 0) return `${per}; --userns auto needs a range for the user "${AUTO_USER}" in ${uid.length === 0 ? '/etc/subuid' : '/etc/subgid'}`;
   const n = (r: { count: number }[]) => r.reduce((a, x) => a + x.count, 0);

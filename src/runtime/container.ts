@@ -117,7 +117,7 @@ function ownedBy(files: Record<string, string>, root: { uid: number; gid: number
  * that takes its writes without a map (an overlay's upper) must belong to its root, since the root
  * directory's owner comes from there.
  */
-async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: number }, rootPath: string): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
+async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: number }): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
   const maps = o.userns!;
   const root = { uid: hostIdOf(maps.uid, 0)!, gid: hostIdOf(maps.gid, 0)! };
   for (const [kind, id, m] of [['uid', user.uid, maps.uid], ['gid', user.gid, maps.gid]] as const) {
@@ -128,7 +128,6 @@ async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: n
   const paths = idmapSources(o.rootMounts);
   const upper = await o.writableDir();
   if (upper && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
-  fs.chownSync(rootPath, root.uid, root.gid);
   return { root, paths };
 }
 
@@ -144,7 +143,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   const caps = resolveCaps(sec);
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
-  const userns = o.userns && (await ownUserNamespace(o, user, rootPath));
+  const userns = o.userns && (await ownUserNamespace(o, user));
   const driver = o.cgroups ?? cgroups();
   const cg = o.cgroup ? rootlessCgroup(() => driver.create(o.cgroup!.name, { ...o.cgroup!.limits, devices: deviceRules(sec) })) : undefined;
   let stubs: string[] = [];

@@ -5,10 +5,10 @@
  * (idmapped mounts), so the image's root-owned files are root's inside while the container's root is
  * an unprivileged id on the host. Policy (parsing, checks, allocation) is here; the helper only maps.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors/index.js';
 import type { Mount } from '../snapshotter/index.js';
+import { readOr } from './cgroupfs.js';
 
 /** One line of /proc/PID/uid_map: `size` ids from `containerID` inside are `hostID`… outside. */
 export interface IdMap { containerID: number; hostID: number; size: number }
@@ -84,19 +84,18 @@ export function subIdRanges(text: string, user: string): { start: number; count:
 export const AUTO_USER = 'containers';
 export const AUTO_SIZE = 65536;
 
+/** The `containers` ranges of one file; a missing file has none. */
+export function autoRanges(file: string): { start: number; count: number }[] {
+  return subIdRanges(readOr(file), AUTO_USER);
+}
+
 /**
  * `--userns=auto[:size=N]`: the lowest block of `size` ids inside the `containers` ranges of both files
  * that no other container of this store holds, mapped from container id 0.
  */
 export function allocateAuto(size: number, used: UserNamespaceMaps[], files = { subuid: '/etc/subuid', subgid: '/etc/subgid' }): UserNamespaceMaps {
   const pick = (file: string, side: 'uid' | 'gid'): IdMap => {
-    let text = '';
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      // A missing file is the same as no range: the error below says what to add.
-    }
-    const ranges = subIdRanges(text, AUTO_USER);
+    const ranges = autoRanges(file);
     if (ranges.length === 0) {
       throw new UsageError(
         `--userns auto: ${file} has no range for the user "${AUTO_USER}", where tsbuild (as podman) takes each container's ids from; ` +
