@@ -5,6 +5,8 @@
 # install podman); a peer that cannot run here is reported, not faked. Also the monitor's memory.
 # Asserts nothing.
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-11}
 work=$(mktemp -d /tmp/tsb-lcbench-XXXXXX)
@@ -41,15 +43,12 @@ if command -v podman >/dev/null 2>&1; then
 else echo "podman: not installed (apt-get install podman); only tsbuild's own figures follow"; fi
 
 declare -A samples
-ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 for _ in $(seq "$rounds"); do for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done; done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A med
 echo "latency, median of $rounds interleaved runs (ms):"
 for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-16s %6s   %s\n' "$k" "${med[$k]}" "${cmds[$k]}"; done
 mon=$(tsbuild inspect -f '{{.State.MonitorPid}}' lcb-exec)
 echo "monitor memory (RSS of one monitor): $(awk '/VmRSS/ {print $2, $3}' "/proc/$mon/status")"
-ratio() { echo "scale=2; $1 / $2" | bc; }
 if [ -n "${med[podman_run_d]:-}" ]; then
   echo "tsbuild run -d vs podman run -d: $(ratio "${med[tsbuild_run_d]}" "${med[podman_run_d]}")x"
   echo "tsbuild exec vs podman exec:     $(ratio "${med[tsbuild_exec]}" "${med[podman_exec]}")x"

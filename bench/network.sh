@@ -5,6 +5,8 @@
 # Everything runs inside a throwaway network namespace (nsenter --net), so no bridge, veth or NAT rule
 # touches this machine's own network. Interleaved, ROUNDS rounds, medians and ratios. Asserts nothing.
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-7}
 mib=${MIB:-256}
@@ -70,18 +72,15 @@ else echo "podman: not installed (apt-get install podman); only tsbuild's own fi
 sleep 0.5
 
 declare -A samples
-ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 for _ in $(seq "$rounds"); do
   for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done
   for k in "${tput[@]}"; do samples[$k]+="$(inns node "$work/send.js" ${tcmds[$k]} "$mib" 2>/dev/null || echo 0) "; done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A med
 echo "start latency, median of $rounds interleaved runs (ms):"
 for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-18s %6s   %s\n' "$k" "${med[$k]}" "${cmds[$k]}"; done
 echo "sending $mib MiB into a container, median of $rounds (ms; MiB/s):"
 for k in "${tput[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-18s %6s ms  %6s MiB/s\n' "$k" "${med[$k]}" "$(echo "scale=0; $mib * 1000 / (${med[$k]} + 1)" | bc)"; done
-ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "tsbuild bridge over none:            $(ratio "${med[tsbuild_bridge]}" "${med[tsbuild_none]}")x"
 echo "tsbuild published port vs direct:    $(ratio "${med[tsbuild_published]}" "${med[tsbuild_direct]}")x the time"
 if [ -n "${med[podman_bridge]:-}" ]; then

@@ -4,6 +4,8 @@
 # ratios. Everything made goes at the end: the user, its ranges, its namespace holders (tsbuild's and
 # podman's pause process, by the pids they recorded), the work directory. Asserts nothing. Run as root.
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-9}
 work=$(mktemp -d /tmp/tsb-rlbench-XXXXXX)
@@ -58,10 +60,7 @@ if command -v podman >/dev/null 2>&1; then
   pod="as_user podman --root $work/home/podroot --runroot $work/home/run/podrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
   # Podman's defaults ask for more than this host's hard rlimits allow.
   ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
-  id=$($pod load -q -i "$work/image.tar" 2>"$work/podman.err" | sed -n 's/^Loaded image: //p' | head -1 || true)
-  if [ -n "$id" ] && $pod run --rm $ul --network none "$id" true >/dev/null 2>>"$work/podman.err"; then
-    order+=(podman_run); cmds[podman_run]="$pod run --rm $ul --network none $id true"
-  else echo "rootless podman: cannot run here ($(head -c 300 "$work/podman.err"))"; fi
+  podman_case podman_run "$pod" "$ul --network none" "$work/podman.err" "rootless podman"
   # The same Dockerfile and context, built by rootless podman (buildah inside), cold and unchanged.
   pb="$pod build -q $ul --network none -t rlbench-podman $work/ctx"
   if $pb >/dev/null 2>>"$work/podman.err"; then
@@ -70,21 +69,14 @@ if command -v podman >/dev/null 2>&1; then
 fi
 if command -v podman >/dev/null 2>&1; then
   rpod="podman --root $work/rootpod --runroot $work/rootpodrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
-  rid=$($rpod load -q -i "$work/image.tar" 2>"$work/rpodman.err" | sed -n 's/^Loaded image: //p' | head -1 || true)
-  if [ -n "$rid" ] && $rpod run --rm $ul --network none --uidmap "0:$uns:65536" "$rid" true >/dev/null 2>>"$work/rpodman.err"; then
-    order+=(podman_userns_run); cmds[podman_userns_run]="$rpod run --rm $ul --network none --uidmap 0:$uns:65536 $rid true"
-  else echo "root podman --uidmap: cannot run here ($(head -c 300 "$work/rpodman.err"))"; fi
+  podman_case podman_userns_run "$rpod" "$ul --network none --uidmap 0:$uns:65536" "$work/rpodman.err" "root podman --uidmap"
 fi
 
 declare -A samples
-ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 for _ in $(seq "$rounds"); do for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done; done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-range() { tr ' ' '\n' | grep . | sort -n | awk 'NR==1{a=$1} {b=$1} END {print a "-" b}'; }
 declare -A med
 echo "rootless vs root, median of $rounds interleaved runs (ms):"
 for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-14s %6s  (%s)\n' "$k" "${med[$k]}" "$(echo "${samples[$k]}" | range)"; done
-ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "rootless/root: cold build $(ratio "${med[user_build]}" "${med[root_build]}")x, no-change rebuild $(ratio "${med[user_rebuild]}" "${med[root_rebuild]}")x, run --rm true $(ratio "${med[user_run]}" "${med[root_run]}")x"
 echo "root, own user namespace (--uidmap) vs none: run --rm true $(ratio "${med[root_userns_run]}" "${med[root_run]}")x"
 if [ -n "${med[podman_userns_run]:-}" ]; then echo "root --uidmap run --rm true: tsbuild vs podman $(ratio "${med[root_userns_run]}" "${med[podman_userns_run]}")x"; fi

@@ -4,6 +4,8 @@
 # Peers are used when installed and runnable (../shared/peers/setup-peers.sh prepares this VM for them);
 # a peer that cannot run here is reported, not faked. Asserts nothing.
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-15}
 work=$(mktemp -d /tmp/tsb-rtbench-XXXXXX)
@@ -41,20 +43,14 @@ if command -v podman >/dev/null 2>&1; then
   pod="podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
   # Root here cannot raise hard rlimits: podman's defaults are lowered to this host's hard limits.
   ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
-  id=$($pod load -q -i "$work/image.tar" 2>/dev/null | sed -n 's/^Loaded image: //p' | head -1)
-  if [ -n "$id" ] && $pod run --rm $ul --network none "$id" true >/dev/null 2>"$work/podman.err"; then
-    order+=(podman); cmds[podman]="$pod run --rm $ul --network none $id true"
-  else echo "podman: installed but cannot run here ($(head -c 200 "$work/podman.err" 2>/dev/null)); see ../shared/peers/README.md"; fi
+  podman_case podman "$pod" "$ul --network none" "$work/podman.err" "podman (installed)" "; see ../shared/peers/README.md"
 fi
 
 declare -A samples
-ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 for _ in $(seq "$rounds"); do for k in "${order[@]}"; do samples[$k]+="$(ms "${cmds[$k]}") "; done; done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A med
 echo "start latency, median of $rounds interleaved runs (ms):"
 for k in "${order[@]}"; do med[$k]=$(echo "${samples[$k]}" | median); printf '  %-20s %6s   %s\n' "$k" "${med[$k]}" "${cmds[$k]}"; done
-ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "security + cgroup setup: tsbuild/unconfined $(ratio "${med[tsbuild]}" "${med[tsbuild_unconfined]}"), limits/no limits $(ratio "${med[tsbuild_limits]}" "${med[tsbuild]}")"
 if [ -n "${med[podman]:-}" ]; then
   echo "tsbuild run --rm --network none true vs podman run --rm --network none: $(ratio "${med[tsbuild]}" "${med[podman]}")x (goal: at most 0.3x; node -e 0 alone: $(ratio "${med[node]}" "${med[podman]}")x)"

@@ -1,0 +1,19 @@
+# Shared by the bench scripts (sourced): timing, medians and ratios, and a podman peer. The caller
+# has `order` (an array) and `cmds` (an associative array): keys in run order, and their commands.
+
+# Milliseconds one command line takes (its output discarded).
+ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+# Median and min-max of the numbers on stdin (space- or line-separated).
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+range() { tr ' ' '\n' | grep . | sort -n | awk 'NR==1{a=$1} {b=$1} END {print a "-" b}'; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+# podman_case KEY "PODMAN COMMAND" "RUN FLAGS" ERRFILE LABEL [HINT]: loads $work/image.tar into that
+# podman and, when one `run --rm FLAGS IMAGE true` works, adds KEY running it; else says why. Sets `id`.
+podman_case() {
+  local key=$1 pod=$2 flags=$3 err=$4 label=$5 hint=${6:-}
+  id=$($pod load -q -i "$work/image.tar" 2>"$err" | sed -n 's/^Loaded image: //p' | head -1 || true)
+  if [ -n "$id" ] && $pod run --rm $flags "$id" true >/dev/null 2>>"$err"; then
+    order+=("$key"); cmds[$key]="$pod run --rm $flags $id true"
+  else echo "$label: cannot run here ($(head -c 300 "$err"))$hint"; fi
+}
