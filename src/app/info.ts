@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -54,7 +54,7 @@ export function info(root: string): Info {
   return {
     root,
     snapshotter: defaultDriver(root),
-    drivers: driverSupport(root, overlayProbe),
+    drivers: driverSupport(root, overlayProbe, fuseOverlayUnavailable),
     kernel: os.release(),
     cgroups: describeCgroups(),
     capabilities: hostCaps().size,

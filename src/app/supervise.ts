@@ -58,6 +58,7 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
         cgroup: { name: cgroup, limits: cfg.limits },
         rlimits: cfg.ulimits, extraHosts: cfg.extraHosts, shmSize: cfg.shmSize,
         seccompCacheDir: path.join(store.root, 'cache', 'seccomp'),
+        mountDir: path.join(store.root, 'tmp', 'mnt'),
         extraMounts: specMounts(store, cfg.mounts),
         userns: cfg.userns && { uid: cfg.userns.uid, gid: cfg.userns.gid },
       },

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, e2eHarness, makeBtrfs, removeStore, sandboxUnavailable } from '../testutil/index.js';
+import { cli, e2eHarness, makeBtrfs, programUnavailable, removeStore, sandboxUnavailable } from '../testutil/index.js';
 import { openSnapshotter, removeAllSnapshots } from '../snapshotter/index.js';
 
 const { it, itUnless, root, ctx } = e2eHarness('snap');
@@ -15,6 +15,7 @@ test.after(() => {
   if (fsys && !('unavailable' in fsys)) fsys.dispose();
 });
 let shared: { d: string; id: string } | undefined;
+const fuseWhy = programUnavailable('fuse-overlayfs', ['--version'], 'fuse-overlayfs');
 
 it('overlayfs and native build identical images (layers and digest) and both run them', async () => {
   const d = ctx(
@@ -24,19 +25,19 @@ it('overlayfs and native build identical images (layers and digest) and both run
     { 'one.txt': '1\n' },
   );
   const ids: string[] = [];
-  for (const driver of ['overlayfs', 'native']) {
+  for (const driver of ['overlayfs', 'native', ...(fuseWhy ? [] : ['fuse-overlayfs'])]) {
     const r = await cli(['-q', '--snapshotter', driver, '-t', `snap-${driver}`, d], { root });
     assert.is(r.code, 0, `${driver}: ${r.stderr}`);
     ids.push(r.stdout.trim());
     const out = await cli(['run', '--rm', '--snapshotter', driver, `snap-${driver}`], { root });
     assert.is(out.stdout, 'a\nc\n1\na\nkeep\nlink\none\n', `${driver} runs the image`);
   }
-  assert.is(ids[0], ids[1], 'the same image id on both drivers');
+  for (const id of ids) assert.is(id, ids[0], 'the same image id on every driver');
   shared = { d, id: ids[0]! };
 
   const bad = await cli(['--snapshotter', 'ceph', d], { root });
   assert.is(bad.code, 1);
-  assert.match(bad.stderr, /unknown snapshotter "ceph": this build supports overlayfs, native, btrfs, zfs/);
+  assert.match(bad.stderr, /unknown snapshotter "ceph": this build supports overlayfs, fuse-overlayfs, native, btrfs, zfs/);
   const nozfs = await cli(['--snapshotter', 'zfs', d], { root });
   assert.is(nozfs.code, 1);
   assert.match(nozfs.stderr, /zfs/, 'zfs without zfs is a clear error');
@@ -106,7 +107,7 @@ itUnless(xaWhy, 'one Dockerfile of hard links, deletions, opaque dirs, xattrs, s
   fs.writeFileSync(path.join(d, 'xa'), xaBin!, { mode: 0o755 });
   const ids: Record<string, string> = {};
   const broot = fsys && !('unavailable' in fsys) ? path.join(fsys.dir, 'battery') : undefined;
-  const drivers: [string, string][] = [['overlayfs', root], ['native', root], ...(broot ? [['btrfs', broot] as [string, string]] : [])];
+  const drivers: [string, string][] = [['overlayfs', root], ['native', root], ...(fuseWhy ? [] : [['fuse-overlayfs', root] as [string, string]]), ...(broot ? [['btrfs', broot] as [string, string]] : [])];
   try {
     for (const [driver, store] of drivers) {
       const r = await cli(['-q', '--snapshotter', driver, '-t', `bat-${driver}`, d], { root: store });
@@ -125,6 +126,40 @@ itUnless(xaWhy, 'one Dockerfile of hard links, deletions, opaque dirs, xattrs, s
     }
   }
   for (const [driver] of drivers) assert.is(ids[driver], ids['overlayfs'], `${driver} gives overlayfs's image id`);
+});
+
+itUnless(fuseWhy, 'fuse-overlayfs: a detached container keeps its writes across stop and start; after kill -9 of its monitor the next command unmounts what it left', async () => {
+  assert.ok(shared, 'the overlayfs/native test ran first');
+  const fz = (args: string[]) => cli(['--snapshotter', 'fuse-overlayfs', ...args], { root });
+  const fuseMounts = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(' fuse.fuse-overlayfs ') && l.includes(root));
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    assert.is((await fz(['run', '-d', '--name', 'fz', 'snap-fuse-overlayfs', 'sh', '-c', 'echo hi >> /w.txt; exec sleep 600'])).code, 0);
+    assert.is(fuseMounts().length, 1, 'the root is a fuse-overlayfs mount in the store');
+    assert.is((await fz(['exec', 'fz', 'cat', '/w.txt'])).stdout, 'hi\n');
+    assert.is((await fz(['stop', '-t', '0', 'fz'])).code, 0);
+    assert.is(fuseMounts().length, 0, 'unmounted when the container stops');
+    assert.is((await fz(['start', 'fz'])).code, 0);
+    assert.is((await fz(['exec', 'fz', 'cat', '/w.txt'])).stdout, 'hi\nhi\n', 'the first run\'s write is kept');
+    const pid = Number((await fz(['inspect', '--format', '{{.State.Pid}}', 'fz'])).stdout.trim());
+    const mon = Number((await fz(['inspect', '--format', '{{.State.MonitorPid}}', 'fz'])).stdout.trim());
+    process.kill(mon, 'SIGKILL');
+    for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.not.ok(alive(pid), 'the container died with its monitor');
+    assert.is(fuseMounts().length, 1, 'the dead monitor left its mount (its fuse-overlayfs still serves it)');
+    assert.is((await fz(['ps', '-a'])).code, 0);
+    assert.is(fuseMounts().length, 0, 'the next command unmounted it');
+  } finally {
+    await fz(['rm', '-f', 'fz']);
+  }
+  assert.is(fuseMounts().length, 0);
 });
 
 it('info shows the drivers; config.json picks the store-wide default snapshotter', async () => {

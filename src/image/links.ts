@@ -5,6 +5,10 @@
  * layer must say what the container saw (every name, linked), and the committed snapshot, which later
  * steps see without that index, must say the same: so the other names are linked into the upperdir
  * before the diff. Only runs when the index holds something (a hard-linked file was copied up).
+ *
+ * fuse-overlayfs keeps no index: a copy-up breaks the link while the step runs (its other names still
+ * show the old file, as in podman). It records each copy-up's origin, and the same linking after the
+ * step gives the layer the kernel's overlay gives, when one name of the file was changed.
  */
 import fs from 'node:fs';
 import { fsPath } from './treediff.js';
@@ -51,15 +55,19 @@ function makeParents(upper: string, lower: string, rel: string): void {
  * Links into `upperDir` every name under which the lower tree (`lowerDir`, a read-only view of the
  * parent) holds a copied-up file; returns how many names were added.
  */
-export function materializeCopiedUpLinks(upperDir: string, lowerDir: string, indexDir: string, opaque: Set<string>): number {
-  const indexed = new Set<number>();
-  for (const name of fs.existsSync(indexDir) ? fs.readdirSync(indexDir) : []) {
-    const st = fs.lstatSync(`${indexDir}/${name}`);
-    if (st.isFile()) indexed.add(st.ino);
-  }
-  if (indexed.size === 0) return 0;
+export function materializeCopiedUpLinks(upperDir: string, lowerDir: string, copied: { index: string; copiedUp?: Set<string> }, opaque: Set<string>): number {
   const upper = binary(upperDir);
   const lower = binary(lowerDir);
+  const indexed = new Set<number>();
+  for (const name of fs.existsSync(copied.index) ? fs.readdirSync(copied.index) : []) {
+    const st = fs.lstatSync(`${copied.index}/${name}`);
+    if (st.isFile()) indexed.add(st.ino);
+  }
+  for (const rel of copied.copiedUp ?? []) {
+    const st = fs.lstatSync(fsPath(`${upper}/${rel}`), { throwIfNoEntry: false });
+    if (st?.isFile()) indexed.add(st.ino);
+  }
+  if (indexed.size === 0) return 0;
   /** lower inode → the upperdir name that carries its copy-up */
   const origins = new Map<number, string>();
   for (const f of files(upper)) {

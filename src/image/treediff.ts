@@ -8,7 +8,8 @@
  * - full trees (native, btrfs): every directory of `upper` lists all its entries;
  * - an overlay upperdir: `upper` holds only what was written (copy-ups included), deletions are 0/0
  *   character devices, and a directory lists all its entries only when overlay marked it opaque (or
- *   below such a one). What the upperdir leaves out is the lower entry, unchanged.
+ *   below such a one). fuse-overlayfs's marks count too: a `.wh..wh..opq` file makes its directory
+ *   opaque, and a `.wh.<name>` file is a whiteout. What the upperdir leaves out is the lower entry, unchanged.
  * Both compare against the same lower view, so one Dockerfile gives byte-identical layers on every
  * driver: a directory overlay merely copied up is not emitted, and an opaque directory becomes the
  * whiteouts of the lower entries it hides, as a full-tree comparison finds them.
@@ -76,6 +77,7 @@ function changed(lowerPath: string, l: fs.Stats, upperPath: string, u: fs.Stats)
   return false;
 }
 
+const OPAQUE_FILE = '.wh..wh..opq';
 const isWhiteoutDevice = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
 const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -93,7 +95,20 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
   const overlay = opts.overlay;
   /** The changes under `rel`; `complete`: the upper directory lists every entry it has. */
   function* walk(rel: string, complete: boolean): Generator<Change> {
-    const here = names(`${up}/${rel}`);
+    let here = names(`${up}/${rel}`);
+    /** Names whited out by a `.wh.<name>` file, the form fuse-overlayfs falls back to without mknod. */
+    const whiteFiles = new Set<string>();
+    if (overlay && low !== undefined) {
+      // fuse-overlayfs marks an opaque directory with a `.wh..wh..opq` file (and a `.wh..opq`
+      // whiteout); neither is content. (Without a lower this is a directory of new files, not an
+      // upperdir: its names are kept as they are.)
+      if (here.includes(OPAQUE_FILE) && lstat(`${low}/${rel}`)?.isDirectory()) complete = true;
+      here = here.filter((n) => n !== OPAQUE_FILE && n !== '.wh..opq').map((n) => {
+        if (!n.startsWith('.wh.') || !fs.lstatSync(fsPath(`${up}/${rel === '' ? '' : `${rel}/`}${n}`)).isFile()) return n;
+        whiteFiles.add(n.slice(4));
+        return n.slice(4);
+      });
+    }
     const upperNames = new Set(here);
     let all = here;
     if (complete && low !== undefined && lstat(`${low}/${rel}`)?.isDirectory()) {
@@ -104,6 +119,10 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
       const r = rel === '' ? name : `${rel}/${name}`;
       const lst = low === undefined ? undefined : lstat(`${low}/${r}`);
       if (!upperNames.has(name)) {
+        if (lst) yield { rel: r, kind: 'whiteout' };
+        continue;
+      }
+      if (whiteFiles.has(name)) {
         if (lst) yield { rel: r, kind: 'whiteout' };
         continue;
       }

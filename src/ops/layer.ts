@@ -16,11 +16,11 @@ async function withLower<T>(env: OpsEnv, mounts: Mount[], fn: (dir: string | und
 }
 
 /** The layer of an overlay upperdir, compared with the parent's tree. */
-async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> }): Promise<{ digest: string; size: number }> {
+async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string>; copiedUp: Set<string> }): Promise<{ digest: string; size: number }> {
   const base = await env.snapshotter.diffBase?.(activeKey);
   return withLower(env, base?.lower ?? [], async (lower) => {
     if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs }));
-    if (base && materializeCopiedUpLinks(upper, lower, base.index, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
+    if (base && materializeCopiedUpLinks(upper, lower, { index: base.index, copiedUp: meta.copiedUp }, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
     // Only the lower entries the upperdir names are compared, so only their xattrs are read.
     const lowerXattrs = readXattrs(lower, Array.from(treeChanges(undefined, upper, { overlay: { opaque: new Set() } }), (c) => c.rel));
     return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs } }));

@@ -5,12 +5,15 @@
  * mount stubs noted → the helper runs it → stubs removed from the writable layer. The caller owns the
  * snapshot (prepares it before, commits or removes it after) and the scratch directory.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_PATH } from '../image/index.js';
 import { processAlive } from '../fsutil/index.js';
 import type { Mount } from '../snapshotter/index.js';
-import { runSpec, type RunResult, type SpawnOptions } from './helper.js';
+import { hostUnmountAsync, runSpec, type RunResult, type SpawnOptions } from './helper.js';
+import { FUSE_OVERLAY, mountFuseOverlayAsync } from './fuse.js';
+import { toSysMount } from './mounts.js';
 import { layerDirs, missingMountPoints, readFileInLayers, removeMountStubs } from './layers.js';
 import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rlimit, type SpecMount } from './spec.js';
 import { resolveUser } from './user.js';
@@ -58,6 +61,11 @@ export interface ContainerOptions {
   seccompCacheDir?: string;
   /** A user namespace of the container's own (--userns auto, --uidmap; root only). */
   userns?: UserNamespaceMaps;
+  /**
+   * Where a root served by a process (fuse-overlayfs) is mounted on the host: the store's tmp/mnt,
+   * whose `<pid>-…` names let recovery unmount what a dead process left. Default: `workDir`.
+   */
+  mountDir?: string;
 }
 
 export interface ContainerResult extends RunResult {
@@ -117,7 +125,7 @@ function ownedBy(files: Record<string, string>, root: { uid: number; gid: number
  * that takes its writes without a map (an overlay's upper) must belong to its root, since the root
  * directory's owner comes from there.
  */
-async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: number }): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
+async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: number }, served: boolean): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
   const maps = o.userns!;
   const root = { uid: hostIdOf(maps.uid, 0)!, gid: hostIdOf(maps.gid, 0)! };
   for (const [kind, id, m] of [['uid', user.uid, maps.uid], ['gid', user.gid, maps.gid]] as const) {
@@ -127,8 +135,29 @@ async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: n
   }
   const paths = idmapSources(o.rootMounts);
   const upper = await o.writableDir();
-  if (upper && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
+  // A served root shows the upper through the map already.
+  if (upper && !served && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
   return { root, paths };
+}
+
+/**
+ * A root that a process serves (fuse-overlayfs) is mounted on the host before the helper runs, since
+ * the helper makes mount(2) calls only; the helper then takes that tree as the root. With a user
+ * namespace of the container's own, fuse-overlayfs shows the layers through the map (a FUSE tree
+ * cannot be idmapped).
+ */
+async function mountServedRoot(o: ContainerOptions): Promise<string | undefined> {
+  const m = o.rootMounts.find((x) => x.type === FUSE_OVERLAY);
+  if (!m) return undefined;
+  const dir = path.join(o.mountDir ?? o.workDir, `${process.pid}-root-${crypto.randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    await mountFuseOverlayAsync(toSysMount(m), dir, o.userns);
+  } catch (e) {
+    fs.rmdirSync(dir);
+    throw e;
+  }
+  return dir;
 }
 
 export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
@@ -143,14 +172,17 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   const caps = resolveCaps(sec);
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
-  const userns = o.userns && (await ownUserNamespace(o, user));
+  const served = o.rootMounts.some((m) => m.type === FUSE_OVERLAY);
+  const userns = o.userns && (await ownUserNamespace(o, user, served));
   const driver = o.cgroups ?? cgroups();
   const cg = o.cgroup ? rootlessCgroup(() => driver.create(o.cgroup!.name, { ...o.cgroup!.limits, devices: deviceRules(sec) })) : undefined;
   let stubs: string[] = [];
+  let servedRoot: string | undefined;
   try {
+    servedRoot = await mountServedRoot(o);
     const spec = buildSpec({
-      rootPath,
-      rootMounts: o.rootMounts,
+      rootPath: servedRoot ?? rootPath,
+      rootMounts: servedRoot ? [] : o.rootMounts,
       args: o.args,
       env,
       cwd: o.cwd || '/',
@@ -184,6 +216,14 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
     // The limit asked for is the one hit: no need to read every stats file back for it.
     return { ...r, oomKilled: cg?.oomKilled() ?? false, memoryLimit: o.cgroup?.limits?.memory };
   } finally {
+    if (servedRoot) {
+      await hostUnmountAsync(servedRoot).catch(() => undefined);
+      try {
+        fs.rmdirSync(servedRoot);
+      } catch {
+        // still mounted (busy): recovery unmounts it once this process is gone
+      }
+    }
     const upper = await o.writableDir();
     if (upper) removeMountStubs(upper, stubs);
     await cg?.remove();

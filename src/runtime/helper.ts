@@ -11,6 +11,7 @@ import { TsbuildError, CancelledError } from '../errors/index.js';
 import type { ExecSpec, SandboxSpec } from './spec.js';
 import type { SysMount } from './mounts.js';
 import { isRootless } from './userns.js';
+import { FUSE_OVERLAY, mountFuseOverlay, mountFuseOverlayAsync } from './fuse.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -162,6 +163,7 @@ function helperSync(args: string[], input?: Buffer): Buffer {
 
 /** Mounts on the host (used to write into a snapshot for COPY). The caller must unmount in `finally`. */
 export function hostMount(m: SysMount, target: string): void {
+  if (m.type === FUSE_OVERLAY) return mountFuseOverlay(m, target);
   const args = ['mount', m.type, m.source, target, String(m.flags), m.data];
   if (m.cwd) args.push(m.cwd);
   helperSync(args);
@@ -196,7 +198,7 @@ export function probeOverlay(dir: string): string | undefined {
  * (as containerd's and Docker's differs leave them out).
  */
 export function layerXattr(name: string): boolean {
-  return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.') && name !== 'security.selinux';
+  return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.') && !name.startsWith('user.fuseoverlayfs.') && name !== 'security.selinux';
 }
 
 /**
@@ -207,13 +209,18 @@ export function readXattrs(dir: string, paths?: string[]): Map<string, Record<st
   return readLayerMeta(dir, paths).xattrs;
 }
 
-/** One walk for both: layer xattrs, and the directories overlay marked opaque (`trusted.overlay.opaque=y`). */
-export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string> } {
+/**
+ * One walk for all: layer xattrs, the directories overlay (or fuse-overlayfs) marked opaque, and the
+ * files fuse-overlayfs copied up.
+ */
+export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string>; copiedUp: Set<string> } {
   const out = new Map<string, Record<string, Buffer>>();
   const opaque = new Set<string>();
+  /** Files fuse-overlayfs copied up from a lower layer (it records their origin). */
+  const copiedUp = new Set<string>();
   // Overlay in a user namespace (userxattr) marks opaque directories in the user.* namespace.
   const opaqueMark = isRootless() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
-  if (paths?.length === 0) return { xattrs: out, opaque };
+  if (paths?.length === 0) return { xattrs: out, opaque, copiedUp };
   const raw = paths ? helperSync(['xattrs', dir, '-'], Buffer.concat(paths.map((p) => Buffer.from(p + '\0', 'latin1')))) : helperSync(['xattrs', dir]);
   let pos = 0;
   const field = (): Buffer => {
@@ -226,13 +233,14 @@ export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<stri
     const rel = field().toString('latin1');
     const name = field().toString('utf8');
     const value = Buffer.from(field().toString('latin1'), 'hex');
-    if (name === opaqueMark && value.toString() === 'y') opaque.add(rel);
+    if ((name === opaqueMark || name === 'user.fuseoverlayfs.opaque') && value.toString() === 'y') opaque.add(rel);
+    if (name === 'user.fuseoverlayfs.origin') copiedUp.add(rel);
     if (!layerXattr(name)) continue;
     const cur = out.get(rel) ?? {};
     cur[name] = value;
     out.set(rel, cur);
   }
-  return { xattrs: out, opaque };
+  return { xattrs: out, opaque, copiedUp };
 }
 
 export type HelperMetaOp =
@@ -352,6 +360,7 @@ type ChildLike = import('node:child_process').ChildProcessWithoutNullStreams;
 let server: MountServer | undefined;
 
 export async function hostMountAsync(m: SysMount, target: string): Promise<void> {
+  if (m.type === FUSE_OVERLAY) return mountFuseOverlayAsync(m, target);
   server ??= new MountServer();
   const fields = ['mount', m.type, m.source, target, String(m.flags), m.data];
   if (m.cwd) fields.push(m.cwd);

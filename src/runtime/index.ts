@@ -18,6 +18,7 @@ export { describeCgroups, detectCgroups, delegatedToUser } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
 export { hostMount, hostUnmount, probeOverlay, hostMountAsync, hostUnmountAsync, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
 export { toSysMount, MS } from './mounts.js';
+export { fuseOverlayUnavailable, FUSE_OVERLAY } from './fuse.js';
 export { layerDirs, readFileInLayers } from './layers.js';
 export { resolveUser } from './user.js';
 export { Containers } from './containers.js';

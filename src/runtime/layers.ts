@@ -15,7 +15,8 @@ export function layerDirs(mounts: Mount[]): string[] {
       out.push(m.source);
       continue;
     }
-    if (m.type === 'overlay') {
+    // fuse-overlayfs takes the same directories as the kernel's overlay.
+    if (m.type === 'overlay' || m.type === 'fuse.fuse-overlayfs') {
       const opt = (k: string) => m.options.find((o) => o.startsWith(k + '='))?.slice(k.length + 1);
       const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(m.cwd ?? '/', p));
       const upper = opt('upperdir');
@@ -89,8 +90,12 @@ export function removeMountStubs(upper: string, stubs: string[]): void {
     const st = lstat(p);
     if (!st) continue;
     try {
-      if (st.isDirectory() && fs.readdirSync(p).length === 0) fs.rmdirSync(p);
-      else if (st.isFile() && st.size === 0) fs.rmSync(p);
+      // A directory fuse-overlayfs made holds its opaque marks (.wh..wh..opq, .wh..opq): still empty.
+      const marks = st.isDirectory() ? fs.readdirSync(p) : [];
+      if (st.isDirectory() && marks.every((n) => n === '.wh..wh..opq' || n === '.wh..opq')) {
+        for (const n of marks) fs.rmSync(path.join(p, n));
+        fs.rmdirSync(p);
+      } else if (st.isFile() && st.size === 0) fs.rmSync(p);
     } catch {
       // left in place: the step's layer records it, which is harmless
     }

@@ -1,13 +1,14 @@
 /**
  * snapshotter: containerd's snapshotter contract (prepare, view, mounts, commit, remove, stat, walk,
- * usage, cleanup) with mounts as data, and its drivers: overlayfs, native (plain copies), btrfs,
- * zfs. Every driver passes one conformance suite (testsuite.ts) and gives the same layer bytes.
+ * usage, cleanup) with mounts as data, and its drivers: overlayfs, fuse-overlayfs, native (plain
+ * copies), btrfs, zfs. Every driver passes one conformance suite (testsuite.ts) and gives the same layer bytes.
  * Optional diff seams: `upperDir` (overlay) and `diffDirs` (tree comparison).
  *
  * Imports errors and fsutil only.
  */
 import path from 'node:path';
 import { OverlaySnapshotter } from './overlay.js';
+import { FuseOverlaySnapshotter } from './fuse.js';
 import { NativeSnapshotter } from './native.js';
 import { BtrfsSnapshotter, onBtrfs } from './btrfs.js';
 import { ZfsSnapshotter, zfsUnavailable } from './zfs.js';
@@ -21,13 +22,15 @@ export { removeAllSnapshots } from './base.js';
 export { checkMetadata, type MetadataCheck } from './metadata.js';
 export { NativeSnapshotter } from './native.js';
 
-const DRIVERS = ['overlayfs', 'native', 'btrfs', 'zfs'] as const;
+const DRIVERS = ['overlayfs', 'fuse-overlayfs', 'native', 'btrfs', 'zfs'] as const;
 
 /** Opens the named driver's snapshotter under `<storeRoot>/snapshots/<driver>`. */
 export function openSnapshotter(storeRoot: string, driver = 'overlayfs', o: { userNamespace?: boolean } = {}): Snapshotter {
   switch (driver) {
     case 'overlayfs':
       return new OverlaySnapshotter(path.join(storeRoot, 'snapshots', 'overlayfs'), { userxattr: o.userNamespace });
+    case 'fuse-overlayfs':
+      return new FuseOverlaySnapshotter(path.join(storeRoot, 'snapshots', 'fuse-overlayfs'));
     case 'native':
       return new NativeSnapshotter(path.join(storeRoot, 'snapshots', 'native'));
     case 'btrfs':
@@ -40,10 +43,12 @@ export function openSnapshotter(storeRoot: string, driver = 'overlayfs', o: { us
 }
 
 /** What each driver needs and whether this machine (and this store's filesystem) has it. */
-export function driverSupport(storeRoot: string, overlayProbe: () => string | undefined): Record<string, string> {
+export function driverSupport(storeRoot: string, overlayProbe: () => string | undefined, fuseUnavailable: () => string | undefined): Record<string, string> {
   const ov = overlayProbe();
+  const fuse = fuseUnavailable();
   return {
     overlayfs: ov ? `unavailable: ${ov}` : 'available',
+    'fuse-overlayfs': fuse ? `unavailable: ${fuse}` : 'available (overlay served from user space; the rootless fallback)',
     native: 'available (plain copies; any filesystem)',
     btrfs: onBtrfs(storeRoot) ? 'available' : 'unavailable: the store is not on btrfs',
     zfs: zfsUnavailable() ? `unavailable: ${zfsUnavailable()}` : 'available when the store is on a zfs dataset',

@@ -16,7 +16,7 @@ import { BaseSnapshotter } from './base.js';
 import type { Mount, Kind } from './types.js';
 
 export class OverlaySnapshotter extends BaseSnapshotter {
-  readonly driver = 'overlayfs';
+  readonly driver: string = 'overlayfs';
   /**
    * In a user namespace overlay keeps its marks in user.overlay.* (`userxattr`), and the kernel refuses
    * `index=on` there: a copied-up hard link then breaks, as it does with index=off (docs/rootless.md).
@@ -57,20 +57,21 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       return this.readOnly(lowers);
     }
     if (lowers.length === 0) return [{ type: 'bind', source: path.join(this.dir, own), options: ['rw', 'rbind'] }];
-    return [
-      {
-        type: 'overlay',
-        source: 'overlay',
-        options: [`lowerdir=${lowers.join(':')}`, `upperdir=${own}`, `workdir=${rec.id}/work`, ...(this.userxattr ? ['userxattr'] : ['index=on', 'redirect_dir=off', 'metacopy=off'])],
-        cwd: this.dir,
-      },
-    ];
+    return [this.overlay(lowers, { upper: own, work: `${rec.id}/work` })];
+  }
+
+  /** The overlay mount of `lowers` (and a writable upper), paths relative to the snapshots directory. */
+  protected overlay(lowers: string[], rw?: { upper: string; work: string }): Mount {
+    const opts = rw
+      ? [`lowerdir=${lowers.join(':')}`, `upperdir=${rw.upper}`, `workdir=${rw.work}`, ...(this.userxattr ? ['userxattr'] : ['index=on', 'redirect_dir=off', 'metacopy=off'])]
+      : ['ro', `lowerdir=${lowers.join(':')}`, ...(this.userxattr ? ['userxattr'] : [])];
+    return { type: 'overlay', source: 'overlay', options: opts, cwd: this.dir };
   }
 
   /** The read-only tree of one or more committed layers (paths relative to the snapshots directory). */
   private readOnly(lowers: string[]): Mount[] {
     if (lowers.length === 1) return [{ type: 'bind', source: path.join(this.dir, lowers[0]!), options: ['ro', 'rbind'] }];
-    return [{ type: 'overlay', source: 'overlay', options: ['ro', `lowerdir=${lowers.join(':')}`, ...(this.userxattr ? ['userxattr'] : [])], cwd: this.dir }];
+    return [this.overlay(lowers)];
   }
 
   async prepare(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {

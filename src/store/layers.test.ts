@@ -80,4 +80,49 @@ test('layer diff carries xattrs and devices: upperdir walk and tree comparison a
   assert.equal(d, [`cap file 0:0 security.capability=${cap.toString('hex')}`], 'the lower copy lacks the capability (cpSync drops xattrs)');
 });
 
+test('fuse-overlayfs upperdir marks give the kernel overlay\'s layer (opaque file, .wh. whiteout files, marks in new directories)', async () => {
+  const lower = fs.mkdtempSync('/tmp/tsb-lk-lower-');
+  try {
+    fs.mkdirSync(path.join(lower, 'd'));
+    fs.writeFileSync(path.join(lower, 'd/a'), 'a');
+    fs.writeFileSync(path.join(lower, 'x'), 'x');
+    fs.writeFileSync(path.join(lower, 'y'), 'y');
+    // The same changes in both forms: d emptied and refilled (opaque), x and y deleted, q a new directory.
+    const fill = (up: string) => {
+      for (const dir of ['d', 'q']) fs.mkdirSync(path.join(up, dir));
+      fs.writeFileSync(path.join(up, 'd/n'), 'n');
+      fs.writeFileSync(path.join(up, 'q/m'), 'm');
+    };
+    const kernel = dirs.root;
+    const fuse = dirs.host;
+    fill(kernel);
+    applyMeta([
+      { op: 'mknod', path: path.join(kernel, 'x'), mode: fs.constants.S_IFCHR, major: 0, minor: 0 },
+      { op: 'mknod', path: path.join(kernel, 'y'), mode: fs.constants.S_IFCHR, major: 0, minor: 0 },
+    ]);
+    fill(fuse);
+    // fuse-overlayfs: a file (and a whiteout) in every directory it made, a `.wh.` file where mknod fails.
+    for (const dir of ['d', 'q']) fs.writeFileSync(path.join(fuse, dir, '.wh..wh..opq'), '');
+    applyMeta([{ op: 'mknod', path: path.join(fuse, 'd/.wh..opq'), mode: fs.constants.S_IFCHR, major: 0, minor: 0 }, { op: 'mknod', path: path.join(fuse, 'y'), mode: fs.constants.S_IFCHR, major: 0, minor: 0 }]);
+    fs.writeFileSync(path.join(fuse, '.wh.x'), '');
+    for (const up of [kernel, fuse]) for (const p of ['d/n', 'q/m', 'd', 'q']) fs.utimesSync(path.join(up, p), 100, 100);
+    const bytes = async (up: string, opaque: string[]) => {
+      const chunks: Buffer[] = [];
+      for await (const c of diffUpperDir(up, { opaqueDirs: new Set(opaque), lower: { dir: lower, xattrs: new Map() } })) chunks.push(c);
+      return Buffer.concat(chunks);
+    };
+    const k = await bytes(kernel, ['d']);
+    const f = await bytes(fuse, []);
+    const names: string[] = [];
+    for await (const e of readTar(Readable.from([f]))) {
+      names.push(e.header.name);
+      for await (const c of e.body) void c;
+    }
+    assert.equal(names, ['d/', 'd/.wh.a', 'd/n', 'q/', 'q/m', '.wh.x', '.wh.y'], 'the opaque directory hides its lower entry; no fuse marks in the layer');
+    assert.ok(k.equals(f), 'byte-identical to the kernel form');
+  } finally {
+    fs.rmSync(lower, { recursive: true, force: true });
+  }
+});
+
 test.run();

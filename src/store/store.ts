@@ -7,7 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { ContentStore } from '../image/index.js';
 import { openSnapshotter, type Snapshotter } from '../snapshotter/index.js';
-import { Containers, Networks, Volumes, isRootless, probeOverlay, rootlessRunDir } from '../runtime/index.js';
+import { Containers, Networks, Volumes, fuseOverlayUnavailable, isRootless, probeOverlay, rootlessRunDir } from '../runtime/index.js';
 import { CacheIndex } from '../cache/index.js';
 import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -60,12 +60,14 @@ export function readStoreConfig(root: string): StoreConfig {
 
 /**
  * `--snapshotter`, else `<store>/config.json` `{"snapshotter": "..."}`, else overlayfs; rootless on a
- * kernel that refuses overlay in a user namespace (before 5.11), the native driver (docs/rootless.md).
+ * kernel that refuses overlay in a user namespace (before 5.11), fuse-overlayfs where installed, else
+ * the native driver (docs/rootless.md).
  */
-export function defaultDriver(root: string, overlayInUserns: () => boolean = () => overlayWorks(root)): string {
+export function defaultDriver(root: string, overlayInUserns: () => boolean = () => overlayWorks(root), fuseAvailable = () => fuseOverlayUnavailable() === undefined): string {
   const configured = readStoreConfig(root).snapshotter;
   if (configured) return configured;
-  return isRootless() && !overlayInUserns() ? 'native' : 'overlayfs';
+  if (!isRootless() || overlayInUserns()) return 'overlayfs';
+  return fuseAvailable() ? 'fuse-overlayfs' : 'native';
 }
 
 let overlayVerdict: boolean | undefined;
