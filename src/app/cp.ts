@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { extractTar } from '../image/index.js';
 import { withMounted, type Store } from '../store/index.js';
-import { containerIdOf, hostIdOf, type UserNamespaceMaps } from '../runtime/index.js';
+import { FUSE_OVERLAY, containerIdOf, hostIdOf, type UserNamespaceMaps } from '../runtime/index.js';
 
 export interface CopySpec {
   /** `CONTAINER:PATH` on exactly one side. */
@@ -31,9 +31,11 @@ function split(arg: string): { container?: string; path: string } {
 async function inRoot<T>(store: Store, ref: string, fn: (root: string, ids: IdShift) => Promise<T> | T): Promise<T> {
   const c = store.containers.find(ref);
   // Only an overlay's upper layer holds host ids; a bind root (native, btrfs) is seen through the map.
+  // A running fuse-overlayfs root takes host ids too (it maps them back to the container's on disk).
   const maps = c.config?.userns;
   if ((c.status === 'running' || c.status === 'paused') && c.containerPid && fs.existsSync(`/proc/${c.containerPid}/root`)) {
-    return fn(`/proc/${c.containerPid}/root`, idShift(maps && rootFsType(c.containerPid) === 'overlay' ? maps : undefined));
+    const shifted = ['overlay', FUSE_OVERLAY].includes(rootFsType(c.containerPid) ?? '');
+    return fn(`/proc/${c.containerPid}/root`, idShift(maps && shifted ? maps : undefined));
   }
   if (!c.snapshot) throw new TsbuildError('CONTAINER_DEAD', `container ${ref} has no filesystem (its record is damaged): remove it`);
   const mounts = await store.snapshotter.mounts(c.snapshot);

@@ -7,10 +7,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
-import { cli, tmpdir } from '../testutil/index.js';
+import { cli, programUnavailable, tmpdir } from '../testutil/index.js';
 import { lifecycleFixture } from './lifecycle.fixture.js';
 
-const { it, root, ctx, test, tsb, withContainers, inspect } = lifecycleFixture('userns');
+const { it, itUnless, root, ctx, test, tsb, withContainers, inspect } = lifecycleFixture('userns');
 const BASE = 3_000_000_000;
 const hostDir = tmpdir('tsb-userns-host-');
 const nativeRoot = tmpdir('tsb-userns-native-');
@@ -180,6 +180,27 @@ it('the native snapshotter: the whole root is seen through the map, so writes ke
   await ok(['--snapshotter', 'native', 'start', 'n1'], nativeRoot);
   assert.is(await ok(['exec', 'n1', 'stat', '-c', '%u:%g', '/native-in'], nativeRoot), '0:0\n');
   await ok(['rm', '-f', 'n1'], nativeRoot);
+});
+
+itUnless(programUnavailable('fuse-overlayfs', ['--version'], 'fuse-overlayfs'), 'fuse-overlayfs: the layers are shown through the map by fuse-overlayfs itself, writes keep the container\'s ids on disk, cp works running and stopped', async () => {
+  const fz = (args: string[]) => ok(['--snapshotter', 'fuse-overlayfs', ...args]);
+  await fz(['-q', '-t', 'unsf', ctx(IMAGE)]);
+  await withContainers(['f1'], async () => {
+    await fz(['run', '-d', '--name', 'f1', '--uidmap', `0:${BASE}:65536`, 'unsf', 'sleep', '60']);
+    const pid = Number(await inspect('f1', '{{.State.Pid}}'));
+    assert.is(uidOnHost(pid), BASE);
+    assert.is(await fz(['exec', 'f1', 'sh', '-c', 'stat -c "%u:%g %n" / /data/f /home/u; ls /op; echo x > /w; stat -c %u /w']), '0:0 /\n0:0 /data/f\n1000:1000 /home/u\nnew\n0\n');
+    const onDisk = fs.readdirSync(path.join(root, 'snapshots/fuse-overlayfs'), { recursive: true }).map(String).find((p) => p.endsWith('/fs/w'));
+    assert.ok(onDisk, 'the write is in the container snapshot');
+    assert.is(fs.statSync(path.join(root, 'snapshots/fuse-overlayfs', onDisk!)).uid, 0, 'on disk under the container\'s id: no chown per map');
+    fs.writeFileSync(path.join(hostDir, 'fuse-in'), 'f\n');
+    await fz(['cp', path.join(hostDir, 'fuse-in'), 'f1:/running-in']);
+    await fz(['stop', '-t', '0', 'f1']);
+    await fz(['cp', path.join(hostDir, 'fuse-in'), 'f1:/stopped-in']);
+    await fz(['start', 'f1']);
+    assert.is(await fz(['exec', 'f1', 'stat', '-c', '%u:%g', '/running-in', '/stopped-in']), '0:0\n0:0\n');
+    await fz(['rm', '-f', 'f1']);
+  });
 });
 
 it('bad maps and modes are refused before anything starts, naming the flag and the fix', async () => {
