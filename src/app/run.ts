@@ -20,7 +20,7 @@ import { spawnReporting } from './detached.js';
 import { bridged, bridgedUser, dnsConfig, leaveNetwork, networkConfig, networkMode } from './network.js';
 import { anonymousVolumes, mountList, populateVolumes, prepareMounts, type StorageRequest } from './mounts.js';
 import { ROOTLESS_NO_LIMITS } from './rootless.js';
-import { allocateUserns, usernsConfig } from './userns.js';
+import { addKeepIdUser, allocateUserns, usernsConfig } from './userns.js';
 
 export interface RunRequest extends RegistryOptions, StorageRequest {
   image: string;
@@ -162,7 +162,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   if (network.startsWith('container:')) store.containers.find(network.slice('container:'.length));
   else if (bridgedUser(network) && !store.networks.get(network)) throw new NotFoundError(`network ${network} not found: create it with tsbuild network create ${network}`, 'NETWORK_NOT_FOUND');
   if (req.name !== undefined) checkContainerName(req.name);
-  const userns = usernsConfig(req);
+  const userns = usernsConfig(req, store.snapshotter.driver);
   if (isRootless() && !delegatedToUser() && req.limits && Object.keys(req.limits).length > 0) o.onEvent?.({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   for (const e of req.env ?? []) if (e.startsWith('=') || e === '') throw new UsageError(`-e ${e}: the variable name is empty`);
   const restart = parseRestart(req.restart);
@@ -202,6 +202,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   try {
     madeVolumes = prepareMounts(store, mounts);
     await populateVolumes(store, key, mounts);
+    if (userns?.keepId) await addKeepIdUser(store, key, userns.keepId);
   } catch (e) {
     for (const v of madeVolumes) store.volumes.remove(v);
     await store.snapshotter.remove(key);
@@ -211,7 +212,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   // Docker's order: PATH default, HOSTNAME, the image's ENV, TERM for a tty, then -e.
   const env = mergeEnv([`HOSTNAME=${hostname}`, ...(cfg.Env ?? []), ...(req.tty ? ['TERM=xterm'] : []), ...(req.env ?? [])]);
   const config: ContainerConfig = {
-    args, env, cwd: req.workdir ?? (cfg.WorkingDir || '/'), user: req.user ?? cfg.User ?? '', hostname, network,
+    args, env, cwd: req.workdir ?? (cfg.WorkingDir || '/'), user: req.user ?? (userns?.keepId ? `${userns.keepId.uid}:${userns.keepId.gid}` : cfg.User ?? ''), hostname, network,
     tty: req.tty, interactive: req.interactive, init: req.init, readOnly: req.readOnly, security: req.security, limits: req.limits,
     ulimits: req.ulimits, extraHosts: req.extraHosts, shmSize: req.shmSize, stopSignal: req.stopSignal ?? cfg.StopSignal,
     stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm, ...(mounts.length > 0 ? { mounts } : {}), ...net,

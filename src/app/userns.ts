@@ -2,10 +2,13 @@
  * `run --userns` and `--uidmap/--gidmap`: which user namespace a container gets. `host` (the default)
  * is the one tsbuild runs in. As root, `auto[:size=N]` takes a free block from the `containers` ranges
  * of /etc/subuid and /etc/subgid (chosen when the record is written, under the container lock), and
- * --uidmap/--gidmap give the maps outright, as podman's flags do. See docs/runtime.md.
+ * --uidmap/--gidmap give the maps outright, as podman's flags do. Rootless, `keep-id` keeps the user's
+ * own id in the container. See docs/runtime.md and docs/rootless.md.
  */
 import { UsageError } from '../errors/index.js';
-import { allocateAuto, checkIdMaps, isRootless, parseAutoOptions, parseIdMap, type ContainerConfig, type ContainerState, type UserNamespaceMaps } from '../runtime/index.js';
+import fs from 'node:fs';
+import type { Store } from '../store/index.js';
+import { addUserEntries, allocateAuto, checkIdMaps, fuseOverlayUnavailable, layerDirs, parseGroup, parsePasswd, hostIdOf, isRootless, keepIdMap, parseAutoOptions, parseIdMap, parseKeepIdOptions, parseProcMap, type ContainerConfig, type ContainerState, type UserNamespaceMaps } from '../runtime/index.js';
 
 export interface UsernsRequest {
   userns?: string;
@@ -14,18 +17,12 @@ export interface UsernsRequest {
 }
 
 /** The container's user namespace as asked for, checked; `auto` gets its ids in `allocateUserns`. */
-export function usernsConfig(req: UsernsRequest): ContainerConfig['userns'] {
+export function usernsConfig(req: UsernsRequest, driver: string): ContainerConfig['userns'] {
   const mode = req.userns;
   const uidmap = req.uidmap ?? [], gidmap = req.gidmap ?? [];
   const maps = uidmap.length > 0 || gidmap.length > 0;
   if ((mode === undefined || mode === 'host') && !maps) return undefined;
-  if (mode === 'keep-id' || mode?.startsWith('keep-id:')) {
-    throw new UsageError(
-      isRootless()
-        ? `--userns ${mode}: not yet in a rootless tsbuild; your own uid is the container's root (see docs/rootless.md)`
-        : `--userns ${mode}: keep-id maps the calling user's own id into the container, so it is for a rootless tsbuild (as in podman); as root use --userns auto or --uidmap`,
-    );
-  }
+  if (mode === 'keep-id' || mode?.startsWith('keep-id:')) return keepId(mode, maps, driver);
   if (isRootless()) {
     throw new UsageError(
       `${mode !== undefined && mode !== 'host' ? `--userns ${mode}` : '--uidmap/--gidmap'}: a rootless tsbuild runs containers in your own user namespace (root = you, 1..N = your /etc/subuid range); ` +
@@ -49,6 +46,52 @@ export function usernsConfig(req: UsernsRequest): ContainerConfig['userns'] {
   return { mode: 'map', uid, gid };
 }
 
+/**
+ * `--userns keep-id[:uid=U,gid=G]`, rootless only (as podman): the user's own ids are U:G in the
+ * container (default: the same numbers as outside), its root is the first subordinate id, and the
+ * container runs as U:G unless -u says otherwise. Its layers are shown through the map by
+ * fuse-overlayfs, since idmapped mounts need root on the host.
+ */
+function keepId(mode: string, maps: boolean, driver: string): ContainerConfig['userns'] {
+  if (!isRootless()) {
+    throw new UsageError(`--userns ${mode}: keep-id maps the calling user's own id into the container, so it is for a rootless tsbuild (as in podman); as root use --userns auto or --uidmap`);
+  }
+  if (maps) throw new UsageError(`--userns ${mode} and --uidmap/--gidmap conflict: keep-id chooses the maps; give one or the other`);
+  const fuse = fuseOverlayUnavailable();
+  if (fuse) throw new UsageError(`--userns ${mode}: a rootless tsbuild shows the image to keep-id's map through fuse-overlayfs (idmapped mounts need root on the host), and ${fuse}`);
+  if (driver !== 'overlayfs' && driver !== 'fuse-overlayfs') throw new UsageError(`--userns ${mode}: needs the overlayfs or fuse-overlayfs snapshotter (fuse-overlayfs serves the image's layers through the map), not ${driver}`);
+  const opts = parseKeepIdOptions(mode);
+  const ownUid = parseProcMap(readOr('/proc/self/uid_map')), ownGid = parseProcMap(readOr('/proc/self/gid_map'));
+  const id = { uid: opts.uid ?? hostIdOf(ownUid, 0) ?? 0, gid: opts.gid ?? hostIdOf(ownGid, 0) ?? 0 };
+  const uid = keepIdMap(ownUid, id.uid), gid = keepIdMap(ownGid, id.gid);
+  if (!uid || !gid) {
+    throw new UsageError(`--userns ${mode}: you have no subordinate ids, so the container's root and other users could not exist; add a range for your user to /etc/subuid and /etc/subgid, then run tsbuild system migrate (docs/rootless.md)`);
+  }
+  return { mode: 'keep-id', uid, gid, keepId: id };
+}
+
+/**
+ * keep-id's user gets an /etc/passwd and /etc/group entry in the container (as podman adds one), named
+ * and homed as the user is on the host.
+ */
+export async function addKeepIdUser(store: Store, key: string, id: { uid: number; gid: number }): Promise<void> {
+  const upper = await store.snapshotter.upperDir?.(key);
+  if (!upper) return;
+  const outerUid = hostIdOf(parseProcMap(readOr('/proc/self/uid_map')), 0);
+  const outerGid = hostIdOf(parseProcMap(readOr('/proc/self/gid_map')), 0);
+  const me = parsePasswd(readOr('/etc/passwd')).find((p) => p.uid === outerUid);
+  const group = parseGroup(readOr('/etc/group')).find((g) => g.gid === outerGid)?.name ?? me?.name ?? `g${id.gid}`;
+  addUserEntries(layerDirs(await store.snapshotter.mounts(key)), upper, { name: me?.name ?? `u${id.uid}`, uid: id.uid, gid: id.gid, home: me?.home ?? '/' }, group);
+}
+
+function readOr(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Picks `auto`'s block, avoiding every other container's (run under the container lock). */
 export function allocateUserns(cfg: ContainerConfig, others: ContainerState[], files?: { subuid: string; subgid: string }): void {
   if (cfg.userns?.mode !== 'auto') return;
@@ -60,5 +103,5 @@ export function allocateUserns(cfg: ContainerConfig, others: ContainerState[], f
 
 /** inspect's HostConfig.UsernsMode: '' for the host's, as Docker. */
 export function usernsMode(cfg: ContainerConfig | undefined): string {
-  return cfg?.userns ? (cfg.userns.mode === 'auto' ? 'auto' : 'private') : '';
+  return cfg?.userns ? (cfg.userns.mode === 'map' ? 'private' : cfg.userns.mode) : '';
 }

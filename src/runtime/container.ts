@@ -12,7 +12,7 @@ import { DEFAULT_PATH } from '../image/index.js';
 import { processAlive } from '../fsutil/index.js';
 import type { Mount } from '../snapshotter/index.js';
 import { hostUnmountAsync, runSpec, type RunResult, type SpawnOptions } from './helper.js';
-import { FUSE_OVERLAY, mountFuseOverlayAsync } from './fuse.js';
+import { FUSE_OVERLAY, mountFuseOverlayAsync, servedByFuse } from './fuse.js';
 import { toSysMount } from './mounts.js';
 import { layerDirs, missingMountPoints, readFileInLayers, removeMountStubs } from './layers.js';
 import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rlimit, type SpecMount } from './spec.js';
@@ -125,7 +125,7 @@ function ownedBy(files: Record<string, string>, root: { uid: number; gid: number
  * that takes its writes without a map (an overlay's upper) must belong to its root, since the root
  * directory's owner comes from there.
  */
-async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: number }, served: boolean): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
+async function ownUserNamespace(o: ContainerOptions, rootMounts: Mount[], user: { uid: number; gid: number }, served: boolean): Promise<{ root: { uid: number; gid: number }; paths: string[] }> {
   const maps = o.userns!;
   const root = { uid: hostIdOf(maps.uid, 0)!, gid: hostIdOf(maps.gid, 0)! };
   for (const [kind, id, m] of [['uid', user.uid, maps.uid], ['gid', user.gid, maps.gid]] as const) {
@@ -133,7 +133,7 @@ async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: n
       throw new TsbuildError('USERNS_UNMAPPED', `the container's user has ${kind} ${id}, which its user namespace does not map (${m.map((x) => `${x.containerID}:${x.hostID}:${x.size}`).join(', ')}): map a range that holds it, or run as another user (-u)`);
     }
   }
-  const paths = idmapSources(o.rootMounts);
+  const paths = idmapSources(rootMounts);
   const upper = await o.writableDir();
   // A served root shows the upper through the map already.
   if (upper && !served && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
@@ -146,8 +146,8 @@ async function ownUserNamespace(o: ContainerOptions, user: { uid: number; gid: n
  * namespace of the container's own, fuse-overlayfs shows the layers through the map (a FUSE tree
  * cannot be idmapped).
  */
-async function mountServedRoot(o: ContainerOptions): Promise<string | undefined> {
-  const m = o.rootMounts.find((x) => x.type === FUSE_OVERLAY);
+async function mountServedRoot(o: ContainerOptions, rootMounts: Mount[]): Promise<string | undefined> {
+  const m = rootMounts.find((x) => x.type === FUSE_OVERLAY);
   if (!m) return undefined;
   const dir = path.join(o.mountDir ?? o.workDir, `${process.pid}-root-${crypto.randomBytes(4).toString('hex')}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -161,7 +161,11 @@ async function mountServedRoot(o: ContainerOptions): Promise<string | undefined>
 }
 
 export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
-  const dirs = layerDirs(o.rootMounts);
+  // Rootless, a user namespace of the container's own gets no idmapped mounts (they need host root):
+  // fuse-overlayfs shows the layers through the map instead, and volumes are seen as they are.
+  const ownRootless = o.userns !== undefined && isRootless();
+  const rootMounts = ownRootless ? servedByFuse(o.rootMounts, 'a user namespace of the container\'s own in a rootless tsbuild') : o.rootMounts;
+  const dirs = layerDirs(rootMounts);
   const user = resolveUser(o.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
   const env = [...o.env];
   if (!hasVar(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
@@ -172,17 +176,17 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   const caps = resolveCaps(sec);
   // Seccomp rules that depend on capabilities look at what the process will hold: nothing, for non-root.
   const seccomp = seccompProgram(sec, user.uid === 0 ? caps : [], o.seccompCacheDir);
-  const served = o.rootMounts.some((m) => m.type === FUSE_OVERLAY);
-  const userns = o.userns && (await ownUserNamespace(o, user, served));
+  const served = rootMounts.some((m) => m.type === FUSE_OVERLAY);
+  const userns = o.userns && (await ownUserNamespace(o, rootMounts, user, served));
   const driver = o.cgroups ?? cgroups();
   const cg = o.cgroup ? rootlessCgroup(() => driver.create(o.cgroup!.name, { ...o.cgroup!.limits, devices: deviceRules(sec) })) : undefined;
   let stubs: string[] = [];
   let servedRoot: string | undefined;
   try {
-    servedRoot = await mountServedRoot(o);
+    servedRoot = await mountServedRoot(o, rootMounts);
     const spec = buildSpec({
       rootPath: servedRoot ?? rootPath,
-      rootMounts: servedRoot ? [] : o.rootMounts,
+      rootMounts: servedRoot ? [] : rootMounts,
       args: o.args,
       env,
       cwd: o.cwd || '/',
@@ -206,7 +210,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       shmSize: o.shmSize,
       // sysfs mounts only over a network namespace that the container's user namespace owns.
       bindSys: userns ? o.network !== 'none' || o.netns !== undefined : isRootless() && !o.netns && o.network !== 'none',
-      userns: userns && { uid: o.userns!.uid, gid: o.userns!.gid, paths: [...userns.paths, ...(o.extraMounts ?? []).filter((m) => m.idmap).map((m) => m.source)] },
+      userns: userns && { uid: o.userns!.uid, gid: o.userns!.gid, paths: [...userns.paths, ...(ownRootless ? [] : (o.extraMounts ?? []).filter((m) => m.idmap).map((m) => m.source))] },
       extraMounts: o.extraMounts,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],
     });

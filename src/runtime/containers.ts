@@ -80,7 +80,8 @@ export interface ContainerConfig {
   /** --rm: the record and snapshot go when the container ends for good. */
   autoRemove?: boolean;
   /** A user namespace of its own: `auto` (a block allocated at create) or the --uidmap/--gidmap given. */
-  userns?: { mode: 'auto' | 'map'; size?: number; uid: IdMap[]; gid: IdMap[] };
+  /** `keepId`: the container ids the user's own are (--userns keep-id, rootless), its default user. */
+  userns?: { mode: 'auto' | 'map' | 'keep-id'; size?: number; uid: IdMap[]; gid: IdMap[]; keepId?: { uid: number; gid: number } };
 }
 
 export interface ContainerState {

@@ -7,10 +7,12 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { TsbuildError } from '../errors/index.js';
 import type { SysMount } from './mounts.js';
 import type { IdMap } from './idmap.js';
+import type { Mount } from '../snapshotter/index.js';
 import { onPath } from './userns.js';
 
 /** The mount type, as mount(8) and mountinfo name it (mount.fuse starts the program). */
@@ -59,4 +61,25 @@ export async function mountFuseOverlayAsync(m: SysMount, target: string, ids?: {
     const err = e as Error & { stderr?: string; code?: number };
     throw failure(target, err.stderr || err.message, err.code ?? null);
   }
+}
+
+/**
+ * The same tree served by fuse-overlayfs: a kernel overlay's directories (relative ones made absolute:
+ * a process takes them, not mount(2) from a working directory). For a container whose layers must be
+ * shown through a map where idmapped mounts are not allowed (a rootless tsbuild). A plain directory
+ * (native, btrfs) has no layers to serve: that is an error naming the drivers that work.
+ */
+export function servedByFuse(mounts: Mount[], why: string): Mount[] {
+  return mounts.map((m) => {
+    if (m.type === FUSE_OVERLAY) return m;
+    if (m.type !== 'overlay') throw new TsbuildError('USERNS_DRIVER', `${why} needs the container's root served by fuse-overlayfs, which takes overlay layers: run it with --snapshotter overlayfs or fuse-overlayfs (this root is a plain directory)`);
+    const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(m.cwd ?? '/', p));
+    const opts = m.options.flatMap((o) => {
+      const [k, v] = [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)];
+      if (k === 'lowerdir') return [`lowerdir=${v.split(':').map(abs).join(':')}`];
+      if (k === 'upperdir' || k === 'workdir') return [`${k}=${abs(v)}`];
+      return o === 'ro' ? [o] : [];
+    });
+    return { type: FUSE_OVERLAY, source: 'fuse-overlayfs', options: opts };
+  });
 }

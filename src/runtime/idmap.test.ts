@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { allocateAuto, checkIdMaps, containerIdOf, hostIdOf, idmapSources, parseAutoOptions, parseIdMap, subIdRanges } from './idmap.js';
+import { allocateAuto, checkIdMaps, containerIdOf, hostIdOf, idmapSources, keepIdMap, parseAutoOptions, parseIdMap, parseKeepIdOptions, parseProcMap, subIdRanges } from './idmap.js';
 import { tmpdir } from '../testutil/index.js';
 
 test('parseIdMap takes CONTAINER:HOST:SIZE and names the flag and the form when it is not that', () => {
@@ -75,6 +75,22 @@ test('idmapSources: the overlay lowers (relative to its cwd) and bind sources, n
     { type: 'bind', source: '/s/native/7/fs', options: ['rbind'] },
   ]);
   assert.equal(got, ['/s/overlay/3/fs', '/s/overlay/2/fs', '/s/native/7/fs']);
+});
+
+test('keep-id: the user becomes the given id, its subordinate ids fill the rest as podman maps them; none without a range', () => {
+  const own = parseProcMap('         0       1000          1\n         1     100000      65536\n');
+  assert.equal(own, [{ containerID: 0, hostID: 1000, size: 1 }, { containerID: 1, hostID: 100000, size: 65536 }]);
+  const m = keepIdMap(own, 1000)!;
+  assert.equal(m, [{ containerID: 0, hostID: 1, size: 1000 }, { containerID: 1000, hostID: 0, size: 1 }, { containerID: 1001, hostID: 1001, size: 64536 }]);
+  assert.is(hostIdOf(m, 1000), 0, 'the user is itself');
+  assert.is(hostIdOf(m, 0), 1, "the container's root is the first subordinate id");
+  // An id above the range: everything below it that fits, then the user; nothing after.
+  assert.equal(keepIdMap(own, 70000), [{ containerID: 0, hostID: 1, size: 65536 }, { containerID: 70000, hostID: 0, size: 1 }]);
+  assert.equal(keepIdMap(own, 0), [{ containerID: 0, hostID: 0, size: 1 }, { containerID: 1, hostID: 1, size: 65536 }]);
+  assert.is(keepIdMap(parseProcMap('0 1000 1\n'), 1000), undefined, 'a single-id map has nothing for root');
+  assert.equal(parseKeepIdOptions('keep-id'), {});
+  assert.equal(parseKeepIdOptions('keep-id:uid=5,gid=6'), { uid: 5, gid: 6 });
+  assert.throws(() => parseKeepIdOptions('keep-id:size=5'), /unknown or bad option "size=5"; the form is keep-id or keep-id:uid=UID,gid=GID/);
 });
 
 test.run();

@@ -140,3 +140,39 @@ export function idmapSources(mounts: Mount[]): string[] {
   }
   return out;
 }
+
+/** A /proc/PID/uid_map or gid_map as maps (inside, outside, count). */
+export function parseProcMap(text: string | undefined): IdMap[] {
+  return (text ?? '').split('\n').flatMap((l) => {
+    const [c, h, n] = l.trim().split(/\s+/).map(Number);
+    return Number.isSafeInteger(c) && Number.isSafeInteger(h) && Number.isSafeInteger(n) ? [{ containerID: c!, hostID: h!, size: n! }] : [];
+  });
+}
+
+/**
+ * `--userns keep-id` in a rootless tsbuild, as podman maps it: in the user's namespace (`own`: the
+ * user is 0, its subordinate ids 1..N), the container's `id` is the user (0), its ids below `id` are
+ * 1..id, and those above are the same ids again, up to N. Files the user owns on the host are `id`'s
+ * in the container; the image's root is the first subordinate id. Undefined without subordinate ids.
+ */
+export function keepIdMap(own: IdMap[], id: number): IdMap[] | undefined {
+  const top = Math.max(0, ...own.map((m) => m.containerID + m.size - 1));
+  if (top < 1) return undefined;
+  const low = Math.min(id, top);
+  return [
+    ...(low > 0 ? [{ containerID: 0, hostID: 1, size: low }] : []),
+    { containerID: id, hostID: 0, size: 1 },
+    ...(top > id ? [{ containerID: id + 1, hostID: id + 1, size: top - id }] : []),
+  ];
+}
+
+/** `keep-id`, `keep-id:uid=U,gid=G` (podman's options): the ids the user becomes, when given. */
+export function parseKeepIdOptions(v: string): { uid?: number; gid?: number } {
+  const out: { uid?: number; gid?: number } = {};
+  for (const opt of v.slice('keep-id'.length).replace(/^:/, '').split(',').filter(Boolean)) {
+    const [k, val] = opt.split('=');
+    if ((k === 'uid' || k === 'gid') && /^\d+$/.test(val ?? '') && Number(val) <= 2147483647) out[k] = Number(val);
+    else throw new UsageError(`--userns ${v}: unknown or bad option "${opt}"; the form is keep-id or keep-id:uid=UID,gid=GID`);
+  }
+  return out;
+}

@@ -2,7 +2,10 @@
  * USER resolution as Docker does it at container start: `name`, `uid`, `name:group`, `uid:gid`, looked up
  * in the image's /etc/passwd and /etc/group; supplementary groups are the groups that list the user.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
+import { findInLayers } from './layers.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -76,4 +79,36 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   const name = entry?.name;
   const additionalGids = g || kind === 'chown' ? [] : groups.filter((x) => name !== undefined && x.members.includes(name) && x.gid !== gid).map((x) => x.gid);
   return { uid, gid, additionalGids, home: entry?.home || (uid === 0 ? '/root' : '/'), ...(unknown.length ? { unknown } : {}) };
+}
+
+/**
+ * Adds keep-id's user to the image's /etc/passwd and its group to /etc/group (as podman does), by
+ * writing the files into the container's writable layer `upper` before it first starts. Nothing is
+ * written for a file the image lacks or an id it already names. `layers` are the root's layer
+ * directories, top first.
+ */
+export function addUserEntries(layers: string[], upper: string, user: { name: string; uid: number; gid: number; home: string }, group: string): void {
+  const add = (file: string, has: (text: string) => boolean, line: string) => {
+    const host = findInLayers(layers, file);
+    if (!host) return;
+    const text = fs.readFileSync(host, 'utf8');
+    if (has(text)) return;
+    const st = fs.statSync(host);
+    const parent = path.dirname(file);
+    const dir = path.join(upper, parent);
+    if (!fs.existsSync(dir)) {
+      // The directory as the image has it, so the layer below still shows through (not opaque).
+      const pst = fs.statSync(findInLayers(layers, parent)!);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.chownSync(dir, pst.uid, pst.gid);
+      fs.chmodSync(dir, pst.mode & 0o7777);
+    }
+    const out = path.join(upper, file);
+    fs.writeFileSync(out + '.tmp', `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${line}\n`, { mode: st.mode & 0o7777 });
+    fs.chownSync(out + '.tmp', st.uid, st.gid);
+    fs.chmodSync(out + '.tmp', st.mode & 0o7777);
+    fs.renameSync(out + '.tmp', out);
+  };
+  add('/etc/passwd', (t) => parsePasswd(t).some((p) => p.uid === user.uid), `${user.name}:*:${user.uid}:${user.gid}:${user.name}:${user.home}:/bin/sh`);
+  add('/etc/group', (t) => parseGroup(t).some((g) => g.gid === user.gid), `${group}:x:${user.gid}:`);
 }
