@@ -57,6 +57,16 @@ testUnless(skip, 'a kernel that refuses overlay in a user namespace: the default
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stdout, '0\nmade\nby-bob\n1234:1234\n4321:0\n65000:3000\n');
     assert.is(as(ranged, ['rmi', 'multi-fuse']).code, 0);
+    // A writable bind of the context: its writes are the step's alone (a scratch copy here, no kernel overlay).
+    const rwCtx = context('FROM base\nRUN --mount=type=bind,rw,target=/c sh -c "echo x > /c/new && ls /c > /listed"\n');
+    try {
+      const rw = as(ranged, ['build', '-q', '-t', 'rw-fuse', '.'], { cwd: rwCtx });
+      assert.is(rw.code, 0, rw.stderr);
+      assert.match(as(ranged, ['run', '--rm', 'rw-fuse', 'cat', '/listed']).stdout, /Dockerfile\n(.*\n)*new\n/);
+      assert.not.ok(fs.existsSync(path.join(rwCtx, 'new')), 'the context is untouched');
+    } finally {
+      fs.rmSync(rwCtx, { recursive: true, force: true });
+    }
   } finally {
     fs.writeFileSync(verdict, 'yes');
     fs.rmSync(ctx, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { acquireLock, resolveInRoot } from '../fsutil/index.js';
-import { MS, hostMount, hostUnmount, toSysMount, type SpecMount } from '../runtime/index.js';
+import { MS, hostMount, hostUnmount, isRootless, toSysMount, type SpecMount } from '../runtime/index.js';
 import { cacheMountDir, tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, RunMountSpec } from './types.js';
 
@@ -51,6 +51,13 @@ async function bindMount(c: MountCtx, m: Spec<'bind'>, n: number): Promise<SpecM
     throw new MountError(`--mount=type=bind,source=${m.source || '.'}: not found in ${m.from ? `"${m.from}"` : 'the build context'}`);
   }
   if (!m.rw) return { destination: m.target, type: 'none', source: src, flags: MS.BIND | MS.REC | MS.RDONLY, data: '', file: !st.isDirectory() };
+  if (st.isDirectory() && isRootless() && c.env.snapshotter.driver !== 'overlayfs') {
+    // A rootless store off the kernel's overlay is one on a kernel that may refuse overlay in a user
+    // namespace (the fuse-overlayfs or native fallback): the scratch copy is a real one.
+    const copy = path.join(c.work, `bind-${n}`);
+    fs.cpSync(src, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    return { destination: m.target, type: 'none', source: copy, flags: MS.BIND | MS.REC, data: '' };
+  }
   if (st.isDirectory()) {
     // Writable, but writes are thrown away: an overlay whose upper layer is scratch space.
     const up = path.join(c.work, `bind-${n}`);
