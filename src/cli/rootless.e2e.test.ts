@@ -9,19 +9,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { busyboxPath, cli, freePort, programUnavailable, registryUnavailable, removeStore, sandboxUnavailable, startRegistry, testUnless, tmpdir, type TestRegistry } from '../testutil/index.js';
-import { withoutUserNamespaces, as, cleanups, outerPid, spawnAs, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf } from './rootless.fixture.js';
+import { withoutUserNamespaces, as, cleanups, outerPid, spawnAs, context, gidOf, holderPid, inPod, killHolder, makeUser, pod, ranged, single, stageApp, uidOf, MULTI } from './rootless.fixture.js';
 
 let registry: TestRegistry | undefined;
 const skip = sandboxUnavailable() ?? programUnavailable('useradd', ['--help'], 'passwd') ?? programUnavailable('newuidmap', ['--help'], 'uidmap') ?? registryUnavailable();
 
-const MULTI = `FROM base AS build
-RUN mkdir -p /out /tmp && echo made > /out/f && chown 1000:2000 /out/f && echo by-bob > /tmp/b && chown 1234 /tmp/b
-FROM base
-COPY --from=build --chown=1234:1234 /out /out
-COPY --from=build /tmp/b /b
-RUN chown 4321 /b && mkdir /own && touch /own/x && chown 65000:3000 /own/x
-CMD ["sh", "-c", "id -u; cat /out/f /b; stat -c '%u:%g' /out/f /b /own/x"]
-`;
 
 test.before(async () => {
   if (skip) return;

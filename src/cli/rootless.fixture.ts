@@ -14,6 +14,16 @@ const tag = crypto.randomBytes(3).toString('hex');
 export const ranged: User = { name: `tsbrl${tag}`, home: '' };
 export const single: User = { name: `tsbrs${tag}`, home: '' };
 export const pod: User = { name: `tsbrk${tag}`, home: '' };
+/** A multi-stage build whose RUN steps and COPY --chown give files to ids other than root. */
+export const MULTI = `FROM base AS build
+RUN mkdir -p /out /tmp && echo made > /out/f && chown 1000:2000 /out/f && echo by-bob > /tmp/b && chown 1234 /tmp/b
+FROM base
+COPY --from=build --chown=1234:1234 /out /out
+COPY --from=build /tmp/b /b
+RUN chown 4321 /b && mkdir /own && touch /own/x && chown 65000:3000 /own/x
+CMD ["sh", "-c", "id -u; cat /out/f /b; stat -c '%u:%g' /out/f /b /own/x"]
+`;
+
 let app = repoRoot;
 export const cleanups: (() => void)[] = [];
 
