@@ -2,8 +2,9 @@
  * `run --userns` and `--uidmap/--gidmap`: which user namespace a container gets. `host` (the default)
  * is the one tsbuild runs in. As root, `auto[:size=N]` takes a free block from the `containers` ranges
  * of /etc/subuid and /etc/subgid (chosen when the record is written, under the container lock), and
- * --uidmap/--gidmap give the maps outright, as podman's flags do. Rootless, `keep-id` keeps the user's
- * own id in the container. See docs/runtime.md and docs/rootless.md.
+ * --uidmap/--gidmap give the maps outright, as podman's flags do. `keep-id` keeps ids as they are:
+ * rootless the user's own, as root every id as itself, in a namespace of the container's own. See
+ * docs/runtime.md and docs/rootless.md.
  */
 import { UsageError } from '../errors/index.js';
 import fs from 'node:fs';
@@ -53,10 +54,14 @@ export function usernsConfig(req: UsernsRequest, driver: string): ContainerConfi
  * fuse-overlayfs, since idmapped mounts need root on the host.
  */
 function keepId(mode: string, maps: boolean, driver: string): ContainerConfig['userns'] {
-  if (!isRootless()) {
-    throw new UsageError(`--userns ${mode}: keep-id maps the calling user's own id into the container, so it is for a rootless tsbuild (as in podman); as root use --userns auto or --uidmap`);
-  }
   if (maps) throw new UsageError(`--userns ${mode} and --uidmap/--gidmap conflict: keep-id chooses the maps; give one or the other`);
+  if (!isRootless()) {
+    // As podman 5 does for root: the current mapping (every id as itself) in a new user namespace, so
+    // the container's root owns the host's files but holds its capabilities only in that namespace.
+    if (mode !== 'keep-id') throw new UsageError(`--userns ${mode}: as root, keep-id keeps every id as it is and takes no options; use --uidmap for another mapping`);
+    const all = [{ containerID: 0, hostID: 0, size: 4294967295 }];
+    return { mode: 'keep-id', uid: all, gid: all, keepId: { uid: 0, gid: 0 } };
+  }
   const fuse = fuseOverlayUnavailable();
   if (fuse) throw new UsageError(`--userns ${mode}: a rootless tsbuild shows the image to keep-id's map through fuse-overlayfs (idmapped mounts need root on the host), and ${fuse}`);
   if (driver !== 'overlayfs' && driver !== 'fuse-overlayfs') throw new UsageError(`--userns ${mode}: needs the overlayfs or fuse-overlayfs snapshotter (fuse-overlayfs serves the image's layers through the map), not ${driver}`);

@@ -26,7 +26,7 @@ export const runFlags: FlagSpec[] = [
   { name: 'entrypoint', type: 'string', arg: 'cmd', help: "override the image's ENTRYPOINT" },
   { name: 'hostname', type: 'string', arg: 'name', help: 'container hostname (default: short id)' },
   { name: 'network', type: 'string', arg: 'bridge|host|none|container:NAME|slirp4netns', help: 'network (default bridge, rootless slirp4netns; TSBUILD_NETWORK sets another default)' },
-  { name: 'userns', type: 'string', arg: 'host|auto[:size=N]|keep-id', help: "user namespace: host (tsbuild's own, default); auto: the container's root is a free block of /etc/subuid's \"containers\" range (root only); keep-id: your own uid and gid inside (rootless only)" },
+  { name: 'userns', type: 'string', arg: 'host|auto[:size=N]|keep-id', help: "user namespace: host (tsbuild's own, default); auto: the container's root is a free block of /etc/subuid's \"containers\" range (root only); keep-id: your own uid and gid inside (as root: every id as itself, in a namespace of its own)" },
   { name: 'uidmap', type: 'list', arg: 'C:H:N', help: 'container uids C..C+N-1 are host uids H..H+N-1 (a user namespace of its own; root only)' },
   { name: 'gidmap', type: 'list', arg: 'C:H:N', help: 'the same for gids (default: as --uidmap)' },
   { name: 'publish', short: 'p', type: 'list', arg: '[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]', help: "publish a container's port on the host (ranges allowed; no host port: a free one)" },

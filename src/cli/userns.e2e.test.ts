@@ -203,6 +203,21 @@ itUnless(programUnavailable('fuse-overlayfs', ['--version'], 'fuse-overlayfs'), 
   });
 });
 
+it('--userns keep-id as root: every id as itself, in a user namespace of its own (capabilities only there)', async () => {
+  await image();
+  const hostNs = fs.readlinkSync('/proc/self/ns/user');
+  const out = await ok(['run', '--rm', '--network', 'none', '--userns', 'keep-id', 'uns', 'sh', '-c', 'id -u; cat /proc/self/uid_map | tr -s " "; readlink /proc/self/ns/user; stat -c %u:%g /data/f /home/u']);
+  const [uid, map, ns, ...owners] = out.trim().split('\n');
+  assert.is(uid, '0');
+  assert.is(map, ' 0 0 4294967295');
+  assert.is.not(ns, hostNs, 'a user namespace of its own');
+  assert.equal(owners, ['0:0', '1000:1000']);
+  await withContainers(['k1'], async () => {
+    await ok(['run', '-d', '--name', 'k1', '--userns', 'keep-id', 'uns', 'sleep', '60']);
+    assert.is(await inspect('k1', '{{.HostConfig.UsernsMode}}'), 'keep-id');
+  });
+});
+
 it('bad maps and modes are refused before anything starts, naming the flag and the fix', async () => {
   await image();
   const cases: [string[], RegExp][] = [
@@ -214,7 +229,8 @@ it('bad maps and modes are refused before anything starts, naming the flag and t
     [['--userns', 'auto', '--uidmap', `0:${BASE}:10`], /auto chooses the maps/],
     [['--userns', 'auto:size=lots'], /unknown or bad option "size=lots"/],
     [['--userns', 'private'], /unknown mode; use host \(the default\), auto/],
-    [['--userns', 'keep-id'], /for a rootless tsbuild/],
+    [['--userns', 'keep-id:uid=5'], /as root, keep-id keeps every id as it is and takes no options/],
+    [['--userns', 'keep-id', '--uidmap', `0:${BASE}:10`], /keep-id chooses the maps/],
     [['--uidmap', `0:${BASE}:65536`, '-v', `${hostDir}:/h:rshared`], /rshared propagation cannot be given to a container with a user namespace of its own/],
     [['--uidmap', `0:${BASE}:100`, '-u', '5000'], /the container's user has uid 5000, which its user namespace does not map/],
   ];
