@@ -189,6 +189,8 @@ const report = `# Benchmark suite, ${new Date().toISOString().slice(0, 16).repla
 console.log(`\n${report}`);
 const out = path.join(here, 'bench/results');
 fs.mkdirSync(out, { recursive: true });
-const file = path.join(out, `${new Date().toISOString().slice(0, 10)}.md`);
+// One file per run (a run of a subset says which), so a later run never replaces an earlier record.
+const stamp = new Date().toISOString().slice(0, 16).replace('T', '-').replace(':', '');
+const file = path.join(out, `${stamp}${only ? `-${only.join('+')}` : ''}.md`);
 fs.writeFileSync(file, report);
 console.log(`written to ${path.relative(here, file)}`);
