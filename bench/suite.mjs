@@ -63,7 +63,7 @@ function sh(cmd, args, opts = {}) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { ok: r.status === 0, ms, err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
+  return { ok: r.status === 0, ms, out: r.stdout ?? '', err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
 }
 
 function makeContext(name, w) {
@@ -94,11 +94,20 @@ const DOCKER = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 const docker = spawnSync(DOCKER, ['info'], { encoding: 'utf8', timeout: 5000 });
 if (docker.status === 0) {
   const env = { ...process.env, DOCKER_BUILDKIT: '1' };
+  // Every image id it built: a tag moved by a later build leaves the earlier image untagged.
+  const built = new Set();
   tools.push({
     name: 'BuildKit',
-    build: (ctx, tag, cold) => sh(DOCKER, ['build', '-q', ...(cold ? ['--no-cache'] : []), '-t', `tsb-suite-${tag}`, ctx], { env }),
+    build: (ctx, tag, cold) => {
+      const r = sh(DOCKER, ['build', '-q', ...(cold ? ['--no-cache'] : []), '-t', `tsb-suite-${tag}`, ctx], { env });
+      if (r.ok) built.add(r.out.trim());
+      return r;
+    },
     run: (tag) => sh(DOCKER, ['run', '--rm', '--network', 'none', `tsb-suite-${tag}`, 'true']),
-    cleanup: () => spawnSync('sh', ['-c', `${DOCKER} images -q "tsb-suite-*" | xargs -r ${DOCKER} rmi -f`], { stdio: 'ignore' }),
+    cleanup: () => {
+      spawnSync('sh', ['-c', `${DOCKER} images -q "tsb-suite-*" | xargs -r ${DOCKER} rmi -f`], { stdio: 'ignore' });
+      if (built.size) spawnSync(DOCKER, ['rmi', '-f', ...built], { stdio: 'ignore' });
+    },
   });
 } else console.log('BuildKit: no Docker daemon answers (../shared/peers/setup-peers.sh starts one); left out');
 if (spawnSync('buildah', ['--version']).status === 0) {
