@@ -1,0 +1,102 @@
+/**
+ * Writing one source tree into the destination: each entry replaces what is in its way (never through
+ * a symlink there), then gets the COPY's owner, mode and the source's times.
+ */
+import fs from 'node:fs';
+import { applyMeta } from '../runtime/index.js';
+import type { ModeFn } from './chmod.js';
+import { joinHost, sourceEntries, type HostPath } from './copysource.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+export interface CopyCtx {
+  dstRoot: string;
+  owner: Owner;
+  chmod?: ModeFn;
+  ignored: (rel: string) => boolean;
+  excluded: (rel: string) => boolean;
+  signal: AbortSignal;
+}
+
+function setMeta(target: HostPath, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
+  fs.lchownSync(target, c.owner.uid, c.owner.gid);
+  if (!isLinkEntry) {
+    fs.chmodSync(target, c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
+    fs.utimesSync(target, st.atime, st.mtime);
+  }
+}
+
+const SMALL_FILE = 256 * 1024;
+
+/**
+ * A regular file and its metadata. A small one is read in one call and written through one open
+ * descriptor (owner, mode and times set on it): a COPY of many small files spends its time in path
+ * lookups, which through an overlay cost one per layer. Owner before mode, since chown clears setuid.
+ */
+function copyFile(src: HostPath, target: HostPath, st: fs.Stats, c: CopyCtx): void {
+  if (st.size > SMALL_FILE) {
+    fs.copyFileSync(src, target);
+    setMeta(target, st, c, false);
+    return;
+  }
+  const data = fs.readFileSync(src);
+  const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  try {
+    for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
+    fs.fchownSync(fd, c.owner.uid, c.owner.gid);
+    fs.fchmodSync(fd, c.chmod ? c.chmod(st.mode, false) : st.mode & 0o7777);
+    fs.futimesSync(fd, st.atime, st.mtime);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Replaces whatever is at `target` (never writing through a symlink that is there). */
+export function clearTarget(target: HostPath, keepDir: boolean): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(target);
+  } catch {
+    return;
+  }
+  if (st.isDirectory() && keepDir) return;
+  fs.rmSync(target, { recursive: true, force: true });
+}
+
+/**
+ * Copies one entry to an already-resolved host path. Children go straight into the directory just
+ * created or checked (no re-resolution per file): a name inside it can only be a symlink if it already
+ * existed, and clearTarget replaces such a link instead of following it. Names that are not UTF-8 are
+ * carried as bytes (HostPath), as BuildKit carries them.
+ */
+export function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: CopyCtx, fresh = false): void {
+  if (c.signal.aborted) throw c.signal.reason;
+  const st = fs.lstatSync(srcHost);
+  // device nodes and sockets in a context are skipped, as BuildKit does (tar cannot hold a socket)
+  if (!st.isDirectory() && !st.isSymbolicLink() && !st.isFile() && !st.isFIFO()) return;
+  // In a directory this copy just made nothing is in the way: no lookup for it (through an overlay, a
+  // name that is not there is looked up in every layer).
+  if (!fresh) clearTarget(target, st.isDirectory());
+  if (st.isDirectory()) {
+    const made = fresh || !fs.existsSync(target);
+    if (made) fs.mkdirSync(target);
+    for (const e of sourceEntries(srcHost)) {
+      const childRel = srcRel === '' ? e.name : `${srcRel}/${e.name}`;
+      if (c.ignored(childRel) || c.excluded(childRel)) continue;
+      copyTo(joinHost(srcHost, e), childRel, joinHost(target, e), c, made);
+    }
+    setMeta(target, st, c, false);
+  } else if (st.isSymbolicLink()) {
+    fs.symlinkSync(fs.readlinkSync(srcHost, { encoding: 'buffer' }), target);
+    setMeta(target, st, c, true);
+  } else if (st.isFile()) {
+    copyFile(srcHost, target, st, c);
+  } else if (st.isFIFO()) {
+    // A FIFO is copied as a FIFO, as BuildKit's copy does (Node cannot mkfifo: the helper makes it).
+    applyMeta([{ op: 'mknod', path: target, mode: fs.constants.S_IFIFO | (st.mode & 0o7777), major: 0, minor: 0 }]);
+    setMeta(target, st, c, false);
+  }
+}
