@@ -370,7 +370,7 @@ function recordInputs(root: string, manifest: string, inputs: BuildInputs): void
   const dir = path.join(root, 'builds');
   fs.mkdirSync(dir, { recursive: true });
   // Atomic, as every other record: a kill -9 mid-write left a truncated file that doctor reported.
-  writeFileAtomic(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1));
+  writeFileAtomic(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1), { sync: false });
 }
 
 export function readInputs(root: string, manifest: string): BuildInputs | undefined {

@@ -124,7 +124,8 @@ export class BuildRecorder {
     };
     try {
       fs.mkdirSync(dir(store), { recursive: true });
-      writeFileAtomic(path.join(dir(store), `${this.id}.json`), JSON.stringify(rec, null, 1));
+      // History, not state: atomic, but not worth an fsync on every build.
+      writeFileAtomic(path.join(dir(store), `${this.id}.json`), JSON.stringify(rec, null, 1), { sync: false });
       trim(store);
       return undefined;
     } catch (e) {

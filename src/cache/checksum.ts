@@ -102,7 +102,8 @@ export class ChecksumMemo {
       }
       if (part.length) yield part.join('\0') + '\0';
     }
-    writeFileAtomicChunks(this.file, chunks());
+    // A cache of digests: a power loss at worst costs hashing again, so no fsync.
+    writeFileAtomicChunks(this.file, chunks(), { sync: false });
     // The JSON memo of earlier versions: superseded by this file, and as large.
     fs.rmSync(path.join(path.dirname(this.file), 'checksums.json'), { force: true });
     this.dirty = false;

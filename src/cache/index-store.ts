@@ -62,8 +62,12 @@ export class CacheIndex {
   save(rec: CacheRecord): void {
     writeFileAtomic(path.join(this.records, hex(rec.key) + '.json'), JSON.stringify(rec));
   }
+  /**
+   * A hit's use time, for the prune policy: not worth an fsync on every cache hit (a power loss at
+   * worst keeps the older time; a damaged file is a miss, removed on read).
+   */
   touch(rec: CacheRecord): void {
-    this.save({ ...rec, lastUsed: new Date().toISOString() });
+    writeFileAtomic(path.join(this.records, hex(rec.key) + '.json'), JSON.stringify({ ...rec, lastUsed: new Date().toISOString() }), { sync: false });
   }
   remove(key: string): void {
     fs.rmSync(path.join(this.records, hex(key) + '.json'), { force: true });
@@ -83,7 +87,8 @@ export class CacheIndex {
   lastStep(stepId: string): StepHistory | undefined {
     return readOrDrop<StepHistory>(this.stepFile(stepId));
   }
+  /** Only for saying what changed at the next miss: no fsync. */
   rememberStep(stepId: string, h: StepHistory): void {
-    writeFileAtomic(this.stepFile(stepId), JSON.stringify(h));
+    writeFileAtomic(this.stepFile(stepId), JSON.stringify(h), { sync: false });
   }
 }

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError, errnoCode } from '../errors/index.js';
 
-export function writeFileAtomic(file: string, data: string | Buffer): void {
-  writeFileAtomicChunks(file, [data]);
+export function writeFileAtomic(file: string, data: string | Buffer, o: { sync?: boolean } = {}): void {
+  writeFileAtomicChunks(file, [data], o);
 }
 
 /**
@@ -250,7 +250,14 @@ function release(lockPath: string): void {
   } catch {
     return; // already gone (taken over as stale: we were presumed dead)
   }
-  fs.rmSync(gone, { recursive: true, force: true });
+  // A lock holds its owner file alone: two calls, where a recursive removal walks it first (every
+  // cache hit of a build takes and releases the GC lock).
+  try {
+    fs.unlinkSync(path.join(gone, 'owner'));
+    fs.rmdirSync(gone);
+  } catch {
+    fs.rmSync(gone, { recursive: true, force: true });
+  }
 }
 
 /**

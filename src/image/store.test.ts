@@ -26,6 +26,34 @@ test('a pulled localhost:5000/x:latest is one image, not two (the alias for skop
   }
 });
 
+test('a cache-hit rebuild writes nothing: an intact small blob is not rewritten, a damaged one is; a name already on the manifest keeps its entry and time', async () => {
+  const root = tmpdir('tsb-cs-');
+  try {
+    const s = new ContentStore(root);
+    const blob = await s.writeBlob('{"a":1}');
+    const file = s.blobPath(blob.digest);
+    const ino = fs.statSync(file).ino;
+    assert.equal(await s.writeBlob('{"a":1}'), blob);
+    assert.is(fs.statSync(file).ino, ino, 'not rewritten');
+    fs.writeFileSync(file, '{"a":2}');
+    assert.equal(await s.writeBlob('{"a":1}'), blob);
+    assert.is(fs.readFileSync(file, 'utf8'), '{"a":1}', 'a damaged copy is replaced');
+    const desc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: blob.digest, size: blob.size };
+    s.tag('app:latest', desc);
+    const before = fs.readFileSync(`${root}/index.json`, 'utf8');
+    const idxIno = fs.statSync(`${root}/index.json`).ino;
+    await new Promise((r) => setTimeout(r, 5));
+    s.tag('app:latest', desc);
+    assert.is(fs.statSync(`${root}/index.json`).ino, idxIno, 'index.json not rewritten');
+    assert.is(fs.readFileSync(`${root}/index.json`, 'utf8'), before, 'the stored time is the first one');
+    const other = await s.writeBlob('{"b":1}');
+    s.tag('app:latest', { ...desc, digest: other.digest, size: other.size });
+    assert.is(s.list().find((r) => r.name === 'app:latest')!.manifest.digest, other.digest, 'a new manifest moves the name');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('openBlob verifies as it streams: a flipped byte ends the stream with the blob and its file named', async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-cs-'));
   try {

@@ -17,6 +17,17 @@ export const DANGLING = 'io.tsbuild.dangling';
 /** When the image got this name in this store (built, pulled, tagged): configs keep the epoch for reproducibility. */
 export const STORED = 'io.tsbuild.stored';
 
+function readIfAny(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an index update returns when it changed nothing (no write). */
+const UNCHANGED = Symbol('unchanged');
+
 export class DigestMismatchError extends TsbuildError {
   constructor(expected: string, got: string) {
     super('DIGEST_MISMATCH', `digest mismatch: expected ${expected}, got ${got}; nothing was stored`);
@@ -90,6 +101,15 @@ export class ContentStore {
 
   /** Streams `data` into the store; verifies `expected` when given. */
   async writeBlob(data: AsyncIterable<Buffer | Uint8Array> | Buffer | string, expected?: { digest?: string; size?: number }): Promise<{ digest: string; size: number }> {
+    if (typeof data === 'string' || Buffer.isBuffer(data)) {
+      // A small blob in memory (a config, a manifest) that the store already holds intact: no write,
+      // no fsync (every cache-hit rebuild makes the same config and manifest again). A damaged copy
+      // is replaced below, which is how a rebuild repairs it.
+      const buf = Buffer.from(data);
+      const digest = 'sha256:' + crypto.createHash('sha256').update(buf).digest('hex');
+      const matches = (!expected?.digest || expected.digest === digest) && (expected?.size === undefined || expected.size === buf.length);
+      if (matches && readIfAny(this.blobPath(digest))?.equals(buf)) return { digest, size: buf.length };
+    }
     const tmp = path.join(this.tmp, `blob-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
     const hash = crypto.createHash('sha256');
     let size = 0;
@@ -231,11 +251,12 @@ export class ContentStore {
   private readIndex(): ImageIndex {
     return readJSONFile<ImageIndex>(this.indexFile(), { schemaVersion: 2, manifests: [] });
   }
+  /** `fn` changes the name table under its lock; returning `UNCHANGED` skips the write. */
   private updateIndex<T>(fn: (idx: ImageIndex) => T): T {
     return withLock(path.join(this.root, 'index.lock'), () => {
       const idx = this.readIndex();
       const r = fn(idx);
-      writeFileMirrored(this.indexFile(), JSON.stringify({ ...idx, mediaType: MediaType.index }, null, 1));
+      if (r !== UNCHANGED) writeFileMirrored(this.indexFile(), JSON.stringify({ ...idx, mediaType: MediaType.index }, null, 1));
       return r;
     });
   }
@@ -279,6 +300,10 @@ export class ContentStore {
     validateName(full);
     const alias = full.endsWith(':latest') ? full.slice(0, -':latest'.length) : undefined;
     this.updateIndex((idx) => {
+      // A name already on this manifest (a rebuild that hit the cache) keeps its entry and its time,
+      // as Docker keeps CREATED: nothing is written.
+      const named = (n: string) => idx.manifests.some((m) => m.annotations?.[REF_NAME] === n && m.digest === manifest.digest);
+      if (named(full) && (alias === undefined || named(alias)) && !idx.manifests.some((m) => m.digest === manifest.digest && m.annotations?.[DANGLING] === 'true')) return UNCHANGED;
       idx.manifests = idx.manifests.filter((m) => {
         const n = m.annotations?.[REF_NAME];
         return n !== full && (alias === undefined || n !== alias);

@@ -86,7 +86,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
   async cleanup(): Promise<void> {
     // Under the metadata lock: another process creates a snapshot's directory and its record in one
     // locked update, so an unlocked read could see the directory without the record and delete it.
-    this.meta.update((db) => {
+    // Nothing in the metadata changes, so nothing is written (it ran at the start of every command).
+    this.meta.locked((db) => {
       const ids = new Set(Object.values(db.snapshots).map((r) => String(r.id)));
       for (const e of fs.readdirSync(this.dir)) {
         if (ids.has(e)) continue;

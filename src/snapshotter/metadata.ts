@@ -40,6 +40,10 @@ export class MetaStore {
       return r;
     });
   }
+  /** `fn` with the metadata read under its lock (a reader that must not race a writer); nothing is written. */
+  locked<T>(fn: (db: DB) => T): T {
+    return withLock(this.lock, () => fn(this.read()));
+  }
   get(key: string): Record_ {
     const r = this.read().snapshots[key];
     if (!r) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
