@@ -266,7 +266,8 @@ function release(lockPath: string): void {
  * undefined instead of waiting. The returned function releases it.
  */
 export async function acquireLock(lockPath: string, opts: { wait: boolean; signal?: AbortSignal }): Promise<(() => void) | undefined> {
-  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+  // From 2 ms: the GC lock is held for one cache lookup, and stages loading side by side meet on it.
+  for (let delay = 2; ; delay = Math.min(delay * 2, 250)) {
     if (tryTake(lockPath).taken) return () => release(lockPath);
     if (!opts.wait) return undefined;
     if (opts.signal?.aborted) throw opts.signal.reason;
