@@ -49,6 +49,7 @@ export interface BuildRecord {
 }
 
 const KEEP = 200;
+const SLACK = 20;
 const dir = (store: Store) => path.join(store.root, 'history');
 
 /** Collects what a build's solver events say about its steps. */
@@ -151,6 +152,15 @@ function stepDeps(v: Vertex): string[] {
 }
 
 function trim(store: Store): void {
+  // Counting is a readdir; reading every record (to sort them by age) only when there are too many.
+  let n = 0;
+  try {
+    n = fs.readdirSync(dir(store)).filter((f) => f.endsWith('.json')).length;
+  } catch {
+    return;
+  }
+  // Trimmed back to KEEP once SLACK more have gathered: reading them all is then once per SLACK builds.
+  if (n <= KEEP + SLACK) return;
   const all = listBuilds(store);
   for (const r of all.slice(KEEP)) removeBuild(store, r.id);
 }

@@ -1,0 +1,30 @@
+/** The build history keeps the newest 200 records, trimmed back once 20 more have gathered. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tmpdir } from '../testutil/index.js';
+import type { Store } from '../store/index.js';
+import { BuildRecorder, listBuilds } from './history.js';
+
+test('records past 220 are trimmed to the newest 200; up to 220 nothing is read or removed', () => {
+  const root = tmpdir('tsb-hist-');
+  try {
+    const store = { root } as Store;
+    const dir = path.join(root, 'history');
+    fs.mkdirSync(dir, { recursive: true });
+    const old = (i: number) => ({ id: `old${String(i).padStart(3, '0')}`, started: new Date(Date.UTC(2020, 0, 1, 0, 0, i)).toISOString(), durationMs: 1, status: 'completed', cacheHits: 0, cacheable: 0, steps: [] });
+    for (let i = 0; i < 219; i++) fs.writeFileSync(path.join(dir, `old${String(i).padStart(3, '0')}.json`), JSON.stringify(old(i)));
+    assert.is(new BuildRecorder().save(store, { status: 'completed' } as Parameters<BuildRecorder['save']>[1]), undefined);
+    assert.is(fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length, 220, 'within the slack: kept');
+    new BuildRecorder().save(store, { status: 'completed' } as Parameters<BuildRecorder['save']>[1]);
+    const left = listBuilds(store);
+    assert.is(left.length, 200);
+    assert.not.ok(left.some((r) => r.id === 'old000' || r.id === 'old020'), 'the oldest went');
+    assert.ok(left.some((r) => r.id === 'old218'));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test.run();
