@@ -23,7 +23,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'network', type: 'string', arg: 'host|none|default', help: 'network for RUN steps (default host; default: a private network with NAT)' },
   { name: 'jobs', type: 'string', arg: 'N', help: 'steps run at once (default: CPUs)' },
   rootFlag,
-  { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
+  { name: 'snapshotter', type: 'string', arg: 'driver', help: 'storage driver: overlayfs (default), fuse-overlayfs, native, btrfs, zfs' },
   { name: 'secret', type: 'list', arg: 'id=ID[,src=FILE|env=VAR]', help: 'a build secret for RUN --mount=type=secret (repeatable)' },
   { name: 'ssh', type: 'list', arg: 'default|ID=SOCKET|ID=KEYFILE', help: 'an ssh agent (socket, or a key loaded into an agent started for the build) for RUN --mount=type=ssh' },
   { name: 'allow', type: 'list', arg: 'security.insecure', help: 'grant an entitlement (RUN --security=insecure)' },

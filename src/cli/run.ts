@@ -44,7 +44,7 @@ export const runFlags: FlagSpec[] = [
   { name: 'tmpfs', type: 'list', arg: 'PATH[:size=64m,mode=1777,exec]', help: 'a tmpfs at PATH' },
   { name: 'volumes-from', type: 'list', arg: 'CONTAINER[:ro|rw]', help: "another container's volumes and binds" },
   rootFlag,
-  { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver' },
+  { name: 'snapshotter', type: 'string', arg: 'driver', help: 'storage driver: overlayfs (default), fuse-overlayfs, native, btrfs, zfs' },
   insecureFlag,
   { name: 'pull', type: 'string', arg: 'missing|always|never', help: 'pull the image before running (default missing; also TSBUILD_PULL)' },
   { name: 'privileged', type: 'bool', help: 'every capability this host can grant, host devices, no seccomp, writable /sys' },
