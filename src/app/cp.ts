@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { extractTar } from '../image/index.js';
 import { withMounted, type Store } from '../store/index.js';
-import { FUSE_OVERLAY, containerIdOf, hostIdOf, isRootless, servedByFuse, type UserNamespaceMaps } from '../runtime/index.js';
+import { FUSE_OVERLAY, containerIdOf, containerRootMounts, hostIdOf, type UserNamespaceMaps } from '../runtime/index.js';
 
 export interface CopySpec {
   /** `CONTAINER:PATH` on exactly one side. */
@@ -38,10 +38,9 @@ async function inRoot<T>(store: Store, ref: string, fn: (root: string, ids: IdSh
     return fn(`/proc/${c.containerPid}/root`, idShift(maps && shifted ? maps : undefined));
   }
   if (!c.snapshot) throw new TsbuildError('CONTAINER_DEAD', `container ${ref} has no filesystem (its record is damaged): remove it`);
-  // Rootless, a container of its own user namespace is always served by fuse-overlayfs (its marks would
-  // mislead the kernel's overlay); unmapped, the disk's ids are the container's.
-  const raw = await store.snapshotter.mounts(c.snapshot);
-  const mounts = maps && isRootless() ? servedByFuse(raw, `cp with container ${ref}`) : raw;
+  // Mounted as for running it (served by fuse-overlayfs when rootless with its own namespace); unmapped,
+  // the disk's ids are then the container's.
+  const mounts = containerRootMounts(await store.snapshotter.mounts(c.snapshot), maps !== undefined, `cp with container ${ref}`);
   const ids = idShift(mounts.some((m) => m.type === 'overlay' && m.options.some((o) => o.startsWith('upperdir='))) ? maps : undefined);
   return withMounted(store.root, mounts, async (dir) => fn(dir, ids));
 }

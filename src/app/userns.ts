@@ -7,9 +7,8 @@
  * docs/runtime.md and docs/rootless.md.
  */
 import { UsageError } from '../errors/index.js';
-import fs from 'node:fs';
 import type { Store } from '../store/index.js';
-import { addUserEntries, allocateAuto, checkIdMaps, fuseOverlayUnavailable, layerDirs, parseGroup, parsePasswd, hostIdOf, isRootless, keepIdMap, parseAutoOptions, parseIdMap, parseKeepIdOptions, parseProcMap, type ContainerConfig, type ContainerState, type UserNamespaceMaps } from '../runtime/index.js';
+import { addUserEntries, allocateAuto, checkIdMaps, fuseOverlayUnavailable, hostAccount, layerDirs, hostIdOf, isRootless, keepIdMap, ownIdMaps, parseAutoOptions, parseIdMap, parseKeepIdOptions, type ContainerConfig, type ContainerState, type UserNamespaceMaps } from '../runtime/index.js';
 
 export interface UsernsRequest {
   userns?: string;
@@ -66,9 +65,9 @@ function keepId(mode: string, maps: boolean, driver: string): ContainerConfig['u
   if (fuse) throw new UsageError(`--userns ${mode}: a rootless tsbuild shows the image to keep-id's map through fuse-overlayfs (idmapped mounts need root on the host), and ${fuse}`);
   if (driver !== 'overlayfs' && driver !== 'fuse-overlayfs') throw new UsageError(`--userns ${mode}: needs the overlayfs or fuse-overlayfs snapshotter (fuse-overlayfs serves the image's layers through the map), not ${driver}`);
   const opts = parseKeepIdOptions(mode);
-  const ownUid = parseProcMap(readOr('/proc/self/uid_map')), ownGid = parseProcMap(readOr('/proc/self/gid_map'));
-  const id = { uid: opts.uid ?? hostIdOf(ownUid, 0) ?? 0, gid: opts.gid ?? hostIdOf(ownGid, 0) ?? 0 };
-  const uid = keepIdMap(ownUid, id.uid), gid = keepIdMap(ownGid, id.gid);
+  const own = ownIdMaps();
+  const id = { uid: opts.uid ?? hostIdOf(own.uid, 0) ?? 0, gid: opts.gid ?? hostIdOf(own.gid, 0) ?? 0 };
+  const uid = keepIdMap(own.uid, id.uid), gid = keepIdMap(own.gid, id.gid);
   if (!uid || !gid) {
     throw new UsageError(`--userns ${mode}: you have no subordinate ids, so the container's root and other users could not exist; add a range for your user to /etc/subuid and /etc/subgid, then run tsbuild system migrate (docs/rootless.md)`);
   }
@@ -82,19 +81,9 @@ function keepId(mode: string, maps: boolean, driver: string): ContainerConfig['u
 export async function addKeepIdUser(store: Store, key: string, id: { uid: number; gid: number }): Promise<void> {
   const upper = await store.snapshotter.upperDir?.(key);
   if (!upper) return;
-  const outerUid = hostIdOf(parseProcMap(readOr('/proc/self/uid_map')), 0);
-  const outerGid = hostIdOf(parseProcMap(readOr('/proc/self/gid_map')), 0);
-  const me = parsePasswd(readOr('/etc/passwd')).find((p) => p.uid === outerUid);
-  const group = parseGroup(readOr('/etc/group')).find((g) => g.gid === outerGid)?.name ?? me?.name ?? `g${id.gid}`;
-  addUserEntries(layerDirs(await store.snapshotter.mounts(key)), upper, { name: me?.name ?? `u${id.uid}`, uid: id.uid, gid: id.gid, home: me?.home ?? '/' }, group);
-}
-
-function readOr(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const own = ownIdMaps();
+  const me = hostAccount(hostIdOf(own.uid, 0), hostIdOf(own.gid, 0));
+  addUserEntries(layerDirs(await store.snapshotter.mounts(key)), upper, { name: me.name ?? `u${id.uid}`, uid: id.uid, gid: id.gid, home: me.home ?? '/' }, me.group ?? me.name ?? `g${id.gid}`);
 }
 
 /** Picks `auto`'s block, avoiding every other container's (run under the container lock). */

@@ -12,7 +12,7 @@ import { DEFAULT_PATH } from '../image/index.js';
 import { processAlive } from '../fsutil/index.js';
 import type { Mount } from '../snapshotter/index.js';
 import { hostUnmountAsync, runSpec, type RunResult, type SpawnOptions } from './helper.js';
-import { FUSE_OVERLAY, mountFuseOverlayAsync, servedByFuse } from './fuse.js';
+import { FUSE_OVERLAY, containerRootMounts, mountFuseOverlayAsync } from './fuse.js';
 import { toSysMount } from './mounts.js';
 import { layerDirs, missingMountPoints, readFileInLayers, removeMountStubs } from './layers.js';
 import { buildSpec, defaultRlimits, mountDestinations, type NetworkMode, type Rlimit, type SpecMount } from './spec.js';
@@ -164,7 +164,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
   // Rootless, a user namespace of the container's own gets no idmapped mounts (they need host root):
   // fuse-overlayfs shows the layers through the map instead, and volumes are seen as they are.
   const ownRootless = o.userns !== undefined && isRootless();
-  const rootMounts = ownRootless ? servedByFuse(o.rootMounts, 'a user namespace of the container\'s own in a rootless tsbuild') : o.rootMounts;
+  const rootMounts = containerRootMounts(o.rootMounts, o.userns !== undefined, 'a user namespace of the container\'s own in a rootless tsbuild');
   const dirs = layerDirs(rootMounts);
   const user = resolveUser(o.user, readFileInLayers(dirs, '/etc/passwd'), readFileInLayers(dirs, '/etc/group'));
   const env = [...o.env];

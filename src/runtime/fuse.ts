@@ -7,13 +7,13 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { TsbuildError } from '../errors/index.js';
 import type { SysMount } from './mounts.js';
 import type { IdMap } from './idmap.js';
 import type { Mount } from '../snapshotter/index.js';
-import { onPath } from './userns.js';
+import { isRootless, onPath } from './userns.js';
+import { overlayDirs } from './layers.js';
 
 /** The mount type, as mount(8) and mountinfo name it (mount.fuse starts the program). */
 export const FUSE_OVERLAY = 'fuse.fuse-overlayfs';
@@ -69,17 +69,21 @@ export async function mountFuseOverlayAsync(m: SysMount, target: string, ids?: {
  * shown through a map where idmapped mounts are not allowed (a rootless tsbuild). A plain directory
  * (native, btrfs) has no layers to serve: that is an error naming the drivers that work.
  */
-export function servedByFuse(mounts: Mount[], why: string): Mount[] {
+function servedByFuse(mounts: Mount[], why: string): Mount[] {
   return mounts.map((m) => {
     if (m.type === FUSE_OVERLAY) return m;
-    if (m.type !== 'overlay') throw new TsbuildError('USERNS_DRIVER', `${why} needs the container's root served by fuse-overlayfs, which takes overlay layers: run it with --snapshotter overlayfs or fuse-overlayfs (this root is a plain directory)`);
-    const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(m.cwd ?? '/', p));
-    const opts = m.options.flatMap((o) => {
-      const [k, v] = [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)];
-      if (k === 'lowerdir') return [`lowerdir=${v.split(':').map(abs).join(':')}`];
-      if (k === 'upperdir' || k === 'workdir') return [`${k}=${abs(v)}`];
-      return o === 'ro' ? [o] : [];
-    });
-    return { type: FUSE_OVERLAY, source: 'fuse-overlayfs', options: opts };
+    const d = overlayDirs(m);
+    if (!d) throw new TsbuildError('USERNS_DRIVER', `${why} needs the container's root served by fuse-overlayfs, which takes overlay layers: run it with --snapshotter overlayfs or fuse-overlayfs (this root is a plain directory)`);
+    const opts = [`lowerdir=${d.lower.join(':')}`, ...(d.upper ? [`upperdir=${d.upper}`] : []), ...(d.work ? [`workdir=${d.work}`] : [])];
+    return { type: FUSE_OVERLAY, source: 'fuse-overlayfs', options: m.options.includes('ro') ? ['ro', ...opts] : opts };
   });
+}
+
+/**
+ * A container's root mounts as they are mounted for it: rootless, one with a user namespace of its
+ * own is always served by fuse-overlayfs (idmapped mounts need host root), for running it and for
+ * `cp` alike, so fuse-overlayfs's marks in its upper are only ever read by fuse-overlayfs.
+ */
+export function containerRootMounts(mounts: Mount[], ownNamespace: boolean, why: string): Mount[] {
+  return ownNamespace && isRootless() ? servedByFuse(mounts, why) : mounts;
 }

@@ -5,10 +5,10 @@
  * (idmapped mounts), so the image's root-owned files are root's inside while the container's root is
  * an unprivileged id on the host. Policy (parsing, checks, allocation) is here; the helper only maps.
  */
-import path from 'node:path';
 import { UsageError } from '../errors/index.js';
 import type { Mount } from '../snapshotter/index.js';
 import { readOr } from './cgroupfs.js';
+import { overlayDirs } from './layers.js';
 
 /** One line of /proc/PID/uid_map: `size` ids from `containerID` inside are `hostID`… outside. */
 export interface IdMap { containerID: number; hostID: number; size: number }
@@ -134,19 +134,22 @@ export function idmapSources(mounts: Mount[]): string[] {
   const out: string[] = [];
   for (const m of mounts) {
     if (m.type === 'bind' || m.type === 'rbind') out.push(m.source);
-    if (m.type !== 'overlay') continue;
-    const lower = m.options.find((o) => o.startsWith('lowerdir='))?.slice('lowerdir='.length) ?? '';
-    for (const l of lower.split(':').filter(Boolean)) out.push(path.isAbsolute(l) ? l : path.join(m.cwd ?? '/', l));
+    if (m.type === 'overlay') out.push(...overlayDirs(m)!.lower);
   }
   return out;
 }
 
 /** A /proc/PID/uid_map or gid_map as maps (inside, outside, count). */
-export function parseProcMap(text: string | undefined): IdMap[] {
-  return (text ?? '').split('\n').flatMap((l) => {
+export function parseProcMap(text: string): IdMap[] {
+  return text.split('\n').flatMap((l) => {
     const [c, h, n] = l.trim().split(/\s+/).map(Number);
     return Number.isSafeInteger(c) && Number.isSafeInteger(h) && Number.isSafeInteger(n) ? [{ containerID: c!, hostID: h!, size: n! }] : [];
   });
+}
+
+/** This process's own uid and gid maps (/proc/self/uid_map, gid_map). */
+export function ownIdMaps(): UserNamespaceMaps {
+  return { uid: parseProcMap(readOr('/proc/self/uid_map')), gid: parseProcMap(readOr('/proc/self/gid_map')) };
 }
 
 /**

@@ -8,6 +8,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Mount } from '../snapshotter/index.js';
 
+/**
+ * The directories of an overlay mount (the kernel's or fuse-overlayfs's, which take the same ones),
+ * made absolute against its working directory; undefined for another type.
+ */
+export function overlayDirs(m: Mount): { lower: string[]; upper?: string; work?: string } | undefined {
+  if (m.type !== 'overlay' && m.type !== 'fuse.fuse-overlayfs') return undefined;
+  const opt = (k: string) => m.options.find((o) => o.startsWith(k + '='))?.slice(k.length + 1);
+  const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(m.cwd ?? '/', p));
+  const upper = opt('upperdir'), work = opt('workdir');
+  return { lower: (opt('lowerdir') ?? '').split(':').filter(Boolean).map(abs), upper: upper && abs(upper), work: work && abs(work) };
+}
+
 export function layerDirs(mounts: Mount[]): string[] {
   const out: string[] = [];
   for (const m of mounts) {
@@ -15,14 +27,9 @@ export function layerDirs(mounts: Mount[]): string[] {
       out.push(m.source);
       continue;
     }
-    // fuse-overlayfs takes the same directories as the kernel's overlay.
-    if (m.type === 'overlay' || m.type === 'fuse.fuse-overlayfs') {
-      const opt = (k: string) => m.options.find((o) => o.startsWith(k + '='))?.slice(k.length + 1);
-      const abs = (p: string) => (path.isAbsolute(p) ? p : path.join(m.cwd ?? '/', p));
-      const upper = opt('upperdir');
-      if (upper) out.push(abs(upper));
-      for (const l of (opt('lowerdir') ?? '').split(':').filter(Boolean)) out.push(abs(l));
-    }
+    const d = overlayDirs(m);
+    if (d?.upper) out.push(d.upper);
+    if (d) out.push(...d.lower);
   }
   return out;
 }

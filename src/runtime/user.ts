@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { findInLayers } from './layers.js';
+import { readOr } from './cgroupfs.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -79,6 +80,12 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   const name = entry?.name;
   const additionalGids = g || kind === 'chown' ? [] : groups.filter((x) => name !== undefined && x.members.includes(name) && x.gid !== gid).map((x) => x.gid);
   return { uid, gid, additionalGids, home: entry?.home || (uid === 0 ? '/root' : '/'), ...(unknown.length ? { unknown } : {}) };
+}
+
+/** The host's account of a uid and gid, from /etc/passwd and /etc/group: name, home, group name. */
+export function hostAccount(uid: number | undefined, gid: number | undefined): { name?: string; home?: string; group?: string } {
+  const me = parsePasswd(readOr('/etc/passwd')).find((p) => p.uid === uid);
+  return { name: me?.name, home: me?.home, group: parseGroup(readOr('/etc/group')).find((g) => g.gid === gid)?.name };
 }
 
 /**
