@@ -15,7 +15,8 @@
  *
  * A spec with a "user" namespace (--userns, --uidmap as root) gets its maps from linux.uidMappings and
  * linux.gidMappings and sees the paths in linux.idmapPaths (the image's layers, tsbuild's volumes)
- * through that map, so files root owns on the host are root's in the container.
+ * through that map, so files root owns on the host are root's in the container. linux.binfmt lists
+ * binfmt_misc handlers (qemu-user, for another platform's programs) registered in that namespace alone.
  *
  * `run` clones into the namespaces named by the spec, mounts the root filesystem and the spec's mounts
  * inside the new mount namespace (so they vanish with it), pivots, drops privileges and execs. The
@@ -285,6 +286,40 @@ static void do_mounts(int rootfd) {
     unlinkat(rootfd, path, 0);
     if (symlinkat(target, rootfd, path) < 0 && errno != EEXIST) fail("mounts", "symlink", path, errno);
   }
+}
+
+/* linux.binfmt: handlers (binfmt_misc "register" lines) that exist for this container alone. binfmt_misc
+   has an instance per user namespace (Linux 6.7): mounted inside the container's own namespace, the
+   registrations live as long as that mount and reach no other process. The interpreter (flag F) is
+   opened now, from the host's tree, so the image need not hold it. Refused in the host's namespace,
+   where it would register for the whole machine. */
+static void register_binfmt(int rootfd) {
+  struct jval *lines = json_get(json_get(spec, "linux"), "binfmt");
+  if (!lines || lines->len == 0) return;
+  /* The host's /proc is still the one mounted here: its pid 1 is in the initial user namespace. */
+  struct stat self, init;
+  if (stat("/proc/self/ns/user", &self) < 0) fail("binfmt", "stat", "/proc/self/ns/user", errno);
+  if (stat("/proc/1/ns/user", &init) == 0 && init.st_ino == self.st_ino && init.st_dev == self.st_dev)
+    fail("binfmt", "userns", "the host's user namespace", EPERM);
+  int dir = open_in_root(rootfd, "/proc/sys/fs/binfmt_misc", 0);
+  if (dir < 0) fail("binfmt", "open", "/proc/sys/fs/binfmt_misc", errno);
+  char target[64];
+  snprintf(target, sizeof target, "/proc/self/fd/%d", dir);
+  if (mount("binfmt_misc", target, "binfmt_misc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail("binfmt", "mount", "/proc/sys/fs/binfmt_misc", errno);
+  close(dir);
+  if ((dir = open_in_root(rootfd, "/proc/sys/fs/binfmt_misc", 0)) < 0) fail("binfmt", "open", "/proc/sys/fs/binfmt_misc", errno);
+  for (size_t i = 0; i < lines->len; i++) {
+    const char *line = lines->items[i]->str;
+    if (!line) continue;
+    int reg = openat(dir, "register", O_WRONLY | O_CLOEXEC);
+    if (reg < 0) fail("binfmt", "open", "register", errno);
+    /* EEXIST: a container sharing this namespace (rootless) registered the same handler. */
+    if (write(reg, line, strlen(line)) < 0 && errno != EEXIST) fail("binfmt", "register", line, errno);
+    close(reg);
+  }
+  snprintf(target, sizeof target, "/proc/self/fd/%d", dir);
+  if (mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail("binfmt", "remount-ro", "/proc/sys/fs/binfmt_misc", errno);
+  close(dir);
 }
 
 static void mask_paths(void) {
@@ -689,6 +724,7 @@ static int child_main(void *arg) {
     if (syscall(SYS_move_mount, rootfd, "", root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) fail("rootfs", "move_mount", rootpath, errno);
   }
   do_mounts(rootfd);
+  register_binfmt(rootfd);
 
   if (json_bool(spec, "loopbackUp", 0)) loopback_up();
   const char *hostname = json_str(spec, "hostname", NULL);

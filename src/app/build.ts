@@ -13,7 +13,7 @@ import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js
 import { writeFileAtomic } from '../fsutil/index.js';
 import { ChecksumMemo } from '../cache/index.js';
 import { CancelledError, DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
-import { normalizeName, validateName, type CompressionSpec } from '../image/index.js';
+import { formatPlatform, normalizeName, validateName, type CompressionSpec } from '../image/index.js';
 import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
@@ -201,8 +201,9 @@ function readRequest(req: BuildRequest) {
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
   const text = req.dockerfileText !== undefined ? checkText(req.dockerfileText, 'the Dockerfile on standard input') : readDockerfile(dockerfile);
   const df = parseFile(text, dockerfile);
-  checkPlatform(req.platform, df.stages.some((s) => s.instructions.some((i) => i.kind === 'run')));
+  const platform = checkPlatform(req.platform, df.stages.some((s) => s.instructions.some((i) => i.kind === 'run')));
   return {
+    platform,
     context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
     df,
@@ -335,8 +336,9 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
     ulimits: req.ulimits,
     shmSize: req.shmSize,
     allow: req.allow ?? [],
-    resolveImage: async (name) => {
-      const img = await resolveOrPull(store, name, { ...req, signal: o.signal, log, policy });
+    platform: r.platform,
+    resolveImage: async (name, platform) => {
+      const img = await resolveOrPull(store, name, { ...req, signal: o.signal, log, policy, platform: formatPlatform(platform) });
       return { name: img.name ?? name, manifestDigest: img.manifestDigest, config: img.config };
     },
   });

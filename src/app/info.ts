@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -19,6 +19,8 @@ export interface Info {
   rootless?: string;
   /** As root: what --userns auto would draw from; absent when rootless. */
   userNamespaces?: string;
+  /** Each platform qemu-user could emulate, and what runs its programs here (or why nothing can). */
+  platforms: { platform: string; via?: string; error?: string }[];
 }
 
 function usernsText(): string | undefined {
@@ -62,5 +64,6 @@ export function info(root: string): Info {
     cpus: os.availableParallelism(),
     rootless: rootlessText(),
     userNamespaces: usernsText(),
+    platforms: emulationSummary(),
   };
 }

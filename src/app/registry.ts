@@ -4,7 +4,7 @@
  * into ChainID snapshots), the pull policy and implicit pulls, and pushing.
  */
 import { NotFoundError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
-import { parsePlatform, type CompressionSpec, type ResolvedImage } from '../image/index.js';
+import { formatPlatform, normalizePlatform, samePlatform, type CompressionSpec, type Platform, type ResolvedImage } from '../image/index.js';
 import {
   RegistryClient, familiarName, formatReference, isLoopbackHost, lookupCredentials, parseReference, pullImage, pushImage,
   type Credentials, type Reference, type TransferEvent,
@@ -78,7 +78,7 @@ async function pullLeased(store: Store, ref: Reference, o: RegistryOptions & { s
     client: registryClient(ref.domain, o, store.root, o.log),
     ref,
     store: store.content,
-    platform: o.platform ? parsePlatform(o.platform) : undefined,
+    platform: o.platform ? normalizePlatform(o.platform) : undefined,
     signal: o.signal,
     sources: store.blobSources,
     onEvent: o.log ? transferLogger(o.log) : undefined,
@@ -114,6 +114,16 @@ export function pullPolicy(requested: string | undefined, root: string): PullPol
 
 const UNREACHABLE = new Set(['REGISTRY_UNREACHABLE', 'MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'REGISTRY_UNAUTHORIZED']);
 
+function imagePlatform(img: ResolvedImage): Platform {
+  const c = img.config;
+  return { os: c.os || 'linux', architecture: c.architecture || 'unknown', ...(c.variant ? { variant: c.variant } : {}) };
+}
+
+function platformMismatch(name: string, img: ResolvedImage, want: Platform, isId: boolean): TsbuildError {
+  const how = isId ? 'name an image of that platform' : `pull it for that platform (tsbuild pull --platform ${formatPlatform(want)} ${name}), or allow pulls (--pull missing)`;
+  return new TsbuildError('PLATFORM_MISMATCH', `image "${name}" is ${formatPlatform(imagePlatform(img))}, not ${formatPlatform(want)} as asked: ${how}`);
+}
+
 /** The local image for a FROM, COPY --from or run: the store's, or pulled as the pull policy says. */
 export async function resolveOrPull(store: Store, name: string, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; policy: PullPolicy; platform?: string }): Promise<ResolvedImage> {
   const tryLocal = (cand: string): ResolvedImage | undefined => {
@@ -130,15 +140,25 @@ export async function resolveOrPull(store: Store, name: string, o: RegistryOptio
     }
   };
   const always = o.policy === 'always';
+  const want = o.platform ? normalizePlatform(o.platform) : undefined;
+  // A local image of another platform is not this one (BuildKit resolves per platform): pulled for it.
+  let other: ResolvedImage | undefined;
+  const fits = (img: ResolvedImage | undefined) => {
+    if (!img || !want || samePlatform(imagePlatform(img), want)) return img;
+    other ??= img;
+    return undefined;
+  };
   // Image ids and local names first: an id is not a reference.
-  const byName = always ? undefined : tryLocal(name);
+  const byName = fits(always ? undefined : tryLocal(name));
   if (byName) return byName;
-  if (o.policy === 'never' || /^(sha256:)?[a-f0-9]{12,64}$/.test(name)) return store.content.resolve(name);
+  const isId = /^(sha256:)?[a-f0-9]{12,64}$/.test(name);
+  if (other && (o.policy === 'never' || isId)) throw platformMismatch(name, other, want!, isId);
+  if (o.policy === 'never' || isId) return store.content.resolve(name);
   const ref = parseReference(name);
   const local = familiarName(ref);
-  const byRef = always ? undefined : tryLocal(local);
+  const byRef = fits(always ? undefined : tryLocal(local));
   if (byRef) return byRef;
-  o.log?.(`pulling ${local}`);
+  o.log?.(`pulling ${local}${other ? ` for ${formatPlatform(want!)} (the local image is ${formatPlatform(imagePlatform(other))})` : ''}`);
   try {
     return await pullInto(store, ref, o);
   } catch (e) {

@@ -21,9 +21,12 @@ import { bridged, bridgedUser, dnsConfig, leaveNetwork, networkConfig, networkMo
 import { anonymousVolumes, mountList, populateVolumes, prepareMounts, type StorageRequest } from './mounts.js';
 import { ROOTLESS_NO_LIMITS } from './rootless.js';
 import { addKeepIdUser, allocateUserns, usernsConfig } from './userns.js';
+import { platformFlag, runPlatform } from './platform.js';
 
 export interface RunRequest extends RegistryOptions, StorageRequest {
   image: string;
+  /** `--platform`: the image is pulled (or must be) for it; another platform than this machine's runs under emulation. */
+  platform?: string;
   /** `--userns` host (default), auto[:size=N]; `--uidmap`/`--gidmap` CONTAINER:HOST:SIZE (app/userns.ts). */
   userns?: string;
   uidmap?: string[];
@@ -175,7 +178,9 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
       throw new UsageError(`--stop-signal ${req.stopSignal}: not a signal; use a name such as SIGTERM or SIGQUIT, or a number`);
     }
   }
+  if (req.platform !== undefined) platformFlag(req.platform);
   const img = await resolveOrPull(store, req.image, { ...req, signal: o.signal, log: logger(o), policy: pullPolicy(req.pull, store.root) });
+  const platform = runPlatform(img.config, req.platform, (message) => o.onEvent?.({ type: 'warning', message }));
   const cfg = img.config.config ?? {};
   const args = containerArgs(cfg.Entrypoint, cfg.Cmd, req.command ?? [], req.entrypoint);
   if (args.length === 0) throw new UsageError(`image ${req.image} has no CMD or ENTRYPOINT: give a command, e.g. tsbuild run ${req.image} sh`);
@@ -217,6 +222,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
     ulimits: req.ulimits, extraHosts: req.extraHosts, shmSize: req.shmSize, stopSignal: req.stopSignal ?? cfg.StopSignal,
     stopTimeout: req.stopTimeout, restart, healthcheck, log, autoRemove: req.rm, ...(mounts.length > 0 ? { mounts } : {}), ...net,
     ...(userns ? { userns } : {}),
+    ...(platform ? { platform } : {}),
   };
   const state: ContainerState = {
     id, name: req.name ?? uniqueName(store), image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),

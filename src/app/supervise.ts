@@ -7,10 +7,11 @@ import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { processStartTime } from '../fsutil/index.js';
 import {
-  LogWriter, execInContainer, oomMessage, runContainer, SandboxError,
+  LogWriter, emulationFor, execInContainer, oomMessage, runContainer, SandboxError,
   type ContainerConfig, type ContainerState, type RestartPolicy, type RunResult, type StartInfo,
 } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
+import { parsePlatform } from '../image/index.js';
 import type { OpOptions } from './events.js';
 import { specMounts } from './mounts.js';
 import { bridged, joinNetwork, leaveNetwork, userMode } from './network.js';
@@ -61,6 +62,7 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
         mountDir: path.join(store.root, 'tmp', 'mnt'),
         extraMounts: specMounts(store, cfg.mounts),
         userns: cfg.userns && { uid: cfg.userns.uid, gid: cfg.userns.gid },
+        emulation: cfg.platform ? emulationFor(parsePlatform(cfg.platform)) : undefined,
       },
       {
         stdin: io.stdin, stdout: 'pipe', stderr: 'pipe', signal: io.signal,

@@ -31,7 +31,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'no-cache-filter', type: 'list', arg: 'stage', help: 'ignore the cache for this stage (repeatable)' },
   { name: 'explain', type: 'string', arg: 'text|json', help: 'print each step\'s cache key inputs and why it hit or missed' },
   { name: 'pull', type: 'bool', help: 'pull every FROM image even when the store has it (default: only missing ones; TSBUILD_PULL=never for none)' },
-  { name: 'platform', type: 'string', arg: 'os/arch', help: 'platform for pulled base images (default: this machine)' },
+  { name: 'platform', type: 'string', arg: 'os/arch[/variant]', help: "the platform to build for (default: this machine's); another runs RUN steps under qemu-user emulation" },
   insecureFlag,
   { name: 'output', short: 'o', type: 'list', arg: 'type=image|registry|oci|docker|local[,dest=…][,push=true]', help: 'where the result goes (repeatable; default type=image)' },
   { name: 'cache-to', type: 'list', arg: 'type=registry,ref=R[,mode=min|max][,mounts=true] | type=local,dest=DIR | type=inline', help: 'export the build cache (repeatable; inline: on the image, read back with --cache-from type=registry,ref=IMAGE)' },

@@ -18,6 +18,10 @@ export function infoCommand(p: Parsed): number {
   process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
   process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\n`);
   if (i.userNamespaces) process.stdout.write(`User namespaces: ${i.userNamespaces}\n`);
+  const runs = i.platforms.filter((p) => p.via);
+  process.stdout.write(`Platforms:    ${runs.map((p) => `${p.platform}${p.via === 'native' ? '' : ' (emulated)'}`).join(', ')}\n`);
+  for (const p of runs.filter((x) => x.via !== 'native')) process.stdout.write(`  ${p.platform.padEnd(14)} ${p.via}\n`);
+  if (runs.length === 1) process.stdout.write('  others need qemu-user: install qemu-user-static (Debian: apt-get install qemu-user-static)\n');
   return 0;
 }
 

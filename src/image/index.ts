@@ -7,7 +7,7 @@
  * Imports errors and fsutil only; kernel work (device nodes, xattrs) is injected by the caller.
  */
 export * from './types.js';
-export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
+export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, samePlatform } from './platform.js';
 export type { Platform } from './platform.js';
 export { sha256, chainIDs } from './digest.js';
 export { ContentStore, CorruptBlobError, normalizeName, validateName, STORED } from './store.js';

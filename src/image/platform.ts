@@ -27,3 +27,21 @@ export function parsePlatform(s: string): Platform {
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 }
+
+/** `os/arch[/variant]` as people write it (x86_64, aarch64), normalised as indexes name platforms. */
+export function normalizePlatform(s: string): Platform {
+  const p = parsePlatform(s.trim().toLowerCase());
+  const arch: Record<string, string> = { x86_64: 'amd64', x86: '386', i386: '386', aarch64: 'arm64', armhf: 'arm', armel: 'arm' };
+  const architecture = arch[p.architecture] ?? p.architecture;
+  const variant = architecture === 'arm64' && p.variant === 'v8' ? undefined : architecture === 'arm' && !p.variant ? (p.architecture === 'armel' ? 'v6' : 'v7') : p.variant;
+  return { os: p.os, architecture, ...(variant ? { variant } : {}) };
+}
+
+/** Whether an image made for `have` is what `want` asks for (a missing variant matches any). */
+export function samePlatform(have: Platform, want: Platform): boolean {
+  const a = normalizePlatform(formatPlatform(have));
+  const b = normalizePlatform(formatPlatform(want));
+  const va = have.variant ? a.variant : undefined;
+  const vb = want.variant ? b.variant : undefined;
+  return a.os === b.os && a.architecture === b.architecture && (va === undefined || vb === undefined || va === vb);
+}

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
-import { MS, Networks, isRootless, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
+import { MS, Networks, emulationFor, isRootless, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
+import { parsePlatform } from '../image/index.js';
 import { commitState, writableDir } from './layer.js';
 import { tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -37,6 +38,8 @@ export class Tail {
 }
 
 export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>, root: StateRef, inputs: OpResult[], ctx: OpContext): Promise<StateRef> {
+  // Before anything is prepared: a platform this machine cannot run is an error that says what to install.
+  const emulation = op.platform ? emulationFor(parsePlatform(op.platform)) : undefined;
   const key = tempKey('active', 'run');
   const mounts = await env.snapshotter.prepare(key, root.snapshot);
   const work = path.join(env.storeRoot, 'tmp', `run-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
@@ -77,6 +80,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
         mountDir: path.join(env.storeRoot, 'tmp', 'mnt'),
         cgroup: { name: `${env.cgroupParent ? `${env.cgroupParent}/` : ''}${path.basename(work)}`, limits: env.limits },
         extraMounts: [...runMounts.mounts, ...files],
+        emulation,
       },
       {
         signal: ctx.signal,

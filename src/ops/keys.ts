@@ -54,6 +54,7 @@ export const KEY_MATERIAL: { [K in Kind]: { [F in KeyFields<K>]: Encoder<K> } } 
     extraHosts: field('extraHosts'),
     ulimits: field('ulimits'),
     shmSize: field('shmSize'),
+    platform: field('platform'),
     env: execEnv,
     // Which variables are ARGs decides their entry names in `env`.
     argNames: () => ({}),

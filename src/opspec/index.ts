@@ -45,6 +45,8 @@ export type OpSpec =
       ulimits?: { type: string; soft: number; hard: number }[];
       /** `build --shm-size` in bytes (absent: 64 MiB). */
       shmSize?: number;
+      /** os/arch[/variant] when not this machine's: the step runs under qemu-user emulation. */
+      platform?: string;
     }
   | {
       kind: 'copy';

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { vertex } from '../builder/index.js';
-import { DEFAULT_PATH, hostPlatform, type ImageConfig } from '../image/index.js';
+import { DEFAULT_PATH, formatPlatform, hostPlatform, normalizePlatform, type ImageConfig, type Platform } from '../image/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { instructionFromNode, parseAST, type Instruction, type Stage } from '../parser/index.js';
 import { envToMap, setEnv } from './config.js';
@@ -51,7 +51,8 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   const df = o.dockerfile;
   const file = o.dockerfileName ?? 'Dockerfile';
   const used = new Set<string>();
-  const auto = platformArgs();
+  const targetPlatform = o.platform ?? hostPlatform();
+  const auto = platformArgs(targetPlatform);
   const globals = globalArgs(df, o.buildArgs, used, auto);
   const stages = new StageResolver(df, mapOf(globals, auto), file);
   const target = stages.target(o.target);
@@ -71,16 +72,17 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
     target,
     context: vertex({ kind: 'context', dir: path.resolve(o.contextDir), ignore: o.ignore }, [], 'load build context'),
     stepScope: `${path.resolve(o.contextDir)}#${file}`,
-    async resolve(name, line) {
-      let r = images.get(name);
+    async resolve(name, line, platform) {
+      const key = `${formatPlatform(platform)} ${name}`;
+      let r = images.get(key);
       if (!r) {
         try {
-          r = await o.resolveImage(name);
+          r = await o.resolveImage(name, platform);
         } catch (e) {
           if (e instanceof TsbuildError) throw new PlanError(`FROM ${name}: ${e.message}`, line, file);
           throw e;
         }
-        images.set(name, r);
+        images.set(key, r);
       }
       return r;
     },
@@ -116,43 +118,45 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   return { root, targetStage: target.name ?? `stage-${target.index}`, stagesBuilt, warnings: ctx.warnings };
 }
 
-/** A FROM --platform must be this machine's: tsbuild does not emulate. */
-function checkPlatform(ctx: PlanContext, s: Stage): void {
-  if (s.from.platform === undefined) return;
+/** FROM --platform (expanded with the global ARGs and the automatic ones), else the build's target. */
+function stagePlatform(ctx: PlanContext, s: Stage): Platform | undefined {
+  if (s.from.platform === undefined) return undefined;
   const line = s.from.range.startLine;
   const want = expand(s.from.platform, mapOf(ctx.globals, ctx.auto), line, ctx.escape);
-  const host = ctx.auto.get('TARGETPLATFORM')!;
   if (want.trim() === '') throw new PlanError(`FROM --platform=${s.from.platform}: the platform is empty after expansion`, line, ctx.file);
-  const norm = (p: string) => p.toLowerCase().replace(/^linux\/x86_64/, 'linux/amd64').replace(/^linux\/aarch64/, 'linux/arm64');
-  if (norm(want) !== host && !host.startsWith(norm(want) + '/')) {
-    throw new PlanError(`FROM --platform=${want}: tsbuild builds only for this machine's platform (${host}); emulation of other platforms is not supported`, line, ctx.file);
+  try {
+    return normalizePlatform(want);
+  } catch (e) {
+    throw new PlanError(`FROM --platform=${want}: ${(e as Error).message}`, line, ctx.file);
   }
 }
 
 /** The state a stage starts from: another stage's result, scratch, or an image. */
-async function stageStart(ctx: PlanContext, s: Stage, label: string, steps: number): Promise<Pick<StageState, 'vertex' | 'config' | 'pending'>> {
+async function stageStart(ctx: PlanContext, s: Stage, label: string, steps: number): Promise<Pick<StageState, 'vertex' | 'config' | 'pending' | 'platform'>> {
   const baseName = ctx.stages.fromName(s);
   const line = s.from.range.startLine;
   const baseStage = ctx.stages.stageRef(baseName, s.index, line);
   if (baseStage) {
+    // A stage on another stage is that stage's platform, as in BuildKit.
     const b = await ctx.planStage(baseStage);
-    return { vertex: b.vertex, config: JSON.parse(JSON.stringify(b.config)) as ImageConfig, pending: [...b.pending] };
+    return { vertex: b.vertex, config: JSON.parse(JSON.stringify(b.config)) as ImageConfig, pending: [...b.pending], platform: b.platform };
   }
+  const p = stagePlatform(ctx, s) ?? ctx.o.platform ?? hostPlatform();
   if (baseName.toLowerCase() === 'scratch') {
-    const p = hostPlatform();
     return {
+      platform: p,
       vertex: vertex({ kind: 'scratch' }, [], `[${label} 1/${steps}] FROM scratch`, { stage: label, line }),
       // BuildKit's emptyImage: the default PATH and WorkingDir "/" (part of the config digest).
-      config: { architecture: p.architecture, os: p.os, config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+      config: { architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}), config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
       pending: [],
     };
   }
-  const img = await ctx.resolve(baseName, line);
+  const img = await ctx.resolve(baseName, line, p);
   const config = JSON.parse(JSON.stringify(img.config)) as ImageConfig;
   config.config ??= {};
   if (!envToMap(config.config.Env).has('PATH')) config.config.Env = setEnv(config.config.Env ?? [], 'PATH', DEFAULT_PATH);
   const v = vertex<OpSpec>({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${label} 1/${steps}] FROM ${img.name}`, { stage: label, line });
-  return { vertex: v, config, pending: [] };
+  return { vertex: v, config, pending: [], platform: p };
 }
 
 /** The base's ONBUILD triggers, parsed as if written at this stage's FROM line. */
@@ -172,7 +176,6 @@ function onbuildTriggers(st: StageState): Instruction[] {
 
 async function planStageNow(ctx: PlanContext, s: Stage): Promise<StageResult> {
   const label = s.name ?? `stage-${s.index}`;
-  checkPlatform(ctx, s);
   const start = await stageStart(ctx, s, label, s.instructions.length + 1);
   const st: StageState = { stage: s, label, escape: ctx.escape, ...start, args: new Map(), cmdSet: false, step: 1, steps: s.instructions.length + 1 };
   st.config.history = [];
@@ -183,5 +186,5 @@ async function planStageNow(ctx: PlanContext, s: Stage): Promise<StageResult> {
     st.step++;
     await dispatch(ctx, st, ins);
   }
-  return { vertex: st.vertex, config: st.config, pending: st.pending };
+  return { vertex: st.vertex, config: st.config, pending: st.pending, platform: st.platform };
 }

@@ -4,19 +4,19 @@
  * wins; the automatic platform ARGs; word expansion with the Dockerfile line on every error.
  */
 import { DockerfileSyntaxError, processWord, type Dockerfile } from '../parser/index.js';
-import { formatPlatform, hostPlatform } from '../image/index.js';
+import { formatPlatform, hostPlatform, type Platform } from '../image/index.js';
 import { envToMap } from './config.js';
 import type { StageState } from './types.js';
 
 /** Proxy ARGs are predefined: usable without declaring them, and kept out of RUN's history line. */
 export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
-export function platformArgs(): Map<string, string> {
-  const p = hostPlatform();
-  const plat = formatPlatform(p);
+/** TARGET* name the platform built for (every stage sees the same, as in BuildKit); BUILD* this machine. */
+export function platformArgs(target: Platform = hostPlatform()): Map<string, string> {
+  const b = hostPlatform();
   return new Map([
-    ['TARGETPLATFORM', plat], ['TARGETOS', p.os], ['TARGETARCH', p.architecture], ['TARGETVARIANT', p.variant ?? ''],
-    ['BUILDPLATFORM', plat], ['BUILDOS', p.os], ['BUILDARCH', p.architecture], ['BUILDVARIANT', p.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(target)], ['TARGETOS', target.os], ['TARGETARCH', target.architecture], ['TARGETVARIANT', target.variant ?? ''],
+    ['BUILDPLATFORM', formatPlatform(b)], ['BUILDOS', b.os], ['BUILDARCH', b.architecture], ['BUILDVARIANT', b.variant ?? ''],
   ]);
 }
 

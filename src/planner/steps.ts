@@ -6,6 +6,7 @@ import path from 'node:path';
 import { vertex, type Vertex } from '../builder/index.js';
 import type { NetworkMode, OpSpec } from '../opspec/index.js';
 import { chompHeredocContent } from '../parser/index.js';
+import { formatPlatform, hostPlatform } from '../image/index.js';
 import { envToMap } from './config.js';
 import type { Ins } from './config-instructions.js';
 import { parseRunMount, type RunMount } from './mounts.js';
@@ -32,7 +33,7 @@ function step(ctx: PlanContext, st: StageState, ins: Ins<'workdir' | 'run' | 'co
 async function fromSource(ctx: PlanContext, st: StageState, from: string, line: number): Promise<Vertex<OpSpec>> {
   const dep = ctx.stages.stageRef(from, st.stage.index, line);
   if (dep) return (await ctx.planStage(dep)).vertex;
-  const img = await ctx.resolve(from, line);
+  const img = await ctx.resolve(from, line, st.platform);
   return vertex({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${st.label}] load ${img.name}`);
 }
 
@@ -117,6 +118,8 @@ export async function planRun(ctx: PlanContext, st: StageState, ins: Ins<'run'>)
       ...(ctx.o.extraHosts?.length ? { extraHosts: ctx.o.extraHosts } : {}),
       ...(ctx.o.ulimits?.length ? { ulimits: ctx.o.ulimits } : {}),
       ...(ctx.o.shmSize !== undefined ? { shmSize: ctx.o.shmSize } : {}),
+      // Another platform's step runs under emulation, and is another step (BuildKit keys it by platform).
+      ...(formatPlatform(st.platform) !== formatPlatform(hostPlatform()) ? { platform: formatPlatform(st.platform) } : {}),
     },
     [st.vertex, ...inputs],
     name,

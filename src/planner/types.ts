@@ -1,7 +1,7 @@
 /** The planner's inputs, outputs and the state it carries while dispatching instructions. */
 import type { Vertex } from '../builder/index.js';
 import { TsbuildError } from '../errors/index.js';
-import type { History, ImageConfig } from '../image/index.js';
+import type { History, ImageConfig, Platform } from '../image/index.js';
 import type { NetworkMode, OpSpec } from '../opspec/index.js';
 import type { Dockerfile, Stage } from '../parser/index.js';
 import type { StageResolver } from './stages.js';
@@ -29,7 +29,10 @@ export interface PlanOptions {
   extraHosts?: string[];
   ulimits?: { type: string; soft: number; hard: number }[];
   shmSize?: number;
-  resolveImage: (name: string) => Promise<ResolvedBase>;
+  /** `build --platform`: the platform built for (default: this machine's). */
+  platform?: Platform;
+  /** A base image for a platform (its stage's). */
+  resolveImage: (name: string, platform: Platform) => Promise<ResolvedBase>;
 }
 
 export interface PlanWarning {
@@ -53,6 +56,7 @@ export class PlanError extends TsbuildError {
 /** What a planned stage hands to stages built on it. */
 export interface StageResult {
   vertex: Vertex<OpSpec>;
+  platform: Platform;
   config: ImageConfig;
   /** History entries of config-only instructions not yet attached to a layer. */
   pending: History[];
@@ -79,7 +83,7 @@ export interface PlanContext {
   /** Identifies "the same step" across builds, for explaining cache misses. */
   stepScope: string;
   /** A base image by name, resolved (and pulled) once per build. */
-  resolve(name: string, line: number): Promise<ResolvedBase>;
+  resolve(name: string, line: number, platform: Platform): Promise<ResolvedBase>;
   /** A stage, planned once per build (on first use). */
   planStage(s: Stage): Promise<StageResult>;
 }
@@ -87,6 +91,8 @@ export interface PlanContext {
 /** The stage being planned: its vertex so far, its image config, its ARGs and step counter. */
 export interface StageState {
   stage: Stage;
+  /** What the stage's programs are built for and run as: FROM --platform, its base stage's, or the target. */
+  platform: Platform;
   /** The Dockerfile's escape character, for expanding words. */
   escape: string;
   label: string;

@@ -20,6 +20,7 @@ import { resolveUser } from './user.js';
 import { writeEtcFiles, type Resolv } from './etc.js';
 import { cgroupManager, delegatedToUser, type CgroupDriver, type CgroupLimits } from './cgroups.js';
 import { isRootless } from './userns.js';
+import type { Emulation } from './emulation.js';
 import { hostIdOf, idmapSources, type UserNamespaceMaps } from './idmap.js';
 import { TsbuildError } from '../errors/index.js';
 import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
@@ -66,6 +67,8 @@ export interface ContainerOptions {
    * whose `<pid>-…` names let recovery unmount what a dead process left. Default: `workDir`.
    */
   mountDir?: string;
+  /** Another platform's programs run through qemu-user (see emulation.ts). */
+  emulation?: Emulation;
 }
 
 export interface ContainerResult extends RunResult {
@@ -133,7 +136,8 @@ async function ownUserNamespace(o: ContainerOptions, rootMounts: Mount[], user: 
       throw new TsbuildError('USERNS_UNMAPPED', `the container's user has ${kind} ${id}, which its user namespace does not map (${m.map((x) => `${x.containerID}:${x.hostID}:${x.size}`).join(', ')}): map a range that holds it, or run as another user (-u)`);
     }
   }
-  const paths = idmapSources(rootMounts);
+  // Through an identity map the layers look as they are: no idmapped mounts needed.
+  const paths = isIdentity(maps) ? [] : idmapSources(rootMounts);
   const upper = await o.writableDir();
   // A served root shows the upper through the map already.
   if (upper && !served && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
@@ -160,7 +164,14 @@ async function mountServedRoot(o: ContainerOptions, rootMounts: Mount[]): Promis
   return dir;
 }
 
-export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
+/** Every id as itself: a user namespace that changes no ownership, for what needs one of its own. */
+const IDENTITY: UserNamespaceMaps = { uid: [{ containerID: 0, hostID: 0, size: 4294967295 }], gid: [{ containerID: 0, hostID: 0, size: 4294967295 }] };
+const isIdentity = (m: UserNamespaceMaps) => [m.uid, m.gid].every((x) => x.length === 1 && x[0]!.containerID === 0 && x[0]!.hostID === 0 && x[0]!.size === 4294967295);
+
+export async function runContainer(opts: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
+  // Handlers of our own live in a user namespace not the host's: as root, one that keeps every id
+  // (rootless, the container is in one already).
+  const o = opts.emulation?.register.length && !opts.userns && !isRootless() ? { ...opts, userns: IDENTITY } : opts;
   // Rootless, a user namespace of the container's own gets no idmapped mounts (they need host root):
   // fuse-overlayfs shows the layers through the map instead, and volumes are seen as they are.
   const ownRootless = o.userns !== undefined && isRootless();
@@ -212,6 +223,7 @@ export async function runContainer(o: ContainerOptions, io: SpawnOptions): Promi
       bindSys: userns ? o.network !== 'none' || o.netns !== undefined : isRootless() && !o.netns && o.network !== 'none',
       userns: userns && { uid: o.userns!.uid, gid: o.userns!.gid, paths: [...userns.paths, ...(ownRootless ? [] : (o.extraMounts ?? []).filter((m) => m.idmap).map((m) => m.source))] },
       extraMounts: o.extraMounts,
+      binfmt: o.emulation?.register,
       rlimits: [...defaultRlimits().filter((d) => !o.rlimits?.some((r) => r.type === d.type)), ...(o.rlimits ?? [])],
     });
     // Mount points the image lacked are created by the helper; they must not end up in the layer.

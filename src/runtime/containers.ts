@@ -81,6 +81,8 @@ export interface ContainerConfig {
   autoRemove?: boolean;
   /** A user namespace of its own: `auto` (a block allocated at create) or the --uidmap/--gidmap given. */
   /** `keepId`: the container ids the user's own are (--userns keep-id, rootless), its default user. */
+  /** os/arch[/variant] of an image of another platform than this machine's: it runs under emulation. */
+  platform?: string;
   userns?: { mode: 'auto' | 'map' | 'keep-id'; size?: number; uid: IdMap[]; gid: IdMap[]; keepId?: { uid: number; gid: number } };
 }
 

@@ -40,3 +40,5 @@ export { isRootless, rootlessMapKind, extractionLimits, hostIdMapPlan, userNames
 export type { IdMapPlan, MapKind } from './userns.js';
 export { parseIdMap, checkIdMaps, allocateAuto, parseAutoOptions, hostIdOf, containerIdOf, autoRanges, AUTO_USER, AUTO_SIZE, ownIdMaps, keepIdMap, parseKeepIdOptions } from './idmap.js';
 export type { IdMap, UserNamespaceMaps } from './idmap.js';
+export { emulationFor, emulationSummary, runsNatively, EmulationError } from './emulation.js';
+export type { Emulation, EmulationProbe } from './emulation.js';

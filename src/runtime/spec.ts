@@ -59,6 +59,8 @@ export interface SandboxSpec {
     uidMappings?: IdMap[];
     gidMappings?: IdMap[];
     idmapPaths?: string[];
+    /** binfmt_misc handlers registered in the container's own user namespace (emulation). */
+    binfmt?: string[];
   };
   loopbackUp: boolean;
   init: boolean;
@@ -158,6 +160,8 @@ export interface SpecOptions {
   bindSys?: boolean;
   /** A user namespace of the container's own (root only): maps, and the paths seen through them. */
   userns?: { uid: IdMap[]; gid: IdMap[]; paths: string[] };
+  /** binfmt_misc `register` lines for qemu-user (another platform's programs); needs a user namespace not the host's. */
+  binfmt?: string[];
 }
 
 export function buildSpec(o: SpecOptions): SandboxSpec {
@@ -219,6 +223,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       cgroupProcs: o.cgroupProcs ?? [],
       ...(o.devicesBpf ? { devicesBpf: o.devicesBpf } : {}),
       ...(o.userns ? { uidMappings: o.userns.uid, gidMappings: o.userns.gid, idmapPaths: o.userns.paths } : {}),
+      ...(o.binfmt?.length ? { binfmt: o.binfmt } : {}),
     },
     loopbackUp: o.network === 'none' && !o.netnsPath,
     init: o.init ?? false,
