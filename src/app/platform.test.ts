@@ -21,7 +21,7 @@ test('--platform: the host is fine; another needs emulation only with RUN steps;
     assert.equal(checkPlatform('linux/arm', false, probe), { os: 'linux', architecture: 'arm', variant: 'v7' });
     assert.throws(() => checkPlatform(`${host},${other}`, true, probe), /multi-platform builds \(an image index\) are not supported yet; build each platform on its own/);
     assert.throws(() => checkPlatform('linux', true, probe), /--platform linux: invalid platform "linux": use os\/arch/);
-    assert.throws(() => checkPlatform('windows/amd64', false, probe), /tsbuild builds Linux images/);
+    assert.throws(() => checkPlatform('windows/amd64', false, probe), /tsbuild runs Linux images/);
   } finally {
     fs.rmSync(empty, { recursive: true, force: true });
   }

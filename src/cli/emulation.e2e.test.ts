@@ -1,0 +1,115 @@
+/**
+ * Another platform's images under qemu-user, with nothing changed on the host: `build --platform
+ * linux/arm64` runs RUN steps as arm64 programs, FROM --platform=$BUILDPLATFORM stages run natively
+ * and hand their files on, the image says arm64, and `run`/`exec` run it. The arm64 busybox is
+ * Debian's (scripts/fetch-arm64-busybox.sh, run by the test line); qemu-user-static is Debian's.
+ */
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cli, tmpdir } from '../testutil/index.js';
+import { lifecycleFixture } from './lifecycle.fixture.js';
+
+const { itUnless, root, ctx, test, tsb, withContainers } = lifecycleFixture('emu');
+async function inspect(name: string): Promise<{ Id: string; Architecture: string; Os: string }> {
+  const r = await tsb(['inspect', name]);
+  assert.is(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { Id: string; Architecture: string; Os: string }[])[0]!;
+}
+const ARM_BUSYBOX = process.env.TSBUILD_TEST_ARM64_BUSYBOX ?? '/var/cache/tsbuild-test/arm64/bin/busybox';
+const why =
+  process.arch !== 'x64'
+    ? 'the emulation tests run arm64 programs on an x86-64 machine'
+    : !fs.existsSync('/usr/bin/qemu-aarch64-static')
+      ? 'qemu-user-static is not installed (apt-get install -y qemu-user-static)'
+      : !fs.existsSync(ARM_BUSYBOX)
+        ? `no arm64 busybox at ${ARM_BUSYBOX} (sh scripts/fetch-arm64-busybox.sh)`
+        : undefined;
+const dirs: string[] = [];
+test.after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** The host's binfmt_misc handlers, when it is mounted: tsbuild must add none. */
+function hostHandlers(): string[] {
+  try {
+    return fs.readdirSync('/proc/sys/fs/binfmt_misc').filter((f) => f !== 'register' && f !== 'status');
+  } catch {
+    return [];
+  }
+}
+
+function armContext(dockerfile: string): string {
+  const d = tmpdir('tsb-emu-ctx-');
+  dirs.push(d);
+  fs.copyFileSync(ARM_BUSYBOX, path.join(d, 'busybox'));
+  fs.chmodSync(path.join(d, 'busybox'), 0o755);
+  fs.writeFileSync(path.join(d, 'Dockerfile'), dockerfile);
+  return d;
+}
+
+itUnless(why, 'build --platform linux/arm64: RUN steps run as arm64 under qemu-user, the image says arm64, the host gets no handler', async () => {
+  const before = hostHandlers();
+  const d = armContext('FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nARG TARGETPLATFORM\nARG BUILDPLATFORM\nRUN uname -m > /arch && echo "$TARGETPLATFORM $BUILDPLATFORM" > /plat\n');
+  const r = await tsb(['--progress', 'plain', '--platform', 'linux/arm64', '-t', 'emu-base', d]);
+  assert.is(r.code, 0, r.stderr);
+  const i = await inspect('emu-base');
+  assert.is(i.Architecture, 'arm64');
+  assert.is(i.Os, 'linux');
+  assert.equal(hostHandlers(), before, 'no handler was registered on the host');
+  const run = await tsb(['run', '--rm', 'emu-base', 'cat', '/arch', '/plat']);
+  assert.is(run.code, 0, run.stderr);
+  assert.is(run.stdout, 'aarch64\nlinux/arm64 linux/amd64\n');
+  assert.match(run.stderr, /WARNING: the image's platform \(linux\/arm64\) does not match this machine's \(linux\/amd64\) and no --platform was given: it runs under emulation/);
+  const asked = await tsb(['run', '--rm', '--platform', 'linux/arm64', 'emu-base', 'uname', '-m']);
+  assert.is(asked.stdout, 'aarch64\n');
+  assert.not.match(asked.stderr, /WARNING/, 'no warning when the platform was asked for');
+
+  // The same build again: every step from the cache, the same image.
+  const again = await tsb(['--progress', 'plain', '--platform', 'linux/arm64', '-t', 'emu-base', d]);
+  assert.is(again.code, 0, again.stderr);
+  assert.not.match(again.stderr, /cache miss/);
+  assert.is((await inspect('emu-base')).Id, i.Id);
+});
+
+itUnless(why, 'a cross build: a FROM --platform=$BUILDPLATFORM stage runs natively and hands its files to the arm64 stage', async () => {
+  // A host busybox image for the native stage (the harness's context makes one).
+  const host = ctx('');
+  assert.is((await tsb(['-t', 'emu-host', host])).code, 0);
+  const d = armContext(
+    'FROM --platform=$BUILDPLATFORM emu-host AS tools\nARG TARGETARCH\nRUN echo "built on $(uname -m) for $TARGETARCH" > /made\n' +
+      'FROM emu-base\nCOPY --from=tools /made /made\nRUN uname -m >> /made\n',
+  );
+  const r = await cli(['--progress', 'plain', '--platform', 'linux/arm64', '-t', 'emu-cross', d], { root, env: { TSBUILD_PULL: 'never' } });
+  assert.is(r.code, 0, r.stderr);
+  assert.is((await tsb(['run', '--rm', '--platform', 'linux/arm64', 'emu-cross', 'cat', '/made'])).stdout, 'built on x86_64 for arm64\naarch64\n');
+  assert.is((await inspect('emu-cross')).Architecture, 'arm64');
+
+  // Built for this machine, an arm64 image is not its base: with pulls off, the mismatch is the error.
+  const native = armContext('FROM emu-base\nRUN true\n');
+  const bad = await cli(['--progress', 'plain', native], { root, env: { TSBUILD_PULL: 'never' } });
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /image "emu-base" is linux\/arm64, not linux\/amd64 as asked: pull it for that platform/);
+});
+
+itUnless(why, 'a detached arm64 container: exec runs arm64 programs in it; stop and rm leave nothing', async () => {
+  await withContainers(['emu-d'], async () => {
+    const r = await tsb(['run', '-d', '--name', 'emu-d', '--platform', 'linux/arm64', 'emu-base', 'sleep', '300']);
+    assert.is(r.code, 0, r.stderr);
+    const e = await tsb(['exec', 'emu-d', 'uname', '-m']);
+    assert.is(e.stdout, 'aarch64\n', e.stderr);
+    assert.is((await tsb(['stop', '-t', '1', 'emu-d'])).code, 0);
+  });
+  assert.equal((await tsb(['ps', '-a', '-q'])).stdout, '');
+});
+
+itUnless(why, 'run --platform refuses a bad value and an image of another platform with pulls off', async () => {
+  const bad = await tsb(['run', '--rm', '--platform', 'arm64', 'emu-base', 'true']);
+  assert.is(bad.code, 125);
+  assert.match(bad.stderr, /--platform arm64: invalid platform "arm64": use os\/arch/);
+  const other = await cli(['run', '--rm', '--pull', 'never', '--platform', 'linux/amd64', 'emu-base', 'true'], { root });
+  assert.is(other.code, 125);
+  assert.match(other.stderr, /image "emu-base" is linux\/arm64, not linux\/amd64 as asked/);
+});
+
+test.run();
