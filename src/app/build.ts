@@ -10,10 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js';
-import { writeFileAtomic } from '../fsutil/index.js';
 import { ChecksumMemo } from '../cache/index.js';
 import { CancelledError, DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
-import { formatPlatform, normalizeName, validateName, type CompressionSpec } from '../image/index.js';
+import { formatPlatform, normalizeName, validateName, type CompressionSpec, type Platform } from '../image/index.js';
 import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
@@ -30,7 +29,9 @@ import { startAgents, type SecretsRequest } from './secrets.js';
 import { BuildRecorder, type BuildRecord } from './history.js';
 import { checksFor, enforceChecks } from './check.js';
 import { checkTimelineFile, writeTimeline } from './timeline.js';
-import { checkPlatform } from './platform.js';
+import { checkPlatforms } from './platform.js';
+import { tagIndex } from './multiplatform.js';
+import { recordInputs } from './inputs.js';
 import { claimStep, leased } from './shared.js';
 
 
@@ -100,18 +101,6 @@ export interface BuildResult {
   /** Each cached step's key, inputs and why it hit or missed (`--explain`). */
   steps: ExplainStep[];
   checksums: { filesRead: number; fromMemo: number };
-}
-
-/** What `verify` needs to rebuild an image: `<store>/builds/<manifest>.json`. */
-export interface BuildInputs {
-  context: string;
-  dockerfile: string;
-  target?: string;
-  buildArgs: Record<string, string>;
-  network: string;
-  sourceDateEpoch?: string;
-  dockerfileDigest: string;
-  labels?: Record<string, string>;
 }
 
 const ENTITLEMENTS = ['security.insecure', 'network.host'];
@@ -201,9 +190,9 @@ function readRequest(req: BuildRequest) {
   for (const a of req.allow ?? []) if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow ${a}: known entitlements are ${ENTITLEMENTS.join(' and ')}`);
   const text = req.dockerfileText !== undefined ? checkText(req.dockerfileText, 'the Dockerfile on standard input') : readDockerfile(dockerfile);
   const df = parseFile(text, dockerfile);
-  const platform = checkPlatform(req.platform, df.stages.some((s) => s.instructions.some((i) => i.kind === 'run')));
+  const platforms = checkPlatforms(req.platform, df.stages.some((s) => s.instructions.some((i) => i.kind === 'run')), req.outputs ?? []);
   return {
-    platform,
+    platforms,
     context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
     df,
@@ -321,6 +310,34 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
   for (const f of checks.findings) o.onEvent?.({ type: 'warning', message: `${f.rule}: ${f.message}`, ...(f.line ? { line: f.line } : {}) });
   enforceChecks(checks, r.dockerfile);
   const log = logger(o);
+  // Several platforms: each built in turn (what they share comes from the cache the first made), its
+  // image unnamed until the index of them all gets the names.
+  const multi = r.platforms.length > 1;
+  const built: Built[] = [];
+  for (const p of r.platforms.length ? r.platforms : [undefined]) {
+    if (multi) log(`building for ${formatPlatform(p!)}`);
+    built.push(await buildOne(store, req, r, o, lease, p, multi ? [] : r.names));
+  }
+  const image = multi ? await tagIndex(store.content, built.map((b) => b.result.manifest), r.names) : built[0]!.result.manifest;
+  await writeOutputs(store, req.outputs ?? [], image.digest, { ...req, signal: o.signal, log, mtime: req.sourceDateEpoch ?? 0 });
+  return {
+    imageId: multi ? image.digest : built[0]!.result.configDigest,
+    manifestDigest: image.digest,
+    names: r.names,
+    steps: built.flatMap((b) =>
+      b.cacheEvents
+        .filter((e) => e.vertex.meta['stepId'] !== undefined)
+        .map((e) => ({ step: e.vertex.name, line: e.vertex.meta['line'], key: e.key, hit: e.hit, reason: e.reason ?? null, inputs: e.material })),
+    ),
+    checksums: { filesRead: built.reduce((a, b) => a + b.memo.stats.hashed, 0), fromMemo: built.reduce((a, b) => a + b.memo.stats.memoHits, 0) },
+  };
+}
+
+type Built = Awaited<ReturnType<typeof solve>> & { result: Extract<OpResult, { kind: 'export' }> };
+
+/** One platform's image: planned, solved, its inputs recorded for `verify`, its cache exported. */
+async function buildOne(store: Store, req: BuildRequest, r: ReturnType<typeof readRequest>, o: OpOptions, lease: Lease, platform: Platform | undefined, names: string[]): Promise<Built> {
+  const log = logger(o);
   const policy = pullPolicy(req.pull, store.root);
   const graph = await planBuild({
     dockerfile: r.df,
@@ -329,21 +346,22 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
     target: req.target,
     contextDir: r.context,
     ignore: r.ignore,
-    names: r.names,
+    names,
     labels: req.labels,
     network: r.network,
     extraHosts: req.extraHosts,
     ulimits: req.ulimits,
     shmSize: req.shmSize,
     allow: req.allow ?? [],
-    platform: r.platform,
-    resolveImage: async (name, platform) => {
-      const img = await resolveOrPull(store, name, { ...req, signal: o.signal, log, policy, platform: formatPlatform(platform) });
+    platform,
+    resolveImage: async (name, p) => {
+      const img = await resolveOrPull(store, name, { ...req, signal: o.signal, log, policy, platform: formatPlatform(p) });
       return { name: img.name ?? name, manifestDigest: img.manifestDigest, config: img.config };
     },
   });
   for (const w of graph.warnings) o.onEvent?.({ type: 'warning', message: w.message, line: w.line });
-  const { result, cacheEvents, memo } = await solve(store, req, graph.root, r.jobs, o, lease);
+  const solved = await solve(store, req, graph.root, r.jobs, o, lease);
+  const result = solved.result;
   if (result.kind !== 'export') throw new TsbuildError('INTERNAL', 'build produced no image');
   recordInputs(store.root, result.manifest.digest, {
     context: r.context,
@@ -354,31 +372,8 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
     sourceDateEpoch: req.sourceDateEpoch !== undefined ? String(req.sourceDateEpoch) : undefined,
     dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(r.text).digest('hex'),
     labels: req.labels,
+    ...(platform ? { platform: formatPlatform(platform) } : {}),
   });
-  for (const spec of req.cacheTo ?? []) await exportCache(store, spec, cacheEvents, graph.root, req, { signal: o.signal, log });
-  await writeOutputs(store, req.outputs ?? [], result.manifest.digest, { ...req, signal: o.signal, log, mtime: req.sourceDateEpoch ?? 0 });
-  return {
-    imageId: result.configDigest,
-    manifestDigest: result.manifest.digest,
-    names: r.names,
-    steps: cacheEvents
-      .filter((e) => e.vertex.meta['stepId'] !== undefined)
-      .map((e) => ({ step: e.vertex.name, line: e.vertex.meta['line'], key: e.key, hit: e.hit, reason: e.reason ?? null, inputs: e.material })),
-    checksums: { filesRead: memo.stats.hashed, fromMemo: memo.stats.memoHits },
-  };
-}
-
-function recordInputs(root: string, manifest: string, inputs: BuildInputs): void {
-  const dir = path.join(root, 'builds');
-  fs.mkdirSync(dir, { recursive: true });
-  // Atomic, as every other record: a kill -9 mid-write left a truncated file that doctor reported.
-  writeFileAtomic(path.join(dir, manifest.replace('sha256:', '') + '.json'), JSON.stringify(inputs, null, 1), { sync: false });
-}
-
-export function readInputs(root: string, manifest: string): BuildInputs | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(root, 'builds', manifest.replace('sha256:', '') + '.json'), 'utf8')) as BuildInputs;
-  } catch {
-    return undefined;
-  }
+  for (const spec of req.cacheTo ?? []) await exportCache(store, spec, solved.cacheEvents, graph.root, req, { signal: o.signal, log });
+  return { ...solved, result };
 }

@@ -1,6 +1,6 @@
 /** Image operations: pull, push, tag, login/logout, list, inspect, remove. */
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { STORED, normalizeName, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
+import { STORED, isIndexDescriptor, normalizeName, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
 import { familiarName, parseReference, sourceFor, type Credentials } from '../registry/index.js';
 import { gcWithCache, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
@@ -50,14 +50,15 @@ export async function push(store: Store, req: PushRequest, o: OpOptions = {}): P
     if (!(e instanceof NotFoundError)) throw e;
     img = store.content.resolve(familiarName(parseReference(req.image)));
   }
-  return pushTo(store, img.manifestDigest, dest, { ...req, signal: o.signal, log: o.onEvent ? logger(o) : undefined });
+  return pushTo(store, img.index?.digest ?? img.manifestDigest, dest, { ...req, signal: o.signal, log: o.onEvent ? logger(o) : undefined });
 }
 
 export function tag(store: Store, source: string, target: string): string {
   const img = store.content.resolve(source);
   const name = familiarName(parseReference(target));
   if (name.includes('@')) throw new UsageError(`cannot tag with a digest (${target}): give a name and tag`);
-  const desc = store.content.list().find((r) => r.manifest.digest === img.manifestDigest)?.manifest ?? { mediaType: img.manifest.mediaType, digest: img.manifestDigest, size: store.content.blobSize(img.manifestDigest) };
+  // A multi-platform image is tagged as a whole (its index).
+  const desc = img.index ?? store.content.list().find((r) => r.manifest.digest === img.manifestDigest)?.manifest ?? { mediaType: img.manifest.mediaType, digest: img.manifestDigest, size: store.content.blobSize(img.manifestDigest) };
   store.content.tag(name, desc);
   return name;
 }
@@ -111,27 +112,38 @@ export function listImages(store: Store, o: { onBroken?: (name: string, e: Error
       return [];
     }
   };
-  return [...store.content.list().flatMap((r) => summary(r.manifest, r.name)), ...store.content.dangling().flatMap((d) => summary(d))];
+  // A multi-platform name is one row, as Docker's containerd store shows it: the index's digest as its
+  // id, the size of every platform's layers.
+  const indexSummary = (d: Descriptor, name: string): ImageSummary[] => {
+    const rows = store.content.entries().filter((e) => e.index?.digest === d.digest && e.name === name).flatMap((e) => summary(e.manifest, name));
+    if (rows.length === 0) return [];
+    return [{ name, id: d.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? rows[0]!.created, size: rows.reduce((a, r) => a + r.size, 0), labels: rows[0]!.labels }];
+  };
+  return [
+    ...store.content.list().flatMap((r) => (isIndexDescriptor(r.manifest) ? indexSummary(r.manifest, r.name) : summary(r.manifest, r.name))),
+    ...store.content.dangling().flatMap((d) => summary(d)),
+  ];
 }
 
 /** `inspect`: Docker's field names, plus the manifest. */
 export function inspectImage(store: Store, ref: string): Record<string, unknown> {
   const r = store.content.resolve(ref);
-  const names = allNames(store, r.manifestDigest);
-  return { Id: r.configDigest, RepoTags: names, Digest: r.manifestDigest, Created: r.config.created, Architecture: r.config.architecture, Os: r.config.os, Author: r.config.author, Config: r.config.config, RootFS: r.config.rootfs, History: r.config.history, Manifest: r.manifest, Size: r.manifest.layers.reduce((a, l) => a + l.size, 0) };
+  const names = allNames(store, r);
+  return { Id: r.configDigest, RepoTags: names, Digest: r.manifestDigest, Created: r.config.created, Architecture: r.config.architecture, Os: r.config.os, Author: r.config.author, Config: r.config.config, RootFS: r.config.rootfs, History: r.config.history, Manifest: r.manifest, Size: r.manifest.layers.reduce((a, l) => a + l.size, 0), ...(r.index ? { Index: { digest: r.index.digest, ...store.content.readJSON<object>(r.index.digest) } } : {}) };
 }
 
 const ID_RE = /^(sha256:)?[a-f0-9]{4,64}$/;
 
 /** Every name the store gives the image with this manifest. */
-function allNames(store: Store, manifestDigest: string): string[] {
-  return store.content.list().filter((x) => x.manifest.digest === manifestDigest).map((x) => x.name);
+function allNames(store: Store, img: ResolvedImage): string[] {
+  const digest = img.index?.digest ?? img.manifestDigest;
+  return store.content.list().filter((x) => x.manifest.digest === digest).map((x) => x.name);
 }
 
 /** What a reference names, as Docker reads it: a name is itself; an id (or an unnamed image) is all its names. */
 function namesOf(store: Store, ref: string, img: ResolvedImage): { names: string[]; byId: boolean } {
   const byId = !img.name || ID_RE.test(ref);
-  return { names: byId ? allNames(store, img.manifestDigest) : [img.name!], byId };
+  return { names: byId ? allNames(store, img) : [img.name!], byId };
 }
 
 /** `rmi`: untags (a name: that name; an id: every name), deletes what nothing needs, then GC. */
@@ -163,7 +175,7 @@ export async function removeImages(store: Store, refs: string[], o: { force?: bo
       o.onUntag?.(n);
     }
     if (byId) store.content.removeDangling(r.manifestDigest);
-    if (!store.content.list().some((x) => x.manifest.digest === r.manifestDigest)) o.onDelete?.(r.configDigest);
+    if (!store.content.list().some((x) => x.manifest.digest === (r.index?.digest ?? r.manifestDigest))) o.onDelete?.(r.index?.digest ?? r.configDigest);
   }
   if (o.prune !== false) await gcWithCache(store);
 }

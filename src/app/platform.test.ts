@@ -3,27 +3,59 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkPlatform } from './platform.js';
-import { formatPlatform, hostPlatform } from '../image/index.js';
+import { checkPlatforms, runPlatform } from './platform.js';
+import { formatPlatform, hostPlatform, type ImageConfig } from '../image/index.js';
 
-test('--platform: the host is fine; another needs emulation only with RUN steps; two platforms refused; bad values named', () => {
-  const host = formatPlatform(hostPlatform());
-  assert.equal(checkPlatform(host), hostPlatform());
-  assert.equal(checkPlatform(`${host},${host}`), hostPlatform());
-  assert.is(checkPlatform(undefined), undefined);
-  const other = hostPlatform().architecture === 'arm64' ? 'linux/amd64' : 'linux/arm64';
+const cfg = (architecture: string): ImageConfig => ({ architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+
+const host = formatPlatform(hostPlatform());
+const other = hostPlatform().architecture === 'arm64' ? 'linux/amd64' : 'linux/arm64';
+
+function withEmpty(fn: (probe: { binfmtDir: string; searchDirs: string[] }) => void): void {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-binfmt-'));
-  const probe = { binfmtDir: empty, searchDirs: [empty] };
   try {
-    assert.throws(() => checkPlatform(other, true, probe), /needs qemu-user to run its programs.*install qemu-user-static/);
-    assert.equal(checkPlatform(other, false, probe), { os: 'linux', architecture: other.split('/')[1] });
-    assert.equal(checkPlatform('linux/aarch64/v8', false, probe), { os: 'linux', architecture: 'arm64' });
-    assert.equal(checkPlatform('linux/arm', false, probe), { os: 'linux', architecture: 'arm', variant: 'v7' });
-    assert.throws(() => checkPlatform(`${host},${other}`, true, probe), /multi-platform builds \(an image index\) are not supported yet; build each platform on its own/);
-    assert.throws(() => checkPlatform('linux', true, probe), /--platform linux: invalid platform "linux": use os\/arch/);
-    assert.throws(() => checkPlatform('windows/amd64', false, probe), /tsbuild runs Linux images/);
+    fn({ binfmtDir: empty, searchDirs: [empty] });
   } finally {
     fs.rmSync(empty, { recursive: true, force: true });
+  }
+}
+
+test('--platform: the host is fine; another needs emulation only with RUN steps; duplicates fold; bad values named', () => {
+  withEmpty((probe) => {
+    assert.equal(checkPlatforms(host, true, [], probe), [hostPlatform()]);
+    assert.equal(checkPlatforms(`${host},${host}`, true, [], probe), [hostPlatform()]);
+    assert.equal(checkPlatforms(undefined), []);
+    assert.throws(() => checkPlatforms(other, true, [], probe), /needs qemu-user to run its programs.*install qemu-user-static/);
+    assert.equal(checkPlatforms(other, false, [], probe), [{ os: 'linux', architecture: other.split('/')[1]! }]);
+    assert.equal(checkPlatforms('linux/aarch64/v8', false, [], probe), [{ os: 'linux', architecture: 'arm64' }]);
+    assert.equal(checkPlatforms('linux/arm', false, [], probe), [{ os: 'linux', architecture: 'arm', variant: 'v7' }]);
+    assert.throws(() => checkPlatforms(`${host},${other}`, true, [], probe), /needs qemu-user/, 'every platform must be runnable');
+    assert.throws(() => checkPlatforms('linux', true, [], probe), /--platform linux: invalid platform "linux": use os\/arch/);
+    assert.throws(() => checkPlatforms('windows/amd64', false, [], probe), /tsbuild runs Linux images/);
+  });
+});
+
+test('several platforms: an index, pushed or stored; an archive or directory output is refused, saying what to do', () => {
+  withEmpty((probe) => {
+    assert.is(checkPlatforms(`${host},${other}`, false, [{ type: 'registry', push: true }], probe).length, 2);
+    assert.throws(() => checkPlatforms(`${host},${other}`, false, [{ type: 'oci', push: false }], probe), /with --output type=oci: a oci output holds one platform's image; build it with one --platform, or push/);
+    assert.is(checkPlatforms(other, false, [{ type: 'oci', push: false }], probe).length, 1);
+  });
+});
+
+test("run: the host's images need nothing; another platform's runs with Docker's warning unless asked for; nothing to run it is an error", () => {
+  withEmpty((probe) => {
+    const warnings: string[] = [];
+    assert.is(runPlatform(cfg(hostPlatform().architecture), undefined, (m) => warnings.push(m), probe), undefined);
+    assert.throws(() => runPlatform(cfg(other.split('/')[1]!), undefined, (m) => warnings.push(m), probe), /install qemu-user-static/);
+    assert.equal(warnings, []);
+  });
+  if (fs.existsSync('/usr/bin/qemu-aarch64-static') && other === 'linux/arm64') {
+    const warnings: string[] = [];
+    assert.is(runPlatform(cfg('arm64'), undefined, (m) => warnings.push(m)), 'linux/arm64');
+    assert.match(warnings[0]!, /^WARNING: the image's platform \(linux\/arm64\) does not match/);
+    assert.is(runPlatform(cfg('arm64'), 'linux/arm64', (m) => warnings.push(m)), 'linux/arm64');
+    assert.is(warnings.length, 1);
   }
 });
 

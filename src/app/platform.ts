@@ -21,19 +21,26 @@ export function platformFlag(value: string): Platform {
   return p;
 }
 
-export function checkPlatform(value: string | undefined, hasRun = true, probe?: EmulationProbe): Platform | undefined {
-  if (value === undefined || value === '') return undefined;
-  const all = value.split(',').map((v) => v.trim());
-  if (all.length > 1) {
-    const distinct = new Set(all.map((s) => formatPlatform(normalizePlatform(s))));
-    if (distinct.size > 1) {
-      throw new UsageError(`--platform ${value}: multi-platform builds (an image index) are not supported yet; build each platform on its own (--platform ${all[0]}, then --platform ${all[1]}, with different tags)`);
-    }
+/**
+ * `build --platform a[,b…]`: the platforms to build for (none given: this machine's, as an empty
+ * list). Each must be runnable here when the Dockerfile has RUN steps. Several make an image index,
+ * which the store names and `--push` pushes; archives and directories hold one platform's image.
+ */
+export function checkPlatforms(value: string | undefined, hasRun = true, outputs: { type: string; push: boolean }[] = [], probe?: EmulationProbe): Platform[] {
+  if (value === undefined || value.trim() === '') return [];
+  const seen = new Map<string, Platform>();
+  for (const v of value.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const p = platformFlag(v);
+    seen.set(formatPlatform(p), p);
   }
-  const p = platformFlag(all[0]!);
+  const all = [...seen.values()];
   // Programs of another platform only run in RUN steps: without any, no emulation is needed.
-  if (hasRun) emulationFor(p, probe);
-  return p;
+  if (hasRun) for (const p of all) emulationFor(p, probe);
+  const single = outputs.find((o) => !o.push && o.type !== 'image');
+  if (all.length > 1 && single) {
+    throw new UsageError(`--platform ${value} with --output type=${single.type}: a ${single.type} output holds one platform's image; build it with one --platform, or push the multi-platform image (--push, type=registry)`);
+  }
+  return all;
 }
 
 /**

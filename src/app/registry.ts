@@ -126,11 +126,18 @@ function platformMismatch(name: string, img: ResolvedImage, want: Platform, isId
 
 /** The local image for a FROM, COPY --from or run: the store's, or pulled as the pull policy says. */
 export async function resolveOrPull(store: Store, name: string, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; policy: PullPolicy; platform?: string }): Promise<ResolvedImage> {
+  const want = o.platform ? normalizePlatform(o.platform) : undefined;
+  let missingPlatform: NotFoundError | undefined;
   const tryLocal = (cand: string): ResolvedImage | undefined => {
     try {
-      return store.content.resolve(cand);
+      return store.content.resolve(cand, want);
     } catch (e) {
       if (e instanceof NotFoundError && e.code === 'IMAGE_NOT_FOUND') return undefined;
+      // A multi-platform image here without this platform: pulled for it if pulls are allowed.
+      if (e instanceof NotFoundError && e.code === 'PLATFORM_NOT_IN_INDEX') {
+        missingPlatform ??= e;
+        return undefined;
+      }
       // The name is here but its data is not (an rmi and its GC raced this command, or the store is
       // damaged): say so, rather than pulling some other image of that name from a registry.
       if (e instanceof NotFoundError && e.code === 'BLOB_NOT_FOUND') {
@@ -140,7 +147,6 @@ export async function resolveOrPull(store: Store, name: string, o: RegistryOptio
     }
   };
   const always = o.policy === 'always';
-  const want = o.platform ? normalizePlatform(o.platform) : undefined;
   // A local image of another platform is not this one (BuildKit resolves per platform): pulled for it.
   let other: ResolvedImage | undefined;
   const fits = (img: ResolvedImage | undefined) => {
@@ -153,6 +159,7 @@ export async function resolveOrPull(store: Store, name: string, o: RegistryOptio
   if (byName) return byName;
   const isId = /^(sha256:)?[a-f0-9]{12,64}$/.test(name);
   if (other && (o.policy === 'never' || isId)) throw platformMismatch(name, other, want!, isId);
+  if (missingPlatform && (o.policy === 'never' || isId)) throw missingPlatform;
   if (o.policy === 'never' || isId) return store.content.resolve(name);
   const ref = parseReference(name);
   const local = familiarName(ref);

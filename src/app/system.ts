@@ -32,12 +32,14 @@ export async function pruneImages(store: Store, o: ImagePruneOptions = {}): Prom
     deleted.push(id);
   }
   if (o.all) {
+    const entries = store.content.entries();
     for (const r of store.content.list()) {
-      const id = configOf(r.manifest.digest);
-      if (id === undefined || used.has(id) || !old(r.manifest.annotations?.[STORED])) continue;
+      // A multi-platform name is unused only when no container uses any of its platforms' images.
+      const ids = entries.filter((e) => e.name === r.name).map((e) => configOf(e.manifest.digest));
+      if (ids.length === 0 || ids.some((id) => id === undefined || used.has(id)) || !old(r.manifest.annotations?.[STORED])) continue;
       store.content.untag(r.name);
       untagged.push(r.name);
-      if (!store.content.list().some((x) => x.manifest.digest === r.manifest.digest)) deleted.push(id);
+      if (!store.content.list().some((x) => x.manifest.digest === r.manifest.digest)) deleted.push(...(ids as string[]));
     }
   }
   const g = await gcWithCache(store);
@@ -57,7 +59,7 @@ export async function diskUsage(store: Store): Promise<DfRow[]> {
   const containers = store.containers.list();
   const usedIds = new Set(containers.map((c) => c.imageId));
   const blobs = new Map<string, { size: number; used: boolean }>();
-  const images = [...store.content.list().map((r) => r.manifest.digest), ...store.content.dangling().map((d) => d.digest)];
+  const images = store.content.entries().map((r) => r.manifest.digest);
   const unique = [...new Set(images)];
   let active = 0;
   for (const digest of unique) {
@@ -100,7 +102,7 @@ export interface DfVerbose {
 /** `system df -v`: per image (shared and unique sizes), per container, per cache record, and the store's accounting. */
 export async function diskUsageVerbose(store: Store): Promise<DfVerbose> {
   const containers = store.containers.list();
-  const recs = [...store.content.list().map((r) => ({ d: r.manifest, name: r.name as string | undefined })), ...store.content.dangling().map((d) => ({ d, name: undefined }))];
+  const recs = store.content.entries().map((r) => ({ d: r.manifest, name: r.name }));
   const manifests = new Map<string, Manifest>();
   const users = new Map<string, number>();
   for (const r of recs) {

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import { build, readInputs } from './build.js';
+import { build } from './build.js';
+import { readInputs } from './inputs.js';
 import type { OpOptions } from './events.js';
 
 export interface VerifyResult {

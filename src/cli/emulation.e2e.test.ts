@@ -7,14 +7,14 @@
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, tmpdir } from '../testutil/index.js';
+import { busyboxPath, cli, registryUnavailable, removeStore, startRegistry, tmpdir } from '../testutil/index.js';
 import { lifecycleFixture } from './lifecycle.fixture.js';
 
 const { itUnless, root, ctx, test, tsb, withContainers } = lifecycleFixture('emu');
-async function inspect(name: string): Promise<{ Id: string; Architecture: string; Os: string }> {
+async function inspect(name: string): Promise<{ Id: string; Digest: string; Architecture: string; Os: string }> {
   const r = await tsb(['inspect', name]);
   assert.is(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { Id: string; Architecture: string; Os: string }[])[0]!;
+  return (JSON.parse(r.stdout) as { Id: string; Digest: string; Architecture: string; Os: string }[])[0]!;
 }
 const ARM_BUSYBOX = process.env.TSBUILD_TEST_ARM64_BUSYBOX ?? '/var/cache/tsbuild-test/arm64/bin/busybox';
 const why =
@@ -110,6 +110,56 @@ itUnless(why, 'run --platform refuses a bad value and an image of another platfo
   const other = await cli(['run', '--rm', '--pull', 'never', '--platform', 'linux/amd64', 'emu-base', 'true'], { root });
   assert.is(other.code, 125);
   assert.match(other.stderr, /image "emu-base" is linux\/arm64, not linux\/amd64 as asked/);
+});
+
+itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one name on an image index; run picks this machine or --platform; push sends the index; each entry is the single-platform build', async () => {
+  const d = armContext('FROM scratch\nARG TARGETARCH\nCOPY busybox-$TARGETARCH /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN uname -m > /arch\n');
+  fs.renameSync(path.join(d, 'busybox'), path.join(d, 'busybox-arm64'));
+  fs.copyFileSync(busyboxPath()!, path.join(d, 'busybox-amd64'));
+  const r = await tsb(['--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '-t', 'emu-multi', d]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /building for linux\/amd64[\s\S]*building for linux\/arm64/);
+  const images = (await tsb(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).stdout.split('\n').filter((l) => l.startsWith('emu-multi:'));
+  assert.is(images.length, 1, 'one row for the multi-platform name');
+  assert.is((await tsb(['run', '--rm', 'emu-multi', 'cat', '/arch'])).stdout, 'x86_64\n', "this machine's entry by default");
+  assert.is((await tsb(['run', '--rm', '--platform', 'linux/arm64', 'emu-multi', 'cat', '/arch'])).stdout, 'aarch64\n');
+  assert.is((await inspect('emu-multi')).Architecture, 'amd64');
+  const none = await tsb(['run', '--rm', '--platform', 'linux/s390x', '--pull', 'never', 'emu-multi', 'true']);
+  assert.is(none.code, 125);
+  assert.match(none.stderr, /image "emu-multi" has no linux\/s390x image \(it has: linux\/amd64, linux\/arm64\)/);
+
+  // Each entry is what a build for that platform alone makes, byte for byte.
+  const one = await tsb(['--progress', 'plain', '--platform', 'linux/arm64', '-t', 'emu-one-arm', d]);
+  assert.is(one.code, 0, one.stderr);
+  const idx = JSON.parse((await tsb(['inspect', '--format', '{{json .Index}}', 'emu-multi'])).stdout) as { manifests: { digest: string; platform: { architecture: string } }[] };
+  const armEntry = idx.manifests.find((m) => m.platform.architecture === 'arm64')!.digest;
+  assert.is((await inspect('emu-one-arm')).Digest, armEntry);
+
+  // Pushed as an index; pulled for arm64 into an empty store, it runs there.
+  const reg = await startRegistry();
+  const fresh = tmpdir('tsb-emu-fresh-');
+  try {
+    const push = await tsb(['push', 'emu-multi', `${reg.host}/emu/multi:1`]);
+    assert.is(push.code, 0, push.stderr);
+    const res = await fetch(`http://${reg.host}/v2/emu/multi/manifests/1`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+    const remote = (await res.json()) as { mediaType: string; manifests: { platform: { architecture: string } }[] };
+    assert.is(remote.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.equal(remote.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+    const pull = await cli(['pull', '--platform', 'linux/arm64', `${reg.host}/emu/multi:1`], { root: fresh });
+    assert.is(pull.code, 0, pull.stderr);
+    assert.is((await cli(['run', '--rm', `${reg.host}/emu/multi:1`, 'cat', '/arch'], { root: fresh })).stdout, 'aarch64\n');
+  } finally {
+    await reg.stop();
+    removeStore(fresh);
+  }
+
+  // A multi-platform build cannot go to a single-image archive; rmi removes every platform's image.
+  const bad = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', 'type=oci,dest=/tmp/never-written.tar', d]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /a oci output holds one platform's image/);
+  assert.is((await tsb(['rmi', 'emu-multi'])).code, 0);
+  assert.not.match((await tsb(['images'])).stdout, /emu-multi/);
+  assert.is((await tsb(['run', '--rm', '--platform', 'linux/arm64', 'emu-one-arm', 'cat', '/arch'])).stdout, 'aarch64\n', 'what another name holds stays');
 });
 
 test.run();

@@ -4,6 +4,7 @@
  * variant as v8), 32-bit arm as `v7`.
  */
 import { TsbuildError } from '../errors/index.js';
+import type { Descriptor } from './types.js';
 
 export interface Platform {
   os: string;
@@ -44,4 +45,11 @@ export function samePlatform(have: Platform, want: Platform): boolean {
   const va = have.variant ? a.variant : undefined;
   const vb = want.variant ? b.variant : undefined;
   return a.os === b.os && a.architecture === b.architecture && (va === undefined || vb === undefined || va === vb);
+}
+
+/** The index entry for `want`: exact variant first, then one without a variant (arm64's v8 is implied). */
+export function selectManifest(manifests: Descriptor[], want: Platform): Descriptor | undefined {
+  const candidates = manifests.filter((m) => m.platform && m.platform.os === want.os && m.platform.architecture === want.architecture);
+  const norm = (v?: string) => (want.architecture === 'arm64' && (v === undefined || v === '') ? 'v8' : v ?? '');
+  return candidates.find((m) => norm(m.platform!.variant) === norm(want.variant)) ?? (want.variant ? undefined : candidates[0]) ?? candidates.find((m) => !m.platform!.variant);
 }

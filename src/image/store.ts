@@ -10,6 +10,9 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
 import { readJSONFile, withLock, writeFileAtomic, writeFileMirrored } from '../fsutil/index.js';
+import { normalizeName, validateName } from './names.js';
+import { findById, isIndexDescriptor, manifestsOf, pickManifest } from './indexes.js';
+import type { Platform } from './platform.js';
 import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from './types.js';
 
 /** Marks an index entry for an image without a name. */
@@ -52,24 +55,12 @@ export interface ImageRecord {
 
 export interface ResolvedImage {
   name?: string;
+  /** The name's index (a multi-platform image), when it points at one; `manifestDigest` is the chosen entry. */
+  index?: Descriptor;
   manifestDigest: string;
   manifest: Manifest;
   configDigest: string;
   config: ImageConfig;
-}
-
-/** `hello` → `hello:latest`; a name with a tag or digest is kept. */
-export function normalizeName(name: string): string {
-  if (name.includes('@')) return name;
-  const slash = name.lastIndexOf('/');
-  return name.slice(slash + 1).includes(':') ? name : `${name}:latest`;
-}
-
-const NAME_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})?$/;
-export function validateName(name: string): void {
-  if (!NAME_RE.test(name)) {
-    throw new TsbuildError('INVALID_REFERENCE', `invalid image name "${name}": use lowercase letters, digits and separators, e.g. myapp:1.0`);
-  }
 }
 
 export class ContentStore {
@@ -274,6 +265,22 @@ export class ContentStore {
     return out;
   }
 
+  /**
+   * Every named manifest, an index's entries one by one (each with its index), then the unnamed
+   * images: for readers that need configs and layers. A damaged index contributes nothing.
+   */
+  entries(): { name?: string; manifest: Descriptor; index?: Descriptor }[] {
+    const named = this.list().flatMap((r) => {
+      if (!isIndexDescriptor(r.manifest)) return [{ name: r.name, manifest: r.manifest }];
+      try {
+        return manifestsOf((d) => this.readJSON(d), r.manifest).map((m) => ({ name: r.name, manifest: m, index: r.manifest }));
+      } catch {
+        return [];
+      }
+    });
+    return [...named, ...this.dangling().map((d) => ({ manifest: d }))];
+  }
+
   /** Built images that have no name (`tsbuild build` without -t), reachable by id as in Docker. */
   dangling(): Descriptor[] {
     return this.readIndex().manifests.filter((m) => m.annotations?.[DANGLING] === 'true');
@@ -330,31 +337,26 @@ export class ContentStore {
     });
   }
 
-  /** Finds an image by name, full image id (config digest), manifest digest, or an id prefix. */
-  resolve(ref: string): ResolvedImage {
+  /**
+   * Finds an image by name, full image id (config digest), manifest or index digest, or an id prefix.
+   * A name on an index resolves to its entry for `platform` (default: this machine's).
+   */
+  resolve(ref: string, platform?: Platform): ResolvedImage {
     const records = this.list();
     const full = ref.includes('@') ? ref : normalizeName(ref);
     let rec = records.find((r) => r.name === full);
+    let entry: Descriptor | undefined;
     if (!rec && /^(sha256:)?[a-f0-9]{4,64}$/.test(ref)) {
-      const want = ref.startsWith('sha256:') ? ref : `sha256:${ref}`;
-      const matches = new Map<string, ImageRecord>();
-      for (const r of [...records, ...this.dangling().map((m) => ({ name: '', manifest: m }))]) {
-        if (r.manifest.digest.startsWith(want)) matches.set(r.manifest.digest, r);
-        let m: Manifest;
-        try {
-          m = this.readJSON<Manifest>(r.manifest.digest);
-        } catch {
-          continue; // a damaged image cannot be matched by its config id; it is named where it is read
-        }
-        if (m.config.digest.startsWith(want)) matches.set(r.manifest.digest, r);
-      }
-      if (matches.size > 1) throw new TsbuildError('AMBIGUOUS_ID', `image id prefix ${ref} matches ${matches.size} images: give more digits`);
-      rec = [...matches.values()][0];
+      const only = findById([...records, ...this.dangling().map((m) => ({ name: '', manifest: m }))], ref, (d) => this.readJSON(d));
+      rec = only?.rec;
+      entry = only?.entry;
     }
     if (!rec) throw new NotFoundError(`image "${ref}" not found in the local store (${this.root}): build or pull it first, or check "tsbuild images"`, 'IMAGE_NOT_FOUND');
-    const manifest = this.readJSON<Manifest>(rec.manifest.digest);
+    const chosen = entry ?? pickManifest((d) => this.readJSON(d), rec.manifest, ref, platform);
+    const manifest = this.readJSON<Manifest>(chosen.digest);
     const config = this.readJSON<ImageConfig>(manifest.config.digest);
-    return { name: rec.name || undefined, manifestDigest: rec.manifest.digest, manifest, configDigest: manifest.config.digest, config };
+    const index = isIndexDescriptor(rec.manifest) ? rec.manifest : undefined;
+    return { name: rec.name || undefined, ...(index ? { index } : {}), manifestDigest: chosen.digest, manifest, configDigest: manifest.config.digest, config };
   }
 
   /** Every stored blob with its size (for the store's accounting). */
@@ -370,9 +372,12 @@ export class ContentStore {
       for (const m of this.readIndex().manifests) {
         keep.add(m.digest);
         try {
-          const man = this.readJSON<Manifest>(m.digest);
-          keep.add(man.config.digest);
-          for (const l of man.layers) keep.add(l.digest);
+          for (const e of manifestsOf((d) => this.readJSON(d), m)) {
+            keep.add(e.digest);
+            const man = this.readJSON<Manifest>(e.digest);
+            keep.add(man.config.digest);
+            for (const l of man.layers) keep.add(l.digest);
+          }
         } catch {
           // A damaged manifest no longer says which blobs it needs: delete nothing rather than
           // its layers (they may be all that is left of it); rmi of its name lets GC go on.

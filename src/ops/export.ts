@@ -27,7 +27,7 @@ export async function exportOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'export'
   };
   checkBudgets(env.budgets, manifest, config);
   const man = await env.store.writeBlob(Buffer.from(canonicalJSON(manifest)));
-  const desc = { mediaType: MediaType.manifest, digest: man.digest, size: man.size, platform: { architecture: config.architecture, os: config.os } };
+  const desc = { mediaType: MediaType.manifest, digest: man.digest, size: man.size, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
   for (const n of op.names) env.store.tag(n, desc);
   if (op.names.length === 0) env.store.addDangling(desc);
   return { kind: 'export', manifest: desc, configDigest: cfg.digest };

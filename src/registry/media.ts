@@ -1,5 +1,5 @@
 /** Manifest and layer media types of OCI and Docker v2 schema 2, and platform matching. */
-import { compressionOfMediaType, MediaType, type Compression, type Descriptor, type Platform } from '../image/index.js';
+import { compressionOfMediaType, MediaType, type Compression } from '../image/index.js';
 import { RegistryError } from './transport.js';
 
 export const DockerMediaType = {
@@ -30,10 +30,4 @@ export function layerCompression(mediaType: string): Compression {
   return c;
 }
 
-
-/** The index entry for `want`: exact variant first, then one without a variant (arm64's v8 is implied). */
-export function selectManifest(manifests: Descriptor[], want: Platform): Descriptor | undefined {
-  const candidates = manifests.filter((m) => m.platform && m.platform.os === want.os && m.platform.architecture === want.architecture);
-  const norm = (v?: string) => (want.architecture === 'arm64' && (v === undefined || v === '') ? 'v8' : v ?? '');
-  return candidates.find((m) => norm(m.platform!.variant) === norm(want.variant)) ?? (want.variant ? undefined : candidates[0]) ?? candidates.find((m) => !m.platform!.variant);
-}
+export { selectManifest } from '../image/index.js';

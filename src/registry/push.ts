@@ -3,7 +3,7 @@
  * checked, mounted or uploaded (in parallel, with retries), and the manifest goes last, so a registry
  * never names an image whose blobs it does not have.
  */
-import { compressedLayer, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
+import { compressedLayer, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
 import { pushBlob, transferAll, type TransferEvent } from './blobs.js';
 import { formatReference, type Reference } from './reference.js';
@@ -20,6 +20,8 @@ export interface PushOptions {
   signal?: AbortSignal;
   sources?: BlobSources;
   onEvent?: (e: TransferEvent | { type: 'compress'; digest: string }) => void;
+  /** Put the manifest under its digest, not the reference's tag (an index's entries). */
+  byDigest?: boolean;
 }
 
 export interface PushResult {
@@ -61,13 +63,33 @@ export async function manifestForPush(store: ContentStore, manifestDigest: strin
 }
 
 export async function pushImage(o: PushOptions): Promise<PushResult> {
+  const head = o.store.readJSON<{ mediaType?: string; manifests?: unknown }>(o.manifestDigest);
+  if (head.mediaType === MediaType.index || (head.mediaType === undefined && Array.isArray(head.manifests))) return pushIndex(o);
   const m = await manifestForPush(o.store, o.manifestDigest, o.compression, o.concurrency ?? 2, (digest) => o.onEvent?.({ type: 'compress', digest }));
   const blobs = [m.manifest.config, ...m.manifest.layers];
   await transferAll(blobs, o.concurrency ?? 4, o.signal, (d, signal) =>
     pushBlob(o.client, o.ref.path, d, o.store, { signal, chunkSize: o.chunkSize, mountFrom: o.sources?.lookup(o.client.domain, d.digest), onEvent: o.onEvent }),
   );
   const digest = sha256(m.bytes);
-  await o.client.putManifest(o.ref.path, o.ref.digest ?? o.ref.tag ?? 'latest', m.bytes, m.mediaType, o.signal);
+  await o.client.putManifest(o.ref.path, o.byDigest ? digest : o.ref.digest ?? o.ref.tag ?? 'latest', m.bytes, m.mediaType, o.signal);
   o.sources?.record(o.client.domain, o.ref.path, blobs.map((b) => b.digest));
   return { digest, size: m.bytes.length, reference: formatReference({ ...o.ref, tag: o.ref.tag, digest: undefined }) };
+}
+
+/**
+ * A multi-platform image: each platform's image pushed by digest (its layers compressed as asked,
+ * which may change its digest), then an index of what was pushed, under the reference's tag.
+ */
+async function pushIndex(o: PushOptions): Promise<PushResult> {
+  const index = o.store.readJSON<ImageIndex>(o.manifestDigest);
+  const entries: Descriptor[] = [];
+  for (const e of index.manifests ?? []) {
+    const r = await pushImage({ ...o, manifestDigest: e.digest, byDigest: true });
+    entries.push({ ...e, mediaType: MediaType.manifest, digest: r.digest, size: r.size });
+  }
+  const same = entries.every((e, i) => e.digest === index.manifests[i]!.digest);
+  const bytes = same ? o.store.readBlob(o.manifestDigest) : Buffer.from(JSON.stringify({ ...index, manifests: entries }));
+  const digest = sha256(bytes);
+  await o.client.putManifest(o.ref.path, o.ref.digest ?? o.ref.tag ?? 'latest', bytes, MediaType.index, o.signal);
+  return { digest, size: bytes.length, reference: formatReference({ ...o.ref, tag: o.ref.tag, digest: undefined }) };
 }

@@ -25,7 +25,7 @@ export async function snapshotHolders(store: ContentStore, snapshotter: Snapshot
   const holders: Holders = new Map();
   const hold = (k: string, why: string) => holders.set(k, [...(holders.get(k) ?? []), why]);
   for (const [k, whys] of keep) for (const w of whys) hold(k, w);
-  for (const rec of [...store.list().map((r) => ({ d: r.manifest, name: r.name })), ...store.dangling().map((d) => ({ d, name: d.digest.slice(7, 19) }))]) {
+  for (const rec of store.entries().map((r) => ({ d: r.manifest, name: r.name ?? r.manifest.digest.slice(7, 19) }))) {
     try {
       const m = store.readJSON<Manifest>(rec.d.digest);
       const c = store.readJSON<ImageConfig>(m.config.digest);
@@ -119,8 +119,9 @@ export async function storeAccounting(s: Store): Promise<Accounting> {
   const blobHolders = new Map(roots.blobs);
   const add = (d: string, why: string) => blobHolders.set(d, [...(blobHolders.get(d) ?? []), why]);
   for (const d of leases.holds) if (d.startsWith('sha256:')) add(d, 'a running build');
-  for (const rec of [...s.content.list().map((r) => ({ d: r.manifest, name: r.name })), ...s.content.dangling().map((d) => ({ d, name: d.digest.slice(7, 19) }))]) {
+  for (const rec of s.content.entries().map((r) => ({ d: r.manifest, index: r.index, name: r.name ?? r.manifest.digest.slice(7, 19) }))) {
     add(rec.d.digest, `image ${rec.name}`);
+    if (rec.index) add(rec.index.digest, `image ${rec.name}`);
     try {
       const m = s.content.readJSON<Manifest>(rec.d.digest);
       for (const b of [m.config, ...m.layers]) add(b.digest, `image ${rec.name}`);
