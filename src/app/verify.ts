@@ -48,6 +48,8 @@ export async function verify(store: Store, ref: string, o: OpOptions = {}): Prom
       network: inputs.network === 'none' || inputs.network === 'default' ? inputs.network : 'host',
       noCache: true,
       labels: inputs.labels,
+      // The platform it was built for (one entry of a multi-platform image: the entry resolved).
+      platform: inputs.platform,
       sourceDateEpoch: inputs.sourceDateEpoch !== undefined ? parseInt(inputs.sourceDateEpoch, 10) : undefined,
     },
     o,

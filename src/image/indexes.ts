@@ -60,3 +60,15 @@ export function findById<R extends { manifest: Descriptor }>(records: R[], ref: 
   if (matches.size > 1) throw new TsbuildError('AMBIGUOUS_ID', `image id prefix ${ref} matches ${matches.size} images: give more digits`);
   return [...matches.values()][0];
 }
+
+/** Named records with each index replaced by its entries (each carrying the index); a damaged index gives none. */
+export function expandIndexes(records: { name: string; manifest: Descriptor }[], readJSON: <T>(digest: string) => T): { name: string; manifest: Descriptor; index?: Descriptor }[] {
+  return records.flatMap((r) => {
+    if (!isIndexDescriptor(r.manifest)) return [{ name: r.name, manifest: r.manifest }];
+    try {
+      return manifestsOf(readJSON, r.manifest).map((m) => ({ name: r.name, manifest: m, index: r.manifest }));
+    } catch {
+      return [];
+    }
+  });
+}

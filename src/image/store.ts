@@ -11,7 +11,7 @@ import { Readable, Transform } from 'node:stream';
 import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
 import { readJSONFile, withLock, writeFileAtomic, writeFileMirrored } from '../fsutil/index.js';
 import { normalizeName, validateName } from './names.js';
-import { findById, isIndexDescriptor, manifestsOf, pickManifest } from './indexes.js';
+import { expandIndexes, findById, isIndexDescriptor, manifestsOf, pickManifest } from './indexes.js';
 import type { Platform } from './platform.js';
 import { MediaType, REF_NAME, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from './types.js';
 
@@ -270,15 +270,7 @@ export class ContentStore {
    * images: for readers that need configs and layers. A damaged index contributes nothing.
    */
   entries(): { name?: string; manifest: Descriptor; index?: Descriptor }[] {
-    const named = this.list().flatMap((r) => {
-      if (!isIndexDescriptor(r.manifest)) return [{ name: r.name, manifest: r.manifest }];
-      try {
-        return manifestsOf((d) => this.readJSON(d), r.manifest).map((m) => ({ name: r.name, manifest: m, index: r.manifest }));
-      } catch {
-        return [];
-      }
-    });
-    return [...named, ...this.dangling().map((d) => ({ manifest: d }))];
+    return [...expandIndexes(this.list(), (d) => this.readJSON(d)), ...this.dangling().map((d) => ({ manifest: d }))];
   }
 
   /** Built images that have no name (`tsbuild build` without -t), reachable by id as in Docker. */
