@@ -23,6 +23,6 @@ export type { Compression } from './extract.js';
 export { readTar } from './tarread.js';
 export { diffTrees, treeChanges } from './treediff.js';
 export { materializeCopiedUpLinks } from './links.js';
-export { compressedLayer, parseCompression, compressionOfMediaType } from './compress.js';
+export { compressedLayer, compressingLayer, existingCompressed, knownVariant, parseCompression, compressionOfMediaType } from './compress.js';
 export type { CompressionSpec } from './compress.js';
 export { writeImageArchive } from './archive.js';

@@ -189,21 +189,27 @@ export interface UploadOptions extends TransferOptions {
   mountFrom?: string[];
 }
 
-/** Makes sure `repo` has the blob: existence check, mount, then upload with retries. */
-export async function pushBlob(client: RegistryClient, repo: string, desc: Descriptor, store: ContentStore, o: UploadOptions = {}): Promise<void> {
+/** Whether `repo` has the blob already, or got it by a cross-repository mount (no bytes sent). */
+export async function remoteHas(client: RegistryClient, repo: string, desc: Descriptor, o: UploadOptions = {}): Promise<boolean> {
   const size = await client.blobSize(repo, desc.digest, ['pull', 'push'], o.signal);
   if (size === desc.size) {
     o.onEvent?.({ type: 'exists', digest: desc.digest, size: desc.size });
-    return;
+    return true;
   }
   for (const from of (o.mountFrom ?? []).filter((r) => r !== repo)) {
     const r = await client.startUpload(repo, { digest: desc.digest, from }, o.signal).catch(() => undefined);
     if (r?.mounted) {
       o.onEvent?.({ type: 'mounted', digest: desc.digest, from });
-      return;
+      return true;
     }
     // Not mountable (gone, or not allowed): the upload the registry just opened is abandoned.
   }
+  return false;
+}
+
+/** Makes sure `repo` has the blob: existence check, mount, then upload with retries. */
+export async function pushBlob(client: RegistryClient, repo: string, desc: Descriptor, store: ContentStore, o: UploadOptions = {}): Promise<void> {
+  if (await remoteHas(client, repo, desc, o)) return;
   const attempts = o.attempts ?? 5;
   let chunked = o.chunkSize !== undefined && o.chunkSize > 0;
   for (let attempt = 0; ; attempt++) {
@@ -222,6 +228,44 @@ export async function pushBlob(client: RegistryClient, repo: string, desc: Descr
       await afterFailure(e, attempt, attempts, desc, o, (why) => new RegistryError('BLOB_UPLOAD', `uploading blob ${desc.digest} to ${client.domain}/${repo} failed after ${attempts} attempts (${why}); run the command again`, undefined, { cause: e }));
     }
   }
+}
+
+/**
+ * Uploads bytes whose digest is known only at their end (a layer compressed as it goes out, as
+ * skopeo does): the whole stream in one PATCH, then the PUT that names the digest. No retry here:
+ * a failure is the caller's cue to compress first and upload with `pushBlob`'s retries.
+ */
+export async function pushStreamed(client: RegistryClient, repo: string, src: { stream: Readable; digest: Promise<Descriptor> }, signal?: AbortSignal): Promise<Descriptor> {
+  let location: string | undefined;
+  try {
+    ({ location } = await client.startUpload(repo, undefined, signal));
+  } catch (e) {
+    src.stream.destroy();
+    throw e;
+  }
+  let sent = false;
+  const res = await client.request('PATCH', location!, {
+    repo,
+    actions: ['pull', 'push'],
+    headers: { 'content-type': 'application/octet-stream' },
+    // A stream goes once: a second send (an auth challenge) fails, and the caller falls back.
+    body: () => {
+      if (sent) throw new RegistryError('BLOB_UPLOAD', 'a streamed upload cannot be sent twice');
+      sent = true;
+      return src.stream;
+    },
+    signal,
+  });
+  if (res.status !== 202) {
+    src.stream.destroy();
+    return client.fail(res, `streamed upload to ${repo}`);
+  }
+  await res.body?.cancel().catch(() => undefined);
+  const blob = await src.digest;
+  const put = await client.request('PUT', withDigest(client.absolute(res), blob.digest), { repo, actions: ['pull', 'push'], headers: { 'content-length': '0' }, signal });
+  if (put.status !== 201) return client.fail(put, `blob ${blob.digest} upload to ${repo}`);
+  await put.body?.cancel().catch(() => undefined);
+  return blob;
 }
 
 function withDigest(location: string, digest: string): string {
