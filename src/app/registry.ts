@@ -74,28 +74,32 @@ export async function pullInto(store: Store, ref: Reference, o: RegistryOptions 
 }
 
 async function pullLeased(store: Store, ref: Reference, o: RegistryOptions & { signal?: AbortSignal; log?: (line: string) => void; platform?: string }): Promise<ResolvedImage> {
-  const pulled = await pullImage({
-    client: registryClient(ref.domain, o, store.root, o.log),
-    ref,
-    store: store.content,
-    platform: o.platform ? normalizePlatform(o.platform) : undefined,
-    signal: o.signal,
-    sources: store.blobSources,
-    onEvent: o.log ? transferLogger(o.log) : undefined,
-    deferTag: true,
-  });
-  // The name is given only once the layers are unpacked: a pull that fails or is killed while
-  // extracting leaves no image that lists but cannot run (its blobs stay, for the next pull).
+  // Layers are unpacked as they download; the name is given only once every layer is unpacked and
+  // every blob verified: a pull that fails or is killed meanwhile leaves no image that lists but
+  // cannot run (its verified blobs stay, for the next pull).
   let layer = '';
+  let pulled: Awaited<ReturnType<typeof pullImage>>;
   try {
-    await unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(pulled.name!, pulled.manifest, pulled.config), {
+    pulled = await pullImage({
+      client: registryClient(ref.domain, o, store.root, o.log),
+      ref,
+      store: store.content,
+      platform: o.platform ? normalizePlatform(o.platform) : undefined,
       signal: o.signal,
-      onLayer: (_i, d) => (layer = d.digest),
-      onWarning: (message) => o.log?.(`WARNING: ${message}`),
+      sources: store.blobSources,
+      onEvent: o.log ? transferLogger(o.log) : undefined,
+      deferTag: true,
+      whileLayers: ({ manifest, config, open, complete }) =>
+        unpackLayers({ storeRoot: store.root, store: store.content, snapshotter: store.snapshotter }, imageLayers(familiarName(ref), manifest, config), {
+          signal: o.signal,
+          onLayer: (_i, d) => (layer = d.digest),
+          onWarning: (message) => o.log?.(`WARNING: ${message}`),
+          source: { open, complete },
+        }).then(() => undefined),
     });
   } catch (e) {
-    if (errnoCode(e) === 'ENOSPC' || /ENOSPC|no space left/i.test((e as Error).message)) {
-      throw new TsbuildError('NO_SPACE', `no space left on device unpacking layer ${layer} of ${pulled.name} into the store at ${store.root}: free space ("tsbuild system prune", "tsbuild prune") and pull again`, { cause: e });
+    if (!(e instanceof TsbuildError && e.code === 'NO_SPACE') && (errnoCode(e) === 'ENOSPC' || /ENOSPC|no space left/i.test((e as Error).message))) {
+      throw new TsbuildError('NO_SPACE', `no space left on device unpacking layer ${layer} of ${familiarName(ref)} into the store at ${store.root}: free space ("tsbuild system prune", "tsbuild prune") and pull again`, { cause: e });
     }
     throw e;
   }

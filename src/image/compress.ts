@@ -1,8 +1,9 @@
 /**
  * Layer compression for pushes and exports. Local layers are stored uncompressed (their digest is their
- * diffID); a compressed variant is made once, streaming, stored as a blob of its own and remembered by
- * (diffID, algorithm, level), so a second push of the same layer neither recompresses nor uploads what
- * the registry already has. Pulled layers already compressed the wanted way are used as they are, which
+ * diffID). A push compresses a layer as it uploads it (compressingLayer) and remembers the variant's
+ * digest by (diffID, algorithm, level); an export, or a push whose streamed upload failed, makes the
+ * variant a blob of its own (compressedLayer). Either way a second push of the same layer neither
+ * recompresses nor uploads what the registry already has. Pulled layers already compressed the wanted way are used as they are, which
  * keeps their digests and makes cross-repository mounts possible.
  *
  * gzip is Node's zlib in parallel blocks (parallelGzip below); zstd is the `zstd`

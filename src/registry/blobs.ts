@@ -12,6 +12,7 @@ import { acquireLock } from '../fsutil/index.js';
 import { CancelledError, TsbuildError } from '../errors/index.js';
 import type { ContentStore, Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
+import type { BlobFollower } from './follow.js';
 import { backoff, isTransient, describeNetworkError, linkedController, sleep, RegistryError } from './transport.js';
 
 export interface TransferOptions {
@@ -21,6 +22,8 @@ export interface TransferOptions {
   /** No byte for this long counts as a broken connection (and is resumed). */
   idleMs?: number;
   onEvent?: (e: TransferEvent) => void;
+  /** Told of every byte a download writes, so the blob can be read as it arrives (pull's unpack). */
+  follow?: BlobFollower;
 }
 
 export type TransferEvent =
@@ -103,23 +106,31 @@ export async function transferAll(blobs: Descriptor[], concurrency: number, pare
 export async function fetchBlob(client: RegistryClient, repo: string, desc: Descriptor, store: ContentStore, o: TransferOptions = {}): Promise<void> {
   if (store.has(desc.digest)) {
     o.onEvent?.({ type: 'exists', digest: desc.digest, size: desc.size });
+    o.follow?.done(desc.digest, store.blobPath(desc.digest), desc.size);
     return;
   }
   const partial = store.ingestPath(desc.digest);
   const release = await acquireLock(partial + '.lock', { wait: true, signal: o.signal });
   try {
-    if (store.has(desc.digest)) return;
+    if (store.has(desc.digest)) {
+      o.follow?.done(desc.digest, store.blobPath(desc.digest), desc.size);
+      return;
+    }
     const attempts = o.attempts ?? 5;
     for (let attempt = 0; ; attempt++) {
       try {
         await fetchOnce(client, repo, desc, partial, o);
         await store.adoptBlob(partial, desc.digest);
+        o.follow?.done(desc.digest, store.blobPath(desc.digest), desc.size);
         o.onEvent?.({ type: 'done', digest: desc.digest, size: desc.size });
         return;
       } catch (e) {
         await afterFailure(e, attempt, attempts, desc, o, (why) => new RegistryError('BLOB_TRANSFER', `downloading blob ${desc.digest} from ${client.domain}/${repo} failed after ${attempts} attempts (${why}); run the command again to resume`, undefined, { cause: e }));
       }
     }
+  } catch (e) {
+    o.follow?.failed(desc.digest, e as Error);
+    throw e;
   } finally {
     release?.();
   }
@@ -141,6 +152,7 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
     have = 0;
   }
   o.onEvent?.({ type: 'start', digest: desc.digest, size: desc.size, offset: have });
+  o.follow?.begin(desc.digest, partial, have);
   // Cancellation must not depend on the HTTP layer tearing the body down (it did not always).
   const onAbort = () => body.destroy(new CancelledError());
   if (o.signal?.aborted) onAbort();
@@ -159,6 +171,7 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
       }
       h.update(c);
       await fh.write(c);
+      o.follow?.progress(desc.digest, size);
     }
   } catch (e) {
     o.signal?.removeEventListener('abort', onAbort);

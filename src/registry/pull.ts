@@ -6,12 +6,14 @@
  */
 import { sha256, type ContentStore, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
+import type { Readable } from 'node:stream';
 import { fetchBlob, transferAll, type TransferEvent } from './blobs.js';
+import { BlobFollower } from './follow.js';
 import { DockerMediaType, MANIFEST_ACCEPT, isIndex, isManifest, layerCompression, selectManifest } from './media.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/index.js';
 import { familiarName, formatReference, type Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
-import { RegistryError } from './transport.js';
+import { RegistryError, linkedController } from './transport.js';
 
 export interface PullOptions {
   client: RegistryClient;
@@ -26,6 +28,12 @@ export interface PullOptions {
   name?: string | null;
   /** Leave the naming to the caller (which unpacks first, so a failed pull names nothing). */
   deferTag?: boolean;
+  /**
+   * Runs while the layers download (after the config is in): `open` reads a layer's blob from its
+   * start as it arrives, `complete` waits until it is all in the store. A pull then unpacks and
+   * downloads at once.
+   */
+  whileLayers?: (image: { manifest: Manifest; config: ImageConfig; open: (digest: string) => Readable; complete: (digest: string) => Promise<void> }) => Promise<void>;
 }
 
 export interface PulledImage {
@@ -109,12 +117,36 @@ export async function pullImage(o: PullOptions): Promise<PulledImage> {
   const r = await resolveManifest(o.client, o.ref, platform, o.signal);
   const where = formatReference(o.ref);
   if (r.manifest.config.size > CONFIG_LIMIT) throw new RegistryError('MANIFEST_INVALID', `the config of ${where} claims ${r.manifest.config.size} bytes, above the ${CONFIG_LIMIT}-byte limit`);
-  const blobs = [r.manifest.config, ...r.manifest.layers.filter((l) => l.mediaType !== DockerMediaType.foreign)];
-  await transferAll(blobs, o.concurrency ?? 4, o.signal, (d, signal) => fetchBlob(o.client, o.ref.path, d, o.store, { signal, onEvent: o.onEvent }));
+  const layers = r.manifest.layers.filter((l) => l.mediaType !== DockerMediaType.foreign);
+  const blobs = [r.manifest.config, ...layers];
+  // The config first (it is small): an unpacker needs its diffIDs before the layers are down.
+  await fetchBlob(o.client, o.ref.path, r.manifest.config, o.store, { signal: o.signal, onEvent: o.onEvent });
   const config = parseJSON<ImageConfig>(o.store.readBlob(r.manifest.config.digest), `config of ${where}`);
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== r.manifest.layers.length) {
     throw new RegistryError('MANIFEST_INVALID', `${where}: its config lists ${diffIDs.length} layers but its manifest ${r.manifest.layers.length}`);
+  }
+  if (o.whileLayers) {
+    // Unpacking reads each layer as it downloads; whichever fails first stops the other.
+    const follow = new BlobFollower();
+    const ac = linkedController(o.signal);
+    const down = transferAll(layers, o.concurrency ?? 4, ac.signal, (d, signal) => fetchBlob(o.client, o.ref.path, d, o.store, { signal, onEvent: o.onEvent, follow }));
+    const downloading = new Set(layers.map((l) => l.digest));
+    const up = o.whileLayers({
+      manifest: r.manifest,
+      config,
+      // A layer this pull does not download (a foreign one) is read from the store, which says it is missing.
+      open: (digest) => (downloading.has(digest) ? follow.open(digest) : o.store.openBlob(digest)),
+      complete: (digest) => follow.complete(digest),
+    });
+    down.catch(() => ac.abort());
+    // The downloads are let finish when unpacking fails: bytes that do not match their digest are
+    // then reported as such (the cause), rather than as whatever the unpacker made of them.
+    const [d, u] = await Promise.allSettled([down, up]);
+    if (d.status === 'rejected') throw d.reason;
+    if (u.status === 'rejected') throw u.reason;
+  } else {
+    await transferAll(layers, o.concurrency ?? 4, o.signal, (d, signal) => fetchBlob(o.client, o.ref.path, d, o.store, { signal, onEvent: o.onEvent }));
   }
   await o.store.writeBlob(r.bytes, { digest: r.digest, size: r.bytes.length });
   o.sources?.record(o.client.domain, o.ref.path, blobs.map((b) => b.digest));

@@ -5,7 +5,7 @@
  * and hashed as it streams; a diffID that does not match the config removes the half-applied snapshot.
  */
 import crypto from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { chainIDs, compressionOfMediaType, extractTar, openDecompressed, MediaType, type ContentStore, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
 import { TsbuildError } from '../errors/index.js';
@@ -57,8 +57,18 @@ export function imageLayers(name: string, manifest: Manifest, config: ImageConfi
   return manifest.layers.map((d, i) => ({ diffID: diffIDs[i]!, descriptor: { mediaType: ociLayerType(d.mediaType || MediaType.layer), digest: d.digest, size: d.size } }));
 }
 
+/**
+ * Where a layer's compressed bytes come from while its download runs (a pull that unpacks as it
+ * downloads): `open` reads them from the start as they arrive; a read that fails with
+ * FOLLOW_RESTARTED (the download started over) is done again from the store after `complete`.
+ */
+export interface LayerSource {
+  open(digest: string): Readable;
+  complete(digest: string): Promise<void>;
+}
+
 /** Makes sure every layer's snapshot exists; returns the top ChainID (undefined for no layers). */
-export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: { signal?: AbortSignal; onLayer?: (i: number, d: Descriptor) => void; onWarning?: (message: string) => void } = {}): Promise<string | undefined> {
+export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: { signal?: AbortSignal; onLayer?: (i: number, d: Descriptor) => void; onWarning?: (message: string) => void; source?: LayerSource } = {}): Promise<string | undefined> {
   const chains = chainIDs(layers.map((l) => l.diffID));
   let have = chains.length;
   while (have > 0 && !(await exists(env.snapshotter, chains[have - 1]!))) have--;
@@ -66,35 +76,55 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
     if (o.signal?.aborted) throw new TsbuildError('CANCELLED', 'cancelled');
     const l = layers[i]!;
     o.onLayer?.(i, l.descriptor);
-    const key = tempKey('active', 'unpack');
-    const mounts = await env.snapshotter.prepare(key, i === 0 ? undefined : chains[i - 1]);
+    const parent = i === 0 ? undefined : chains[i - 1];
+    const stored = () => env.store.openBlob(l.descriptor.digest);
     try {
-      const hash = crypto.createHash('sha256');
-      const hasher = new Transform({
-        highWaterMark: 1 << 20,
-        transform(c: Buffer, _e, cb) {
-          hash.update(c);
-          cb(null, c);
-        },
-      });
-      await withMounted(env.storeRoot, mounts, async (dir) => {
-        const src = openDecompressed(env.store.openBlob(l.descriptor.digest), compressionOfMediaType(l.descriptor.mediaType));
-        await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta, may: extractionLimits(), onWarning: o.onWarning && ((m) => o.onWarning!(`layer ${l.descriptor.digest.slice(7, 19)}: ${m}`)) })]);
-      });
-      const got = 'sha256:' + hash.digest('hex');
-      if (got !== l.diffID) {
-        throw new UnpackError('DIFFID_MISMATCH', `layer ${l.descriptor.digest} unpacks to ${got}, but the image config says ${l.diffID}: the image is corrupt; remove it and pull again`);
-      }
-      try {
-        await env.snapshotter.commit(chains[i]!, key);
-      } catch (e) {
-        if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
-        await env.snapshotter.remove(key);
-      }
+      await applyLayer(env, l, parent, chains[i]!, o.source && !env.store.has(l.descriptor.digest) ? o.source.open(l.descriptor.digest) : stored(), o.onWarning);
     } catch (e) {
-      await env.snapshotter.remove(key).catch(() => undefined);
-      throw e;
+      if (!(o.source && e instanceof TsbuildError && e.code === 'FOLLOW_RESTARTED')) throw e;
+      await o.source.complete(l.descriptor.digest);
+      await applyLayer(env, l, parent, chains[i]!, stored(), o.onWarning);
     }
   }
   return chains.at(-1);
+}
+
+/** One layer onto a mounted view of its parent, hashed as it streams; committed only if its diffID matches. */
+async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | undefined, chain: string, input: Readable, onWarning?: (message: string) => void): Promise<void> {
+  const key = tempKey('active', 'unpack');
+  let mounts;
+  try {
+    mounts = await env.snapshotter.prepare(key, parent);
+  } catch (e) {
+    input.destroy();
+    throw e;
+  }
+  try {
+    const hash = crypto.createHash('sha256');
+    const hasher = new Transform({
+      highWaterMark: 1 << 20,
+      transform(c: Buffer, _e, cb) {
+        hash.update(c);
+        cb(null, c);
+      },
+    });
+    await withMounted(env.storeRoot, mounts, async (dir) => {
+      const src = openDecompressed(input, compressionOfMediaType(l.descriptor.mediaType));
+      await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta, may: extractionLimits(), onWarning: onWarning && ((m) => onWarning(`layer ${l.descriptor.digest.slice(7, 19)}: ${m}`)) })]);
+    });
+    const got = 'sha256:' + hash.digest('hex');
+    if (got !== l.diffID) {
+      throw new UnpackError('DIFFID_MISMATCH', `layer ${l.descriptor.digest} unpacks to ${got}, but the image config says ${l.diffID}: the image is corrupt; remove it and pull again`);
+    }
+    try {
+      await env.snapshotter.commit(chain, key);
+    } catch (e) {
+      if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
+      await env.snapshotter.remove(key);
+    }
+  } catch (e) {
+    input.destroy();
+    await env.snapshotter.remove(key).catch(() => undefined);
+    throw e;
+  }
 }
