@@ -194,7 +194,8 @@ export async function startTokenIssuer(users: Record<string, string>, o: { ttlSe
   };
 }
 
-export type Fault = 'none' | 'reset-mid-blob' | 'error-500' | 'wrong-byte' | 'slow';
+/** `restart-ignoring-range`: the first request is cut mid-blob, a resumed one (with Range) gets the whole blob again. */
+export type Fault = 'none' | 'reset-mid-blob' | 'error-500' | 'wrong-byte' | 'slow' | 'restart-ignoring-range';
 
 export interface FaultProxy {
   host: string;
@@ -214,7 +215,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const state = { hits: 0 };
   const server = http.createServer((req, res) => {
     const active = fault !== 'none' && left > 0 && match.test(req.url ?? '') && req.method === method;
-    const f = active ? fault : 'none';
+    let f = active ? fault : 'none';
+    if (f === 'restart-ignoring-range') {
+      if (req.headers.range) {
+        delete req.headers.range;
+        f = 'none';
+      } else f = 'reset-mid-blob';
+    }
     if (active) {
       left--;
       state.hits++;
