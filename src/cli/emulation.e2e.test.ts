@@ -153,6 +153,23 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
     removeStore(fresh);
   }
 
+  // tag names the index; save writes this machine's entry, which loads and runs elsewhere.
+  assert.is((await tsb(['tag', 'emu-multi', 'emu-multi-alias'])).code, 0);
+  const aliasIdx = JSON.parse((await tsb(['inspect', '--format', '{{json .Index}}', 'emu-multi-alias'])).stdout) as { digest: string };
+  const multiIdx = JSON.parse((await tsb(['inspect', '--format', '{{json .Index}}', 'emu-multi'])).stdout) as { digest: string };
+  assert.is(aliasIdx.digest, multiIdx.digest);
+  const saved = path.join(tmpdir('tsb-emu-save-'), 'multi.tar');
+  dirs.push(path.dirname(saved));
+  assert.is((await tsb(['save', '-o', saved, 'emu-multi'])).code, 0);
+  const other = tmpdir('tsb-emu-load-');
+  try {
+    assert.is((await cli(['load', '-i', saved], { root: other })).code, 0);
+    assert.is((await cli(['run', '--rm', 'emu-multi', 'cat', '/arch'], { root: other })).stdout, 'x86_64\n');
+  } finally {
+    removeStore(other);
+  }
+  assert.is((await tsb(['rmi', 'emu-multi-alias'])).code, 0);
+
   // A multi-platform build cannot go to a single-image archive; rmi removes every platform's image.
   const bad = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', 'type=oci,dest=/tmp/never-written.tar', d]);
   assert.is(bad.code, 2);
