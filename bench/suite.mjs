@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The benchmark suite (`npm run bench`): fixed workloads of its own, each phase (cold, no change, one
 // file changed) timed for tsbuild and, interleaved in the same rounds, for every peer that works here:
-// BuildKit (when a Docker daemon answers), Buildah. Medians, min-max and ratios, printed and written to
-// bench/results/<date>.md with the machine's description. Asserts nothing; run as root.
+// BuildKit (when a Docker daemon answers), Buildah; push and pull of the 512 MiB layer against skopeo
+// (when docker-registry and skopeo are installed; each on a registry of its own, started here on
+// 127.0.0.1). Medians, min-max and ratios, printed and written to bench/results/<date>.md with the
+// machine's description. Asserts nothing; run as root.
 //   ROUNDS=5 npm run bench            (default 3 rounds)
 //   BENCH_ONLY=multistage,files20k    (a subset of the workloads)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,6 +124,46 @@ if (spawnSync('buildah', ['--version']).status === 0) {
   });
 } else console.log('Buildah: not installed; left out');
 
+/**
+ * Push of the layer512 image (gzip) and pull of it into an empty store (tsbuild unpacks it too), each
+ * against skopeo (push from the tsbuild store's OCI layout, pull into an OCI directory). Every push
+ * goes to a fresh registry, so no blob is there already.
+ */
+const haveRegistry = spawnSync('docker-registry', ['--version']).status === 0 && spawnSync('skopeo', ['--version']).status === 0;
+if (!haveRegistry) console.log('push/pull: docker-registry or skopeo not installed; left out');
+function startRegistry(dir) {
+  const port = 5300 + Math.floor(Math.random() * 600);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.yml'), `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: ${dir}/data } }\nhttp: { addr: 127.0.0.1:${port} }\n`);
+  const child = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('curl', ['-fsS', `http://127.0.0.1:${port}/v2/`], { stdio: 'ignore' }).status === 0) break;
+    spawnSync('sleep', ['0.05']);
+  }
+  return { host: `127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
+}
+function registryRound(round) {
+  if (!haveRegistry) return;
+  const tsb = (root, args) => sh(process.execPath, [path.join(here, 'bin/tsbuild.js'), ...args], { env: { ...process.env, TSBUILD_ROOT: root } });
+  for (const tool of ['tsbuild', 'skopeo']) {
+    const reg = startRegistry(path.join(work, `registry-${tool}-${round}`));
+    try {
+      const ref = `${reg.host}/bench/layer512:1`;
+      const push = tool === 'tsbuild' ? tsb(tsbStore, ['push', '-q', 'bench-layer512', ref]) : sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${tsbStore}:bench-layer512:latest`, `docker://${ref}`]);
+      if (push.ok) add('push of the 512 MiB layer (gzip)', tool, push.ms);
+      else console.log(`${tool} push failed: ${push.err.slice(-300)}`);
+      const into = path.join(work, `pulled-${tool}-${round}`);
+      const pull = tool === 'tsbuild' ? tsb(into, ['pull', '-q', ref]) : sh('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${into}:x`]);
+      if (pull.ok) add('pull of it (tsbuild also unpacks; skopeo to a directory)', tool, pull.ms);
+      if (tool === 'tsbuild') spawnSync(process.execPath, [path.join(here, 'bin/tsbuild.js'), 'system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: into }, stdio: 'ignore' });
+      fs.rmSync(into, { recursive: true, force: true });
+    } finally {
+      reg.stop();
+      fs.rmSync(path.join(work, `registry-${tool}-${round}`), { recursive: true, force: true });
+    }
+  }
+}
+
 const samples = new Map();
 const add = (key, tool, ms) => {
   const k = `${key}\u0000${tool}`;
@@ -152,6 +194,7 @@ try {
         if (r.ok) add(`${n}: one file changed`, t.name, r.ms);
       }
     }
+    if (names.includes('layer512')) registryRound(round);
     // The floor under every tsbuild command: Node starting and exiting, nothing loaded.
     const floor = sh(process.execPath, ['-e', '0']);
     if (floor.ok) add('node -e 0 (the floor of any tsbuild command)', 'tsbuild', floor.ms);
@@ -175,7 +218,7 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
-const peers = tools.slice(1).map((t) => t.name);
+const peers = [...tools.slice(1).map((t) => t.name), ...([...samples.keys()].some((k) => k.endsWith('\u0000skopeo')) ? ['skopeo'] : [])];
 const keys = [...new Set([...samples.keys()].map((k) => k.split('\u0000')[0]))];
 const lines = [
   `| workload: phase | tsbuild | ${peers.map((p) => `${p} | tsbuild / ${p}`).join(' | ')} |`,
