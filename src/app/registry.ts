@@ -124,7 +124,7 @@ function imagePlatform(img: ResolvedImage): Platform {
 }
 
 function platformMismatch(name: string, img: ResolvedImage, want: Platform, isId: boolean): TsbuildError {
-  const how = isId ? 'name an image of that platform' : `pull it for that platform (tsbuild pull --platform ${formatPlatform(want)} ${name}), or allow pulls (--pull missing)`;
+  const how = isId ? 'name an image of that platform' : `pull it for that platform (tsbuild pull --platform ${formatPlatform(want)} ${name}), or allow pulls (the pull policy "missing", the default)`;
   return new TsbuildError('PLATFORM_MISMATCH', `image "${name}" is ${formatPlatform(imagePlatform(img))}, not ${formatPlatform(want)} as asked: ${how}`);
 }
 
