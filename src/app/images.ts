@@ -1,11 +1,12 @@
 /** Image operations: pull, push, tag, login/logout, list, inspect, remove. */
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { STORED, isIndexDescriptor, normalizeName, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
+import { STORED, formatPlatform, isIndexDescriptor, normalizeName, samePlatform, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
 import { familiarName, parseReference, sourceFor, type Credentials } from '../registry/index.js';
 import { gcWithCache, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
 import { pullInto, pushTo, registryClient, type RegistryOptions } from './registry.js';
 import { writeOutputs } from './outputs.js';
+import { platformFlag } from './platform.js';
 import type { Writable } from 'node:stream';
 
 export interface PullRequest extends RegistryOptions {
@@ -203,8 +204,14 @@ export function imageHistory(store: Store, ref: string): HistoryRow[] {
 }
 
 /** `save`: one image as a Docker (default) or OCI archive, to a file or a stream. */
-export async function saveImage(store: Store, req: { image: string; output: string; format: 'docker' | 'oci'; stdout?: Writable }, o: OpOptions = {}): Promise<void> {
-  const img = store.content.resolve(req.image);
+export async function saveImage(store: Store, req: { image: string; output: string; format: 'docker' | 'oci'; stdout?: Writable; platform?: string }, o: OpOptions = {}): Promise<void> {
+  // A multi-platform image saves the entry for --platform (default: this machine's), as docker save --platform.
+  const want = req.platform !== undefined ? platformFlag(req.platform) : undefined;
+  const img = store.content.resolve(req.image, want);
+  const c = img.config;
+  if (want && !img.index && !samePlatform({ os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }, want)) {
+    throw new NotFoundError(`image ${req.image} is ${[c.os, c.architecture, c.variant].filter(Boolean).join('/')}, and does not provide ${formatPlatform(want)}`, 'PLATFORM_NOT_IN_INDEX');
+  }
   const { names } = namesOf(store, req.image, img);
   await writeOutputs(store, [{ type: req.format, dest: req.output, names, push: false }], img.manifestDigest, { signal: o.signal, log: logger(o), stdout: req.stdout });
 }

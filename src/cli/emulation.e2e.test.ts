@@ -168,6 +168,18 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
   } finally {
     removeStore(other);
   }
+  const savedArm = path.join(path.dirname(saved), 'arm.tar');
+  assert.is((await tsb(['save', '--platform', 'linux/arm64', '-o', savedArm, 'emu-multi'])).code, 0);
+  const armStore = tmpdir('tsb-emu-load-');
+  try {
+    assert.is((await cli(['load', '-i', savedArm], { root: armStore })).code, 0);
+    assert.is((await cli(['run', '--rm', 'emu-multi', 'cat', '/arch'], { root: armStore })).stdout, 'aarch64\n');
+  } finally {
+    removeStore(armStore);
+  }
+  const wrong = await tsb(['save', '--platform', 'linux/arm64', '-o', path.join(path.dirname(saved), 'x.tar'), 'emu-host']);
+  assert.is(wrong.code, 1);
+  assert.match(wrong.stderr, /image emu-host is linux\/amd64, and does not provide linux\/arm64/);
   assert.is((await tsb(['rmi', 'emu-multi-alias'])).code, 0);
 
   // A multi-platform build cannot go to a single-image archive; rmi removes every platform's image.

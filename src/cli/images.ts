@@ -166,6 +166,7 @@ export const saveFlags: FlagSpec[] = [
   ...commonFlags,
   { name: 'output', short: 'o', type: 'string', arg: 'FILE', help: 'write to a file (default: standard output, if it is not a terminal)' },
   { name: 'format', type: 'string', arg: 'docker|oci', help: 'archive format (default docker)' },
+  { name: 'platform', type: 'string', arg: 'os/arch[/variant]', help: "which platform's image of a multi-platform one (default: this machine's)" },
 ];
 
 /** `tsbuild save [-o FILE] IMAGE`: a Docker archive (`docker load` and `podman load` read it), or OCI. */
@@ -175,7 +176,7 @@ export async function saveCommand(p: Parsed, signal: AbortSignal): Promise<numbe
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format ${format}: use docker or oci`);
   const output = flagStr(p, 'output') ?? '-';
   if (output === '-' && process.stdout.isTTY) throw new UsageError('cowardly refusing to write an archive to a terminal: give -o FILE or redirect the output');
-  await saveImage(await storeFrom(p), { image: p.positional[0]!, output, format, stdout: process.stdout }, { signal });
+  await saveImage(await storeFrom(p), { image: p.positional[0]!, output, format, stdout: process.stdout, platform: flagStr(p, 'platform') }, { signal });
   return 0;
 }
 
