@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { UsageError, TsbuildError } from '../errors/index.js';
-import { END_OF_ARCHIVE, parseCompression, sha256, writeImageArchive, type CompressionSpec, type ImageConfig, type Manifest } from '../image/index.js';
+import { END_OF_ARCHIVE, MediaType, parseCompression, sha256, writeImageArchive, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
 import { manifestForPush } from '../registry/index.js';
 import { imageLayers, mountTar, tempKey, unpackLayers, withMounted, type Store } from '../store/index.js';
 import { pushTo, type RegistryOptions } from './registry.js';
@@ -84,10 +84,7 @@ export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDi
     }
     if (s.type === 'oci' || s.type === 'docker') {
       const compression = s.compression ?? o.compression ?? ({ type: s.type === 'oci' ? 'gzip' : 'uncompressed' } as CompressionSpec);
-      const m = await manifestForPush(store.content, manifestDigest, compression);
-      // manifestForPush stores a manifest it rewrote; an unchanged one is already in the store.
-      const digest = sha256(m.bytes);
-      const image = { manifest: { mediaType: m.mediaType, digest, size: m.bytes.length }, names: s.names };
+      const image = { manifest: await archiveManifest(store, manifestDigest, compression), names: s.names };
       await writeArchive(s.dest!, o.stdout, (out) => writeImageArchive(store.content, s.type as 'oci' | 'docker', image, out, o.mtime));
       if (s.dest !== '-') o.log(`wrote ${s.type} archive ${s.dest}`);
     }
@@ -98,6 +95,25 @@ export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDi
       if (s.dest !== '-') o.log(`wrote filesystem tar ${s.dest}`);
     }
   }
+}
+
+/**
+ * The manifest an archive holds, its layers compressed as asked (manifestForPush stores one it
+ * rewrote); for a multi-platform image, an index of its entries made so.
+ */
+async function archiveManifest(store: Store, digest: string, compression: CompressionSpec): Promise<Descriptor> {
+  const head = store.content.readJSON<{ mediaType?: string; manifests?: Descriptor[] }>(digest);
+  if (head.mediaType !== MediaType.index) {
+    const m = await manifestForPush(store.content, digest, compression);
+    return { mediaType: m.mediaType, digest: sha256(m.bytes), size: m.bytes.length };
+  }
+  const manifests: Descriptor[] = [];
+  for (const e of head.manifests ?? []) {
+    const m = await manifestForPush(store.content, e.digest, compression);
+    manifests.push({ ...e, mediaType: m.mediaType, digest: sha256(m.bytes), size: m.bytes.length });
+  }
+  const index = await store.content.writeBlob(JSON.stringify({ ...head, manifests }));
+  return { mediaType: MediaType.index, ...index };
 }
 
 /** Writes to a temp file and renames, so a failed export never leaves a half archive under `dest`. */

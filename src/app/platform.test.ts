@@ -35,11 +35,13 @@ test('--platform: the host is fine; another needs emulation only with RUN steps;
   });
 });
 
-test('several platforms: an index, pushed or stored; an archive or directory output is refused, saying what to do', () => {
+test('several platforms: an index, pushed, stored or in an OCI archive; a Docker archive or directory output is refused, saying what to do', () => {
   withEmpty((probe) => {
     assert.is(checkPlatforms(`${host},${other}`, false, [{ type: 'registry', push: true }], probe).length, 2);
-    assert.throws(() => checkPlatforms(`${host},${other}`, false, [{ type: 'oci', push: false }], probe), /with --output type=oci: a oci output holds one platform's image; build it with one --platform, or push/);
-    assert.is(checkPlatforms(other, false, [{ type: 'oci', push: false }], probe).length, 1);
+    assert.throws(() => checkPlatforms(`${host},${other}`, false, [{ type: 'docker', push: false }], probe), /with --output type=docker: a docker output holds one platform's image; build it with one --platform, or write the multi-platform image as type=oci or push/);
+    assert.throws(() => checkPlatforms(`${host},${other}`, false, [{ type: 'local', push: false }], probe), /type=local/);
+    assert.is(checkPlatforms(`${host},${other}`, false, [{ type: 'oci', push: false }], probe).length, 2, 'an OCI archive holds an index');
+    assert.is(checkPlatforms(other, false, [{ type: 'docker', push: false }], probe).length, 1);
   });
 });
 

@@ -24,7 +24,8 @@ export function platformFlag(value: string): Platform {
 /**
  * `build --platform a[,b…]`: the platforms to build for (none given: this machine's, as an empty
  * list). Each must be runnable here when the Dockerfile has RUN steps. Several make an image index,
- * which the store names and `--push` pushes; archives and directories hold one platform's image.
+ * which the store names, `--push` pushes and an OCI archive holds; Docker archives, directories
+ * and filesystem tars hold one platform's image.
  */
 export function checkPlatforms(value: string | undefined, hasRun = true, outputs: { type: string; push: boolean }[] = [], probe?: EmulationProbe): Platform[] {
   if (value === undefined || value.trim() === '') return [];
@@ -36,9 +37,9 @@ export function checkPlatforms(value: string | undefined, hasRun = true, outputs
   const all = [...seen.values()];
   // Programs of another platform only run in RUN steps: without any, no emulation is needed.
   if (hasRun) for (const p of all) emulationFor(p, probe);
-  const single = outputs.find((o) => !o.push && o.type !== 'image');
+  const single = outputs.find((o) => !o.push && o.type !== 'image' && o.type !== 'oci');
   if (all.length > 1 && single) {
-    throw new UsageError(`--platform ${value} with --output type=${single.type}: a ${single.type} output holds one platform's image; build it with one --platform, or push the multi-platform image (--push, type=registry)`);
+    throw new UsageError(`--platform ${value} with --output type=${single.type}: a ${single.type} output holds one platform's image; build it with one --platform, or write the multi-platform image as type=oci or push it (--push, type=registry)`);
   }
   return all;
 }

@@ -5,6 +5,7 @@
  * Debian's (scripts/fetch-arm64-busybox.sh, run by the test line); qemu-user-static is Debian's.
  */
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { busyboxPath, cli, registryUnavailable, removeStore, startRegistry, tmpdir } from '../testutil/index.js';
@@ -182,10 +183,22 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
   assert.match(wrong.stderr, /image emu-host is linux\/amd64, and does not provide linux\/arm64/);
   assert.is((await tsb(['rmi', 'emu-multi-alias'])).code, 0);
 
-  // A multi-platform build cannot go to a single-image archive; rmi removes every platform's image.
-  const bad = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', 'type=oci,dest=/tmp/never-written.tar', d]);
+  // An OCI archive holds the index and both platforms' images; a Docker archive cannot.
+  const ociOut = path.join(path.dirname(saved), 'multi-oci.tar');
+  const oci = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', `type=oci,dest=${ociOut}`, '-t', 'emu-multi', d]);
+  assert.is(oci.code, 0, oci.stderr);
+  const unpacked = tmpdir('tsb-emu-oci-');
+  dirs.push(unpacked);
+  assert.is(spawnSync('tar', ['-xf', ociOut, '-C', unpacked]).status, 0);
+  const blob = (digest: string) => JSON.parse(fs.readFileSync(path.join(unpacked, 'blobs/sha256', digest.slice(7)), 'utf8')) as { mediaType: string; manifests: { digest: string; platform: { architecture: string } }[]; layers: { mediaType: string }[] };
+  const top = JSON.parse(fs.readFileSync(path.join(unpacked, 'index.json'), 'utf8')) as { manifests: { mediaType: string; digest: string }[] };
+  assert.is(top.manifests[0]!.mediaType, 'application/vnd.oci.image.index.v1+json');
+  const inner = blob(top.manifests[0]!.digest);
+  assert.equal(inner.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  for (const m of inner.manifests) assert.ok(blob(m.digest).layers.every((l) => l.mediaType.endsWith('+gzip')), 'layers gzip as in any OCI archive');
+  const bad = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', 'type=docker,dest=/tmp/never-written.tar', d]);
   assert.is(bad.code, 2);
-  assert.match(bad.stderr, /a oci output holds one platform's image/);
+  assert.match(bad.stderr, /a docker output holds one platform's image/);
   assert.is((await tsb(['rmi', 'emu-multi'])).code, 0);
   assert.not.match((await tsb(['images'])).stdout, /emu-multi/);
   assert.is((await tsb(['run', '--rm', '--platform', 'linux/arm64', 'emu-one-arm', 'cat', '/arch'])).stdout, 'aarch64\n', 'what another name holds stays');

@@ -7,7 +7,8 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
 import type { ContentStore } from './store.js';
-import { MediaType, REF_NAME, type Descriptor, type Manifest } from './types.js';
+import { TsbuildError } from '../errors/index.js';
+import { MediaType, REF_NAME, type Descriptor, type ImageIndex, type Manifest } from './types.js';
 
 export interface ArchiveImage {
   /** The manifest to write (already in the store, layers compressed as wanted). */
@@ -34,8 +35,12 @@ async function dir(out: Writable, name: string, mtime: number): Promise<void> {
 }
 
 export async function writeImageArchive(store: ContentStore, format: 'oci' | 'docker', image: ArchiveImage, out: Writable, mtime = 0): Promise<void> {
-  const manifest = store.readJSON<Manifest>(image.manifest.digest);
-  const blobs: Descriptor[] = [image.manifest, manifest.config, ...manifest.layers];
+  // An image index (a multi-platform image) is an OCI layout's own form: the index and every entry.
+  const entries = image.manifest.mediaType === MediaType.index ? store.readJSON<ImageIndex>(image.manifest.digest).manifests : [image.manifest];
+  if (entries.length !== 1 && format === 'docker') throw new TsbuildError('ARCHIVE_FORMAT', 'a Docker archive holds one platform\'s image: write a multi-platform image as an OCI archive');
+  const manifests = entries.map((e) => ({ desc: e, m: store.readJSON<Manifest>(e.digest) }));
+  const manifest = manifests[0]!.m;
+  const blobs: Descriptor[] = [...(entries[0] === image.manifest ? [] : [image.manifest]), ...manifests.flatMap((x) => [x.desc, x.m.config, ...x.m.layers])];
   const index = {
     schemaVersion: 2,
     mediaType: MediaType.index,
