@@ -319,6 +319,7 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
     built.push(await buildOne(store, req, r, o, lease, p, multi ? [] : r.names));
   }
   const image = multi ? await tagIndex(store.content, built.map((b) => b.result.manifest), r.names) : built[0]!.result.manifest;
+  if (multi && r.names.length === 0) o.onEvent?.({ type: 'warning', message: 'a multi-platform image without a name is not kept as one: each platform\'s image stays unnamed (listed as <none>); give -t to keep the index' });
   await writeOutputs(store, req.outputs ?? [], image.digest, { ...req, signal: o.signal, log, mtime: req.sourceDateEpoch ?? 0 });
   return {
     imageId: multi ? image.digest : built[0]!.result.configDigest,

@@ -196,6 +196,9 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
   const inner = blob(top.manifests[0]!.digest);
   assert.equal(inner.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
   for (const m of inner.manifests) assert.ok(blob(m.digest).layers.every((l) => l.mediaType.endsWith('+gzip')), 'layers gzip as in any OCI archive');
+  const unnamed = await tsb(['--platform', 'linux/amd64,linux/arm64', d]);
+  assert.is(unnamed.code, 0, unnamed.stderr);
+  assert.match(unnamed.stderr, /a multi-platform image without a name is not kept as one: .*give -t to keep the index/);
   const bad = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', 'type=docker,dest=/tmp/never-written.tar', d]);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /a docker output holds one platform's image/);
