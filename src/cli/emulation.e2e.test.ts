@@ -161,23 +161,19 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
   assert.is(aliasIdx.digest, multiIdx.digest);
   const saved = path.join(tmpdir('tsb-emu-save-'), 'multi.tar');
   dirs.push(path.dirname(saved));
-  assert.is((await tsb(['save', '-o', saved, 'emu-multi'])).code, 0);
-  const other = tmpdir('tsb-emu-load-');
-  try {
-    assert.is((await cli(['load', '-i', saved], { root: other })).code, 0);
-    assert.is((await cli(['run', '--rm', 'emu-multi', 'cat', '/arch'], { root: other })).stdout, 'x86_64\n');
-  } finally {
-    removeStore(other);
-  }
-  const savedArm = path.join(path.dirname(saved), 'arm.tar');
-  assert.is((await tsb(['save', '--platform', 'linux/arm64', '-o', savedArm, 'emu-multi'])).code, 0);
-  const armStore = tmpdir('tsb-emu-load-');
-  try {
-    assert.is((await cli(['load', '-i', savedArm], { root: armStore })).code, 0);
-    assert.is((await cli(['run', '--rm', 'emu-multi', 'cat', '/arch'], { root: armStore })).stdout, 'aarch64\n');
-  } finally {
-    removeStore(armStore);
-  }
+  // save (with --platform's flags), load into an empty store, and what the loaded image's uname says
+  const archOfSaved = async (file: string, flags: string[]): Promise<string> => {
+    assert.is((await tsb(['save', ...flags, '-o', file, 'emu-multi'])).code, 0);
+    const other = tmpdir('tsb-emu-load-');
+    try {
+      assert.is((await cli(['load', '-i', file], { root: other })).code, 0);
+      return (await cli(['run', '--rm', 'emu-multi', 'cat', '/arch'], { root: other })).stdout;
+    } finally {
+      removeStore(other);
+    }
+  };
+  assert.is(await archOfSaved(saved, []), 'x86_64\n');
+  assert.is(await archOfSaved(path.join(path.dirname(saved), 'arm.tar'), ['--platform', 'linux/arm64']), 'aarch64\n');
   const wrong = await tsb(['save', '--platform', 'linux/arm64', '-o', path.join(path.dirname(saved), 'x.tar'), 'emu-host']);
   assert.is(wrong.code, 1);
   assert.match(wrong.stderr, /image emu-host is linux\/amd64, and does not provide linux\/arm64/);
