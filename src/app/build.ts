@@ -49,8 +49,9 @@ export interface BuildRequest extends RegistryOptions {
   /** Steps run at once (default: CPUs). */
   jobs?: number;
   noCache?: boolean;
-  /** --annotation KEY=VALUE on the manifest. */
+  /** --annotation KEY=VALUE on the manifest; index:KEY=VALUE on a multi-platform build's index. */
   annotations?: Record<string, string>;
+  indexAnnotations?: Record<string, string>;
   /** --max-layer-size, --max-image-size (bytes). */
   budgets?: { maxLayer?: number; maxImage?: number };
   /** Draw the build's timeline into this .svg or .html file (also when it fails). */
@@ -191,6 +192,9 @@ function readRequest(req: BuildRequest) {
   const text = req.dockerfileText !== undefined ? checkText(req.dockerfileText, 'the Dockerfile on standard input') : readDockerfile(dockerfile);
   const df = parseFile(text, dockerfile);
   const platforms = checkPlatforms(req.platform, df.stages.some((s) => s.instructions.some((i) => i.kind === 'run')), req.outputs ?? []);
+  if (platforms.length < 2 && Object.keys(req.indexAnnotations ?? {}).length > 0) {
+    throw new UsageError('--annotation index:…: a single-platform image has no index; annotate its manifest (manifest:KEY=VALUE), or build several platforms (--platform a,b)');
+  }
   return {
     platforms,
     context, dockerfile, network, jobs, text, names,
@@ -318,7 +322,7 @@ async function buildRecorded(store: Store, req: BuildRequest, o: OpOptions, leas
     if (multi) log(`building for ${formatPlatform(p!)}`);
     built.push(await buildOne(store, req, r, o, lease, p, multi ? [] : r.names));
   }
-  const image = multi ? await tagIndex(store.content, built.map((b) => b.result.manifest), r.names) : built[0]!.result.manifest;
+  const image = multi ? await tagIndex(store.content, built.map((b) => b.result.manifest), r.names, req.indexAnnotations) : built[0]!.result.manifest;
   if (multi && r.names.length === 0) o.onEvent?.({ type: 'warning', message: 'a multi-platform image without a name is not kept as one: each platform\'s image stays unnamed (listed as <none>); give -t to keep the index' });
   await writeOutputs(store, req.outputs ?? [], image.digest, { ...req, signal: o.signal, log, mtime: req.sourceDateEpoch ?? 0 });
   return {

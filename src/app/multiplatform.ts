@@ -5,11 +5,12 @@
  */
 import { MediaType, type ContentStore, type Descriptor, type ImageIndex } from '../image/index.js';
 
-export async function tagIndex(store: ContentStore, manifests: Descriptor[], names: string[]): Promise<Descriptor> {
+export async function tagIndex(store: ContentStore, manifests: Descriptor[], names: string[], annotations: Record<string, string> = {}): Promise<Descriptor> {
   const index: ImageIndex = {
     schemaVersion: 2,
     mediaType: MediaType.index,
     manifests: manifests.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.size, ...(m.platform ? { platform: m.platform } : {}) })),
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
   const bytes = Buffer.from(JSON.stringify(index));
   const { digest } = await store.writeBlob(bytes);

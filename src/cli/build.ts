@@ -82,14 +82,17 @@ function printExplain(format: string, steps: ExplainStep[], checksums: BuildResu
   process.stdout.write(`context checksums: ${checksums.filesRead} files read, ${checksums.fromMemo} from the memo\n`);
 }
 
-/** `--annotation [manifest:]KEY=VALUE`; other BuildKit targets (index, descriptors) need multi-platform indexes. */
-function parseAnnotations(values: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * `--annotation [manifest:|index:]KEY=VALUE`, BuildKit's targets: the manifest (the default), or the
+ * image index of a multi-platform build. The descriptor targets are not written by tsbuild.
+ */
+function parseAnnotations(values: string[]): { manifest: Record<string, string>; index: Record<string, string> } {
+  const out = { manifest: {} as Record<string, string>, index: {} as Record<string, string> };
   for (const v of values) {
     const m = /^(?:([a-z-]+)(?:\[[^\]]*\])?:)?([^=:]+)=(.*)$/s.exec(v);
-    if (!m) throw new UsageError(`--annotation ${v}: use KEY=VALUE or manifest:KEY=VALUE`);
-    if (m[1] !== undefined && m[1] !== 'manifest') throw new UsageError(`--annotation ${v}: tsbuild writes single-platform images, annotated on their manifest; use manifest:KEY=VALUE or KEY=VALUE`);
-    out[m[2]!] = m[3]!;
+    if (!m) throw new UsageError(`--annotation ${v}: use KEY=VALUE, manifest:KEY=VALUE or index:KEY=VALUE`);
+    if (m[1] !== undefined && m[1] !== 'manifest' && m[1] !== 'index') throw new UsageError(`--annotation ${v}: tsbuild annotates the manifest or the index of a multi-platform image; use manifest:KEY=VALUE, index:KEY=VALUE or KEY=VALUE`);
+    out[m[1] === 'index' ? 'index' : 'manifest'][m[2]!] = m[3]!;
   }
   return out;
 }
@@ -97,6 +100,7 @@ function parseAnnotations(values: string[]): Record<string, string> {
 export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<BuildResult> {
   if (p.positional.length > 1) throw new UsageError(`build takes one context directory, got ${p.positional.length}: ${p.positional.join(' ')}`);
   const tags = flagList(p, 'tag');
+  const annotations = parseAnnotations(flagList(p, 'annotation'));
   const quiet = flagBool(p, 'quiet');
   const progressMode = (quiet ? 'quiet' : (flagStr(p, 'progress') ?? 'auto')) as ProgressMode;
   if (!PROGRESS_MODES.includes(progressMode)) throw new UsageError(`--progress ${progressMode}: use auto, tty, plain, json or github`);
@@ -144,7 +148,8 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     sourceDateEpoch: sourceDateEpoch(),
     stdout: process.stdout,
     timeline: flagStr(p, 'timeline'),
-    annotations: parseAnnotations(flagList(p, 'annotation')),
+    annotations: annotations.manifest,
+    indexAnnotations: annotations.index,
     budgets: {
       ...(flagStr(p, 'max-layer-size') !== undefined ? { maxLayer: parseMemory(flagStr(p, 'max-layer-size')!, '--max-layer-size') } : {}),
       ...(flagStr(p, 'max-image-size') !== undefined ? { maxImage: parseMemory(flagStr(p, 'max-image-size')!, '--max-image-size') } : {}),

@@ -181,7 +181,7 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
 
   // An OCI archive holds the index and both platforms' images; a Docker archive cannot.
   const ociOut = path.join(path.dirname(saved), 'multi-oci.tar');
-  const oci = await tsb(['--platform', 'linux/amd64,linux/arm64', '--output', `type=oci,dest=${ociOut}`, '-t', 'emu-multi', d]);
+  const oci = await tsb(['--platform', 'linux/amd64,linux/arm64', '--annotation', 'index:org.opencontainers.image.description=two platforms', '--output', `type=oci,dest=${ociOut}`, '-t', 'emu-multi', d]);
   assert.is(oci.code, 0, oci.stderr);
   const unpacked = tmpdir('tsb-emu-oci-');
   dirs.push(unpacked);
@@ -189,7 +189,8 @@ itUnless(why ?? registryUnavailable(), '--platform linux/amd64,linux/arm64: one 
   const blob = (digest: string) => JSON.parse(fs.readFileSync(path.join(unpacked, 'blobs/sha256', digest.slice(7)), 'utf8')) as { mediaType: string; manifests: { digest: string; platform: { architecture: string } }[]; layers: { mediaType: string }[] };
   const top = JSON.parse(fs.readFileSync(path.join(unpacked, 'index.json'), 'utf8')) as { manifests: { mediaType: string; digest: string }[] };
   assert.is(top.manifests[0]!.mediaType, 'application/vnd.oci.image.index.v1+json');
-  const inner = blob(top.manifests[0]!.digest);
+  const inner = blob(top.manifests[0]!.digest) as ReturnType<typeof blob> & { annotations?: Record<string, string> };
+  assert.equal(inner.annotations, { 'org.opencontainers.image.description': 'two platforms' }, '--annotation index: lands on the index');
   assert.equal(inner.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
   for (const m of inner.manifests) assert.ok(blob(m.digest).layers.every((l) => l.mediaType.endsWith('+gzip')), 'layers gzip as in any OCI archive');
   const unnamed = await tsb(['--platform', 'linux/amd64,linux/arm64', d]);

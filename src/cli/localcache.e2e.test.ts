@@ -42,7 +42,7 @@ it('type=local: an empty store hits every step from the directory; mode=max cove
   assert.match((await cli(['--cache-to', 'type=gha', d], { root })).stderr, /use type=registry,ref=… or type=local,dest=DIR/);
 });
 
-it('--annotation: on the manifest (its digest changes with them); other targets refused', async () => {
+it('--annotation: on the manifest (its digest changes with them); an index target without an index, and descriptor targets, refused', async () => {
   const d = ctx('RUN true\n');
   const r = await cli(['--annotation', 'org.opencontainers.image.source=https://example.test/app', '--annotation', 'manifest:team=db', '-t', 'annotated', d], { root });
   assert.is(r.code, 0, r.stderr);
@@ -50,7 +50,10 @@ it('--annotation: on the manifest (its digest changes with them); other targets 
   assert.equal(info.Manifest.annotations, { 'org.opencontainers.image.source': 'https://example.test/app', team: 'db' });
   const bad = await cli(['--annotation', 'index:a=b', d], { root });
   assert.is(bad.code, 2);
-  assert.match(bad.stderr, /single-platform images/);
+  assert.match(bad.stderr, /a single-platform image has no index; annotate its manifest/);
+  const other = await cli(['--annotation', 'manifest-descriptor:a=b', d], { root });
+  assert.is(other.code, 2);
+  assert.match(other.stderr, /tsbuild annotates the manifest or the index of a multi-platform image/);
 });
 
 it('--platform that nothing here can run is refused before anything is built, with the reason, also as one of several', async () => {
