@@ -1,6 +1,6 @@
 /** Image operations: pull, push, tag, login/logout, list, inspect, remove. */
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { STORED, formatPlatform, isIndexDescriptor, normalizeName, samePlatform, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
+import { STORED, configPlatform, formatPlatform, isIndexDescriptor, normalizeName, samePlatform, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest, type ResolvedImage } from '../image/index.js';
 import { familiarName, parseReference, sourceFor, type Credentials } from '../registry/index.js';
 import { gcWithCache, type Store } from '../store/index.js';
 import { logger, type OpOptions } from './events.js';
@@ -115,8 +115,10 @@ export function listImages(store: Store, o: { onBroken?: (name: string, e: Error
   };
   // A multi-platform name is one row, as Docker's containerd store shows it: the index's digest as its
   // id, the size of every platform's layers.
+  let entries: ReturnType<Store['content']['entries']> | undefined;
   const indexSummary = (d: Descriptor, name: string): ImageSummary[] => {
-    const rows = store.content.entries().filter((e) => e.index?.digest === d.digest && e.name === name).flatMap((e) => summary(e.manifest, name));
+    entries ??= store.content.entries();
+    const rows = entries.filter((e) => e.index?.digest === d.digest && e.name === name).flatMap((e) => summary(e.manifest, name));
     if (rows.length === 0) return [];
     return [{ name, id: d.digest, manifestDigest: d.digest, created: d.annotations?.[STORED] ?? rows[0]!.created, size: rows.reduce((a, r) => a + r.size, 0), labels: rows[0]!.labels }];
   };
@@ -208,9 +210,9 @@ export async function saveImage(store: Store, req: { image: string; output: stri
   // A multi-platform image saves the entry for --platform (default: this machine's), as docker save --platform.
   const want = req.platform !== undefined ? platformFlag(req.platform) : undefined;
   const img = store.content.resolve(req.image, want);
-  const c = img.config;
-  if (want && !img.index && !samePlatform({ os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }, want)) {
-    throw new NotFoundError(`image ${req.image} is ${[c.os, c.architecture, c.variant].filter(Boolean).join('/')}, and does not provide ${formatPlatform(want)}`, 'PLATFORM_NOT_IN_INDEX');
+  const have = configPlatform(img.config);
+  if (want && !img.index && !samePlatform(have, want)) {
+    throw new NotFoundError(`image ${req.image} is ${formatPlatform(have)}, and does not provide ${formatPlatform(want)}`, 'PLATFORM_NOT_IN_INDEX');
   }
   const { names } = namesOf(store, req.image, img);
   await writeOutputs(store, [{ type: req.format, dest: req.output, names, push: false }], img.manifestDigest, { signal: o.signal, log: logger(o), stdout: req.stdout });

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { UsageError, TsbuildError } from '../errors/index.js';
-import { END_OF_ARCHIVE, MediaType, parseCompression, sha256, writeImageArchive, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
+import { END_OF_ARCHIVE, MediaType, isIndexDocument, parseCompression, sha256, writeImageArchive, type CompressionSpec, type Descriptor, type ImageConfig, type Manifest } from '../image/index.js';
 import { manifestForPush } from '../registry/index.js';
 import { imageLayers, mountTar, tempKey, unpackLayers, withMounted, type Store } from '../store/index.js';
 import { pushTo, type RegistryOptions } from './registry.js';
@@ -103,7 +103,7 @@ export async function writeOutputs(store: Store, specs: OutputSpec[], manifestDi
  */
 async function archiveManifest(store: Store, digest: string, compression: CompressionSpec): Promise<Descriptor> {
   const head = store.content.readJSON<{ mediaType?: string; manifests?: Descriptor[] }>(digest);
-  if (head.mediaType !== MediaType.index) {
+  if (!isIndexDocument(head)) {
     const m = await manifestForPush(store.content, digest, compression);
     return { mediaType: m.mediaType, digest: sha256(m.bytes), size: m.bytes.length };
   }

@@ -6,7 +6,7 @@
  * built for the wrong platform.
  */
 import { UsageError } from '../errors/index.js';
-import { formatPlatform, hostPlatform, normalizePlatform, type ImageConfig, type Platform } from '../image/index.js';
+import { configPlatform, formatPlatform, hostPlatform, normalizePlatform, type ImageConfig, type Platform } from '../image/index.js';
 import { emulationFor, runsNatively, type EmulationProbe } from '../runtime/index.js';
 
 /** A --platform value, normalised (aarch64 → arm64); a bad one is a usage error naming the form. */
@@ -51,7 +51,7 @@ export function checkPlatforms(value: string | undefined, hasRun = true, outputs
  */
 export function runPlatform(config: ImageConfig, requested: string | undefined, warn: (m: string) => void, probe?: EmulationProbe): string | undefined {
   if (!config.architecture) return undefined;
-  const p: Platform = { os: config.os || 'linux', architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+  const p: Platform = { ...configPlatform(config), os: config.os || 'linux' };
   if (runsNatively(p)) return undefined;
   const e = emulationFor(p, probe)!;
   if (requested === undefined) warn(`WARNING: the image's platform (${formatPlatform(p)}) does not match this machine's (${formatPlatform(hostPlatform())}) and no --platform was given: it runs under emulation (${e.via})`);

@@ -4,7 +4,7 @@
  * into ChainID snapshots), the pull policy and implicit pulls, and pushing.
  */
 import { NotFoundError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
-import { formatPlatform, normalizePlatform, samePlatform, type CompressionSpec, type Platform, type ResolvedImage } from '../image/index.js';
+import { configPlatform, formatPlatform, normalizePlatform, samePlatform, type CompressionSpec, type Platform, type ResolvedImage } from '../image/index.js';
 import {
   RegistryClient, familiarName, formatReference, isLoopbackHost, lookupCredentials, parseReference, pullImage, pushImage,
   type Credentials, type Reference, type TransferEvent,
@@ -119,8 +119,7 @@ export function pullPolicy(requested: string | undefined, root: string): PullPol
 const UNREACHABLE = new Set(['REGISTRY_UNREACHABLE', 'MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'REGISTRY_UNAUTHORIZED']);
 
 function imagePlatform(img: ResolvedImage): Platform {
-  const c = img.config;
-  return { os: c.os || 'linux', architecture: c.architecture || 'unknown', ...(c.variant ? { variant: c.variant } : {}) };
+  return { ...configPlatform(img.config), os: img.config.os || 'linux', architecture: img.config.architecture || 'unknown' };
 }
 
 function platformMismatch(name: string, img: ResolvedImage, want: Platform, isId: boolean): TsbuildError {

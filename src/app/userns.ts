@@ -8,7 +8,7 @@
  */
 import { UsageError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import { addUserEntries, allocateAuto, checkIdMaps, fuseOverlayUnavailable, hostAccount, layerDirs, hostIdOf, isRootless, keepIdMap, ownIdMaps, parseAutoOptions, parseIdMap, parseKeepIdOptions, type ContainerConfig, type ContainerState, type UserNamespaceMaps } from '../runtime/index.js';
+import { IDENTITY_MAPS, addUserEntries, allocateAuto, checkIdMaps, fuseOverlayUnavailable, hostAccount, layerDirs, hostIdOf, isRootless, keepIdMap, ownIdMaps, parseAutoOptions, parseIdMap, parseKeepIdOptions, type ContainerConfig, type ContainerState, type UserNamespaceMaps } from '../runtime/index.js';
 
 export interface UsernsRequest {
   userns?: string;
@@ -58,8 +58,7 @@ function keepId(mode: string, maps: boolean, driver: string): ContainerConfig['u
     // As podman 5 does for root: the current mapping (every id as itself) in a new user namespace, so
     // the container's root owns the host's files but holds its capabilities only in that namespace.
     if (mode !== 'keep-id') throw new UsageError(`--userns ${mode}: as root, keep-id keeps every id as it is and takes no options; use --uidmap for another mapping`);
-    const all = [{ containerID: 0, hostID: 0, size: 4294967295 }];
-    return { mode: 'keep-id', uid: all, gid: all, keepId: { uid: 0, gid: 0 } };
+    return { mode: 'keep-id', ...IDENTITY_MAPS, keepId: { uid: 0, gid: 0 } };
   }
   const fuse = fuseOverlayUnavailable();
   if (fuse) throw new UsageError(`--userns ${mode}: a rootless tsbuild shows the image to keep-id's map through fuse-overlayfs (idmapped mounts need root on the host), and ${fuse}`);

@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
 import type { ContentStore } from './store.js';
+import { isIndexDescriptor } from './indexes.js';
 import { TsbuildError } from '../errors/index.js';
 import { MediaType, REF_NAME, type Descriptor, type ImageIndex, type Manifest } from './types.js';
 
@@ -36,7 +37,7 @@ async function dir(out: Writable, name: string, mtime: number): Promise<void> {
 
 export async function writeImageArchive(store: ContentStore, format: 'oci' | 'docker', image: ArchiveImage, out: Writable, mtime = 0): Promise<void> {
   // An image index (a multi-platform image) is an OCI layout's own form: the index and every entry.
-  const entries = image.manifest.mediaType === MediaType.index ? store.readJSON<ImageIndex>(image.manifest.digest).manifests : [image.manifest];
+  const entries = isIndexDescriptor(image.manifest) ? store.readJSON<ImageIndex>(image.manifest.digest).manifests : [image.manifest];
   if (entries.length !== 1 && format === 'docker') throw new TsbuildError('ARCHIVE_FORMAT', 'a Docker archive holds one platform\'s image: write a multi-platform image as an OCI archive');
   const manifests = entries.map((e) => ({ desc: e, m: store.readJSON<Manifest>(e.digest) }));
   const manifest = manifests[0]!.m;

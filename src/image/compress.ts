@@ -144,13 +144,20 @@ function memoFileFor(store: ContentStore, diffID: string, spec: CompressionSpec)
   return path.join(store.root, 'compressed', `${spec.type}-${spec.level ?? 'default'}-${diffID.replace(/^sha256:/, '')}.json`);
 }
 
+/** Remembers the layer's variant for `spec` (a streamed push's needs no fsync: it only saves work). */
+function rememberVariant(store: ContentStore, diffID: string, spec: CompressionSpec, desc: Descriptor, sync = true): void {
+  const memoFile = memoFileFor(store, diffID, spec);
+  fs.mkdirSync(path.dirname(memoFile), { recursive: true });
+  writeFileAtomic(memoFile, JSON.stringify(desc), { sync });
+}
+
 /** The layer as `spec` wants it when no work is needed (already so, or made before); else undefined. */
 export function existingCompressed(store: ContentStore, layer: { diffID: string; descriptor: Descriptor }, spec: CompressionSpec): Descriptor | undefined {
   const d = layer.descriptor;
   const have = compressionOfMediaType(d.mediaType);
   const want = spec.type === 'uncompressed' ? 'none' : spec.type;
   if (have === want && (spec.level === undefined || want === 'none')) return { mediaType: mediaTypeFor(spec.type), digest: d.digest, size: d.size };
-  const memo = readJSONFile<Descriptor | undefined>(memoFileFor(store, layer.diffID, spec), undefined);
+  const memo = knownVariant(store, layer, spec);
   if (memo && store.has(memo.digest)) return memo;
   if (want === 'none' && store.has(layer.diffID)) return { mediaType: MediaType.layer, digest: layer.diffID, size: store.blobSize(layer.diffID) };
   return undefined;
@@ -162,14 +169,12 @@ export async function compressedLayer(store: ContentStore, layer: { diffID: stri
   const d = layer.descriptor;
   const have = compressionOfMediaType(d.mediaType);
   const want = spec.type === 'uncompressed' ? 'none' : spec.type;
-  const memoFile = memoFileFor(store, layer.diffID, spec);
   // Verified as it streams: a damaged stored layer must not be compressed into a valid-looking blob.
   const raw = openDecompressed(store.openBlob(d.digest), have);
   const out = (want === 'none' ? raw : compressStream(raw, spec)) as AsyncIterable<Buffer>;
   const blob = await store.writeBlob(out, want === 'none' ? { digest: layer.diffID } : undefined);
   const desc = { mediaType: mediaTypeFor(spec.type), digest: blob.digest, size: blob.size };
-  fs.mkdirSync(path.dirname(memoFile), { recursive: true });
-  writeFileAtomic(memoFile, JSON.stringify(desc));
+  rememberVariant(store, layer.diffID, spec, desc);
   return desc;
 }
 
@@ -202,9 +207,7 @@ export function compressingLayer(store: ContentStore, layer: { diffID: string; d
     },
     flush(cb) {
       const desc = { mediaType: mediaTypeFor(spec.type), digest: `sha256:${hash.digest('hex')}`, size };
-      const memoFile = memoFileFor(store, layer.diffID, spec);
-      fs.mkdirSync(path.dirname(memoFile), { recursive: true });
-      writeFileAtomic(memoFile, JSON.stringify(desc), { sync: false });
+      rememberVariant(store, layer.diffID, spec, desc, false);
       settle(desc);
       cb();
     },

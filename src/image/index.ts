@@ -7,12 +7,12 @@
  * Imports errors and fsutil only; kernel work (device nodes, xattrs) is injected by the caller.
  */
 export * from './types.js';
-export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, samePlatform, selectManifest } from './platform.js';
+export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, samePlatform, selectManifest, configPlatform } from './platform.js';
 export type { Platform } from './platform.js';
 export { sha256, chainIDs } from './digest.js';
 export { ContentStore, CorruptBlobError, STORED } from './store.js';
 export { normalizeName, validateName } from './names.js';
-export { isIndexDescriptor, manifestsOf, pickManifest } from './indexes.js';
+export { isIndexDescriptor, isIndexDocument, isIndexMediaType, manifestsOf, pickManifest } from './indexes.js';
 export type { ResolvedImage } from './store.js';
 export { checkIndex, type IndexCheck } from './indexrepair.js';
 export { diffUpperDir } from './diff.js';

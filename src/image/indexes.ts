@@ -8,8 +8,18 @@ import { MediaType, type Descriptor, type ImageIndex, type Manifest } from './ty
 
 const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 
+/** An OCI image index or a Docker manifest list. */
+export function isIndexMediaType(mediaType: string | undefined): boolean {
+  return mediaType === MediaType.index || mediaType === DOCKER_LIST;
+}
+
 export function isIndexDescriptor(d: Descriptor): boolean {
-  return d.mediaType === MediaType.index || d.mediaType === DOCKER_LIST;
+  return isIndexMediaType(d.mediaType);
+}
+
+/** A stored document that is an index: by its media type, or by its list of manifests (the media type is optional). */
+export function isIndexDocument(doc: { mediaType?: string; manifests?: unknown }): boolean {
+  return isIndexMediaType(doc.mediaType) || (doc.mediaType === undefined && Array.isArray(doc.manifests));
 }
 
 /** The manifests a name's descriptor stands for: itself, or an index's entries (nested indexes flattened). */

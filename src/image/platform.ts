@@ -4,7 +4,7 @@
  * variant as v8), 32-bit arm as `v7`.
  */
 import { TsbuildError } from '../errors/index.js';
-import type { Descriptor } from './types.js';
+import type { Descriptor, ImageConfig } from './types.js';
 
 export interface Platform {
   os: string;
@@ -27,6 +27,14 @@ export function parsePlatform(s: string): Platform {
 
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+/**
+ * The platform an image config says it is for (its variant only when it has one), keys in the order
+ * descriptors have always been written in (index bytes, so digests, depend on it).
+ */
+export function configPlatform(c: ImageConfig): Platform {
+  return { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) };
 }
 
 /** `os/arch[/variant]` as people write it (x86_64, aarch64), normalised as indexes name platforms. */

@@ -1,6 +1,6 @@
 /** Export: the final state's layers plus the planned config become an OCI config, manifest and names. */
 import { TsbuildError } from '../errors/index.js';
-import { MediaType, type ImageConfig, type Manifest } from '../image/index.js';
+import { MediaType, configPlatform, type ImageConfig, type Manifest } from '../image/index.js';
 import type { ExportRef, OpSpec, OpsEnv, StateRef } from './types.js';
 
 /** Go's json.Marshal escapes <, > and & in strings; Docker configs do too, so digests match theirs. */
@@ -27,7 +27,7 @@ export async function exportOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'export'
   };
   checkBudgets(env.budgets, manifest, config);
   const man = await env.store.writeBlob(Buffer.from(canonicalJSON(manifest)));
-  const desc = { mediaType: MediaType.manifest, digest: man.digest, size: man.size, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
+  const desc = { mediaType: MediaType.manifest, digest: man.digest, size: man.size, platform: configPlatform(config) };
   for (const n of op.names) env.store.tag(n, desc);
   if (op.names.length === 0) env.store.addDangling(desc);
   return { kind: 'export', manifest: desc, configDigest: cfg.digest };

@@ -14,9 +14,7 @@ export const DockerMediaType = {
 
 export const MANIFEST_ACCEPT = [MediaType.index, DockerMediaType.list, MediaType.manifest, DockerMediaType.manifest];
 
-export function isIndex(mediaType: string): boolean {
-  return mediaType === MediaType.index || mediaType === DockerMediaType.list;
-}
+export { isIndexMediaType as isIndex } from '../image/index.js';
 export function isManifest(mediaType: string): boolean {
   return mediaType === MediaType.manifest || mediaType === DockerMediaType.manifest;
 }

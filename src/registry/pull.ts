@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { fetchBlob, transferAll, type TransferEvent } from './blobs.js';
 import { BlobFollower } from './follow.js';
 import { DockerMediaType, MANIFEST_ACCEPT, isIndex, isManifest, layerCompression, selectManifest } from './media.js';
-import { formatPlatform, hostPlatform, type Platform } from '../image/index.js';
+import { configPlatform, formatPlatform, hostPlatform, type Platform } from '../image/index.js';
 import { familiarName, formatReference, type Reference } from './reference.js';
 import type { BlobSources } from './sources.js';
 import { RegistryError, linkedController } from './transport.js';
@@ -150,7 +150,7 @@ export async function pullImage(o: PullOptions): Promise<PulledImage> {
   }
   await o.store.writeBlob(r.bytes, { digest: r.digest, size: r.bytes.length });
   o.sources?.record(o.client.domain, o.ref.path, blobs.map((b) => b.digest));
-  const descriptor: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.bytes.length, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
+  const descriptor: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.bytes.length, platform: configPlatform(config) };
   const name = o.name === null ? undefined : o.name ?? familiarName(o.ref);
   if (name && !o.deferTag) o.store.tag(name, descriptor);
   return { name, descriptor, manifest: r.manifest, config };

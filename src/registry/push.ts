@@ -3,7 +3,7 @@
  * checked, mounted or uploaded (in parallel, with retries), and the manifest goes last, so a registry
  * never names an image whose blobs it does not have.
  */
-import { compressedLayer, compressingLayer, existingCompressed, knownVariant, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from '../image/index.js';
+import { compressedLayer, compressingLayer, existingCompressed, isIndexDocument, knownVariant, sha256, MediaType, type CompressionSpec, type ContentStore, type Descriptor, type ImageConfig, type ImageIndex, type Manifest } from '../image/index.js';
 import type { RegistryClient } from './client.js';
 import { pushBlob, pushStreamed, remoteHas, transferAll, type TransferEvent } from './blobs.js';
 import { formatReference, type Reference } from './reference.js';
@@ -65,8 +65,7 @@ export async function manifestForPush(store: ContentStore, manifestDigest: strin
 }
 
 export async function pushImage(o: PushOptions): Promise<PushResult> {
-  const head = o.store.readJSON<{ mediaType?: string; manifests?: unknown }>(o.manifestDigest);
-  if (head.mediaType === MediaType.index || (head.mediaType === undefined && Array.isArray(head.manifests))) return pushIndex(o);
+  if (isIndexDocument(o.store.readJSON<{ mediaType?: string; manifests?: unknown }>(o.manifestDigest))) return pushIndex(o);
   const streamed = await streamCompressedLayers(o);
   const m = await manifestForPush(o.store, o.manifestDigest, o.compression, o.concurrency ?? 2, (digest) => o.onEvent?.({ type: 'compress', digest }), streamed);
   const sent = new Set([...streamed.values()].map((d) => d.digest));

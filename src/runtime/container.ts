@@ -21,7 +21,7 @@ import { writeEtcFiles, type Resolv } from './etc.js';
 import { cgroupManager, delegatedToUser, type CgroupDriver, type CgroupLimits } from './cgroups.js';
 import { isRootless } from './userns.js';
 import type { Emulation } from './emulation.js';
-import { hostIdOf, idmapSources, type UserNamespaceMaps } from './idmap.js';
+import { IDENTITY_MAPS, hostIdOf, idmapSources, isIdentityMap, type UserNamespaceMaps } from './idmap.js';
 import { TsbuildError } from '../errors/index.js';
 import { deviceRules, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 
@@ -137,7 +137,7 @@ async function ownUserNamespace(o: ContainerOptions, rootMounts: Mount[], user: 
     }
   }
   // Through an identity map the layers look as they are: no idmapped mounts needed.
-  const paths = isIdentity(maps) ? [] : idmapSources(rootMounts);
+  const paths = isIdentityMap(maps) ? [] : idmapSources(rootMounts);
   const upper = await o.writableDir();
   // A served root shows the upper through the map already.
   if (upper && !served && !paths.includes(upper)) fs.chownSync(upper, root.uid, root.gid);
@@ -164,14 +164,10 @@ async function mountServedRoot(o: ContainerOptions, rootMounts: Mount[]): Promis
   return dir;
 }
 
-/** Every id as itself: a user namespace that changes no ownership, for what needs one of its own. */
-const IDENTITY: UserNamespaceMaps = { uid: [{ containerID: 0, hostID: 0, size: 4294967295 }], gid: [{ containerID: 0, hostID: 0, size: 4294967295 }] };
-const isIdentity = (m: UserNamespaceMaps) => [m.uid, m.gid].every((x) => x.length === 1 && x[0]!.containerID === 0 && x[0]!.hostID === 0 && x[0]!.size === 4294967295);
-
 export async function runContainer(opts: ContainerOptions, io: SpawnOptions): Promise<ContainerResult> {
   // Handlers of our own live in a user namespace not the host's: as root, one that keeps every id
   // (rootless, the container is in one already).
-  const o = opts.emulation?.register.length && !opts.userns && !isRootless() ? { ...opts, userns: IDENTITY } : opts;
+  const o = opts.emulation?.register.length && !opts.userns && !isRootless() ? { ...opts, userns: IDENTITY_MAPS } : opts;
   // Rootless, a user namespace of the container's own gets no idmapped mounts (they need host root):
   // fuse-overlayfs shows the layers through the map instead, and volumes are seen as they are.
   const ownRootless = o.userns !== undefined && isRootless();

@@ -38,7 +38,7 @@ export { startUserModeNetwork, slirpAvailable, SLIRP } from './slirp.js';
 export type { UserModeNetwork } from './slirp.js';
 export { isRootless, rootlessMapKind, extractionLimits, hostIdMapPlan, userNamespaceHolder, endUserNamespaceHolder, reexecInUserNamespace, rootlessRunDir, planIdMaps, parseSubIds } from './userns.js';
 export type { IdMapPlan, MapKind } from './userns.js';
-export { parseIdMap, checkIdMaps, allocateAuto, parseAutoOptions, hostIdOf, containerIdOf, autoRanges, AUTO_USER, AUTO_SIZE, ownIdMaps, keepIdMap, parseKeepIdOptions } from './idmap.js';
+export { parseIdMap, checkIdMaps, allocateAuto, parseAutoOptions, hostIdOf, containerIdOf, autoRanges, AUTO_USER, AUTO_SIZE, ownIdMaps, keepIdMap, parseKeepIdOptions, IDENTITY_MAPS } from './idmap.js';
 export type { IdMap, UserNamespaceMaps } from './idmap.js';
 export { emulationFor, emulationSummary, runsNatively, EmulationError } from './emulation.js';
 export type { Emulation, EmulationProbe } from './emulation.js';
