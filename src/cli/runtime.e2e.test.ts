@@ -179,7 +179,10 @@ it('no cgroup is left: after a run, after a build, and after kill -9 of tsbuild 
   await new Promise((res) => c.on('close', res));
   await cli(['ps'], { root });
   assert.equal(ours(c.pid!), [], 'reaped by the next command');
-  assert.equal(tsbuildDirs(), [], 'no tsbuild/ directory stays in any hierarchy once its last cgroup is gone');
+  const left = tsbuildDirs();
+  // What stayed, and what still runs in it, so a failure says why (CI once saw blkio/ and pids/ stay).
+  const why = left.map((d) => `${d}: ${fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${e.name} [${fs.readFileSync(path.join(d, e.name, 'cgroup.procs'), 'utf8').trim().replace(/\n/g, ' ')}]`).join(', ') || 'empty'}`);
+  assert.equal(left, [], `no tsbuild/ directory stays in any hierarchy once its last cgroup is gone: ${why.join('; ')}`);
 });
 
 test.run();

@@ -142,8 +142,12 @@ export async function removeCgroup(dir: string, own: string): Promise<void> {
   }
 }
 
+/**
+ * A killed task stays in a v1 cgroup until it has finished exiting, which on a loaded host (I/O
+ * being flushed, a busy reaper) can take seconds: retry with backoff for about ten seconds.
+ */
 export async function rmdirRetry(dir: string, procsFile: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0, waited = 0; waited < 10_000; i++) {
     try {
       fs.rmdirSync(dir);
       return;
@@ -160,10 +164,12 @@ export async function rmdirRetry(dir: string, procsFile: string): Promise<void> 
         }
       }
       for (const child of fs.readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) await rmdirRetry(path.join(dir, child.name), path.join(dir, child.name, 'cgroup.procs'));
-      await new Promise((r) => setTimeout(r, 20));
+      const pause = Math.min(20 * 2 ** Math.min(i, 4), 320);
+      waited += pause;
+      await new Promise((r) => setTimeout(r, pause));
     }
   }
-  throw new CgroupError(`cgroup ${dir} stays busy; remove it by hand once its processes are gone`);
+  throw new CgroupError(`cgroup ${dir} stays busy; the next tsbuild command retries, or remove it by hand once its processes are gone`);
 }
 
 export const num = (s: string | undefined) => (s === undefined || s.trim() === '' || s.trim() === 'max' ? undefined : Number(s.trim()));

@@ -71,21 +71,25 @@ export class V1Cgroups implements CgroupDriver {
         };
       },
       oomKilled: () => (mem ? (keyed(readOr(path.join(mem, 'memory.oom_control')), 'oom_kill') ?? 0) > 0 : false),
+      // Every hierarchy is tried even when one fails (a task slow to leave one controller must not
+      // strand the others); the first failure is thrown once all were tried, and what stays is
+      // listed again, so the next command's reap finishes it.
       remove: async () => {
+        let first: unknown;
         for (const c of this.controllers()) {
           const h = this.layout.v1.get(c)!;
-          await removeCgroup(this.dir(c, name), path.join(h.mount, h.self));
+          await removeCgroup(this.dir(c, name), path.join(h.mount, h.self)).catch((e: unknown) => (first ??= e));
         }
+        if (first !== undefined) throw first;
       },
     };
   }
+  /** A cgroup exists while any hierarchy still has it: a removal cut short leaves some behind. */
   open(name: string): Cgroup | undefined {
-    const c = this.controllers()[0];
-    return c && fs.existsSync(this.dir(c, name)) ? this.handle(name) : undefined;
+    return this.controllers().some((c) => fs.existsSync(this.dir(c, name))) ? this.handle(name) : undefined;
   }
   list(): string[] {
-    const c = this.controllers()[0];
-    return c ? dirsIn(path.dirname(this.dir(c, 'x'))) : [];
+    return [...new Set(this.controllers().flatMap((c) => dirsIn(path.dirname(this.dir(c, 'x')))))].sort();
   }
 }
 

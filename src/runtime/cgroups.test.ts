@@ -12,6 +12,7 @@ import { repoRoot, testUnless, tmpdir } from '../testutil/index.js';
 import { allows, deviceProgram } from './devicebpf.js';
 import { DEFAULT_DEVICE_RULES } from './security.js';
 import { inheritCpuset } from './cgroups-v1.js';
+import { reapCgroups } from './container.js';
 import { blkioToIoWeight, cgroupManager, CgroupError, delegatedToUser, describeCgroups, detectCgroups, sharesToWeight, type CgroupLayout } from './cgroups.js';
 
 const V1 = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'blkio', 'devices', 'freezer'];
@@ -90,6 +91,31 @@ test('v1: limits land in each controller under our own cgroup; stats, OOM and re
     assert.not.ok(fs.existsSync(dir('memory')));
     for (const c of V1) assert.not.ok(fs.existsSync(path.join(root, c, layout.v1.get(c)!.self, 'tsbuild')), `${c}: the emptied tsbuild/ parent goes too`);
     assert.ok(fs.existsSync(path.join(root, 'memory', '/outer/me')), 'our own cgroup stays');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+// CI once left blkio/ and pids/ behind: a task slow to leave blkio made removal throw there, the
+// controllers after it were never tried, and the listing (one hierarchy's) no longer showed the name.
+test('v1: a controller that will not let go does not strand the others, and the next reap finishes it', async () => {
+  const { root, layout } = fakeV1();
+  try {
+    const name = 'ctr-999999999-y'; // a pid above pid_max: its owner is dead
+    const driver = cgroupManager(layout);
+    const cg = driver.create(name, {});
+    const dir = (c: string) => path.join(root, c, layout.v1.get(c)!.self, 'tsbuild', name);
+    // A fake tree's cpuset directories hold the files inheritCpuset wrote; the kernel's would not stop rmdir.
+    for (const d of [dir('cpuset'), path.dirname(dir('cpuset'))]) for (const f of ['cpuset.cpus', 'cpuset.mems']) fs.rmSync(path.join(d, f), { force: true });
+    fs.writeFileSync(path.join(dir('blkio'), 'busy'), '');
+    const err = await cg.remove().then(() => undefined, (e: unknown) => e);
+    assert.instance(err, CgroupError, 'the failure is reported');
+    for (const c of V1.filter((c) => c !== 'blkio')) assert.not.ok(fs.existsSync(dir(c)), `${c}: removed though blkio failed`);
+    assert.equal(driver.list(), [name], 'still listed while one hierarchy has it');
+    fs.rmSync(path.join(dir('blkio'), 'busy'));
+    assert.is(await reapCgroups(driver), 1);
+    assert.equal(driver.list(), []);
+    for (const c of V1) assert.not.ok(fs.existsSync(path.dirname(dir(c))), `${c}: no tsbuild/ stays`);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
