@@ -4,10 +4,9 @@
  * build's lease against GC run meanwhile by prune, rmi or another build (`leased`).
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { OpFn, OpHandle } from '../builder/index.js';
-import { acquireLock } from '../fsutil/index.js';
+import { acquireLock, lockOwner } from '../fsutil/index.js';
 import type { OpResult } from '../ops/index.js';
 import { withGcLock, type Lease } from '../store/index.js';
 
@@ -61,19 +60,14 @@ export function leased(h0: OpHandle<OpResult> | OpFn<OpResult>, root: string, le
 
 /**
  * One build at a time runs the work of a cache key on this store; the others wait and then take its
- * result from the cache. The lock is a directory in tmp/ naming its owner pid: a killed holder's is
+ * result from the cache. The lock in tmp/ names its owner pid: a killed holder's is
  * taken over at once, and recovery reaps it.
  */
 export async function claimStep(storeRoot: string, key: string, signal: AbortSignal, onWait: (holder: string) => void): Promise<() => void> {
   const lock = path.join(storeRoot, 'tmp', `step-${crypto.createHash('sha256').update(key).digest('hex')}.lock`);
   const now = await acquireLock(lock, { wait: false });
   if (now) return now;
-  let owner = '';
-  try {
-    owner = fs.readFileSync(path.join(lock, 'owner'), 'utf8').trim();
-  } catch {
-    // released meanwhile
-  }
-  onWait(owner === String(process.pid) ? 'another step of this build' : `another build${owner ? ` (pid ${owner})` : ''}`);
+  const owner = lockOwner(lock);
+  onWait(owner === process.pid ? 'another step of this build' : `another build${owner ? ` (pid ${owner})` : ''}`);
   return (await acquireLock(lock, { wait: true, signal }))!;
 }

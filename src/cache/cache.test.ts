@@ -103,6 +103,17 @@ test('cache index: records and step history round-trip', () => {
     assert.equal(idx.lastStep('step-1')?.material, { a: '1' });
     idx.remove('sha256:aa');
     assert.is(idx.lookup('sha256:aa'), undefined);
+    assert.is(idx.list().find((r) => r.key === 'sha256:bb')?.lastUsed, '2026-01-02T00:00:00Z', 'a saved record keeps its use time');
+    const before = Date.now() - 1000;
+    idx.touch(idx.lookup('sha256:bb')!);
+    assert.ok(Date.parse(idx.list().find((r) => r.key === 'sha256:bb')!.lastUsed) >= before, 'a hit moves the use time the prune policy reads');
+    assert.is(idx.list().find((r) => r.key === 'sha256:cc')?.lastUsed, '2026-01-03T00:00:00Z', 'and only that record\'s');
+    const stepFile = fs.readdirSync(path.join(d, 'cache', 'steps'))[0]!;
+    const ino = fs.statSync(path.join(d, 'cache', 'steps', stepFile)).ino;
+    idx.rememberStep('step-1', { key: 'k', material: { a: '1' }, time: 'later' });
+    assert.is(fs.statSync(path.join(d, 'cache', 'steps', stepFile)).ino, ino, 'the same key again writes nothing');
+    idx.rememberStep('step-1', { key: 'k2', material: { a: '2' }, time: 'later' });
+    assert.equal(idx.lastStep('step-1')?.material, { a: '2' }, 'a new key is remembered');
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }

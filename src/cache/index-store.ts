@@ -59,15 +59,25 @@ export class CacheIndex {
   lookup(key: string): CacheRecord | undefined {
     return readOrDrop<CacheRecord>(path.join(this.records, hex(key) + '.json'));
   }
+  /** The file's mtime is the record's use time from here on (`touch`), so it starts at `lastUsed`. */
   save(rec: CacheRecord): void {
-    writeFileAtomic(path.join(this.records, hex(rec.key) + '.json'), JSON.stringify(rec));
+    const file = path.join(this.records, hex(rec.key) + '.json');
+    writeFileAtomic(file, JSON.stringify(rec));
+    const t = new Date(rec.lastUsed);
+    if (!Number.isNaN(t.getTime())) fs.utimesSync(file, t, t);
   }
   /**
-   * A hit's use time, for the prune policy: not worth an fsync on every cache hit (a power loss at
-   * worst keeps the older time; a damaged file is a miss, removed on read).
+   * A hit's use time, for the prune policy: the record file's mtime, set in one call, where rewriting
+   * the record cost a create and a rename on every cache hit of every build. `list` reads the later
+   * of the two. A record removed in between (nothing prunes under a build's GC lock) is left gone.
    */
   touch(rec: CacheRecord): void {
-    writeFileAtomic(path.join(this.records, hex(rec.key) + '.json'), JSON.stringify({ ...rec, lastUsed: new Date().toISOString() }), { sync: false });
+    const now = new Date();
+    try {
+      fs.utimesSync(path.join(this.records, hex(rec.key) + '.json'), now, now);
+    } catch {
+      // gone: this build still has the result it looked up
+    }
   }
   remove(key: string): void {
     fs.rmSync(path.join(this.records, hex(key) + '.json'), { force: true });
@@ -76,8 +86,10 @@ export class CacheIndex {
     const out: CacheRecord[] = [];
     for (const f of fs.readdirSync(this.records)) {
       if (!f.endsWith('.json')) continue;
-      const rec = readOrDrop<CacheRecord>(path.join(this.records, f));
-      if (rec) out.push(rec);
+      const file = path.join(this.records, f);
+      const rec = readOrDrop<CacheRecord>(file);
+      const touched = rec && fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+      if (rec) out.push(touched && touched > Date.parse(rec.lastUsed) ? { ...rec, lastUsed: new Date(touched).toISOString() } : rec);
     }
     return out;
   }
@@ -87,8 +99,13 @@ export class CacheIndex {
   lastStep(stepId: string): StepHistory | undefined {
     return readOrDrop<StepHistory>(this.stepFile(stepId));
   }
-  /** Only for saying what changed at the next miss: no fsync. */
+  /**
+   * Only for saying what changed at the next miss: no fsync, and no write when the step's last key is
+   * already this one (every hit of a no-change build), since its material is then the same too.
+   */
   rememberStep(stepId: string, h: StepHistory): void {
-    writeFileAtomic(this.stepFile(stepId), JSON.stringify(h), { sync: false });
+    const file = this.stepFile(stepId);
+    if (readOrDrop<StepHistory>(file)?.key === h.key) return;
+    writeFileAtomic(file, JSON.stringify(h), { sync: false });
   }
 }

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDir, processAlive, processStartTime, sameProcessAlive, withLock } from './index.js';
+import { ensureDir, lockHeld, processAlive, processStartTime, sameProcessAlive, withLock } from './index.js';
 
 test('ensureDir: makes missing parents; fails at once, naming the path, where Node would loop (/proc)', () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-ensure-'));
@@ -33,21 +33,32 @@ test('locks: always name their owner; a dead owner\'s lock and an old ownerless 
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-lock-'));
   try {
     const lock = path.join(d, 'x.lock');
-    withLock(lock, () => assert.is(fs.readFileSync(path.join(lock, 'owner'), 'utf8'), String(process.pid)));
-    assert.not.ok(fs.existsSync(lock), 'released');
+    withLock(lock, () => {
+      assert.match(fs.readlinkSync(lock), new RegExp(`^${process.pid}-`), 'a link naming its owner');
+      assert.ok(lockHeld(lock), 'held, though the link resolves to nothing');
+    });
+    assert.not.ok(lockHeld(lock), 'released');
+    fs.symlinkSync(`${2 ** 22 + 999}-x`, lock);
+    assert.is(withLock(lock, () => 'dead owner taken over'), 'dead owner taken over');
+    fs.symlinkSync('junk', lock);
+    assert.throws(() => withLock(lock, () => 'no', 300), /timed out waiting for lock .* held by pid \?.*rm -r/);
+    const old = new Date(Date.now() - 60_000);
+    fs.lutimesSync(lock, old, old);
+    assert.is(withLock(lock, () => 'old ownerless taken over'), 'old ownerless taken over');
+    // Lock directories an older tsbuild left: with a dead owner, empty (killed between its mkdir
+    // and its owner file), with other content and no owner (waited for until old).
     fs.mkdirSync(lock);
     fs.writeFileSync(path.join(lock, 'owner'), String(2 ** 22 + 999));
-    assert.is(withLock(lock, () => 'dead owner taken over'), 'dead owner taken over');
-    // What a kill between mkdir and the owner file left with older versions: an empty lock directory.
-    fs.mkdirSync(lock);
-    assert.is(withLock(lock, () => 'empty ownerless taken over'), 'empty ownerless taken over');
+    assert.is(withLock(lock, () => 'old-style dead owner taken over'), 'old-style dead owner taken over');
     fs.mkdirSync(lock);
     fs.writeFileSync(path.join(lock, 'junk'), '');
     assert.throws(() => withLock(lock, () => 'no', 300), /timed out waiting for lock .* held by pid \?/);
-    const old = new Date(Date.now() - 60_000);
     fs.utimesSync(lock, old, old);
-    assert.is(withLock(lock, () => 'old ownerless taken over'), 'old ownerless taken over');
-    assert.equal(fs.readdirSync(d), [], 'no temp directory is left beside the lock');
+    assert.is(withLock(lock, () => 'old-style ownerless taken over'), 'old-style ownerless taken over');
+    fs.symlinkSync(`${process.pid}-other`, lock);
+    assert.throws(() => withLock(lock, () => 'no', 100), /held by pid \d+/, 'a live owner\'s lock (this process\'s, taken elsewhere) is waited for');
+    fs.unlinkSync(lock);
+    assert.equal(fs.readdirSync(d), [], 'nothing is left beside the lock');
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }

@@ -164,111 +164,145 @@ export function sameProcessAlive(pid: number, start: number | undefined): boolea
   return processAlive(pid) && (start === undefined || processStartTime(pid) === start);
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+// Made on first use: a startup snapshot cannot hold a SharedArrayBuffer.
+let sleeper: Int32Array | undefined;
 function sleepMs(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
+  Atomics.wait((sleeper ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms);
 }
 
 /**
- * Runs `fn` while holding an exclusive lock on `lockPath` (a directory created atomically). A lock left
- * by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is a spin.
+ * One attempt at a lock: taken, or held by a live owner (a dead owner's lock is taken over). A lock
+ * is a symbolic link whose target names its owner (`<pid>-<random>`): made in one call with its owner
+ * in it, so a kill can never leave a lock that names no owner, and released with one unlink. (It was
+ * a directory with an owner file, made aside and renamed in: six metadata writes per lock and
+ * release against two, and every cache hit of a build takes the GC lock.) A lock directory left by
+ * an older tsbuild is still read, and taken over the same way when its owner is gone.
  */
-/**
- * One attempt at a lock directory: taken, or held by a live owner (a dead owner's lock is taken over).
- * The directory appears with its owner file already in it (made aside, then renamed into place), so a
- * kill can never leave a lock that names no owner. An empty lock directory (an older tsbuild killed
- * between its mkdir and its owner file) is replaced by the rename itself; one with other content but
- * no owner is taken over once it is a few seconds old.
- */
-function tryTake(lockPath: string): { taken: true } | { taken: false; owner: number } {
+function tryTake(lockPath: string): { taken: true; token: string } | { taken: false; owner: number } {
+  const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
   for (;;) {
-    const tmp = `${lockPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    fs.mkdirSync(tmp);
-    fs.writeFileSync(path.join(tmp, 'owner'), String(process.pid));
     try {
-      fs.renameSync(tmp, lockPath);
-      return { taken: true };
+      fs.symlinkSync(token, lockPath);
+      return { taken: true, token };
     } catch (e) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      if (errnoCode(e) !== 'EEXIST' && errnoCode(e) !== 'ENOTEMPTY') throw e;
-      let owner = 0;
-      try {
-        owner = parseInt(fs.readFileSync(path.join(lockPath, 'owner'), 'utf8'), 10);
-      } catch {
-        // no owner file: an old-style lock, or one just released
-      }
-      const stale = owner ? owner !== process.pid && !processAlive(owner) : ownerlessAndOld(lockPath);
-      if (stale) {
-        fs.rmSync(lockPath, { recursive: true, force: true });
-        continue;
-      }
-      return { taken: false, owner };
+      if (errnoCode(e) !== 'EEXIST') throw e;
+    }
+    const held = lockHolder(lockPath);
+    if (held === undefined) continue; // released in between
+    const owner = parseInt(held.owner, 10) || 0;
+    const stale = owner ? owner !== process.pid && !processAlive(owner) : ownerlessAndOld(lockPath);
+    if (!stale) return { taken: false, owner };
+    takeOverStale(lockPath, held.owner);
+  }
+}
+
+/** What holds a lock: its owner text, or undefined when there is no lock. */
+function lockHolder(lockPath: string): { owner: string; dir: boolean } | undefined {
+  try {
+    return { owner: fs.readlinkSync(lockPath), dir: false };
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    if (errnoCode(e) !== 'EINVAL') throw e;
+  }
+  // Not a link: an older tsbuild's lock directory (an owner file inside, or none if it was killed
+  // between its mkdir and its owner file).
+  try {
+    return { owner: fs.readFileSync(path.join(lockPath, 'owner'), 'utf8'), dir: true };
+  } catch {
+    return fs.existsSync(lockPath) ? { owner: '', dir: true } : undefined;
+  }
+}
+
+/**
+ * Removes a dead owner's lock. It is renamed aside first and checked there: if another process took
+ * it over and made a lock of its own between our look and the rename, that lock is put back.
+ */
+function takeOverStale(lockPath: string, seen: string): void {
+  const aside = `${lockPath}.old-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    fs.renameSync(lockPath, aside);
+  } catch {
+    return; // gone already: someone else took it over
+  }
+  const got = lockHolder(aside);
+  if (got && !got.dir && got.owner !== seen) {
+    try {
+      fs.renameSync(aside, lockPath);
+      return;
+    } catch {
+      // the directory it was in is gone: nothing to give back to
     }
   }
+  fs.rmSync(aside, { recursive: true, force: true });
 }
 
 /** Removes the lock at `lockPath` if its owner is gone (by taking it, so a live owner keeps it). */
 export function reapStaleLock(lockPath: string): void {
-  if (tryTake(lockPath).taken) release(lockPath);
+  const t = tryTake(lockPath);
+  if (t.taken) release(lockPath, t.token);
+}
+
+/** The pid holding the lock at `lockPath`, or undefined when none (or it names none). */
+export function lockOwner(lockPath: string): number | undefined {
+  return parseInt(lockHolder(lockPath)?.owner ?? '', 10) || undefined;
+}
+
+/** Whether someone holds the lock at `lockPath` (a link that does not resolve still counts). */
+export function lockHeld(lockPath: string): boolean {
+  return fs.lstatSync(lockPath, { throwIfNoEntry: false }) !== undefined;
 }
 
 function ownerlessAndOld(lockPath: string): boolean {
-  const st = fs.statSync(lockPath, { throwIfNoEntry: false });
+  const st = fs.lstatSync(lockPath, { throwIfNoEntry: false });
   return st !== undefined && Date.now() - st.mtimeMs > 5_000;
 }
 
 /**
- * Runs `fn` while holding an exclusive lock on `lockPath` (a directory created atomically). A lock left
- * by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is a spin.
+ * Runs `fn` while holding an exclusive lock on `lockPath` (a symbolic link naming its owner). A lock
+ * left by a dead process (kill -9) is taken over. Held only for short metadata updates, so waiting is
+ * a spin.
  */
 export function withLock<T>(lockPath: string, fn: () => T, timeoutMs = 60_000): T {
   const deadline = Date.now() + timeoutMs;
   fs.mkdirSync(path.dirname(lockPath), { recursive: true });
+  let token: string;
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     const t = tryTake(lockPath);
-    if (t.taken) break;
+    if (t.taken) {
+      token = t.token;
+      break;
+    }
     if (Date.now() > deadline) {
-      throw new TsbuildError('LOCK_TIMEOUT', `timed out waiting for lock ${lockPath} held by pid ${t.owner || '?'}; if no tsbuild is running, remove that directory`);
+      throw new TsbuildError('LOCK_TIMEOUT', `timed out waiting for lock ${lockPath} held by pid ${t.owner || '?'}; if no tsbuild is running, remove it (rm -r ${lockPath})`);
     }
     sleepMs(delay);
   }
   try {
     return fn();
   } finally {
-    release(lockPath);
+    release(lockPath, token);
+  }
+}
+
+/** Releases a lock we hold: one unlink, unless it is no longer ours (taken over: we were presumed dead). */
+function release(lockPath: string, token: string): void {
+  try {
+    if (fs.readlinkSync(lockPath) === token) fs.unlinkSync(lockPath);
+  } catch {
+    // already gone
   }
 }
 
 /**
- * Releases a held lock: renamed aside first (atomic), then removed, so the lock path is never an empty
- * directory that another process's rename could land on while this one is still deleting it.
- */
-function release(lockPath: string): void {
-  const gone = `${lockPath}.old-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    fs.renameSync(lockPath, gone);
-  } catch {
-    return; // already gone (taken over as stale: we were presumed dead)
-  }
-  // A lock holds its owner file alone: two calls, where a recursive removal walks it first (every
-  // cache hit of a build takes and releases the GC lock).
-  try {
-    fs.unlinkSync(path.join(gone, 'owner'));
-    fs.rmdirSync(gone);
-  } catch {
-    fs.rmSync(gone, { recursive: true, force: true });
-  }
-}
-
-/**
- * An exclusive lock held across async work (a cache mount during a RUN): the same lock directory
- * with an owner pid as `withLock`, taken over when its owner died. With `wait: false` it returns
+ * An exclusive lock held across async work (a cache mount during a RUN): the same lock as
+ * `withLock`, taken over when its owner died. With `wait: false` it returns
  * undefined instead of waiting. The returned function releases it.
  */
 export async function acquireLock(lockPath: string, opts: { wait: boolean; signal?: AbortSignal }): Promise<(() => void) | undefined> {
   // From 2 ms: the GC lock is held for one cache lookup, and stages loading side by side meet on it.
   for (let delay = 2; ; delay = Math.min(delay * 2, 250)) {
-    if (tryTake(lockPath).taken) return () => release(lockPath);
+    const t = tryTake(lockPath);
+    if (t.taken) return () => release(lockPath, t.token);
     if (!opts.wait) return undefined;
     if (opts.signal?.aborted) throw opts.signal.reason;
     await new Promise((r) => setTimeout(r, delay));

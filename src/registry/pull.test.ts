@@ -231,7 +231,7 @@ test('cancelling a download keeps its verified prefix; the next attempt resumes 
   const kept = fs.statSync(partial).size;
   assert.ok(kept > 0 && kept < big.length, `prefix kept: ${kept}`);
   assert.not.ok(s.has(digest));
-  assert.not.ok(fs.existsSync(partial + '.lock'), 'lock released');
+  assert.not.ok(fs.lstatSync(partial + '.lock', { throwIfNoEntry: false }), 'lock released');
   const events: string[] = [];
   await fetchBlob(reg.client(), 'lib/slow', desc, s, { onEvent: (e) => events.push(e.type === 'start' ? `start@${e.offset}` : e.type) });
   assert.equal(events, [`start@${kept}`, 'done']);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { diffUpperDir, extractTar } from '../image/index.js';
 import { duSync } from '../snapshotter/index.js';
+import { lockHeld } from '../fsutil/index.js';
 
 export function cacheMountDir(storeRoot: string, id: string): string {
   return path.join(storeRoot, 'cache', 'mounts', crypto.createHash('sha256').update(id).digest('hex').slice(0, 32));
@@ -39,7 +40,7 @@ export function listCacheMounts(root: string): CacheMountInfo[] {
 
 /** Removes a cache mount unless a step holds it (its `.lock` exists). */
 export function removeCacheMount(m: CacheMountInfo): boolean {
-  if (fs.existsSync(`${m.dir}.lock`)) return false;
+  if (lockHeld(`${m.dir}.lock`)) return false;
   fs.rmSync(m.dir, { recursive: true, force: true });
   fs.rmSync(`${m.dir}.id`, { force: true });
   return true;

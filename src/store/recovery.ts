@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostUnmount, reapCgroups } from '../runtime/index.js';
-import { processAlive, reapStaleLock } from '../fsutil/index.js';
+import { lockHeld, processAlive, reapStaleLock } from '../fsutil/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
 import { tempKeyOwner } from './keys.js';
 
@@ -72,7 +72,7 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
     const m = /^[a-z]+-(\d+)-/.exec(e);
     if (m && !processAlive(parseInt(m[1]!, 10))) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
     // A partial download is kept for a later pull to resume, but not for ever.
-    if (/^ingest-[a-f0-9]{64}$/.test(e) && !fs.existsSync(path.join(tmp, `${e}.lock`))) {
+    if (/^ingest-[a-f0-9]{64}$/.test(e) && !lockHeld(path.join(tmp, `${e}.lock`))) {
       const st = fs.statSync(path.join(tmp, e), { throwIfNoEntry: false });
       if (st && Date.now() - st.mtimeMs > INGEST_TTL_MS) fs.rmSync(path.join(tmp, e), { force: true });
     }
