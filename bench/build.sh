@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/tsb-bench-XXXXXX)
 store="$work/store"
 trap 'rm -rf "$work"' EXIT
-tsbuild() { TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" "$@"; }
+tsbuild() { TSBUILD_ROOT="$store" "$here/bin/tsbuild" "$@"; }
 now() { date +%s.%N; }
 cp -r "$here/examples/hello" "$work/ctx"
 cp "$(command -v busybox)" "$work/ctx/busybox"

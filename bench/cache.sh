@@ -26,7 +26,7 @@ DF
 run() {
   local t0 t1
   t0=$(date +%s.%N)
-  node "$here/bin/tsbuild.js" --progress plain --explain json "$ctx" 2>/dev/null > "$work/explain.json"
+  "$here/bin/tsbuild" --progress plain --explain json "$ctx" 2>/dev/null > "$work/explain.json"
   t1=$(date +%s.%N)
   local read memo
   read=$(node -e 'const j=require(process.argv[1]); console.log(j.checksums.filesRead)' "$work/explain.json")

@@ -14,13 +14,13 @@ store="$work/store"
 podroot="$work/podman"
 pod=""
 cleanup() {
-  TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" rm -f lcb-exec >/dev/null 2>&1 || true
-  for id in $(TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" ps -aq 2>/dev/null); do TSBUILD_ROOT="$store" node "$here/bin/tsbuild.js" rm -f "$id" >/dev/null 2>&1 || true; done
+  TSBUILD_ROOT="$store" "$here/bin/tsbuild" rm -f lcb-exec >/dev/null 2>&1 || true
+  for id in $(TSBUILD_ROOT="$store" "$here/bin/tsbuild" ps -aq 2>/dev/null); do TSBUILD_ROOT="$store" "$here/bin/tsbuild" rm -f "$id" >/dev/null 2>&1 || true; done
   if [ -n "$pod" ]; then $pod rm -f -a >/dev/null 2>&1 || true; $pod rmi -a -f >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never node "$here/bin/tsbuild.js" "$@"; }
+tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never "$here/bin/tsbuild" "$@"; }
 mkdir -p "$work/ctx"
 cp "$(command -v busybox)" "$work/ctx/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$work/ctx/Dockerfile"

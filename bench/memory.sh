@@ -15,11 +15,11 @@ trap cleanup EXIT
 printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$work" "$port" > "$work/reg.yml"
 docker-registry serve "$work/reg.yml" > "$work/reg.log" 2>&1 & regpid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-tsb() { TSBUILD_ROOT="$1" TSBUILD_PULL=never node "$here/bin/tsbuild.js" "${@:2}"; }
+tsb() { TSBUILD_ROOT="$1" TSBUILD_PULL=never "$here/bin/tsbuild" "${@:2}"; }
 # Peak RSS in MB of one tsbuild command: rss STORE ARGS...
 rss() {
   local store=$1; shift
-  env TSBUILD_ROOT="$store" TSBUILD_PULL=missing /usr/bin/time -f '%M' -o "$work/rss" node "$here/bin/tsbuild.js" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  env TSBUILD_ROOT="$store" TSBUILD_PULL=missing /usr/bin/time -f '%M' -o "$work/rss" "$here/bin/tsbuild" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   echo $(( $(cat "$work/rss") / 1024 ))
 }
 mkdir -p "$work/ctx"

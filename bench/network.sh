@@ -18,8 +18,8 @@ pod=""
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 cleanup() {
-  for id in $(TSBUILD_ROOT="$store" nsenter --net="/run/netns/$ns" node "$here/bin/tsbuild.js" ps -aq 2>/dev/null); do
-    TSBUILD_ROOT="$store" nsenter --net="/run/netns/$ns" node "$here/bin/tsbuild.js" rm -f "$id" >/dev/null 2>&1 || true
+  for id in $(TSBUILD_ROOT="$store" nsenter --net="/run/netns/$ns" "$here/bin/tsbuild" ps -aq 2>/dev/null); do
+    TSBUILD_ROOT="$store" nsenter --net="/run/netns/$ns" "$here/bin/tsbuild" rm -f "$id" >/dev/null 2>&1 || true
   done
   if [ -n "$pod" ]; then $pod rm -f -a >/dev/null 2>&1 || true; $pod rmi -a -f >/dev/null 2>&1 || true; fi
   ip netns delete "$ns" 2>/dev/null || true
@@ -27,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 inns() { nsenter --net="/run/netns/$ns" "$@"; }
-tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never inns node "$here/bin/tsbuild.js" "$@"; }
+tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never inns "$here/bin/tsbuild" "$@"; }
 mkdir -p "$work/ctx"
 cp "$(command -v busybox)" "$work/ctx/busybox"
 printf '#!/bin/sh\ncat > /dev/null\n' > "$work/ctx/sink.sh"

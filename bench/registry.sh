@@ -23,7 +23,7 @@ YML
 docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
-tsb() { node "$here/bin/tsbuild.js" "$@"; }
+tsb() { "$here/bin/tsbuild" "$@"; }
 export TSBUILD_ROOT="$work/store"
 now() { date +%s.%N; }
 have_skopeo=0; command -v skopeo >/dev/null && have_skopeo=1

@@ -39,8 +39,8 @@ mkdir -p "$work/ctx"
 cp "$(command -v busybox)" "$work/ctx/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN echo one > /a && chown 1000 /a\nRUN echo two > /b\n' > "$work/ctx/Dockerfile"
 chmod -R a+rX "$work/ctx"
-root_tsb() { TSBUILD_ROOT="$work/rootstore" TSBUILD_PULL=never TSBUILD_NETWORK=host node "$here/bin/tsbuild.js" "$@"; }
-user_tsb() { as_user node "$app/bin/tsbuild.js" "$@"; }
+root_tsb() { TSBUILD_ROOT="$work/rootstore" TSBUILD_PULL=never TSBUILD_NETWORK=host "$here/bin/tsbuild" "$@"; }
+user_tsb() { as_user "$app/bin/tsbuild" "$@"; }
 root_tsb build -q -t rlbench -o "type=docker,dest=$work/image.tar" "$work/ctx" >/dev/null
 chmod a+r "$work/image.tar"
 user_tsb build -q -t rlbench "$work/ctx" >/dev/null

@@ -16,7 +16,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never node "$here/bin/tsbuild.js" "$@"; }
+tsbuild() { TSBUILD_ROOT="$store" TSBUILD_PULL=never "$here/bin/tsbuild" "$@"; }
 mkdir -p "$work/ctx"
 cp "$(command -v busybox)" "$work/ctx/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$work/ctx/Dockerfile"

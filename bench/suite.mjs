@@ -86,8 +86,8 @@ const tsbStore = path.join(work, 'tsbuild');
 const tools = [
   {
     name: 'tsbuild',
-    build: (ctx, tag, cold) => sh(process.execPath, [path.join(here, 'bin/tsbuild.js'), '-q', ...(cold ? ['--no-cache'] : []), '-t', tag, ctx], { env: { ...process.env, TSBUILD_ROOT: tsbStore, TSBUILD_NETWORK: 'host' } }),
-    run: (tag) => sh(process.execPath, [path.join(here, 'bin/tsbuild.js'), 'run', '--rm', '--network', 'none', tag, 'true'], { env: { ...process.env, TSBUILD_ROOT: tsbStore } }),
+    build: (ctx, tag, cold) => sh(path.join(here, 'bin/tsbuild'), ['-q', ...(cold ? ['--no-cache'] : []), '-t', tag, ctx], { env: { ...process.env, TSBUILD_ROOT: tsbStore, TSBUILD_NETWORK: 'host' } }),
+    run: (tag) => sh(path.join(here, 'bin/tsbuild'), ['run', '--rm', '--network', 'none', tag, 'true'], { env: { ...process.env, TSBUILD_ROOT: tsbStore } }),
   },
 ];
 // Debian's docker.io CLI (20.10) builds with BuildKit built in; a newer CLI without the buildx plugin
@@ -144,7 +144,7 @@ function startRegistry(dir) {
 }
 function registryRound(round) {
   if (!haveRegistry) return;
-  const tsb = (root, args) => sh(process.execPath, [path.join(here, 'bin/tsbuild.js'), ...args], { env: { ...process.env, TSBUILD_ROOT: root } });
+  const tsb = (root, args) => sh(path.join(here, 'bin/tsbuild'), [...args], { env: { ...process.env, TSBUILD_ROOT: root } });
   for (const tool of ['tsbuild', 'skopeo']) {
     const reg = startRegistry(path.join(work, `registry-${tool}-${round}`));
     try {
@@ -155,7 +155,7 @@ function registryRound(round) {
       const into = path.join(work, `pulled-${tool}-${round}`);
       const pull = tool === 'tsbuild' ? tsb(into, ['pull', '-q', ref]) : sh('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${into}:x`]);
       if (pull.ok) add('pull of it (tsbuild also unpacks; skopeo to a directory)', tool, pull.ms);
-      if (tool === 'tsbuild') spawnSync(process.execPath, [path.join(here, 'bin/tsbuild.js'), 'system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: into }, stdio: 'ignore' });
+      if (tool === 'tsbuild') spawnSync(path.join(here, 'bin/tsbuild'), ['system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: into }, stdio: 'ignore' });
       fs.rmSync(into, { recursive: true, force: true });
     } finally {
       reg.stop();
@@ -206,7 +206,7 @@ try {
   }
 } finally {
   for (const t of tools) t.cleanup?.();
-  spawnSync(process.execPath, [path.join(here, 'bin/tsbuild.js'), 'system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: tsbStore }, stdio: 'ignore' });
+  spawnSync(path.join(here, 'bin/tsbuild'), ['system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: tsbStore }, stdio: 'ignore' });
   // Whatever a peer left mounted under the work directory goes first (deepest first).
   const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(work)).reverse();
   for (const m of left) spawnSync('umount', ['-l', m], { stdio: 'ignore' });

@@ -5,20 +5,56 @@
 // npm packages stay external (ky is loaded only when a command talks HTTP). The bundle sits two
 // levels below the repository, like every dist/<module>/ file, so paths resolved from
 // import.meta.url (the helper, the seccomp profiles) mean the same in both.
+//
+// Then a V8 startup snapshot of the whole CLI, dist/bundle/cli.blob, which bin/tsbuild starts
+// (`node --snapshot-blob`): every module already loaded and compiled, about 20 ms off every command
+// (docs/performance.md). A snapshot is made from one CommonJS script with everything in it, npm
+// packages too; import.meta.url becomes a global the snapshot's main sets from the blob's place.
+// It only works with the node binary that made it: cli.blob.node records that binary (path and
+// identity), and bin/tsbuild falls back to bin/tsbuild.js when it differs. TSBUILD_NO_SNAPSHOT=1
+// skips the snapshot (a Node without --build-snapshot).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning' };
 // The non-root entry is bundled apart: it only finds the user's namespace and runs the CLI in it.
 for (const [entry, out] of [['dist/cli/index.js', 'dist/bundle/cli.mjs'], ['dist/cli/rootless.js', 'dist/bundle/rootless.mjs']]) await build({
+  ...common,
   entryPoints: [path.join(root, entry)],
   outfile: path.join(root, out),
-  bundle: true,
-  platform: 'node',
   format: 'esm',
-  target: 'node20',
   packages: 'external',
   sourcemap: 'linked',
-  logLevel: 'warning',
 });
+
+const blob = path.join(root, 'dist/bundle/cli.blob');
+for (const f of [blob, `${blob}.node`]) fs.rmSync(f, { force: true });
+if (process.env.TSBUILD_NO_SNAPSHOT !== '1') {
+  const script = path.join(root, 'dist/bundle/snapshot.cjs');
+  await build({
+    ...common,
+    entryPoints: [path.join(root, 'dist/cli/snapshot.js')],
+    outfile: script,
+    format: 'cjs',
+    define: { 'import.meta.url': 'globalThis.__tsbuildModuleUrl' },
+    // A script in a snapshot has no dynamic import(): the lazy `import('node:http')` and the like
+    // become require() calls.
+    supported: { 'dynamic-import': false },
+  });
+  if (/[^\w.$]import\(/.test(fs.readFileSync(script, 'utf8'))) throw new Error(`${script} still has a dynamic import(), which fails in a startup snapshot`);
+  // --no-warnings: Node says child_process, readline and dgram are "not fully verified" in snapshot
+  // builder scripts; the whole test suite runs through the snapshot (testutil's cli).
+  const r = spawnSync(process.execPath, ['--no-warnings', '--snapshot-blob', blob, '--build-snapshot', script], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(`startup snapshot not made (bin/tsbuild will load the bundle instead): ${r.stderr || r.error}\n`);
+    fs.rmSync(blob, { force: true });
+  } else {
+    const st = fs.statSync(process.execPath);
+    // What bin/tsbuild compares, with `stat -L -c %d:%i:%s:%Y` of the node it would run.
+    fs.writeFileSync(`${blob}.node`, `${process.execPath} ${st.dev}:${st.ino}:${st.size}:${Math.floor(st.mtimeMs / 1000)}\n`);
+  }
+}

@@ -147,7 +147,7 @@ it('load: Docker and OCI archives (ours and podman\'s) load, keep their image id
     assert.is((await cli(['run', '--rm', 'ld:1'], { root: stores[0]! })).stdout, 'loaded\n');
     assert.is((await cli(['images', '-q'], { root: stores[0]! })).stdout, `${id.slice(7, 19)}\n`, 'the same image id');
     // From standard input, as `docker load < image.tar`.
-    const piped = spawnSync(process.execPath, [cliPath, 'image', 'load'], { input: fs.readFileSync(`${out}/o.tar`), env: { ...process.env, TSBUILD_ROOT: stores[1]!, TSBUILD_PULL: 'never' }, encoding: 'utf8' });
+    const piped = spawnSync(cliPath, ['image', 'load'], { input: fs.readFileSync(`${out}/o.tar`), env: { ...process.env, TSBUILD_ROOT: stores[1]!, TSBUILD_PULL: 'never' }, encoding: 'utf8' });
     assert.is(piped.status, 0, piped.stderr);
     assert.is(piped.stdout, 'Loaded image: ld:1\n');
     assert.is((await cli(['run', '--rm', 'ld:1'], { root: stores[1]! })).stdout, 'loaded\n');
@@ -199,21 +199,21 @@ it('build: --label, --metadata-file, -f - and build - (a Dockerfile, or a gzip c
   assert.equal(insp[0]!.Config.Labels, { 'org.example.team': 'core' });
   const env = { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' };
   const df = fs.readFileSync(path.join(d, 'Dockerfile'));
-  let s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'fdash', '-f', '-', d], { input: df, env, encoding: 'utf8' });
+  let s = spawnSync(cliPath, ['-q', '-t', 'fdash', '-f', '-', d], { input: df, env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
   const fromDir = s.stdout.trim();
   assert.is((await cli(['run', '--rm', 'fdash'], { root })).stdout, 'from the context\n', '-f - with a context directory');
   const tar = path.join(tmpdir('tsb-stdin-'), 'ctx.tar.gz');
   dirs.push(path.dirname(tar));
   assert.is(spawnSync('tar', ['-czf', tar, '-C', d, '.']).status, 0);
-  s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'fromtar', '-'], { input: fs.readFileSync(tar), env, encoding: 'utf8' });
+  s = spawnSync(cliPath, ['-q', '-t', 'fromtar', '-'], { input: fs.readFileSync(tar), env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
   assert.is(s.stdout.trim(), fromDir, 'build - < ctx.tar gives the image the directory gives');
   assert.is((await cli(['run', '--rm', 'fromtar'], { root })).stdout, 'from the context\n', 'a context archive on stdin');
-  s = spawnSync(process.execPath, [cliPath, '-q', '-t', 'nocontext', '-'], { input: 'FROM lab:1\nRUN echo only-dockerfile > /o\nCMD ["cat", "/o"]\n', env, encoding: 'utf8' });
+  s = spawnSync(cliPath, ['-q', '-t', 'nocontext', '-'], { input: 'FROM lab:1\nRUN echo only-dockerfile > /o\nCMD ["cat", "/o"]\n', env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
   assert.is((await cli(['run', '--rm', 'nocontext'], { root })).stdout, 'only-dockerfile\n', 'a Dockerfile on stdin, no context');
-  s = spawnSync(process.execPath, [cliPath, '-q', '-'], { input: 'FROM lab:1\nCOPY greeting /g\n', env, encoding: 'utf8' });
+  s = spawnSync(cliPath, ['-q', '-'], { input: 'FROM lab:1\nCOPY greeting /g\n', env, encoding: 'utf8' });
   assert.is(s.status, 1);
   assert.match(s.stderr, /greeting/, 'without a context there is nothing to COPY');
   r = await cli(['-f', '/usr/bin/busybox', d], { root });
@@ -297,7 +297,7 @@ it('--output type=tar: the image\'s filesystem as one tar, to a file or stdout',
   assert.match(list.stdout, /data\/l -> f/);
   assert.match(list.stdout, /bin\/busybox/);
   assert.is(spawnSync('tar', ['-xOf', `${out}/fs.tar`, 'data/f'], { encoding: 'utf8' }).stdout, 'in-tar\n');
-  const piped = spawnSync(process.execPath, [cliPath, '-q', '-o', 'type=tar,dest=-', d], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' }, maxBuffer: 64 << 20 });
+  const piped = spawnSync(cliPath, ['-q', '-o', 'type=tar,dest=-', d], { env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never' }, maxBuffer: 64 << 20 });
   assert.is(piped.status, 0, String(piped.stderr));
   assert.is(piped.stdout.length, fs.statSync(`${out}/fs.tar`).size, 'the same tar on stdout, nothing else');
   const quiet = await cli(['-q', '-o', `type=docker,dest=${out}/img.tar`, d], { root });

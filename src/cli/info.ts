@@ -7,8 +7,15 @@ import { createRenderer, type ProgressMode } from './progress.js';
 
 export const infoFlags: FlagSpec[] = [rootFlag, { name: 'format', type: 'string', arg: 'text|json', help: 'output format' }, helpFlag];
 
+/** How this process started: from the CLI's startup snapshot (bin/tsbuild) or by loading the bundle. */
+function startup(): string {
+  const i = process.execArgv.findIndex((a) => a.startsWith('--snapshot-blob'));
+  if (i >= 0) return `snapshot (${process.execArgv[i]!.split('=')[1] ?? process.execArgv[i + 1]})`;
+  return 'bundle (bin/tsbuild starts from a snapshot when `npm run build` made one with this node binary)';
+}
+
 export function infoCommand(p: Parsed): number {
-  const i = info(storeRoot(flagStr(p, 'root')));
+  const i = { ...info(storeRoot(flagStr(p, 'root'))), startup: startup() };
   if (flagStr(p, 'format') === 'json') {
     process.stdout.write(JSON.stringify(i, null, 2) + '\n');
     return 0;
@@ -16,7 +23,7 @@ export function infoCommand(p: Parsed): number {
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
   for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(14)} ${s}\n`);
   process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
-  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\n`);
+  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\nStartup:      ${i.startup}\n`);
   if (i.userNamespaces) process.stdout.write(`User namespaces: ${i.userNamespaces}\n`);
   const runs = i.platforms.filter((p) => p.via);
   process.stdout.write(`Platforms:    ${runs.map((p) => `${p.platform}${p.via === 'native' ? '' : ' (emulated)'}`).join(', ')}\n`);

@@ -31,12 +31,12 @@ it('cp: a file and a directory round trip, into running and stopped containers; 
     assert.is(fs.readFileSync(path.join(host, 'back/sub/x'), 'utf8'), 'x\n');
     // `-`: a tar stream out of the container, and into a directory of it.
     const env = { ...process.env, TSBUILD_ROOT: root };
-    const out = spawnSync(process.execPath, [cliPath, 'cp', 'cp1:/srv/dir', '-'], { env, maxBuffer: 16 << 20 });
+    const out = spawnSync(cliPath, ['cp', 'cp1:/srv/dir', '-'], { env, maxBuffer: 16 << 20 });
     assert.is(out.status, 0, String(out.stderr));
     const names = spawnSync('tar', ['-t'], { input: out.stdout, encoding: 'utf8' }).stdout.split('\n');
     assert.ok(names.includes('dir/sub/x'), names.join(' '));
     const tarIn = spawnSync('tar', ['-C', host, '-c', 'f.txt']).stdout;
-    const put = spawnSync(process.execPath, [cliPath, 'cp', '-', 'cp1:/srv'], { env, input: tarIn });
+    const put = spawnSync(cliPath, ['cp', '-', 'cp1:/srv'], { env, input: tarIn });
     assert.is(put.status, 0, String(put.stderr));
     assert.is((await tsb(['exec', 'cp1', 'cat', '/srv/f.txt'])).stdout, 'from host\n');
     const marker = `tsb-cp-escape-${process.pid}`;
@@ -120,7 +120,7 @@ it('rm -f of a running container leaves no process, mount or cgroup; names, star
 it('attach: the output from now on, input with run -d -i; it ends when the container ends', async () => {
   await withContainers(['att'], async () => {
     assert.is((await tsb(['run', '-d', '-i', '--name', 'att', 'lc', 'sh', '-c', 'while read l; do echo "got $l"; done'])).code, 0);
-    const a = spawn(process.execPath, [cliPath, 'attach', 'att'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const a = spawn(cliPath, ['attach', 'att'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     a.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const closed = new Promise<number>((r) => a.on('close', (code) => r(code ?? -1)));
@@ -138,7 +138,7 @@ it('attach: the output from now on, input with run -d -i; it ends when the conta
     }
     // The detach keys (ctrl-p ctrl-q by default) leave the container running.
     assert.is((await tsb(['start', 'att'])).code, 0);
-    const b = spawn(process.execPath, [cliPath, 'attach', 'att'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const b = spawn(cliPath, ['attach', 'att'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
     let seen = '';
     b.stdout.on('data', (d: Buffer) => (seen += d.toString()));
     const bClosed = new Promise<number>((r) => b.on('close', (code) => r(code ?? -1)));
@@ -178,7 +178,7 @@ it('kill -9 of the monitor: the container dies with it, ps -a says why, rm clean
 
 it('kill -9 of an attached `tsbuild run`: ps -a says it exited and why; a damaged record shows as Dead and rm removes it', async () => {
   await withContainers(['att9'], async () => {
-    const c = spawn(process.execPath, [cliPath, 'run', '--name', 'att9', 'lc', 'sleep', '600'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: 'ignore' });
+    const c = spawn(cliPath, ['run', '--name', 'att9', 'lc', 'sleep', '600'], { env: { ...process.env, TSBUILD_ROOT: root }, stdio: 'ignore' });
     const closed = new Promise((r) => c.on('close', r));
     try {
       await until('it to run', async () => (await tsb(['ps', '--filter', 'name=att9', '-q'])).stdout !== '');

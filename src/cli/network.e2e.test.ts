@@ -26,7 +26,7 @@ interface Out { code: number; stdout: string; stderr: string }
 function tsb(args: string[], env: Record<string, string> = {}): Promise<Out> {
   return new Promise((resolve) => {
     // nsenter, not `ip netns exec`: that remounts /sys for the namespace, which hides the cgroup mounts.
-    const c = spawn('nsenter', [`--net=/run/netns/${NS}`, process.execPath, cliPath, ...args], {
+    const c = spawn('nsenter', [`--net=/run/netns/${NS}`, cliPath, ...args], {
       env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_PULL: 'never', TSBUILD_NETWORK: 'bridge', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

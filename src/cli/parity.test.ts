@@ -10,7 +10,7 @@ const rows = fs.readFileSync(path.join(repoRoot, 'docs/docker-parity.md'), 'utf8
   .filter((m): m is RegExpExecArray => m !== null);
 const help = new Map<string, string>();
 const helpOf = (cmd: string) => {
-  if (!help.has(cmd)) help.set(cmd, spawnSync(process.execPath, [cliPath, cmd, '--help'], { encoding: 'utf8' }).stdout);
+  if (!help.has(cmd)) help.set(cmd, spawnSync(cliPath, [cmd, '--help'], { encoding: 'utf8' }).stdout);
   return help.get(cmd)!;
 };
 

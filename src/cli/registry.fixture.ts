@@ -58,7 +58,7 @@ export function registryFixture(prefix: string) {
  */
 export function onTerminal(args: string[], env: Record<string, string | undefined>, answers: [prompt: string, answer: string][]): Promise<{ status: number | null; stdout: string }> {
   return new Promise((resolve) => {
-    const c = spawn('script', ['-qec', [process.execPath, cliPath, ...args].join(' '), '/dev/null'], { env: { ...process.env, ...env } });
+    const c = spawn('script', ['-qec', [cliPath, ...args].join(' '), '/dev/null'], { env: { ...process.env, ...env } });
     let out = '';
     const typed = new Set<string>();
     c.stdout.on('data', (d) => {

@@ -91,7 +91,7 @@ export function gidOf(u: User): number {
 
 function asArgs(u: User, args: string[], extra: Record<string, string> = {}): string[] {
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: u.home, XDG_RUNTIME_DIR: path.join(u.home, 'run'), ...extra };
-  return ['-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args];
+  return ['-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(app, 'bin/tsbuild'), ...args];
 }
 
 /** tsbuild as `u`, in `cwd`, with the user's own default store (~/.local/share/tsbuild). */
@@ -137,7 +137,7 @@ export function inPod(u: User, workspace: string, args: string[], cwd: string, o
   const mask = o.maskedProc ? 'mount --bind /dev/null /proc/keys && ' : '';
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSBUILD_PULL: 'never', HOME: workspace, TMPDIR: workspace, XDG_RUNTIME_DIR: path.join(workspace, 'run') };
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${mask}mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"`, workspace,
-    'runuser', '-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+    'runuser', '-u', u.name, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(app, 'bin/tsbuild'), ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -173,7 +173,7 @@ export async function withoutUserNamespaces(args: string[]): Promise<{ code: num
     });
     const env = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${home}`, `XDG_RUNTIME_DIR=${home}`, 'TSBUILD_PULL=never'];
     const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid 1000 --regid 1000 --clear-groups env -i ${env.join(' ')} "$@"`;
-    const r = spawnSync(helper, ['join', String(holder.pid), '/bin/sh', '-c', script, 'sh', process.execPath, path.join(app, 'bin/tsbuild.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(helper, ['join', String(holder.pid), '/bin/sh', '-c', script, 'sh', path.join(app, 'bin/tsbuild'), ...args], { encoding: 'utf8', timeout: 60_000 });
     return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
   } finally {
     holder.kill('SIGKILL');

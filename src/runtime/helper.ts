@@ -13,12 +13,14 @@ import type { SysMount } from './mounts.js';
 import { isRootless } from './userns.js';
 import { FUSE_OVERLAY, mountFuseOverlay, mountFuseOverlayAsync } from './fuse.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// A function, not a constant: the CLI's startup snapshot (scripts/bundle.mjs) is made where the
+// module's location is not yet known, and is told it when it starts.
+const repoRoot = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export function helperPath(): string {
-  const p = process.env.TSBUILD_HELPER ?? path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  const p = process.env.TSBUILD_HELPER ?? path.join(repoRoot(), 'native/build/tsbuild-sandbox');
   if (!fs.existsSync(p)) {
-    throw new TsbuildError('HELPER_MISSING', `the sandbox helper ${p} is missing: run "npm ci" (or "npm run build") in ${repoRoot} with a C compiler installed`);
+    throw new TsbuildError('HELPER_MISSING', `the sandbox helper ${p} is missing: run "npm ci" (or "npm run build") in ${repoRoot()} with a C compiler installed`);
   }
   return p;
 }

@@ -32,11 +32,12 @@ export interface SeccompProfile {
 /** One classic BPF instruction: [code, jt, jf, k]. */
 export type BpfInsn = [number, number, number, number];
 
-const profilesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/runtime/profiles');
+// A function for the CLI's startup snapshot, which learns the module's location when it starts.
+const profilesDir = () => path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/runtime/profiles');
 let syscallTables: Record<string, Record<string, number>> | undefined;
 
 function tables(): Record<string, Record<string, number>> {
-  syscallTables ??= JSON.parse(fs.readFileSync(path.join(profilesDir, 'syscalls.json'), 'utf8')) as Record<string, Record<string, number>>;
+  syscallTables ??= JSON.parse(fs.readFileSync(path.join(profilesDir(), 'syscalls.json'), 'utf8')) as Record<string, Record<string, number>>;
   return syscallTables;
 }
 
@@ -77,7 +78,7 @@ export function loadProfile(file: string): SeccompProfile {
 
 let defaultProfile: SeccompProfile | undefined;
 export function defaultSeccompProfile(): SeccompProfile {
-  defaultProfile ??= loadProfile(path.join(profilesDir, 'seccomp-default.json'));
+  defaultProfile ??= loadProfile(path.join(profilesDir(), 'seccomp-default.json'));
   return defaultProfile;
 }
 

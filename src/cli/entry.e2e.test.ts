@@ -1,0 +1,77 @@
+/**
+ * bin/tsbuild: the startup snapshot when the blob was made by this node binary, the bundle
+ * otherwise; a moved tree and an npm-style symlink work. (Every other e2e test runs through
+ * bin/tsbuild, so the snapshot path carries the whole suite.)
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cliPath, repoRoot, testUnless, tmpdir } from '../testutil/index.js';
+
+const blob = path.join(repoRoot, 'dist/bundle/cli.blob');
+const noBlob = fs.existsSync(blob) ? undefined : 'no startup snapshot was built (scripts/bundle.mjs says why)';
+
+function tsbuild(bin: string, args: string[], env: Record<string, string> = {}) {
+  return spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+/** A copy of what a command needs, elsewhere, as an installed tree would be. */
+function movedTree(): string {
+  const t = tmpdir('tsb-entry-');
+  for (const d of ['bin', 'dist/bundle', 'native/build', 'src/runtime/profiles', 'package.json']) fs.cpSync(path.join(repoRoot, d), path.join(t, d), { recursive: true });
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(t, 'node_modules'));
+  return t;
+}
+
+testUnless(noBlob, 'the snapshot starts the CLI; the environment is read in each process, not frozen into the blob', () => {
+  const store = tmpdir('tsb-entry-store-');
+  try {
+    const a = tsbuild(cliPath, ['info', '--format', 'json'], { TSBUILD_ROOT: store });
+    assert.is(a.status, 0, a.stderr);
+    const i = JSON.parse(a.stdout) as { startup: string; root: string; helper: string };
+    assert.is(i.startup, `snapshot (${blob})`);
+    assert.is(i.root, store);
+    assert.is(i.helper, path.join(repoRoot, 'native/build/tsbuild-sandbox'), 'paths from the module\'s place, as the bundle has them');
+    const other = tsbuild(cliPath, ['info', '--format', 'json'], { TSBUILD_ROOT: `${store}/other` });
+    assert.is((JSON.parse(other.stdout) as { root: string }).root, `${store}/other`);
+    const plain = tsbuild(cliPath, ['info'], { TSBUILD_ROOT: store, TSBUILD_NO_SNAPSHOT: '1' });
+    assert.match(plain.stdout, /Startup: +bundle/, 'TSBUILD_NO_SNAPSHOT=1 loads the bundle');
+    const df = path.join(store, 'Dockerfile');
+    fs.writeFileSync(df, 'FROM scratch AS a\nARG X=1\nRUN echo $X\n');
+    const viaSnap = tsbuild(cliPath, ['parse', '-f', df, '--format', 'json']);
+    const viaBundle = tsbuild(process.execPath, [path.join(repoRoot, 'bin/tsbuild.js'), 'parse', '-f', df, '--format', 'json']);
+    assert.is(viaSnap.stdout, viaBundle.stdout, 'the same answer either way');
+    assert.ok(viaSnap.stdout.length > 0);
+  } finally {
+    fs.rmSync(store, { recursive: true, force: true });
+  }
+});
+
+testUnless(noBlob, 'a moved tree and an npm-style symlink start from their own blob; a blob another node made is not used', () => {
+  const t = movedTree();
+  try {
+    const link = path.join(t, 'tsbuild-link');
+    fs.symlinkSync(path.join(t, 'bin/tsbuild'), link);
+    for (const bin of [path.join(t, 'bin/tsbuild'), link]) {
+      const r = tsbuild(bin, ['info', '--format', 'json'], { TSBUILD_ROOT: path.join(t, 'store') });
+      assert.is(r.status, 0, r.stderr);
+      const i = JSON.parse(r.stdout) as { startup: string; helper: string };
+      assert.is(i.startup, `snapshot (${path.join(t, 'dist/bundle/cli.blob')})`, bin);
+      assert.is(i.helper, path.join(t, 'native/build/tsbuild-sandbox'), 'the moved tree\'s helper');
+    }
+    // As after an upgrade of node: the recorded identity no longer matches.
+    const rec = path.join(t, 'dist/bundle/cli.blob.node');
+    fs.writeFileSync(rec, fs.readFileSync(rec, 'utf8').replace(/:\d+\n$/, ':1\n'));
+    const r = tsbuild(path.join(t, 'bin/tsbuild'), ['info'], { TSBUILD_ROOT: path.join(t, 'store') });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Startup: +bundle/);
+    fs.rmSync(path.join(t, 'dist/bundle/cli.blob'));
+    assert.match(tsbuild(path.join(t, 'bin/tsbuild'), ['--version']).stdout, /^tsbuild /, 'no blob at all: the bundle');
+  } finally {
+    fs.rmSync(t, { recursive: true, force: true });
+  }
+});
+
+test.run();
