@@ -116,7 +116,7 @@ function text(b: Buffer): string {
   return Buffer.from(t).equals(b) ? t : `\0${b.toString('hex')}`;
 }
 
-/** One entry's checksum: metadata and, for files, content; symlinks by their target. */
+/** One entry's checksum: metadata and, for files, content; symlinks by their target. It starts with the entry's kind and a space (`d `, `f `, `l `, `o `), which walkers use instead of another lstat. */
 export function entryChecksum(p: string | Buffer, memo: ChecksumMemo): string {
   const st = fs.lstatSync(p, { bigint: true });
   // Joined, not templated: one flat string per entry, as the memo's keys (a build holds one per file).
