@@ -26,6 +26,41 @@ function executed(log: string): string[] {
 }
 const misses = (log: string) => log.split('\n').filter((l) => / cache miss: /.test(l)).map((l) => l.replace(/^#\d+ cache miss: /, ''));
 
+/** Every file of the store: path → inode, size, content digest (a rewrite through rename changes the inode). */
+function storeFiles(dir: string, base = dir, out = new Map<string, string>()): Map<string, string> {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    // Snapshots' contents are the images' files, not the store's records.
+    if (e.isDirectory() && path.relative(base, p) !== 'snapshots/overlayfs/snapshots') storeFiles(p, base, out);
+    else if (e.isFile() || e.isSymbolicLink()) {
+      const st = fs.lstatSync(p);
+      out.set(path.relative(base, p), `${st.ino}:${st.size}:${e.isFile() && st.size < 1 << 20 ? fs.readFileSync(p).toString('base64') : ''}`);
+    }
+  }
+  return out;
+}
+
+// #18: a build that hits the cache throughout records that it ran (its build record and history)
+// and nothing else: no record, step history, name table or memo is rewritten, and no lock is left.
+it('a no-change rebuild writes only its build record and history; hits move record mtimes in place', async () => {
+  const d = ctx('FROM base AS app\nCOPY src /src\nRUN echo quiet > /quiet\n', { 'src/a': 'a', 'src/b': 'b' });
+  await build(d, ['-t', 'quiet']);
+  await build(d, ['-t', 'quiet']);
+  const before = storeFiles(root);
+  const recordTimes = new Map([...before.keys()].filter((f) => f.startsWith('cache/records/')).map((f) => [f, fs.statSync(path.join(root, f)).mtimeMs]));
+  await new Promise((r) => setTimeout(r, 20));
+  const log = await build(d, ['-t', 'quiet']);
+  assert.equal(executed(log), []);
+  const after = storeFiles(root);
+  const expected = (f: string) => f.startsWith('builds/') || f.startsWith('history/');
+  const changed = [...after].filter(([f, v]) => before.get(f) !== v && !expected(f)).map(([f]) => f);
+  assert.equal(changed, [], 'rewritten or new');
+  assert.equal([...before.keys()].filter((f) => !after.has(f) && !expected(f)), [], 'removed');
+  assert.equal([...after.keys()].filter((f) => f.endsWith('.lock')), [], 'no lock left');
+  const touched = [...recordTimes].filter(([f, t]) => fs.statSync(path.join(root, f)).mtimeMs > t);
+  assert.ok(touched.length >= 3, `the hits' use times moved (${touched.length} of ${recordTimes.size} records)`);
+});
+
 it('an unchanged rebuild runs nothing and gives the same image; touching mtimes is still a hit', async () => {
   const d = ctx('FROM base AS app\nCOPY src /src\nRUN echo built > /built\n', { 'src/a': 'a', 'src/b': 'b' });
   const first = await build(d, ['-t', 'c1']);
