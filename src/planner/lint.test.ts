@@ -44,6 +44,9 @@ test('CopyIgnoredFile and LargeContextWithoutIgnore need the context', () => {
   assert.equal(rules(df, { ignored: (p) => p === 'secret.txt', hasDockerignore: true, contextFiles: 10 }), ['2 CopyIgnoredFile']);
   assert.equal(rules(df), []);
   assert.equal(rules(df, { ignored: () => false, contextFiles: 9000, hasDockerignore: false }), ['0 LargeContextWithoutIgnore']);
+  // The count given is capped at 5001 (app/check.ts): the message must not print it as the size.
+  const large = runChecks({ df: parseDockerfile(df), text: df, ignored: () => false, contextFiles: 5001, hasDockerignore: false }).findings[0]!;
+  assert.is(large.message, 'the build context has more than 5000 files and no .dockerignore');
 });
 
 test('UndefinedVar: platform args need an ARG in the stage; a base image\'s own ENV is not guessed at, typos are', () => {

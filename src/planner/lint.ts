@@ -188,7 +188,8 @@ export function lint(inp: LintInput): Finding[] {
     }
   }
   if (inp.contextFiles !== undefined && inp.contextFiles > 5000 && !inp.hasDockerignore) {
-    add('LargeContextWithoutIgnore', 0, `the build context has ${inp.contextFiles} files and no .dockerignore`);
+    // The count stops at the threshold (counting a huge context would cost what the warning is about).
+    add('LargeContextWithoutIgnore', 0, 'the build context has more than 5000 files and no .dockerignore');
   }
   return out.sort((a, b) => a.line - b.line || a.rule.localeCompare(b.rule));
 }
