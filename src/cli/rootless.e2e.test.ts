@@ -193,7 +193,7 @@ testUnless(skip ?? programUnavailable('slirp4netns', ['--version'], 'slirp4netns
   }
   // Exited ones may wait a moment for init to reap them (state Z): only live ones count.
   const live = () => spawnSync('ps', ['-u', ranged.name, '-o', 'stat=,comm='], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter(([st, c]) => !st?.startsWith('Z') && (c === 'slirp4netns' || c === 'httpd'));
-  for (let i = 0; i < 20 && live().length; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && live().length; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(live(), [], 'slirp4netns and the container end with it');
 });
 
@@ -225,7 +225,7 @@ testUnless(skip, 'Ctrl-C, from a terminal (the whole group) or sent to the outer
     process.kill(outerPid(child.pid!)!, 'SIGKILL');
     await done;
     const sleeping = () => spawnSync('ps', ['-u', ranged.name, '-o', 'stat=,args='], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /sleep 60/.test(l) && !l.trim().startsWith('Z'));
-    for (let i = 0; i < 50 && sleeping().length; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 150 && sleeping().length; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(sleeping(), [], 'the RUN step died with the killed tsbuild');
     const doctor = as(ranged, ['doctor']);
     assert.is(doctor.code, 0, doctor.stdout + doctor.stderr);
