@@ -116,11 +116,27 @@ async function archiveManifest(store: Store, digest: string, compression: Compre
   return { mediaType: MediaType.index, ...index };
 }
 
-/** Writes to a temp file and renames, so a failed export never leaves a half archive under `dest`. */
+/**
+ * Writes to a temp file and renames, so a failed export never leaves a half archive under `dest`.
+ * A device or a FIFO there (`-o /dev/null`, a named pipe) is written into instead: a rename would put
+ * a regular file where the device was, and as root `/dev/null` is every process's.
+ */
 async function writeArchive(dest: string, stdout: Writable | undefined, fn: (out: Writable) => Promise<void>): Promise<void> {
   if (dest === '-') {
     if (!stdout) throw new UsageError('dest=- needs a standard output to write to');
     await fn(stdout);
+    return;
+  }
+  const st = fs.statSync(dest, { throwIfNoEntry: false });
+  if (st && !st.isFile() && !st.isDirectory()) {
+    const out = fs.createWriteStream(dest);
+    try {
+      await fn(out);
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    } catch (e) {
+      out.destroy();
+      throw e;
+    }
     return;
   }
   const tmp = `${dest}.tmp-${process.pid}`;
