@@ -84,6 +84,19 @@ function idShift(maps: UserNamespaceMaps | undefined): IdShift {
   };
 }
 
+/** A file's bytes written into an existing device or FIFO, which keeps its own mode, owner and times. */
+function writeInto(src: string, to: string): void {
+  const out = fs.openSync(to, 'w');
+  const fd = fs.openSync(src, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) for (let off = 0; off < n; ) off += fs.writeSync(out, buf, off, n - off);
+  } finally {
+    fs.closeSync(fd);
+    fs.closeSync(out);
+  }
+}
+
 /** Copies `src` (host path) to `dest` (host path) entry by entry; `resolve` maps each destination inside its root. */
 function copyTree(src: string, dest: (rel: string) => string, owner: (source: Ids) => Ids, rel = ''): void {
   const st = fs.lstatSync(src);
@@ -96,7 +109,14 @@ function copyTree(src: string, dest: (rel: string) => string, owner: (source: Id
     fs.rmSync(to, { force: true });
     fs.symlinkSync(fs.readlinkSync(src), to);
   } else if (st.isFile()) {
-    if (fs.existsSync(to) && fs.lstatSync(to).isDirectory()) throw new TsbuildError('CP_IS_DIR', `cannot overwrite directory ${to} with a file`);
+    const there = fs.lstatSync(to, { throwIfNoEntry: false });
+    if (there?.isDirectory()) throw new TsbuildError('CP_IS_DIR', `cannot overwrite directory ${to} with a file`);
+    if (there && (there.isCharacterDevice() || there.isBlockDevice() || there.isFIFO())) {
+      // `cp CTR:FILE /dev/null` or a named pipe: the bytes go into it. Replacing it (or copyFile,
+      // which sets the source's mode on its destination) would change a device every process uses.
+      writeInto(src, to);
+      return;
+    }
     fs.rmSync(to, { force: true });
     fs.copyFileSync(src, to);
     fs.chmodSync(to, st.mode & 0o7777);

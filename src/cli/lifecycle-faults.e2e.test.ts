@@ -19,39 +19,63 @@ it('build: the images for these tests', buildImages);
 
 it('cp: a file and a directory round trip, into running and stopped containers; a symlink in the container does not lead out', async () => {
   const host = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-cp-'));
-  await withContainers(['cp1'], async () => {
-    fs.writeFileSync(path.join(host, 'f.txt'), 'from host\n');
-    fs.mkdirSync(path.join(host, 'dir/sub'), { recursive: true });
-    fs.writeFileSync(path.join(host, 'dir/sub/x'), 'x\n');
-    assert.is((await tsb(['run', '-d', '--name', 'cp1', 'lc', 'sh', '-c', 'ln -s / /escape; exec sleep 600'])).code, 0);
-    assert.is((await tsb(['cp', path.join(host, 'f.txt'), 'cp1:/tmp/'])).code, 0);
-    assert.is((await tsb(['cp', path.join(host, 'dir'), 'cp1:/srv/dir'])).code, 0);
-    assert.is((await tsb(['exec', 'cp1', 'sh', '-c', 'cat /tmp/f.txt /srv/dir/sub/x; stat -c %u /tmp/f.txt'])).stdout, 'from host\nx\n0\n');
-    assert.is((await tsb(['cp', 'cp1:/srv/dir', path.join(host, 'back')])).code, 0);
-    assert.is(fs.readFileSync(path.join(host, 'back/sub/x'), 'utf8'), 'x\n');
-    // `-`: a tar stream out of the container, and into a directory of it.
-    const env = { ...process.env, TSBUILD_ROOT: root };
-    const out = spawnSync(cliPath, ['cp', 'cp1:/srv/dir', '-'], { env, maxBuffer: 16 << 20 });
-    assert.is(out.status, 0, String(out.stderr));
-    const names = spawnSync('tar', ['-t'], { input: out.stdout, encoding: 'utf8' }).stdout.split('\n');
-    assert.ok(names.includes('dir/sub/x'), names.join(' '));
-    const tarIn = spawnSync('tar', ['-C', host, '-c', 'f.txt']).stdout;
-    const put = spawnSync(cliPath, ['cp', '-', 'cp1:/srv'], { env, input: tarIn });
-    assert.is(put.status, 0, String(put.stderr));
-    assert.is((await tsb(['exec', 'cp1', 'cat', '/srv/f.txt'])).stdout, 'from host\n');
-    const marker = `tsb-cp-escape-${process.pid}`;
-    assert.is((await tsb(['cp', path.join(host, 'f.txt'), `cp1:/escape/tmp/${marker}`])).code, 0);
-    assert.not.ok(fs.existsSync(`/tmp/${marker}`), 'written inside the container, not on the host');
-    assert.is((await tsb(['exec', 'cp1', 'cat', `/tmp/${marker}`])).stdout, 'from host\n');
-    assert.is((await tsb(['stop', '-t', '0', 'cp1'])).code, 0);
-    assert.is((await tsb(['cp', 'cp1:/tmp/f.txt', path.join(host, 'stopped.txt')])).code, 0, 'a stopped container is read from its snapshot');
-    assert.is(fs.readFileSync(path.join(host, 'stopped.txt'), 'utf8'), 'from host\n');
-    const missing = await tsb(['cp', 'cp1:/nope', host]);
-    assert.is(missing.code, 1);
-    assert.match(missing.stderr, /Could not find the file \/nope in container cp1/);
-    assert.is(mountsOf().length, 0, 'nothing left mounted');
-  });
-  fs.rmSync(host, { recursive: true, force: true });
+  try {
+    await withContainers(['cp1'], async () => {
+      fs.writeFileSync(path.join(host, 'f.txt'), 'from host\n');
+      fs.mkdirSync(path.join(host, 'dir/sub'), { recursive: true });
+      fs.writeFileSync(path.join(host, 'dir/sub/x'), 'x\n');
+      assert.is((await tsb(['run', '-d', '--name', 'cp1', 'lc', 'sh', '-c', 'ln -s / /escape; exec sleep 600'])).code, 0);
+      assert.is((await tsb(['cp', path.join(host, 'f.txt'), 'cp1:/tmp/'])).code, 0);
+      assert.is((await tsb(['cp', path.join(host, 'dir'), 'cp1:/srv/dir'])).code, 0);
+      assert.is((await tsb(['exec', 'cp1', 'sh', '-c', 'cat /tmp/f.txt /srv/dir/sub/x; stat -c %u /tmp/f.txt'])).stdout, 'from host\nx\n0\n');
+      assert.is((await tsb(['cp', 'cp1:/srv/dir', path.join(host, 'back')])).code, 0);
+      assert.is(fs.readFileSync(path.join(host, 'back/sub/x'), 'utf8'), 'x\n');
+      // `-`: a tar stream out of the container, and into a directory of it.
+      const env = { ...process.env, TSBUILD_ROOT: root };
+      const out = spawnSync(cliPath, ['cp', 'cp1:/srv/dir', '-'], { env, maxBuffer: 16 << 20 });
+      assert.is(out.status, 0, String(out.stderr));
+      const names = spawnSync('tar', ['-t'], { input: out.stdout, encoding: 'utf8' }).stdout.split('\n');
+      assert.ok(names.includes('dir/sub/x'), names.join(' '));
+      const tarIn = spawnSync('tar', ['-C', host, '-c', 'f.txt']).stdout;
+      const put = spawnSync(cliPath, ['cp', '-', 'cp1:/srv'], { env, input: tarIn });
+      assert.is(put.status, 0, String(put.stderr));
+      assert.is((await tsb(['exec', 'cp1', 'cat', '/srv/f.txt'])).stdout, 'from host\n');
+      const marker = `tsb-cp-escape-${process.pid}`;
+      assert.is((await tsb(['cp', path.join(host, 'f.txt'), `cp1:/escape/tmp/${marker}`])).code, 0);
+      assert.not.ok(fs.existsSync(`/tmp/${marker}`), 'written inside the container, not on the host');
+      assert.is((await tsb(['exec', 'cp1', 'cat', `/tmp/${marker}`])).stdout, 'from host\n');
+      assert.is((await tsb(['stop', '-t', '0', 'cp1'])).code, 0);
+      assert.is((await tsb(['cp', 'cp1:/tmp/f.txt', path.join(host, 'stopped.txt')])).code, 0, 'a stopped container is read from its snapshot');
+      assert.is(fs.readFileSync(path.join(host, 'stopped.txt'), 'utf8'), 'from host\n');
+      // A device or a FIFO on the host is written into, never replaced (the test's own null device
+      // stands in for /dev/null, so a regression cannot touch the real one).
+      const nul = path.join(host, 'null');
+      assert.is(spawnSync('mknod', ['-m', '666', nul, 'c', '1', '3']).status, 0);
+      assert.is((await tsb(['cp', 'cp1:/tmp/f.txt', nul])).code, 0);
+      const nst = fs.lstatSync(nul);
+      assert.ok(nst.isCharacterDevice() && (nst.mode & 0o777) === 0o666, 'still the null device, mode 666');
+      const fifo = path.join(host, 'fifo');
+      assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const closed = new Promise((res) => reader.on('close', res));
+      let got = '';
+      reader.stdout.on('data', (d: Buffer) => (got += d.toString()));
+      const guard = setTimeout(() => reader.kill(), 30_000);
+      const viaFifo = await tsb(['cp', 'cp1:/tmp/f.txt', fifo]);
+      if (viaFifo.code !== 0) reader.kill();
+      await closed;
+      clearTimeout(guard);
+      assert.is(viaFifo.code, 0, viaFifo.stderr);
+      assert.is(got, 'from host\n');
+      assert.ok(fs.lstatSync(fifo).isFIFO(), 'still a FIFO');
+      const missing = await tsb(['cp', 'cp1:/nope', host]);
+      assert.is(missing.code, 1);
+      assert.match(missing.stderr, /Could not find the file \/nope in container cp1/);
+      assert.is(mountsOf().length, 0, 'nothing left mounted');
+    });
+  } finally {
+    fs.rmSync(host, { recursive: true, force: true });
+  }
 });
 
 it('pause freezes every process (no output while paused), unpause thaws; exec into a paused container is refused', async () => {
