@@ -128,26 +128,16 @@ async function writeArchive(dest: string, stdout: Writable | undefined, fn: (out
     return;
   }
   const st = fs.statSync(dest, { throwIfNoEntry: false });
-  if (st && !st.isFile() && !st.isDirectory()) {
-    const out = fs.createWriteStream(dest);
-    try {
-      await fn(out);
-      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    } catch (e) {
-      out.destroy();
-      throw e;
-    }
-    return;
-  }
-  const tmp = `${dest}.tmp-${process.pid}`;
-  const out = fs.createWriteStream(tmp);
+  const inPlace = st !== undefined && !st.isFile() && !st.isDirectory();
+  const target = inPlace ? dest : `${dest}.tmp-${process.pid}`;
+  const out = fs.createWriteStream(target);
   try {
     await fn(out);
     await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    fs.renameSync(tmp, dest);
+    if (!inPlace) fs.renameSync(target, dest);
   } catch (e) {
     out.destroy();
-    fs.rmSync(tmp, { force: true });
+    if (!inPlace) fs.rmSync(target, { force: true });
     throw e;
   }
 }

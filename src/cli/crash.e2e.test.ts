@@ -50,7 +50,7 @@ function groupMembers(pgid: number): string[] {
 
 /** Starts the command as its own process group, kills it with SIGKILL after `delay` ms; whether it was still running. */
 async function killedAfter(args: string[], store: string, delay: number): Promise<{ killed: boolean; leftover: string[] }> {
-  const child = spawn(cliPath, [...args], { env: { ...process.env, ...env, TSBUILD_ROOT: store }, stdio: 'ignore', detached: true });
+  const child = spawn(cliPath, args, { env: { ...process.env, ...env, TSBUILD_ROOT: store }, stdio: 'ignore', detached: true });
   const exited = new Promise<void>((r) => child.on('close', () => r()));
   const done = await Promise.race([exited.then(() => true), sleep(delay).then(() => false)]);
   if (!done) child.kill('SIGKILL');

@@ -4,14 +4,14 @@ import { describeDockerfile, info, migrateUserNamespace, storeRoot, verify } fro
 import { UsageError } from '../errors/index.js';
 import { flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, type ProgressMode } from './progress.js';
+import { snapshotBlob } from './startup.js';
 
 export const infoFlags: FlagSpec[] = [rootFlag, { name: 'format', type: 'string', arg: 'text|json', help: 'output format' }, helpFlag];
 
 /** How this process started: from the CLI's startup snapshot (bin/tsbuild) or by loading the bundle. */
 function startup(): string {
-  const i = process.execArgv.findIndex((a) => a.startsWith('--snapshot-blob'));
-  if (i >= 0) return `snapshot (${process.execArgv[i]!.split('=')[1] ?? process.execArgv[i + 1]})`;
-  return 'bundle (bin/tsbuild starts from a snapshot when `npm run build` made one with this node binary)';
+  const blob = snapshotBlob();
+  return blob ? `snapshot (${blob})` : 'bundle (bin/tsbuild starts from a snapshot when `npm run build` made one with this node binary)';
 }
 
 export function infoCommand(p: Parsed): number {

@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { main } from './main.js';
 import { rootlessMain } from './rootless.js';
+import { snapshotBlob } from './startup.js';
 
 const HELP_ONLY = ['', '--help', '-h', 'help', '--version', 'version'];
 
@@ -22,8 +23,7 @@ const HELP_ONLY = ['', '--help', '-h', 'help', '--version', 'version'];
  * seccomp profiles) are the same as without the snapshot, wherever the tree was moved.
  */
 function locate(): void {
-  const i = process.execArgv.findIndex((a) => a === '--snapshot-blob' || a.startsWith('--snapshot-blob='));
-  const blob = i < 0 ? undefined : process.execArgv[i]!.includes('=') ? process.execArgv[i]!.split('=').slice(1).join('=') : process.execArgv[i + 1];
+  const blob = snapshotBlob();
   if (!blob) throw new Error('started from a startup snapshot without --snapshot-blob');
   (globalThis as { __tsbuildModuleUrl?: string }).__tsbuildModuleUrl = pathToFileURL(path.join(path.dirname(path.resolve(blob)), 'cli.mjs')).href;
 }

@@ -65,8 +65,9 @@ export async function manifestForPush(store: ContentStore, manifestDigest: strin
 }
 
 export async function pushImage(o: PushOptions): Promise<PushResult> {
-  if (isIndexDocument(o.store.readJSON<{ mediaType?: string; manifests?: unknown }>(o.manifestDigest))) return pushIndex(o);
-  const streamed = await streamCompressedLayers(o);
+  const head = o.store.readJSON<Manifest & { manifests?: unknown }>(o.manifestDigest);
+  if (isIndexDocument(head)) return pushIndex(o);
+  const streamed = await streamCompressedLayers(o, head);
   const m = await manifestForPush(o.store, o.manifestDigest, o.compression, o.concurrency ?? 2, (digest) => o.onEvent?.({ type: 'compress', digest }), streamed);
   const sent = new Set([...streamed.values()].map((d) => d.digest));
   const blobs = [m.manifest.config, ...m.manifest.layers.filter((l) => !sent.has(l.digest))];
@@ -104,10 +105,9 @@ async function pushIndex(o: PushOptions): Promise<PushResult> {
  * layers by diffID. A failed stream (a registry that refuses streamed PATCHes, an auth challenge
  * mid-upload) leaves that layer to the usual path: compressed into the store, uploaded with retries.
  */
-async function streamCompressedLayers(o: PushOptions): Promise<Map<string, Descriptor>> {
+async function streamCompressedLayers(o: PushOptions, manifest: Manifest): Promise<Map<string, Descriptor>> {
   const pushed = new Map<string, Descriptor>();
   if (o.compression.type === 'uncompressed' || o.chunkSize) return pushed;
-  const manifest = o.store.readJSON<Manifest>(o.manifestDigest);
   const diffIDs = o.store.readJSON<ImageConfig>(manifest.config.digest).rootfs.diff_ids;
   const todo = manifest.layers.map((d, i) => ({ diffID: diffIDs[i]!, descriptor: d })).filter((l) => !existingCompressed(o.store, l, o.compression));
   const upload = { signal: o.signal, onEvent: o.onEvent };

@@ -15,14 +15,15 @@ export interface IdMap { containerID: number; hostID: number; size: number }
 
 export interface UserNamespaceMaps { uid: IdMap[]; gid: IdMap[] }
 
+const MAX_ID = 2 ** 32 - 1;
+
 /** Every id as itself: a user namespace that changes no ownership, for what needs one of its own. */
-export const IDENTITY_MAPS: UserNamespaceMaps = { uid: [{ containerID: 0, hostID: 0, size: 2 ** 32 - 1 }], gid: [{ containerID: 0, hostID: 0, size: 2 ** 32 - 1 }] };
+export const IDENTITY_MAPS: UserNamespaceMaps = { uid: [{ containerID: 0, hostID: 0, size: MAX_ID }], gid: [{ containerID: 0, hostID: 0, size: MAX_ID }] };
 
 export function isIdentityMap(m: UserNamespaceMaps): boolean {
-  return [m.uid, m.gid].every((x) => x.length === 1 && x[0]!.containerID === 0 && x[0]!.hostID === 0 && x[0]!.size === 2 ** 32 - 1);
+  return [m.uid, m.gid].every((x) => x.length === 1 && x[0]!.containerID === 0 && x[0]!.hostID === 0 && x[0]!.size === MAX_ID);
 }
 
-const MAX_ID = 2 ** 32 - 1;
 /** The kernel takes at most 340 lines per map; podman's own limit is lower. Few users need more than 5. */
 const MAX_LINES = 340;
 

@@ -42,7 +42,7 @@ const TEST_ENV = () => ({ ...process.env, TSBUILD_PULL: 'never', TSBUILD_NETWORK
 /** Runs the CLI against a given store; never inherits the developer's TSBUILD_ROOT. */
 export function cli(args: string[], opts: { root: string; cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cliPath, [...args], {
+    const child = spawn(cliPath, args, {
       cwd: opts.cwd,
       // Tests never reach Docker Hub: pulling is off unless a test (with its own registry) turns it on.
       env: { ...TEST_ENV(), TSBUILD_ROOT: opts.root, ...(opts.env ?? {}) },
@@ -64,7 +64,7 @@ export function cli(args: string[], opts: { root: string; cwd?: string; input?: 
 
 /** Starts the CLI and returns the child, for tests that signal it mid-way. */
 export function cliSpawn(args: string[], root: string, env: Record<string, string> = {}) {
-  return spawn(cliPath, [...args], { env: { ...TEST_ENV(), TSBUILD_ROOT: root, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(cliPath, args, { env: { ...TEST_ENV(), TSBUILD_ROOT: root, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function busyboxPath(): string | undefined {
