@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { encodeHeader, padding, type TarHeader } from './tar.js';
-import { diffTrees, type XattrMap } from './treediff.js';
+import { diffTrees, type UpperDir, type XattrMap } from './treediff.js';
 
 export interface DiffOptions {
   /** Relative paths (no leading slash) of directories overlay marked opaque. */
@@ -15,6 +15,8 @@ export interface DiffOptions {
   xattrs?: XattrMap;
   /** The parent's tree (a read-only view of it) and its xattrs, which the upperdir's entries are compared with. */
   lower?: { dir: string; xattrs: XattrMap };
+  /** More upperdirs under `upper` whose changes join this layer (treediff.ts), top first. */
+  below?: UpperDir[];
 }
 
 const SMALL_FILE = 256 * 1024;
@@ -70,7 +72,7 @@ export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, 
 export function diffUpperDir(upper: string, opts: DiffOptions): AsyncGenerator<Buffer> {
   return diffTrees(opts.lower?.dir, upper, {
     sourceDateEpoch: opts.sourceDateEpoch,
-    overlay: { opaque: opts.opaqueDirs },
+    overlay: { opaque: opts.opaqueDirs, below: opts.below },
     xattrs: { lower: opts.lower?.xattrs, upper: opts.xattrs ?? new Map() },
   });
 }

@@ -28,8 +28,19 @@ export interface TreeDiffOptions {
   /** Clamp every mtime to at most this (seconds), for reproducible layers. */
   sourceDateEpoch?: number;
   xattrs?: { lower?: XattrMap; upper: XattrMap };
-  /** `upper` is an overlay upperdir; `opaque` names the directories overlay marked opaque. */
-  overlay?: { opaque: Set<string> };
+  /**
+   * `upper` is an overlay upperdir; `opaque` names the directories overlay marked opaque. `below`: more
+   * upperdirs under it, top first, whose changes are in the same layer (a COPY written as only its
+   * changes on its previous result): the walk sees them merged as overlay would, over `lower`.
+   */
+  overlay?: { opaque: Set<string>; below?: UpperDir[] };
+}
+
+/** One upperdir of a stack: its directory, the directories overlay marked opaque in it, its xattrs. */
+export interface UpperDir {
+  dir: string;
+  opaque: Set<string>;
+  xattrs: XattrMap;
 }
 
 /** A path of the walk (latin1) as the bytes the filesystem knows it by. */
@@ -81,7 +92,8 @@ const OPAQUE_FILE = '.wh..wh..opq';
 const isWhiteoutDevice = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
 const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-type Change = { rel: string; kind: 'entry'; st: fs.Stats } | { rel: string; kind: 'whiteout' };
+/** An entry of the layer: its stat, where its bytes are (latin1) and its xattrs; or a deletion. */
+type Change = { rel: string; kind: 'entry'; st: fs.Stats; host: string; xattrs?: Record<string, Buffer> } | { rel: string; kind: 'whiteout' };
 
 /**
  * The changes, lazily, in layer order: only the directories on the current path and their sorted
@@ -90,76 +102,101 @@ type Change = { rel: string; kind: 'entry'; st: fs.Stats } | { rel: string; kind
  */
 export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): Generator<Change> {
   const low = lowerRoot === undefined ? undefined : binary(lowerRoot);
-  const up = binary(upperRoot);
   const xa = opts.xattrs;
   const overlay = opts.overlay;
-  /** The changes under `rel`; `complete`: the upper directory lists every entry it has. */
-  function* walk(rel: string, complete: boolean): Generator<Change> {
-    let here = names(`${up}/${rel}`);
+  const stack = [
+    { dir: binary(upperRoot), opaque: overlay?.opaque ?? new Set<string>(), xattrs: xa?.upper },
+    ...(overlay?.below ?? []).map((b) => ({ dir: binary(b.dir), opaque: b.opaque, xattrs: b.xattrs as XattrMap | undefined })),
+  ];
+  /**
+   * The changes under `rel`; `complete`: the upper directory lists every entry it has. `layers`: the
+   * stack's upperdirs that hold `rel` as a directory merged into the one seen (top first).
+   */
+  function* walk(rel: string, complete: boolean, layers: number[]): Generator<Change> {
+    /** For each name, the topmost upperdir holding it. */
+    const provider = new Map<string, number>();
     /** Names whited out by a `.wh.<name>` file, the form fuse-overlayfs falls back to without mknod. */
     const whiteFiles = new Set<string>();
-    if (overlay && low !== undefined) {
-      // fuse-overlayfs marks an opaque directory with a `.wh..wh..opq` file (and a `.wh..opq`
-      // whiteout); neither is content. (Without a lower this is a directory of new files, not an
-      // upperdir: its names are kept as they are.)
-      if (here.includes(OPAQUE_FILE) && lstat(`${low}/${rel}`)?.isDirectory()) complete = true;
-      here = here.filter((n) => n !== OPAQUE_FILE && n !== '.wh..opq').map((n) => {
-        if (!n.startsWith('.wh.') || !fs.lstatSync(fsPath(`${up}/${rel === '' ? '' : `${rel}/`}${n}`)).isFile()) return n;
-        whiteFiles.add(n.slice(4));
-        return n.slice(4);
-      });
+    for (const i of layers) {
+      let here = names(`${stack[i]!.dir}/${rel}`);
+      if (i === 0 && overlay && low !== undefined) {
+        // fuse-overlayfs marks an opaque directory with a `.wh..wh..opq` file (and a `.wh..opq`
+        // whiteout); neither is content. (Without a lower this is a directory of new files, not an
+        // upperdir: its names are kept as they are.)
+        if (here.includes(OPAQUE_FILE) && lstat(`${low}/${rel}`)?.isDirectory()) complete = true;
+        here = here.filter((n) => n !== OPAQUE_FILE && n !== '.wh..opq').map((n) => {
+          if (!n.startsWith('.wh.') || !fs.lstatSync(fsPath(`${stack[0]!.dir}/${rel === '' ? '' : `${rel}/`}${n}`)).isFile()) return n;
+          whiteFiles.add(n.slice(4));
+          return n.slice(4);
+        });
+      }
+      for (const n of here) if (!provider.has(n)) provider.set(n, i);
     }
-    const upperNames = new Set(here);
-    let all = here;
+    let all = [...provider.keys()];
     if (complete && low !== undefined && lstat(`${low}/${rel}`)?.isDirectory()) {
-      all = [...new Set([...here, ...names(`${low}/${rel}`)])];
+      all = [...new Set([...all, ...names(`${low}/${rel}`)])];
     }
     all.sort(byBytes);
     for (const name of all) {
       const r = rel === '' ? name : `${rel}/${name}`;
       const lst = low === undefined ? undefined : lstat(`${low}/${r}`);
-      if (!upperNames.has(name)) {
+      const li = provider.get(name);
+      if (li === undefined || (li === 0 && whiteFiles.has(name))) {
         if (lst) yield { rel: r, kind: 'whiteout' };
         continue;
       }
-      if (whiteFiles.has(name)) {
-        if (lst) yield { rel: r, kind: 'whiteout' };
-        continue;
-      }
-      const st = fs.lstatSync(fsPath(`${up}/${r}`));
+      const layer = stack[li]!;
+      const host = `${layer.dir}/${r}`;
+      const st = fs.lstatSync(fsPath(host));
       if (overlay && isWhiteoutDevice(st)) {
         if (lst) yield { rel: r, kind: 'whiteout' };
         continue;
       }
       if (st.isSocket()) continue;
-      const self = !lst || changed(`${low}/${r}`, lst, `${up}/${r}`, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xa.upper.get(r)));
+      const xattrs = layer.xattrs?.get(r);
+      const self = !lst || changed(`${low}/${r}`, lst, host, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xattrs));
+      const entry: Change = { rel: r, kind: 'entry', st, host, xattrs };
       if (st.isDirectory()) {
+        // The upperdirs under this one that merge into it, down to an opaque one or to a name that is
+        // not a directory there (which hides everything under it, as in overlay).
+        const sub = [li];
+        let hidesLower = layer.opaque.has(r);
+        for (const j of layers) {
+          if (j <= li || hidesLower) continue;
+          const s = lstat(`${stack[j]!.dir}/${r}`);
+          if (!s) continue;
+          if (!s.isDirectory()) {
+            hidesLower = true;
+            break;
+          }
+          sub.push(j);
+          hidesLower = stack[j]!.opaque.has(r);
+        }
         // A file replaced by a directory has no lower children: the walk then finds none to hide.
-        const below = walk(r, !overlay || complete || overlay.opaque.has(r) || !lst?.isDirectory());
+        const below = walk(r, !overlay || complete || hidesLower || !lst?.isDirectory(), sub);
         if (self) {
-          yield { rel: r, kind: 'entry', st };
+          yield entry;
           yield* below;
           continue;
         }
         // An unchanged directory is in the layer only when something under it is.
         const first = below.next();
         if (first.done) continue;
-        yield { rel: r, kind: 'entry', st };
+        yield entry;
         yield first.value;
         yield* below;
       } else if (self) {
-        yield { rel: r, kind: 'entry', st };
+        yield entry;
       }
     }
   }
   // An upperdir's root lists only what changed; a full tree's, everything.
-  yield* walk('', !overlay);
+  yield* walk('', !overlay, stack.map((_, i) => i));
 }
 
 export async function* diffTrees(lowerRoot: string | undefined, upperRoot: string, opts: TreeDiffOptions = {}): AsyncGenerator<Buffer> {
   const clamp = (t: number) => (opts.sourceDateEpoch !== undefined ? Math.min(t, opts.sourceDateEpoch) : t);
   const links = new Map<string, Buffer>();
-  const up = binary(upperRoot);
   for (const e of treeChanges(lowerRoot, upperRoot, opts)) {
     const slash = e.rel.lastIndexOf('/');
     if (e.kind === 'whiteout') {
@@ -168,9 +205,9 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
       continue;
     }
     const st = e.st;
-    const base: Omit<TarHeader, 'type'> = { name: fsPath(e.rel), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: opts.xattrs?.upper.get(e.rel) };
+    const base: Omit<TarHeader, 'type'> = { name: fsPath(e.rel), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: e.xattrs };
     if (st.isDirectory()) yield encodeHeader({ ...base, type: 'dir' });
-    else yield* entryBlocks(base, fsPath(`${up}/${e.rel}`), st, links);
+    else yield* entryBlocks(base, fsPath(e.host), st, links);
   }
   yield END_OF_ARCHIVE;
 }

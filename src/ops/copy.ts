@@ -17,6 +17,8 @@ import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, joinHost, 
 import { resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { clearTarget, copyTo, type CopyCtx, type Owner } from './copytree.js';
 import { commitState, writableDir } from './layer.js';
+import { CopyReuse, ReuseRefused, type PreviousCopy } from './copyreuse.js';
+import { SnapshotError } from '../snapshotter/index.js';
 import { tempKey, withMounted } from '../store/index.js';
 import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
 
@@ -144,8 +146,9 @@ async function copyInto(
   ctx: OpContext,
   ownerOverride: Owner | undefined,
   downloads: Downloads,
+  reuse?: CopyReuse,
 ): Promise<void> {
-  const c = copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx));
+  const c = { ...copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx)), reuse };
   const { matches, urls } = matchSources(op, srcRoot, c);
   const { dest, destIsDir } = destination(op, dstRoot, workdir, matches.length + urls.length + op.contents.length);
   const extractInto = async (file: string, kind: Awaited<ReturnType<typeof detectArchive>>) => {
@@ -195,9 +198,14 @@ export async function copyOp(
   dst: StateRef,
   src: StateRef | ContextRef,
   ctx: OpContext,
+  previous?: PreviousCopy,
 ): Promise<StateRef> {
   const workdir = '/';
   if (op.link) return linkedCopy(env, op, dst, src, ctx);
+  if (previous && src.kind === 'context') {
+    const out = await copyOnPrevious(env, op, dst, src, ctx, previous);
+    if (out) return out;
+  }
   const key = tempKey('active', 'copy');
   const mounts = await env.snapshotter.prepare(key, dst.snapshot);
   let committed = false;
@@ -226,10 +234,51 @@ export async function copyOp(
   }
 }
 
-/** A full disk during a copy names the destination in the image, not the temporary mount path. */
-async function copyNamingFullDisk(env: OpsEnv, dest: string, mounted: string, fn: () => Promise<void>): Promise<void> {
+/**
+ * The COPY written on the previous result of the same step (copyreuse.ts), or undefined when that
+ * cannot give exactly what a full copy gives (the caller then copies in full).
+ */
+async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, dst: StateRef, src: ContextRef, ctx: OpContext, previous: PreviousCopy): Promise<StateRef | undefined> {
+  const key = tempKey('active', 'copy');
+  let mounts;
   try {
-    await fn();
+    mounts = await env.snapshotter.prepare(key, previous.stack[0]);
+  } catch (e) {
+    if (e instanceof SnapshotError) return undefined;
+    throw e;
+  }
+  let committed = false;
+  const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
+  try {
+    const uppers: string[] = [];
+    for (const k of previous.stack) uppers.push((await env.snapshotter.upperDir?.(k))!);
+    // The parent's tree, each of its snapshots' own directory (overlay: reuse is for it alone).
+    const parentDirs: string[] = [];
+    for (let k = dst.snapshot; k !== undefined; k = (await env.snapshotter.stat(k)).parent) parentDirs.push((await env.snapshotter.upperDir?.(k))!);
+    const counts = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
+      const reuse = new CopyReuse(dstRoot, uppers, previous);
+      await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse);
+      reuse.removeStale(parentDirs);
+      return reuse.counts;
+    }));
+    ctx.status(`copied only what changed since this step's last build: ${counts.kept} file(s) kept from it, ${counts.removed} removed`);
+    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, previous.stack);
+    committed = true;
+    return out;
+  } catch (e) {
+    if (!(e instanceof ReuseRefused)) throw e;
+    ctx.status(`copying in full, not on this step's last result: ${e.message}`);
+    return undefined;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!committed) await env.snapshotter.remove(key).catch(() => undefined);
+  }
+}
+
+/** A full disk during a copy names the destination in the image, not the temporary mount path. */
+async function copyNamingFullDisk<T>(env: OpsEnv, dest: string, mounted: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
     const file = /-> '([^']*)'/.exec((e as Error).message)?.[1];

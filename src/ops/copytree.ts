@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { applyMeta } from '../runtime/index.js';
 import type { ModeFn } from './chmod.js';
 import { joinHost, sourceEntries, type HostPath } from './copysource.js';
+import type { CopyReuse } from './copyreuse.js';
 
 export interface Owner {
   uid: number;
@@ -19,12 +20,22 @@ export interface CopyCtx {
   ignored: (rel: string) => boolean;
   excluded: (rel: string) => boolean;
   signal: AbortSignal;
+  /** Writing on the previous result of the same step: only what differs is written. */
+  reuse?: CopyReuse;
+}
+
+const modeOf = (st: fs.Stats, c: CopyCtx) => (c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
+
+/** A directory already there whose owner, mode or time differ from what the copy gives it. */
+function metaDiffers(target: HostPath, st: fs.Stats, c: CopyCtx): boolean {
+  const t = fs.lstatSync(target);
+  return t.uid !== c.owner.uid || t.gid !== c.owner.gid || (t.mode & 0o7777) !== modeOf(st, c) || t.mtimeMs !== st.mtime.getTime();
 }
 
 function setMeta(target: HostPath, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
   fs.lchownSync(target, c.owner.uid, c.owner.gid);
   if (!isLinkEntry) {
-    fs.chmodSync(target, c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
+    fs.chmodSync(target, modeOf(st, c));
     fs.utimesSync(target, st.atime, st.mtime);
   }
 }
@@ -47,7 +58,7 @@ function copyFile(src: HostPath, target: HostPath, st: fs.Stats, c: CopyCtx): vo
   try {
     for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
     fs.fchownSync(fd, c.owner.uid, c.owner.gid);
-    fs.fchmodSync(fd, c.chmod ? c.chmod(st.mode, false) : st.mode & 0o7777);
+    fs.fchmodSync(fd, modeOf(st, c));
     fs.futimesSync(fd, st.atime, st.mtime);
   } finally {
     fs.closeSync(fd);
@@ -77,6 +88,8 @@ export function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: C
   const st = fs.lstatSync(srcHost);
   // device nodes and sockets in a context are skipped, as BuildKit does (tar cannot hold a socket)
   if (!st.isDirectory() && !st.isSymbolicLink() && !st.isFile() && !st.isFIFO()) return;
+  c.reuse?.visit(target);
+  if (c.reuse && !fresh && !st.isDirectory() && c.reuse.keep(srcHost, srcRel, target, st, { ...c.owner, mode: modeOf(st, c) })) return;
   // In a directory this copy just made nothing is in the way: no lookup for it (through an overlay, a
   // name that is not there is looked up in every layer).
   if (!fresh) clearTarget(target, st.isDirectory());
@@ -88,7 +101,8 @@ export function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: C
       if (c.ignored(childRel) || c.excluded(childRel)) continue;
       copyTo(joinHost(srcHost, e), childRel, joinHost(target, e), c, made);
     }
-    setMeta(target, st, c, false);
+    // On the previous result a directory is touched only when it differs (a chown would copy it up).
+    if (made || !c.reuse || metaDiffers(target, st, c)) setMeta(target, st, c, false);
   } else if (st.isSymbolicLink()) {
     fs.symlinkSync(fs.readlinkSync(srcHost, { encoding: 'buffer' }), target);
     setMeta(target, st, c, true);

@@ -3,7 +3,7 @@
  * and what is saved. Keys name parents by their content (the snapshot ChainID), never by position, so a
  * record can only be reused on top of exactly the filesystem it was built on.
  */
-import type { CacheKey, OpContext, OpHandle, OpFn, Vertex } from '../builder/index.js';
+import type { CacheKey, OpContext, OpHandle, Vertex } from '../builder/index.js';
 import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type ChecksumMemo } from '../cache/index.js';
 import type { Descriptor, History } from '../image/index.js';
 import { unpackLayers } from '../store/index.js';
@@ -11,6 +11,8 @@ import { SnapshotError } from '../snapshotter/index.js';
 import { contextMaterial, isURL } from './copysource.js';
 import { Downloads } from './fetch.js';
 import { opMaterial } from './keys.js';
+import { layerParent } from './layer.js';
+import { previousCopy, type PreviousCopy } from './copyreuse.js';
 import path from 'node:path';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 
@@ -115,27 +117,34 @@ function entryFor(env: OpsEnv, op: OpSpec, created?: string): History {
 }
 
 /** Wraps an op's work with its cache behaviour. */
-export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec>, run: OpFn<OpResult>): OpHandle<OpResult> {
-  if (!c) return { run };
+export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec>, run: (inputs: OpResult[], ctx: OpContext, previous?: PreviousCopy) => Promise<OpResult>): OpHandle<OpResult> {
+  if (!c) return { run: (inputs, ctx) => run(inputs, ctx) };
   const op = v.op;
   const source = op.kind === 'scratch' || op.kind === 'image' || op.kind === 'context';
+  /** The key the cache was asked for and did not have (never set under --no-cache, which skips load). */
+  let missed: CacheKey | undefined;
   return {
-    run,
+    async run(inputs, ctx) {
+      // Before save: the step's last key is still the previous build's.
+      const previous = missed ? await previousCopy(env, c.index, stepId(v), op, missed, stateOf(inputs[0])?.snapshot) : undefined;
+      return run(inputs, ctx, previous);
+    },
     async cacheKey(inputs, _keys, ctx): Promise<CacheKey | undefined> {
       const m = await material(env, c, v, inputs, ctx);
       return m ? { key: digestOf(m), material: m } : undefined;
     },
     async load(key, inputs, ctx) {
       if (source) return run(inputs, ctx);
+      missed = key;
       const parent = stateOf(inputs[0]);
       if (!parent) return undefined;
       const rec = c.index.lookup(key.key) ?? (await importRecord(env, c, key.key, parent, ctx.signal));
       if (!rec) return undefined;
       if (rec.snapshot) {
         try {
-          const info = await env.snapshotter.stat(rec.snapshot);
-          const wantParent = rec.layer ? parent.snapshot : stateOf(inputs[0])?.snapshot;
-          if (rec.layer ? info.parent !== wantParent : rec.snapshot !== wantParent) return undefined;
+          // A layer's snapshot must sit on this parent (past any snapshots squashed into its layer).
+          const on = rec.layer ? await layerParent(env.snapshotter, rec.snapshot) : (await env.snapshotter.stat(rec.snapshot), rec.snapshot);
+          if (on !== parent.snapshot) return undefined;
         } catch (e) {
           if (e instanceof SnapshotError) return undefined;
           throw e;

@@ -7,7 +7,8 @@
  * Imports the modules below it (store, runtime, snapshotter, image, cache, parser, opspec, builder
  * types); never planner, app or cli.
  */
-import type { OpFn, OpHandle, Vertex } from '../builder/index.js';
+import type { OpContext, OpHandle, Vertex } from '../builder/index.js';
+import type { PreviousCopy } from './copyreuse.js';
 import { withCache, type CacheEnv } from './handles.js';
 import { execOp } from './exec.js';
 import { copyOp, mkdirOp } from './copy.js';
@@ -30,7 +31,7 @@ export function createOps(env: OpsEnv, cache?: CacheEnv): (v: Vertex<OpSpec>) =>
   return (v) => withCache(env, cache, v, runFor(env, v));
 }
 
-function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
+function runFor(env: OpsEnv, v: Vertex<OpSpec>): (inputs: OpResult[], ctx: OpContext, previous?: PreviousCopy) => Promise<OpResult> {
   const op = v.op;
   switch (op.kind) {
     case 'scratch':
@@ -42,10 +43,10 @@ function runFor(env: OpsEnv, v: Vertex<OpSpec>): OpFn<OpResult> {
     case 'exec':
       return async (inputs, ctx) => execOp(env, op, state(inputs[0], 'RUN'), inputs, ctx);
     case 'copy':
-      return async (inputs, ctx) => {
+      return async (inputs, ctx, previous) => {
         const src = inputs[1];
         if (!src || src.kind === 'export') throw new Error('internal: COPY needs a source');
-        return copyOp(env, op, state(inputs[0], 'COPY'), src, ctx);
+        return copyOp(env, op, state(inputs[0], 'COPY'), src, ctx, previous);
       };
     case 'mkdir':
       return async (inputs) => mkdirOp(env, op, state(inputs[0], 'WORKDIR'));
