@@ -242,7 +242,7 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
   const key = tempKey('active', 'copy');
   let mounts;
   try {
-    mounts = await env.snapshotter.prepare(key, previous.stack[0]);
+    mounts = await env.snapshotter.prepare(key, previous.base);
   } catch (e) {
     if (e instanceof SnapshotError) return undefined;
     throw e;
@@ -250,19 +250,18 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
   let committed = false;
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   try {
-    const uppers: string[] = [];
-    for (const k of previous.stack) uppers.push((await env.snapshotter.upperDir?.(k))!);
+    const base = (await env.snapshotter.upperDir?.(previous.base))!;
     // The parent's tree, each of its snapshots' own directory (overlay: reuse is for it alone).
     const parentDirs: string[] = [];
     for (let k = dst.snapshot; k !== undefined; k = (await env.snapshotter.stat(k)).parent) parentDirs.push((await env.snapshotter.upperDir?.(k))!);
     const counts = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
-      const reuse = new CopyReuse(dstRoot, uppers, previous);
+      const reuse = new CopyReuse(dstRoot, base, previous);
       await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse);
-      reuse.removeStale(parentDirs);
+      if (previous.lost) reuse.removeStale(parentDirs);
       return reuse.counts;
     }));
-    ctx.status(`copied only what changed since this step's last build: ${counts.kept} file(s) kept from it, ${counts.removed} removed`);
-    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, previous.stack);
+    ctx.status(`copied only what changed: ${counts.kept} file(s) kept from this step's last full copy, ${counts.removed} removed`);
+    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, [previous.base]);
     committed = true;
     return out;
   } catch (e) {

@@ -12,18 +12,29 @@ import fs from 'node:fs';
 import type { CacheIndex } from '../cache/index.js';
 import type { OpSpec, OpsEnv } from './types.js';
 import { layerParent, SQUASHED } from './layer.js';
-import { readLayerMeta } from '../runtime/index.js';
 import type { HostPath } from './copysource.js';
-
-/** Snapshots stacked under one layer at most: each reuse adds a directory to the overlay's lowers. */
-const MAX_STACK = 4;
 
 /** The same step's previous result, and the key material it and this run were made from. */
 export interface PreviousCopy {
-  /** Committed snapshots whose own changes the new layer joins, top first (the previous result first). */
-  stack: string[];
+  /**
+   * The full copy the new snapshot is prepared on, and whose own changes its layer joins: the previous
+   * result itself, or the full copy that one was prepared on. Never deeper: each edit after a full
+   * copy writes what differs from it, so overlay's lowers do not grow with the edits.
+   */
+  base: string;
+  /**
+   * When the previous result was itself written on `base`: its own upperdir, which names what differs
+   * there from `base` (the key's material describes the previous result, not `base`, for those paths).
+   */
+  mask?: string;
   before: Record<string, string>;
   now: Record<string, string>;
+  /**
+   * Something `base` holds may not be copied now (a context entry deleted, ignored, or turned from a
+   * directory into a file since): the end looks for what to remove. When false, every path it holds
+   * is written or kept again.
+   */
+  lost: boolean;
 }
 
 /**
@@ -42,15 +53,24 @@ export async function previousCopy(env: OpsEnv, index: CacheIndex, stepId: strin
   if (!rec?.snapshot || !rec.layer) return undefined;
   try {
     if ((await layerParent(env.snapshotter, rec.snapshot)) !== parent) return undefined;
-    const stack = [rec.snapshot];
-    const depth = Number((await env.snapshotter.stat(rec.snapshot)).labels[SQUASHED] ?? 0);
-    if (depth + 2 > MAX_STACK) return undefined;
-    for (let i = 0; i < depth; i++) stack.push((await env.snapshotter.stat(stack.at(-1)!)).parent!);
-    return { stack, before: last.material, now: now.material };
+    const info = await env.snapshotter.stat(rec.snapshot);
+    const squashed = Number(info.labels[SQUASHED] ?? 0);
+    if (squashed > 1 || (squashed === 1 && info.parent === undefined)) return undefined;
+    const lost = squashed === 1 || Object.keys(last.material).some((k) => k.startsWith('file:') && !(k in now.material));
+    if (squashed === 0) return { base: rec.snapshot, before: last.material, now: now.material, lost };
+    return { base: info.parent!, mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost };
   } catch {
     // gone or changing under another build: copy in full
     return undefined;
   }
+}
+
+/**
+ * Whether `written` has the time a copy of `src` is given: the source's mtime in whole milliseconds (a
+ * Date), which reaches the kernel as float seconds, so it comes back up to a microsecond off.
+ */
+export function sameTime(written: fs.Stats, src: fs.Stats): boolean {
+  return Math.round(written.mtimeMs) === src.mtime.getTime();
 }
 
 /** Why a reuse stopped: the step then copies in full. */
@@ -59,19 +79,15 @@ export class ReuseRefused extends Error {}
 const latin1 = (p: HostPath) => (typeof p === 'string' ? Buffer.from(p) : p).toString('latin1');
 /** `dir/rel`, `rel` a walk path (latin1: one character per byte of the name). */
 const under = (dir: string, rel: string) => (rel === '' ? Buffer.from(dir) : Buffer.concat([Buffer.from(dir), Buffer.from('/' + rel, 'latin1')]));
-function exists(p: Buffer): boolean {
-  try {
-    return fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
-  } catch {
-    return false;
-  }
-}
 const WHITEOUT = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
 
-/** One upperdir of the previous result, and the directories overlay marked opaque in it. */
-interface Upper {
-  dir: string;
-  opaque: Set<string>;
+/** An entry at `rel` under `dir`, or undefined (none, or a file on the way: ENOTDIR). */
+function lstatUnder(dir: string, rel: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(under(dir, rel), { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 /** `rel` and each directory above it (walk paths). */
@@ -80,25 +96,21 @@ function* selfAndAncestors(rel: string): Generator<string> {
 }
 
 /**
- * What copytree asks while it writes on the previous result: whether an entry is already there as this
- * copy would write it, and (at the end) what the previous copy wrote that this one did not.
+ * What copytree asks while it writes on the base: whether an entry is already there as this copy would
+ * write it, and (at the end) what the base holds that this copy did not write.
  */
 export class CopyReuse {
   private readonly visited = new Set<string>();
-  /** Files and links left as the previous result has them, and entries removed (for the step's log). */
+  /** Files and links left as the base has them, and entries removed (for the step's log). */
   readonly counts = { kept: 0, removed: 0 };
   private readonly root: string;
-  private readonly uppers: Upper[];
   constructor(
     dstRoot: string,
-    /** The previous result's upperdirs, top first. */
-    uppers: string[],
+    /** The base's own upperdir. */
+    private readonly base: string,
     private readonly prev: PreviousCopy,
   ) {
     this.root = latin1(dstRoot);
-    // Opaque marks matter only between the previous result's own upperdirs (a deeper one is hidden under
-    // an opaque directory); what they hide of the parent is the layer's business (treediff.ts).
-    this.uppers = uppers.map((dir, i) => ({ dir, opaque: i < uppers.length - 1 ? readLayerMeta(dir).opaque : new Set<string>() }));
   }
 
   private rel(target: HostPath): string {
@@ -112,40 +124,29 @@ export class CopyReuse {
     this.visited.add(this.rel(target));
   }
 
-  /**
-   * The previous result's own entry at `rel`, as its overlay shows it: from the topmost upperdir that
-   * holds it, unless a whiteout, an opaque directory or a non-directory above hides the deeper ones.
-   */
+  /** The base's own entry at `rel` (a deletion there is none). */
   private previous(rel: string): { st: fs.Stats; host: Buffer } | undefined {
-    for (const u of this.uppers) {
-      const host = under(u.dir, rel);
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.lstatSync(host, { throwIfNoEntry: false });
-      } catch {
-        // ENOTDIR: a file of this upperdir is on the way, and hides what is under it below
-        return undefined;
-      }
-      if (st) return WHITEOUT(st) ? undefined : { st, host };
-      for (const a of selfAndAncestors(rel)) if (u.opaque.has(a)) return undefined;
-    }
-    return undefined;
+    const st = lstatUnder(this.base, rel);
+    return st && !WHITEOUT(st) ? { st, host: under(this.base, rel) } : undefined;
   }
 
   /**
-   * True when the previous result holds `target` exactly as this copy would write it from `src`: the
-   * same content (the key's checksum of the context file), type, size, owner, mode and mtime.
+   * True when the base holds `target` exactly as this copy would write it from `src`: the same content
+   * (the key's checksum of the context file, unchanged since the last build, which the base's entry is
+   * when the last build did not rewrite it), type, size, owner, mode and mtime.
    */
   private unchanged(srcHost: HostPath, srcRel: string, target: HostPath, st: fs.Stats, want: { uid: number; gid: number; mode: number }): boolean {
     if (typeof srcHost !== 'string' || typeof target !== 'string') return false;
     const k = `file:${srcRel === '' ? '.' : srcRel}`;
     const sum = this.prev.now[k];
     if (sum === undefined || sum !== this.prev.before[k]) return false;
-    const p = this.previous(this.rel(target));
+    const rel = this.rel(target);
+    if (this.prev.mask !== undefined && lstatUnder(this.prev.mask, rel) !== undefined) return false;
+    const p = this.previous(rel);
     if (!p || p.st.uid !== want.uid || p.st.gid !== want.gid) return false;
     if (st.isSymbolicLink()) return p.st.isSymbolicLink() && fs.readlinkSync(p.host, { encoding: 'buffer' }).equals(fs.readlinkSync(srcHost, { encoding: 'buffer' }));
     if (!st.isFile() || !p.st.isFile()) return false;
-    return p.st.size === st.size && (p.st.mode & 0o7777) === want.mode && p.st.mtimeMs === st.mtime.getTime();
+    return p.st.size === st.size && (p.st.mode & 0o7777) === want.mode && sameTime(p.st, st);
   }
 
   /** `unchanged`, counted. */
@@ -156,44 +157,30 @@ export class CopyReuse {
   }
 
   /**
-   * Removes, through the mount, what the previous copy wrote and this one did not (a file deleted
-   * from the context). Refuses when such an entry is also in the parent's tree (`parentDirs`): removing
-   * it would hide the parent's, where a full copy shows it; and when the previous result deletes
-   * something itself (a full copy would find the parent's entry there).
+   * Removes, through the mount, what the base holds and this copy did not write (a file deleted from
+   * the context). Refuses when such an entry is also in the parent's tree (`parentDirs`): removing it
+   * would hide the parent's, where a full copy shows it.
    */
   removeStale(parentDirs: string[]): void {
     const keep = new Set<string>();
     for (const v of this.visited) for (const a of selfAndAncestors(v)) keep.add(a);
     const walk = (rel: string) => {
-      const names = new Set<string>();
-      for (const u of this.uppers) {
-        let st: fs.Stats | undefined;
-        try {
-          st = fs.lstatSync(under(u.dir, rel), { throwIfNoEntry: false });
-        } catch {
-          break;
-        }
-        if (st && !st.isDirectory()) break;
-        if (st) for (const n of fs.readdirSync(under(u.dir, rel), { encoding: 'buffer' })) names.add(n.toString('latin1'));
-        if (rel !== '' && [...selfAndAncestors(rel)].some((a) => u.opaque.has(a))) break;
-      }
+      const names = fs.readdirSync(under(this.base, rel), { encoding: 'buffer' }).map((n) => n.toString('latin1')).sort();
       // Removing an entry changes its directory's time, which the copy has already set.
       const dir = Buffer.from(rel === '' ? this.root : `${this.root}/${rel}`, 'latin1');
       const times = fs.lstatSync(dir);
       let removed = false;
-      for (const n of [...names].sort()) {
+      for (const n of names) {
         const r = rel === '' ? n : `${rel}/${n}`;
-        // A deletion there is one of these stale removals (the previous result never hides its parent's
-        // entries otherwise: a COPY replaces them): nothing to remove.
         const p = this.previous(r);
         if (p === undefined) continue;
         const mounted = Buffer.from(`${this.root}/${r}`, 'latin1');
         if (keep.has(r)) {
-          // What this copy wrote there replaced the previous entry; a directory it kept is walked.
+          // What this copy wrote there replaced the base's entry; a directory it kept is walked.
           if (p.st.isDirectory() && fs.lstatSync(mounted).isDirectory()) walk(r);
           continue;
         }
-        if (parentDirs.some((d) => exists(under(d, r)))) throw new ReuseRefused(`/${r} is gone from the context but the parent has it`);
+        if (parentDirs.some((d) => lstatUnder(d, r) !== undefined)) throw new ReuseRefused(`/${r} is gone from the context but the parent has it`);
         fs.rmSync(mounted, { recursive: true, force: true });
         removed = true;
         this.counts.removed++;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { applyMeta } from '../runtime/index.js';
 import type { ModeFn } from './chmod.js';
 import { joinHost, sourceEntries, type HostPath } from './copysource.js';
-import type { CopyReuse } from './copyreuse.js';
+import { sameTime, type CopyReuse } from './copyreuse.js';
 
 export interface Owner {
   uid: number;
@@ -29,7 +29,7 @@ const modeOf = (st: fs.Stats, c: CopyCtx) => (c.chmod ? c.chmod(st.mode, st.isDi
 /** A directory already there whose owner, mode or time differ from what the copy gives it. */
 function metaDiffers(target: HostPath, st: fs.Stats, c: CopyCtx): boolean {
   const t = fs.lstatSync(target);
-  return t.uid !== c.owner.uid || t.gid !== c.owner.gid || (t.mode & 0o7777) !== modeOf(st, c) || t.mtimeMs !== st.mtime.getTime();
+  return t.uid !== c.owner.uid || t.gid !== c.owner.gid || (t.mode & 0o7777) !== modeOf(st, c) || !sameTime(t, st);
 }
 
 function setMeta(target: HostPath, st: fs.Stats, c: CopyCtx, isLinkEntry: boolean): void {
