@@ -164,6 +164,10 @@ function registryRound(round) {
   }
 }
 
+// Changed files get content no earlier run gave them: a peer's build cache outlives this run (BuildKit's
+// is dockerd's), and a change it built before is a cache hit, not a change (an earlier version of this
+// suite wrote the same text every run, and BuildKit answered "one file changed" in 0.46 s from cache).
+const runId = `${Date.now().toString(36)}-${process.pid}`;
 const samples = new Map();
 const add = (key, tool, ms) => {
   const k = `${key}\u0000${tool}`;
@@ -187,16 +191,14 @@ try {
           else if (!failed.has(`${t.name} ${n}`)) failed.add(`${t.name} ${n}`) && console.log(`${t.name} ${n} ${phase} failed: ${r.err.slice(-400)}`);
         }
       }
-      fs.writeFileSync(path.join(ctx, w.change), `changed in round ${round}\n`);
+      fs.writeFileSync(path.join(ctx, w.change), `changed in round ${round} of run ${runId}\n`);
       for (const t of tools) {
         if (w.without?.includes(t.name)) continue;
         const r = t.build(ctx, `bench-${n}`, false);
         if (r.ok) add(`${n}: one file changed`, t.name, r.ms);
       }
-      // The edit loop: the same file changed again, with no --no-cache build just before. After one,
-      // tsbuild has just removed its duplicate snapshot (on this VM, writes then land on discarded
-      // blocks) and BuildKit answers the next change without copying (docs/performance.md).
-      fs.writeFileSync(path.join(ctx, w.change), `changed again in round ${round}\n`);
+      // The edit loop: the same file changed again, with no --no-cache build just before.
+      fs.writeFileSync(path.join(ctx, w.change), `changed again in round ${round} of run ${runId}\n`);
       for (const t of tools) {
         if (w.without?.includes(t.name)) continue;
         const r = t.build(ctx, `bench-${n}`, false);

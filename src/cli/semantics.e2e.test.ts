@@ -355,4 +355,11 @@ it('a symlink loop in the build context is named as one, in the context (not "in
   assert.match(r.stderr, /at Dockerfile line \d+/);
 });
 
+// The layer differ met a lower file where the upper has a directory (ENOTDIR), and the build failed.
+it('a RUN that turns a file into a directory, and a directory into a file', async () => {
+  const d = ctx('FROM base\nRUN touch /x && mkdir -p /d/e\nRUN rm /x && mkdir /x && touch /x/y && rm -r /d && echo f > /d\n');
+  await build(d, ['-t', 'retype']);
+  assert.is(await runIn('retype', 'ls /x; cat /d'), 'y\nf\n');
+});
+
 test.run();

@@ -48,8 +48,15 @@ export const fsPath = (p: string): Buffer => Buffer.from(p, 'latin1');
 
 const binary = (p: string) => Buffer.from(p).toString('latin1');
 
+/** The entry at `p`, or undefined when there is none: ENOENT, or ENOTDIR when a file of the lower tree
+ * stands where the upper has a directory (`RUN rm /x && mkdir /x && touch /x/y` failed on it). */
 function lstat(p: string): fs.Stats | undefined {
-  return fs.lstatSync(fsPath(p), { throwIfNoEntry: false });
+  try {
+    return fs.lstatSync(fsPath(p), { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
 }
 
 function names(dir: string): string[] {

@@ -1,0 +1,84 @@
+/**
+ * A stack of upperdirs (a COPY written as its changes on a full copy) gives the layer that one upperdir
+ * holding the same merged changes gives: whiteouts and opaque directories in either, a file turned
+ * into a directory, a new directory in the lower one growing in the upper one.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { diffTrees } from './treediff.js';
+
+const dirs: string[] = [];
+test.after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A tree from a spec: `path/` a directory, `path: body` a file, `path: null` a whiteout (0/0 device). */
+function tree(spec: Record<string, string | null>): string {
+  const root = fs.mkdtempSync('/tmp/tsb-treediff-');
+  dirs.push(root);
+  for (const [p, body] of Object.entries(spec)) {
+    const full = path.join(root, p);
+    if (p.endsWith('/')) {
+      fs.mkdirSync(full, { recursive: true });
+      continue;
+    }
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    if (body === null) execFileSync('mknod', [full, 'c', '0', '0']);
+    else fs.writeFileSync(full, body);
+  }
+  return root;
+}
+
+async function layer(gen: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const b of gen) out.push(b);
+  return Buffer.concat(out);
+}
+
+/** The entry names of a tar, in order. */
+function names(tar: Buffer): string[] {
+  const out: string[] = [];
+  for (let pos = 0; pos + 512 <= tar.length; ) {
+    const name = tar.subarray(pos, pos + 100).toString('latin1').replace(/\0.*$/s, '');
+    if (name === '') break;
+    const size = parseInt(tar.subarray(pos + 124, pos + 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+    out.push(name);
+    pos += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+test('two upperdirs merged give the layer of one holding their merged changes', async () => {
+  const lower = tree({ 'a/x': 'x0', 'a/y': 'y0', 'b/z': 'z0', 'b/keep': 'k', c: 'file', 'd/old': 'o' });
+  // The full copy: a/x changed, a new directory n (overlay marks new directories opaque), b/z changed,
+  // d replaced by an opaque directory.
+  const base = tree({ 'a/x': 'x1', 'n/1': 'one', 'b/z': 'z1', 'd/new': 'n' });
+  // The edit on it: a/y deleted, n/2 added, b/z deleted, c turned into a directory (opaque), a/x again.
+  const top = tree({ 'a/y': null, 'a/x': 'x2', 'n/2': 'two', 'b/z': null, 'c/k': 'k' });
+  // One upperdir with the same merged changes.
+  const merged = tree({ 'a/x': 'x2', 'a/y': null, 'n/1': 'one', 'n/2': 'two', 'b/z': null, 'c/k': 'k', 'd/new': 'n' });
+  for (const t of [base, top, merged, lower]) {
+    execFileSync('sh', ['-c', 'find "$1" -exec chown -h 0:0 {} + && find "$1" -type d -exec chmod 755 {} + && find "$1" -type f -exec chmod 644 {} +', 'sh', t]);
+  }
+  const opts = { sourceDateEpoch: 0 };
+  const stacked = await layer(diffTrees(lower, top, { ...opts, overlay: { opaque: new Set(['c']), below: [{ dir: base, opaque: new Set(['n', 'd']), xattrs: new Map() }] } }));
+  const single = await layer(diffTrees(lower, merged, { ...opts, overlay: { opaque: new Set(['n', 'd', 'c']) } }));
+  assert.equal(names(stacked), names(single));
+  assert.equal(names(single), ['a/', 'a/x', 'a/.wh.y', 'b/', 'b/.wh.z', 'c/', 'c/k', 'd/', 'd/new', 'd/.wh.old', 'n/', 'n/1', 'n/2']);
+  assert.ok(stacked.equals(single), 'byte for byte');
+});
+
+test('an upperdir without a lower: the stack is its merged files, whiteouts left out', async () => {
+  const base = tree({ 'app/a': 'a', 'app/b': 'b' });
+  const top = tree({ 'app/b': null, 'app/c': 'c' });
+  const merged = tree({ 'app/a': 'a', 'app/c': 'c' });
+  const stacked = await layer(diffTrees(undefined, top, { sourceDateEpoch: 0, overlay: { opaque: new Set(), below: [{ dir: base, opaque: new Set(), xattrs: new Map() }] } }));
+  const single = await layer(diffTrees(undefined, merged, { sourceDateEpoch: 0, overlay: { opaque: new Set() } }));
+  assert.equal(names(stacked), ['app/', 'app/a', 'app/c']);
+  assert.ok(stacked.equals(single));
+});
+
+test.run();
