@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { encodeHeader, padding, type TarHeader } from './tar.js';
 import { diffTrees, type UpperDir, type XattrMap } from './treediff.js';
+import type { LayerSplice } from './tarsplice.js';
 
 export interface DiffOptions {
   /** Relative paths (no leading slash) of directories overlay marked opaque. */
@@ -17,6 +18,8 @@ export interface DiffOptions {
   lower?: { dir: string; xattrs: XattrMap };
   /** More upperdirs under `upper` whose changes join this layer (treediff.ts), top first. */
   below?: UpperDir[];
+  /** Content of the stack's upperdir `layer` read from an earlier layer where it is the same (treediff.ts). */
+  splice?: { layer: number; from: LayerSplice };
 }
 
 const SMALL_FILE = 256 * 1024;
@@ -73,6 +76,7 @@ export function diffUpperDir(upper: string, opts: DiffOptions): AsyncGenerator<B
   return diffTrees(opts.lower?.dir, upper, {
     sourceDateEpoch: opts.sourceDateEpoch,
     overlay: { opaque: opts.opaqueDirs, below: opts.below },
+    splice: opts.splice,
     xattrs: { lower: opts.lower?.xattrs, upper: opts.xattrs ?? new Map() },
   });
 }

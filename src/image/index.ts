@@ -23,6 +23,7 @@ export type { Compression } from './extract.js';
 export { readTar } from './tarread.js';
 export { diffTrees, treeChanges } from './treediff.js';
 export type { UpperDir } from './treediff.js';
+export { LayerSplice } from './tarsplice.js';
 export { materializeCopiedUpLinks } from './links.js';
 export { compressedLayer, compressingLayer, existingCompressed, knownVariant, parseCompression, compressionOfMediaType } from './compress.js';
 export type { CompressionSpec } from './compress.js';

@@ -18,7 +18,8 @@
  * survive into the layer; entries come in byte order of names, as Go's sort.Strings gives.
  */
 import fs from 'node:fs';
-import { encodeHeader, END_OF_ARCHIVE, type TarHeader } from './tar.js';
+import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from './tar.js';
+import type { LayerSplice } from './tarsplice.js';
 import { entryBlocks } from './diff.js';
 
 /** Extended attributes by relative path (latin1, as the walker names paths). */
@@ -34,6 +35,11 @@ export interface TreeDiffOptions {
    * changes on its previous result): the walk sees them merged as overlay would, over `lower`.
    */
   overlay?: { opaque: Set<string>; below?: UpperDir[] };
+  /**
+   * The files of the stack's upperdir number `layer` are in an earlier layer's blob too: their content
+   * is read from there when their header is byte for byte the one there (tarsplice.ts).
+   */
+  splice?: { layer: number; from: LayerSplice };
 }
 
 /** One upperdir of a stack: its directory, the directories overlay marked opaque in it, its xattrs. */
@@ -100,7 +106,7 @@ const isWhiteoutDevice = (st: fs.Stats) => st.isCharacterDevice() && st.rdev ===
 const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** An entry of the layer: its stat, where its bytes are (latin1) and its xattrs; or a deletion. */
-type Change = { rel: string; kind: 'entry'; st: fs.Stats; host: string; xattrs?: Record<string, Buffer> } | { rel: string; kind: 'whiteout' };
+type Change = { rel: string; kind: 'entry'; st: fs.Stats; host: string; layer: number; xattrs?: Record<string, Buffer> } | { rel: string; kind: 'whiteout' };
 
 /**
  * The changes, lazily, in layer order: only the directories on the current path and their sorted
@@ -140,13 +146,16 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
       for (const n of here) if (!provider.has(n)) provider.set(n, i);
     }
     let all = [...provider.keys()];
-    if (complete && low !== undefined && lstat(`${low}/${rel}`)?.isDirectory()) {
+    // Where the lower tree has no such directory (a COPY into a new one), its entries are not looked
+    // up one by one: through an overlay each miss is a lookup in every layer.
+    const lowDir = low !== undefined && (rel === '' || lstat(`${low}/${rel}`)?.isDirectory() === true);
+    if (complete && lowDir) {
       all = [...new Set([...all, ...names(`${low}/${rel}`)])];
     }
     all.sort(byBytes);
     for (const name of all) {
       const r = rel === '' ? name : `${rel}/${name}`;
-      const lst = low === undefined ? undefined : lstat(`${low}/${r}`);
+      const lst = lowDir ? lstat(`${low}/${r}`) : undefined;
       const li = provider.get(name);
       if (li === undefined || (li === 0 && whiteFiles.has(name))) {
         if (lst) yield { rel: r, kind: 'whiteout' };
@@ -162,7 +171,7 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
       if (st.isSocket()) continue;
       const xattrs = layer.xattrs?.get(r);
       const self = !lst || changed(`${low}/${r}`, lst, host, st) || (xa !== undefined && !sameXattrs(xa.lower?.get(r), xattrs));
-      const entry: Change = { rel: r, kind: 'entry', st, host, xattrs };
+      const entry: Change = { rel: r, kind: 'entry', st, host, layer: li, xattrs };
       if (st.isDirectory()) {
         // The upperdirs under this one that merge into it, down to an opaque one or to a name that is
         // not a directory there (which hides everything under it, as in overlay).
@@ -213,8 +222,21 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
     }
     const st = e.st;
     const base: Omit<TarHeader, 'type'> = { name: fsPath(e.rel), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: e.xattrs };
-    if (st.isDirectory()) yield encodeHeader({ ...base, type: 'dir' });
-    else yield* entryBlocks(base, fsPath(e.host), st, links);
+    if (st.isDirectory()) {
+      yield encodeHeader({ ...base, type: 'dir' });
+      continue;
+    }
+    if (opts.splice?.layer === e.layer && st.isFile() && st.nlink === 1) {
+      const header = encodeHeader({ ...base, type: 'file', size: st.size });
+      const body = opts.splice.from.content(e.rel, header);
+      if (body) {
+        yield header;
+        yield* body;
+        yield padding(st.size);
+        continue;
+      }
+    }
+    yield* entryBlocks(base, fsPath(e.host), st, links);
   }
   yield END_OF_ARCHIVE;
 }

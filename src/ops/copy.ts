@@ -257,11 +257,11 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
     const counts = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       const reuse = new CopyReuse(dstRoot, base, previous);
       await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse);
-      if (previous.lost) reuse.removeStale(parentDirs);
+      if (reuse.mayHaveStale) reuse.removeStale(parentDirs);
       return reuse.counts;
     }));
     ctx.status(`copied only what changed: ${counts.kept} file(s) kept from this step's last full copy, ${counts.removed} removed`);
-    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, [previous.base]);
+    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, { base: previous.base, layer: previous.baseLayer });
     committed = true;
     return out;
   } catch (e) {

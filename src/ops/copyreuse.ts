@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import type { CacheIndex } from '../cache/index.js';
 import type { OpSpec, OpsEnv } from './types.js';
-import { layerParent, SQUASHED } from './layer.js';
+import { BASE_LAYER, layerParent, SQUASHED } from './layer.js';
+import { MediaType } from '../image/index.js';
 import type { HostPath } from './copysource.js';
 
 /** The same step's previous result, and the key material it and this run were made from. */
@@ -22,6 +23,8 @@ export interface PreviousCopy {
    * copy writes what differs from it, so overlay's lowers do not grow with the edits.
    */
   base: string;
+  /** The full copy's layer blob (uncompressed), whose bytes the new layer reuses where it can. */
+  baseLayer?: string;
   /**
    * When the previous result was itself written on `base`: its own upperdir, which names what differs
    * there from `base` (the key's material describes the previous result, not `base`, for those paths).
@@ -30,9 +33,10 @@ export interface PreviousCopy {
   before: Record<string, string>;
   now: Record<string, string>;
   /**
-   * Something `base` holds may not be copied now (a context entry deleted, ignored, or turned from a
-   * directory into a file since): the end looks for what to remove. When false, every path it holds
-   * is written or kept again.
+   * The context lost an entry since the last build (deleted, ignored, or a directory turned into a
+   * file): the end looks for what `base` holds and this copy does not write. It also looks when the
+   * last build, written on `base`, removed something of it (a whiteout in `mask`). Otherwise every
+   * path `base` holds is written or kept again.
    */
   lost: boolean;
 }
@@ -56,9 +60,9 @@ export async function previousCopy(env: OpsEnv, index: CacheIndex, stepId: strin
     const info = await env.snapshotter.stat(rec.snapshot);
     const squashed = Number(info.labels[SQUASHED] ?? 0);
     if (squashed > 1 || (squashed === 1 && info.parent === undefined)) return undefined;
-    const lost = squashed === 1 || Object.keys(last.material).some((k) => k.startsWith('file:') && !(k in now.material));
-    if (squashed === 0) return { base: rec.snapshot, before: last.material, now: now.material, lost };
-    return { base: info.parent!, mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost };
+    const lost = Object.keys(last.material).some((k) => k.startsWith('file:') && !(k in now.material));
+    if (squashed === 0) return { base: rec.snapshot, baseLayer: rec.layer.descriptor.mediaType === MediaType.layer ? rec.layer.descriptor.digest : undefined, before: last.material, now: now.material, lost };
+    return { base: info.parent!, baseLayer: info.labels[BASE_LAYER], mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost };
   } catch {
     // gone or changing under another build: copy in full
     return undefined;
@@ -90,6 +94,18 @@ function lstatUnder(dir: string, rel: string): fs.Stats | undefined {
   }
 }
 
+/** Every path under `dir` (walk paths, latin1), into `out`; whether one is a whiteout (a device). */
+function listTree(dir: string, rel: string, out: Set<string>): boolean {
+  let whiteout = false;
+  for (const e of fs.readdirSync(under(dir, rel), { encoding: 'buffer', withFileTypes: true })) {
+    const r = rel === '' ? e.name.toString('latin1') : `${rel}/${e.name.toString('latin1')}`;
+    out.add(r);
+    if (e.isCharacterDevice()) whiteout = true;
+    if (e.isDirectory() && listTree(dir, r, out)) whiteout = true;
+  }
+  return whiteout;
+}
+
 /** `rel` and each directory above it (walk paths). */
 function* selfAndAncestors(rel: string): Generator<string> {
   for (let p = rel; p !== ''; p = p.slice(0, Math.max(0, p.lastIndexOf('/')))) yield p;
@@ -111,6 +127,16 @@ export class CopyReuse {
     private readonly prev: PreviousCopy,
   ) {
     this.root = latin1(dstRoot);
+    // What the last build wrote on the base: a few entries, listed once (not a lookup per file).
+    if (prev.mask !== undefined) this.removals = listTree(prev.mask, '', this.masked);
+  }
+  private readonly masked = new Set<string>();
+  /** The last build, written on the base, removed some of it. */
+  private removals = false;
+
+  /** Whether `removeStale` can find anything. */
+  get mayHaveStale(): boolean {
+    return this.prev.lost || this.removals;
   }
 
   private rel(target: HostPath): string {
@@ -141,7 +167,7 @@ export class CopyReuse {
     const sum = this.prev.now[k];
     if (sum === undefined || sum !== this.prev.before[k]) return false;
     const rel = this.rel(target);
-    if (this.prev.mask !== undefined && lstatUnder(this.prev.mask, rel) !== undefined) return false;
+    if (this.masked.has(rel)) return false;
     const p = this.previous(rel);
     if (!p || p.st.uid !== want.uid || p.st.gid !== want.gid) return false;
     if (st.isSymbolicLink()) return p.st.isSymbolicLink() && fs.readlinkSync(p.host, { encoding: 'buffer' }).equals(fs.readlinkSync(srcHost, { encoding: 'buffer' }));

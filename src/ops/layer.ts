@@ -1,6 +1,6 @@
 /** Turning an active snapshot into the next state: diff → blob → commit under the layer's ChainID. */
 import fs from 'node:fs';
-import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChanges, MediaType, END_OF_ARCHIVE, sha256, type History, type UpperDir } from '../image/index.js';
+import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChanges, MediaType, END_OF_ARCHIVE, sha256, type History, type UpperDir, LayerSplice } from '../image/index.js';
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
@@ -16,11 +16,18 @@ async function withLower<T>(env: OpsEnv, mounts: Mount[], fn: (dir: string | und
 }
 
 /**
- * A snapshot whose layer also holds its snapshot ancestors' own changes (this many of them): a COPY
- * written as only its changes on the previous result of the same step (copy.ts). Its layer is compared
- * with the tree under the last of them, which is the step's real parent.
+ * A snapshot whose layer also holds its parent's own changes: a COPY written as only what differs on
+ * the step's last full copy (copyreuse.ts). Its layer is compared with the tree under that full copy,
+ * the step's real parent. `BASE_LAYER` names the full copy's layer blob, whose bytes it reuses.
  */
 export const SQUASHED = 'tsbuild.squashed';
+export const BASE_LAYER = 'tsbuild.base-layer';
+
+/** A COPY's active snapshot prepared on a full copy (`base`, committed), and that copy's layer blob. */
+export interface Onto {
+  base: string;
+  layer?: string;
+}
 
 /** The snapshot a committed snapshot's layer is a change of: its parent, past the ancestors squashed into it. */
 export async function layerParent(sn: Snapshotter, key: string): Promise<string | undefined> {
@@ -31,26 +38,33 @@ export async function layerParent(sn: Snapshotter, key: string): Promise<string 
 }
 
 /**
- * The layer of an overlay upperdir, compared with the parent's tree; with `squash` (committed snapshots
- * under the active one, top first), their upperdirs join it, merged as overlay merges them.
+ * The layer of an overlay upperdir, compared with the parent's tree; `onto`: the full copy's upperdir
+ * under it joins it, merged as overlay merges them, its files' bytes read from its layer blob.
  */
-async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string>; copiedUp: Set<string> }, squash: string[]): Promise<{ digest: string; size: number }> {
+async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string>; copiedUp: Set<string> }, onto: Onto | undefined): Promise<{ digest: string; size: number }> {
   const own = await env.snapshotter.diffBase?.(activeKey);
-  const base = squash.length > 0 ? await env.snapshotter.diffBase?.(squash.at(-1)!) : own;
+  const base = onto ? await env.snapshotter.diffBase?.(onto.base) : own;
   const below: UpperDir[] = [];
-  for (const k of squash) {
-    const dir = await env.snapshotter.upperDir?.(k);
-    if (!dir) throw new Error(`internal: snapshot ${k} has no upperdir to join into this layer`);
+  let splice: { layer: number; from: LayerSplice } | undefined;
+  if (onto) {
+    const dir = await env.snapshotter.upperDir?.(onto.base);
+    if (!dir) throw new Error(`internal: snapshot ${onto.base} has no upperdir to join into this layer`);
     const m = readLayerMeta(dir);
     below.push({ dir, opaque: m.opaque, xattrs: m.xattrs });
+    const from = onto.layer && env.store.has(onto.layer) ? LayerSplice.open(env.store.blobPath(onto.layer)) : undefined;
+    if (from) splice = { layer: 1, from };
   }
-  return withLower(env, base?.lower ?? [], async (lower) => {
-    if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, below }));
-    if (own && materializeCopiedUpLinks(upper, lower, { index: own.index, copiedUp: meta.copiedUp }, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
-    // Only the lower entries the upperdirs name are compared, so only their xattrs are read.
-    const lowerXattrs = readXattrs(lower, Array.from(treeChanges(undefined, upper, { overlay: { opaque: new Set(), below } }), (c) => c.rel));
-    return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs }, below }));
-  });
+  try {
+    return await withLower(env, base?.lower ?? [], async (lower) => {
+      if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, below, splice }));
+      if (own && materializeCopiedUpLinks(upper, lower, { index: own.index, copiedUp: meta.copiedUp }, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
+      // Only the lower entries the upperdirs name are compared, so only their xattrs are read.
+      const lowerXattrs = readXattrs(lower, Array.from(treeChanges(undefined, upper, { overlay: { opaque: new Set(), below } }), (c) => c.rel));
+      return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs }, below, splice }));
+    });
+  } finally {
+    splice?.from.close();
+  }
 }
 
 /** A full disk while the layer is written says so, with where and what to do (the partial blob is gone). */
@@ -64,26 +78,25 @@ async function noSpaceNamed<T>(env: OpsEnv, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Commits an active snapshot as the next state. `squash`: committed snapshots under it, top first,
- * whose own changes are part of this step's layer (an active snapshot prepared on the previous result
- * of the same step, holding only what changed since; overlay only).
+ * Commits an active snapshot as the next state. `onto`: the active snapshot was prepared on a full copy
+ * of the same step, holds only what differs from it, and its layer is both (overlay only).
  */
-export async function commitState(env: OpsEnv, activeKey: string, parent: StateRef, history: History[], entry: History, squash: string[] = []): Promise<StateRef> {
+export async function commitState(env: OpsEnv, activeKey: string, parent: StateRef, history: History[], entry: History, onto?: Onto): Promise<StateRef> {
   const upper = await env.snapshotter.upperDir?.(activeKey);
   let blob: { digest: string; size: number };
   if (upper) {
-    if (squash.length === 0 && fs.readdirSync(upper).length === 0) {
+    if (!onto && fs.readdirSync(upper).length === 0) {
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
     const meta = readLayerMeta(upper);
-    blob = await noSpaceNamed(env, () => upperBlob(env, activeKey, upper, meta, squash));
+    blob = await noSpaceNamed(env, () => upperBlob(env, activeKey, upper, meta, onto));
     if (blob.digest === EMPTY_TAR) {
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
   } else {
-    if (squash.length > 0) throw new Error(`internal: snapshotter ${env.snapshotter.driver} cannot join snapshots into one layer`);
+    if (onto) throw new Error(`internal: snapshotter ${env.snapshotter.driver} cannot join snapshots into one layer`);
     const dirs = await env.snapshotter.diffDirs?.(activeKey);
     if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);
     const xattrs = { lower: dirs.lower ? readXattrs(dirs.lower) : undefined, upper: readXattrs(dirs.upper) };
@@ -105,7 +118,7 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
   if (exists) await env.snapshotter.remove(activeKey);
   else {
     try {
-      await env.snapshotter.commit(chain, activeKey, squash.length > 0 ? { [SQUASHED]: String(squash.length) } : undefined);
+      await env.snapshotter.commit(chain, activeKey, onto ? { [SQUASHED]: '1', ...(onto.layer ? { [BASE_LAYER]: onto.layer } : {}) } : undefined);
     } catch (e) {
       // A concurrent build committed the same content first: use theirs.
       if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
