@@ -17,13 +17,25 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]! + 3))).join('')).join('\n') + '\n';
 }
 
-/** Docker's "N units ago". */
-export function ago(iso: string | undefined): string {
+/** Docker's "N units ago" (go-units' HumanDuration: "Less than a second", "About a minute", weeks, months). */
+export function ago(iso: string | undefined, now = Date.now()): string {
   if (!iso) return 'N/A';
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return `${Math.floor(s)} seconds ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} minutes ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hours ago`;
-  if (s < 86400 * 365) return `${Math.floor(s / 86400)} days ago`;
-  return `${Math.floor(s / (86400 * 365))} years ago`;
+  return `${humanDuration(Math.max(0, now - Date.parse(iso)) / 1000)} ago`;
+}
+
+export function humanDuration(seconds: number): string {
+  const s = Math.floor(seconds);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(seconds / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(seconds / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(seconds / 3600 / 24 / 365)} years`;
 }

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Vertex } from '../builder/index.js';
-import type { ImageConfig } from '../image/index.js';
+import { normalizePlatform, type ImageConfig } from '../image/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile } from '../parser/index.js';
 import { planBuild, type BuildGraph } from './index.js';
@@ -15,7 +15,7 @@ const baseConfig = (extra: Partial<ImageConfig['config']> = {}): ImageConfig => 
   history: [],
 });
 
-async function plan(text: string, opts: { target?: string; args?: Record<string, string>; images?: Record<string, ImageConfig> } = {}): Promise<BuildGraph> {
+async function plan(text: string, opts: { target?: string; args?: Record<string, string>; images?: Record<string, ImageConfig>; platform?: string } = {}): Promise<BuildGraph> {
   const images = opts.images ?? { base: baseConfig() };
   return planBuild({
     dockerfile: parseDockerfile(text),
@@ -25,6 +25,7 @@ async function plan(text: string, opts: { target?: string; args?: Record<string,
     ignore: [],
     names: ['out:latest'],
     network: 'host',
+    ...(opts.platform ? { platform: normalizePlatform(opts.platform) } : {}),
     resolveImage: async (name) => {
       const c = images[name];
       if (!c) throw Object.assign(new (await import('../errors/index.js')).NotFoundError(`image "${name}" not found`));
@@ -32,6 +33,16 @@ async function plan(text: string, opts: { target?: string; args?: Record<string,
     },
   });
 }
+
+test('a base image of another platform than the build\'s is a warning naming both (BuildKit\'s InvalidBaseImagePlatform)', async () => {
+  const other = await plan('FROM base\nRUN true\n', { platform: 'linux/s390x' });
+  const w = other.warnings.find((x) => x.message.startsWith('InvalidBaseImagePlatform'));
+  assert.ok(w, JSON.stringify(other.warnings));
+  assert.is(w!.line, 1);
+  assert.match(w!.message, 'Base image base was pulled with platform "linux/amd64", expected "linux/s390x" for current build');
+  const same = await plan('FROM base\nRUN true\n', { platform: 'linux/amd64' });
+  assert.not.ok(same.warnings.some((x) => x.message.startsWith('InvalidBaseImagePlatform')));
+});
 
 function exported(g: BuildGraph): Extract<OpSpec, { kind: 'export' }> {
   if (g.root.op.kind !== 'export') throw new Error('root is not an export');

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { vertex } from '../builder/index.js';
-import { DEFAULT_PATH, formatPlatform, hostPlatform, normalizePlatform, type ImageConfig, type Platform } from '../image/index.js';
+import { DEFAULT_PATH, configPlatform, formatPlatform, hostPlatform, normalizePlatform, samePlatform, type ImageConfig, type Platform } from '../image/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { instructionFromNode, parseAST, type Instruction, type Stage } from '../parser/index.js';
 import { envToMap, setEnv } from './config.js';
@@ -83,6 +83,12 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
           throw e;
         }
         images.set(key, r);
+        // A single-platform base of another platform is all a registry may have: BuildKit builds on
+        // it and says so (its InvalidBaseImagePlatform check); so does tsbuild, never silently.
+        const have = r.config.architecture ? { ...configPlatform(r.config), os: r.config.os || 'linux' } : undefined;
+        if (have && !samePlatform(have, platform)) {
+          ctx.warnings.push({ message: `InvalidBaseImagePlatform: Base image ${name} was pulled with platform "${formatPlatform(have)}", expected "${formatPlatform(platform)}" for current build`, line });
+        }
       }
       return r;
     },
