@@ -157,8 +157,20 @@ function errorText(e: unknown): string {
   return String(e);
 }
 
+/**
+ * The reader of the output is gone (`tsbuild images | head -1`). A Go CLI dies of SIGPIPE there;
+ * Node throws EPIPE with a stack trace. Stop quietly instead: by default at once (141, as a process
+ * killed by SIGPIPE); a build, pull or push is cancelled as Ctrl-C cancels it (it cleans up); `run`
+ * ends its container itself (cli/run.ts).
+ */
+let onBrokenPipe = (): void => process.exit(141);
+
 export async function main(argv: string[]): Promise<number> {
   setSelfCommand([process.execPath, ...process.execArgv, process.argv[1]!]);
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    onBrokenPipe();
+  });
   if (argv[0] === '__dns') {
     try {
       return await dnsMain(await openStore(argv[1]!, undefined, { recover: false }));
@@ -193,6 +205,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const spec = COMMANDS[cmd]!;
   const ac = new AbortController();
+  if (cmd === 'run') onBrokenPipe = () => undefined;
   let signals = 0;
   let lastSignal = 0;
   const onSig = (sig: NodeJS.Signals) => {
@@ -214,6 +227,7 @@ export async function main(argv: string[]): Promise<number> {
     // Not root: the same command again inside the user's namespace (docs/rootless.md).
     if (needsUserNamespace()) return await runInUserNamespace([process.execPath, ...process.execArgv, process.argv[1]!, ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
     const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
+      onBrokenPipe = () => ac.abort();
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
       try {

@@ -143,9 +143,20 @@ export async function runCommand(p: Parsed): Promise<number> {
   const ac = new AbortController();
   const handlers = FORWARDED.map((s) => [s, () => (kill ? kill(s) : ac.abort())] as const);
   for (const [s, h] of handlers) process.on(s, h);
+  // Nothing reads the container's output any more (`tsbuild run IMG yes | head -2`): as a pipeline's
+  // writer dies of SIGPIPE, the container is ended (SIGKILL: a PID 1 ignores SIGPIPE sent to it),
+  // then removed as usual, and tsbuild exits 141.
+  let piped = false;
+  const onPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' || piped) return;
+    piped = true;
+    if (kill) kill('SIGKILL');
+    else ac.abort();
+  };
+  process.stdout.on('error', onPipe);
   let raw = false;
   try {
-    return await run(store, request, {
+    const code = await run(store, request, {
       signal: ac.signal,
       onEvent: (e) => (e.type === 'warning' ? process.stderr.write(`${e.message}\n`) : logToStderr(e)),
       beforeStart: () => {
@@ -156,8 +167,10 @@ export async function runCommand(p: Parsed): Promise<number> {
       },
       onStart: (k) => (kill = k),
     });
+    return piped ? 141 : code;
   } finally {
     if (raw) process.stdin.setRawMode(false);
     for (const [s, h] of handlers) process.off(s, h);
+    process.stdout.off('error', onPipe);
   }
 }
