@@ -153,6 +153,29 @@ export async function removeContainers(store: Store, refs: string[], o: { force?
   }
 }
 
+/**
+ * `container prune` (and `system prune`'s first part): every container that is not running, paused
+ * or restarting, created longer ago than `untilMs` when given; their writable layers are what it frees.
+ * One started meanwhile by another command stays.
+ */
+export async function pruneContainers(store: Store, o: { untilMs?: number } = {}): Promise<{ removed: string[]; bytes: number }> {
+  const old = (c: ContainerState) => o.untilMs === undefined || Date.now() - Date.parse(c.created) > o.untilMs;
+  const removed: string[] = [];
+  let bytes = 0;
+  for (const c of store.containers.list().filter((x) => !isActive(x) && old(x))) {
+    const { SizeRw } = await containerSize(store, c.id);
+    try {
+      await removeContainers(store, [c.id]);
+    } catch (e) {
+      if (e instanceof TsbuildError && (e.code === 'CONTAINER_RUNNING' || e.code === 'CONTAINER_NOT_FOUND')) continue;
+      throw e;
+    }
+    removed.push(c.id);
+    bytes += SizeRw;
+  }
+  return { removed, bytes };
+}
+
 export async function pauseContainer(store: Store, ref: string, pause: boolean): Promise<void> {
   const c = store.containers.find(ref);
   if (pause && c.status === 'paused') throw new TsbuildError('CONTAINER_PAUSED', `container ${c.id} is already paused`);

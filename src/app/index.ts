@@ -24,7 +24,7 @@ export type { PullRequest, PushRequest, ImageSummary, HistoryRow } from './image
 export { parseImageFilters, filterImages } from './imagefilter.js';
 export type { RegistryOptions } from './registry.js';
 export {
-  listContainers, removeContainers, stopContainer, killContainer, waitContainer, startContainer, restartContainer, pauseContainer, renameContainer,
+  listContainers, removeContainers, pruneContainers, stopContainer, killContainer, waitContainer, startContainer, restartContainer, pauseContainer, renameContainer,
   topContainer, containerLogs, parseLogTime, inspectContainer, containerSize, isContainer, statusText,
 } from './containers.js';
 export type { TopRow } from './containers.js';

@@ -1,4 +1,5 @@
 /** `tsbuild cache ls|prune|export-mounts|import-mounts` and `tsbuild prune`. */
+import { confirmed, DECLINED } from './ask.js';
 import { exportMounts, humanSize, importMounts, listCacheRecords, listMounts, parseMountsLocation, parseSize, prune, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
@@ -8,7 +9,7 @@ export const cacheFlags: FlagSpec[] = [
   { name: 'keep-storage', type: 'string', arg: 'SIZE', help: 'prune: keep at most this much cache (e.g. 10GB), least recently used first out' },
   { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'prune: only records not used for this long (e.g. until=24h)' },
   { name: 'all', short: 'a', type: 'bool', help: 'prune: every record' },
-  { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; prune never asks' },
+  { name: 'force', short: 'f', type: 'bool', help: 'prune: do not ask on a terminal' },
   { name: 'mounts', type: 'bool', help: 'ls: list RUN --mount=type=cache directories' },
   { name: 'output', short: 'o', type: 'string', arg: 'DIR|type=registry,ref=R', help: 'export-mounts: directory or registry ref to write the cache mounts to' },
   { name: 'input', short: 'i', type: 'string', arg: 'DIR|type=registry,ref=R', help: 'import-mounts: directory or registry ref written by export-mounts' },
@@ -51,6 +52,8 @@ export async function cacheCommand(sub: string | undefined, p: Parsed): Promise<
   if (sub === 'prune') {
     const until = untilFilter(p);
     const ks = flagStr(p, 'keep-storage');
+    const what = ks !== undefined ? `build cache beyond ${ks}, least recently used first` : until !== undefined && !flagBool(p, 'all') ? 'build cache not used for the time --filter gives' : 'all build cache';
+    if (!(await confirmed(p, `This will remove ${what}.`))) return DECLINED;
     const r = await prune(s, { all: flagBool(p, 'all'), untilMs: until, keepStorage: ks !== undefined ? parseSize(ks) : undefined });
     process.stdout.write(`Deleted ${r.records} cache records; reclaimed ${humanSize(r.bytes)}\n`);
     return 0;

@@ -29,6 +29,7 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
     ls: ['ps'], list: ['ps'], ps: ['ps'], rm: ['rm'], remove: ['rm'], run: ['run'], stats: ['stats'],
     ...Object.fromEntries(['start', 'stop', 'restart', 'kill', 'exec', 'logs', 'attach', 'wait', 'top', 'cp', 'pause', 'unpause', 'rename', 'port'].map((c) => [c, [c]])),
     inspect: ['inspect', '--type', 'container'],
+    prune: ['container-prune'],
   },
   volume: {
     create: ['volume-create'], ls: ['volume-ls'], list: ['volume-ls'], inspect: ['volume-inspect'], rm: ['volume-rm'], remove: ['volume-rm'], prune: ['volume-prune'],

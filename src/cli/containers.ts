@@ -4,10 +4,11 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   ago, attachContainer, containerLogs, copy, execContainer, execDetached, inspectContainer, killContainer, parseDetachKeys, type ExecRequest, listContainers, monitorContainer, openStore, parseLogTime, pauseContainer,
-  portLines, portsText, removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
+  portLines, portsText, pruneContainers, humanSize, removeContainers, renameContainer, restartContainer, startContainer, statusText, stopContainer, table, topContainer, waitContainer, type MonitorReport,
 } from '../app/index.js';
 import { TsbuildError, UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, helpFlag, eachObject, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { confirmed, DECLINED } from './ask.js';
+import { flagBool, flagList, flagStr, helpFlag, eachObject, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 import { formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -322,4 +323,19 @@ export async function monitorMain(args: string[]): Promise<number> {
     chan.end(JSON.stringify(r) + '\n');
   };
   return monitorContainer(store, ctr, report);
+}
+
+export const containerPruneFlags: FlagSpec[] = [
+  ...common,
+  { name: 'force', short: 'f', type: 'bool', help: 'do not ask on a terminal' },
+  { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'only containers created longer ago than this (e.g. until=24h)' },
+];
+
+/** `tsbuild container prune`: every stopped container, as Docker's. */
+export async function containerPruneCommand(p: Parsed): Promise<number> {
+  if (!(await confirmed(p, 'This will remove all stopped containers.'))) return DECLINED;
+  const r = await pruneContainers(await storeFrom(p), { untilMs: untilFilter(p) });
+  if (r.removed.length > 0) process.stdout.write(`Deleted Containers:\n${r.removed.map((id) => `${id}\n`).join('')}\n`);
+  process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
+  return 0;
 }

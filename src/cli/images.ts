@@ -2,8 +2,9 @@
 import fs from 'node:fs';
 import { formatRows } from './template.js';
 import type { Readable } from 'node:stream';
-import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, containerSize, isContainer, listContainers, listVolumes, pruneNetworks, pruneVolumes, removeContainers, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table, parseImageFilters, filterImages } from '../app/index.js';
+import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, containerSize, isContainer, pruneContainers, listVolumes, pruneNetworks, pruneVolumes, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table, parseImageFilters, filterImages } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
+import { confirmed, DECLINED } from './ask.js';
 import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
@@ -183,15 +184,18 @@ export async function saveCommand(p: Parsed, signal: AbortSignal): Promise<numbe
 export const pruneImagesFlags: FlagSpec[] = [
   ...commonFlags,
   { name: 'all', short: 'a', type: 'bool', help: 'remove every image no container uses, not only untagged ones' },
-  { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; tsbuild never asks' },
+  { name: 'force', short: 'f', type: 'bool', help: 'do not ask on a terminal' },
   { name: 'filter', type: 'list', arg: 'until=DURATION', help: 'only images stored longer ago than this (e.g. until=24h)' },
 ];
 
 /** `tsbuild image prune`: untagged images (with -a, all unused ones), then whatever nothing needs. */
 export async function imagePruneCommand(p: Parsed): Promise<number> {
-  const r = await pruneImages(await storeFrom(p), { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
-  for (const n of r.untagged) process.stdout.write(`untagged: ${n}\n`);
-  for (const id of r.deleted) process.stdout.write(`deleted: ${id}\n`);
+  const all = flagBool(p, 'all');
+  if (!(await confirmed(p, all ? 'This will remove all images without at least one container associated to them.' : 'This will remove all dangling images.'))) return DECLINED;
+  const r = await pruneImages(await storeFrom(p), { all, untilMs: untilFilter(p) });
+  if (r.untagged.length + r.deleted.length > 0) {
+    process.stdout.write(`Deleted Images:\n${r.untagged.map((n) => `untagged: ${n}\n`).join('')}${r.deleted.map((id) => `deleted: ${id}\n`).join('')}\n`);
+  }
   process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
   return 0;
 }
@@ -238,17 +242,25 @@ export async function dfCommand(p: Parsed): Promise<number> {
 
 /** `tsbuild system prune`: stopped containers, untagged images (with -a all unused) and the build cache. */
 export async function systemPruneCommand(p: Parsed): Promise<number> {
+  const all = flagBool(p, 'all');
+  const items = [
+    'all stopped containers',
+    'all networks not used by at least one container',
+    ...(flagBool(p, 'volumes') ? ['all anonymous volumes not used by at least one container'] : []),
+    all ? 'all images without at least one container associated to them' : 'all dangling images',
+    'all build cache',
+  ];
+  if (!(await confirmed(p, `This will remove:\n${items.map((i) => `  - ${i}\n`).join('')}`))) return DECLINED;
   const s = await storeFrom(p);
-  const stopped = listContainers(s, { all: true }).filter((c) => c.status === 'exited' || c.status === 'created' || c.status === 'dead').map((c) => c.id);
-  await removeContainers(s, stopped);
-  const images = await pruneImages(s, { all: flagBool(p, 'all'), untilMs: untilFilter(p) });
+  const containers = await pruneContainers(s, { untilMs: untilFilter(p) });
+  const images = await pruneImages(s, { all, untilMs: untilFilter(p) });
   const cache = await prune(s, { all: true, untilMs: untilFilter(p) });
   // Docker's order and rules: unused networks always, anonymous volumes only with --volumes.
   const networks = await pruneNetworks(s);
   const volumes = flagBool(p, 'volumes') ? pruneVolumes(s, {}) : { removed: [], bytes: 0 };
   process.stdout.write(
-    `Deleted ${stopped.length} containers, ${networks.length} networks, ${volumes.removed.length} volumes, ${images.deleted.length} images, ${cache.records} cache records\n` +
-      `Total reclaimed space: ${humanSize(images.bytes + cache.bytes + volumes.bytes)}\n`,
+    `Deleted ${containers.removed.length} containers, ${networks.length} networks, ${volumes.removed.length} volumes, ${images.deleted.length} images, ${cache.records} cache records\n` +
+      `Total reclaimed space: ${humanSize(containers.bytes + images.bytes + cache.bytes + volumes.bytes)}\n`,
   );
   return 0;
 }

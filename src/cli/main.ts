@@ -13,7 +13,7 @@ import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand
 import { cacheCommand, cacheFlags } from './cache.js';
 import {
   attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, execMain, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
-  portCommand, psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand,
+  portCommand, psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand, containerPruneCommand, containerPruneFlags,
 } from './containers.js';
 import { resolveCommand } from './commands.js';
 import { buildsCommand, buildsFlags } from './builds.js';
@@ -69,6 +69,9 @@ Usage:
   tsbuild builds [ls|show|diff A B]       past builds: steps, times, cache verdicts; what changed
   tsbuild cache ls                        list build cache records
   tsbuild prune / tsbuild cache prune     remove build cache (--keep-storage, --filter until=, --all)
+  tsbuild image prune [-a] / container prune   remove unused images / stopped containers
+  tsbuild system df [-v] / system prune [-a]   disk usage / remove what nothing uses
+  (every prune asks first on a terminal, as Docker's; -f does not ask)
 
 Docker's forms work too: image ls|inspect|rm|tag|push|pull, container ls|rm|run|stats|logs|exec|…,
 builder prune, system info. Global options before the command: --root DIR, --snapshotter NAME,
@@ -104,6 +107,7 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   save: { flags: saveFlags, synopsis: '[-o FILE] [--format docker|oci] IMAGE' },
   load: { flags: loadFlags, synopsis: '[-i FILE]' },
   'image-prune': { flags: pruneImagesFlags, synopsis: '[-a] [-f] [--filter until=DURATION]' },
+  'container-prune': { flags: containerPruneFlags, synopsis: '[-f] [--filter until=DURATION]' },
   'volume-create': { flags: volumeCreateFlags, synopsis: '[-o KEY=VALUE] [--label KEY=VALUE] [NAME]' },
   'volume-ls': { flags: volumeLsFlags, synopsis: '[-q] [--filter KEY=VALUE] [--format TEMPLATE]' },
   'volume-inspect': { flags: volumeInspectFlags, synopsis: '[-f TEMPLATE] VOLUME [VOLUME...]' },
@@ -330,6 +334,8 @@ export async function main(argv: string[]): Promise<number> {
         return await volumePruneCommand(p);
       case 'system-df':
         return await dfCommand(p);
+      case 'container-prune':
+        return await containerPruneCommand(p);
       case 'system-prune':
         return await systemPruneCommand(p);
       case 'system-migrate':

@@ -1,4 +1,5 @@
 /** `tsbuild network create|ls|inspect|rm|prune|connect|disconnect`, as Docker's. */
+import { confirmed, DECLINED } from './ask.js';
 import { connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
@@ -22,7 +23,7 @@ export const networkLsFlags: FlagSpec[] = [
 ];
 export const networkInspectFlags: FlagSpec[] = [...commonFlags, { ...formatFlag, short: 'f' }];
 export const networkRmFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'no error for a network that does not exist' }];
-export const networkPruneFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; tsbuild never asks' }];
+export const networkPruneFlags: FlagSpec[] = [...commonFlags, { name: 'force', short: 'f', type: 'bool', help: 'do not ask on a terminal' }];
 export const networkConnectFlags: FlagSpec[] = [...commonFlags, { name: 'alias', type: 'list', arg: 'NAME', help: "another name for the container on this network's DNS" }];
 
 export async function networkCreateCommand(p: Parsed): Promise<number> {
@@ -63,6 +64,7 @@ function inspectable(store: Awaited<ReturnType<typeof storeFrom>>, n: string): b
 }
 
 export async function networkPruneCommand(p: Parsed): Promise<number> {
+  if (!(await confirmed(p, 'This will remove all custom networks not used by at least one container.'))) return DECLINED;
   const gone = await pruneNetworks(await storeFrom(p));
   if (gone.length > 0) process.stdout.write(`Deleted Networks:\n${gone.map((n) => `${n}\n`).join('')}`);
   return 0;

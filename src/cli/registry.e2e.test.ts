@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliPath, cliSpawn, programUnavailable, readJSON, startFaultProxy, startRegistry, startTokenIssuer, tmpdir } from '../testutil/index.js';
-import { onTerminal, registryFixture } from './registry.fixture.js';
+import { cli, cliPath, cliSpawn, onTerminal, programUnavailable, readJSON, startFaultProxy, startRegistry, startTokenIssuer, tmpdir } from '../testutil/index.js';
+import { registryFixture } from './registry.fixture.js';
 
 const { h, it, root, ctx, env, newStore, skopeo, buildHello, storeManifest, registry } = registryFixture('reg');
 const podmanWhy = programUnavailable('podman');

@@ -4,10 +4,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliPath, e2eHarness, readJSON, registryUnavailable, removeStore, startRegistry, tmpdir, type TestRegistry } from '../testutil/index.js';
+import { cli, e2eHarness, readJSON, registryUnavailable, removeStore, startRegistry, tmpdir, type TestRegistry } from '../testutil/index.js';
 
 export function registryFixture(prefix: string) {
   const h = e2eHarness(prefix);
@@ -49,31 +49,4 @@ export function registryFixture(prefix: string) {
     return readJSON(path.join(store, 'blobs/sha256', m!.digest.slice(7)));
   };
   return { h, it, root, ctx, env, dockerConfig, newStore, skopeo, buildHello, storeManifest, registry: () => state.plain! };
-}
-
-/**
- * Runs the CLI on a real pseudo-terminal (script(1)) and types each answer once its prompt shows, as
- * a person would (typed earlier, the terminal would echo it). Returns the exit status and the
- * terminal's output.
- */
-export function onTerminal(args: string[], env: Record<string, string | undefined>, answers: [prompt: string, answer: string][]): Promise<{ status: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const c = spawn('script', ['-qec', [cliPath, ...args].join(' '), '/dev/null'], { env: { ...process.env, ...env } });
-    let out = '';
-    const typed = new Set<string>();
-    c.stdout.on('data', (d) => {
-      out += d;
-      for (const [q, a] of answers) {
-        if (out.includes(q) && !typed.has(q)) {
-          typed.add(q);
-          setTimeout(() => c.stdin.write(a), 200);
-        }
-      }
-    });
-    const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
-    c.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout: out });
-    });
-  });
 }

@@ -1,6 +1,7 @@
 /** `tsbuild pull`, `push`, `tag`, `login`, `logout`. */
 import fs from 'node:fs';
 import { listImages, login, logout, pull, pullAllTags, push, storeRoot, tag, type OpOptions } from '../app/index.js';
+import { prompt } from './ask.js';
 import { UsageError } from '../errors/index.js';
 import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
@@ -73,34 +74,6 @@ function readStdin(): string {
   } catch (e) {
     throw new UsageError(`cannot read the password from stdin: ${(e as Error).message}`);
   }
-}
-
-/** One line from the terminal; with `hidden`, typed characters are not echoed (as Docker's password prompt). */
-function prompt(question: string, hidden: boolean): Promise<string> {
-  return new Promise((resolve, reject) => {
-    process.stderr.write(question);
-    const stdin = process.stdin;
-    let line = '';
-    if (hidden) stdin.setRawMode(true);
-    stdin.resume();
-    const done = (err?: Error) => {
-      stdin.off('data', onData);
-      if (hidden) stdin.setRawMode(false);
-      stdin.pause();
-      if (hidden) process.stderr.write('\n');
-      if (err) reject(err);
-      else resolve(line);
-    };
-    const onData = (d: Buffer) => {
-      for (const ch of d.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new UsageError('login cancelled'));
-        if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1);
-        else line += ch;
-      }
-    };
-    stdin.on('data', onData);
-  });
 }
 
 export async function loginCommand(p: Parsed): Promise<number> {

@@ -1,4 +1,5 @@
 /** `tsbuild volume create|ls|inspect|rm|prune`, as Docker's. */
+import { confirmed, DECLINED } from './ask.js';
 import { createVolume, humanSize, inspectVolume, listVolumes, pruneVolumes, removeVolume, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
@@ -22,7 +23,7 @@ export const volumeRmFlags: FlagSpec[] = [...commonFlags, { name: 'force', short
 export const volumePruneFlags: FlagSpec[] = [
   ...commonFlags,
   { name: 'all', short: 'a', type: 'bool', help: 'named volumes too, not only anonymous ones' },
-  { name: 'force', short: 'f', type: 'bool', help: 'accepted for Docker compatibility; tsbuild never asks' },
+  { name: 'force', short: 'f', type: 'bool', help: 'do not ask on a terminal' },
   { name: 'filter', type: 'list', arg: 'label=…', help: 'only matching volumes' },
 ];
 
@@ -57,6 +58,7 @@ export async function volumeRmCommand(p: Parsed): Promise<number> {
 }
 
 export async function volumePruneCommand(p: Parsed): Promise<number> {
+  if (!(await confirmed(p, `This will remove ${flagBool(p, 'all') ? 'all' : 'anonymous'} local volumes not used by at least one container.`))) return DECLINED;
   const r = pruneVolumes(await storeFrom(p), { all: flagBool(p, 'all'), filters: flagList(p, 'filter') });
   if (r.removed.length > 0) process.stdout.write(`Deleted Volumes:\n${r.removed.map((n) => `${n}\n`).join('')}\n`);
   process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);

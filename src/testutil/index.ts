@@ -62,6 +62,33 @@ export function cli(args: string[], opts: { root: string; cwd?: string; input?: 
   });
 }
 
+/**
+ * Runs the CLI on a real pseudo-terminal (script(1)) and types each answer once its prompt shows, as
+ * a person would (typed earlier, the terminal would echo it). Returns the exit status and the
+ * terminal's output.
+ */
+export function onTerminal(args: string[], env: Record<string, string | undefined>, answers: [prompt: string, answer: string][]): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const c = spawn('script', ['-qec', [cliPath, ...args].join(' '), '/dev/null'], { env: { ...TEST_ENV(), ...env } });
+    let out = '';
+    const typed = new Set<string>();
+    c.stdout.on('data', (d) => {
+      out += d;
+      for (const [q, a] of answers) {
+        if (out.includes(q) && !typed.has(q)) {
+          typed.add(q);
+          setTimeout(() => c.stdin.write(a), 200);
+        }
+      }
+    });
+    const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
+    c.on('close', (status) => {
+      clearTimeout(t);
+      resolve({ status, stdout: out });
+    });
+  });
+}
+
 /** Starts the CLI and returns the child, for tests that signal it mid-way. */
 export function cliSpawn(args: string[], root: string, env: Record<string, string> = {}) {
   return spawn(cliPath, args, { env: { ...TEST_ENV(), TSBUILD_ROOT: root, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
