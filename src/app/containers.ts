@@ -15,6 +15,7 @@ import type { Store } from '../store/index.js';
 import { noCgroup } from './stats.js';
 import { checkContainerName, removeStopped, startDetached } from './run.js';
 import { inspectMounts } from './mounts.js';
+import { dockerConfig, imageConfigFields } from './dockershape.js';
 import { networkSettings, portBindings } from './network.js';
 import { usernsMode } from './userns.js';
 
@@ -335,13 +336,17 @@ export function inspectContainer(store: Store, ref: string): Record<string, unkn
       : {},
     Mounts: inspectMounts(store, cfg?.mounts),
     NetworkSettings: networkSettings(c),
-    Config: cfg
-      ? {
-          Hostname: cfg.hostname, User: cfg.user, Tty: cfg.tty ?? false, OpenStdin: cfg.interactive ?? false, Env: cfg.env, Cmd: c.command, Image: c.image,
-          WorkingDir: cfg.cwd, StopSignal: cfg.stopSignal ?? 'SIGTERM', StopTimeout: cfg.stopTimeout ?? 10,
-          ...(cfg.healthcheck ? { Healthcheck: { Test: cfg.healthcheck.test, Interval: cfg.healthcheck.interval ?? 0, Timeout: cfg.healthcheck.timeout ?? 0, StartPeriod: cfg.healthcheck.startPeriod ?? 0, Retries: cfg.healthcheck.retries ?? 0 } } : {}),
-        }
-      : {},
+    Config: dockerConfig({
+      // What the image gave (labels, volumes, ports) when it is still here, then the container's own.
+      ...imageConfigFields(store, c.imageId),
+      ...(cfg
+        ? {
+            Hostname: cfg.hostname, User: cfg.user, Tty: cfg.tty ?? false, OpenStdin: cfg.interactive ?? false, Env: cfg.env, Cmd: c.command, Image: c.image,
+            WorkingDir: cfg.cwd, StopSignal: cfg.stopSignal ?? 'SIGTERM', StopTimeout: cfg.stopTimeout ?? 10,
+            ...(cfg.healthcheck ? { Healthcheck: { Test: cfg.healthcheck.test, Interval: cfg.healthcheck.interval ?? 0, Timeout: cfg.healthcheck.timeout ?? 0, StartPeriod: cfg.healthcheck.startPeriod ?? 0, Retries: cfg.healthcheck.retries ?? 0 } } : {}),
+          }
+        : { Cmd: c.command, Image: c.image }),
+    }),
     GraphDriver: { Name: store.snapshotter.driver, Data: { Snapshot: c.snapshot } },
     Platform: os.platform(),
   };

@@ -7,6 +7,7 @@ import { logger, type OpOptions } from './events.js';
 import { pullInto, pushTo, registryClient, type RegistryOptions } from './registry.js';
 import { writeOutputs } from './outputs.js';
 import { platformFlag } from './platform.js';
+import { dockerConfig, dockerRootFS } from './dockershape.js';
 import type { Writable } from 'node:stream';
 
 export interface PullRequest extends RegistryOptions {
@@ -132,7 +133,17 @@ export function listImages(store: Store, o: { onBroken?: (name: string, e: Error
 export function inspectImage(store: Store, ref: string): Record<string, unknown> {
   const r = store.content.resolve(ref);
   const names = allNames(store, r);
-  return { Id: r.configDigest, RepoTags: names, Digest: r.manifestDigest, Created: r.config.created, Architecture: r.config.architecture, Os: r.config.os, Author: r.config.author, Config: r.config.config, RootFS: r.config.rootfs, History: r.config.history, Manifest: r.manifest, Size: r.manifest.layers.reduce((a, l) => a + l.size, 0), ...(r.index ? { Index: { digest: r.index.digest, ...store.content.readJSON<object>(r.index.digest) } } : {}) };
+  const size = r.manifest.layers.reduce((a, l) => a + l.size, 0);
+  const stored = r.manifest.annotations?.[STORED];
+  return {
+    Id: r.configDigest, RepoTags: names,
+    Parent: '', Comment: '', Created: r.config.created ?? '', DockerVersion: '', Author: r.config.author ?? '',
+    Config: dockerConfig({ ...r.config.config }), Architecture: r.config.architecture, Variant: r.config.variant ?? '', Os: r.config.os,
+    Size: size, VirtualSize: size, RootFS: dockerRootFS(r.config), Metadata: { LastTagTime: stored ?? '' },
+    // tsbuild's own, beside Docker's fields: the digest, history and manifest it stored.
+    Digest: r.manifestDigest, History: r.config.history, Manifest: r.manifest,
+    ...(r.index ? { Index: { digest: r.index.digest, ...store.content.readJSON<object>(r.index.digest) } } : {}),
+  };
 }
 
 const ID_RE = /^(sha256:)?[a-f0-9]{4,64}$/;

@@ -51,6 +51,7 @@ export { info } from './info.js';
 export type { Info } from './info.js';
 export { describeDockerfile } from './parse.js';
 export { humanSize, table, ago } from './format.js';
+export { GoNil } from './dockershape.js';
 export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
 export { portLines, portsText } from './network.js';

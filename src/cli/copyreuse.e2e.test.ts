@@ -22,8 +22,8 @@ const REFUSED = /copying in full, not on this step's last result: (.*)/;
 async function build(d: string, args: string[], env: Record<string, string> = {}): Promise<{ log: string; layers: string[] }> {
   const r = await cli(['--progress', 'plain', '-t', 'reuse', ...args, d], { root, env });
   assert.is(r.code, 0, r.stderr);
-  const info = JSON.parse((await cli(['inspect', 'reuse'], { root })).stdout) as { RootFS: { diff_ids: string[] } }[];
-  return { log: r.stderr, layers: info[0]!.RootFS.diff_ids };
+  const info = JSON.parse((await cli(['inspect', 'reuse'], { root })).stdout) as { RootFS: { Layers: string[] } }[];
+  return { log: r.stderr, layers: info[0]!.RootFS.Layers };
 }
 
 /** Builds on the cache, then without it; the same layers both ways. Returns the cached build's log. */

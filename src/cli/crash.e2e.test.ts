@@ -177,8 +177,8 @@ it(`kill -9 at random points of build, push, pull, run and prune (seed ${seed}):
     const needed = new Set<string>();
     const blobsNeeded = new Set<string>();
     for (const img of images) {
-      const [info] = JSON.parse((await cli(['inspect', img], { root: store, env })).stdout) as { Id: string; Digest: string; RootFS: { diff_ids: string[] }; Manifest: { layers: { digest: string }[] } }[];
-      for (const c of chainIDs(info!.RootFS.diff_ids)) needed.add(c);
+      const [info] = JSON.parse((await cli(['inspect', img], { root: store, env })).stdout) as { Id: string; Digest: string; RootFS: { Layers: string[] }; Manifest: { layers: { digest: string }[] } }[];
+      for (const c of chainIDs(info!.RootFS.Layers)) needed.add(c);
       for (const b of [info!.Id, info!.Digest, ...info!.Manifest.layers.map((l) => l.digest)]) blobsNeeded.add(b.slice(7));
     }
     const blobDir = path.join(store, 'blobs/sha256');

@@ -114,7 +114,7 @@ it('image prune, system df and system prune: untagged images go, -a takes unused
     assert.match(r.stdout, /^blob sha256:[a-f0-9]{64}\s+\S+\s+.*cache [a-f0-9]{12} \(/m);
     r = await cli(['image', 'prune', '-f'], { root: store });
     assert.is(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^deleted: sha256:[a-f0-9]{64}\nTotal reclaimed space: /);
+    assert.match(r.stdout, /^Deleted Images:\ndeleted: sha256:[a-f0-9]{64}\n\nTotal reclaimed space: /);
     assert.match((await cli(['images'], { root: store })).stdout, /^keep\s/m, 'tagged images stay');
     assert.is((await cli(['run', '--name', 'user', 'keep'], { root: store })).code, 0);
     r = await cli(['image', 'prune', '-a', '-f'], { root: store });
@@ -363,7 +363,7 @@ it('--format on images, ps, history and inspect (Go templates, table, json)', as
   assert.is(r.code, 0, r.stderr);
   r = await cli(['images', '--format', '{{.Nope}}'], { root });
   assert.is(r.code, 2);
-  assert.match(r.stderr, /no field "Nope" \(fields here: Repository, Tag, ID/);
+  assert.match(r.stderr, /can.t evaluate field Nope in \. \(fields here: Repository, Tag, ID/);
 });
 
 it('a read-only store: reading commands work, writing ones say the store is read-only', async () => {

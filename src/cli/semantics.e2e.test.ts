@@ -24,7 +24,7 @@ async function runIn(image: string, script: string): Promise<string> {
   assert.is(r.code, 0, r.stderr);
   return r.stdout;
 }
-interface Inspect { Id: string; Digest: string; Author?: string; Config: Record<string, unknown>; History: { created_by: string; empty_layer?: boolean }[]; RootFS: { diff_ids: string[] } }
+interface Inspect { Id: string; Digest: string; Author?: string; Config: Record<string, unknown>; History: { created_by: string; empty_layer?: boolean }[]; RootFS: { Layers: string[] } }
 async function inspect(image: string): Promise<Inspect> {
   return (JSON.parse((await cli(['inspect', image], { root })).stdout) as Inspect[])[0]!;
 }
@@ -290,8 +290,8 @@ it('COPY --link: the layer does not depend on the base, and destination symlinks
   await build(d, ['-t', 'link-one', '--target', 'one']);
   await build(d, ['-t', 'link-two', '--target', 'two']);
   const [a, b] = [await inspect('link-one'), await inspect('link-two')];
-  assert.is(a.RootFS.diff_ids.at(-1), b.RootFS.diff_ids.at(-1), 'the same --link layer on different bases');
-  assert.is.not(a.RootFS.diff_ids.at(-2), b.RootFS.diff_ids.at(-2));
+  assert.is(a.RootFS.Layers.at(-1), b.RootFS.Layers.at(-1), 'the same --link layer on different bases');
+  assert.is.not(a.RootFS.Layers.at(-2), b.RootFS.Layers.at(-2));
   assert.is(await runIn('link-one', 'cat /app/f.txt /marker; stat -c %u:%g /app/f.txt; test -L /app && echo link || echo dir; ls /real | wc -l'), 'linked\none\n7:8\ndir\n0\n');
 });
 

@@ -1,0 +1,36 @@
+/** --format through the CLI: Docker's templates on image and container inspect, and listings. */
+import * as assert from 'uvu/assert';
+import { cli, e2eHarness } from '../testutil/index.js';
+
+const { it, root, ctx, test } = e2eHarness('format');
+const tsb = (args: string[]) => cli(args, { root });
+
+it('inspect has the fields Docker templates use, zero when unset; listings take pipelines and functions', async () => {
+  const b = await tsb(['build', '-t', 'fmt-img', '--label', 'team=core', ctx('LABEL tier=web\n')]);
+  assert.is(b.code, 0, b.stderr);
+  let r = await tsb(['inspect', '-f', '{{.Config.User}}|{{.Config.Entrypoint}}|{{len .RootFS.Layers}}|{{index .Config.Labels "team"}}|{{.Config.Labels}}|{{.Config.StopSignal}}|{{json .Config.Volumes}}|{{.Os}}/{{.Architecture}}', 'fmt-img']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^\|\[\]\|[1-9]\d*\|core\|map\[team:core tier:web\]\|\|null\|linux\/\w+\n$/);
+  r = await tsb(['inspect', 'fmt-img']);
+  const [img] = JSON.parse(r.stdout) as { Config: Record<string, unknown>; RootFS: { Type: string; Layers: string[] } }[];
+  assert.is(img!.Config.Entrypoint, null, 'an unset list is null in JSON, as Docker prints it');
+  assert.is(img!.Config.User, '');
+  assert.is(img!.RootFS.Type, 'layers');
+
+  assert.is((await tsb(['run', '--name', 'fmt-c', 'fmt-img', 'true'])).code, 0);
+  try {
+    r = await tsb(['inspect', '--type', 'container', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.Config.Labels.tier}} {{if .Config.Tty}}tty{{else}}notty{{end}} {{range $i, $a := .Config.Cmd}}{{if $i}},{{end}}{{$a}}{{end}}', 'fmt-c']);
+    assert.is(r.stdout, 'exited 0 web notty true\n', r.stderr);
+    r = await tsb(['ps', '-a', '--format', '{{.Names | upper}} {{printf "%.4s" .Status}}']);
+    assert.is(r.stdout, 'FMT-C Exit\n', r.stderr);
+    r = await tsb(['images', '--format', '{{if eq .Repository "fmt-img"}}{{.Repository}}:{{.Tag}}{{end}}']);
+    assert.match(r.stdout, /^fmt-img:latest$/m);
+    r = await tsb(['inspect', '-f', '{{.Config.Nope}}', 'fmt-img']);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /can't evaluate field Nope in \.Config \(fields here: Hostname, .*User/);
+  } finally {
+    await tsb(['rm', '-f', 'fmt-c']);
+  }
+});
+
+test.run();
