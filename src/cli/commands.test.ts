@@ -4,7 +4,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tmpdir } from '../testutil/index.js';
-import { resolveCommand } from './commands.js';
+import type { FlagSpec } from './args.js';
+import { extractGlobals, resolveCommand } from './commands.js';
 
 const known = ['build', 'run', 'images', 'inspect', 'rmi', 'ps', 'rm', 'tag', 'push', 'pull', 'prune', 'info', 'stats', 'version'];
 
@@ -31,6 +32,26 @@ test('global options before the command reach it through the environment', () =>
     assert.is(process.env.TSBUILD_SNAPSHOTTER, 'native');
     assert.is(process.env.TSBUILD_DEBUG, '1');
     assert.throws(() => resolveCommand(['--root'], known), /--root needs a value/);
+  } finally {
+    process.env = saved;
+  }
+});
+
+test('global options after the command too, unless the command has the flag or they belong to a container command', () => {
+  const saved = { ...process.env };
+  const images: FlagSpec[] = [{ name: 'quiet', short: 'q', type: 'bool', help: '' }, { name: 'format', type: 'string', help: '' }];
+  const build: FlagSpec[] = [{ name: 'snapshotter', type: 'string', help: '' }, { name: 'tag', short: 't', type: 'list', help: '' }];
+  try {
+    delete process.env.TSBUILD_DEBUG;
+    assert.equal(extractGlobals(['-q', '--debug', '--format', '--debug', '--snapshotter', 'btrfs'], images), ['-q', '--format', '--debug']);
+    assert.is(process.env.TSBUILD_DEBUG, '1', '--debug as a flag');
+    assert.is(process.env.TSBUILD_SNAPSHOTTER, 'btrfs');
+    assert.equal(extractGlobals(['--snapshotter', 'native', '-t', 'x', '.'], build), ['--snapshotter', 'native', '-t', 'x', '.'], "the command's own flag stays its own");
+    assert.equal(extractGlobals(['--log-level=debug', 'img', 'sh', '--debug', '--', '-D'], images, true), ['img', 'sh', '--debug', '--', '-D'], 'after the image, words are the container command');
+    assert.is(process.env.TSBUILD_LOG_LEVEL, 'debug');
+    assert.equal(extractGlobals(['--log-level', 'info'], images), []);
+    assert.throws(() => extractGlobals(['--log-level', 'warn'], images), /--log-level warn: tsbuild has the levels debug .* and info/);
+    assert.throws(() => resolveCommand(['--log-level', 'loud', 'images'], known), /--log-level loud/);
   } finally {
     process.env = saved;
   }

@@ -7,14 +7,73 @@
 import fs from 'node:fs';
 import { suggest } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
+import type { FlagSpec } from './args.js';
 
-/** Options accepted before any command; they apply to it through the environment it reads. */
-const GLOBAL: Record<string, { env: string; value: boolean }> = {
+/**
+ * Options accepted before any command, and after it where the command has no flag of that name (as
+ * Docker's global flags); they apply through the environment the command reads.
+ */
+const GLOBAL: Record<string, { env: string; value: boolean; check?: (v: string) => void }> = {
   '--root': { env: 'TSBUILD_ROOT', value: true },
   '--snapshotter': { env: 'TSBUILD_SNAPSHOTTER', value: true },
   '--debug': { env: 'TSBUILD_DEBUG', value: false },
   '-D': { env: 'TSBUILD_DEBUG', value: false },
+  '--log-level': {
+    env: 'TSBUILD_LOG_LEVEL',
+    value: true,
+    // Docker's levels; tsbuild's output has two: errors with their cause chain (info), or with stack traces too (debug).
+    check: (v) => {
+      if (v === 'debug') process.env.TSBUILD_DEBUG = '1';
+      else if (v !== 'info') throw new UsageError(`--log-level ${v}: tsbuild has the levels debug (= --debug: stack traces with errors) and info (the default); warnings and errors are always printed`);
+    },
+  },
 };
+
+/** Applies one global option at argv[i]; returns how many words it took (0: not a global option). */
+function takeGlobal(argv: string[], i: number): number {
+  const a = argv[i]!;
+  const eq = a.indexOf('=');
+  const g = GLOBAL[eq > 0 ? a.slice(0, eq) : a];
+  if (!g) return 0;
+  if (!g.value) {
+    process.env[g.env] = '1';
+    return 1;
+  }
+  const v = eq > 0 ? a.slice(eq + 1) : argv[i + 1];
+  if (v === undefined) throw new UsageError(`${a} needs a value`);
+  g.check?.(v);
+  process.env[g.env] = v;
+  return eq > 0 ? 1 : 2;
+}
+
+/**
+ * The command's words without the global options among them (`tsbuild images --debug`), which are
+ * applied. A flag the command has itself (`build --snapshotter`) stays its own; a command whose
+ * positional words end its flags (`run IMAGE CMD…`) is scanned only up to them, so the container's
+ * own `--debug` stays the container's.
+ */
+export function extractGlobals(rest: string[], flags: FlagSpec[], stopAtPositional = false): string[] {
+  const own = new Set(flags.flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+  const takesValue = new Set(flags.filter((f) => f.type !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+  const out: string[] = [];
+  for (let i = 0; i < rest.length; ) {
+    const a = rest[i]!;
+    if (a === '--' || (stopAtPositional && !a.startsWith('-'))) {
+      out.push(...rest.slice(i));
+      break;
+    }
+    const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    const n = own.has(name) ? 0 : takeGlobal(rest, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    const w = takesValue.has(name) && !a.includes('=') ? 2 : 1;
+    out.push(...rest.slice(i, i + w));
+    i += w;
+  }
+  return out;
+}
 
 /** Docker's management commands → tsbuild's, or the reason a form is not there yet. */
 const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>> = {
@@ -60,18 +119,7 @@ function looksLikeContext(word: string): boolean {
 
 export function resolveCommand(argv: string[], known: string[]): Resolved {
   let i = 0;
-  while (i < argv.length) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const g = GLOBAL[eq > 0 ? a.slice(0, eq) : a];
-    if (!g) break;
-    if (g.value) {
-      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      process.env[g.env] = v;
-    } else process.env[g.env] = '1';
-    i++;
-  }
+  for (let n = 0; i < argv.length && (n = takeGlobal(argv, i)) > 0; ) i += n;
   const [word, ...rest] = argv.slice(i);
   if (word === undefined) return { cmd: '', rest: [] };
   const group = MANAGEMENT[word];

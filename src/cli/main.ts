@@ -15,7 +15,7 @@ import {
   attachCommand, attachFlags, cpCommand, cpFlags, execCommand, execFlags, execMain, killCommand, killFlags, logsCommand, logsFlags, monitorMain, pauseCommand, psCommand,
   portCommand, psFlags, renameCommand, restartCommand, rmCommand, rmFlags, startCommand, startFlags, stopCommand, stopFlags, topCommand, waitCommand, containerPruneCommand, containerPruneFlags,
 } from './containers.js';
-import { resolveCommand } from './commands.js';
+import { extractGlobals, resolveCommand } from './commands.js';
 import { buildsCommand, buildsFlags } from './builds.js';
 import { checkCommand, checkFlags } from './check.js';
 import {
@@ -74,8 +74,8 @@ Usage:
   (every prune asks first on a terminal, as Docker's; -f does not ask)
 
 Docker's forms work too: image ls|inspect|rm|tag|push|pull, container ls|rm|run|stats|logs|exec|…,
-builder prune, system info. Global options before the command: --root DIR, --snapshotter NAME,
---debug.
+builder prune, system info. Global options, before or after the command: --root DIR,
+--snapshotter NAME, --debug (-D), --log-level debug|info.
 
 Run "tsbuild COMMAND --help" for a command's options.
 `;
@@ -223,7 +223,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: cancelling, cleaning up (again to force)\n`);
   };
   try {
-    const p = parseArgs(rest, spec.flags, spec.stop);
+    const p = parseArgs(extractGlobals(rest, spec.flags, spec.stop), spec.flags, spec.stop);
     if (p.flags.get('help') === true) {
       process.stdout.write(usage(cmd.replace(/^(image|system|volume|network)-/, '$1 '), spec.synopsis, spec.flags));
       return 0;
