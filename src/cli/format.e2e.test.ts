@@ -25,6 +25,14 @@ it('inspect has the fields Docker templates use, zero when unset; listings take 
     assert.is(r.stdout, 'FMT-C Exit\n', r.stderr);
     r = await tsb(['images', '--format', '{{if eq .Repository "fmt-img"}}{{.Repository}}:{{.Tag}}{{end}}']);
     assert.match(r.stdout, /^fmt-img:latest$/m);
+    // `images REPO[:TAG]` lists only that repository; -a is the same list (no intermediate images).
+    assert.is((await tsb(['tag', 'fmt-img', 'fmt-other:2'])).code, 0);
+    assert.match((await tsb(['images', 'fmt-img'])).stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\nfmt-img\s+latest\s/);
+    assert.not.match((await tsb(['images', 'fmt-img'])).stdout, /fmt-other/);
+    assert.match((await tsb(['images', 'fmt-other:2'])).stdout, /^fmt-other\s+2\s/m);
+    assert.is((await tsb(['images', 'fmt-other:1'])).stdout.split('\n').filter(Boolean).length, 1, 'only the header');
+    assert.is((await tsb(['images', '-a'])).stdout, (await tsb(['images'])).stdout);
+    assert.is((await tsb(['images', 'a', 'b'])).code, 2);
     r = await tsb(['inspect', '-f', '{{.Config.Nope}}', 'fmt-img']);
     assert.is(r.code, 2);
     assert.match(r.stderr, /can't evaluate field Nope in \.Config \(fields here: Hostname, .*User/);

@@ -18,6 +18,7 @@ export const imagesFlags: FlagSpec[] = [
   { name: 'filter', short: 'f', type: 'list', arg: 'dangling=…|reference=…|label=…|before=…|since=…', help: 'only images that match (repeatable)' },
   { name: 'no-trunc', type: 'bool', help: 'full image ids' },
   { name: 'digests', type: 'bool', help: 'show the manifest digest' },
+  { name: 'all', short: 'a', type: 'bool', help: 'intermediate images too: tsbuild keeps none (its build cache holds layers, not images), so the same list' },
 ];
 export const inspectFlags: FlagSpec[] = [
   ...commonFlags, { ...formatFlag, short: 'f' }, { name: 'type', type: 'string', arg: 'image|container', help: 'only look for this kind of object' },
@@ -30,7 +31,11 @@ export async function imagesCommand(p: Parsed): Promise<number> {
   const store = await storeFrom(p);
   // A damaged image does not hide the others: it is named, with the repair, on stderr.
   const all = listImages(store, { onBroken: (name, e) => process.stderr.write(`WARNING: image ${name} cannot be read: ${e.message}\n`) });
-  const images = filterImages(store, all, filters);
+  if (p.positional.length > 1) throw new UsageError(`images takes at most one REPOSITORY[:TAG], got ${p.positional.length}: ${p.positional.join(' ')}`);
+  // `images REPO[:TAG]` narrows the listing as a reference filter does, on top of any --filter.
+  const named = p.positional[0];
+  const filtered = filterImages(store, all, filters);
+  const images = named === undefined ? filtered : filterImages(store, filtered, parseImageFilters([`reference=${named}`]));
   const id = (i: (typeof images)[number]) => (flagBool(p, 'no-trunc') ? i.id : i.id.slice(7, 19));
   const format = flagStr(p, 'format');
   if (format !== undefined) {

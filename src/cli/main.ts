@@ -210,6 +210,7 @@ export async function main(argv: string[]): Promise<number> {
   const spec = COMMANDS[cmd]!;
   const ac = new AbortController();
   if (cmd === 'run') onBrokenPipe = () => undefined;
+  let pipeBroken = false;
   let signals = 0;
   let lastSignal = 0;
   const onSig = (sig: NodeJS.Signals) => {
@@ -231,7 +232,10 @@ export async function main(argv: string[]): Promise<number> {
     // Not root: the same command again inside the user's namespace (docs/rootless.md).
     if (needsUserNamespace()) return await runInUserNamespace([process.execPath, ...process.execArgv, process.argv[1]!, ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
     const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
-      onBrokenPipe = () => ac.abort();
+      onBrokenPipe = () => {
+        pipeBroken = true;
+        ac.abort();
+      };
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
       try {
@@ -357,6 +361,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 2;
   } catch (e) {
+    // Cancelled because nothing reads the output any more (`save IMG | head`): quiet, as SIGPIPE is.
+    if (pipeBroken && (e instanceof CancelledError || ac.signal.aborted)) return 141;
     if (e instanceof CancelledError || ac.signal.aborted) {
       process.stderr.write(`ERROR: ${cmd === 'build' ? 'build' : cmd} cancelled\n`);
       return 130;

@@ -43,6 +43,10 @@ it('run into a closed pipe ends its container (which would write for ever) and r
   assert.not.match(r.stderr, /EPIPE|node:events/, r.stderr);
   assert.is((await cli(['ps', '-a', '-q'], { root })).stdout, '', 'the --rm container is gone');
   assert.equal(mountsUnder(root), [], 'no mount left');
+  // save streams to stdout: cancelled, quietly, as the reader went away.
+  const s = await withReaderGone(['save', 'pipe-bb']);
+  assert.is(s.code, 141, s.stderr);
+  assert.is(s.stderr, '');
 });
 
 test.run();
