@@ -181,9 +181,16 @@ export function untilFilter(p: Parsed): number | undefined {
   })[0];
 }
 
+/** --format as Docker reads it: `json` is `{{json .}}` (a line per object), `table` alone the usual table. */
+export function templateFormat(p: Parsed): string | undefined {
+  const f = flagStr(p, 'format');
+  if (f === 'table') return undefined;
+  return f === 'json' ? '{{json .}}' : f;
+}
+
 /** `inspect` output for a list of objects: JSON as Docker prints it, or `-f TEMPLATE` per object. */
 export function printInspect(p: Parsed, all: unknown[]): void {
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   process.stdout.write(format !== undefined ? formatRows(format, all) : `${JSON.stringify(all, null, 4)}\n`);
 }
 

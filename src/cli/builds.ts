@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { ago, buildLogs, LOG_CAP, diffBuilds, getBuild, listBuilds, pruneBuilds, removeBuild, table, writeTimeline, type BuildRecord } from '../app/index.js';
 
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagStr, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagStr, eachObject, storeFrom, type FlagSpec, type Parsed, templateFormat } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -35,7 +35,7 @@ function show(r: BuildRecord): string {
 export async function buildsCommand(p: Parsed): Promise<number> {
   const [sub = 'ls', ...args] = p.positional;
   const store = await storeFrom(p);
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   switch (sub) {
     case 'ls':
     case 'list': {

@@ -8,7 +8,7 @@ import {
 } from '../app/index.js';
 import { TsbuildError, UsageError } from '../errors/index.js';
 import { confirmed, DECLINED } from './ask.js';
-import { flagBool, flagList, flagStr, helpFlag, eachObject, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, helpFlag, eachObject, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed, templateFormat } from './args.js';
 import { formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -56,7 +56,7 @@ export async function psCommand(p: Parsed): Promise<number> {
         RunningFor: ago(c.created), Status: statusText(c, ago), State: c.status, Names: c.name, Ports: portsText(c),
       };
     });
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   if (format !== undefined) process.stdout.write(formatRows(format, list));
   else if (flagBool(p, 'quiet')) process.stdout.write(list.map((c) => `${c.ID}\n`).join(''));
   else process.stdout.write(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], ...list.map((c) => [c.ID, c.Image, c.Command, c.RunningFor, c.Status, c.Ports, c.Names])]));

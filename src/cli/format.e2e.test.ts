@@ -33,6 +33,11 @@ it('inspect has the fields Docker templates use, zero when unset; listings take 
     assert.is((await tsb(['images', 'fmt-other:1'])).stdout.split('\n').filter(Boolean).length, 1, 'only the header');
     assert.is((await tsb(['images', '-a'])).stdout, (await tsb(['images'])).stdout);
     assert.is((await tsb(['images', 'a', 'b'])).code, 2);
+    // Docker 23's shorthands: `json` is a JSON object per line, `table` alone the usual table.
+    const lines = (await tsb(['images', '--format', 'json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { Repository: string; Tag: string });
+    assert.ok(lines.some((l) => l.Repository === 'fmt-other' && l.Tag === '2'), JSON.stringify(lines));
+    assert.is((await tsb(['images', '--format', 'table'])).stdout, (await tsb(['images'])).stdout);
+    assert.is((JSON.parse((await tsb(['ps', '-a', '--format', 'json'])).stdout) as { Names: string }).Names, 'fmt-c');
     r = await tsb(['inspect', '-f', '{{.Config.Nope}}', 'fmt-img']);
     assert.is(r.code, 2);
     assert.match(r.stderr, /can't evaluate field Nope in \.Config \(fields here: Hostname, .*User/);

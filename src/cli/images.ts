@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { layerInsight, type Store, containerStats, diskUsage, diskUsageVerbose, statusText, loadImages, humanSize, ago, imageHistory, inspectContainer, containerSize, isContainer, pruneContainers, listVolumes, pruneNetworks, pruneVolumes, inspectImage, prune, pruneImages, saveImage, type HistoryRow, listImages, removeImages, table, parseImageFilters, filterImages } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { confirmed, DECLINED } from './ask.js';
-import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, helpFlag, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed, templateFormat } from './args.js';
 
 export const commonFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const rmiFlags: FlagSpec[] = [
@@ -37,7 +37,7 @@ export async function imagesCommand(p: Parsed): Promise<number> {
   const filtered = filterImages(store, all, filters);
   const images = named === undefined ? filtered : filterImages(store, filtered, parseImageFilters([`reference=${named}`]));
   const id = (i: (typeof images)[number]) => (flagBool(p, 'no-trunc') ? i.id : i.id.slice(7, 19));
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   if (format !== undefined) {
     process.stdout.write(formatRows(format, images.map((i) => {
       const at = i.name?.lastIndexOf(':') ?? -1;
@@ -71,7 +71,7 @@ export async function inspectCommand(p: Parsed): Promise<number> {
     if (type === 'container' || (type !== 'image' && isContainer(s, ref))) all.push({ ...inspectContainer(s, ref), ...(flagBool(p, 'size') ? await containerSize(s, ref) : {}) });
     else all.push(inspectImage(s, ref) as Record<string, unknown>);
   }
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   process.stdout.write(format !== undefined ? formatRows(format, all) : JSON.stringify(all, null, 2) + '\n');
   return 0;
 }
@@ -158,7 +158,7 @@ export async function historyCommand(p: Parsed): Promise<number> {
     process.stdout.write(rows.map((r) => id(r) + '\n').join(''));
     return 0;
   }
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   if (format !== undefined) {
     process.stdout.write(formatRows(format, rows.map((r) => ({ ID: id(r), CreatedAt: r.created ?? '', CreatedSince: ago(r.created), CreatedBy: r.createdBy, Size: size(r), Comment: r.comment }))));
     return 0;
@@ -235,7 +235,7 @@ export async function dfCommand(p: Parsed): Promise<number> {
   if (flagBool(p, 'verbose')) return dfVerbose(p);
   const rows = await diskUsage(await storeFrom(p));
   const pct = (a: number, b: number) => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '');
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   if (format !== undefined) {
     // Docker's field names for `system df --format`.
     process.stdout.write(formatRows(format, rows.map((r) => ({ Type: r.type, TotalCount: r.total, Active: r.active, Size: humanSize(r.size), Reclaimable: humanSize(r.reclaimable) + pct(r.reclaimable, r.size) }))));

@@ -2,7 +2,7 @@
 import { confirmed, DECLINED } from './ask.js';
 import { connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed, templateFormat } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -37,7 +37,7 @@ export async function networkCreateCommand(p: Parsed): Promise<number> {
 
 export async function networkLsCommand(p: Parsed): Promise<number> {
   const rows = await listNetworks(await storeFrom(p), flagList(p, 'filter'));
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   if (format !== undefined) process.stdout.write(formatRows(format, rows.map((r) => ({ ...r, Internal: String(r.Internal), Containers: String(r.Containers) }))));
   else if (flagBool(p, 'quiet')) process.stdout.write(rows.map((r) => `${r.Name}\n`).join(''));
   else process.stdout.write(table([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNET'], ...rows.map((r) => [r.ID || '-', r.Name, r.Driver, r.Scope, r.Subnet || '-'])]));

@@ -2,7 +2,7 @@
 import { confirmed, DECLINED } from './ask.js';
 import { createVolume, humanSize, inspectVolume, listVolumes, pruneVolumes, removeVolume, table } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { flagBool, flagList, flagStr, printInspect, eachObject, storeFrom, type FlagSpec, type Parsed, templateFormat } from './args.js';
 import { commonFlags, formatFlag } from './images.js';
 import { formatRows } from './template.js';
 
@@ -35,7 +35,7 @@ export async function volumeCreateCommand(p: Parsed): Promise<number> {
 }
 
 export async function volumeLsCommand(p: Parsed): Promise<number> {
-  const format = flagStr(p, 'format');
+  const format = templateFormat(p);
   const rows = listVolumes(await storeFrom(p), flagList(p, 'filter'), format?.includes('.Size') ?? false);
   if (format !== undefined) {
     process.stdout.write(formatRows(format, rows.map((v) => ({ Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Scope: v.Scope, Links: String(v.Links), Size: v.Size < 0 ? 'N/A' : humanSize(v.Size), Labels: Object.entries(v.Labels).map(([k, x]) => `${k}=${x}`).join(',') }))));
