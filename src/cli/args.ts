@@ -10,6 +10,11 @@ export interface FlagSpec {
   type: 'bool' | 'string' | 'list';
   help: string;
   arg?: string;
+  /**
+   * Docker has this flag and tsbuild does not (yet): using it is an error with this text, which
+   * says what to do instead, rather than "unknown flag"; `--help` does not list it.
+   */
+  unsupported?: string;
 }
 
 /** Flags every store-using command takes. */
@@ -45,9 +50,10 @@ export function parseArgs(argv: string[], specs: FlagSpec[], stopAtPositional = 
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const s = byLong.get(name);
       if (!s) {
-        const hint = suggest(name, [...byLong.keys()]);
+        const hint = suggest(name, specs.filter((x) => !x.unsupported).map((x) => x.name));
         throw new UsageError(`unknown flag: --${name}${hint ? ` (did you mean --${hint}?)` : ''}; see --help`);
       }
+      if (s.unsupported) throw new UsageError(`--${name}: ${s.unsupported}`);
       if (s.type === 'bool') {
         const v = eq < 0 ? 'true' : a.slice(eq + 1).toLowerCase();
         if (v !== 'true' && v !== 'false') throw new UsageError(`--${name} takes true or false, not "${a.slice(eq + 1)}"`);
@@ -64,6 +70,7 @@ export function parseArgs(argv: string[], specs: FlagSpec[], stopAtPositional = 
       for (let j = 0; j < letters.length; j++) {
         const s = byShort.get(letters[j]!);
         if (!s) throw new UsageError(`unknown shorthand flag: '${letters[j]}' in ${a}; see --help`);
+        if (s.unsupported) throw new UsageError(`-${s.short}: ${s.unsupported}`);
         if (s.type === 'bool') {
           set(s, true);
           continue;
@@ -98,7 +105,7 @@ export function flagList(p: Parsed, name: string): string[] {
 }
 
 export function usage(cmd: string, synopsis: string, specs: FlagSpec[]): string {
-  const lines = specs.map((s) => {
+  const lines = specs.filter((s) => !s.unsupported).map((s) => {
     const left = `${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.type === 'bool' ? '' : ` ${s.arg ?? 'value'}`}`;
     return `  ${left.padEnd(30)} ${s.help}`;
   });

@@ -46,8 +46,41 @@ export const buildFlags: FlagSpec[] = [
   { name: 'memory', short: 'm', type: 'string', arg: 'bytes', help: 'memory limit of every RUN step (also "build" in config.json)' },
   { name: 'cpus', type: 'string', arg: 'number', help: 'CPUs every RUN step may use' },
   { name: 'pids-limit', type: 'string', arg: 'int', help: 'processes every RUN step may have' },
+  // Docker's flags that hold here as they are, with nothing for tsbuild to do (CI scripts pass them).
+  { name: 'load', type: 'bool', help: "accepted (buildx's --load): the image always lands in the store" },
+  { name: 'rm', type: 'bool', help: 'accepted: tsbuild never keeps intermediate containers' },
+  { name: 'force-rm', type: 'bool', help: 'accepted: tsbuild never keeps intermediate containers' },
+  { name: 'compress', type: 'bool', help: 'accepted: the context is read where it is, never sent to a daemon' },
+  { name: 'disable-content-trust', type: 'bool', help: 'accepted (the default): tsbuild verifies digests and has no content trust' },
+  { name: 'provenance', type: 'string', arg: 'false', help: 'only false: tsbuild attaches no provenance attestation' },
+  { name: 'sbom', type: 'string', arg: 'false', help: 'only false: tsbuild attaches no SBOM attestation' },
+  { name: 'isolation', type: 'string', arg: 'default', help: 'only default (Linux namespaces)' },
+  { name: 'builder', type: 'string', arg: 'NAME', help: 'accepted with a warning: tsbuild has no builder instances and builds on this machine' },
+  // Docker's flags tsbuild does not have yet: an error that says what to do instead.
+  { name: 'attest', type: 'list', help: '', unsupported: 'attestations (SBOM, provenance) are not supported yet; leave it out: tsbuild attaches none' },
+  { name: 'build-context', type: 'list', help: '', unsupported: 'named build contexts are not supported yet; copy those files into the context, or build them in a stage and COPY --from=STAGE' },
+  { name: 'call', type: 'string', help: '', unsupported: 'not supported yet; --check runs the build checks (--call=check)' },
+  { name: 'cgroup-parent', type: 'string', help: '', unsupported: 'not supported yet; --memory, --cpus and --pids-limit limit every RUN step in a cgroup of the build\'s own' },
+  ...['cpu-quota', 'cpu-period', 'cpu-shares', 'cpuset-cpus', 'cpuset-mems'].map((name): FlagSpec => ({ name, type: 'string', help: '', unsupported: 'not supported for builds yet; --cpus N limits the CPU of every RUN step' })),
+  { name: 'memory-swap', type: 'string', help: '', unsupported: 'not supported for builds yet; --memory limits every RUN step' },
+  { name: 'security-opt', type: 'list', help: '', unsupported: 'not supported for builds; a RUN step has the default seccomp profile, and RUN --security=insecure with --allow security.insecure makes it privileged' },
+  { name: 'squash', type: 'bool', help: '', unsupported: 'not supported; a multi-stage build with COPY --from=build / / into FROM scratch gives one layer' },
+  { name: 'stream', type: 'bool', help: '', unsupported: "not applicable: the context is read where it is (it was the legacy builder's experimental context streaming)" },
   helpFlag,
 ];
+
+/** Refuses the accepted Docker flags' values that would mean something tsbuild does not do. */
+function checkCompatFlags(p: Parsed, warn: (m: string) => void): void {
+  for (const name of ['provenance', 'sbom']) {
+    const v = flagStr(p, name);
+    if (v !== undefined && !/^(false|0)$/i.test(v)) throw new UsageError(`--${name}=${v}: tsbuild does not attach ${name === 'sbom' ? 'SBOM' : 'provenance'} attestations yet; only --${name}=false is accepted (what it does anyway)`);
+  }
+  const iso = flagStr(p, 'isolation');
+  if (iso !== undefined && iso !== 'default') throw new UsageError(`--isolation ${iso}: Linux builds have only the default isolation (namespaces); ${iso} is a Windows isolation`);
+  if (p.flags.get('disable-content-trust') === false) throw new UsageError('--disable-content-trust=false: tsbuild has no content trust (Notary signatures); it checks every blob against its digest');
+  const builder = flagStr(p, 'builder');
+  if (builder !== undefined) warn(`WARNING: --builder ${builder}: tsbuild has no builder instances; building on this machine`);
+}
 
 /** `--build-arg K=V`, or a bare `K` taken from this process's environment (skipped when unset). */
 function buildArgs(values: string[]): Record<string, string> {
@@ -99,6 +132,7 @@ function parseAnnotations(values: string[]): { manifest: Record<string, string>;
 
 export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<BuildResult> {
   if (p.positional.length > 1) throw new UsageError(`build takes one context directory, got ${p.positional.length}: ${p.positional.join(' ')}`);
+  checkCompatFlags(p, (m) => process.stderr.write(`${m}\n`));
   const tags = flagList(p, 'tag');
   const annotations = parseAnnotations(flagList(p, 'annotation'));
   const quiet = flagBool(p, 'quiet');

@@ -23,4 +23,27 @@ test('docs/docker-parity.md agrees with every command\'s --help', () => {
   }
 });
 
+test('a Docker build flag tsbuild does not have says what to do instead, never "unknown flag"', () => {
+  const missing = rows.filter(([, cmd, , support]) => cmd === 'build' && support !== 'yes');
+  assert.ok(missing.length > 5);
+  for (const [, , flag] of missing) {
+    const r = spawnSync(cliPath, ['build', `${flag}=x`, '.'], { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: '/nonexistent-tsbuild-parity' } });
+    assert.is(r.status, 2, `${flag}: ${r.stderr}`);
+    assert.match(r.stderr, `ERROR: ${flag}: `, `${flag}: ${r.stderr}`);
+    assert.not.match(r.stderr, /unknown flag/);
+  }
+});
+
+test('Docker\'s accepted build flags: values that mean something tsbuild does not do are refused', () => {
+  const refuse = (args: string[], re: RegExp) => {
+    const r = spawnSync(cliPath, ['build', ...args, '.'], { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: '/nonexistent-tsbuild-parity' } });
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  };
+  refuse(['--provenance=mode=max'], /--provenance=mode=max: tsbuild does not attach provenance attestations yet; only --provenance=false/);
+  refuse(['--sbom=true'], /only --sbom=false/);
+  refuse(['--isolation', 'hyperv'], /--isolation hyperv: Linux builds have only the default isolation/);
+  refuse(['--disable-content-trust=false'], /no content trust/);
+});
+
 test.run();
