@@ -112,6 +112,12 @@ export function usage(cmd: string, synopsis: string, specs: FlagSpec[]): string 
   return `Usage: tsbuild ${cmd} ${synopsis}\n\nOptions:\n${lines.join('\n')}\n`;
 }
 
+/** Docker's `--disable-content-trust` (build, pull, push): its default, true, is what tsbuild does; false is refused. */
+export const contentTrustFlag: FlagSpec = { name: 'disable-content-trust', type: 'bool', help: 'accepted (the default): tsbuild verifies digests and has no content trust' };
+export function checkContentTrust(p: Parsed): void {
+  if (p.flags.get('disable-content-trust') === false) throw new UsageError('--disable-content-trust=false: tsbuild has no content trust (Notary signatures); it checks every blob against its digest');
+}
+
 /** The store a command names with --root (and --snapshotter, where it takes one). */
 export function storeFrom(p: Parsed): Promise<Store> {
   return openStore(storeRoot(flagStr(p, 'root')), flagStr(p, 'snapshotter') ?? process.env.TSBUILD_SNAPSHOTTER);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build, contextFromStream, currentLimits, parseAddHosts, parseMemory, parseUlimits, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
 import { DockerfileSyntaxError, UsageError } from '../errors/index.js';
-import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { checkContentTrust, contentTrustFlag, chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, PROGRESS_MODES, type ProgressMode } from './progress.js';
 import { ghData, ghProperty } from './progress-ci.js';
 
@@ -51,7 +51,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'rm', type: 'bool', help: 'accepted: tsbuild never keeps intermediate containers' },
   { name: 'force-rm', type: 'bool', help: 'accepted: tsbuild never keeps intermediate containers' },
   { name: 'compress', type: 'bool', help: 'accepted: the context is read where it is, never sent to a daemon' },
-  { name: 'disable-content-trust', type: 'bool', help: 'accepted (the default): tsbuild verifies digests and has no content trust' },
+  contentTrustFlag,
   { name: 'provenance', type: 'string', arg: 'false', help: 'only false: tsbuild attaches no provenance attestation' },
   { name: 'sbom', type: 'string', arg: 'false', help: 'only false: tsbuild attaches no SBOM attestation' },
   { name: 'isolation', type: 'string', arg: 'default', help: 'only default (Linux namespaces)' },
@@ -77,7 +77,7 @@ function checkCompatFlags(p: Parsed, warn: (m: string) => void): void {
   }
   const iso = flagStr(p, 'isolation');
   if (iso !== undefined && iso !== 'default') throw new UsageError(`--isolation ${iso}: Linux builds have only the default isolation (namespaces); ${iso} is a Windows isolation`);
-  if (p.flags.get('disable-content-trust') === false) throw new UsageError('--disable-content-trust=false: tsbuild has no content trust (Notary signatures); it checks every blob against its digest');
+  checkContentTrust(p);
   const builder = flagStr(p, 'builder');
   if (builder !== undefined) warn(`WARNING: --builder ${builder}: tsbuild has no builder instances; building on this machine`);
 }

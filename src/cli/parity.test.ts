@@ -44,6 +44,11 @@ test('Docker\'s accepted build flags: values that mean something tsbuild does no
   refuse(['--sbom=true'], /only --sbom=false/);
   refuse(['--isolation', 'hyperv'], /--isolation hyperv: Linux builds have only the default isolation/);
   refuse(['--disable-content-trust=false'], /no content trust/);
+  for (const cmd of ['pull', 'push']) {
+    const r = spawnSync(cliPath, [cmd, '--disable-content-trust=false', 'localhost:5000/x'], { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: '/nonexistent-tsbuild-parity' } });
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, /--disable-content-trust=false: tsbuild has no content trust/);
+  }
 });
 
 test.run();

@@ -3,12 +3,12 @@ import fs from 'node:fs';
 import { listImages, login, logout, pull, pullAllTags, push, storeRoot, tag, type OpOptions } from '../app/index.js';
 import { prompt } from './ask.js';
 import { UsageError } from '../errors/index.js';
-import { chunkSizeOf, compressionFlags, compressionOf, flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { checkContentTrust, contentTrustFlag, chunkSizeOf, compressionFlags, compressionOf, flagBool, flagStr, helpFlag, insecureFlag, logToStderr, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 
 export const pullFlags: FlagSpec[] = [
   { name: 'platform', type: 'string', arg: 'os/arch[/variant]', help: 'platform to pick from a multi-platform image (default: this machine)' },
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image name and digest' },
-  { name: 'all-tags', short: 'a', type: 'bool', help: 'pull every tag the registry lists for the repository NAME' },
+  { name: 'all-tags', short: 'a', type: 'bool', help: 'pull every tag the registry lists for the repository NAME' }, contentTrustFlag,
   { name: 'snapshotter', type: 'string', arg: 'overlayfs', help: 'storage driver to unpack into' },
   insecureFlag,
   rootFlag,
@@ -16,7 +16,7 @@ export const pullFlags: FlagSpec[] = [
 ];
 export const pushFlags: FlagSpec[] = [
   ...compressionFlags, { name: 'quiet', short: 'q', type: 'bool', help: 'print only the digest' },
-  { name: 'all-tags', short: 'a', type: 'bool', help: 'push every local tag of the repository NAME' }, insecureFlag, rootFlag, helpFlag,
+  { name: 'all-tags', short: 'a', type: 'bool', help: 'push every local tag of the repository NAME' }, contentTrustFlag, insecureFlag, rootFlag, helpFlag,
 ];
 export const tagFlags: FlagSpec[] = [rootFlag, helpFlag];
 export const loginFlags: FlagSpec[] = [
@@ -36,6 +36,7 @@ function progress(p: Parsed, signal: AbortSignal): OpOptions {
 
 export async function pullCommand(p: Parsed, signal: AbortSignal): Promise<number> {
   if (p.positional.length !== 1) throw new UsageError('pull takes one image reference, e.g. tsbuild pull localhost:5000/busybox:latest');
+  checkContentTrust(p);
   const store = await storeFrom(p);
   const req = { ref: p.positional[0]!, platform: flagStr(p, 'platform'), ...registryOptions(p) };
   const images = flagBool(p, 'all-tags') ? await pullAllTags(store, req, progress(p, signal)) : [await pull(store, req, progress(p, signal))];
@@ -45,6 +46,7 @@ export async function pullCommand(p: Parsed, signal: AbortSignal): Promise<numbe
 
 export async function pushCommand(p: Parsed, signal: AbortSignal): Promise<number> {
   if (p.positional.length < 1 || p.positional.length > 2) throw new UsageError('push takes an image name and optionally a destination: tsbuild push NAME[:TAG] [REGISTRY/NAME[:TAG]]');
+  checkContentTrust(p);
   const all = flagBool(p, 'all-tags');
   const name = p.positional[0]!;
   if (all && (p.positional.length > 1 || name.includes('@') || name.slice(name.lastIndexOf('/') + 1).includes(':'))) {
