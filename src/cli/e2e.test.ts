@@ -214,7 +214,7 @@ it('run: -e, -w, -u, -t (a real pty), -i, --name, ps -a and rm', async () => {
   r = await cli(['run', '--name', 'keeper', 'runner', 'sh', '-c', 'exit 4'], { root });
   assert.is(r.code, 4);
   const ps = await cli(['ps', '-a'], { root });
-  assert.match(ps.stdout, /Exited \(4\) \d+ seconds? ago +keeper/);
+  assert.match(ps.stdout, /Exited \(4\) (\d+ seconds?|Less than a second) ago +keeper/);
   const dup = await cli(['run', '--name', 'keeper', 'runner', 'true'], { root });
   assert.is(dup.code, 125);
   assert.match(dup.stderr, /name "keeper" is already in use/);
