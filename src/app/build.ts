@@ -33,6 +33,7 @@ import { checkPlatforms } from './platform.js';
 import { tagIndex } from './multiplatform.js';
 import { recordInputs } from './inputs.js';
 import { claimStep, leased } from './shared.js';
+import { parseBuildContexts } from './buildcontext.js';
 
 
 export interface BuildRequest extends RegistryOptions {
@@ -44,6 +45,8 @@ export interface BuildRequest extends RegistryOptions {
   tags?: string[];
   target?: string;
   buildArgs?: Record<string, string>;
+  /** `--build-context NAME=DIRECTORY|docker-image://IMAGE`, as given (checked here). */
+  buildContexts?: string[];
   /** Network of RUN steps (default host, as buildkitd without CNI). */
   network?: 'host' | 'none' | 'default';
   /** Steps run at once (default: CPUs). */
@@ -124,7 +127,12 @@ function checkText(text: string, file: string): string {
 }
 
 export function readIgnore(dockerfile: string, context: string): string[] {
-  for (const cand of [dockerfile + '.dockerignore', path.join(context, '.dockerignore')]) {
+  return ignoreFrom([dockerfile + '.dockerignore', path.join(context, '.dockerignore')]);
+}
+
+/** The first of these .dockerignore files that exists, parsed. */
+function ignoreFrom(candidates: string[]): string[] {
+  for (const cand of candidates) {
     let text: string;
     try {
       text = fs.readFileSync(cand, 'utf8');
@@ -199,6 +207,8 @@ function readRequest(req: BuildRequest) {
     platforms,
     context, dockerfile, network, jobs, text, names,
     buildArgs: new Map(Object.entries(req.buildArgs ?? {})),
+    // A local named context is read with its own .dockerignore, as BuildKit's.
+    namedContexts: new Map([...parseBuildContexts(req.buildContexts ?? [])].map(([k, c]) => [k, c.kind === 'local' ? { ...c, ignore: ignoreFrom([path.join(c.dir, '.dockerignore')]) } : c])),
     df,
     ignore: readIgnore(req.dockerfileText !== undefined ? path.join(context, 'Dockerfile') : dockerfile, context),
   };
@@ -348,6 +358,7 @@ async function buildOne(store: Store, req: BuildRequest, r: ReturnType<typeof re
     dockerfile: r.df,
     dockerfileName: displayName(r.dockerfile),
     buildArgs: r.buildArgs,
+    namedContexts: r.namedContexts,
     target: req.target,
     contextDir: r.context,
     ignore: r.ignore,
@@ -373,6 +384,7 @@ async function buildOne(store: Store, req: BuildRequest, r: ReturnType<typeof re
     dockerfile: r.dockerfile,
     target: req.target,
     buildArgs: Object.fromEntries(r.buildArgs),
+    ...(r.namedContexts.size ? { buildContexts: [...r.namedContexts].map(([k, c]) => `${k}=${c.kind === 'local' ? c.dir : `docker-image://${c.ref}`}`) } : {}),
     network: r.network,
     sourceDateEpoch: req.sourceDateEpoch !== undefined ? String(req.sourceDateEpoch) : undefined,
     dockerfileDigest: 'sha256:' + crypto.createHash('sha256').update(r.text).digest('hex'),

@@ -9,6 +9,8 @@ export interface BuildInputs {
   dockerfile: string;
   target?: string;
   buildArgs: Record<string, string>;
+  /** `--build-context` values, local directories absolute. */
+  buildContexts?: string[];
   network: string;
   sourceDateEpoch?: string;
   dockerfileDigest: string;

@@ -45,6 +45,7 @@ export async function verify(store: Store, ref: string, o: OpOptions = {}): Prom
       dockerfile: inputs.dockerfile,
       target: inputs.target,
       buildArgs: inputs.buildArgs,
+      buildContexts: inputs.buildContexts,
       network: inputs.network === 'none' || inputs.network === 'default' ? inputs.network : 'host',
       noCache: true,
       labels: inputs.labels,

@@ -12,6 +12,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'file', short: 'f', type: 'string', arg: 'path', help: 'the Dockerfile (default: <context>/Dockerfile)' },
   { name: 'target', type: 'string', arg: 'stage', help: 'build up to this stage' },
   { name: 'build-arg', type: 'list', arg: 'KEY[=VALUE]', help: 'set a build argument (repeatable)' },
+  { name: 'build-context', type: 'list', arg: 'NAME=DIR|docker-image://IMAGE', help: 'what FROM NAME and --from=NAME mean instead of that stage or image (repeatable)' },
   { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
   { name: 'iidfile', type: 'string', arg: 'path', help: 'write the image id to this file' },
   { name: 'timeline', type: 'string', arg: 'FILE.svg|FILE.html', help: "draw the build's steps as a Gantt chart (lanes per stage, cache verdicts, critical path)" },
@@ -58,7 +59,6 @@ export const buildFlags: FlagSpec[] = [
   { name: 'builder', type: 'string', arg: 'NAME', help: 'accepted with a warning: tsbuild has no builder instances and builds on this machine' },
   // Docker's flags tsbuild does not have yet: an error that says what to do instead.
   { name: 'attest', type: 'list', help: '', unsupported: 'attestations (SBOM, provenance) are not supported yet; leave it out: tsbuild attaches none' },
-  { name: 'build-context', type: 'list', help: '', unsupported: 'named build contexts are not supported yet; copy those files into the context, or build them in a stage and COPY --from=STAGE' },
   { name: 'call', type: 'string', help: '', unsupported: 'not supported yet; --check runs the build checks (--call=check)' },
   { name: 'cgroup-parent', type: 'string', help: '', unsupported: 'not supported yet; --memory, --cpus and --pids-limit limit every RUN step in a cgroup of the build\'s own' },
   ...['cpu-quota', 'cpu-period', 'cpu-shares', 'cpuset-cpus', 'cpuset-mems'].map((name): FlagSpec => ({ name, type: 'string', help: '', unsupported: 'not supported for builds yet; --cpus N limits the CPU of every RUN step' })),
@@ -165,6 +165,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     tags,
     target: flagStr(p, 'target'),
     buildArgs: buildArgs(flagList(p, 'build-arg')),
+    buildContexts: flagList(p, 'build-context'),
     // Checked by the app layer, which owns the message.
     network: flagStr(p, 'network') as 'host' | 'none' | 'default' | undefined,
     jobs,

@@ -16,7 +16,7 @@ it('--load, --rm, --force-rm, --compress, --disable-content-trust, --provenance=
   assert.match((await cli(['images', 'compat-flags'], { root })).stdout, /^compat-flags\s+latest\s/m, '--load: in the store');
   const help = (await cli(['build', '--help'], { root })).stdout;
   assert.match(help, /--load\s+accepted/);
-  assert.not.match(help, /--squash|--build-context/, 'flags tsbuild does not have are not in --help');
+  assert.not.match(help, /--squash|--attest/, 'flags tsbuild does not have are not in --help');
 });
 
 test.run();

@@ -6,9 +6,9 @@
  *
  * Imports parser, builder (vertices), opspec, image (config types); never ops, store or app.
  */
-export { planBuild } from './plan.js';
+export { planBuild, namedContextKey } from './plan.js';
 export { PlanError } from './types.js';
-export type { PlanOptions, BuildGraph, ResolvedBase, PlanWarning } from './types.js';
+export type { PlanOptions, BuildGraph, ResolvedBase, PlanWarning, NamedContext } from './types.js';
 export { parseDuration, signalNumber } from './config.js';
 export { runChecks, formatText, formatSarif, checkDirective } from './check.js';
 export type { CheckResult } from './check.js';

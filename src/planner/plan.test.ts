@@ -5,7 +5,7 @@ import type { Vertex } from '../builder/index.js';
 import { normalizePlatform, type ImageConfig } from '../image/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile } from '../parser/index.js';
-import { planBuild, type BuildGraph } from './index.js';
+import { planBuild, type BuildGraph, type NamedContext } from './index.js';
 
 const baseConfig = (extra: Partial<ImageConfig['config']> = {}): ImageConfig => ({
   architecture: 'amd64',
@@ -15,7 +15,7 @@ const baseConfig = (extra: Partial<ImageConfig['config']> = {}): ImageConfig => 
   history: [],
 });
 
-async function plan(text: string, opts: { target?: string; args?: Record<string, string>; images?: Record<string, ImageConfig>; platform?: string } = {}): Promise<BuildGraph> {
+async function plan(text: string, opts: { target?: string; args?: Record<string, string>; images?: Record<string, ImageConfig>; platform?: string; named?: Map<string, NamedContext>; resolved?: string[] } = {}): Promise<BuildGraph> {
   const images = opts.images ?? { base: baseConfig() };
   return planBuild({
     dockerfile: parseDockerfile(text),
@@ -26,7 +26,9 @@ async function plan(text: string, opts: { target?: string; args?: Record<string,
     names: ['out:latest'],
     network: 'host',
     ...(opts.platform ? { platform: normalizePlatform(opts.platform) } : {}),
+    ...(opts.named ? { namedContexts: opts.named } : {}),
     resolveImage: async (name) => {
+      opts.resolved?.push(name);
       const c = images[name];
       if (!c) throw Object.assign(new (await import('../errors/index.js')).NotFoundError(`image "${name}" not found`));
       return { name, manifestDigest: 'sha256:' + '0'.repeat(64), config: c };
@@ -42,6 +44,26 @@ test('a base image of another platform than the build\'s is a warning naming bot
   assert.match(w!.message, 'Base image base was pulled with platform "linux/amd64", expected "linux/s390x" for current build');
   const same = await plan('FROM base\nRUN true\n', { platform: 'linux/amd64' });
   assert.not.ok(same.warnings.some((x) => x.message.startsWith('InvalidBaseImagePlatform')));
+});
+
+test('--build-context: a local directory for COPY --from and FROM, an image for FROM, replacing a stage of that name', async () => {
+  const resolved: string[] = [];
+  const named = new Map<string, NamedContext>([['assets', { kind: 'local', dir: '/src/assets' }], ['docker.io/library/base:latest', { kind: 'image', ref: 'other' }], ['tools', { kind: 'local', dir: '/src/tools' }]]);
+  const images = { base: baseConfig(), other: baseConfig({ Cmd: ['other-cmd'] }) };
+  const g = await plan('FROM base AS assets\nRUN exit 1\nFROM base\nCOPY --from=assets /logo.png /srv/\nRUN --mount=from=Tools,target=/t /t/make\n', { named, images, resolved });
+  const ops = chain(g.root.inputs[0]!);
+  assert.equal(resolved, ['other'], 'FROM base means the image the context names; the replaced stage is not planned');
+  assert.is(exported(g).config.config.Cmd![0], 'other-cmd');
+  const copy = g.root.inputs[0]!.inputs[0]!;
+  assert.is(copy.op.kind, 'copy');
+  assert.equal(copy.inputs[1]!.op, { kind: 'context', dir: '/src/assets', ignore: [] }, 'COPY --from: the directory, without the .dockerignore');
+  assert.equal(g.root.inputs[0]!.inputs[1]!.op, { kind: 'context', dir: '/src/tools', ignore: [] }, 'RUN --mount from= (names are not case-sensitive)');
+  assert.ok(ops.length >= 3);
+  const local = await plan('FROM assets\nCMD ["x"]\n', { named });
+  const start = chain(local.root.inputs[0]!);
+  assert.is(start[0]!.kind, 'scratch');
+  assert.is(start[1]!.kind, 'copy', 'FROM a local context: its files copied onto nothing');
+  assert.equal(exported(local).config.config.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], 'an empty config');
 });
 
 function exported(g: BuildGraph): Extract<OpSpec, { kind: 'export' }> {

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
-import { vertex } from '../builder/index.js';
+import { vertex, type Vertex } from '../builder/index.js';
 import { DEFAULT_PATH, configPlatform, formatPlatform, hostPlatform, normalizePlatform, samePlatform, type ImageConfig, type Platform } from '../image/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { instructionFromNode, parseAST, type Instruction, type Stage } from '../parser/index.js';
@@ -54,10 +54,12 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
   const targetPlatform = o.platform ?? hostPlatform();
   const auto = platformArgs(targetPlatform);
   const globals = globalArgs(df, o.buildArgs, used, auto);
-  const stages = new StageResolver(df, mapOf(globals, auto), file);
+  const named = new Map([...(o.namedContexts ?? [])].map(([k, v]) => [namedContextKey(k), v] as const));
+  const stages = new StageResolver(df, mapOf(globals, auto), file, (ref) => named.has(namedContextKey(ref)));
   const target = stages.target(o.target);
   const needed = stages.needed(target);
   const images = new Map<string, ResolvedBase>();
+  const namedVertices = new Map<string, Vertex<OpSpec>>();
   const planning = new Map<number, Promise<StageResult>>();
   const stagesBuilt: string[] = [];
   const ctx: PlanContext = {
@@ -72,6 +74,18 @@ export async function planBuild(o: PlanOptions): Promise<BuildGraph> {
     target,
     context: vertex({ kind: 'context', dir: path.resolve(o.contextDir), ignore: o.ignore }, [], 'load build context'),
     stepScope: `${path.resolve(o.contextDir)}#${file}`,
+    named(name) {
+      const k = namedContextKey(name);
+      const c = named.get(k);
+      if (!c) return undefined;
+      if (c.kind === 'image') return { context: c };
+      let v = namedVertices.get(k);
+      if (!v) {
+        v = vertex({ kind: 'context', dir: path.resolve(c.dir), ignore: c.ignore ?? [] }, [], `load build context ${k}`);
+        namedVertices.set(k, v);
+      }
+      return { context: c, vertex: v };
+    },
     async resolve(name, line, platform) {
       const key = `${formatPlatform(platform)} ${name}`;
       let r = images.get(key);
@@ -139,8 +153,22 @@ function stagePlatform(ctx: PlanContext, s: Stage): Platform | undefined {
 
 /** The state a stage starts from: another stage's result, scratch, or an image. */
 async function stageStart(ctx: PlanContext, s: Stage, label: string, steps: number): Promise<Pick<StageState, 'vertex' | 'config' | 'pending' | 'platform'>> {
-  const baseName = ctx.stages.fromName(s);
+  let baseName = ctx.stages.fromName(s);
   const line = s.from.range.startLine;
+  const nc = ctx.named(baseName);
+  if (nc?.vertex) {
+    // FROM a local named context: its files are the stage's filesystem, with an empty config.
+    const p = stagePlatform(ctx, s) ?? ctx.o.platform ?? hostPlatform();
+    const empty = vertex<OpSpec>({ kind: 'scratch' }, [], `[${label} 1/${steps}] FROM ${baseName}`, { stage: label, line });
+    const files = vertex<OpSpec>(
+      { kind: 'copy', sources: ['.'], contents: [], dest: '/', fromContext: false, excludes: [], history: [], createdBy: `FROM ${baseName} (build context) # buildkit`, verb: 'COPY', parents: false, link: false },
+      [empty, nc.vertex],
+      `[${label} 1/${steps}] FROM ${baseName} (build context ${path.resolve((nc.context as { dir: string }).dir)})`,
+      { stage: label, line },
+    );
+    return { platform: p, vertex: files, config: emptyConfig(p), pending: [] };
+  }
+  if (nc?.context.kind === 'image') baseName = nc.context.ref;
   const baseStage = ctx.stages.stageRef(baseName, s.index, line);
   if (baseStage) {
     // A stage on another stage is that stage's platform, as in BuildKit.
@@ -152,8 +180,7 @@ async function stageStart(ctx: PlanContext, s: Stage, label: string, steps: numb
     return {
       platform: p,
       vertex: vertex({ kind: 'scratch' }, [], `[${label} 1/${steps}] FROM scratch`, { stage: label, line }),
-      // BuildKit's emptyImage: the default PATH and WorkingDir "/" (part of the config digest).
-      config: { architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}), config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+      config: emptyConfig(p),
       pending: [],
     };
   }
@@ -163,6 +190,19 @@ async function stageStart(ctx: PlanContext, s: Stage, label: string, steps: numb
   if (!envToMap(config.config.Env).has('PATH')) config.config.Env = setEnv(config.config.Env ?? [], 'PATH', DEFAULT_PATH);
   const v = vertex<OpSpec>({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${label} 1/${steps}] FROM ${img.name}`, { stage: label, line });
   return { vertex: v, config, pending: [], platform: p };
+}
+
+/** BuildKit's emptyImage: the default PATH and WorkingDir "/" (part of the config digest). */
+function emptyConfig(p: Platform): ImageConfig {
+  return { architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}), config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+}
+
+/**
+ * The key a name has among --build-context names: lower case, and an image reference in its short
+ * form (`docker.io/library/alpine:latest` is `alpine`), as BuildKit matches them.
+ */
+export function namedContextKey(name: string): string {
+  return name.toLowerCase().replace(/^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)\/(?:library\/)?/, '').replace(/:latest$/, '');
 }
 
 /** The base's ONBUILD triggers, parsed as if written at this stage's FROM line. */

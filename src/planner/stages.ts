@@ -10,7 +10,8 @@ import { PlanError } from './types.js';
 export class StageResolver {
   private byName = new Map<string, Stage>();
 
-  constructor(private df: Dockerfile, private globalEnv: Map<string, string>, private file: string) {
+  /** `isNamed`: a --build-context of that name, which replaces a stage of the same name. */
+  constructor(private df: Dockerfile, private globalEnv: Map<string, string>, private file: string, private isNamed: (ref: string) => boolean = () => false) {
     for (const s of df.stages) if (s.name) this.byName.set(s.name, s);
   }
 
@@ -31,6 +32,7 @@ export class StageResolver {
 
   /** The stage `ref` names, if it names one defined before stage index `before`; undefined means an image. */
   stageRef(ref: string, before: number, line: number): Stage | undefined {
+    if (this.isNamed(ref)) return undefined;
     const byName = this.byName.get(ref.toLowerCase());
     if (byName) {
       if (byName.index >= before) throw new PlanError(`stage "${ref}" is used before it is defined: a stage can only use stages above it`, line, this.file);

@@ -31,7 +31,10 @@ function step(ctx: PlanContext, st: StageState, ins: Ins<'workdir' | 'run' | 'co
 
 /** A stage (planned on first use) or an image, as a COPY --from or RUN --mount from= source. */
 async function fromSource(ctx: PlanContext, st: StageState, from: string, line: number): Promise<Vertex<OpSpec>> {
-  const dep = ctx.stages.stageRef(from, st.stage.index, line);
+  const nc = ctx.named(from);
+  if (nc?.vertex) return nc.vertex;
+  if (nc?.context.kind === 'image') from = nc.context.ref;
+  const dep = nc ? undefined : ctx.stages.stageRef(from, st.stage.index, line);
   if (dep) return (await ctx.planStage(dep)).vertex;
   const img = await ctx.resolve(from, line, st.platform);
   return vertex({ kind: 'image', name: img.name, manifestDigest: img.manifestDigest }, [], `[${st.label}] load ${img.name}`);

@@ -33,7 +33,16 @@ export interface PlanOptions {
   platform?: Platform;
   /** A base image for a platform (its stage's). */
   resolveImage: (name: string, platform: Platform) => Promise<ResolvedBase>;
+  /**
+   * `build --build-context NAME=VALUE`: what FROM NAME, COPY --from=NAME and RUN --mount from=NAME
+   * mean instead of the stage or image of that name. Keys are lower case, images in their short
+   * form without `:latest` (`alpine`, `alpine:3.19`, `localhost:5000/app`).
+   */
+  namedContexts?: Map<string, NamedContext>;
 }
+
+/** A local directory (its files, as the build context's), or an image by reference. */
+export type NamedContext = { kind: 'local'; dir: string; ignore?: string[] } | { kind: 'image'; ref: string };
 
 export interface PlanWarning {
   message: string;
@@ -86,6 +95,8 @@ export interface PlanContext {
   resolve(name: string, line: number, platform: Platform): Promise<ResolvedBase>;
   /** A stage, planned once per build (on first use). */
   planStage(s: Stage): Promise<StageResult>;
+  /** The --build-context a FROM or --from name means, if any; local ones as one vertex each. */
+  named(name: string): { context: NamedContext; vertex?: Vertex<OpSpec> } | undefined;
 }
 
 /** The stage being planned: its vertex so far, its image config, its ARGs and step counter. */
