@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -65,5 +65,104 @@ export function info(root: string): Info {
     rootless: rootlessText(),
     userNamespaces: usernsText(),
     platforms: emulationSummary(),
+  };
+}
+
+/** The fields of `docker info` that mean something here, under Docker's names, for `info --format`. */
+export interface DockerInfo {
+  Containers: number;
+  ContainersRunning: number;
+  ContainersPaused: number;
+  ContainersStopped: number;
+  Images: number;
+  Driver: string;
+  DockerRootDir: string;
+  KernelVersion: string;
+  OperatingSystem: string;
+  OSVersion: string;
+  OSType: string;
+  Architecture: string;
+  NCPU: number;
+  MemTotal: number;
+  Name: string;
+  ServerVersion: string;
+  CgroupDriver: string;
+  CgroupVersion: string;
+  MemoryLimit: boolean;
+  SwapLimit: boolean;
+  CpuCfsPeriod: boolean;
+  CpuCfsQuota: boolean;
+  CPUShares: boolean;
+  CPUSet: boolean;
+  PidsLimit: boolean;
+  OomKillDisable: boolean;
+  IPv4Forwarding: boolean;
+  Debug: boolean;
+  SecurityOptions: string[];
+  Labels: string[];
+  Warnings: string[];
+}
+
+function osRelease(): Record<string, string> {
+  const out: Record<string, string> = {};
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/os-release', 'utf8');
+  } catch {
+    return out;
+  }
+  for (const m of text.matchAll(/^([A-Z_]+)=("?)(.*)\2$/gm)) out[m[1]!] = m[3]!;
+  return out;
+}
+
+/**
+ * `docker info`'s shape, from this machine and the store's counts. Docker's daemon-only fields
+ * (swarm, plugins, registry mirrors) are left out: a template naming one fails and says which.
+ */
+export function dockerInfo(i: Info, counts: { containers: { status: string }[]; images: number }, version: string): DockerInfo {
+  const layout = detectCgroups();
+  const has = (c: string) => layout.v1.has(c) || (layout.v2?.controllers.has(c) ?? false);
+  const memoryV1 = layout.v1.get('memory');
+  const swap = memoryV1 ? fs.existsSync(`${memoryV1.mount}/memory.memsw.limit_in_bytes`) : has('memory');
+  const rel = osRelease();
+  const n = (s: string) => counts.containers.filter((c) => c.status === s).length;
+  const running = n('running') + n('restarting');
+  const warnings: string[] = [];
+  if (!has('memory')) warnings.push('WARNING: No memory limit support');
+  if (!swap) warnings.push('WARNING: No swap limit support');
+  if (!has('pids')) warnings.push('WARNING: No pids limit support');
+  return {
+    Containers: counts.containers.length,
+    ContainersRunning: running,
+    ContainersPaused: n('paused'),
+    ContainersStopped: counts.containers.length - running - n('paused'),
+    Images: counts.images,
+    Driver: i.snapshotter,
+    DockerRootDir: i.root,
+    KernelVersion: i.kernel,
+    OperatingSystem: rel['PRETTY_NAME'] ?? 'Linux',
+    OSVersion: rel['VERSION_ID'] ?? '',
+    OSType: 'linux',
+    Architecture: os.machine(),
+    NCPU: i.cpus,
+    MemTotal: os.totalmem(),
+    Name: os.hostname(),
+    ServerVersion: version,
+    CgroupDriver: layout.mode === 'none' ? 'none' : 'cgroupfs',
+    // Docker says 1 for a hybrid host, whose limits are v1's.
+    CgroupVersion: layout.mode === 'v2' ? '2' : layout.mode === 'none' ? '' : '1',
+    MemoryLimit: has('memory'),
+    SwapLimit: swap,
+    CpuCfsPeriod: has('cpu'),
+    CpuCfsQuota: has('cpu'),
+    CPUShares: has('cpu'),
+    CPUSet: has('cpuset'),
+    PidsLimit: has('pids'),
+    OomKillDisable: memoryV1 !== undefined,
+    IPv4Forwarding: fs.existsSync('/proc/sys/net/ipv4/ip_forward') && fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '1',
+    Debug: false,
+    SecurityOptions: ['name=seccomp,profile=builtin', ...(i.rootless ? ['name=rootless'] : [])],
+    Labels: [],
+    Warnings: warnings,
   };
 }

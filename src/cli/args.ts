@@ -195,6 +195,9 @@ export function untilFilter(p: Parsed): number | undefined {
 }
 
 /** --format as Docker reads it: `json` is `{{json .}}` (a line per object), `table` alone the usual table. */
+/** tsbuild's version (package.json's), as `version`, `info` and SARIF reports give it. */
+export const VERSION = '0.1.0';
+
 export function templateFormat(p: Parsed): string | undefined {
   const f = flagStr(p, 'format');
   if (f === 'table') return undefined;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkDockerfile, formatChecks, formatChecksSarif, CHECK_RULES } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagStr, helpFlag, type FlagSpec, type Parsed } from './args.js';
+import { VERSION, flagStr, helpFlag, type FlagSpec, type Parsed } from './args.js';
 
 export const checkFlags: FlagSpec[] = [
   { name: 'file', short: 'f', type: 'string', arg: 'Dockerfile', help: 'the Dockerfile (default CONTEXT/Dockerfile; - reads standard input)' },
@@ -25,7 +25,7 @@ export function checkCommand(p: Parsed): number {
   });
   const shown = path.relative(process.cwd(), file) || file;
   if (format === 'json') process.stdout.write(`${JSON.stringify({ file: shown, error: result.error, skipped: result.skipped, findings: result.findings.map((f) => ({ ...f, why: CHECK_RULES[f.rule] ?? '' })) }, null, 2)}\n`);
-  else if (format === 'sarif') process.stdout.write(formatChecksSarif(result, shown, '0.1.0'));
+  else if (format === 'sarif') process.stdout.write(formatChecksSarif(result, shown, VERSION));
   else process.stdout.write(formatChecks(result, shown));
   return result.findings.length > 0 ? 1 : 0;
 }

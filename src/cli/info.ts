@@ -1,12 +1,13 @@
 /** `tsbuild info`, `tsbuild parse`, `tsbuild verify`: small commands around the store and parser. */
 import fs from 'node:fs';
-import { describeDockerfile, info, migrateUserNamespace, storeRoot, verify } from '../app/index.js';
+import { describeDockerfile, dockerInfo, info, listContainers, listImages, migrateUserNamespace, storeRoot, verify } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
-import { flagStr, helpFlag, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { VERSION, flagStr, helpFlag, rootFlag, storeFrom, templateFormat, type FlagSpec, type Parsed } from './args.js';
+import { formatRows } from './template.js';
 import { createRenderer, type ProgressMode } from './progress.js';
 import { snapshotBlob } from './startup.js';
 
-export const infoFlags: FlagSpec[] = [rootFlag, { name: 'format', type: 'string', arg: 'text|json', help: 'output format' }, helpFlag];
+export const infoFlags: FlagSpec[] = [rootFlag, { name: 'format', short: 'f', type: 'string', arg: 'text|json|TEMPLATE', help: "output format: json, or a Go template over docker info's fields and tsbuild's ({{.Driver}}, {{.CgroupVersion}})" }, helpFlag];
 
 /** How this process started: from the CLI's startup snapshot (bin/tsbuild) or by loading the bundle. */
 function startup(): string {
@@ -14,10 +15,14 @@ function startup(): string {
   return blob ? `snapshot (${blob})` : 'bundle (bin/tsbuild starts from a snapshot when `npm run build` made one with this node binary)';
 }
 
-export function infoCommand(p: Parsed): number {
+export async function infoCommand(p: Parsed): Promise<number> {
   const i = { ...info(storeRoot(flagStr(p, 'root'))), startup: startup() };
-  if (flagStr(p, 'format') === 'json') {
-    process.stdout.write(JSON.stringify(i, null, 2) + '\n');
+  const format = flagStr(p, 'format') === 'text' ? undefined : templateFormat(p);
+  if (format !== undefined) {
+    // Docker's fields (counts from the store) and tsbuild's own, in one object.
+    const store = await storeFrom(p);
+    const all = { ...dockerInfo(i, { containers: listContainers(store, { all: true }), images: new Set(listImages(store).map((x) => x.id)).size }, VERSION), ...i };
+    process.stdout.write(format === '{{json .}}' ? JSON.stringify(all, null, 2) + '\n' : formatRows(format, [all]));
     return 0;
   }
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);

@@ -6,7 +6,7 @@
  */
 import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
 import { VertexError, dnsMain, needsUserNamespace, openStore, runInUserNamespace, setSelfCommand } from '../app/index.js';
-import { parseArgs, usage, type FlagSpec } from './args.js';
+import { VERSION, parseArgs, usage, type FlagSpec } from './args.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags, dfFlags } from './images.js';
@@ -204,7 +204,7 @@ export async function main(argv: string[]): Promise<number> {
     return cmd === '' && argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version' || cmd === 'version') {
-    process.stdout.write('tsbuild 0.1.0\n');
+    process.stdout.write(`tsbuild ${VERSION}\n`);
     return 0;
   }
   const spec = COMMANDS[cmd]!;
@@ -357,7 +357,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'doctor':
         return await doctorCommand(p);
       case 'info':
-        return infoCommand(p);
+        return await infoCommand(p);
     }
     return 2;
   } catch (e) {

@@ -80,6 +80,11 @@ test('table: a header of the field names, columns aligned', () => {
   assert.is(formatRows('table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}', rows), 'REPOSITORY   TAG      ID\napp          1        abc\ndb           latest   def\n');
 });
 
+test('a quoted "\\n" is a newline, as the CLI has already turned it into one; a bad escape is an error', () => {
+  assert.is(formatRows('{{range .Config.Env}}{{.}}{{"\\n"}}{{end}}', [{ Config: { Env: ['A=1', 'B=2'] } }]), 'A=1\nB=2\n');
+  assert.throws(() => formatRows('{{"\\q"}}', rows), /bad string literal/);
+});
+
 test('mistakes are errors that say what exists, never empty output', () => {
   assert.throws(() => formatRows('{{.Nope}}', rows), (e: unknown) => e instanceof UsageError && /can't evaluate field Nope in \. \(fields here: Repository, Tag, ID, Size, Config\)/.test(e.message));
   assert.throws(() => formatRows('{{nosuch .ID}}', rows), /unknown function "nosuch" \(known: .*index.*\)/);

@@ -112,7 +112,15 @@ function parsePipeline(s: string): Pipeline {
       m.lastIndex = i;
       const lit = m.exec(s)![0];
       i += lit.length;
-      return { t: 'lit', v: JSON.parse(lit) as string };
+      // The CLI has already turned \n and \t into the characters (as Docker's does), so a quoted
+      // "\n" arrives as a raw newline: taken as meant rather than refused.
+      let v: string;
+      try {
+        v = JSON.parse(lit.replace(/\n/g, '\\n').replace(/\t/g, '\\t')) as string;
+      } catch {
+        v = fail(`bad string literal ${lit}`);
+      }
+      return { t: 'lit', v };
     }
     if (c === '`') {
       const end = s.indexOf('`', i + 1);
