@@ -50,6 +50,11 @@ it('inspect has the fields Docker templates use, zero when unset; listings take 
     assert.is(info.KernelVersion, os.release());
     assert.is(info.root, root, "tsbuild's own fields as well");
     assert.match((await tsb(['info', '--format', 'text'])).stdout, /^Store: /);
+    // docker version's Client/Server shape; plain `version` stays one line; arguments are refused.
+    assert.is((await tsb(['version', '-f', '{{.Client.Version}} {{.Server.Version}} {{.Client.Os}}'])).stdout, '0.1.0 0.1.0 linux\n');
+    assert.is((await tsb(['version'])).stdout, 'tsbuild 0.1.0\n');
+    assert.is((JSON.parse((await tsb(['version', '--format', 'json'])).stdout) as { Server: { Version: string } }).Server.Version, '0.1.0');
+    assert.is((await tsb(['version', 'extra'])).code, 2);
     r = await tsb(['inspect', '-f', '{{.Config.Nope}}', 'fmt-img']);
     assert.is(r.code, 2);
     assert.match(r.stderr, /can't evaluate field Nope in \.Config \(fields here: Hostname, .*User/);

@@ -1,5 +1,6 @@
 /** `tsbuild info`, `tsbuild parse`, `tsbuild verify`: small commands around the store and parser. */
 import fs from 'node:fs';
+import os from 'node:os';
 import { describeDockerfile, dockerInfo, info, listContainers, listImages, migrateUserNamespace, storeRoot, verify } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { VERSION, flagStr, helpFlag, rootFlag, storeFrom, templateFormat, type FlagSpec, type Parsed } from './args.js';
@@ -34,6 +35,28 @@ export async function infoCommand(p: Parsed): Promise<number> {
   process.stdout.write(`Platforms:    ${runs.map((p) => `${p.platform}${p.via === 'native' ? '' : ' (emulated)'}`).join(', ')}\n`);
   for (const p of runs.filter((x) => x.via !== 'native')) process.stdout.write(`  ${p.platform.padEnd(14)} ${p.via}\n`);
   if (runs.length === 1) process.stdout.write('  others need qemu-user: install qemu-user-static (Debian: apt-get install qemu-user-static)\n');
+  return 0;
+}
+
+export const versionFlags: FlagSpec[] = [{ name: 'format', short: 'f', type: 'string', arg: 'json|TEMPLATE', help: "a Go template over docker version's fields ({{.Client.Version}}, {{.Server.Version}})" }, helpFlag];
+
+/** Go's names for Node's architectures, as Docker prints them. */
+const GOARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+/**
+ * `version`: one line, or Docker's Client/Server shape for a template. tsbuild has no daemon: the
+ * "server" is this same program, so a script that checks `{{.Server.Version}}` finds it working.
+ */
+export function versionCommand(p: Parsed): number {
+  if (p.positional.length > 0) throw new UsageError(`version takes no arguments, got ${p.positional.join(' ')}`);
+  const format = templateFormat(p);
+  if (format === undefined) {
+    process.stdout.write(`tsbuild ${VERSION}\n`);
+    return 0;
+  }
+  const side = { Version: VERSION, Os: 'linux', Arch: GOARCH[process.arch] ?? process.arch, NodeVersion: process.version };
+  const v = { Client: { Platform: { Name: 'tsbuild' }, ...side }, Server: { Platform: { Name: 'tsbuild (daemonless: this program)' }, ...side, KernelVersion: os.release(), Components: [{ Name: 'tsbuild', Version: VERSION }] } };
+  process.stdout.write(formatRows(format, [v]));
   return 0;
 }
 

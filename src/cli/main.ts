@@ -23,7 +23,7 @@ import {
   networkLsFlags, networkPruneCommand, networkPruneFlags, networkRmCommand, networkRmFlags,
 } from './networks.js';
 import { volumeCreateCommand, volumeCreateFlags, volumeInspectCommand, volumeInspectFlags, volumeLsCommand, volumeLsFlags, volumePruneCommand, volumePruneFlags, volumeRmCommand, volumeRmFlags } from './volumes.js';
-import { infoCommand, infoFlags, migrateCommand, migrateFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
+import { infoCommand, infoFlags, versionCommand, versionFlags, migrateCommand, migrateFlags, parseCommand, parseFlags, verifyCommand, verifyFlags } from './info.js';
 import { doctorCommand, doctorFlags } from './doctor.js';
 import { pullCommand, pullFlags, pushCommand, pushFlags, tagCommand, tagFlags, loginCommand, loginFlags, logoutCommand, logoutFlags } from './registry.js';
 
@@ -65,6 +65,7 @@ Usage:
   tsbuild verify IMAGE                    rebuild from recorded inputs; does the digest match?
   tsbuild doctor [--repair] [--quick]     check the store (records, blobs, images, snapshots); repair it
   tsbuild info                            store, snapshotter and what this machine supports
+  tsbuild version [-f TEMPLATE]           tsbuild's version ({{.Client.Version}}, {{.Server.Version}} as Docker's)
   tsbuild system migrate                  rootless: end the user namespace (after /etc/subuid changed)
   tsbuild builds [ls|show|diff A B]       past builds: steps, times, cache verdicts; what changed
   tsbuild cache ls                        list build cache records
@@ -129,7 +130,8 @@ const COMMANDS: Record<string, { flags: FlagSpec[]; synopsis: string; stop?: boo
   cache: { flags: cacheFlags, synopsis: 'ls [--mounts] | prune [--keep-storage SIZE] [--filter until=DURATION] [--all] | export-mounts --output DIR | import-mounts --input DIR' },
   verify: { flags: verifyFlags, synopsis: 'IMAGE' },
   doctor: { flags: doctorFlags, synopsis: '[--repair] [--quick] [--format json]' },
-  info: { flags: infoFlags, synopsis: '[--format json]' },
+  info: { flags: infoFlags, synopsis: '[--format json|text|TEMPLATE]' },
+  version: { flags: versionFlags, synopsis: '[--format TEMPLATE]' },
   pull: { flags: pullFlags, synopsis: '[OPTIONS] NAME[:TAG|@DIGEST]' },
   push: { flags: pushFlags, synopsis: '[OPTIONS] NAME[:TAG] [DESTINATION]' },
   tag: { flags: tagFlags, synopsis: 'SOURCE TARGET[:TAG]' },
@@ -194,7 +196,7 @@ export async function main(argv: string[]): Promise<number> {
   let cmd: string;
   let rest: string[];
   try {
-    ({ cmd, rest } = resolveCommand(argv, [...Object.keys(COMMANDS), 'version', 'help']));
+    ({ cmd, rest } = resolveCommand(argv, [...Object.keys(COMMANDS), 'help']));
   } catch (e) {
     process.stderr.write(`ERROR: ${errorText(e)}\n`);
     return 2;
@@ -203,7 +205,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return cmd === '' && argv.length === 0 ? 2 : 0;
   }
-  if (argv[0] === '--version' || cmd === 'version') {
+  if (argv[0] === '--version' || argv[0] === '-v') {
     process.stdout.write(`tsbuild ${VERSION}\n`);
     return 0;
   }
@@ -358,6 +360,8 @@ export async function main(argv: string[]): Promise<number> {
         return await doctorCommand(p);
       case 'info':
         return await infoCommand(p);
+      case 'version':
+        return versionCommand(p);
     }
     return 2;
   } catch (e) {
