@@ -21,6 +21,10 @@ test('management forms map to tsbuild commands', () => {
   assert.equal(resolveCommand(['container', 'inspect', 'web'], known), { cmd: 'inspect', rest: ['--type', 'container', 'web'] });
   assert.equal(resolveCommand(['container', 'port', 'web'], known), { cmd: 'port', rest: ['web'] });
   assert.throws(() => resolveCommand(['image'], known), /image needs a subcommand: ls, list, inspect/);
+  assert.throws(() => resolveCommand(['buildx', 'ls'], known), /tsbuild has no builder instances: every build runs on this machine, in the store at --root \(tsbuild info shows it\)/);
+  assert.throws(() => resolveCommand(['buildx', 'create', '--use'], known), /leave this step out of the script/);
+  assert.throws(() => resolveCommand(['buildx', 'bake'], known), /run tsbuild build for each target/);
+  assert.equal(resolveCommand(['builder', 'du'], known), { cmd: 'cache', rest: ['ls'] });
   assert.throws(() => resolveCommand(['system', 'nope'], known), /system needs a subcommand: info, df, prune, migrate \(got "nope"\)/);
 });
 

@@ -75,6 +75,19 @@ export function extractGlobals(rest: string[], flags: FlagSpec[], stopAtPosition
   return out;
 }
 
+/** buildx's builder instances: tsbuild has none, so each of these says what holds instead. */
+const NO_BUILDERS = Object.fromEntries(
+  ['ls', 'create', 'use', 'inspect', 'rm', 'stop', 'bake'].map((c) => [
+    c,
+    {
+      missing:
+        c === 'bake'
+          ? 'bake is not supported: run tsbuild build for each target (a Dockerfile stage is --target STAGE)'
+          : `tsbuild has no builder instances: every build runs on this machine, in the store at --root (${c === 'ls' || c === 'inspect' ? 'tsbuild info shows it' : 'leave this step out of the script'})`,
+    },
+  ]),
+);
+
 /** Docker's management commands → tsbuild's, or the reason a form is not there yet. */
 const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>> = {
   image: {
@@ -97,8 +110,8 @@ const MANAGEMENT: Record<string, Record<string, string[] | { missing: string }>>
     create: ['network-create'], ls: ['network-ls'], list: ['network-ls'], inspect: ['network-inspect'], rm: ['network-rm'], remove: ['network-rm'], prune: ['network-prune'],
     connect: ['network-connect'], disconnect: ['network-disconnect'],
   },
-  builder: { prune: ['prune'], build: ['build'] },
-  buildx: { build: ['build'], prune: ['prune'], history: ['builds'] },
+  builder: { prune: ['prune'], build: ['build'], du: ['cache', 'ls'], ...NO_BUILDERS },
+  buildx: { build: ['build'], prune: ['prune'], history: ['builds'], du: ['cache', 'ls'], ...NO_BUILDERS },
   system: {
     info: ['info'],
     df: ['system-df'],
