@@ -15,7 +15,7 @@ import type { Store } from '../store/index.js';
 import { noCgroup } from './stats.js';
 import { checkContainerName, removeStopped, startDetached } from './run.js';
 import { inspectMounts } from './mounts.js';
-import { dockerConfig, imageConfigFields } from './dockershape.js';
+import { dockerConfig, imageConfigFields, nilPointer } from './dockershape.js';
 import { networkSettings, portBindings } from './network.js';
 import { usernsMode } from './userns.js';
 
@@ -319,7 +319,7 @@ export function inspectContainer(store: Store, ref: string): Record<string, unkn
       Error: c.error ?? '',
       StartedAt: c.startedAt ?? '0001-01-01T00:00:00Z',
       FinishedAt: c.finishedAt ?? '0001-01-01T00:00:00Z',
-      ...(c.health ? { Health: { Status: c.health.status, FailingStreak: c.health.failingStreak, Log: c.health.log.map((l) => ({ Start: l.start, End: l.end, ExitCode: l.exitCode, Output: l.output })) } } : {}),
+      Health: c.health ? { Status: c.health.status, FailingStreak: c.health.failingStreak, Log: c.health.log.map((l) => ({ Start: l.start, End: l.end, ExitCode: l.exitCode, Output: l.output })) } : nilPointer,
     },
     Image: c.imageId,
     Name: `/${c.name}`,

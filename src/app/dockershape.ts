@@ -12,11 +12,14 @@ import type { Store } from '../store/index.js';
  * template prints it as Go prints a nil slice (`[]`) or map (`map[]`), and finds it empty.
  */
 export class GoNil {
-  constructor(readonly kind: 'slice' | 'map') {}
-  toJSON(): null {
-    return null;
+  constructor(readonly kind: 'slice' | 'map' | 'pointer') {}
+  /** A nil slice or map is `null` in Docker's JSON; a nil pointer field is left out (omitempty). */
+  toJSON(): null | undefined {
+    return this.kind === 'pointer' ? undefined : null;
   }
 }
+/** A nil pointer field of Docker's structs (State.Health without a healthcheck): `<nil>` in a template. */
+export const nilPointer = new GoNil('pointer');
 const nilSlice = new GoNil('slice');
 const nilMap = new GoNil('map');
 

@@ -136,7 +136,8 @@ export function inspectImage(store: Store, ref: string): Record<string, unknown>
   const size = r.manifest.layers.reduce((a, l) => a + l.size, 0);
   const stored = r.manifest.annotations?.[STORED];
   return {
-    Id: r.configDigest, RepoTags: names,
+    // Each repository's name at the stored manifest's digest, as Docker's containerd image store lists them.
+    Id: r.configDigest, RepoTags: names, RepoDigests: [...new Set(names.map((n) => `${n.replace(/@.*$/, '').replace(/:[^:/]+$/, '')}@${r.index?.digest ?? r.manifestDigest}`))],
     Parent: '', Comment: '', Created: r.config.created ?? '', DockerVersion: '', Author: r.config.author ?? '',
     Config: dockerConfig({ ...r.config.config }), Architecture: r.config.architecture, Variant: r.config.variant ?? '', Os: r.config.os,
     Size: size, VirtualSize: size, RootFS: dockerRootFS(r.config), Metadata: { LastTagTime: stored ?? '' },

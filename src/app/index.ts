@@ -51,7 +51,7 @@ export { info, dockerInfo } from './info.js';
 export type { Info, DockerInfo } from './info.js';
 export { describeDockerfile } from './parse.js';
 export { humanSize, table, ago } from './format.js';
-export { GoNil } from './dockershape.js';
+export { GoNil, nilPointer } from './dockershape.js';
 export { parseLimits, parseUlimits, parseSecurity, parseMemory, parseAddHosts } from './limits.js';
 export { currentLimits } from '../runtime/index.js';
 export { portLines, portsText } from './network.js';

@@ -17,11 +17,17 @@ it('inspect has the fields Docker templates use, zero when unset; listings take 
   assert.is(img!.Config.Entrypoint, null, 'an unset list is null in JSON, as Docker prints it');
   assert.is(img!.Config.User, '');
   assert.is(img!.RootFS.Type, 'layers');
+  // RepoDigests: each repository at the stored manifest's digest (what `docker pull repo@digest` takes).
+  r = await tsb(['inspect', '-f', '{{json .RepoDigests}}', 'fmt-img']);
+  assert.match(r.stdout, /^\["fmt-img@sha256:[0-9a-f]{64}"\]\n$/, r.stderr);
 
   assert.is((await tsb(['run', '--name', 'fmt-c', 'fmt-img', 'true'])).code, 0);
   try {
     r = await tsb(['inspect', '--type', 'container', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.Config.Labels.tier}} {{if .Config.Tty}}tty{{else}}notty{{end}} {{range $i, $a := .Config.Cmd}}{{if $i}},{{end}}{{$a}}{{end}}', 'fmt-c']);
     assert.is(r.stdout, 'exited 0 web notty true\n', r.stderr);
+    // No healthcheck: State.Health is Go's nil pointer, so scripts' `{{if .State.Health}}` guard works.
+    r = await tsb(['inspect', '-f', '{{.State.Health}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}', 'fmt-c']);
+    assert.is(r.stdout, '<nil> none\n', r.stderr);
     r = await tsb(['ps', '-a', '--format', '{{.Names | upper}} {{printf "%.4s" .Status}}']);
     assert.is(r.stdout, 'FMT-C Exit\n', r.stderr);
     r = await tsb(['images', '--format', '{{if eq .Repository "fmt-img"}}{{.Repository}}:{{.Tag}}{{end}}']);

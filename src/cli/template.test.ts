@@ -1,7 +1,7 @@
 /** --format: Go's text/template as Docker users write it; expected outputs are what Go (docker 20.10's CLI) prints. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GoNil } from '../app/index.js';
+import { GoNil, nilPointer } from '../app/index.js';
 import { UsageError } from '../errors/index.js';
 import { formatRows } from './template.js';
 
@@ -96,6 +96,10 @@ test('mistakes are errors that say what exists, never empty output', () => {
   assert.throws(() => formatRows('{{.ID.More}}', rows), /can't evaluate field More in \.ID, which is the string abc/);
   assert.throws(() => formatRows('{{.ID "x"}}', rows), /only a function takes arguments/);
   assert.throws(() => formatRows('{{.A.B}}', [{ A: null }]), /nil value evaluating \.A\.B/);
+  // A nil pointer of Docker's structs (State.Health without a healthcheck): <nil>, false, an error past it, absent from JSON.
+  const st = [{ State: { Health: nilPointer } }];
+  assert.is(formatRows('{{.State.Health}}|{{if .State.Health}}y{{else}}n{{end}}|{{json .State}}', st), '<nil>|n|{}\n');
+  assert.throws(() => formatRows('{{.State.Health.Status}}', st), /nil pointer evaluating \.State\.Health\.Status \(test it first: \{\{if \.State\.Health\}\}/);
 });
 
 test.run();

@@ -25,7 +25,7 @@ export const structLike = (v: Record<string, Value>) => {
 export function show(v: Value): string {
   if (v === undefined) return '<no value>';
   if (v === null) return '<nil>';
-  if (v instanceof GoNil) return v.kind === 'slice' ? '[]' : 'map[]';
+  if (v instanceof GoNil) return v.kind === 'slice' ? '[]' : v.kind === 'map' ? 'map[]' : '<nil>';
   if (Array.isArray(v)) return `[${v.map(show).join(' ')}]`;
   if (isObject(v)) {
     if (structLike(v)) return `{${Object.values(v).map(show).join(' ')}}`;
@@ -50,6 +50,7 @@ export function field(v: Value, path: string[], from: string): Value {
       else if (structLike(cur)) fail(`can't evaluate field ${name} in ${at || '.'} (fields here: ${Object.keys(cur).join(', ')})`);
       else cur = undefined;
     } else if (cur instanceof GoNil && cur.kind === 'map') cur = undefined;
+    else if (cur instanceof GoNil && cur.kind === 'pointer') fail(`nil pointer evaluating ${at || '.'}.${name} (test it first: {{if ${at || '.'}}}…{{end}})`);
     else if (cur === undefined || cur === null) fail(`nil value evaluating ${at || '.'}.${name}`);
     else fail(`can't evaluate field ${name} in ${at || '.'}, which is ${Array.isArray(cur) ? 'a list' : `the ${typeof cur} ${show(cur)}`}`);
     at += `.${name}`;
