@@ -107,6 +107,23 @@ test('truncated-archive: an entry shorter than its header says is an error', asy
   await rejects(run(b, {}).then(() => run(b.subarray(0, 1024))), /truncated|invalid tar/);
 });
 
+test('a large file (written on the thread pool, one write in flight) arrives byte for byte from small pieces; truncated, it is an error', async () => {
+  // 9 MiB + 3 bytes in 16 KiB pieces, as gunzip hands them over: batches, a last partial batch, odd sizes.
+  const body = Buffer.alloc((9 << 20) + 3);
+  for (let i = 0; i + 4 <= body.length; i += 4096) body.writeUInt32BE(i, i);
+  const b = archive([{ name: 'big', body }, { name: 'after', body: 'ok' }]);
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < b.length; i += 16 << 10) pieces.push(b.subarray(i, i + (16 << 10)));
+  await extractTar(Readable.from(pieces), dirs.root);
+  assert.ok(fs.readFileSync(path.join(dirs.root, 'big')).equals(body));
+  assert.is(fs.readFileSync(path.join(dirs.root, 'after'), 'utf8'), 'ok');
+  fs.rmSync(path.join(dirs.root, 'big'));
+  fs.rmSync(path.join(dirs.root, 'after'));
+  const fds = fs.readdirSync('/proc/self/fd').length;
+  await rejects(extractTar(Readable.from([b.subarray(0, 512 + (5 << 20))]), dirs.root), /truncated/);
+  assert.is(fs.readdirSync('/proc/self/fd').length, fds, 'no descriptor left open by a failed large write');
+});
+
 test('layer mode: whiteouts delete and opaque markers clear lower content', async () => {
   fs.mkdirSync(path.join(dirs.root, 'dir/sub'), { recursive: true });
   fs.writeFileSync(path.join(dirs.root, 'dir/old'), 'o');

@@ -43,7 +43,8 @@ export function openDecompressed(source: string | Readable, c: Compression): Rea
   const file = typeof source === 'string' ? source : 'the blob';
   if (c === 'none') return raw;
   if (c === 'gzip') {
-    const out = zlib.createGunzip();
+    // 256 KiB output chunks: zlib's 16 KiB default costs a callback, a hash update and a write per 16 KiB.
+    const out = zlib.createGunzip({ chunkSize: 256 << 10 });
     raw.on('error', (e: Error) => out.destroy(e));
     return raw.pipe(out);
   }
@@ -122,6 +123,52 @@ const B = (p: string): Buffer => Buffer.from(p, 'latin1');
 const show = (p: string): string => B(p).toString('utf8');
 
 const MAX_ENTRY = 2 ** 40;
+
+/** Files from this size on are written by writeOverlapped; smaller ones in place (one syscall each, no thread hop). */
+const LARGE_FILE = 4 << 20;
+const WRITE_BATCH = 1 << 20;
+const writeAt = (fd: number, b: Buffer, pos: number) =>
+  new Promise<number>((resolve, reject) => fs.write(fd, b, 0, b.length, pos, (e, n) => (e ? reject(e) : resolve(n))));
+
+/**
+ * A large file's bytes written on the thread pool in 1 MiB writes, one in flight while the next is
+ * decompressed and hashed. Written in place (16 KiB per gunzip chunk, on the main thread), a 512 MiB
+ * layer took 33,000 blocking writes that stalled the download, inflation and hashing behind the
+ * disk: 1.9 s of a 6.5 s pull's profile.
+ */
+async function writeOverlapped(fd: number, body: AsyncIterable<Buffer>): Promise<number> {
+  let pos = 0;
+  let batch: Buffer[] = [];
+  let have = 0;
+  let inFlight: Promise<void> | undefined;
+  const flush = async () => {
+    const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, have);
+    batch = [];
+    have = 0;
+    if (inFlight) await inFlight;
+    const at = pos;
+    pos += data.length;
+    inFlight = (async () => {
+      for (let off = 0; off < data.length; ) off += await writeAt(fd, data.subarray(off), at + off);
+    })();
+    // Seen when awaited (next flush or the end); until then it must not count as unhandled.
+    inFlight.catch(() => undefined);
+  };
+  try {
+    for await (const chunk of body) {
+      batch.push(chunk);
+      have += chunk.length;
+      if (have >= WRITE_BATCH) await flush();
+    }
+    if (have > 0) await flush();
+  } catch (e) {
+    // The caller closes the descriptor: never under a write still in flight.
+    await inFlight?.catch(() => undefined);
+    throw e;
+  }
+  await inFlight;
+  return pos;
+}
 
 function cleanName(name: string): string {
   const n = path.posix.normalize('/' + name.replace(/^\.\/+/, '')).slice(1);
@@ -278,9 +325,12 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           const fd = fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
           let written = 0;
           try {
-            for await (const chunk of body) {
-              fs.writeSync(fd, chunk);
-              written += chunk.length;
+            if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, body);
+            else {
+              for await (const chunk of body) {
+                fs.writeSync(fd, chunk);
+                written += chunk.length;
+              }
             }
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).

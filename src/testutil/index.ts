@@ -176,7 +176,7 @@ import { test as uvuTest } from 'uvu';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from '../image/index.js';
 
 /** A tar archive of `entries` (regular files unless `type` says otherwise), for extraction fixtures. */
-export function tarOf(entries: (Partial<TarHeader> & { name: string; body?: string })[], opts: { truncate?: number } = {}): Buffer {
+export function tarOf(entries: (Partial<TarHeader> & { name: string; body?: string | Buffer })[], opts: { truncate?: number } = {}): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     const body = e.body ?? '';
