@@ -162,6 +162,23 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
     throw e;
   });
   let size = have;
+  // Network pieces (about 64-128 KiB) are written in 1 MiB batches, one write in flight while the
+  // next batch arrives; the follower (unpacking as the blob downloads) hears of bytes once written.
+  let batch: Buffer[] = [];
+  let batched = 0;
+  let inFlight: Promise<void> | undefined;
+  const flush = async () => {
+    const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    batch = [];
+    batched = 0;
+    await inFlight;
+    const upTo = size;
+    inFlight = (async () => {
+      for (let off = 0; off < data.length; ) off += (await fh.write(data, off)).bytesWritten;
+      o.follow?.progress(desc.digest, upTo);
+    })();
+    inFlight.catch(() => undefined);
+  };
   try {
     for await (const c of watched(body, o.idleMs ?? 60_000)) {
       size += c.length;
@@ -170,11 +187,17 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
         throw new RegistryError('SIZE_MISMATCH', `blob ${desc.digest} from ${client.domain}/${repo} is larger than the ${desc.size} bytes its descriptor says; nothing was stored`);
       }
       h.update(c);
-      await fh.write(c);
-      o.follow?.progress(desc.digest, size);
+      batch.push(c);
+      batched += c.length;
+      if (batched >= 1 << 20) await flush();
     }
+    if (batched > 0) await flush();
+    await inFlight;
   } catch (e) {
     o.signal?.removeEventListener('abort', onAbort);
+    // What arrived before the failure is kept for a resume: it was hashed, so it must be on disk.
+    const written = await (inFlight ?? Promise.resolve()).then(() => true, () => false);
+    if (written && batched > 0 && !(e instanceof RegistryError && e.code === 'SIZE_MISMATCH')) await fh.write(Buffer.concat(batch, batched)).catch(() => undefined);
     await fh.close();
     if (e instanceof RegistryError && e.code === 'SIZE_MISMATCH') fs.rmSync(partial, { force: true });
     // On a full disk the partial holds the space the user has to free: it goes (the pull restarts).
