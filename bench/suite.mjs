@@ -3,7 +3,7 @@
 // file changed, changed again) timed for tsbuild and, interleaved in the same rounds, for every peer that works here:
 // BuildKit (when a Docker daemon answers), Buildah; push and pull of the 512 MiB layer against skopeo
 // (when docker-registry and skopeo are installed; each on a registry of its own, started here on
-// 127.0.0.1). Medians, min-max and ratios, printed and written to bench/results/<date>.md with the
+// 127.0.0.1), and the pull against containerd and podman, which unpack it as tsbuild does. Medians, min-max and ratios, printed and written to bench/results/<date>.md with the
 // machine's description. Asserts nothing; run as root.
 //   ROUNDS=5 npm run bench            (default 3 rounds)
 //   BENCH_ONLY=multistage,files20k    (a subset of the workloads)
@@ -142,6 +142,50 @@ function startRegistry(dir) {
   }
   return { host: `127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
 }
+/**
+ * Pull peers that unpack, as tsbuild does: containerd (BuildKit's content store and overlayfs
+ * snapshotter; a daemon of its own per pull, started here, so nothing is shared between rounds) and
+ * podman (containers/storage). skopeo only writes the blobs into a directory.
+ */
+const haveContainerd = spawnSync('containerd', ['--version']).status === 0 && spawnSync('ctr', ['--version']).status === 0;
+const havePodman = spawnSync('podman', ['--version']).status === 0;
+const sleep = (s) => spawnSync('sleep', [String(s)]);
+function containerdPull(dir, ref) {
+  fs.mkdirSync(dir, { recursive: true });
+  const sock = path.join(dir, 'sock');
+  const config = path.join(dir, 'config.toml');
+  fs.writeFileSync(config, `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${dir}/ttrpc.sock"\n[debug]\n  address = ""\n[metrics]\n  address = ""\n`);
+  const child = spawn('containerd', ['--config', config], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100 && spawnSync('ctr', ['-a', sock, 'version'], { stdio: 'ignore' }).status !== 0; i++) sleep(0.05);
+    return sh('ctr', ['-a', sock, 'images', 'pull', '-q', '--plain-http', ref]);
+  } finally {
+    child.kill('SIGTERM');
+    // This loop blocks Node's event loop, so the child is never reaped here: it has exited once a zombie.
+    const gone = () => {
+      try {
+        return / Z /.test(fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\)/, ' '));
+      } catch {
+        return true;
+      }
+    };
+    for (let i = 0; i < 200 && !gone(); i++) sleep(0.05);
+    const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(dir)).reverse();
+    for (const m of left) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+function podmanPull(dir, ref) {
+  const root = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'overlay'];
+  try {
+    return sh('podman', [...root, 'pull', '-q', '--tls-verify=false', ref]);
+  } finally {
+    spawnSync('podman', [...root, 'rmi', '-a', '-f'], { stdio: 'ignore' });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+const PULL = 'pull of it (unpacked; skopeo: into a directory)';
+
 function registryRound(round) {
   if (!haveRegistry) return;
   const tsb = (root, args) => sh(path.join(here, 'bin/tsbuild'), [...args], { env: { ...process.env, TSBUILD_ROOT: root } });
@@ -154,7 +198,16 @@ function registryRound(round) {
       else console.log(`${tool} push failed: ${push.err.slice(-300)}`);
       const into = path.join(work, `pulled-${tool}-${round}`);
       const pull = tool === 'tsbuild' ? tsb(into, ['pull', '-q', ref]) : sh('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${into}:x`]);
-      if (pull.ok) add('pull of it (tsbuild also unpacks; skopeo to a directory)', tool, pull.ms);
+      if (pull.ok) add(PULL, tool, pull.ms);
+      if (tool === 'tsbuild') {
+        // The same registry and image, right after tsbuild's pull, each into a store of its own.
+        for (const [peer, pullWith] of [['containerd', haveContainerd && containerdPull], ['podman', havePodman && podmanPull]]) {
+          if (!pullWith) continue;
+          const r = pullWith(path.join(work, `pulled-${peer}-${round}`), ref);
+          if (r.ok) add(PULL, peer, r.ms);
+          else console.log(`${peer} pull failed: ${r.err.slice(-300)}`);
+        }
+      }
       if (tool === 'tsbuild') spawnSync(path.join(here, 'bin/tsbuild'), ['system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: into }, stdio: 'ignore' });
       fs.rmSync(into, { recursive: true, force: true });
     } finally {
@@ -229,7 +282,7 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
-const peers = [...tools.slice(1).map((t) => t.name), ...([...samples.keys()].some((k) => k.endsWith('\u0000skopeo')) ? ['skopeo'] : [])];
+const peers = [...tools.slice(1).map((t) => t.name), ...['skopeo', 'containerd', 'podman'].filter((p) => [...samples.keys()].some((k) => k.endsWith(`\u0000${p}`)))];
 const keys = [...new Set([...samples.keys()].map((k) => k.split('\u0000')[0]))];
 const lines = [
   `| workload: phase | tsbuild | ${peers.map((p) => `${p} | tsbuild / ${p}`).join(' | ')} |`,
