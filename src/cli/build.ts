@@ -3,9 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build, contextFromStream, currentLimits, parseAddHosts, parseMemory, parseUlimits, parseCacheSpecs, parseLimits, parseOutputs, parseSecrets, type BuildResult, type ExplainStep } from '../app/index.js';
 import { DockerfileSyntaxError, UsageError } from '../errors/index.js';
-import { checkContentTrust, contentTrustFlag, chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
+import { checkContentTrust, contentTrustFlag, chunkSizeOf, compressionFlags, compressionOf, flagBool, flagList, flagStr, helpFlag, insecureFlag, limitFlags, limitValues, registryOptions, rootFlag, storeFrom, type FlagSpec, type Parsed } from './args.js';
 import { createRenderer, PROGRESS_MODES, type ProgressMode } from './progress.js';
 import { ghData, ghProperty } from './progress-ci.js';
+
+/** docker build's cgroup flags besides --memory, --cpus and --pids-limit; each limits every RUN step, as in `run`. */
+const BUILD_CGROUP_FLAGS = ['memory-swap', 'cpu-shares', 'cpu-quota', 'cpu-period', 'cpuset-cpus', 'cpuset-mems'];
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', type: 'list', arg: 'name[:tag]', help: 'name the image (repeatable)' },
@@ -47,6 +50,8 @@ export const buildFlags: FlagSpec[] = [
   { name: 'memory', short: 'm', type: 'string', arg: 'bytes', help: 'memory limit of every RUN step (also "build" in config.json)' },
   { name: 'cpus', type: 'string', arg: 'number', help: 'CPUs every RUN step may use' },
   { name: 'pids-limit', type: 'string', arg: 'int', help: 'processes every RUN step may have' },
+  // The legacy builder's other cgroup flags, as `run` has them, for every RUN step.
+  ...limitFlags.filter((f) => BUILD_CGROUP_FLAGS.includes(f.name)).map((f): FlagSpec => ({ ...f, help: `${f.help}, for every RUN step` })),
   // Docker's flags that hold here as they are, with nothing for tsbuild to do (CI scripts pass them).
   { name: 'load', type: 'bool', help: "accepted (buildx's --load): the image always lands in the store" },
   { name: 'rm', type: 'bool', help: 'accepted: tsbuild never keeps intermediate containers' },
@@ -61,8 +66,6 @@ export const buildFlags: FlagSpec[] = [
   { name: 'attest', type: 'list', help: '', unsupported: 'attestations (SBOM, provenance) are not supported yet; leave it out: tsbuild attaches none' },
   { name: 'call', type: 'string', help: '', unsupported: 'not supported yet; --check runs the build checks (--call=check)' },
   { name: 'cgroup-parent', type: 'string', help: '', unsupported: 'not supported yet; --memory, --cpus and --pids-limit limit every RUN step in a cgroup of the build\'s own' },
-  ...['cpu-quota', 'cpu-period', 'cpu-shares', 'cpuset-cpus', 'cpuset-mems'].map((name): FlagSpec => ({ name, type: 'string', help: '', unsupported: 'not supported for builds yet; --cpus N limits the CPU of every RUN step' })),
-  { name: 'memory-swap', type: 'string', help: '', unsupported: 'not supported for builds yet; --memory limits every RUN step' },
   { name: 'security-opt', type: 'list', help: '', unsupported: 'not supported for builds; a RUN step has the default seccomp profile, and RUN --security=insecure with --allow security.insecure makes it privileged' },
   { name: 'squash', type: 'bool', help: '', unsupported: 'not supported; a multi-stage build with COPY --from=build / / into FROM scratch gives one layer' },
   { name: 'stream', type: 'bool', help: '', unsupported: "not applicable: the context is read where it is (it was the legacy builder's experimental context streaming)" },
@@ -189,7 +192,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
       ...(flagStr(p, 'max-layer-size') !== undefined ? { maxLayer: parseMemory(flagStr(p, 'max-layer-size')!, '--max-layer-size') } : {}),
       ...(flagStr(p, 'max-image-size') !== undefined ? { maxImage: parseMemory(flagStr(p, 'max-image-size')!, '--max-image-size') } : {}),
     },
-    limits: ['memory', 'cpus', 'pids-limit'].some((f) => p.flags.has(f)) ? parseLimits({ memory: flagStr(p, 'memory'), cpus: flagStr(p, 'cpus'), pidsLimit: flagStr(p, 'pids-limit') }) : undefined,
+    limits: ['memory', 'cpus', 'pids-limit', ...BUILD_CGROUP_FLAGS].some((f) => p.flags.has(f)) ? parseLimits(limitValues(p)) : undefined,
     ...registryOptions(p),
   };
   const store = await storeFrom(p).catch((e: unknown) => {

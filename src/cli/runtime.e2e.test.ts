@@ -139,6 +139,45 @@ it('build: the same defaults in RUN steps; --memory and --pids-limit limit every
   assert.is(r.code, 0, r.stderr);
 });
 
+it('build: --cpuset-cpus, --cpu-shares, --cpu-quota/--cpu-period and --memory-swap limit every RUN step (read from the step\'s cgroup while it runs)', async () => {
+  const d = ctx('FROM base AS c\nRUN grep Cpus_allowed_list /proc/self/status; echo "step-$((1+1))"; sleep 3\n');
+  const c = cliSpawn(['--progress', 'plain', '--no-cache', '--target', 'c', '--cpuset-cpus', '0', '--cpu-shares', '512', '--cpu-quota', '50000', '--cpu-period', '100000', '--memory', '64m', '--memory-swap', '128m', d], root);
+  const seen: Record<string, string> = {};
+  const read = () => {
+    for (const dir of tsbuildDirs()) {
+      for (const b of fs.readdirSync(dir).filter((n) => n.startsWith(`build-${c.pid}-`))) {
+        for (const step of fs.readdirSync(path.join(dir, b)).filter((n) => n.startsWith('run-'))) {
+          for (const f of ['cpu.cfs_quota_us', 'cpu.cfs_period_us', 'cpu.shares', 'cpuset.cpus', 'memory.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'cpu.max', 'memory.max', 'memory.swap.max']) {
+            const file = path.join(dir, b, step, f);
+            if (fs.existsSync(file)) seen[f] = fs.readFileSync(file, 'utf8').trim();
+          }
+        }
+      }
+    }
+  };
+  let stderr = '';
+  c.stdout.resume();
+  c.stderr.on('data', (x: Buffer) => {
+    stderr += x.toString();
+    // "step-2" is printed by the step (its command line says step-$((1+1))): the step's cgroup exists now.
+    if (/\bstep-2\b/.test(stderr) && Object.keys(seen).length === 0) read();
+  });
+  const code = await new Promise<number>((resolve) => c.on('close', (x) => resolve(x ?? 128)));
+  assert.is(code, 0, stderr);
+  assert.match(stderr, /Cpus_allowed_list:\s+0\n/);
+  if (seen['cpu.max'] !== undefined) {
+    assert.is(seen['cpu.max'], '50000 100000');
+    assert.is(seen['memory.max'], String(64 << 20));
+  } else {
+    assert.equal([seen['cpu.cfs_quota_us'], seen['cpu.cfs_period_us'], seen['cpu.shares'], seen['cpuset.cpus'], seen['memory.limit_in_bytes']], ['50000', '100000', '512', '0', String(64 << 20)], JSON.stringify(seen));
+    if (seen['memory.memsw.limit_in_bytes'] !== undefined) assert.is(seen['memory.memsw.limit_in_bytes'], String(128 << 20));
+  }
+  // Checked before anything starts, as for run.
+  const bad = await cli(['--cpu-shares', 'lots', '--target', 'c', d], { root });
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--cpu-shares lots/);
+});
+
 it('run: cpuset, shares, swap and reservation are applied; a limit the host cannot apply is a clear error; info says what the host has', async () => {
   let r = await run(['--cpuset-cpus', '0', '--cpu-shares', '512', '--memory', '64m', '--memory-swap', '128m', '--memory-reservation', '32m', 'rt', 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status; nproc']);
   assert.is(r.code, 0, r.stderr);
