@@ -1,10 +1,11 @@
 /**
- * Round trips with a real Docker Engine, when one answers on this machine (none is installed for the
- * tests: the benchmark peers start one). `save` → `docker load` keeps the image id and runs;
- * `docker save` of an image Docker built on top → `tsbuild load` keeps its id and runs. Nothing is
- * pulled; the images this test gives Docker are removed at the end.
+ * Round trips with a real Docker Engine. `save` → `docker load` keeps the image id and runs;
+ * `docker save` of an image Docker built on top → `tsbuild load` keeps its id and runs. When no
+ * daemon answers and `dockerd` is installed (Debian's docker.io), the test starts a private one of
+ * its own: its own data and exec roots, socket and config, no bridge and no iptables rules, stopped
+ * and removed at the end. Nothing is pulled.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,13 +15,49 @@ import { cli, e2eHarness } from '../testutil/index.js';
 const { itUnless, root, ctx, test } = e2eHarness('dock');
 // Debian's docker.io CLI, else whatever `docker` is on PATH.
 const DOCKER = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
-const docker = (args: string[], input?: string) => spawnSync(DOCKER, args, { encoding: 'utf8', input, timeout: 120_000, env: { ...process.env, DOCKER_BUILDKIT: '0' } });
-const info = spawnSync(DOCKER, ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 10_000 });
-const why = info.status === 0 ? undefined : 'no Docker Engine answers here (apt-get install docker.io and start dockerd to run it)';
-const tag = `tsb-interop-${process.pid}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-dock-'));
-test.after(() => {
-  if (!why) docker(['rmi', '-f', `${tag}-a:latest`, `${tag}-b:latest`]);
+let env: NodeJS.ProcessEnv = { ...process.env, DOCKER_BUILDKIT: '0' };
+const docker = (args: string[], input?: string) => spawnSync(DOCKER, args, { encoding: 'utf8', input, timeout: 120_000, env });
+const answers = () => spawnSync(DOCKER, ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 10_000, env }).status === 0;
+
+let daemon: ChildProcess | undefined;
+const dd = path.join(tmp, 'd');
+if (!answers() && spawnSync('dockerd', ['--version']).status === 0) {
+  fs.mkdirSync(dd);
+  fs.writeFileSync(path.join(dd, 'daemon.json'), '{}');
+  env = { ...env, DOCKER_HOST: `unix://${dd}/sock` };
+  daemon = spawn('dockerd', ['--config-file', `${dd}/daemon.json`, '--data-root', `${dd}/data`, '--exec-root', `${dd}/exec`, '--pidfile', `${dd}/pid`,
+    '-H', `unix://${dd}/sock`, '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false', '--log-level', 'error'], { stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'dockerd.log'), 'w')] });
+  // Registration below needs to know now whether a daemon answers: wait here (up to 30 s).
+  // (The event loop is blocked here, so its exit shows as a zombie, not as exitCode.)
+  const alive = () => / [^Z] /.test(fs.existsSync(`/proc/${daemon!.pid}/stat`) ? fs.readFileSync(`/proc/${daemon!.pid}/stat`, 'utf8').replace(/^.*\)/, '') : ' Z ');
+  for (let i = 0; i < 150 && !answers() && alive(); i++) spawnSync('sleep', ['0.2']);
+}
+const why = answers() ? undefined : `no Docker Engine answers here and none could be started (install docker.io to run it${daemon ? `; dockerd said: ${fs.readFileSync(path.join(tmp, 'dockerd.log'), 'utf8').trim().split('\n').pop()}` : ''})`;
+const tag = `tsb-interop-${process.pid}`;
+
+/** The private daemon, the containerd it started, and whatever they left mounted, go. */
+async function stopDaemon(d: ChildProcess): Promise<void> {
+  const exited = new Promise<void>((resolve) => (d.exitCode !== null || d.signalCode !== null ? resolve() : d.once('exit', () => resolve())));
+  let containerdPid = 0;
+  try {
+    containerdPid = Number(fs.readFileSync(path.join(dd, 'exec/containerd/containerd.pid'), 'utf8'));
+  } catch {
+    // it never started one
+  }
+  d.kill('SIGTERM');
+  const timer = setTimeout(() => d.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+  // dockerd stops the containerd it started when it stops cleanly; after a SIGKILL it is left.
+  if (containerdPid > 0 && fs.existsSync(`/proc/${containerdPid}`) && fs.readFileSync(`/proc/${containerdPid}/cmdline`, 'utf8').includes(dd)) process.kill(containerdPid, 'SIGKILL');
+  const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dd)).reverse();
+  for (const m of left) spawnSync('umount', ['-l', m]);
+}
+
+test.after(async () => {
+  if (daemon) await stopDaemon(daemon).catch((e: unknown) => console.error(`stopping the test's dockerd: ${String(e)}`));
+  else if (!why) docker(['rmi', '-f', `${tag}-a:latest`, `${tag}-b:latest`]);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
