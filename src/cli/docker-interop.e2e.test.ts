@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
 import { cli, e2eHarness } from '../testutil/index.js';
+import { detectCgroups } from '../runtime/index.js';
 
 const { itUnless, root, ctx, test } = e2eHarness('dock');
 // Debian's docker.io CLI, else whatever `docker` is on PATH.
@@ -21,13 +22,16 @@ const docker = (args: string[], input?: string) => spawnSync(DOCKER, args, { enc
 const answers = () => spawnSync(DOCKER, ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 10_000, env }).status === 0;
 
 let daemon: ChildProcess | undefined;
+// Docker never removes its containers' parent cgroup (/docker by default): a name of this test's own
+// that it removes from every hierarchy at the end.
+const CGROUP_PARENT = `tsb-dock-${process.pid}`;
 const dd = path.join(tmp, 'd');
 if (!answers() && spawnSync('dockerd', ['--version']).status === 0) {
   fs.mkdirSync(dd);
   fs.writeFileSync(path.join(dd, 'daemon.json'), '{}');
   env = { ...env, DOCKER_HOST: `unix://${dd}/sock` };
   daemon = spawn('dockerd', ['--config-file', `${dd}/daemon.json`, '--data-root', `${dd}/data`, '--exec-root', `${dd}/exec`, '--pidfile', `${dd}/pid`,
-    '-H', `unix://${dd}/sock`, '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false', '--log-level', 'error'], { stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'dockerd.log'), 'w')] });
+    '-H', `unix://${dd}/sock`, '--exec-opt', 'native.cgroupdriver=cgroupfs', '--cgroup-parent', CGROUP_PARENT, '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false', '--log-level', 'error'], { stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'dockerd.log'), 'w')] });
   // Registration below needs to know now whether a daemon answers: wait here (up to 30 s).
   // (The event loop is blocked here, so its exit shows as a zombie, not as exitCode.)
   const alive = () => / [^Z] /.test(fs.existsSync(`/proc/${daemon!.pid}/stat`) ? fs.readFileSync(`/proc/${daemon!.pid}/stat`, 'utf8').replace(/^.*\)/, '') : ' Z ');
@@ -53,6 +57,17 @@ async function stopDaemon(d: ChildProcess): Promise<void> {
   if (containerdPid > 0 && fs.existsSync(`/proc/${containerdPid}`) && fs.readFileSync(`/proc/${containerdPid}/cmdline`, 'utf8').includes(dd)) process.kill(containerdPid, 'SIGKILL');
   const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dd)).reverse();
   for (const m of left) spawnSync('umount', ['-l', m]);
+  // A relative parent is made below the cgroup dockerd runs in (this test's own), in each hierarchy.
+  const l = detectCgroups();
+  const own = [...[...l.v1.values()].map((h) => path.join(h.mount, h.self)), ...(l.v2 ? [path.join(l.v2.mount, l.v2.self)] : [])];
+  for (const dir of new Set(own)) removeCgroupTree(path.join(dir, CGROUP_PARENT));
+}
+
+/** A cgroup directory and the ones below it, deepest first (a cgroup is removed with rmdir). */
+function removeCgroupTree(dir: string): void {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  fs.rmdirSync(dir);
 }
 
 test.after(async () => {
