@@ -226,7 +226,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   const sourceDateEpoch = req.sourceDateEpoch ?? 0;
   // Every RUN step gets a cgroup under this build's own, which goes when the build ends.
   const cgroupParent = `build-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  const limits = req.limits ?? configLimits(readStoreConfig(store.root).build);
+  const limits = req.limits ?? configLimits(readStoreConfig(store.root).build, store.root);
   if (isRootless() && !delegatedToUser() && limits && Object.keys(limits).length > 0) emit({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
   const ops = createOps(
@@ -278,9 +278,20 @@ async function present(store: Store, r: OpResult): Promise<boolean> {
   return r.layers.every((l) => store.content.has(l.descriptor.digest));
 }
 
-function configLimits(c: StoreConfig['build']): CgroupLimits {
-  const s = (v: string | number | undefined) => (v === undefined ? undefined : String(v));
-  return parseLimits({ memory: s(c?.memory), cpus: s(c?.cpus), pidsLimit: s(c?.pidsLimit ?? c?.['pids-limit']) });
+function configLimits(c: StoreConfig['build'], root: string): CgroupLimits {
+  const get = (kebab: string) => {
+    const v = c?.[kebab] ?? c?.[kebab.replace(/-(\w)/g, (_, x: string) => x.toUpperCase())];
+    return v === undefined ? undefined : String(v);
+  };
+  try {
+    return parseLimits({
+      memory: get('memory'), memorySwap: get('memory-swap'), cpus: get('cpus'), cpuShares: get('cpu-shares'), cpuQuota: get('cpu-quota'),
+      cpuPeriod: get('cpu-period'), cpusetCpus: get('cpuset-cpus'), cpusetMems: get('cpuset-mems'), pidsLimit: get('pids-limit'),
+    });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    throw new UsageError(`${path.join(root, 'config.json')}, "build": ${e.message} (the keys are run's flag names)`);
+  }
 }
 
 export async function build(store: Store, req: BuildRequest, outer: OpOptions = {}): Promise<BuildResult> {

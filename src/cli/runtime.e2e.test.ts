@@ -197,9 +197,18 @@ it('build: limits from the store\'s config.json apply to every RUN step', async 
   try {
     fs.writeFileSync(`${other}/config.json`, JSON.stringify({ build: { memory: '32m', 'pids-limit': 200, cpus: 1 } }));
     const hog = ctx('FROM base AS h\nRUN x=a; while true; do x="$x$x"; done\n');
-    const r = await cli(['--progress', 'plain', '--target', 'h', hog], { root: other });
+    let r = await cli(['--progress', 'plain', '--target', 'h', hog], { root: other });
     assert.is(r.code, 1);
     assert.match(r.stderr, /out of memory \(limit 32 MiB\)/);
+    // Every limit flag of build, by run's flag name (kebab-case or camelCase); a bad value names the file.
+    fs.writeFileSync(`${other}/config.json`, JSON.stringify({ build: { 'cpuset-cpus': '0', cpuShares: 512, memory: '64m', 'memory-swap': '128m' } }));
+    r = await cli(['--progress', 'plain', '--no-cache', '--target', 'c', ctx('FROM base AS c\nRUN grep Cpus_allowed_list /proc/self/status\n')], { root: other });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Cpus_allowed_list:\s+0\n/);
+    fs.writeFileSync(`${other}/config.json`, JSON.stringify({ build: { 'cpu-shares': 'lots' } }));
+    r = await cli(['--target', 'c', ctx('FROM base AS c\nRUN true\n')], { root: other });
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /config\.json, "build": --cpu-shares lots/);
   } finally {
     removeStore(other);
   }

@@ -46,7 +46,8 @@ export interface StoreConfig {
   pull?: string;
   gc?: { keepStorage?: string };
   /** Limits for every RUN step of every build (the build flags override them). */
-  build?: { memory?: string | number; cpus?: string | number; pidsLimit?: string | number; 'pids-limit'?: string | number };
+  /** Limits of every RUN step when the build gives none: `run`'s flag names, kebab-case or camelCase (`pids-limit`, `pidsLimit`). */
+  build?: Record<string, string | number>;
 }
 
 /** `<store>/config.json`; missing or unreadable means defaults. */
