@@ -17,10 +17,10 @@ import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { autoGc, openLease, readStoreConfig, type Lease, type Store, type StoreConfig } from '../store/index.js';
+import { autoGc, openLease, readStoreConfig, type Lease, type Store } from '../store/index.js';
 import { cgroups, delegatedToUser, isRootless, type CgroupLimits, type Rlimit } from '../runtime/index.js';
 import { ROOTLESS_NO_LIMITS } from './rootless.js';
-import { parseLimits } from './limits.js';
+import { storeConfigLimits } from './limits.js';
 import { logger, type OpOptions } from './events.js';
 import { writeOutputs, type OutputSpec } from './outputs.js';
 import { pullPolicy, resolveOrPull, type RegistryOptions } from './registry.js';
@@ -226,7 +226,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   const sourceDateEpoch = req.sourceDateEpoch ?? 0;
   // Every RUN step gets a cgroup under this build's own, which goes when the build ends.
   const cgroupParent = `build-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  const limits = req.limits ?? configLimits(readStoreConfig(store.root).build, store.root);
+  const limits = req.limits ?? storeConfigLimits(readStoreConfig(store.root).build, store.root);
   if (isRootless() && !delegatedToUser() && limits && Object.keys(limits).length > 0) emit({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
   const ops = createOps(
@@ -276,22 +276,6 @@ async function present(store: Store, r: OpResult): Promise<boolean> {
   if (r.kind !== 'state') return true;
   if (r.snapshot && !(await store.snapshotter.stat(r.snapshot).then(() => true, () => false))) return false;
   return r.layers.every((l) => store.content.has(l.descriptor.digest));
-}
-
-function configLimits(c: StoreConfig['build'], root: string): CgroupLimits {
-  const get = (kebab: string) => {
-    const v = c?.[kebab] ?? c?.[kebab.replace(/-(\w)/g, (_, x: string) => x.toUpperCase())];
-    return v === undefined ? undefined : String(v);
-  };
-  try {
-    return parseLimits({
-      memory: get('memory'), memorySwap: get('memory-swap'), cpus: get('cpus'), cpuShares: get('cpu-shares'), cpuQuota: get('cpu-quota'),
-      cpuPeriod: get('cpu-period'), cpusetCpus: get('cpuset-cpus'), cpusetMems: get('cpuset-mems'), pidsLimit: get('pids-limit'),
-    });
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    throw new UsageError(`${path.join(root, 'config.json')}, "build": ${e.message} (the keys are run's flag names)`);
-  }
 }
 
 export async function build(store: Store, req: BuildRequest, outer: OpOptions = {}): Promise<BuildResult> {

@@ -7,7 +7,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
 import { UsageError } from '../errors/index.js';
+import type { StoreConfig } from '../store/index.js';
 import { deviceNumbers, loadProfile, parseDevice, parseSecurityOpts, type CgroupLimits, type SecurityOptions, type Rlimit } from '../runtime/index.js';
 
 /** Docker's RAMInBytes: a number with an optional b, k, m, g, t or p suffix (powers of 1024). */
@@ -147,4 +149,21 @@ export function parseSecurity(f: SecurityFlags): SecurityOptions {
   const opts = parseSecurityOpts(f.securityOpt ?? [], loadProfile);
   const devices = (f.devices ?? []).map(parseDevice);
   return { privileged: f.privileged, capAdd: f.capAdd, capDrop: f.capDrop, devices, ...opts };
+}
+
+/** The limits of every RUN step from the store's config.json "build" object, by run's flag names. */
+export function storeConfigLimits(c: StoreConfig['build'], root: string): CgroupLimits {
+  const get = (kebab: string) => {
+    const v = c?.[kebab] ?? c?.[kebab.replace(/-(\w)/g, (_, x: string) => x.toUpperCase())];
+    return v === undefined ? undefined : String(v);
+  };
+  try {
+    return parseLimits({
+      memory: get('memory'), memorySwap: get('memory-swap'), cpus: get('cpus'), cpuShares: get('cpu-shares'), cpuQuota: get('cpu-quota'),
+      cpuPeriod: get('cpu-period'), cpusetCpus: get('cpuset-cpus'), cpusetMems: get('cpuset-mems'), pidsLimit: get('pids-limit'),
+    });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    throw new UsageError(`${path.join(root, 'config.json')}, "build": ${e.message} (the keys are run's flag names)`);
+  }
 }
