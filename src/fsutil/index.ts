@@ -1,10 +1,12 @@
 /**
  * fsutil: filesystem habits every module shares. Atomic writes (temp file, fsync, rename), JSON
  * files that may be missing, file locks that a dead holder does not keep, whether a pid lives, and
- * paths resolved inside a root so that no symlink leads out of it.
+ * paths resolved inside a root so that no symlink leads out of it; large bodies written behind their
+ * producer in batches.
  *
  * Imports errors only.
  */
 export { writeFileAtomic, writeFileAtomicChunks, writeFileMirrored, repairMirrored, readJSONFile, readTextIfAny, ensureDir, writable, withLock, acquireLock, reapStaleLock, lockHeld, lockOwner, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot, BYTE_PATHS, UTF8_PATHS, type PathCodec } from './inroot.js';
 export { walkFiles } from './walk.js';
+export { WriteBehind } from './writebehind.js';

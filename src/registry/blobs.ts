@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { acquireLock } from '../fsutil/index.js';
+import { acquireLock, WriteBehind } from '../fsutil/index.js';
 import { CancelledError, TsbuildError } from '../errors/index.js';
 import type { ContentStore, Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
@@ -164,21 +164,7 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
   let size = have;
   // Network pieces (about 64-128 KiB) are written in 1 MiB batches, one write in flight while the
   // next batch arrives; the follower (unpacking as the blob downloads) hears of bytes once written.
-  let batch: Buffer[] = [];
-  let batched = 0;
-  let inFlight: Promise<void> | undefined;
-  const flush = async () => {
-    const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
-    batch = [];
-    batched = 0;
-    await inFlight;
-    const upTo = size;
-    inFlight = (async () => {
-      for (let off = 0; off < data.length; ) off += (await fh.write(data, off)).bytesWritten;
-      o.follow?.progress(desc.digest, upTo);
-    })();
-    inFlight.catch(() => undefined);
-  };
+  const w = new WriteBehind((b, pos) => fh.write(b, 0, b.length, pos).then((r) => r.bytesWritten), { start: have, onWritten: (upTo) => o.follow?.progress(desc.digest, upTo) });
   try {
     for await (const c of watched(body, o.idleMs ?? 60_000)) {
       size += c.length;
@@ -187,17 +173,13 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
         throw new RegistryError('SIZE_MISMATCH', `blob ${desc.digest} from ${client.domain}/${repo} is larger than the ${desc.size} bytes its descriptor says; nothing was stored`);
       }
       h.update(c);
-      batch.push(c);
-      batched += c.length;
-      if (batched >= 1 << 20) await flush();
+      await w.push(c);
     }
-    if (batched > 0) await flush();
-    await inFlight;
+    await w.end();
   } catch (e) {
     o.signal?.removeEventListener('abort', onAbort);
-    // What arrived before the failure is kept for a resume: it was hashed, so it must be on disk.
-    const written = await (inFlight ?? Promise.resolve()).then(() => true, () => false);
-    if (written && batched > 0 && !(e instanceof RegistryError && e.code === 'SIZE_MISMATCH')) await fh.write(Buffer.concat(batch, batched)).catch(() => undefined);
+    // What arrived before the failure is kept for a resume (a blob too large goes below).
+    await w.abandon(!(e instanceof RegistryError && e.code === 'SIZE_MISMATCH'));
     await fh.close();
     if (e instanceof RegistryError && e.code === 'SIZE_MISMATCH') fs.rmSync(partial, { force: true });
     // On a full disk the partial holds the space the user has to free: it goes (the pull restarts).
