@@ -150,6 +150,11 @@ function startRegistry(dir) {
 const haveContainerd = spawnSync('containerd', ['--version']).status === 0 && spawnSync('ctr', ['--version']).status === 0;
 const havePodman = spawnSync('podman', ['--version']).status === 0;
 const sleep = (s) => spawnSync('sleep', [String(s)]);
+/** Whatever is mounted under `dir`, deepest first (a peer's leftovers). */
+function unmountUnder(dir) {
+  const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(dir)).reverse();
+  for (const m of left) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+}
 function containerdPull(dir, ref) {
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'sock');
@@ -170,8 +175,7 @@ function containerdPull(dir, ref) {
       }
     };
     for (let i = 0; i < 200 && !gone(); i++) sleep(0.05);
-    const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(dir)).reverse();
-    for (const m of left) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+    unmountUnder(dir);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -271,9 +275,8 @@ try {
 } finally {
   for (const t of tools) t.cleanup?.();
   spawnSync(path.join(here, 'bin/tsbuild'), ['system', 'prune', '-a', '-f'], { env: { ...process.env, TSBUILD_ROOT: tsbStore }, stdio: 'ignore' });
-  // Whatever a peer left mounted under the work directory goes first (deepest first).
-  const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(work)).reverse();
-  for (const m of left) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  // Whatever a peer left mounted under the work directory goes first.
+  unmountUnder(work);
   fs.rmSync(work, { recursive: true, force: true });
 }
 

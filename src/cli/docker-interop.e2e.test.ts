@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
-import { cli, e2eHarness } from '../testutil/index.js';
+import { cli, e2eHarness, mountsUnder } from '../testutil/index.js';
 import { detectCgroups } from '../runtime/index.js';
 
 const { itUnless, root, ctx, test } = e2eHarness('dock');
@@ -55,7 +55,7 @@ async function stopDaemon(d: ChildProcess): Promise<void> {
   clearTimeout(timer);
   // dockerd stops the containerd it started when it stops cleanly; after a SIGKILL it is left.
   if (containerdPid > 0 && fs.existsSync(`/proc/${containerdPid}`) && fs.readFileSync(`/proc/${containerdPid}/cmdline`, 'utf8').includes(dd)) process.kill(containerdPid, 'SIGKILL');
-  const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dd)).reverse();
+  const left = mountsUnder(dd).map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dd)).reverse();
   for (const m of left) spawnSync('umount', ['-l', m]);
   // A relative parent is made below the cgroup dockerd runs in (this test's own), in each hierarchy.
   const l = detectCgroups();

@@ -16,19 +16,15 @@ export class WriteBehind {
    */
   constructor(
     private readonly write: (b: Buffer, position: number) => Promise<number>,
-    o: { start?: number; batch?: number; onWritten?: (upTo: number) => void } = {},
+    private readonly o: { start?: number; batch?: number; onWritten?: (upTo: number) => void } = {},
   ) {
     this.pos = o.start ?? 0;
-    this.batch = o.batch ?? 1 << 20;
-    this.onWritten = o.onWritten;
   }
-  private readonly batch: number;
-  private readonly onWritten: ((upTo: number) => void) | undefined;
 
   async push(b: Buffer): Promise<void> {
     this.parts.push(b);
     this.pending += b.length;
-    if (this.pending >= this.batch) await this.flush();
+    if (this.pending >= (this.o.batch ?? 1 << 20)) await this.flush();
   }
 
   /** Everything written; the position after the last byte. */
@@ -64,7 +60,7 @@ export class WriteBehind {
     this.pos += data.length;
     this.inFlight = (async () => {
       for (let off = 0; off < data.length; ) off += await this.write(data.subarray(off), at + off);
-      this.onWritten?.(at + data.length);
+      this.o.onWritten?.(at + data.length);
     })();
     // Seen when awaited (the next flush, end or abandon); until then not an unhandled rejection.
     this.inFlight.catch(() => undefined);
