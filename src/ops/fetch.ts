@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TsbuildError } from '../errors/index.js';
+import { applyDeferredTrust } from '../fsutil/index.js';
 import type { BuildSecrets } from './types.js';
 
 export class FetchError extends TsbuildError {
@@ -66,6 +67,7 @@ export async function fetchURL(url: string, dir: string, checksum: string | unde
   let res: Response;
   // Loaded when a build first downloads: most commands never need an HTTP client.
   const { default: ky, HTTPError } = await import('ky');
+  await applyDeferredTrust();
   try {
     res = await ky.get(url, { signal, timeout: 60_000, retry: { limit: 2 }, throwHttpErrors: true, headers });
   } catch (e) {

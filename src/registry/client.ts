@@ -37,6 +37,12 @@ export function isLoopbackHost(domain: string): boolean {
 
 export const MANIFEST_LIMIT = 4 << 20;
 
+/** OpenSSL's verification failures, as Node reports them (the error, or fetch's cause). */
+function isCertificateError(e: unknown): boolean {
+  const code = (e as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
+  return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/.test(code);
+}
+
 interface RegistryErrorBody {
   errors?: { code?: string; message?: string; detail?: unknown }[];
 }
@@ -75,6 +81,7 @@ export class RegistryClient {
     const host = apiHost(this.domain);
     const schemes = this.o.insecure ? ['https', 'http'] : ['https'];
     let last: unknown;
+    let untrusted: unknown;
     for (const s of schemes) {
       const base = `${s}://${host}`;
       try {
@@ -86,8 +93,12 @@ export class RegistryClient {
       } catch (e) {
         if (signal?.aborted) throw e;
         last = e;
+        if (s === 'https' && isCertificateError(e)) untrusted = e;
       }
     }
+    // A registry that speaks TLS with a certificate we do not trust answers the plain-HTTP attempt
+    // with 400 ("HTTP request to an HTTPS server"): the certificate is what to report.
+    if (untrusted) throw new RegistryError('REGISTRY_UNREACHABLE', `cannot reach registry ${host}: its TLS certificate is not trusted: ${describeNetworkError(untrusted)}. If it is signed by a private authority, put that authority's certificate (PEM) in a file and name it in NODE_EXTRA_CA_CERTS.`, undefined, { cause: untrusted });
     if (last instanceof TsbuildError) throw last;
     const tls = /SSL|TLS|CERT|wrong version/i.test(describeNetworkError(last));
     const hint = this.o.insecure || !tls ? '' : ` If it serves plain HTTP, pass --insecure-registry ${this.domain}.`;

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
-import { readJSONFile, writeFileAtomic } from '../fsutil/index.js';
+import { readJSONFile, userEnv, writeFileAtomic } from '../fsutil/index.js';
 import { credentialKey } from './reference.js';
 
 export interface Credentials {
@@ -128,7 +128,7 @@ export class HelperSource implements CredentialSource {
   }
   private run(verb: 'get' | 'store' | 'erase', input: string): Promise<{ code: number; out: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.name, [verb], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(this.name, [verb], { stdio: ['pipe', 'pipe', 'pipe'], env: userEnv() });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));

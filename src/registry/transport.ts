@@ -9,6 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { TsbuildError, CancelledError } from '../errors/index.js';
+import { applyDeferredTrust } from '../fsutil/index.js';
 import type { Credentials } from './credentials.js';
 
 export interface RegistryRequest {
@@ -46,6 +47,7 @@ export class RegistryError extends TsbuildError {
  */
 export function kyHandler(timeoutMs = 60_000): Handler {
   return async (r) => {
+    await applyDeferredTrust();
     const body = r.body?.();
     if (body instanceof Readable) return streamingRequest(r, body, timeoutMs);
     // Loaded on the first request: ky is a third of tsbuild's start-up, and most commands never talk HTTP.

@@ -313,5 +313,5 @@ export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } |
     },
   };
 }
-export { registryUnavailable, freePort, startRegistry, startTokenIssuer, startFaultProxy } from './registry.js';
-export type { TestRegistry, TokenIssuer, FaultProxy, Fault, RegistryAuth } from './registry.js';
+export { registryUnavailable, freePort, startRegistry, startTokenIssuer, startFaultProxy, makeTestCA } from './registry.js';
+export type { TestRegistry, TokenIssuer, FaultProxy, Fault, RegistryAuth, TestCA } from './registry.js';

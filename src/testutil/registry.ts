@@ -60,7 +60,32 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 export type RegistryAuth = { htpasswd: Record<string, string> } | { token: TokenIssuer };
 
-export async function startRegistry(auth?: RegistryAuth): Promise<TestRegistry> {
+export interface TestCA {
+  /** The authority's certificate (what a client trusts). */
+  ca: string;
+  /** A server certificate for 127.0.0.1 (and localhost) signed by it, and its key. */
+  cert: string;
+  key: string;
+}
+
+/** A throwaway certificate authority and a server certificate for 127.0.0.1, in `dir` (made with openssl). */
+export function makeTestCA(dir: string): TestCA {
+  const f = (n: string) => path.join(dir, n);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  fs.writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  for (const args of [
+    ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=tsbuild-test-ca'],
+    ['req', ...ec, '-keyout', f('key.pem'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1'],
+    ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('cert.pem'), '-days', '2', '-extfile', f('san.ext')],
+  ]) {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed (apt-get install -y openssl): ${r.stderr}`);
+  }
+  return { ca: f('ca.pem'), cert: f('cert.pem'), key: f('key.pem') };
+}
+
+/** `tls`: serve HTTPS with this certificate instead of plain HTTP. */
+export async function startRegistry(auth?: RegistryAuth, o: { tls?: TestCA } = {}): Promise<TestRegistry> {
   const dir = tmpdir('tsb-registry-');
   const port = await freePort();
   let authYaml = '';
@@ -76,13 +101,14 @@ export async function startRegistry(auth?: RegistryAuth): Promise<TestRegistry> 
     const t = auth.token;
     authYaml = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.certFile}\n`;
   }
-  const config = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`;
+  const config = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${o.tls ? `  tls:\n    certificate: ${o.tls.cert}\n    key: ${o.tls.key}\n` : ''}${authYaml}`;
   fs.writeFileSync(path.join(dir, 'config.yml'), config);
   const child = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
   let log = '';
   child.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   try {
+    // Over TLS the registry answers a plain request with 400, which says it is up as well.
     await waitUp(`http://127.0.0.1:${port}/v2/`, child, () => log);
   } catch (e) {
     await stopChild(child);
