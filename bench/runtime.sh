@@ -24,8 +24,9 @@ tsbuild -q -t rtbench -o "type=local,dest=$work/bundle/rootfs" -o "type=docker,d
 
 declare -A cmds
 order=(node tsbuild tsbuild_limits tsbuild_unconfined)
-# The floor of any Node CLI: starting Node itself.
-cmds[node]="node -e 0"
+# The floor of any Node CLI: starting Node itself, without NODE_EXTRA_CA_CERTS (bin/tsbuild defers
+# it to the first HTTPS request: src/fsutil/tlstrust.ts).
+cmds[node]="env -u NODE_EXTRA_CA_CERTS node -e 0"
 # --network none throughout: podman runs so (the like-for-like figure), and the default network would
 # put a bridge and NAT rules into this machine's namespace; bench/network.sh measures the bridge, in a
 # namespace of its own.

@@ -96,12 +96,15 @@ const DOCKER = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 const docker = spawnSync(DOCKER, ['info'], { encoding: 'utf8', timeout: 5000 });
 if (docker.status === 0) {
   const env = { ...process.env, DOCKER_BUILDKIT: '1' };
+  // BENCH_BUILDKIT_NETWORK=host: RUN steps on the host's network, as tsbuild's own default; for a
+  // daemon started without a bridge (--bridge none), where BuildKit's default fails.
+  const net = process.env.BENCH_BUILDKIT_NETWORK ? ['--network', process.env.BENCH_BUILDKIT_NETWORK] : [];
   // Every image id it built: a tag moved by a later build leaves the earlier image untagged.
   const built = new Set();
   tools.push({
     name: 'BuildKit',
     build: (ctx, tag, cold) => {
-      const r = sh(DOCKER, ['build', '-q', ...(cold ? ['--no-cache'] : []), '-t', `tsb-suite-${tag}`, ctx], { env });
+      const r = sh(DOCKER, ['build', '-q', ...net, ...(cold ? ['--no-cache'] : []), '-t', `tsb-suite-${tag}`, ctx], { env });
       if (r.ok) built.add(r.out.trim());
       return r;
     },
@@ -263,8 +266,10 @@ try {
       }
     }
     if (names.includes('layer512')) registryRound(round);
-    // The floor under every tsbuild command: Node starting and exiting, nothing loaded.
-    const floor = sh(process.execPath, ['-e', '0']);
+    // The floor under every tsbuild command: Node starting and exiting, nothing loaded, without
+    // NODE_EXTRA_CA_CERTS, which bin/tsbuild defers (src/fsutil/tlstrust.ts).
+    const { NODE_EXTRA_CA_CERTS: _deferred, ...bare } = process.env;
+    const floor = sh(process.execPath, ['-e', '0'], { env: bare });
     if (floor.ok) add('node -e 0 (the floor of any tsbuild command)', 'tsbuild', floor.ms);
     for (const t of tools) {
       if (!t.run || !names.includes('multistage')) continue;
