@@ -8,7 +8,7 @@
  *   tsbuild-sandbox umount PATH    umount2(PATH, MNT_DETACH)
  *   tsbuild-sandbox xattrs DIR [-] every xattr under DIR (or of the paths on stdin) as relpath\0name\0hexvalue\0
  *   tsbuild-sandbox apply-meta     mknod / lsetxattr records from stdin
- *   tsbuild-sandbox serve          mount / umount requests on stdin, one JSON answer line each
+ *   tsbuild-sandbox serve          mount / umount / xattrs requests on stdin, one JSON answer line each
  *   tsbuild-sandbox userns         hold a new user + mount namespace (rootless); maps written by tsbuild
  *   tsbuild-sandbox join PID PROG ARGS...  enter PID's user and mount namespaces as root, exec PROG
  *   tsbuild-sandbox netns          hold a new network namespace (for slirp4netns) until killed
@@ -973,7 +973,9 @@ static int cmd_exec(void) {
 /* xattrs DIR [-]: the extended attributes of every entry under DIR (not DIR itself), or with `-` of the
  * NUL-separated relative paths on stdin (missing ones skipped), as relpath\0name\0hexvalue\0.
  * Which ones belong in a layer is policy, decided in TypeScript. */
+static FILE *xattr_out; /* stdout, or the buffer of a serve reply */
 static void emit_xattrs(const char *path, const char *rel) {
+  FILE *o = xattr_out ? xattr_out : stdout;
   ssize_t len = llistxattr(path, NULL, 0);
   if (len <= 0) return;
   char *names = malloc(len);
@@ -985,10 +987,10 @@ static void emit_xattrs(const char *path, const char *rel) {
     unsigned char *v = malloc(vlen > 0 ? vlen : 1);
     vlen = lgetxattr(path, name, v, vlen);
     if (vlen < 0) { free(v); continue; }
-    fputs(rel, stdout); fputc(0, stdout);
-    fputs(name, stdout); fputc(0, stdout);
-    for (ssize_t j = 0; j < vlen; j++) printf("%02x", v[j]);
-    fputc(0, stdout);
+    fputs(rel, o); fputc(0, o);
+    fputs(name, o); fputc(0, o);
+    for (ssize_t j = 0; j < vlen; j++) fprintf(o, "%02x", v[j]);
+    fputc(0, o);
     free(v);
   }
   free(names);
@@ -1068,8 +1070,9 @@ static int cmd_apply_meta(void) {
 /* serve: host mounts for a long-running caller without a process per call (a spawn from a large
  * Node process costs 10-20 ms). Requests on stdin are NUL-terminated fields, each prefixed with ':'
  * (so an empty value is ":"), ending with an empty field: mount TYPE SRC DEST FLAGS DATA [CWD] |
- * umount PATH. Each gets one line on stdout:
- * {"ok":true} or the usual failure object. Exits on EOF, and with its parent (PDEATHSIG). */
+ * umount PATH | xattrs DIR [- RELPATH...]. Each gets one line on stdout: {"ok":true} or the usual
+ * failure object; xattrs answers {"ok":true,"size":N} and then N bytes, the listing `xattrs DIR [-]`
+ * prints. Exits on EOF, and with its parent (PDEATHSIG). */
 static void reply(const char *op, const char *path, int err) {
   if (!err) { fputs("{\"ok\":true}\n", stdout); fflush(stdout); return; }
   fprintf(stdout, "{\"stage\":\"host\",\"op\":");
@@ -1090,13 +1093,12 @@ static int cmd_serve(void) {
   signal(SIGTERM, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGQUIT, SIG_IGN);
-  size_t cap = 1 << 16, len = 0;
+  size_t cap = 1 << 16, len = 0, fcap = 8;
   char *buf = malloc(cap);
+  char **f = malloc(fcap * sizeof *f);
   for (;;) {
     /* a request is complete when it ends with two NULs (its last field, then an empty one) */
-    char *f[8];
-    int k = 0;
-    size_t pos = 0;
+    size_t k = 0, pos = 0;
     for (;;) {
       size_t start = pos;
       char *z = len > pos ? memchr(buf + pos, 0, len - pos) : NULL;
@@ -1110,9 +1112,37 @@ static int cmd_serve(void) {
       }
       pos = (size_t)(z - buf) + 1;
       if (z == buf + start) break; /* empty field: end of request */
-      if (k < 8) f[k++] = buf + start + (buf[start] == ':');
+      if (k == fcap) f = realloc(f, (fcap *= 2) * sizeof *f);
+      f[k++] = buf + start + (buf[start] == ':');
     }
-    if (k >= 6 && !strcmp(f[0], "mount")) {
+    if (k >= 2 && !strcmp(f[0], "xattrs") && (k == 2 || !strcmp(f[2], "-"))) {
+      char *out = NULL;
+      size_t size = 0;
+      xattr_out = open_memstream(&out, &size);
+      int err = 0;
+      if (!xattr_out) err = errno;
+      else if (k == 2) {
+        xattr_root = f[1];
+        if (nftw(f[1], xattr_cb, 64, FTW_PHYS) < 0) err = errno;
+      } else {
+        char *path = malloc(strlen(f[1]) + PATH_MAX + 2);
+        for (size_t i = 3; i < k; i++) {
+          if (strlen(f[i]) > PATH_MAX) continue;
+          sprintf(path, "%s/%s", f[1], f[i]);
+          emit_xattrs(path, f[i]);
+        }
+        free(path);
+      }
+      if (xattr_out) fclose(xattr_out);
+      xattr_out = NULL;
+      if (err) reply("walk", f[1], err);
+      else {
+        printf("{\"ok\":true,\"size\":%zu}\n", size);
+        fwrite(out, 1, size, stdout);
+        fflush(stdout);
+      }
+      free(out);
+    } else if (k >= 6 && !strcmp(f[0], "mount")) {
       int err = 0;
       if (k == 7 && chdir(f[6]) < 0) err = errno;
       if (!err && mount(f[2], f[3], f[1], strtoul(f[4], NULL, 10), *f[5] ? f[5] : NULL) < 0) err = errno;

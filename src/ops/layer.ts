@@ -4,7 +4,7 @@ import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChange
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
-import { readLayerMeta, readXattrs } from '../runtime/index.js';
+import { readLayerMetaAsync } from '../runtime/index.js';
 import { SnapshotError, type Mount, type Snapshotter } from '../snapshotter/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { withMounted } from '../store/index.js';
@@ -49,7 +49,7 @@ async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { 
   if (onto) {
     const dir = await env.snapshotter.upperDir?.(onto.base);
     if (!dir) throw new Error(`internal: snapshot ${onto.base} has no upperdir to join into this layer`);
-    const m = readLayerMeta(dir);
+    const m = await readLayerMetaAsync(dir);
     below.push({ dir, opaque: m.opaque, xattrs: m.xattrs });
     const from = onto.layer && env.store.has(onto.layer) ? LayerSplice.open(env.store.blobPath(onto.layer)) : undefined;
     if (from) splice = { layer: 1, from };
@@ -57,9 +57,9 @@ async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { 
   try {
     return await withLower(env, base?.lower ?? [], async (lower) => {
       if (lower === undefined) return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: new Set(), sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, below, splice }));
-      if (own && materializeCopiedUpLinks(upper, lower, { index: own.index, copiedUp: meta.copiedUp }, meta.opaque) > 0) meta.xattrs = readLayerMeta(upper).xattrs;
+      if (own && materializeCopiedUpLinks(upper, lower, { index: own.index, copiedUp: meta.copiedUp }, meta.opaque) > 0) meta.xattrs = (await readLayerMetaAsync(upper)).xattrs;
       // Only the lower entries the upperdirs name are compared, so only their xattrs are read.
-      const lowerXattrs = readXattrs(lower, Array.from(treeChanges(undefined, upper, { overlay: { opaque: new Set(), below } }), (c) => c.rel));
+      const lowerXattrs = (await readLayerMetaAsync(lower, Array.from(treeChanges(undefined, upper, { overlay: { opaque: new Set(), below } }), (c) => c.rel))).xattrs;
       return env.store.writeBlob(diffUpperDir(upper, { opaqueDirs: meta.opaque, sourceDateEpoch: env.sourceDateEpoch, xattrs: meta.xattrs, lower: { dir: lower, xattrs: lowerXattrs }, below, splice }));
     });
   } finally {
@@ -89,7 +89,7 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
       await env.snapshotter.remove(activeKey);
       return { ...parent, history: [...parent.history, ...history, { ...entry, empty_layer: true }] };
     }
-    const meta = readLayerMeta(upper);
+    const meta = await readLayerMetaAsync(upper);
     blob = await noSpaceNamed(env, () => upperBlob(env, activeKey, upper, meta, onto));
     if (blob.digest === EMPTY_TAR) {
       await env.snapshotter.remove(activeKey);
@@ -99,7 +99,7 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
     if (onto) throw new Error(`internal: snapshotter ${env.snapshotter.driver} cannot join snapshots into one layer`);
     const dirs = await env.snapshotter.diffDirs?.(activeKey);
     if (!dirs) throw new Error(`snapshotter ${env.snapshotter.driver} offers no way to compute layer diffs`);
-    const xattrs = { lower: dirs.lower ? readXattrs(dirs.lower) : undefined, upper: readXattrs(dirs.upper) };
+    const xattrs = { lower: dirs.lower ? (await readLayerMetaAsync(dirs.lower)).xattrs : undefined, upper: (await readLayerMetaAsync(dirs.upper)).xattrs };
     blob = await noSpaceNamed(env, () => env.store.writeBlob(diffTrees(dirs.lower, dirs.upper, { sourceDateEpoch: env.sourceDateEpoch, xattrs })));
     if (blob.digest === EMPTY_TAR) {
       await env.snapshotter.remove(activeKey);

@@ -11,7 +11,7 @@ import { TsbuildError, CancelledError } from '../errors/index.js';
 import type { ExecSpec, SandboxSpec } from './spec.js';
 import type { SysMount } from './mounts.js';
 import { isRootless } from './userns.js';
-import { FUSE_OVERLAY, mountFuseOverlay, mountFuseOverlayAsync } from './fuse.js';
+import { FUSE_OVERLAY, mountFuseOverlay } from './fuse.js';
 
 // A function, not a constant: the CLI's startup snapshot (scripts/bundle.mjs) is made where the
 // module's location is not yet known, and is told it when it starts.
@@ -215,15 +215,25 @@ export function readXattrs(dir: string, paths?: string[]): Map<string, Record<st
  * One walk for all: layer xattrs, the directories overlay (or fuse-overlayfs) marked opaque, and the
  * files fuse-overlayfs copied up.
  */
-export function readLayerMeta(dir: string, paths?: string[]): { xattrs: Map<string, Record<string, Buffer>>; opaque: Set<string>; copiedUp: Set<string> } {
+export function readLayerMeta(dir: string, paths?: string[]): LayerMeta {
+  if (paths?.length === 0) return { xattrs: new Map(), opaque: new Set(), copiedUp: new Set() };
+  return parseLayerMeta(paths ? helperSync(['xattrs', dir, '-'], Buffer.concat(paths.map((p) => Buffer.from(p + '\0', 'latin1')))) : helperSync(['xattrs', dir]));
+}
+
+export interface LayerMeta {
+  xattrs: Map<string, Record<string, Buffer>>;
+  opaque: Set<string>;
+  copiedUp: Set<string>;
+}
+
+/** The helper's xattr listing (relpath\0name\0hexvalue\0…) as layer metadata. */
+export function parseLayerMeta(raw: Buffer): LayerMeta {
   const out = new Map<string, Record<string, Buffer>>();
   const opaque = new Set<string>();
   /** Files fuse-overlayfs copied up from a lower layer (it records their origin). */
   const copiedUp = new Set<string>();
   // Overlay in a user namespace (userxattr) marks opaque directories in the user.* namespace.
   const opaqueMark = isRootless() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
-  if (paths?.length === 0) return { xattrs: out, opaque, copiedUp };
-  const raw = paths ? helperSync(['xattrs', dir, '-'], Buffer.concat(paths.map((p) => Buffer.from(p + '\0', 'latin1')))) : helperSync(['xattrs', dir]);
   let pos = 0;
   const field = (): Buffer => {
     const z = raw.indexOf(0, pos);
@@ -280,96 +290,4 @@ export function applyMeta(ops: HelperMetaOp[]): void {
     }
     throw new SandboxError(failure);
   }
-}
-
-/**
- * One long-lived helper (`tsbuild-sandbox serve`) for the host mounts of COPY, WORKDIR and layer
- * unpacking: a spawn from a large Node process costs 10-20 ms, twice per step or per pulled layer.
- * Requests go one at a time; the helper exits when our stdin closes or when we die (PDEATHSIG), and
- * it does not keep Node's event loop alive while idle.
- */
-class MountServer {
-  private child: import('node:child_process').ChildProcessWithoutNullStreams | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  private waiting: ((line: string | undefined) => void) | undefined;
-  private partial = '';
-
-  private start() {
-    const child = spawn(helperPath(), ['serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      this.partial += d;
-      let i: number;
-      while ((i = this.partial.indexOf('\n')) >= 0) {
-        const line = this.partial.slice(0, i);
-        this.partial = this.partial.slice(i + 1);
-        // Requests go one at a time, so a line always answers the waiting one.
-        const w = this.waiting;
-        this.waiting = undefined;
-        w?.(line);
-      }
-    });
-    const gone = () => {
-      if (this.child === child) this.child = undefined;
-      const w = this.waiting;
-      this.waiting = undefined;
-      w?.(undefined);
-    };
-    child.on('exit', gone);
-    child.on('error', gone);
-    child.stdin.on('error', () => undefined);
-    this.idle(child);
-    this.child = child;
-    return child;
-  }
-
-  private idle(child: ChildLike) {
-    child.unref();
-    (child.stdout as unknown as { unref(): void }).unref();
-    (child.stderr as unknown as { unref(): void }).unref();
-    (child.stdin as unknown as { unref(): void }).unref();
-  }
-
-  private busy(child: ChildLike) {
-    child.ref();
-    (child.stdout as unknown as { ref(): void }).ref();
-  }
-
-  request(fields: string[]): Promise<void> {
-    const run = async () => {
-      const child = this.child ?? this.start();
-      this.busy(child);
-      try {
-        const line = await new Promise<string | undefined>((resolve) => {
-          this.waiting = resolve;
-          child.stdin.write(Buffer.concat([...fields.map((f) => Buffer.from(':' + f + '\0')), Buffer.from([0])]));
-        });
-        if (line === undefined) throw new TsbuildError('SANDBOX', `the sandbox helper (serve) exited during ${fields[0]} ${fields[fields[0] === 'mount' ? 3 : 1]}`);
-        const r = JSON.parse(line) as HelperFailure & { ok?: boolean };
-        if (!r.ok) throw new SandboxError(r);
-      } finally {
-        if (this.child) this.idle(this.child);
-      }
-    };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
-  }
-}
-
-type ChildLike = import('node:child_process').ChildProcessWithoutNullStreams;
-
-let server: MountServer | undefined;
-
-export async function hostMountAsync(m: SysMount, target: string): Promise<void> {
-  if (m.type === FUSE_OVERLAY) return mountFuseOverlayAsync(m, target);
-  server ??= new MountServer();
-  const fields = ['mount', m.type, m.source, target, String(m.flags), m.data];
-  if (m.cwd) fields.push(m.cwd);
-  await server.request(fields);
-}
-
-export async function hostUnmountAsync(target: string): Promise<void> {
-  server ??= new MountServer();
-  await server.request(['umount', target]);
 }

@@ -1,9 +1,10 @@
-/** The long-lived mount helper: mounts and unmounts, reports failures, serialises, never holds the process open. */
+/** The long-lived helper: mounts, unmounts and xattr listings; reports failures, serialises, never holds the process open. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hostMountAsync, hostUnmountAsync, SandboxError } from './helper.js';
+import { applyMeta, readLayerMeta, SandboxError } from './helper.js';
+import { hostMountAsync, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
 import { tmpdir, mountsUnder, sandboxUnavailable } from '../testutil/index.js';
 
 const why = sandboxUnavailable();
@@ -50,6 +51,49 @@ it('a failure is a SandboxError with the errno, and the helper keeps serving', a
   assert.is(mountsUnder(c).length, 5);
   for (let i = 0; i < 5; i++) await hostUnmountAsync(c);
   assert.is(mountsUnder(base).length, 0);
+});
+
+it('xattr listings through the helper equal the one-shot listing, in many chunks, with any bytes in names and values', async () => {
+  const d = path.join(base, 'x');
+  fs.mkdirSync(d);
+  // A name with a newline and a byte that is not UTF-8 (paths are latin1 strings, one byte a character).
+  const odd = 'odd\nname\xe9';
+  fs.writeFileSync(Buffer.from(path.join(d, odd), 'latin1'), '');
+  const value = Buffer.from([0, 1, 10, 255, 0x7b]);
+  const meta = [{ op: 'setxattr' as const, path: Buffer.from(path.join(d, odd), 'latin1'), name: 'trusted.odd', value }];
+  // Enough entries that the answer is hundreds of KiB, read in many pieces.
+  for (let i = 0; i < 1500; i++) {
+    fs.writeFileSync(path.join(d, `f${i}`), '');
+    meta.push({ op: 'setxattr', path: Buffer.from(path.join(d, `f${i}`)), name: 'trusted.tsb', value: Buffer.alloc(64, i % 256) });
+  }
+  fs.mkdirSync(path.join(d, 'sub'));
+  meta.push({ op: 'setxattr', path: Buffer.from(path.join(d, 'sub')), name: 'trusted.overlay.opaque', value: Buffer.from('y') });
+  applyMeta(meta);
+  const sync = readLayerMeta(d);
+  const served = await readLayerMetaAsync(d);
+  assert.is(served.xattrs.size, 1501);
+  assert.equal([...served.xattrs.entries()].sort(), [...sync.xattrs.entries()].sort());
+  assert.equal(served.xattrs.get(odd), { 'trusted.odd': value });
+  assert.equal([...served.opaque], ['sub']);
+  // Of named paths only; a missing one is skipped, and a mount in between is answered in order.
+  const c = path.join(base, 'c');
+  const [some] = await Promise.all([readLayerMetaAsync(d, [odd, 'f7', 'gone']), hostMountAsync({ type: 'tmpfs', source: 'tmpfs', flags: 0, data: '' }, c)]);
+  await hostUnmountAsync(c);
+  assert.equal([...some.xattrs.keys()].sort(), ['f7', odd].sort());
+  assert.equal(some.xattrs.get('f7'), { 'trusted.tsb': Buffer.alloc(64, 7) });
+  assert.is((await readLayerMetaAsync(d, [])).xattrs.size, 0);
+});
+
+it('a listing that fails names the directory, and the helper keeps serving', async () => {
+  const gone = path.join(base, 'no-such-dir');
+  await readLayerMetaAsync(gone).then(
+    () => assert.unreachable(),
+    (e: unknown) => {
+      assert.instance(e, SandboxError);
+      assert.match((e as Error).message, 'no-such-dir');
+    },
+  );
+  assert.is((await readLayerMetaAsync(base, ['x/f1'])).xattrs.size, 1);
 });
 
 // The file ending at all proves the idle helper does not keep Node's event loop alive.
