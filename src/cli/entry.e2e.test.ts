@@ -49,6 +49,22 @@ testUnless(noBlob, 'the snapshot starts the CLI; the environment is read in each
   }
 });
 
+testUnless(noBlob, "the snapshot's script is ASCII (V8 keeps one with any other character as UTF-16), and what was escaped means the same", () => {
+  const script = fs.readFileSync(path.join(repoRoot, 'dist/bundle/snapshot.cjs'), 'latin1');
+  assert.is(/[^\x00-\x7f]/.exec(script)?.index, undefined);
+  // `µs` was in a regular expression and an object key of the duration parser.
+  const store = tmpdir('tsb-entry-store-');
+  try {
+    fs.writeFileSync(path.join(store, 'Dockerfile'), 'FROM scratch\nHEALTHCHECK --interval=1500\u00b5s --timeout=2000us CMD ["true"]\n');
+    const b = tsbuild(cliPath, ['build', '-q', '-t', 'durations', store], { TSBUILD_ROOT: store, TSBUILD_PULL: 'never' });
+    assert.is(b.status, 0, b.stderr);
+    const i = tsbuild(cliPath, ['inspect', '--format', '{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}}', 'durations'], { TSBUILD_ROOT: store });
+    assert.is(i.stdout.trim(), '1500000 2000000', i.stderr);
+  } finally {
+    fs.rmSync(store, { recursive: true, force: true });
+  }
+});
+
 testUnless(noBlob, 'a moved tree and an npm-style symlink start from their own blob; a blob another node made is not used', () => {
   const t = movedTree();
   try {
