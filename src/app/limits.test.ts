@@ -32,11 +32,11 @@ test('bad values are refused with the flag and the accepted form', () => {
 
 test('--ulimit: names, soft and hard, never above this host\'s hard limit', () => {
   const host = new Map([['RLIMIT_NOFILE', { soft: 1024, hard: 4096 }], ['RLIMIT_NPROC', { soft: -1, hard: -1 }]]);
-  assert.equal(parseUlimits(['nofile=1024:2048', 'nproc=50'], host), [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 2048 }, { type: 'RLIMIT_NPROC', soft: 50, hard: 50 }]);
-  assert.throws(() => parseUlimits(['nofile=8192'], host), /above this host's hard limit 4096 for nofile \(raising it needs CAP_SYS_RESOURCE\); use at most 4096/);
-  assert.throws(() => parseUlimits(['nofile=-1'], host), /above this host's hard limit/);
-  assert.throws(() => parseUlimits(['files=10'], host), /use NAME=SOFT\[:HARD\] with a name from/);
-  assert.throws(() => parseUlimits(['nofile=10:5'], host), /soft limit is above the hard limit/);
+  assert.equal(parseUlimits(['nofile=1024:2048', 'nproc=50'], () => host), [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 2048 }, { type: 'RLIMIT_NPROC', soft: 50, hard: 50 }]);
+  assert.throws(() => parseUlimits(['nofile=8192'], () => host), /above this host's hard limit 4096 for nofile \(raising it needs CAP_SYS_RESOURCE\); use at most 4096/);
+  assert.throws(() => parseUlimits(['nofile=-1'], () => host), /above this host's hard limit/);
+  assert.throws(() => parseUlimits(['files=10'], () => host), /use NAME=SOFT\[:HARD\] with a name from/);
+  assert.throws(() => parseUlimits(['nofile=10:5'], () => host), /soft limit is above the hard limit/);
 });
 
 test.run();

@@ -122,7 +122,9 @@ const ULIMITS: Record<string, string> = {
  * `--ulimit name=soft[:hard]` (-1 is unlimited). A limit above this process's hard limit is refused:
  * raising a hard limit needs CAP_SYS_RESOURCE, which root here may not hold.
  */
-export function parseUlimits(values: string[], hardLimits: Map<string, { soft: number; hard: number }>): Rlimit[] {
+export function parseUlimits(values: string[], hardLimits: () => Map<string, { soft: number; hard: number }>): Rlimit[] {
+  // Read only when there is a value to check: most commands give none, and it is a file read.
+  let limits: Map<string, { soft: number; hard: number }> | undefined;
   return values.map((v) => {
     const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(v.trim());
     const type = m ? ULIMITS[m[1]!] : undefined;
@@ -130,7 +132,7 @@ export function parseUlimits(values: string[], hardLimits: Map<string, { soft: n
     const soft = parseInt(m[2]!, 10);
     const hard = m[3] !== undefined ? parseInt(m[3], 10) : soft;
     if (soft !== -1 && hard !== -1 && soft > hard) throw new UsageError(`--ulimit ${v}: the soft limit is above the hard limit`);
-    const host = hardLimits.get(type)?.hard;
+    const host = (limits ??= hardLimits()).get(type)?.hard;
     const over = (x: number) => host !== undefined && host >= 0 && (x === -1 || x > host);
     if (over(soft) || over(hard)) throw new UsageError(`--ulimit ${v}: above this host's hard limit ${host} for ${m[1]} (raising it needs CAP_SYS_RESOURCE); use at most ${host}`);
     return { type, soft, hard };

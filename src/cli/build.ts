@@ -163,7 +163,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
     dockerfileText,
     labels,
     extraHosts: parseAddHosts(flagList(p, 'add-host')),
-    ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits()),
+    ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits),
     shmSize: flagStr(p, 'shm-size') !== undefined ? parseMemory(flagStr(p, 'shm-size')!, '--shm-size') : undefined,
     tags,
     target: flagStr(p, 'target'),

@@ -125,7 +125,7 @@ export async function runCommand(p: Parsed): Promise<number> {
     pull: flagStr(p, 'pull'),
     platform: flagStr(p, 'platform'),
     limits: parseLimits(limitValues(p)),
-    ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits()),
+    ulimits: parseUlimits(flagList(p, 'ulimit'), currentLimits),
     extraHosts: parseAddHosts(flagList(p, 'add-host')),
     shmSize: flagStr(p, 'shm-size') !== undefined ? parseMemory(flagStr(p, 'shm-size')!, '--shm-size') : undefined,
     security: parseSecurity({ privileged: flagBool(p, 'privileged'), capAdd: flagList(p, 'cap-add'), capDrop: flagList(p, 'cap-drop'), securityOpt: flagList(p, 'security-opt'), devices: flagList(p, 'device') }),

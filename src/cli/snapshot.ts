@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
+import { checkDockerfile } from '../app/index.js';
 import { main } from './main.js';
 import { rootlessMain } from './rootless.js';
 import { snapshotBlob } from './startup.js';
@@ -28,7 +29,40 @@ function locate(): void {
   (globalThis as { __tsbuildModuleUrl?: string }).__tsbuildModuleUrl = pathToFileURL(path.join(path.dirname(path.resolve(blob)), 'cli.mjs')).href;
 }
 
+/**
+ * A Dockerfile of most instructions, read and checked while the snapshot is made: V8 keeps the
+ * bytecode of every function that ran, so the parser and the checks that every build runs start
+ * compiled (a no-change build compiled them first). Pure: no file, no environment.
+ */
+const WARM_UP = [
+  '# syntax=docker/dockerfile:1',
+  'ARG BASE=scratch',
+  'FROM ${BASE} AS build',
+  'ENV A=1 B="two words"',
+  'LABEL org.example=x',
+  'WORKDIR /src',
+  'COPY --chown=1:1 --chmod=644 a b ./',
+  `ADD --checksum=sha256:${'0'.repeat(64)} https://example.invalid/f /f`,
+  'RUN --mount=type=cache,target=/c --network=none echo "$A" && \\',
+  '    echo done',
+  'RUN <<EOT',
+  'echo heredoc',
+  'EOT',
+  'USER 1:1',
+  'FROM build',
+  'COPY --from=build /src /src',
+  'EXPOSE 80/tcp',
+  'VOLUME ["/v"]',
+  'HEALTHCHECK --interval=30s CMD ["true"]',
+  'SHELL ["/bin/sh", "-c"]',
+  'STOPSIGNAL SIGTERM',
+  'ONBUILD RUN true',
+  'ENTRYPOINT ["/bin/sh"]',
+  'CMD ["-c", "true"]',
+].join('\n');
+
 if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  checkDockerfile({ dockerfile: '/Dockerfile', dockerfileText: WARM_UP });
   v8.startupSnapshot.setDeserializeMainFunction(() => {
     locate();
     // Node gives a snapshot's main [node, ...args] (the `--` before them is consumed); `--` is put
