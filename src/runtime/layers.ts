@@ -78,12 +78,19 @@ export function readFileInLayers(dirs: string[], p: string): string | undefined 
  */
 export function missingMountPoints(dirs: string[], destinations: string[]): string[] {
   const out = new Set<string>();
+  // Destinations share parents (/proc, /dev, /sys, /etc: about 500 lstats without this for a
+  // container's 30 mounts), and everything under a missing directory is missing too.
+  const exists = new Map<string, boolean>();
   for (const dst of destinations) {
     const parts = dst.split('/').filter(Boolean);
+    let parentMissing = false;
     for (let i = 1; i <= parts.length; i++) {
       const p = '/' + parts.slice(0, i).join('/');
-      if (!findInLayers(dirs, p)) {
+      let found = exists.get(p);
+      if (found === undefined) exists.set(p, (found = !parentMissing && findInLayers(dirs, p) !== undefined));
+      if (!found) {
         out.add(p);
+        parentMissing = true;
       }
     }
   }

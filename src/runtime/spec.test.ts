@@ -1,4 +1,5 @@
 /** Sandbox policy without root: spec building, limits, users, mount flags, layered lookups. */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -74,6 +75,12 @@ test('layered lookups follow overlay rules; mount stubs are removed only when em
     assert.is(findInLayers(dirs, '/nope'), undefined);
     const stubs = missingMountPoints(dirs, ['/proc', '/etc/hosts', '/etc/passwd']);
     assert.equal(stubs.sort(), ['/etc/hosts', '/proc']);
+    // Under a missing directory everything is missing, deepest first; a whiteout hides a directory.
+    fs.mkdirSync(path.join(l2, 'dev'));
+    fs.mkdirSync(path.join(l2, 'dev/pts'));
+    spawnSync('mknod', [path.join(l1, 'dev'), 'c', '0', '0']);
+    assert.equal(missingMountPoints(dirs, ['/sys/fs/cgroup', '/sys', '/dev/pts', '/etc/passwd']), ['/sys/fs/cgroup', '/sys/fs', '/dev/pts', '/sys', '/dev']);
+    fs.rmSync(path.join(l1, 'dev'));
     fs.mkdirSync(path.join(upper, 'proc'));
     fs.writeFileSync(path.join(upper, 'etc-hosts-placeholder'), '');
     fs.mkdirSync(path.join(upper, 'etc'));
