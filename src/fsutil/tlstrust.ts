@@ -13,6 +13,7 @@
  */
 import fs from 'node:fs';
 import type tls from 'node:tls';
+import { TsbuildError } from '../errors/index.js';
 
 export const DEFERRED_CA_ENV = 'TSBUILD_DEFERRED_CA_CERTS';
 
@@ -50,7 +51,7 @@ async function apply(file: string | undefined): Promise<void> {
   void globalThis.Response;
   const g = globalThis as unknown as Record<symbol, object | undefined>;
   const current = g[GLOBAL_DISPATCHER];
-  if (!current) throw new Error('Node has no fetch dispatcher to give the certificates of NODE_EXTRA_CA_CERTS to; run tsbuild as `node bin/tsbuild.js`');
+  if (!current) throw new TsbuildError('TLS_TRUST', `this Node (${process.version}) has no fetch dispatcher to give the certificates of NODE_EXTRA_CA_CERTS to; run tsbuild as \`node bin/tsbuild.js\`, which leaves the variable to Node`);
   const Agent = current.constructor as DispatcherClass;
   g[GLOBAL_DISPATCHER] = new Agent({ connect: { secureContext } });
 }
