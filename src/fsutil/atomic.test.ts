@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDir, lockHeld, processAlive, processStartTime, sameProcessAlive, withLock } from './index.js';
+import { getEventListeners } from 'node:events';
+import { acquireLock, ensureDir, lockHeld, processAlive, processStartTime, sameProcessAlive, withLock } from './index.js';
 
 test('ensureDir: makes missing parents; fails at once, naming the path, where Node would loop (/proc)', () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-ensure-'));
@@ -59,6 +60,43 @@ test('locks: always name their owner; a dead owner\'s lock and an old ownerless 
     assert.throws(() => withLock(lock, () => 'no', 100), /held by pid \d+/, 'a live owner\'s lock (this process\'s, taken elsewhere) is waited for');
     fs.unlinkSync(lock);
     assert.equal(fs.readdirSync(d), [], 'nothing is left beside the lock');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('async locks: waiters of one process take turns in order, one at a time; an abort leaves its turn to the next', async () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-lock-'));
+  const lock = path.join(d, 'gc.lock');
+  try {
+    const releaseA = (await acquireLock(lock, { wait: true }))!;
+    assert.is(await acquireLock(lock, { wait: false }), undefined, 'held in this process: no without waiting');
+    const order: string[] = [];
+    let inside = 0;
+    const turn = async (name: string, signal?: AbortSignal) => {
+      const release = (await acquireLock(lock, { wait: true, signal }))!;
+      inside++;
+      order.push(`${name}:${inside}`);
+      await new Promise((r) => setTimeout(r, 5));
+      inside--;
+      release();
+    };
+    const ac = new AbortController();
+    const b = turn('b');
+    const c = turn('c', ac.signal);
+    const e = turn('e');
+    ac.abort(new Error('stopped'));
+    const cFailed = c.then(() => 'got it', (err: Error) => err.message);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(order, [], 'nobody goes while the first holds it');
+    releaseA();
+    await Promise.all([b, e]);
+    assert.is(await cFailed, 'stopped');
+    assert.equal(order, ['b:1', 'e:1'], 'in order, alone, and the aborted one skipped');
+    assert.is(lockHeld(lock), false);
+    const signal = new AbortController().signal;
+    for (let i = 0; i < 20; i++) await Promise.all([turn('x', signal), turn('y', signal)]);
+    assert.is(getEventListeners(signal, 'abort').length, 0, 'no listener left on the build\'s signal');
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }

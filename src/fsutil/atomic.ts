@@ -299,12 +299,57 @@ function release(lockPath: string, token: string): void {
  * undefined instead of waiting. The returned function releases it.
  */
 export async function acquireLock(lockPath: string, opts: { wait: boolean; signal?: AbortSignal }): Promise<(() => void) | undefined> {
-  // From 2 ms: the GC lock is held for one cache lookup, and stages loading side by side meet on it.
-  for (let delay = 2; ; delay = Math.min(delay * 2, 250)) {
+  if (!opts.wait) {
     const t = tryTake(lockPath);
-    if (t.taken) return () => release(lockPath, t.token);
-    if (!opts.wait) return undefined;
-    if (opts.signal?.aborted) throw opts.signal.reason;
-    await new Promise((r) => setTimeout(r, delay));
+    return t.taken ? () => release(lockPath, t.token) : undefined;
+  }
+  // Waiters of this process queue for it, and the next one goes the moment the holder lets go:
+  // stages loading from the cache side by side meet on the GC lock at every lookup, and a poll
+  // made each wait at least 2 ms. The file is still what excludes other processes.
+  const before = inProcess.get(lockPath);
+  let done!: () => void;
+  const mine = new Promise<void>((r) => (done = r));
+  const tail = before ? before.then(() => mine) : mine;
+  inProcess.set(lockPath, tail);
+  const letGo = () => {
+    done();
+    if (inProcess.get(lockPath) === tail) inProcess.delete(lockPath);
+  };
+  try {
+    if (before) await waitTurn(before, opts.signal);
+    // From 2 ms: another process holds it for one cache lookup.
+    for (let delay = 2; ; delay = Math.min(delay * 2, 250)) {
+      const t = tryTake(lockPath);
+      if (t.taken) {
+        return () => {
+          release(lockPath, t.token);
+          letGo();
+        };
+      }
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  } catch (e) {
+    letGo();
+    throw e;
+  }
+}
+
+/** The last waiter for each lock path in this process (see acquireLock). */
+const inProcess = new Map<string, Promise<void>>();
+
+/** Waits for `turn`, or throws when `signal` aborts first; leaves no listener on the signal. */
+async function waitTurn(turn: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return turn;
+  if (signal.aborted) throw signal.reason;
+  let onAbort!: () => void;
+  const stop = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([turn, stop]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
