@@ -6,9 +6,9 @@
  *   tsbuild-sandbox exec           the same, for a new process in a running container (setns)
  *   tsbuild-sandbox mount T S D F DATA   mount(2) S of type T on D with flags F and data DATA
  *   tsbuild-sandbox umount PATH    umount2(PATH, MNT_DETACH)
- *   tsbuild-sandbox xattrs DIR [-] every xattr under DIR (or of the paths on stdin) as relpath\0name\0hexvalue\0
  *   tsbuild-sandbox apply-meta     mknod / lsetxattr records from stdin
  *   tsbuild-sandbox serve          mount / umount / xattrs requests on stdin, one JSON answer line each
+ *                                  (xattrs: every xattr under DIR, or of the paths named, as relpath\0name\0hexvalue\0)
  *   tsbuild-sandbox userns         hold a new user + mount namespace (rootless); maps written by tsbuild
  *   tsbuild-sandbox join PID PROG ARGS...  enter PID's user and mount namespaces as root, exec PROG
  *   tsbuild-sandbox netns          hold a new network namespace (for slirp4netns) until killed
@@ -970,12 +970,12 @@ static int cmd_exec(void) {
   return supervise(&old);
 }
 
-/* xattrs DIR [-]: the extended attributes of every entry under DIR (not DIR itself), or with `-` of the
- * NUL-separated relative paths on stdin (missing ones skipped), as relpath\0name\0hexvalue\0.
+/* serve's xattrs: the extended attributes of every entry under DIR (not DIR itself), or of the relative
+ * paths named (missing ones skipped), as relpath\0name\0hexvalue\0 into the reply's buffer.
  * Which ones belong in a layer is policy, decided in TypeScript. */
-static FILE *xattr_out; /* stdout, or the buffer of a serve reply */
+static FILE *xattr_out;
 static void emit_xattrs(const char *path, const char *rel) {
-  FILE *o = xattr_out ? xattr_out : stdout;
+  FILE *o = xattr_out;
   ssize_t len = llistxattr(path, NULL, 0);
   if (len <= 0) return;
   char *names = malloc(len);
@@ -1003,24 +1003,6 @@ static int xattr_cb(const char *path, const struct stat *st, int type, struct FT
   const char *rel = path + strlen(xattr_root);
   while (*rel == '/') rel++;
   emit_xattrs(path, rel);
-  return 0;
-}
-
-static int xattrs_of_paths(const char *dir) {
-  size_t cap = 1 << 16, len = 0;
-  char *buf = malloc(cap + 1);
-  ssize_t n;
-  while ((n = read(0, buf + len, cap - len)) > 0) {
-    len += n;
-    if (len == cap) buf = realloc(buf, (cap *= 2) + 1);
-  }
-  buf[len] = 0; /* a last path without its NUL still ends */
-  char *path = malloc(strlen(dir) + PATH_MAX + 2);
-  for (size_t pos = 0; pos < len; pos += strlen(buf + pos) + 1) {
-    if (strlen(buf + pos) > PATH_MAX) continue;
-    sprintf(path, "%s/%s", dir, buf + pos);
-    emit_xattrs(path, buf + pos);
-  }
   return 0;
 }
 
@@ -1071,8 +1053,7 @@ static int cmd_apply_meta(void) {
  * Node process costs 10-20 ms). Requests on stdin are NUL-terminated fields, each prefixed with ':'
  * (so an empty value is ":"), ending with an empty field: mount TYPE SRC DEST FLAGS DATA [CWD] |
  * umount PATH | xattrs DIR [- RELPATH...]. Each gets one line on stdout: {"ok":true} or the usual
- * failure object; xattrs answers {"ok":true,"size":N} and then N bytes, the listing `xattrs DIR [-]`
- * prints. Exits on EOF, and with its parent (PDEATHSIG). */
+ * failure object; xattrs answers {"ok":true,"size":N} and then N bytes of its listing. Exits on EOF, and with its parent (PDEATHSIG). */
 static void reply(const char *op, const char *path, int err) {
   if (!err) { fputs("{\"ok\":true}\n", stdout); fflush(stdout); return; }
   fprintf(stdout, "{\"stage\":\"host\",\"op\":");
@@ -1230,12 +1211,6 @@ int main(int argc, char **argv) {
     if (umount2(argv[2], MNT_DETACH) < 0) fail("host", "umount", argv[2], errno);
     return 0;
   }
-  if (argc == 4 && !strcmp(argv[1], "xattrs") && !strcmp(argv[3], "-")) return xattrs_of_paths(argv[2]);
-  if (argc == 3 && !strcmp(argv[1], "xattrs")) {
-    xattr_root = argv[2];
-    if (nftw(argv[2], xattr_cb, 64, FTW_PHYS) < 0) fail("host", "walk", argv[2], errno);
-    return 0;
-  }
   if (argc == 2 && !strcmp(argv[1], "apply-meta")) return cmd_apply_meta();
   if (argc == 2 && !strcmp(argv[1], "serve")) return cmd_serve();
   if (argc == 2 && !strcmp(argv[1], "userns")) return cmd_userns();
@@ -1250,6 +1225,6 @@ int main(int argc, char **argv) {
     attach_devices(argv[2], prog);
     return 0;
   }
-  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | xattrs DIR [-] | apply-meta | serve | devices-attach CGROUP_DIR | userns | join PID PROG ARGS... | netns\n");
+  fprintf(stderr, "usage: tsbuild-sandbox run | exec | mount TYPE SRC DEST FLAGS DATA [CWD] | umount PATH | apply-meta | serve | devices-attach CGROUP_DIR | userns | join PID PROG ARGS... | netns\n");
   return 2;
 }

@@ -203,23 +203,6 @@ export function layerXattr(name: string): boolean {
   return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.') && !name.startsWith('user.fuseoverlayfs.') && name !== 'security.selinux';
 }
 
-/**
- * Every layer-worthy xattr under `dir` (or of just the relative `paths` given), by relative path; one
- * helper call. Paths are latin1 strings, one character per byte, as the layer differ names them.
- */
-export function readXattrs(dir: string, paths?: string[]): Map<string, Record<string, Buffer>> {
-  return readLayerMeta(dir, paths).xattrs;
-}
-
-/**
- * One walk for all: layer xattrs, the directories overlay (or fuse-overlayfs) marked opaque, and the
- * files fuse-overlayfs copied up.
- */
-export function readLayerMeta(dir: string, paths?: string[]): LayerMeta {
-  if (paths?.length === 0) return { xattrs: new Map(), opaque: new Set(), copiedUp: new Set() };
-  return parseLayerMeta(paths ? helperSync(['xattrs', dir, '-'], Buffer.concat(paths.map((p) => Buffer.from(p + '\0', 'latin1')))) : helperSync(['xattrs', dir]));
-}
-
 export interface LayerMeta {
   xattrs: Map<string, Record<string, Buffer>>;
   opaque: Set<string>;

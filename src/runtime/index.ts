@@ -16,7 +16,7 @@ export { parseSecurityOpts, hostCaps, parseDevice, deviceNumbers } from './secur
 export type { SecurityOptions } from './security.js';
 export { describeCgroups, detectCgroups, delegatedToUser } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
-export { hostMount, hostUnmount, probeOverlay, helperPath, SandboxError, readXattrs, readLayerMeta, applyMeta } from './helper.js';
+export { hostMount, hostUnmount, probeOverlay, helperPath, SandboxError, applyMeta } from './helper.js';
 export { hostMountAsync, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
 export { toSysMount, MS } from './mounts.js';
 export { fuseOverlayUnavailable, FUSE_OVERLAY, containerRootMounts } from './fuse.js';

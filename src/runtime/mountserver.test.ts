@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { applyMeta, readLayerMeta, SandboxError } from './helper.js';
+import { applyMeta, SandboxError } from './helper.js';
 import { hostMountAsync, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
 import { tmpdir, mountsUnder, sandboxUnavailable } from '../testutil/index.js';
 
@@ -53,7 +53,7 @@ it('a failure is a SandboxError with the errno, and the helper keeps serving', a
   assert.is(mountsUnder(base).length, 0);
 });
 
-it('xattr listings through the helper equal the one-shot listing, in many chunks, with any bytes in names and values', async () => {
+it('xattr listings through the helper: every entry, in many chunks, with any bytes in names and values', async () => {
   const d = path.join(base, 'x');
   fs.mkdirSync(d);
   // A name with a newline and a byte that is not UTF-8 (paths are latin1 strings, one byte a character).
@@ -69,10 +69,9 @@ it('xattr listings through the helper equal the one-shot listing, in many chunks
   fs.mkdirSync(path.join(d, 'sub'));
   meta.push({ op: 'setxattr', path: Buffer.from(path.join(d, 'sub')), name: 'trusted.overlay.opaque', value: Buffer.from('y') });
   applyMeta(meta);
-  const sync = readLayerMeta(d);
   const served = await readLayerMetaAsync(d);
   assert.is(served.xattrs.size, 1501);
-  assert.equal([...served.xattrs.entries()].sort(), [...sync.xattrs.entries()].sort());
+  for (let i = 0; i < 1500; i++) assert.equal(served.xattrs.get(`f${i}`), { 'trusted.tsb': Buffer.alloc(64, i % 256) });
   assert.equal(served.xattrs.get(odd), { 'trusted.odd': value });
   assert.equal([...served.opaque], ['sub']);
   // Of named paths only; a missing one is skipped, and a mount in between is answered in order.

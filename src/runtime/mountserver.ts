@@ -129,7 +129,11 @@ export async function hostUnmountAsync(target: string): Promise<void> {
   await serve().request(['umount', target]);
 }
 
-/** readLayerMeta through the long-lived helper: the same listing, without a process per call. */
+/**
+ * Every layer-worthy xattr under `dir` (or of just the relative `paths` given), with overlay's opaque
+ * marks and fuse-overlayfs's copy-ups, by relative path; paths are latin1 strings, one character per
+ * byte, as the layer differ names them. One request to the long-lived helper.
+ */
 export async function readLayerMetaAsync(dir: string, paths?: string[]): Promise<LayerMeta> {
   if (paths?.length === 0) return { xattrs: new Map(), opaque: new Set(), copiedUp: new Set() };
   const body = await serve().request(paths ? ['xattrs', dir, '-', ...paths.map((p) => Buffer.from(p, 'latin1'))] : ['xattrs', dir]);

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { diffTrees, diffUpperDir, extractTar, readTar } from '../image/index.js';
-import { applyMeta, readXattrs } from '../runtime/index.js';
+import { applyMeta, readLayerMetaAsync } from '../runtime/index.js';
 import { dirsEach, tarOf } from '../testutil/index.js';
 
 const dirs = dirsEach(['root', 'host'], 'tsb-lk');
@@ -37,7 +37,7 @@ test('device nodes, fifos and xattrs (security.capability included) are applied 
   assert.is(blk.gid, 6);
   assert.ok(fs.lstatSync(path.join(dirs.root, 'fifo')).isFIFO());
   assert.is(fs.lstatSync(path.join(dirs.root, 'fifo')).uid, 5);
-  const x = readXattrs(dirs.root);
+  const x = (await readLayerMetaAsync(dirs.root)).xattrs;
   assert.ok(x.get('ping')?.['security.capability']?.equals(cap), 'the capability survives chown (set after it)');
   assert.is(x.get('ping')?.['user.note']?.toString(), 'n');
   assert.is(x.get('dev/null')?.['trusted.t']?.toString(), 'on-device');
@@ -65,7 +65,7 @@ test('layer diff carries xattrs and devices: upperdir walk and tree comparison a
     }
     return out;
   };
-  const xattrs = readXattrs(dirs.root);
+  const xattrs = (await readLayerMetaAsync(dirs.root)).xattrs;
   const a = await collect(diffUpperDir(dirs.root, { opaqueDirs: new Set(), xattrs }));
   const b2 = await collect(diffTrees(undefined, dirs.root, { xattrs: { upper: xattrs } }));
   assert.equal(a, [`cap file 0:0 security.capability=${cap.toString('hex')}`, 'zero char 1:5 ']);
@@ -76,7 +76,7 @@ test('layer diff carries xattrs and devices: upperdir walk and tree comparison a
   applyMeta([{ op: 'mknod', path: path.join(dirs.host, 'zero'), mode: fs.constants.S_IFCHR | 0o666, major: 1, minor: 5 }]);
   fs.utimesSync(path.join(dirs.host, 'cap'), 100, 100);
   fs.utimesSync(path.join(dirs.host, 'zero'), 100, 100);
-  const d = await collect(diffTrees(dirs.host, dirs.root, { xattrs: { lower: readXattrs(dirs.host), upper: xattrs } }));
+  const d = await collect(diffTrees(dirs.host, dirs.root, { xattrs: { lower: (await readLayerMetaAsync(dirs.host)).xattrs, upper: xattrs } }));
   assert.equal(d, [`cap file 0:0 security.capability=${cap.toString('hex')}`], 'the lower copy lacks the capability (cpSync drops xattrs)');
 });
 
