@@ -86,6 +86,11 @@ export function readJSONFile<T>(file: string, fallback: T): T {
     if (errnoCode(e) === 'ENOENT') return fallback;
     throw e;
   }
+  return parseJSONText<T>(text, file);
+}
+
+/** `text`, read from the store's `file`, parsed; a damaged file is a STORE_CORRUPT error that says what to run. */
+export function parseJSONText<T>(text: string, file: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (e) {

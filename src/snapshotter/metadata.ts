@@ -2,10 +2,15 @@
  * One metadata store shared by all drivers: snapshot keys and names map to numeric ids, drivers name
  * on-disk objects by id. Every change is a locked read-modify-write of one JSON file replaced
  * atomically, so concurrent tsbuild processes and a kill -9 at any point leave it consistent.
+ *
+ * Reads are served from the last parse while the file is the same inode with the same size and times:
+ * the file is only ever replaced by a rename, never written in place, so an unchanged identity means
+ * unchanged bytes. A build looks snapshots up at every step, and parsing the whole file each time made
+ * a no-change build of 200 steps 75 % slower in a store of 700 snapshots than in an empty one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJSONFile, repairMirrored, withLock, writeFileMirrored } from '../fsutil/index.js';
+import { parseJSONText, readJSONFile, repairMirrored, withLock, writeFileMirrored } from '../fsutil/index.js';
 import { SnapshotError } from './errors.js';
 import type { Info, Kind } from './types.js';
 
@@ -25,23 +30,46 @@ interface DB {
 export class MetaStore {
   private file: string;
   private lock: string;
+  private cached?: { identity: string; db: Readonly<DB> };
   constructor(dir: string) {
     this.file = path.join(dir, 'metadata.json');
     this.lock = path.join(dir, 'metadata.lock');
   }
-  read(): DB {
-    return readJSONFile<DB>(this.file, { nextId: 1, snapshots: {} });
+  /** The current metadata, shared and frozen: callers read it and never change it. */
+  read(): Readonly<DB> {
+    const now = identityOf(() => fs.statSync(this.file, { bigint: true }));
+    if (now !== undefined && now === this.cached?.identity) return this.cached.db;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
+      throw e;
+    }
+    try {
+      // The identity of the inode read, not of the name: a rename between the stat above and the open
+      // must not file new bytes under an old identity.
+      const identity = identityOf(() => fs.fstatSync(fd, { bigint: true }))!;
+      const db = deepFreeze(parseJSONText<DB>(fs.readFileSync(fd, 'utf8'), this.file));
+      this.cached = { identity, db };
+      return db;
+    } finally {
+      fs.closeSync(fd);
+    }
   }
   update<T>(fn: (db: DB) => T): T {
     return withLock(this.lock, () => {
-      const db = this.read();
+      const db = readJSONFile<DB>(this.file, { nextId: 1, snapshots: {} });
       const r = fn(db);
       writeFileMirrored(this.file, JSON.stringify(db));
+      // Under the lock no other writer can have replaced the file since the rename.
+      const identity = identityOf(() => fs.statSync(this.file, { bigint: true }));
+      this.cached = identity === undefined ? undefined : { identity, db: deepFreeze(db) };
       return r;
     });
   }
   /** `fn` with the metadata read under its lock (a reader that must not race a writer); nothing is written. */
-  locked<T>(fn: (db: DB) => T): T {
+  locked<T>(fn: (db: Readonly<DB>) => T): T {
     return withLock(this.lock, () => fn(this.read()));
   }
   get(key: string): Record_ {
@@ -50,7 +78,7 @@ export class MetaStore {
     return r;
   }
   /** The chain of committed ancestors, nearest first, as records with their keys. */
-  parents(db: DB, parent: string | undefined): { key: string; rec: Record_ }[] {
+  parents(db: Readonly<DB>, parent: string | undefined): { key: string; rec: Record_ }[] {
     const out: { key: string; rec: Record_ }[] = [];
     for (let k = parent; k; k = db.snapshots[k]?.parent) {
       const rec = db.snapshots[k];
@@ -60,8 +88,29 @@ export class MetaStore {
     return out;
   }
   static info(key: string, r: Record_): Info {
-    return { key, kind: r.kind, parent: r.parent, created: r.created, labels: r.labels };
+    return { key, kind: r.kind, parent: r.parent, created: r.created, labels: { ...r.labels } };
   }
+}
+
+const EMPTY: Readonly<DB> = deepFreeze({ nextId: 1, snapshots: {} });
+
+function identityOf(stat: () => fs.BigIntStats): string | undefined {
+  let st: fs.BigIntStats;
+  try {
+    st = stat();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.birthtimeNs}`;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }
 
 function validDB(text: string): boolean {
