@@ -10,8 +10,9 @@
 // (`node --snapshot-blob`): every module already loaded and compiled, about 20 ms off every command
 // (docs/performance.md). A snapshot is made from one CommonJS script with everything in it, npm
 // packages too; import.meta.url becomes a global the snapshot's main sets from the blob's place.
-// It only works with the node binary that made it: cli.blob.node records that binary (path and
-// identity), and bin/tsbuild falls back to bin/tsbuild.js when it differs. TSBUILD_NO_SNAPSHOT=1
+// It only works with the node binary that made it: cli.blob.nodebin names that binary, and
+// cli.blob.stamp (its mtime) and cli.blob.node (its identity) describe it; bin/tsbuild falls back
+// to bin/tsbuild.js when it differs. TSBUILD_NO_SNAPSHOT=1
 // skips the snapshot (a Node without --build-snapshot).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,7 +33,7 @@ for (const [entry, out] of [['dist/cli/index.js', 'dist/bundle/cli.mjs'], ['dist
 });
 
 const blob = path.join(root, 'dist/bundle/cli.blob');
-for (const f of [blob, `${blob}.node`]) fs.rmSync(f, { force: true });
+for (const f of [blob, `${blob}.node`, `${blob}.nodebin`, `${blob}.stamp`]) fs.rmSync(f, { force: true });
 if (process.env.TSBUILD_NO_SNAPSHOT !== '1') {
   const script = path.join(root, 'dist/bundle/snapshot.cjs');
   await build({
@@ -60,8 +61,14 @@ if (process.env.TSBUILD_NO_SNAPSHOT !== '1') {
     process.stderr.write(`startup snapshot not made (bin/tsbuild will load the bundle instead): ${r.stderr || r.error}\n`);
     fs.rmSync(blob, { force: true });
   } else {
+    // What bin/tsbuild compares with the node it would run, with the shell's own tests first (a `stat`
+    // process and a `$(command -v node)` subshell cost every command 2.5 ms): `-ef` the binary this
+    // link names (the same file), and neither `-nt` nor `-ot` the stamp, which has its mtime to the
+    // nanosecond (an upgraded node comes with its own package's time). A copy that lost the stamp's
+    // time (cp -r) is checked against the record, as `stat -L -c %d:%i:%s:%Y` would print it.
+    fs.symlinkSync(process.execPath, `${blob}.nodebin`);
+    spawnSync('touch', ['-r', process.execPath, `${blob}.stamp`]);
     const st = fs.statSync(process.execPath);
-    // What bin/tsbuild compares, with `stat -L -c %d:%i:%s:%Y` of the node it would run.
     fs.writeFileSync(`${blob}.node`, `${process.execPath} ${st.dev}:${st.ino}:${st.size}:${Math.floor(st.mtimeMs / 1000)}\n`);
   }
 }

@@ -77,12 +77,36 @@ testUnless(noBlob, 'a moved tree and an npm-style symlink start from their own b
       assert.is(i.startup, `snapshot (${path.join(t, 'dist/bundle/cli.blob')})`, bin);
       assert.is(i.helper, path.join(t, 'native/build/tsbuild-sandbox'), 'the moved tree\'s helper');
     }
-    // As after an upgrade of node: the recorded identity no longer matches.
+    // The copy above did not keep the stamp's time (as cp -r): the recorded identity still says it is
+    // the same node. Then as after an upgrade of node in place (the same path, a binary of another
+    // time and identity), then with another node first on PATH.
+    const stamp = path.join(t, 'dist/bundle/cli.blob.stamp');
+    const startup = (env: Record<string, string> = {}) => {
+      const r = tsbuild(path.join(t, 'bin/tsbuild'), ['info'], { TSBUILD_ROOT: path.join(t, 'store'), ...env });
+      assert.is(r.status, 0, r.stderr);
+      return /Startup: +(\w+)/.exec(r.stdout)?.[1];
+    };
+    assert.is.not(fs.statSync(stamp).mtimeMs, fs.statSync(process.execPath).mtimeMs);
+    assert.is(startup(), 'snapshot', 'a stamp that lost its time, the same node');
     const rec = path.join(t, 'dist/bundle/cli.blob.node');
-    fs.writeFileSync(rec, fs.readFileSync(rec, 'utf8').replace(/:\d+\n$/, ':1\n'));
-    const r = tsbuild(path.join(t, 'bin/tsbuild'), ['info'], { TSBUILD_ROOT: path.join(t, 'store') });
-    assert.is(r.status, 0, r.stderr);
-    assert.match(r.stdout, /Startup: +bundle/);
+    const recorded = fs.readFileSync(rec, 'utf8');
+    fs.writeFileSync(rec, recorded.replace(/:\d+\n$/, ':1\n'));
+    assert.is(startup(), 'bundle', 'another time, and no stamp that says otherwise');
+    spawnSync('touch', ['-r', process.execPath, stamp]);
+    assert.is(startup(), 'snapshot', 'the stamp alone: the same node, no stat process');
+    const node = fs.statSync(process.execPath);
+    for (const ms of [node.mtimeMs - 1000, node.mtimeMs + 1000]) {
+      fs.utimesSync(stamp, node.atime, new Date(ms));
+      assert.is(startup(), 'bundle', 'an older or newer node');
+    }
+    spawnSync('touch', ['-r', process.execPath, stamp]);
+    fs.writeFileSync(rec, recorded);
+    const other = path.join(t, 'otherbin');
+    fs.mkdirSync(other);
+    fs.copyFileSync(process.execPath, path.join(other, 'node'));
+    fs.chmodSync(path.join(other, 'node'), 0o755);
+    spawnSync('touch', ['-r', process.execPath, path.join(other, 'node')]);
+    assert.is(startup({ PATH: `${other}:${process.env.PATH}` }), 'bundle', 'another node binary with the same time, first on PATH');
     fs.rmSync(path.join(t, 'dist/bundle/cli.blob'));
     assert.match(tsbuild(path.join(t, 'bin/tsbuild'), ['--version']).stdout, /^tsbuild /, 'no blob at all: the bundle');
   } finally {
