@@ -4,18 +4,20 @@ import * as assert from 'uvu/assert';
 import { WriteBehind } from './writebehind.js';
 
 /** A fake file: positional writes, each taking a turn of the event loop, short writes on demand. */
-function fakeFile(o: { short?: boolean; failAt?: number } = {}) {
+function fakeFile(o: { short?: boolean | number; failAt?: number } = {}) {
   const out = Buffer.alloc(1 << 16);
   let inFlight = 0;
   let maxInFlight = 0;
   let writes = 0;
-  const write = async (b: Buffer, pos: number) => {
+  const write = async (parts: Buffer[], pos: number) => {
+    assert.ok(parts.length <= 1024, 'at most IOV_MAX pieces per write');
+    const b = Buffer.concat(parts);
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     await new Promise((r) => setTimeout(r, 1));
     inFlight--;
     if (o.failAt !== undefined && writes++ === o.failAt) throw new Error('EIO');
-    const n = o.short ? Math.min(b.length, 3) : b.length;
+    const n = o.short ? Math.min(b.length, o.short === true ? 3 : o.short) : b.length;
     b.copy(out, pos, 0, n);
     return n;
   };
@@ -56,6 +58,16 @@ test('a failed write is the error of end(); abandon(true) writes the rest only w
     await e.end();
   })().then(() => undefined, (x: unknown) => x);
   assert.match(String(failed), /EIO/);
+});
+
+test('a batch goes out as its pieces, many of them, with short writes ending inside a piece', async () => {
+  const f = fakeFile({ short: 1001 });
+  const w = new WriteBehind(f.write, { batch: 3000 });
+  const pieces = Array.from({ length: 2500 }, (_, i) => Buffer.from([i % 251, (i * 7) % 251]));
+  for (const p of pieces) await w.push(p);
+  await w.push(Buffer.alloc(0));
+  assert.is(await w.end(), 5000);
+  assert.ok(f.out.subarray(0, 5000).equals(Buffer.concat(pieces)));
 });
 
 test.run();

@@ -126,8 +126,8 @@ const MAX_ENTRY = 2 ** 40;
 
 /** Files from this size on are written by writeOverlapped; smaller ones in place (one syscall each, no thread hop). */
 const LARGE_FILE = 4 << 20;
-const writeAt = (fd: number, b: Buffer, pos: number) =>
-  new Promise<number>((resolve, reject) => fs.write(fd, b, 0, b.length, pos, (e, n) => (e ? reject(e) : resolve(n))));
+const writeAt = (fd: number, parts: Buffer[], pos: number) =>
+  new Promise<number>((resolve, reject) => fs.writev(fd, parts, pos, (e, n) => (e ? reject(e) : resolve(n))));
 
 /**
  * A large file's bytes written on the thread pool in 1 MiB writes, one in flight while the next is

@@ -164,7 +164,7 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
   let size = have;
   // Network pieces (about 64-128 KiB) are written in 1 MiB batches, one write in flight while the
   // next batch arrives; the follower (unpacking as the blob downloads) hears of bytes once written.
-  const w = new WriteBehind((b, pos) => fh.write(b, 0, b.length, pos).then((r) => r.bytesWritten), { start: have, onWritten: (upTo) => o.follow?.progress(desc.digest, upTo) });
+  const w = new WriteBehind((parts, pos) => fh.writev(parts, pos).then((r) => r.bytesWritten), { start: have, onWritten: (upTo) => o.follow?.progress(desc.digest, upTo) });
   try {
     for await (const c of watched(body, o.idleMs ?? 60_000)) {
       size += c.length;
