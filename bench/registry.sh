@@ -26,6 +26,9 @@ for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sl
 tsb() { "$here/bin/tsbuild" "$@"; }
 export TSBUILD_ROOT="$work/store"
 now() { date +%s.%N; }
+# Untimed, before each timed command: the last one's unflushed writes (512 MiB) would otherwise be
+# written back during the next one and charged to it (bench/suite.mjs does the same).
+settle() { sync; }
 have_skopeo=0; command -v skopeo >/dev/null && have_skopeo=1
 
 mkdir -p "$work/big" "$work/many"
@@ -42,20 +45,20 @@ row() { # name seconds bytes image
 for img in big many; do
   bytes=$(du -sb "$work/$img" | cut -f1)
   if [ $have_skopeo = 1 ]; then
-    t0=$(now); skopeo copy -q --dest-tls-verify=false "oci:$TSBUILD_ROOT:$img:latest" "docker://$reg/skopeo/$img:1"; t1=$(now)
+    settle; t0=$(now); skopeo copy -q --dest-tls-verify=false "oci:$TSBUILD_ROOT:$img:latest" "docker://$reg/skopeo/$img:1"; t1=$(now)
     sk_push=$(echo "$t1 - $t0" | bc)
     row "skopeo push $img" "$sk_push" "$bytes" "$img"
   fi
-  t0=$(now); tsb push -q "$img" "$reg/tsbuild/$img:1" >/dev/null; t1=$(now)
+  settle; t0=$(now); tsb push -q "$img" "$reg/tsbuild/$img:1" >/dev/null; t1=$(now)
   ts_push=$(echo "$t1 - $t0" | bc)
   row "tsbuild push $img" "$ts_push" "$bytes" "$img"
   [ $have_skopeo = 1 ] && printf '%-34s %7.2f\n' "  ratio tsbuild/skopeo (push)" "$(echo "$ts_push / $sk_push" | bc -l)"
   if [ $have_skopeo = 1 ]; then
-    t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$reg/tsbuild/$img:1" "oci:$work/skopeo-oci-$img:x"; t1=$(now)
+    settle; t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$reg/tsbuild/$img:1" "oci:$work/skopeo-oci-$img:x"; t1=$(now)
     sk_pull=$(echo "$t1 - $t0" | bc)
     row "skopeo pull $img (to OCI dir)" "$sk_pull" "$bytes" "$img"
   fi
-  t0=$(now); TSBUILD_ROOT="$work/pull-$img" tsb pull -q "$reg/tsbuild/$img:1" >/dev/null; t1=$(now)
+  settle; t0=$(now); TSBUILD_ROOT="$work/pull-$img" tsb pull -q "$reg/tsbuild/$img:1" >/dev/null; t1=$(now)
   ts_pull=$(echo "$t1 - $t0" | bc)
   row "tsbuild pull $img (+ unpack)" "$ts_pull" "$bytes" "$img"
   [ $have_skopeo = 1 ] && printf '%-34s %7.2f\n' "  ratio tsbuild/skopeo (pull)" "$(echo "$ts_pull / $sk_pull" | bc -l)"
