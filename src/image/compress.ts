@@ -51,49 +51,63 @@ function mediaTypeFor(t: LayerCompression): string {
 
 const gzip = (b: Buffer, level: number) => new Promise<Buffer>((resolve, reject) => zlib.gzip(b, { level }, (e, out) => (e ? reject(e) : resolve(out))));
 
-const SAMPLE = 64 << 10;
+const SAMPLE = 16 << 10;
 
 /**
  * One block. Already-compressed data (media, archives, random bytes) goes through zlib at 30-40
  * MiB/s whatever the level and comes out no smaller, so a sample of each block is tried first and a
  * block that does not shrink is stored (level 0, a copy). Deterministic: it depends only on the data.
  */
-async function gzipBlock(b: Buffer, level: number): Promise<Buffer> {
+async function gzipBlock(b: Buffer, level: number): Promise<Buffer[]> {
   if (level > 0 && b.length > SAMPLE * 2) {
     const probe = await gzip(b.subarray(0, SAMPLE), 1);
-    if (probe.length > SAMPLE * 0.97) return storedGzip(b);
+    if (probe.length > SAMPLE * 0.97) return storedGzipParts(b);
   }
-  return gzip(b, level);
+  return [await gzip(b, level)];
 }
 
-/** A gzip member of stored (uncompressed) deflate blocks: zlib's level 0 runs at ~300 MiB/s, this copies. */
-export function storedGzip(b: Buffer): Buffer {
+/**
+ * A gzip member of stored (uncompressed) deflate blocks, as pieces: the headers, and the input's own
+ * bytes between them (no copy). zlib's level 0 runs at ~300 MiB/s; a copy into one buffer cost a push
+ * of 512 MiB of incompressible data 512 MiB of fresh buffers, and V8 runs a full GC for every 64 MB
+ * of them.
+ */
+function storedGzipParts(b: Buffer): Buffer[] {
   const blocks = Math.max(1, Math.ceil(b.length / 65535));
-  const out = Buffer.allocUnsafe(10 + blocks * 5 + b.length + 8);
-  Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]).copy(out, 0);
-  let o = 10;
+  const heads = Buffer.allocUnsafe(10 + blocks * 5 + 8);
+  Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]).copy(heads, 0);
+  const out: Buffer[] = [heads.subarray(0, 10)];
   for (let i = 0; i < blocks; i++) {
     const start = i * 65535;
     const len = Math.min(65535, b.length - start);
-    out[o] = i === blocks - 1 ? 1 : 0;
-    out.writeUInt16LE(len, o + 1);
-    out.writeUInt16LE(~len & 0xffff, o + 3);
-    b.copy(out, o + 5, start, start + len);
-    o += 5 + len;
+    const h = 10 + i * 5;
+    heads[h] = i === blocks - 1 ? 1 : 0;
+    heads.writeUInt16LE(len, h + 1);
+    heads.writeUInt16LE(~len & 0xffff, h + 3);
+    out.push(heads.subarray(h, h + 5), b.subarray(start, start + len));
   }
-  out.writeUInt32LE(zlib.crc32(b) >>> 0, o);
-  out.writeUInt32LE(b.length >>> 0, o + 4);
+  const t = 10 + blocks * 5;
+  heads.writeUInt32LE(zlib.crc32(b) >>> 0, t);
+  heads.writeUInt32LE(b.length >>> 0, t + 4);
+  out.push(heads.subarray(t, t + 8));
   return out;
+}
+
+/** storedGzipParts as one buffer. */
+export function storedGzip(b: Buffer): Buffer {
+  return Buffer.concat(storedGzipParts(b));
 }
 
 /**
  * gzip in parallel, as pigz and Go's pgzip do: the input is cut into fixed blocks, each compressed as
  * its own gzip member on the libuv pool, and the members are written in order. A multi-member gzip
  * file is plain RFC 1952 (every gunzip, Go's included, reads it), the output is deterministic for a
- * given level and block size, and at most `workers` blocks are in memory.
+ * given level and block size, and at most `workers` blocks are in memory. A stored block's output is
+ * its input's own bytes: `input` must not change a piece after yielding it (file and network reads
+ * never do).
  */
 export async function* parallelGzip(input: AsyncIterable<Buffer>, level = 6, blockSize = 1 << 20, workers = Math.max(4, os.availableParallelism())): AsyncGenerator<Buffer> {
-  const pending: Promise<Buffer>[] = [];
+  const pending: Promise<Buffer[]>[] = [];
   let parts: Buffer[] = [];
   let have = 0;
   const dispatch = (b: Buffer) => {
@@ -109,15 +123,16 @@ export async function* parallelGzip(input: AsyncIterable<Buffer>, level = 6, blo
       have += take;
       chunk = chunk.subarray(take);
       if (have === blockSize) {
-        dispatch(Buffer.concat(parts, have));
+        // A piece that is a whole block (reads of the block size) is used as it is, not copied.
+        dispatch(parts.length === 1 ? parts[0]! : Buffer.concat(parts, have));
         parts = [];
         have = 0;
-        if (pending.length >= workers) yield await pending.shift()!;
+        if (pending.length >= workers) yield* await pending.shift()!;
       }
     }
   }
-  if (have > 0 || pending.length === 0) dispatch(Buffer.concat(parts, have));
-  while (pending.length) yield await pending.shift()!;
+  if (have > 0 || pending.length === 0) dispatch(parts.length === 1 ? parts[0]! : Buffer.concat(parts, have));
+  while (pending.length) yield* await pending.shift()!;
 }
 
 function compressStream(input: Readable, spec: CompressionSpec): Readable {
