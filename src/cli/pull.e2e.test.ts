@@ -41,7 +41,7 @@ it('a pull whose layer does not unpack to the diffID its config names fails and 
   const s = newStore();
   const bad = await cli(['pull', `${host}/tests/liar:bad`], { root: s, env });
   assert.is(bad.code, 1);
-  assert.match(bad.stderr, /unpacks to sha256:[a-f0-9]{64}, but the image config says sha256:(ab){32}/);
+  assert.match(bad.stderr, /unpacks to sha256:[a-f0-9]{64}, but the image config says sha256:(ab){32}/, bad.stderr);
   const ls = await cli(['images'], { root: s, env });
   assert.not.match(ls.stdout, /liar/, 'the failed pull named no image');
   const run = await cli(['run', '--rm', '--pull', 'never', `${host}/tests/liar:bad`], { root: s, env });

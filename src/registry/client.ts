@@ -9,7 +9,7 @@ import { TsbuildError } from '../errors/index.js';
 import type { Credentials } from './credentials.js';
 import { lookupCredentials } from './credentials.js';
 import { apiHost } from './reference.js';
-import { Authenticator, chain, followRedirects, describeNetworkError, kyHandler, readCapped, readCappedBytes, retry, RegistryError, type Handler, type RegistryRequest } from './transport.js';
+import { Authenticator, chain, followRedirects, describeNetworkError, kyHandler, nodeBody, readCapped, readCappedBytes, retry, RegistryError, type Handler, type RegistryRequest } from './transport.js';
 
 export type RegistryEvent =
   | { type: 'retry'; what: string; attempt: number; reason: string }
@@ -106,11 +106,11 @@ export class RegistryClient {
   }
 
   /** Sends one request to this registry (a path, or an absolute URL the registry gave us). */
-  async request(method: string, where: string, o: { repo?: string; actions?: string[]; extraScopes?: string[]; headers?: Record<string, string>; body?: () => BodyInit | Readable | undefined; signal?: AbortSignal } = {}): Promise<Response> {
+  async request(method: string, where: string, o: { repo?: string; actions?: string[]; extraScopes?: string[]; headers?: Record<string, string>; body?: () => BodyInit | Readable | undefined; signal?: AbortSignal; streamResponse?: boolean } = {}): Promise<Response> {
     const base = await this.endpoint(o.signal);
     const url = /^https?:\/\//.test(where) ? where : base + where;
     const scopes = [...(o.repo ? [`repository:${o.repo}:${(o.actions ?? ['pull']).join(',')}`] : []), ...(o.extraScopes ?? [])];
-    const r: RegistryRequest = { method, url, headers: o.headers ?? {}, body: o.body, scopes, signal: o.signal };
+    const r: RegistryRequest = { method, url, headers: o.headers ?? {}, body: o.body, scopes, signal: o.signal, streamResponse: o.streamResponse };
     return this.send(r);
   }
 
@@ -167,14 +167,14 @@ export class RegistryClient {
   /** Opens a blob from `offset`; `resumed` is false when the server ignored the Range and sent it all. */
   async openBlob(repo: string, digest: string, offset: number, signal?: AbortSignal): Promise<{ body: Readable; resumed: boolean }> {
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { repo, headers, signal });
+    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { repo, headers, signal, streamResponse: true });
     if (res.status === 416 && offset > 0) {
       await res.body?.cancel().catch(() => undefined);
       return this.openBlob(repo, digest, 0, signal);
     }
     if (res.status !== 200 && res.status !== 206) return this.fail(res, `blob ${digest} in ${repo}`);
     if (!res.body) throw new RegistryError('REGISTRY_ERROR', `registry ${this.domain} sent no body for blob ${digest}`);
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    const body = nodeBody(res) ?? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     // Until the caller iterates it (after opening its file), an abort must not be an unhandled 'error'.
     body.on('error', () => undefined);
     return { body, resumed: res.status === 206 };
