@@ -8,10 +8,14 @@
  * auth challenge builds a fresh body instead of replaying a consumed stream.
  */
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
-import { TsbuildError, CancelledError } from '../errors/index.js';
+import { CancelledError } from '../errors/index.js';
 import { applyDeferredTrust } from '../fsutil/index.js';
 import type { Credentials } from './credentials.js';
+import { RegistryError, redactURL } from './httperror.js';
+import { streamingRequest } from './nodehttp.js';
+
+export { RegistryError, redactURL } from './httperror.js';
+export { nodeBody } from './nodehttp.js';
 
 export interface RegistryRequest {
   method: string;
@@ -33,13 +37,6 @@ export function chain(middleware: Middleware[], last: Handler): Handler {
   return middleware.reduceRight<Handler>((next, mw) => (r) => mw(r, next), last);
 }
 
-export class RegistryError extends TsbuildError {
-  readonly status: number | undefined;
-  constructor(code: string, message: string, status?: number, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.status = status;
-  }
-}
 
 /**
  * The bottom of the chain: one HTTP exchange. Headers time out; bodies are watched by their readers.
@@ -66,89 +63,6 @@ export function kyHandler(timeoutMs = 60_000): Handler {
       signal: r.signal,
     });
   };
-}
-
-const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-const NODE_BODY = Symbol('tsbuild.nodeBody');
-
-/**
- * A response's body as the Node stream it came from, for a request made with `streamResponse`: the
- * socket's own buffers, where fetch's body copies every chunk into a new Uint8Array on its way
- * through a web stream (a 512 MiB blob: 0.2-0.4 s more CPU, and 512 MB more of new buffers, a full
- * GC per 64 MB of them). Undefined for any other response. Its `body` stays usable (an error's
- * text, a cancel after a redirect) until this stream is taken.
- */
-export function nodeBody(res: Response): Readable | undefined {
-  return (res as Response & { [NODE_BODY]?: Readable })[NODE_BODY];
-}
-
-const DECODERS: Record<string, () => import('node:stream').Transform> = {
-  gzip: () => zlib.createGunzip(),
-  'x-gzip': () => zlib.createGunzip(),
-  deflate: () => zlib.createInflate(),
-  br: () => zlib.createBrotliDecompress(),
-};
-
-/** One exchange through node:http(s): a streamed upload (`body`), or a download read as a Node stream. */
-async function streamingRequest(r: RegistryRequest, body: Readable | undefined, idleMs: number): Promise<Response> {
-  const u = new URL(r.url);
-  const mod = u.protocol === 'https:' ? await import('node:https') : await import('node:http');
-  // fetch asks for compressed transfers and decodes them; a download here asks for the bytes as they are.
-  const headers = body ? r.headers : { 'accept-encoding': 'identity', ...r.headers };
-  return new Promise<Response>((resolve, reject) => {
-    const req = mod.request(u, { method: r.method, headers, signal: r.signal }, (res) => {
-      const h = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) h.append(k, x);
-      const status = res.statusCode ?? 500;
-      const encoding = (res.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-      let stream: Readable = res;
-      if (!body && encoding !== 'identity' && !NULL_BODY.has(status)) {
-        const decoder = DECODERS[encoding];
-        if (!decoder) {
-          res.destroy();
-          reject(new RegistryError('REGISTRY_ERROR', `${redactURL(r.url)} sent its body with Content-Encoding "${encoding}", which tsbuild cannot decode`, status));
-          return;
-        }
-        stream = res.pipe(decoder());
-        res.on('error', (e) => stream.destroy(e));
-        h.delete('content-encoding');
-        h.delete('content-length');
-      }
-      let it: AsyncIterator<Buffer> | undefined;
-      const web = NULL_BODY.has(status)
-        ? null
-        : body
-          ? (Readable.toWeb(stream) as unknown as ReadableStream)
-          : new ReadableStream<Uint8Array>({
-              async pull(c) {
-                it ??= stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-                const n = await it.next();
-                if (n.done) c.close();
-                else c.enqueue(n.value);
-              },
-              cancel() {
-                stream.destroy();
-              },
-              // Nothing read ahead: a stream pulls its first chunk at once unless told not to, and
-              // that chunk would be missing from the Node stream taken by nodeBody.
-            }, { highWaterMark: 0 });
-      const out = new Response(web, { status, statusText: res.statusMessage, headers: h });
-      if (NULL_BODY.has(status)) res.resume();
-      // Location headers are resolved against the request's URL, as fetch's Response.url gives it.
-      Object.defineProperty(out, 'url', { value: r.url });
-      if (!body && web) Object.defineProperty(out, NODE_BODY, { value: stream });
-      resolve(out);
-    });
-    req.setTimeout(idleMs, () => req.destroy(new RegistryError('REGISTRY_TIMEOUT', `no progress for ${idleMs / 1000} s ${body ? 'sending to' : 'receiving from'} ${redactURL(r.url)}`)));
-    req.on('error', (e) => {
-      body?.destroy();
-      reject(r.signal?.aborted ? new CancelledError() : e);
-    });
-    if (body) {
-      body.on('error', (e) => req.destroy(e));
-      body.pipe(req);
-    } else req.end();
-  });
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -252,16 +166,6 @@ export function describeNetworkError(e: unknown): string {
 }
 
 /** Query strings can hold tokens (`_state`, signed URLs): never print them. */
-export function redactURL(u: string): string {
-  try {
-    const url = new URL(u);
-    url.username = '';
-    url.password = '';
-    return url.origin + url.pathname + (url.search ? '?…' : '');
-  } catch {
-    return '<url>';
-  }
-}
 
 export interface Challenge {
   scheme: 'basic' | 'bearer';
