@@ -56,7 +56,8 @@ const SAMPLE = 16 << 10;
 /**
  * One block. Already-compressed data (media, archives, random bytes) goes through zlib at 30-40
  * MiB/s whatever the level and comes out no smaller, so a sample of each block is tried first and a
- * block that does not shrink is stored (level 0, a copy). Deterministic: it depends only on the data.
+ * block that does not shrink is stored (level 0, its bytes referenced, not copied). Deterministic: it
+ * depends only on the data.
  */
 async function gzipBlock(b: Buffer, level: number): Promise<Buffer[]> {
   if (level > 0 && b.length > SAMPLE * 2) {

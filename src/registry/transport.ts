@@ -37,13 +37,13 @@ export function chain(middleware: Middleware[], last: Handler): Handler {
   return middleware.reduceRight<Handler>((next, mw) => (r) => mw(r, next), last);
 }
 
-
 /**
  * The bottom of the chain: one HTTP exchange. Headers time out; bodies are watched by their readers.
  * A streamed request body (a blob upload) goes through node:http, not fetch: Node 20's fetch
  * (undici 6) kept every chunk of a streamed request body until the request ended (607 MB of RSS to
- * push a 512 MiB layer, the same with ky or plain fetch; 111 MB with node:http). Its timeout is an
- * idle one on the socket, so a large upload on a slow link is not cut off while it progresses.
+ * push a 512 MiB layer, the same with ky or plain fetch; 111 MB with node:http). So does a blob
+ * download (`streamResponse`), whose chunks fetch would copy (nodehttp.ts). The timeout there is an
+ * idle one on the socket, so a large transfer on a slow link is not cut off while it progresses.
  */
 export function kyHandler(timeoutMs = 60_000): Handler {
   return async (r) => {
