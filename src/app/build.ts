@@ -17,7 +17,7 @@ import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { autoGc, openLease, readStoreConfig, type Lease, type Store } from '../store/index.js';
+import { autoGc, gcConfig, openLease, readStoreConfig, type Lease, type Store } from '../store/index.js';
 import { cgroups, delegatedToUser, isRootless, type CgroupLimits, type Rlimit } from '../runtime/index.js';
 import { ROOTLESS_NO_LIMITS } from './rootless.js';
 import { storeConfigLimits } from './limits.js';
@@ -227,6 +227,7 @@ async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs
   // Every RUN step gets a cgroup under this build's own, which goes when the build ends.
   const cgroupParent = `build-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const limits = req.limits ?? storeConfigLimits(readStoreConfig(store.root).build, store.root);
+  gcConfig(store.root); // a GC setting that does not parse fails the build before it starts, not after
   if (isRootless() && !delegatedToUser() && limits && Object.keys(limits).length > 0) emit({ type: 'warning', message: ROOTLESS_NO_LIMITS });
   const downloads = new Downloads(path.join(store.root, 'tmp', `dl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`), req.secrets);
   const ops = createOps(

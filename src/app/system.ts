@@ -81,7 +81,8 @@ export async function diskUsage(store: Store): Promise<DfRow[]> {
   let ctrSize = 0;
   for (const c of containers) ctrSize += await store.snapshotter.usage(c.snapshot).then((u) => u.size, () => 0);
   const cache = store.cache.list();
-  const cacheSize = cache.reduce((a, r) => a + r.size, 0);
+  // Retired trees (duplicates waiting to be deleted) are build cache no build can use: all reclaimable.
+  const cacheSize = cache.reduce((a, r) => a + r.size, 0) + store.snapshotter.retired().bytes;
   const vols = listVolumes(store, [], true);
   return [
     { type: 'Images', total: unique.length, active, size: sum(() => true), reclaimable: sum((b) => !b.used) },

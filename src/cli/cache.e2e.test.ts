@@ -253,6 +253,42 @@ it('automatic GC: <store>/config.json keepStorage prunes least recently used rec
   }
 });
 
+it('--no-cache: a duplicate of a cached step is retired (deleted later), the image is the same, df counts it, prune and gc.keepRetired delete it', async () => {
+  const other = tmpdir('tsb-retire-store-');
+  try {
+    const d = ctx('FROM base AS g\nCOPY tree /tree\nRUN echo made > /made\n', Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`tree/f${i}`, `${i}\n`])));
+    const retired = path.join(other, 'snapshots/overlayfs/snapshots/retired');
+    const waiting = () => (fs.existsSync(retired) ? fs.readdirSync(retired) : []);
+    const id = async (args: string[]) => {
+      const r = await cli(['build', '-q', ...args, d], { root: other });
+      assert.is(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    const first = await id(['-t', 'one']);
+    assert.equal(waiting(), []);
+    assert.is(await id(['--no-cache', '-t', 'two']), first, 'the same image as the cached build');
+    assert.is(waiting().length, 4, 'every layer step made a duplicate: the base stage\'s two, this COPY and RUN');
+    assert.is((await cli(['run', '--rm', 'two', 'cat', '/made', '/tree/f49'], { root: other })).stdout, 'made\n49\n');
+    const df = await cli(['system', 'df', '--format', '{{.Type}}={{.Size}}'], { root: other });
+    assert.match(df.stdout, /Build Cache=\d/);
+    // Only the cache records' layers: the retired trees are on top of them.
+    const records = (await cli(['cache', 'ls'], { root: other })).stdout;
+    assert.ok(records.length > 0);
+    assert.is((await cli(['cache', 'prune', '-f', '--keep-storage', '1TB'], { root: other })).code, 0);
+    assert.equal(waiting(), [], 'a prune deletes retired trees, whatever it keeps of the cache');
+    fs.writeFileSync(path.join(other, 'config.json'), JSON.stringify({ gc: { keepRetired: '0' } }));
+    await id(['--no-cache', '-t', 'three']);
+    assert.equal(waiting(), [], 'gc.keepRetired 0: deleted before the build ends');
+    fs.writeFileSync(path.join(other, 'config.json'), JSON.stringify({ gc: { keepRetired: 'lots' } }));
+    const bad = await cli(['build', '--no-cache', '-t', 'four', d], { root: other });
+    assert.is(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /invalid size "lots".*gc\.keepRetired in .*config\.json/);
+    assert.not.match(bad.stderr, /\[\d\/\d\]/, 'refused before any step ran');
+  } finally {
+    removeStore(other);
+  }
+});
+
 it('damaged cache files (records, step history, the checksum memo) are misses, not failures; prune --all removes them', async () => {
   const store = tmpdir('tsb-cache-damaged-');
   try {

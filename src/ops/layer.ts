@@ -115,14 +115,16 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
   }
-  if (exists) await env.snapshotter.remove(activeKey);
+  // The same content as a snapshot the store has (a --no-cache build, or a concurrent build that
+  // committed first): that one is used, and this duplicate's files are deleted later, not while the
+  // build waits (seconds for a tree of many files).
+  if (exists) await env.snapshotter.retire(activeKey, blob.size);
   else {
     try {
       await env.snapshotter.commit(chain, activeKey, onto ? { [SQUASHED]: '1', ...(onto.layer ? { [BASE_LAYER]: onto.layer } : {}) } : undefined);
     } catch (e) {
-      // A concurrent build committed the same content first: use theirs.
       if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
-      await env.snapshotter.remove(activeKey);
+      await env.snapshotter.retire(activeKey, blob.size);
     }
   }
   return {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { SnapshotError } from './errors.js';
 import { MetaStore } from './metadata.js';
 import { duSync } from './du.js';
+import { listRetired, reapRetired, retiredName } from './retired.js';
 import type { Info, Mount, Snapshotter, Usage } from './types.js';
 
 export abstract class BaseSnapshotter implements Snapshotter {
@@ -32,6 +33,14 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
   /** Runs after a snapshot became committed. */
   protected afterCommit(_id: number): void {}
+  /**
+   * Whether a tree can be moved aside and deleted later (`retire`): plain directories can; a btrfs
+   * subvolume or a zfs dataset is deleted at once, which costs no walk of its files.
+   */
+  protected readonly movableTrees: boolean = true;
+  private get retiredDir(): string {
+    return path.join(this.dir, 'retired');
+  }
 
   async commit(name: string, key: string, labels?: Record<string, string>): Promise<void> {
     const id = this.meta.update((db) => {
@@ -51,7 +60,45 @@ export abstract class BaseSnapshotter implements Snapshotter {
     } catch {
       // best effort: the metadata update below decides
     }
-    const id = this.meta.update((db) => {
+    const id = this.forget(key);
+    // Metadata first, disk after: a crash in between leaves only an orphan directory for cleanup().
+    if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
+    fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
+  }
+  /**
+   * As `remove`, with the files deleted later (`reapRetired`): the record goes now, the tree is
+   * renamed aside. Metadata first: a crash before the rename leaves an orphan for cleanup().
+   */
+  async retire(key: string, bytes: number): Promise<void> {
+    if (!this.movableTrees) return this.remove(key);
+    let id: number;
+    try {
+      id = this.forget(key);
+    } catch (e) {
+      // A full disk: remove() empties an active snapshot first, which makes room for the record.
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return this.remove(key);
+      throw e;
+    }
+    const from = path.join(this.dir, String(id));
+    try {
+      fs.mkdirSync(this.retiredDir, { recursive: true });
+      fs.renameSync(from, path.join(this.retiredDir, retiredName(id, bytes)));
+    } catch {
+      // Gone already (another process's cleanup() took the orphan), or not movable: delete it now.
+      if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
+      fs.rmSync(from, { recursive: true, force: true });
+    }
+  }
+  async reapRetired(keepBytes: number): Promise<{ trees: number; bytes: number }> {
+    return reapRetired(this.retiredDir, keepBytes, (d) => fs.rmSync(d, { recursive: true, force: true }));
+  }
+  retired(): { trees: number; bytes: number } {
+    const all = listRetired(this.retiredDir);
+    return { trees: all.length, bytes: all.reduce((a, t) => a + t.bytes, 0) };
+  }
+  /** Drops a removable snapshot's record; returns the id its directory is named by. */
+  private forget(key: string): number {
+    return this.meta.update((db) => {
       const rec = db.snapshots[key];
       if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
       const child = Object.entries(db.snapshots).find(([, r]) => r.parent === key);
@@ -59,9 +106,6 @@ export abstract class BaseSnapshotter implements Snapshotter {
       delete db.snapshots[key];
       return rec.id;
     });
-    // Metadata first, disk after: a crash in between leaves only an orphan directory for cleanup().
-    if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
-    fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
   }
   /**
    * An active snapshot (or view) being thrown away is emptied before its record goes: on a full disk
@@ -90,7 +134,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
     this.meta.locked((db) => {
       const ids = new Set(Object.values(db.snapshots).map((r) => String(r.id)));
       for (const e of fs.readdirSync(this.dir)) {
-        if (ids.has(e)) continue;
+        // Retired trees are no orphans: reapRetired deletes them, outside this lock.
+        if (ids.has(e) || e === 'retired') continue;
         const tree = path.join(this.dir, e, 'fs');
         if (fs.existsSync(tree)) this.deleteTree(tree);
         fs.rmSync(path.join(this.dir, e), { recursive: true, force: true });

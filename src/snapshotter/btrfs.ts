@@ -23,6 +23,8 @@ export function onBtrfs(dir: string): boolean {
 
 export class BtrfsSnapshotter extends NativeSnapshotter {
   override readonly driver = 'btrfs';
+  // A subvolume (dataset) is deleted without a walk of its files: nothing to gain from later.
+  protected override readonly movableTrees = false;
   constructor(root: string) {
     super(root);
     if (!onBtrfs(this.dir)) {

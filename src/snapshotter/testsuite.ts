@@ -171,6 +171,40 @@ export function snapshotterSuite(o: SuiteOptions): void {
     assert.is(keys.filter((k) => k.endsWith('-c')).length, 60);
   });
 
+  s('retire frees the key at once; reapRetired deletes the files, oldest first beyond the budget', async () => {
+    await sn.prepare('p');
+    await sn.commit('P', 'p');
+    await rejects(sn.retire('nothing', 1), 'SNAPSHOT_NOT_FOUND');
+    for (const [k, bytes] of [['a', 100], ['b', 200], ['c', 300]] as const) {
+      await sn.prepare(k, 'P');
+      await rejects(sn.retire('P', 1), 'SNAPSHOT_IN_USE');
+      await write(k, (d) => fs.writeFileSync(path.join(d, 'f'), k));
+      await sn.retire(k, bytes);
+      await new Promise((r) => setTimeout(r, 5)); // distinct retire times: the order is by time
+    }
+    await rejects(sn.stat('a'), 'SNAPSHOT_NOT_FOUND');
+    await sn.prepare('a', 'P');
+    const dir = path.join(o.storeDir(root), 'snapshots', 'retired');
+    const left = () => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
+    if (sn.retired().trees === 0) {
+      // btrfs and zfs delete a subvolume or dataset at once
+      assert.equal(left(), []);
+      return;
+    }
+    await sn.cleanup();
+    assert.equal(sn.retired(), { trees: 3, bytes: 600 }, 'cleanup() leaves retired trees alone');
+    assert.equal(await sn.reapRetired(500), { trees: 1, bytes: 100 });
+    assert.is(left().length, 2);
+    // A reaper that died mid-way left its claim: the next one takes it over.
+    const dead = spawnSync('true').pid!;
+    const b = left().find((n) => n.endsWith('-200'))!;
+    fs.renameSync(path.join(dir, b), path.join(dir, `${b}.reaping-${dead}`));
+    assert.equal(sn.retired(), { trees: 2, bytes: 500 });
+    assert.equal(await sn.reapRetired(0), { trees: 2, bytes: 500 });
+    assert.equal(left(), []);
+    assert.equal(sn.retired(), { trees: 0, bytes: 0 });
+  });
+
   s('cleanup removes what metadata does not name (a crash between disk and metadata)', async () => {
     await sn.prepare('keep');
     const dir = o.storeDir(root);

@@ -38,6 +38,15 @@ export interface Snapshotter {
   mounts(key: string): Promise<Mount[]>;
   commit(name: string, key: string, labels?: Record<string, string>): Promise<void>;
   remove(key: string): Promise<void>;
+  /**
+   * As `remove`, but the files are deleted later, by `reapRetired`: the key is free at once and the
+   * caller does not wait for a walk of the tree. `bytes` is the size the tree is accounted as.
+   */
+  retire(key: string, bytes: number): Promise<void>;
+  /** Deletes retired trees, oldest first, until those left total at most `keepBytes` (0: all). */
+  reapRetired(keepBytes: number): Promise<{ trees: number; bytes: number }>;
+  /** The retired trees waiting to be deleted, and the bytes they are accounted as. */
+  retired(): { trees: number; bytes: number };
   stat(key: string): Promise<Info>;
   walk(fn: (info: Info) => void | Promise<void>): Promise<void>;
   usage(key: string): Promise<Usage>;

@@ -69,6 +69,8 @@ export async function gcStore(store: ContentStore, snapshotter: Snapshotter, kee
     }
   }
   await snapshotter.cleanup();
+  // A GC is asked for space: duplicates waiting to be deleted go too.
+  await snapshotter.reapRetired(0);
   const since = leases.since === undefined ? undefined : leases.since - LEASE_MARGIN_MS;
   return { blobBytes: store.gcBlobs([...keepBlobs, ...leases.holds], since), snapshots: removed };
 }

@@ -1,9 +1,11 @@
 /**
  * Prune policy: which cache records go (`--all`, `until=`, `--keep-storage`, least recently used
- * first), the cache mounts that go with them, and the automatic GC that `<store>/config.json`
- * (`{"gc": {"keepStorage": "10GB"}}`) asks for after every build. Records go first, then one GC sweep
- * deletes what nothing needs any more.
+ * first), the cache mounts that go with them, and the automatic GC after every build: retired trees
+ * beyond `gc.keepRetired`, and the cache beyond `gc.keepStorage` when `<store>/config.json` sets it
+ * (`{"gc": {"keepStorage": "10GB"}}`). Records go first, then one GC sweep deletes what nothing
+ * needs any more.
  */
+import path from 'node:path';
 import { UsageError } from '../errors/index.js';
 import type { CacheRecord } from '../cache/index.js';
 import { listCacheMounts, removeCacheMount } from './cachemounts.js';
@@ -65,9 +67,35 @@ export async function pruneCache(s: Store, o: PruneOptions): Promise<{ records: 
   return { records: drop.length, bytes: g.blobBytes };
 }
 
-/** After a build: prune down to `gc.keepStorage` of the store's config.json, when it sets one. */
+/**
+ * How many bytes of retired snapshot trees (duplicates a build made of snapshots the store has) may
+ * wait to be deleted: `gc.keepRetired` of config.json, 1GB by default. A build deletes the oldest
+ * beyond it before it ends; every prune and `rmi` deletes them all.
+ */
+export const DEFAULT_KEEP_RETIRED = '1GB';
+
+/** The store's GC settings from config.json, in bytes; a value that does not parse names its key. */
+export function gcConfig(root: string): { keepRetired: number; keepStorage?: number } {
+  const gc = readStoreConfig(root).gc;
+  return {
+    keepRetired: configSize(root, 'gc.keepRetired', gc?.keepRetired ?? DEFAULT_KEEP_RETIRED),
+    keepStorage: gc?.keepStorage !== undefined ? configSize(root, 'gc.keepStorage', gc.keepStorage) : undefined,
+  };
+}
+
+/** After a build: retired trees beyond `gc.keepRetired`, then the cache down to `gc.keepStorage`, when set. */
 export async function autoGc(s: Store): Promise<void> {
-  const keep = readStoreConfig(s.root).gc?.keepStorage;
-  if (!keep) return;
-  await pruneCache(s, { keepStorage: parseSize(keep) });
+  const gc = gcConfig(s.root);
+  await s.snapshotter.reapRetired(gc.keepRetired);
+  if (gc.keepStorage !== undefined) await pruneCache(s, { keepStorage: gc.keepStorage });
+}
+
+function configSize(root: string, key: string, v: unknown): number {
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  try {
+    if (typeof v !== 'string') throw new UsageError(`invalid size ${JSON.stringify(v)}: use a number with an optional unit, e.g. 512MB or 10GB`);
+    return parseSize(v);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (${key} in ${path.join(root, 'config.json')})`);
+  }
 }

@@ -44,7 +44,8 @@ export interface StoreConfig {
   insecureRegistries?: string[];
   /** Pull policy for FROM and run: missing (default), always, never (offline machines). */
   pull?: string;
-  gc?: { keepStorage?: string };
+  /** Sizes as `10GB` (or a number of bytes): store/prune.ts `gcConfig`. */
+  gc?: { keepStorage?: string | number; keepRetired?: string | number };
   /** Limits for every RUN step of every build (the build flags override them). */
   /** Limits of every RUN step when the build gives none: `run`'s flag names, kebab-case or camelCase (`pids-limit`, `pidsLimit`). */
   build?: Record<string, string | number>;
