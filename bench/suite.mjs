@@ -7,6 +7,9 @@
 // machine's description. Asserts nothing; run as root.
 //   ROUNDS=5 npm run bench            (default 3 rounds)
 //   BENCH_ONLY=multistage,files20k    (a subset of the workloads)
+//   BENCH_PEERS=BuildKit              (only these peers; tsbuild always runs)
+//   BENCH_DIR=/mnt/bench              (where the work directory goes; default /tmp: see "Deletions
+//                                      slow the next build" in docs/performance.md)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rounds = Number(process.env.ROUNDS ?? 3);
 const only = process.env.BENCH_ONLY?.split(',');
-const work = fs.mkdtempSync('/tmp/tsb-suite-');
+const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? '/tmp', 'tsb-suite-'));
 fs.chmodSync(work, 0o755);
 const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => fs.existsSync(p));
 if (!busybox) throw new Error('busybox is needed (apt-get install busybox-static)');
@@ -93,7 +96,9 @@ const tools = [
 // Debian's docker.io CLI (20.10) builds with BuildKit built in; a newer CLI without the buildx plugin
 // (setup-peers warns of one in /usr/local/bin) refuses DOCKER_BUILDKIT=1.
 const DOCKER = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
-const docker = spawnSync(DOCKER, ['info'], { encoding: 'utf8', timeout: 5000 });
+const onlyPeers = process.env.BENCH_PEERS?.split(',');
+const wanted = (name) => !onlyPeers || onlyPeers.includes(name) || (console.log(`${name}: not in BENCH_PEERS; left out`), false);
+const docker = wanted('BuildKit') ? spawnSync(DOCKER, ['info'], { encoding: 'utf8', timeout: 5000 }) : { status: -1 };
 if (docker.status === 0) {
   const env = { ...process.env, DOCKER_BUILDKIT: '1' };
   // BENCH_BUILDKIT_NETWORK=host: RUN steps on the host's network, as tsbuild's own default; for a
@@ -114,8 +119,8 @@ if (docker.status === 0) {
       if (built.size) spawnSync(DOCKER, ['rmi', '-f', ...built], { stdio: 'ignore' });
     },
   });
-} else console.log('BuildKit: no Docker daemon answers (../shared/peers/setup-peers.sh starts one); left out');
-if (spawnSync('buildah', ['--version']).status === 0) {
+} else if (docker.status !== -1) console.log('BuildKit: no Docker daemon answers (../shared/peers/setup-peers.sh starts one); left out');
+if (wanted('Buildah') && spawnSync('buildah', ['--version']).status === 0) {
   const root = ['--root', path.join(work, 'buildah'), '--runroot', path.join(work, 'buildah-run')];
   // chroot isolation: crun refuses this VM's hybrid cgroup layout unless setup-peers has moved hugetlb.
   tools.push({
@@ -125,7 +130,7 @@ if (spawnSync('buildah', ['--version']).status === 0) {
       spawnSync('buildah', [...root, 'rmi', '-a', '-f'], { stdio: 'ignore' });
     },
   });
-} else console.log('Buildah: not installed; left out');
+} else if (!onlyPeers || onlyPeers.includes('Buildah')) console.log('Buildah: not installed; left out');
 
 /**
  * Push of the layer512 image (gzip) and pull of it into an empty store (tsbuild unpacks it too), each
@@ -309,7 +314,21 @@ for (const k of keys) {
   lines.push(`| ${k} | ${mine?.text ?? '-'} | ${cols.join(' | ')} |`);
 }
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`;
-const report = `# Benchmark suite, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. Medians of ${rounds} interleaved rounds (min-max); ratios below 1 mean tsbuild is faster. Buildah runs with --isolation chroot.\n\n${lines.join('\n')}\n`;
+// Where the stores were: on ext4 without a journal, inodes deleted in the last 30 s (5 min while
+// unwritten) slow every file creation near them (docs/performance.md), so the filesystem is part of the result.
+const fsOf = (dir) => {
+  const m = spawnSync('findmnt', ['-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '--target', dir], { encoding: 'utf8' }).stdout.trim().split(/\s+/);
+  const dev = path.basename(m[0] ?? '');
+  const journal = m[1] === 'ext4' ? (fs.readFileSync(`/sys/fs/ext4/${dev}/journal_task`, { encoding: 'utf8', flag: 'r' }).trim() === '<none>' ? ', no journal' : ', journal') : '';
+  return `${m[1] ?? '?'}${journal} on ${m[0] ?? '?'} (${m[2] ?? ''})`;
+};
+let where = '';
+try {
+  where = ` Stores in ${path.dirname(work)}: ${fsOf(path.dirname(work))}.`;
+} catch {
+  // findmnt or the sysfs entry missing: the description goes without it
+}
+const report = `# Benchmark suite, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. Medians of ${rounds} interleaved rounds (min-max); ratios below 1 mean tsbuild is faster.${tools.some((t) => t.name === 'Buildah') ? ' Buildah runs with --isolation chroot.' : ''}${where}\n\n${lines.join('\n')}\n`;
 console.log(`\n${report}`);
 const out = path.join(here, 'bench/results');
 fs.mkdirSync(out, { recursive: true });
