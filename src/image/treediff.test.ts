@@ -81,4 +81,30 @@ test('an upperdir without a lower: the stack is its merged files, whiteouts left
   assert.ok(stacked.equals(single));
 });
 
+test('stats the caller already took of a lower upperdir stand for a second lstat, and give the same layer', async () => {
+  const base = tree({ 'app/a': 'a', 'app/b': 'b' });
+  const top = tree({ 'app/c': 'c' });
+  const opts = (stats?: Map<string, fs.Stats>) => ({ sourceDateEpoch: 0, overlay: { opaque: new Set<string>(), below: [{ dir: base, opaque: new Set<string>(), xattrs: new Map(), stats }] } });
+  const taken = new Map([['app/a', fs.lstatSync(path.join(base, 'app/a'))]]);
+  const plain = await layer(diffTrees(undefined, top, opts()));
+  assert.ok((await layer(diffTrees(undefined, top, opts(taken)))).equals(plain));
+  // Used as given (the directory is one that cannot change): a mode it says wins over the disk's.
+  const st = fs.lstatSync(path.join(base, 'app/a'));
+  const said = Object.assign(Object.create(Object.getPrototypeOf(st) as object) as fs.Stats, st, { mode: (st.mode & ~0o7777) | 0o600 });
+  const out = await layer(diffTrees(undefined, top, opts(new Map([['app/a', said]]))));
+  const at = headerOffset(out, 'app/a');
+  assert.is(out.subarray(at + 100, at + 107).toString(), '0000600');
+});
+
+/** Where the tar header of `name` starts in a layer of small files. */
+function headerOffset(t: Buffer, name: string): number {
+  for (let o = 0; o + 512 <= t.length; ) {
+    const n = t.subarray(o, o + 100).toString().replace(/\0.*$/s, '');
+    if (n === name) return o;
+    const size = parseInt(t.subarray(o + 124, o + 136).toString().replace(/\0.*$/s, '').trim() || '0', 8);
+    o += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error(`${name} is not in the layer`);
+}
+
 test.run();

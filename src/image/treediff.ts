@@ -47,6 +47,11 @@ export interface UpperDir {
   dir: string;
   opaque: Set<string>;
   xattrs: XattrMap;
+  /**
+   * Entries of this upperdir the caller has already lstat'ed, by walk path: only for a directory that
+   * cannot change (a committed snapshot's), where a second lstat would give the same answer.
+   */
+  stats?: ReadonlyMap<string, fs.Stats>;
 }
 
 /** A path of the walk (latin1) as the bytes the filesystem knows it by. */
@@ -119,8 +124,8 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
   const overlay = opts.overlay;
   const stack = [
     { dir: binary(upperRoot), opaque: overlay?.opaque ?? new Set<string>(), xattrs: xa?.upper },
-    ...(overlay?.below ?? []).map((b) => ({ dir: binary(b.dir), opaque: b.opaque, xattrs: b.xattrs as XattrMap | undefined })),
-  ];
+    ...(overlay?.below ?? []).map((b) => ({ dir: binary(b.dir), opaque: b.opaque, xattrs: b.xattrs as XattrMap | undefined, stats: b.stats })),
+  ] as { dir: string; opaque: Set<string>; xattrs?: XattrMap; stats?: ReadonlyMap<string, fs.Stats> }[];
   /**
    * The changes under `rel`; `complete`: the upper directory lists every entry it has. `layers`: the
    * stack's upperdirs that hold `rel` as a directory merged into the one seen (top first).
@@ -163,7 +168,7 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
       }
       const layer = stack[li]!;
       const host = `${layer.dir}/${r}`;
-      const st = fs.lstatSync(fsPath(host));
+      const st = layer.stats?.get(r) ?? fs.lstatSync(fsPath(host));
       if (overlay && isWhiteoutDevice(st)) {
         if (lst) yield { rel: r, kind: 'whiteout' };
         continue;

@@ -254,14 +254,14 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
     // The parent's tree, each of its snapshots' own directory (overlay: reuse is for it alone).
     const parentDirs: string[] = [];
     for (let k = dst.snapshot; k !== undefined; k = (await env.snapshotter.stat(k)).parent) parentDirs.push((await env.snapshotter.upperDir?.(k))!);
-    const counts = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
+    const reuse = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       const reuse = new CopyReuse(dstRoot, base, previous);
       await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse);
       if (reuse.mayHaveStale) reuse.removeStale(parentDirs);
-      return reuse.counts;
+      return reuse;
     }));
-    ctx.status(`copied only what changed: ${counts.kept} file(s) kept from this step's last full copy, ${counts.removed} removed`);
-    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, { base: previous.base, layer: previous.baseLayer });
+    ctx.status(`copied only what changed: ${reuse.counts.kept} file(s) kept from this step's last full copy, ${reuse.counts.removed} removed`);
+    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, { base: previous.base, layer: previous.baseLayer, stats: reuse.baseStats });
     committed = true;
     return out;
   } catch (e) {

@@ -77,6 +77,9 @@ export function sameTime(written: fs.Stats, src: fs.Stats): boolean {
   return Math.round(written.mtimeMs) === src.mtime.getTime();
 }
 
+/** About 300 bytes each: 100,000 of them stay within the memory a COPY of that many files takes. */
+const MAX_KEPT_STATS = 100_000;
+
 /** Why a reuse stopped: the step then copies in full. */
 export class ReuseRefused extends Error {}
 
@@ -150,9 +153,16 @@ export class CopyReuse {
     this.visited.add(this.rel(target));
   }
 
+  /**
+   * The base's entries this copy lstat'ed, by walk path, for the layer's differ (the base is a
+   * committed snapshot: they cannot change). Bounded: past MAX_KEPT_STATS the differ looks again.
+   */
+  readonly baseStats = new Map<string, fs.Stats>();
+
   /** The base's own entry at `rel` (a deletion there is none). */
   private previous(rel: string): { st: fs.Stats; host: Buffer } | undefined {
     const st = lstatUnder(this.base, rel);
+    if (st && this.baseStats.size < MAX_KEPT_STATS) this.baseStats.set(rel, st);
     return st && !WHITEOUT(st) ? { st, host: under(this.base, rel) } : undefined;
   }
 

@@ -27,6 +27,8 @@ export const BASE_LAYER = 'tsbuild.base-layer';
 export interface Onto {
   base: string;
   layer?: string;
+  /** Entries of `base`'s upperdir the copy has lstat'ed, by walk path: the differ need not again. */
+  stats?: ReadonlyMap<string, fs.Stats>;
 }
 
 /** The snapshot a committed snapshot's layer is a change of: its parent, past the ancestors squashed into it. */
@@ -50,7 +52,7 @@ async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { 
     const dir = await env.snapshotter.upperDir?.(onto.base);
     if (!dir) throw new Error(`internal: snapshot ${onto.base} has no upperdir to join into this layer`);
     const m = await readLayerMetaAsync(dir);
-    below.push({ dir, opaque: m.opaque, xattrs: m.xattrs });
+    below.push({ dir, opaque: m.opaque, xattrs: m.xattrs, stats: onto.stats });
     const from = onto.layer && env.store.has(onto.layer) ? LayerSplice.open(env.store.blobPath(onto.layer)) : undefined;
     if (from) splice = { layer: 1, from };
   }
