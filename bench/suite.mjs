@@ -188,11 +188,16 @@ function containerdPull(dir, ref) {
   }
 }
 function podmanPull(dir, ref) {
-  const root = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'overlay'];
+  // podman refuses a runroot longer than 50 characters, which a BENCH_DIR can make: that one goes
+  // to /tmp (it holds only locks and state, no layers).
+  const run = fs.mkdtempSync('/tmp/tsbp-');
+  const root = ['--root', path.join(dir, 'root'), '--runroot', run, '--storage-driver', 'overlay'];
   try {
     return sh('podman', [...root, 'pull', '-q', '--tls-verify=false', ref]);
   } finally {
     spawnSync('podman', [...root, 'rmi', '-a', '-f'], { stdio: 'ignore' });
+    unmountUnder(run);
+    fs.rmSync(run, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

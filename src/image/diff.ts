@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { encodeHeader, padding, type TarHeader } from './tar.js';
-import { diffTrees, type UpperDir, type XattrMap } from './treediff.js';
+import { diffTrees, type EntryStat, type UpperDir, type XattrMap } from './treediff.js';
 import type { LayerSplice } from './tarsplice.js';
 
 export interface DiffOptions {
@@ -36,7 +36,7 @@ function minor(rdev: number): number {
  * to its first path when already emitted; content streamed, or read in one call when small), a
  * device node or a fifo. Sockets are not representable in tar and are skipped, as Docker does.
  */
-export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, st: fs.Stats, links: Map<string, string | Buffer>): AsyncGenerator<Buffer> {
+export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, st: EntryStat, links: Map<string, string | Buffer>): AsyncGenerator<Buffer> {
   if (st.isSymbolicLink()) {
     yield encodeHeader({ ...base, type: 'symlink', linkname: fs.readlinkSync(full, { encoding: 'buffer' }) });
   } else if (st.isFile()) {

@@ -21,7 +21,7 @@ export type { TarHeader } from './tar.js';
 export { extractTar, detectArchive, openDecompressed } from './extract.js';
 export type { Compression } from './extract.js';
 export { readTar } from './tarread.js';
-export { diffTrees, treeChanges } from './treediff.js';
+export { diffTrees, treeChanges, keptStat, type EntryStat } from './treediff.js';
 export type { UpperDir } from './treediff.js';
 export { LayerSplice } from './tarsplice.js';
 export { materializeCopiedUpLinks } from './links.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { diffTrees } from './treediff.js';
+import { diffTrees, keptStat, type EntryStat } from './treediff.js';
 
 const dirs: string[] = [];
 test.after(() => {
@@ -84,8 +84,9 @@ test('an upperdir without a lower: the stack is its merged files, whiteouts left
 test('stats the caller already took of a lower upperdir stand for a second lstat, and give the same layer', async () => {
   const base = tree({ 'app/a': 'a', 'app/b': 'b' });
   const top = tree({ 'app/c': 'c' });
-  const opts = (stats?: Map<string, fs.Stats>) => ({ sourceDateEpoch: 0, overlay: { opaque: new Set<string>(), below: [{ dir: base, opaque: new Set<string>(), xattrs: new Map(), stats }] } });
-  const taken = new Map([['app/a', fs.lstatSync(path.join(base, 'app/a'))]]);
+  const opts = (stats?: Map<string, EntryStat>) => ({ sourceDateEpoch: 0, overlay: { opaque: new Set<string>(), below: [{ dir: base, opaque: new Set<string>(), xattrs: new Map(), stats }] } });
+  // The compact form a caller keeps, of a directory and a file.
+  const taken = new Map(['app', 'app/a'].map((r) => [r, keptStat(fs.lstatSync(path.join(base, r)))]));
   const plain = await layer(diffTrees(undefined, top, opts()));
   assert.ok((await layer(diffTrees(undefined, top, opts(taken)))).equals(plain));
   // Used as given (the directory is one that cannot change): a mode it says wins over the disk's.

@@ -42,6 +42,59 @@ export interface TreeDiffOptions {
   splice?: { layer: number; from: LayerSplice };
 }
 
+/** What the differ reads of an entry's lstat: fs.Stats has it, and so does the smaller `KeptStat`. */
+export type EntryStat = Pick<fs.Stats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO' | 'isSocket'>;
+
+const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } = fs.constants;
+
+/** An lstat result kept for later: nine numbers, where an fs.Stats held for later costs over 1 KB. */
+class KeptStat implements EntryStat {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly nlink: number;
+  readonly dev: number;
+  readonly ino: number;
+  readonly rdev: number;
+  constructor(st: fs.Stats) {
+    this.mode = st.mode;
+    this.uid = st.uid;
+    this.gid = st.gid;
+    this.size = st.size;
+    this.mtimeMs = st.mtimeMs;
+    this.nlink = st.nlink;
+    this.dev = st.dev;
+    this.ino = st.ino;
+    this.rdev = st.rdev;
+  }
+  isFile(): boolean {
+    return (this.mode & S_IFMT) === S_IFREG;
+  }
+  isDirectory(): boolean {
+    return (this.mode & S_IFMT) === S_IFDIR;
+  }
+  isSymbolicLink(): boolean {
+    return (this.mode & S_IFMT) === S_IFLNK;
+  }
+  isCharacterDevice(): boolean {
+    return (this.mode & S_IFMT) === S_IFCHR;
+  }
+  isBlockDevice(): boolean {
+    return (this.mode & S_IFMT) === S_IFBLK;
+  }
+  isFIFO(): boolean {
+    return (this.mode & S_IFMT) === S_IFIFO;
+  }
+  isSocket(): boolean {
+    return (this.mode & S_IFMT) === S_IFSOCK;
+  }
+}
+
+/** An lstat result in the form a caller keeps for `UpperDir.stats`. */
+export const keptStat = (st: fs.Stats): EntryStat => new KeptStat(st);
+
 /** One upperdir of a stack: its directory, the directories overlay marked opaque in it, its xattrs. */
 export interface UpperDir {
   dir: string;
@@ -51,7 +104,7 @@ export interface UpperDir {
    * Entries of this upperdir the caller has already lstat'ed, by walk path: only for a directory that
    * cannot change (a committed snapshot's), where a second lstat would give the same answer.
    */
-  stats?: ReadonlyMap<string, fs.Stats>;
+  stats?: ReadonlyMap<string, EntryStat>;
 }
 
 /** A path of the walk (latin1) as the bytes the filesystem knows it by. */
@@ -98,7 +151,7 @@ function sameContent(a: string, b: string): boolean {
   }
 }
 
-function changed(lowerPath: string, l: fs.Stats, upperPath: string, u: fs.Stats): boolean {
+function changed(lowerPath: string, l: fs.Stats, upperPath: string, u: EntryStat): boolean {
   if (l.mode !== u.mode || l.uid !== u.uid || l.gid !== u.gid) return true;
   if (u.isSymbolicLink()) return !fs.readlinkSync(fsPath(lowerPath), { encoding: 'buffer' }).equals(fs.readlinkSync(fsPath(upperPath), { encoding: 'buffer' }));
   if (u.isFile()) return l.size !== u.size || (l.mtimeMs !== u.mtimeMs && !sameContent(lowerPath, upperPath));
@@ -107,11 +160,11 @@ function changed(lowerPath: string, l: fs.Stats, upperPath: string, u: fs.Stats)
 }
 
 const OPAQUE_FILE = '.wh..wh..opq';
-const isWhiteoutDevice = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
+const isWhiteoutDevice = (st: EntryStat) => st.isCharacterDevice() && st.rdev === 0;
 const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** An entry of the layer: its stat, where its bytes are (latin1) and its xattrs; or a deletion. */
-type Change = { rel: string; kind: 'entry'; st: fs.Stats; host: string; layer: number; xattrs?: Record<string, Buffer> } | { rel: string; kind: 'whiteout' };
+type Change = { rel: string; kind: 'entry'; st: EntryStat; host: string; layer: number; xattrs?: Record<string, Buffer> } | { rel: string; kind: 'whiteout' };
 
 /**
  * The changes, lazily, in layer order: only the directories on the current path and their sorted
@@ -125,7 +178,7 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
   const stack = [
     { dir: binary(upperRoot), opaque: overlay?.opaque ?? new Set<string>(), xattrs: xa?.upper },
     ...(overlay?.below ?? []).map((b) => ({ dir: binary(b.dir), opaque: b.opaque, xattrs: b.xattrs as XattrMap | undefined, stats: b.stats })),
-  ] as { dir: string; opaque: Set<string>; xattrs?: XattrMap; stats?: ReadonlyMap<string, fs.Stats> }[];
+  ] as { dir: string; opaque: Set<string>; xattrs?: XattrMap; stats?: ReadonlyMap<string, EntryStat> }[];
   /**
    * The changes under `rel`; `complete`: the upper directory lists every entry it has. `layers`: the
    * stack's upperdirs that hold `rel` as a directory merged into the one seen (top first).

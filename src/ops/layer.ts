@@ -1,6 +1,6 @@
 /** Turning an active snapshot into the next state: diff → blob → commit under the layer's ChainID. */
 import fs from 'node:fs';
-import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChanges, MediaType, END_OF_ARCHIVE, sha256, type History, type UpperDir, LayerSplice } from '../image/index.js';
+import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChanges, MediaType, END_OF_ARCHIVE, sha256, type EntryStat, type History, type UpperDir, LayerSplice } from '../image/index.js';
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
@@ -28,7 +28,7 @@ export interface Onto {
   base: string;
   layer?: string;
   /** Entries of `base`'s upperdir the copy has lstat'ed, by walk path: the differ need not again. */
-  stats?: ReadonlyMap<string, fs.Stats>;
+  stats?: ReadonlyMap<string, EntryStat>;
 }
 
 /** The snapshot a committed snapshot's layer is a change of: its parent, past the ancestors squashed into it. */
