@@ -1,8 +1,11 @@
-/** Prune policy: what `--filter until=`, `--keep-storage` and `--all` drop; sizes and durations. */
+/** Prune policy: what `--filter until=`, `--keep-storage` and `--all` drop; sizes and durations; config.json's gc. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheRecord } from '../cache/index.js';
-import { parseSize, parseUntil, selectPrune } from './prune.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tmpdir } from '../testutil/index.js';
+import { gcConfig, parseSize, parseUntil, selectPrune } from './prune.js';
 
 const rec = (key: string, size: number, lastUsed: string): CacheRecord => ({ key, layer: null, description: key, created: lastUsed, lastUsed, size });
 const all = [rec('sha256:aa', 10, '2026-01-01T00:00:00Z'), rec('sha256:bb', 20, '2026-01-02T00:00:00Z'), rec('sha256:cc', 30, '2026-01-03T00:00:00Z')];
@@ -28,6 +31,24 @@ test('sizes and durations as users write them; anything else is refused with the
   assert.is(parseUntil('30m'), 30 * 60e3);
   assert.throws(() => parseSize('12qb'), /invalid size "12qb": use a number with an optional unit/);
   assert.throws(() => parseUntil('soon'), /invalid duration "soon": use e.g. 30m, 24h or 7d/);
+});
+
+test("config.json's gc: keepRetired 1GB by default, sizes as text or bytes, an empty keepStorage unset, a bad value named", () => {
+  const root = tmpdir('tsb-gc-config-');
+  try {
+    const config = (gc: unknown) => fs.writeFileSync(path.join(root, 'config.json'), JSON.stringify({ gc }));
+    assert.equal(gcConfig(root), { keepRetired: 1e9, keepStorage: undefined });
+    config({ keepRetired: 0, keepStorage: '2GiB' });
+    assert.equal(gcConfig(root), { keepRetired: 0, keepStorage: 2 * 1024 ** 3 });
+    config({ keepStorage: '' });
+    assert.is(gcConfig(root).keepStorage, undefined);
+    config({ keepRetired: 'lots' });
+    assert.throws(() => gcConfig(root), /invalid size "lots".*gc\.keepRetired in .*config\.json/);
+    config({ keepStorage: -5 });
+    assert.throws(() => gcConfig(root), /invalid size -5.*gc\.keepStorage/);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -72,14 +72,15 @@ export async function pruneCache(s: Store, o: PruneOptions): Promise<{ records: 
  * wait to be deleted: `gc.keepRetired` of config.json, 1GB by default. A build deletes the oldest
  * beyond it before it ends; every prune and `rmi` deletes them all.
  */
-export const DEFAULT_KEEP_RETIRED = '1GB';
+const DEFAULT_KEEP_RETIRED = '1GB';
 
 /** The store's GC settings from config.json, in bytes; a value that does not parse names its key. */
 export function gcConfig(root: string): { keepRetired: number; keepStorage?: number } {
   const gc = readStoreConfig(root).gc;
   return {
     keepRetired: configSize(root, 'gc.keepRetired', gc?.keepRetired ?? DEFAULT_KEEP_RETIRED),
-    keepStorage: gc?.keepStorage !== undefined ? configSize(root, 'gc.keepStorage', gc.keepStorage) : undefined,
+    // An empty value leaves the cache unbounded, as a missing one does (and as it did before).
+    keepStorage: gc?.keepStorage !== undefined && gc.keepStorage !== '' ? configSize(root, 'gc.keepStorage', gc.keepStorage) : undefined,
   };
 }
 
