@@ -60,8 +60,11 @@ export abstract class BaseSnapshotter implements Snapshotter {
     } catch {
       // best effort: the metadata update below decides
     }
-    const id = this.forget(key);
     // Metadata first, disk after: a crash in between leaves only an orphan directory for cleanup().
+    this.deleteSnapshotDir(this.forget(key));
+  }
+  /** The directory of a snapshot whose record is gone, tree and all. */
+  private deleteSnapshotDir(id: number): void {
     if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
     fs.rmSync(path.join(this.dir, String(id)), { recursive: true, force: true });
   }
@@ -85,12 +88,11 @@ export abstract class BaseSnapshotter implements Snapshotter {
       fs.renameSync(from, path.join(this.retiredDir, retiredName(id, bytes)));
     } catch {
       // Gone already (another process's cleanup() took the orphan), or not movable: delete it now.
-      if (fs.existsSync(this.fsOf(id))) this.deleteTree(this.fsOf(id));
-      fs.rmSync(from, { recursive: true, force: true });
+      this.deleteSnapshotDir(id);
     }
   }
   async reapRetired(keepBytes: number): Promise<{ trees: number; bytes: number }> {
-    return reapRetired(this.retiredDir, keepBytes, (d) => fs.rmSync(d, { recursive: true, force: true }));
+    return reapRetired(this.retiredDir, keepBytes);
   }
   retired(): { trees: number; bytes: number } {
     const all = listRetired(this.retiredDir);

@@ -37,10 +37,10 @@ export function listRetired(dir: string): RetiredTree[] {
 }
 
 /**
- * Deletes trees, oldest first, until those left total at most `keepBytes` (0: all). `deleteTree`
- * removes one snapshot's directory; a tree another reaper claimed first is skipped.
+ * Deletes trees, oldest first, until those left total at most `keepBytes` (0: all); a tree another
+ * reaper claimed first is skipped. Only plain directories are retired (`movableTrees`).
  */
-export function reapRetired(dir: string, keepBytes: number, deleteTree: (dir: string) => void): { trees: number; bytes: number } {
+export function reapRetired(dir: string, keepBytes: number): { trees: number; bytes: number } {
   let kept = 0;
   let trees = 0;
   let bytes = 0;
@@ -55,7 +55,7 @@ export function reapRetired(dir: string, keepBytes: number, deleteTree: (dir: st
     } catch {
       continue; // another reaper has it
     }
-    deleteTree(claimed);
+    fs.rmSync(claimed, { recursive: true, force: true });
     trees++;
     bytes += t.bytes;
   }

@@ -93,10 +93,11 @@ export async function autoGc(s: Store): Promise<void> {
 
 function configSize(root: string, key: string, v: unknown): number {
   if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  const where = ` (${key} in ${path.join(root, 'config.json')})`;
+  if (typeof v !== 'string') throw new UsageError(`invalid size ${JSON.stringify(v)}: use a number with an optional unit, e.g. 512MB or 10GB${where}`);
   try {
-    if (typeof v !== 'string') throw new UsageError(`invalid size ${JSON.stringify(v)}: use a number with an optional unit, e.g. 512MB or 10GB`);
     return parseSize(v);
   } catch (e) {
-    throw new UsageError(`${(e as Error).message} (${key} in ${path.join(root, 'config.json')})`);
+    throw new UsageError(`${(e as Error).message}${where}`);
   }
 }
