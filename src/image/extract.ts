@@ -43,8 +43,10 @@ export function openDecompressed(source: string | Readable, c: Compression): Rea
   const file = typeof source === 'string' ? source : 'the blob';
   if (c === 'none') return raw;
   if (c === 'gzip') {
-    // 256 KiB output chunks: zlib's 16 KiB default costs a callback, a hash update and a write per 16 KiB.
-    const out = zlib.createGunzip({ chunkSize: 256 << 10 });
+    // 1 MiB output chunks: zlib's 16 KiB default costs a callback, a hash update and a write per
+    // 16 KiB, and each chunk is a round trip to the thread pool (a 512 MiB pull, interleaved: 256 KiB
+    // 2.20 s and 2.90 s of CPU, 1 MiB 2.00 s and 2.73 s; 20,000 small files unchanged).
+    const out = zlib.createGunzip({ chunkSize: 1 << 20 });
     raw.on('error', (e: Error) => out.destroy(e));
     return raw.pipe(out);
   }
