@@ -17,7 +17,7 @@ import { createOps, Downloads, type OpResult } from '../ops/index.js';
 import type { OpSpec } from '../opspec/index.js';
 import { parseDockerfile, parseDockerignore, DockerignoreError, type Dockerfile } from '../parser/index.js';
 import { planBuild } from '../planner/index.js';
-import { autoGc, gcConfig, openLease, readStoreConfig, type Lease, type Store } from '../store/index.js';
+import { autoGc, gcConfig, openLease, readStoreConfig, reapAfterFull, type Lease, type Store } from '../store/index.js';
 import { cgroups, delegatedToUser, isRootless, type CgroupLimits, type Rlimit } from '../runtime/index.js';
 import { ROOTLESS_NO_LIMITS } from './rootless.js';
 import { storeConfigLimits } from './limits.js';
@@ -306,6 +306,9 @@ export async function build(store: Store, req: BuildRequest, outer: OpOptions = 
   } catch (e) {
     record(e instanceof CancelledError || o.signal?.aborted ? 'cancelled' : 'failed', { error: (e as Error).message });
     outer.onEvent?.({ type: 'log', line: `the whole output of every step: tsbuild builds logs ${recorder.id}` });
+    // Retired duplicates are the store's own deferred deletions: on a full disk they go at once.
+    const freed = await reapAfterFull(store, e).catch(() => undefined);
+    if (freed?.trees) outer.onEvent?.({ type: 'warning', message: `the disk was full: deleted ${freed.trees} retired snapshot trees (duplicates of snapshots the store has, waiting to be deleted); run the build again` });
     throw e;
   } finally {
     lease.close();

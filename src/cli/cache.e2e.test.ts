@@ -1,4 +1,5 @@
 /** The build cache through the CLI: exact hits, explained misses, concurrency, crashes, prune. */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -290,6 +291,47 @@ it('--no-cache: a duplicate of a cached step is retired (deleted later), the ima
     assert.not.match(bad.stderr, /\[\d\/\d\]/, 'refused before any step ran');
   } finally {
     removeStore(other);
+  }
+});
+
+it('retired trees go at once when a build runs out of inodes, with a warning; the build run again works', async () => {
+  // A tmpfs whose inode count is set from what the builds need: room for one more COPY of the tree
+  // only once the retired duplicates are deleted.
+  const mnt = tmpdir('tsb-retire-full-');
+  assert.is(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512m,nr_inodes=200000', 'tmpfs', mnt]).status, 0);
+  const store = path.join(mnt, 'store');
+  try {
+    const d = ctx('FROM base AS g\nCOPY tree /tree\n', Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`tree/f${i}`, `${i}\n`])));
+    const used = () => {
+      const st = fs.statfsSync(mnt);
+      return st.files - st.ffree;
+    };
+    const build = (args: string[]) => cli(['build', '-q', ...args, d], { root: store });
+    const first = await build(['-t', 'one']);
+    assert.is(first.code, 0, first.stderr);
+    const before = used();
+    assert.is((await build(['--no-cache', '-t', 'two'])).code, 0);
+    const retired = path.join(store, 'snapshots/overlayfs/snapshots/retired');
+    assert.ok(fs.readdirSync(retired).length >= 3, 'the duplicates wait');
+    // What one --no-cache build takes, and a limit with less than that free but more than a tenth
+    // of all inodes free (so the headroom rule after a build does not delete them first).
+    const perBuild = used() - before;
+    const now = used();
+    const free = Math.ceil(now / 9) + 20;
+    assert.ok(free < perBuild - 200, `the test's arithmetic: ${free} free against ${perBuild} per build`);
+    assert.is(spawnSync('mount', ['-o', `remount,nr_inodes=${now + free}`, mnt]).status, 0);
+    const full = await build(['--no-cache', '-t', 'three']);
+    assert.is.not(full.code, 0, 'this build finds no inodes for the COPY');
+    assert.match(full.stderr, /no space left on device/);
+    assert.match(full.stderr, /the disk was full: deleted \d+ retired snapshot trees/);
+    assert.equal(fs.readdirSync(retired), [], 'every retired tree is gone');
+    const again = await build(['--no-cache', '-t', 'three']);
+    assert.is(again.code, 0, again.stderr);
+    assert.is((await cli(['run', '--rm', 'three', 'cat', '/tree/f999'], { root: store })).stdout, '999\n');
+  } finally {
+    removeStore(store);
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
   }
 });
 

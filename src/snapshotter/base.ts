@@ -91,8 +91,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
       this.deleteSnapshotDir(id);
     }
   }
-  async reapRetired(keepBytes: number): Promise<{ trees: number; bytes: number }> {
-    return reapRetired(this.retiredDir, keepBytes);
+  async reapRetired(keepBytes: number, short?: () => boolean): Promise<{ trees: number; bytes: number }> {
+    return reapRetired(this.retiredDir, keepBytes, short);
   }
   retired(): { trees: number; bytes: number } {
     const all = listRetired(this.retiredDir);

@@ -37,27 +37,35 @@ export function listRetired(dir: string): RetiredTree[] {
 }
 
 /**
- * Deletes trees, oldest first, until those left total at most `keepBytes` (0: all); a tree another
- * reaper claimed first is skipped. Only plain directories are retired (`movableTrees`).
+ * Deletes trees, oldest first, until those left total at most `keepBytes` (0: all), then the oldest
+ * of those left while `short()` (the filesystem is short of space or inodes: a tree of 20,000 small
+ * files is 20 MB of budget but 20,000 inodes). A tree another reaper claimed first is skipped. Only
+ * plain directories are retired (`movableTrees`).
  */
-export function reapRetired(dir: string, keepBytes: number): { trees: number; bytes: number } {
+export function reapRetired(dir: string, keepBytes: number, short?: () => boolean): { trees: number; bytes: number } {
   let kept = 0;
   let trees = 0;
   let bytes = 0;
+  const keep: RetiredTree[] = [];
+  const drop: RetiredTree[] = [];
   for (const t of listRetired(dir)) {
     if (kept + t.bytes <= keepBytes) {
       kept += t.bytes;
-      continue;
-    }
+      keep.push(t);
+    } else drop.push(t);
+  }
+  const reap = (t: RetiredTree) => {
     const claimed = path.join(dir, `${t.name.replace(/\.reaping-\d+$/, '')}.reaping-${process.pid}`);
     try {
       fs.renameSync(path.join(dir, t.name), claimed);
     } catch {
-      continue; // another reaper has it
+      return; // another reaper has it
     }
     fs.rmSync(claimed, { recursive: true, force: true });
     trees++;
     bytes += t.bytes;
-  }
+  };
+  for (const t of drop.reverse()) reap(t);
+  while (keep.length && short?.()) reap(keep.pop()!);
   return { trees, bytes };
 }

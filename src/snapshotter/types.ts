@@ -43,8 +43,11 @@ export interface Snapshotter {
    * caller does not wait for a walk of the tree. `bytes` is the size the tree is accounted as.
    */
   retire(key: string, bytes: number): Promise<void>;
-  /** Deletes retired trees, oldest first, until those left total at most `keepBytes` (0: all). */
-  reapRetired(keepBytes: number): Promise<{ trees: number; bytes: number }>;
+  /**
+   * Deletes retired trees, oldest first, until those left total at most `keepBytes` (0: all), and
+   * then, while `short()` says the filesystem is short of space or inodes, the oldest of those left.
+   */
+  reapRetired(keepBytes: number, short?: () => boolean): Promise<{ trees: number; bytes: number }>;
   /** The retired trees waiting to be deleted, and the bytes they are accounted as. */
   retired(): { trees: number; bytes: number };
   stat(key: string): Promise<Info>;

@@ -18,7 +18,7 @@ export { gcWithCache, storeAccounting } from './gc.js';
 export { doctorStore, type DoctorReport, type Finding } from './doctor.js';
 export { openLease, withLease, withGcLock, type Lease } from './leases.js';
 export type { Accounting } from './gc.js';
-export { pruneCache, autoGc, gcConfig, parseSize, parseUntil } from './prune.js';
+export { pruneCache, autoGc, gcConfig, parseSize, parseUntil, reapAfterFull } from './prune.js';
 export type { PruneOptions } from './prune.js';
 export { cacheMountDir, listCacheMounts, mountTar, restoreMount } from './cachemounts.js';
 export type { CacheMountInfo } from './cachemounts.js';

@@ -2,10 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheRecord } from '../cache/index.js';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tmpdir } from '../testutil/index.js';
-import { gcConfig, parseSize, parseUntil, selectPrune } from './prune.js';
+import { gcConfig, parseSize, parseUntil, selectPrune, storeShort } from './prune.js';
 
 const rec = (key: string, size: number, lastUsed: string): CacheRecord => ({ key, layer: null, description: key, created: lastUsed, lastUsed, size });
 const all = [rec('sha256:aa', 10, '2026-01-01T00:00:00Z'), rec('sha256:bb', 20, '2026-01-02T00:00:00Z'), rec('sha256:cc', 30, '2026-01-03T00:00:00Z')];
@@ -48,6 +49,22 @@ test("config.json's gc: keepRetired 1GB by default, sizes as text or bytes, an e
     assert.throws(() => gcConfig(root), /invalid size -5.*gc\.keepStorage/);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a filesystem with less than a tenth of its inodes free is short (a tmpfs of 100 inodes)', () => {
+  const mnt = tmpdir('tsb-short-');
+  assert.is(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,nr_inodes=100', 'tmpfs', mnt]).status, 0);
+  try {
+    assert.not.ok(storeShort(mnt));
+    for (let i = 0; fs.statfsSync(mnt).ffree >= 10; i++) fs.writeFileSync(path.join(mnt, `f${i}`), '');
+    assert.ok(storeShort(mnt), 'fewer than 10 of 100 inodes free');
+    for (const f of fs.readdirSync(mnt).slice(0, 20)) fs.rmSync(path.join(mnt, f));
+    assert.not.ok(storeShort(mnt));
+    assert.not.ok(storeShort(path.join(mnt, 'missing')), 'a store that is not there yet is not short');
+  } finally {
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
   }
 });
 

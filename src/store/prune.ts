@@ -5,8 +5,9 @@
  * (`{"gc": {"keepStorage": "10GB"}}`). Records go first, then one GC sweep deletes what nothing
  * needs any more.
  */
+import fs from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../errors/index.js';
+import { errnoCode, TsbuildError, UsageError } from '../errors/index.js';
 import type { CacheRecord } from '../cache/index.js';
 import { listCacheMounts, removeCacheMount } from './cachemounts.js';
 import { gcWithCache } from './gc.js';
@@ -84,11 +85,44 @@ export function gcConfig(root: string): { keepRetired: number; keepStorage?: num
   };
 }
 
-/** After a build: retired trees beyond `gc.keepRetired`, then the cache down to `gc.keepStorage`, when set. */
+/**
+ * Whether the filesystem holding `dir` has less than a tenth of its space or of its inodes free
+ * (a filesystem without an inode count, such as btrfs, reports none and is judged by space).
+ */
+export function storeShort(dir: string): boolean {
+  try {
+    const st = fs.statfsSync(dir);
+    return st.bavail < st.blocks / 10 || (st.files > 0 && st.ffree < st.files / 10);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * After a build: retired trees beyond `gc.keepRetired` and, while the store's filesystem is short
+ * (`storeShort`), the rest oldest first; then the cache down to `gc.keepStorage`, when set.
+ */
 export async function autoGc(s: Store): Promise<void> {
   const gc = gcConfig(s.root);
-  await s.snapshotter.reapRetired(gc.keepRetired);
+  await s.snapshotter.reapRetired(gc.keepRetired, () => storeShort(s.root));
   if (gc.keepStorage !== undefined) await pruneCache(s, { keepStorage: gc.keepStorage });
+}
+
+/** Whether `e`, or an error under it, is a full disk (no space or no inodes left). */
+function diskFull(e: unknown): boolean {
+  for (let x = e; x instanceof Error; x = x.cause) {
+    if (errnoCode(x) === 'ENOSPC' || (x instanceof TsbuildError && x.code === 'NO_SPACE')) return true;
+  }
+  return false;
+}
+
+/**
+ * After a build that failed on a full disk: every retired tree is deleted, so that the same build
+ * run again finds the room they held. What was deleted, or undefined for another failure.
+ */
+export async function reapAfterFull(s: Store, e: unknown): Promise<{ trees: number; bytes: number } | undefined> {
+  if (!diskFull(e)) return undefined;
+  return s.snapshotter.reapRetired(0);
 }
 
 function configSize(root: string, key: string, v: unknown): number {
