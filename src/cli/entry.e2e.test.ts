@@ -49,6 +49,24 @@ testUnless(noBlob, 'the snapshot starts the CLI; the environment is read in each
   }
 });
 
+test("one or two CPUs online: V8's single-threaded GC (its helper threads would take the command's CPU); TSBUILD_GC overrides", () => {
+  const store = tmpdir('tsb-entry-store-');
+  try {
+    const gc = (env: Record<string, string> = {}) => {
+      const r = tsbuild(cliPath, ['info', '--format', 'json'], { TSBUILD_ROOT: store, ...env });
+      assert.is(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { gc: string }).gc;
+    };
+    const online = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+    assert.is(gc(), online === '0' || online === '0-1' ? 'single-threaded' : 'parallel', `CPUs online: ${online}`);
+    assert.is(gc({ TSBUILD_GC: 'parallel' }), 'parallel');
+    assert.is(gc({ TSBUILD_GC: 'single' }), 'single-threaded');
+    assert.is(gc({ TSBUILD_GC: 'single', TSBUILD_NO_SNAPSHOT: '1' }), 'single-threaded', 'the bundle too');
+  } finally {
+    fs.rmSync(store, { recursive: true, force: true });
+  }
+});
+
 testUnless(noBlob, "the snapshot's script is ASCII (V8 keeps one with any other character as UTF-16), and what was escaped means the same", () => {
   const script = fs.readFileSync(path.join(repoRoot, 'dist/bundle/snapshot.cjs'), 'latin1');
   assert.is(/[^\x00-\x7f]/.exec(script)?.index, undefined);

@@ -16,8 +16,13 @@ function startup(): string {
   return blob ? `snapshot (${blob})` : 'bundle (bin/tsbuild starts from a snapshot when `npm run build` made one with this node binary)';
 }
 
+/** Whether bin/tsbuild chose V8's single-threaded GC (one or two CPUs, or TSBUILD_GC=single). */
+function gc(): string {
+  return process.execArgv.includes('--single-threaded-gc') ? 'single-threaded' : 'parallel';
+}
+
 export async function infoCommand(p: Parsed): Promise<number> {
-  const i = { ...info(storeRoot(flagStr(p, 'root'))), startup: startup() };
+  const i = { ...info(storeRoot(flagStr(p, 'root'))), startup: startup(), gc: gc() };
   const format = flagStr(p, 'format') === 'text' ? undefined : templateFormat(p);
   if (format !== undefined) {
     // Docker's fields (counts from the store) and tsbuild's own, in one object.
@@ -29,7 +34,7 @@ export async function infoCommand(p: Parsed): Promise<number> {
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
   for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(14)} ${s}\n`);
   process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
-  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\nStartup:      ${i.startup}\n`);
+  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\nStartup:      ${i.startup}\nGC:           ${i.gc}\n`);
   if (i.userNamespaces) process.stdout.write(`User namespaces: ${i.userNamespaces}\n`);
   const runs = i.platforms.filter((p) => p.via);
   process.stdout.write(`Platforms:    ${runs.map((p) => `${p.platform}${p.via === 'native' ? '' : ' (emulated)'}`).join(', ')}\n`);
