@@ -1,4 +1,4 @@
-# Shared by the bench scripts (sourced): timing, medians and ratios, and a podman peer. The caller
+# Shared by the bench scripts (sourced): timing, medians and ratios, a registry, and a podman peer. The caller
 # has `order` (an array) and `cmds` (an associative array): keys in run order, and their commands.
 
 # Milliseconds one command line takes (its output discarded).
@@ -16,4 +16,16 @@ podman_case() {
   if [ -n "$id" ] && $pod run --rm $flags "$id" true >/dev/null 2>>"$err"; then
     order+=("$key"); cmds[$key]="$pod run --rm $flags $id true"
   else echo "$label: cannot run here ($(head -c 300 "$err"))$hint"; fi
+}
+
+# start_registry: a docker-registry of its own on a free loopback port, storing under $work/registry;
+# sets `reg` (host:port) and `pid` (for the caller's cleanup to end it).
+start_registry() {
+  local port
+  port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  reg=127.0.0.1:$port
+  printf 'version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: %s/registry } }\nhttp: { addr: %s }\n' "$work" "$reg" > "$work/config.yml"
+  docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
 }

@@ -23,17 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cc -O2 -o "$work/pullfloor" "$here/bench/pullfloor.c" -lz -lcrypto
-port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-reg=127.0.0.1:$port
-cat > "$work/config.yml" <<YML
-version: 0.1
-log: { level: error, accesslog: { disabled: true } }
-storage: { filesystem: { rootdirectory: $work/registry } }
-http: { addr: $reg }
-YML
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+start_registry
 
 mkdir -p "$work/big"
 head -c "$((size << 20))" /dev/urandom > "$work/big/blob"

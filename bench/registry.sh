@@ -6,23 +6,15 @@
 # Usage: bench/registry.sh [SIZE_MIB]   (default 512)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 size=${1:-512}
 work=$(mktemp -d /tmp/tsb-bench-reg-XXXXXX)
-port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-reg=127.0.0.1:$port
 pid=""
 cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 command -v docker-registry >/dev/null || { echo "docker-registry not installed (apt-get install -y docker-registry)"; exit 1; }
-cat > "$work/config.yml" <<YML
-version: 0.1
-log: { level: error, accesslog: { disabled: true } }
-storage: { filesystem: { rootdirectory: $work/registry } }
-http: { addr: $reg }
-YML
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+start_registry
 tsb() { "$here/bin/tsbuild" "$@"; }
 export TSBUILD_ROOT="$work/store"
 now() { date +%s.%N; }
