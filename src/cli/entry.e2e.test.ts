@@ -62,6 +62,9 @@ test("one or two CPUs online: V8's single-threaded GC (its helper threads would 
     assert.is(gc({ TSBUILD_GC: 'parallel' }), 'parallel');
     assert.is(gc({ TSBUILD_GC: 'single' }), 'single-threaded');
     assert.is(gc({ TSBUILD_GC: 'single', TSBUILD_NO_SNAPSHOT: '1' }), 'single-threaded', 'the bundle too');
+    const typo = tsbuild(cliPath, ['info'], { TSBUILD_ROOT: store, TSBUILD_GC: 'sngle' });
+    assert.is(typo.status, 2);
+    assert.match(typo.stderr, /TSBUILD_GC=sngle is not a choice: set it to single or parallel/);
   } finally {
     fs.rmSync(store, { recursive: true, force: true });
   }
