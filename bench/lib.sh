@@ -1,5 +1,6 @@
-# Shared by the bench scripts (sourced): timing, medians and ratios, a registry, and a podman peer. The caller
-# has `order` (an array) and `cmds` (an associative array): keys in run order, and their commands.
+# Shared by the bench scripts (sourced): timing, medians and ratios, a registry, and a podman peer.
+# For the timing helpers the caller has `order` (an array) and `cmds` (an associative array): keys
+# in run order, and their commands.
 
 # Milliseconds one command line takes (its output discarded).
 ms() { local t0 t1; t0=$(date +%s%N); eval "$1" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
@@ -18,11 +19,11 @@ podman_case() {
   else echo "$label: cannot run here ($(head -c 300 "$err"))$hint"; fi
 }
 
-# start_registry: a docker-registry of its own on a free loopback port, storing under $work/registry;
-# sets `reg` (host:port) and `pid` (for the caller's cleanup to end it).
+# start_registry [PORT]: a docker-registry of its own on 127.0.0.1 (PORT, or a free port), storing
+# under $work/registry; sets `reg` (host:port) and `pid` (for the caller's cleanup to end it).
 start_registry() {
-  local port
-  port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  local port=${1:-}
+  [ -n "$port" ] || port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   reg=127.0.0.1:$port
   printf 'version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: %s/registry } }\nhttp: { addr: %s }\n' "$work" "$reg" > "$work/config.yml"
   docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &

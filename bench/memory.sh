@@ -5,16 +5,15 @@
 # from GNU time; asserts nothing. Needs docker-registry and busybox.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 small=${SMALL:-64}
 large=${LARGE:-512}
-port=${PORT:-5991}
 work=$(mktemp -d /tmp/tsb-membench-XXXXXX)
-regpid=""
-cleanup() { if [ -n "$regpid" ]; then kill "$regpid" 2>/dev/null || true; fi; rm -rf "$work"; }
+pid=""
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$work" "$port" > "$work/reg.yml"
-docker-registry serve "$work/reg.yml" > "$work/reg.log" 2>&1 & regpid=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+start_registry "${PORT:-5991}"
 tsb() { TSBUILD_ROOT="$1" TSBUILD_PULL=never "$here/bin/tsbuild" "${@:2}"; }
 # Peak RSS in MB of one tsbuild command: rss STORE ARGS...
 rss() {
@@ -27,11 +26,11 @@ cp "$(command -v busybox)" "$work/ctx/busybox"
 printf '%-10s %10s %10s %10s\n' "layer MiB" "push raw" "push gzip" "pull"
 for mib in "$small" "$large"; do
   printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c %s /dev/urandom > /big"]\n' "$((mib << 20))" > "$work/ctx/Dockerfile"
-  tsb "$work/s$mib" -q -t "127.0.0.1:$port/raw$mib" "$work/ctx" >/dev/null
-  tsb "$work/s$mib" tag "127.0.0.1:$port/raw$mib" "127.0.0.1:$port/gz$mib"
-  a=$(rss "$work/s$mib" push --compression uncompressed "127.0.0.1:$port/raw$mib")
-  b=$(rss "$work/s$mib" push "127.0.0.1:$port/gz$mib")
-  c=$(rss "$work/p$mib" pull "127.0.0.1:$port/gz$mib")
+  tsb "$work/s$mib" -q -t "$reg/raw$mib" "$work/ctx" >/dev/null
+  tsb "$work/s$mib" tag "$reg/raw$mib" "$reg/gz$mib"
+  a=$(rss "$work/s$mib" push --compression uncompressed "$reg/raw$mib")
+  b=$(rss "$work/s$mib" push "$reg/gz$mib")
+  c=$(rss "$work/p$mib" pull "$reg/gz$mib")
   printf '%-10s %8s MB %8s MB %8s MB\n' "$mib" "$a" "$b" "$c"
 done
 
