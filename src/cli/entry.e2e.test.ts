@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliPath, repoRoot, testUnless, tmpdir } from '../testutil/index.js';
+import { busyboxContext, cliPath, removeStore, repoRoot, sandboxUnavailable, testUnless, tmpdir } from '../testutil/index.js';
 
 const blob = path.join(repoRoot, 'dist/bundle/cli.blob');
 const noBlob = fs.existsSync(blob) ? undefined : 'no startup snapshot was built (scripts/bundle.mjs says why)';
@@ -67,6 +67,65 @@ test("one or two CPUs online: V8's single-threaded GC (its helper threads would 
     assert.match(typo.stderr, /TSBUILD_GC=sngle is not a choice: set it to single or parallel/);
   } finally {
     fs.rmSync(store, { recursive: true, force: true });
+  }
+});
+
+test("glibc's malloc asks for transparent huge pages (GLIBC_TUNABLES), a hugetlb setting of the user's own stands, TSBUILD_THP=off leaves it alone", () => {
+  // A `node` of the test's own on PATH shows what bin/tsbuild starts Node with (not the blob's
+  // binary, so bin/tsbuild takes the bundle path and runs `node` from PATH).
+  const fake = tmpdir('tsb-entry-node-');
+  try {
+    fs.writeFileSync(path.join(fake, 'node'), '#!/bin/sh\nprintf "%s" "${GLIBC_TUNABLES-unset}"\n', { mode: 0o755 });
+    const tunables = (env: Record<string, string>) => {
+      const base: Record<string, string | undefined> = { ...process.env, PATH: `${fake}:${process.env.PATH}`, ...env };
+      if (!('GLIBC_TUNABLES' in env)) delete base.GLIBC_TUNABLES;
+      const r = spawnSync(cliPath, ['info'], { encoding: 'utf8', env: base as NodeJS.ProcessEnv });
+      assert.is(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    assert.is(tunables({}), 'glibc.malloc.hugetlb=1');
+    assert.is(tunables({ TSBUILD_THP: 'on' }), 'glibc.malloc.hugetlb=1');
+    assert.is(tunables({ GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' }), 'glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1', "the user's tunables are kept");
+    assert.is(tunables({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }), 'glibc.malloc.hugetlb=0', "the user's choice stands");
+    assert.is(tunables({ TSBUILD_THP: 'off' }), 'unset');
+    assert.is(tunables({ TSBUILD_THP: 'off', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' }), 'glibc.malloc.tcache_count=0');
+  } finally {
+    fs.rmSync(fake, { recursive: true, force: true });
+  }
+  const store = tmpdir('tsb-entry-store-');
+  try {
+    const malloc = (env: Record<string, string> = {}) => {
+      const r = tsbuild(cliPath, ['info', '--format', 'json'], { TSBUILD_ROOT: store, ...env });
+      assert.is(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { malloc: string }).malloc;
+    };
+    const thp = fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled') ? /\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] : undefined;
+    assert.is(malloc(), thp === 'always' || thp === 'madvise' ? 'transparent huge pages' : `transparent huge pages asked for, but this kernel gives none (transparent_hugepage: ${thp ?? 'absent'})`);
+    assert.is(malloc({ TSBUILD_THP: 'off' }), 'default (4 KiB pages)');
+    assert.is(malloc({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }), 'default (4 KiB pages)');
+    const typo = tsbuild(cliPath, ['info'], { TSBUILD_ROOT: store, TSBUILD_THP: 'yes' });
+    assert.is(typo.status, 2);
+    assert.match(typo.stderr, /TSBUILD_THP=yes is not a choice: set it to on or off/);
+  } finally {
+    fs.rmSync(store, { recursive: true, force: true });
+  }
+});
+
+testUnless(sandboxUnavailable(), "containers and RUN steps do not inherit bin/tsbuild's GLIBC_TUNABLES", async () => {
+  const root = tmpdir('tsb-entry-store-');
+  const ctx = busyboxContext('RUN env > /build-env\n');
+  try {
+    const env = { TSBUILD_ROOT: root, TSBUILD_PULL: 'never' };
+    const b = tsbuild(cliPath, ['build', '-q', '-t', 'envcheck', ctx], env);
+    assert.is(b.status, 0, b.stderr);
+    const r = tsbuild(cliPath, ['run', '--rm', '--network', 'none', 'envcheck', 'sh', '-c', 'env; echo ---; cat /build-env'], env);
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /PATH=/);
+    assert.match(r.stdout, /---\n(.|\n)*PATH=/, 'the RUN step\'s environment was captured');
+    assert.not.match(r.stdout, /GLIBC_TUNABLES/);
+  } finally {
+    removeStore(root);
+    fs.rmSync(ctx, { recursive: true, force: true });
   }
 });
 

@@ -21,8 +21,25 @@ function gc(): string {
   return process.execArgv.includes('--single-threaded-gc') ? 'single-threaded' : 'parallel';
 }
 
+/**
+ * Whether glibc's malloc asks for transparent huge pages (bin/tsbuild sets glibc.malloc.hugetlb=1
+ * unless TSBUILD_THP=off or the user set it), and whether the kernel gives any.
+ */
+function malloc(): string {
+  const m = /(?:^|:)glibc\.malloc\.hugetlb=([^:]*)/.exec(process.env.GLIBC_TUNABLES ?? '');
+  if (!m || m[1] === '0') return 'default (4 KiB pages)';
+  let thp = '';
+  try {
+    thp = /\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? '';
+  } catch {
+    // no THP support in this kernel
+  }
+  const what = m[1] === '1' ? 'transparent huge pages' : `huge pages (glibc.malloc.hugetlb=${m[1]})`;
+  return thp === 'never' || (thp === '' && m[1] === '1') ? `${what} asked for, but this kernel gives none (transparent_hugepage: ${thp || 'absent'})` : what;
+}
+
 export async function infoCommand(p: Parsed): Promise<number> {
-  const i = { ...info(storeRoot(flagStr(p, 'root'))), startup: startup(), gc: gc() };
+  const i = { ...info(storeRoot(flagStr(p, 'root'))), startup: startup(), gc: gc(), malloc: malloc() };
   const format = flagStr(p, 'format') === 'text' ? undefined : templateFormat(p);
   if (format !== undefined) {
     // Docker's fields (counts from the store) and tsbuild's own, in one object.
@@ -34,7 +51,7 @@ export async function infoCommand(p: Parsed): Promise<number> {
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
   for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(14)} ${s}\n`);
   process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nCPUs:         ${i.cpus}\n`);
-  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\nStartup:      ${i.startup}\nGC:           ${i.gc}\n`);
+  process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\nStartup:      ${i.startup}\nGC:           ${i.gc}\nMalloc:       ${i.malloc}\n`);
   if (i.userNamespaces) process.stdout.write(`User namespaces: ${i.userNamespaces}\n`);
   const runs = i.platforms.filter((p) => p.via);
   process.stdout.write(`Platforms:    ${runs.map((p) => `${p.platform}${p.via === 'native' ? '' : ' (emulated)'}`).join(', ')}\n`);
