@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { createSolver, type SolverEvent, type Vertex } from '../builder/index.js';
-import { ChecksumMemo } from '../cache/index.js';
+import { ChecksumMemos } from '../cache/index.js';
 import { CancelledError, DockerfileSyntaxError, TsbuildError, UsageError, errnoCode } from '../errors/index.js';
 import { formatPlatform, normalizeName, validateName, type CompressionSpec, type Platform } from '../image/index.js';
 import { createOps, Downloads, type OpResult } from '../ops/index.js';
@@ -39,6 +39,8 @@ import { parseBuildContexts } from './buildcontext.js';
 export interface BuildRequest extends RegistryOptions {
   /** The context directory. */
   context: string;
+  /** The context directory is removed after the build (`build -`): its file checksums are not kept. */
+  transientContext?: boolean;
   /** The Dockerfile (default `<context>/Dockerfile`). */
   dockerfile?: string;
   /** Names for the image (`name[:tag]`, normalised and validated here). */
@@ -217,10 +219,10 @@ function readRequest(req: BuildRequest) {
 type CacheEvent = Extract<SolverEvent, { type: 'cache' }>;
 
 /** Runs the graph's steps with the store's cache (and any imported one); collects the cache events. */
-async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs: number, o: OpOptions, lease: Lease): Promise<{ result: OpResult; cacheEvents: CacheEvent[]; memo: ChecksumMemo }> {
+async function solve(store: Store, req: BuildRequest, root: Vertex<OpSpec>, jobs: number, o: OpOptions, lease: Lease): Promise<{ result: OpResult; cacheEvents: CacheEvent[]; memo: ChecksumMemos }> {
   const emit = o.onEvent ?? (() => undefined);
   const remote = req.cacheFrom?.length ? await importCaches(store, req.cacheFrom, req, { signal: o.signal, log: logger(o) }) : undefined;
-  const memo = new ChecksumMemo(store.cache.memoFile);
+  const memo = new ChecksumMemos(store.cache.memoDir, req.transientContext ? [req.context] : []);
   const noCacheStages = new Set((req.noCacheFilter ?? []).map((x) => x.toLowerCase()));
   const cacheEvents: CacheEvent[] = [];
   const sourceDateEpoch = req.sourceDateEpoch ?? 0;

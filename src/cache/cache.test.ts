@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ChecksumMemo, entryChecksum, digestOf } from './checksum.js';
+import { ChecksumMemo, ChecksumMemos, entryChecksum, digestOf } from './checksum.js';
 import { explainMiss } from './explain.js';
 import { CacheIndex } from './index-store.js';
 import { tmpdir } from '../testutil/index.js';
@@ -59,6 +59,60 @@ test('a damaged or truncated memo keeps what parsed and is rewritten whole', () 
     const legacy = new ChecksumMemo(file);
     assert.is(entryChecksum(path.join(d, 'a'), legacy), sums[0]);
     assert.is(legacy.stats.hashed, 1, 'a file in another format is no memo');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test("one memo file per context: a build reads and rewrites only its own contexts' records; a transient context's are not kept", () => {
+  const d = tmpdir();
+  try {
+    const cacheDir = path.join(d, 'cache');
+    const memoDir = path.join(cacheDir, 'checksums');
+    const ctx = (name: string, n: number) => {
+      const c = path.join(d, name);
+      fs.mkdirSync(c);
+      for (let i = 0; i < n; i++) fs.writeFileSync(path.join(c, `f${i}`), `${name}${i}`);
+      return c;
+    };
+    const big = ctx('big', 50), small = ctx('small', 2), stdin = ctx('stdin', 1);
+    // The store-wide memo of earlier versions, and its JSON form before that: removed at the first save.
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'checksums.memo'), 'tsbuild-checksums 1\n');
+    fs.writeFileSync(path.join(cacheDir, 'checksums.json'), '{}');
+    const sum = (memos: ChecksumMemos, c: string) => fs.readdirSync(c).map((f) => entryChecksum(path.join(c, f), memos.forContext(c)));
+    const first = new ChecksumMemos(memoDir, [stdin]);
+    const bigSums = sum(first, big);
+    sum(first, small);
+    sum(first, stdin);
+    assert.equal(first.stats, { hashed: 53, memoHits: 0 });
+    first.save();
+    const files = fs.readdirSync(memoDir).sort();
+    assert.is(files.length, 2, `the transient context has none: ${files.join(', ')}`);
+    assert.ok(!fs.existsSync(path.join(cacheDir, 'checksums.memo')) && !fs.existsSync(path.join(cacheDir, 'checksums.json')));
+    const fileOf = (c: string) => files.find((f) => fs.readFileSync(path.join(memoDir, f), 'latin1').includes(`${c}/f0\0`))!;
+    const bigFile = path.join(memoDir, fileOf(big)), smallFile = path.join(memoDir, fileOf(small));
+    assert.is.not(bigFile, smallFile);
+    assert.not.match(fs.readFileSync(smallFile, 'latin1'), new RegExp(`${big}/`), "the small context's file holds none of the big one's records");
+    // The next build, of the small context with one file changed: the big context's file is not read
+    // (a damaged one would be rewritten if it were) and not written.
+    fs.writeFileSync(bigFile, 'damaged');
+    fs.writeFileSync(path.join(small, 'f1'), 'changed');
+    const second = new ChecksumMemos(memoDir);
+    sum(second, small);
+    assert.equal(second.stats, { hashed: 1, memoHits: 1 });
+    second.save();
+    assert.is(fs.readFileSync(bigFile, 'latin1'), 'damaged', 'untouched');
+    // Read on its own, the big context's damaged memo is a miss, then rewritten.
+    const third = new ChecksumMemos(memoDir);
+    assert.equal(sum(third, big), bigSums);
+    assert.is(third.stats.hashed, 50);
+    third.save();
+    const fourth = new ChecksumMemos(memoDir);
+    sum(fourth, big);
+    assert.equal(fourth.stats, { hashed: 0, memoHits: 50 });
+    const same = new ChecksumMemos(memoDir);
+    assert.is(same.forContext(`${small}/`), same.forContext(path.relative(process.cwd(), small)), 'one memo per directory, however it is written');
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }

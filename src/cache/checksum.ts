@@ -104,9 +104,49 @@ export class ChecksumMemo {
     }
     // A cache of digests: a power loss at worst costs hashing again, so no fsync.
     writeFileAtomicChunks(this.file, chunks(), { sync: false });
-    // The JSON memo of earlier versions: superseded by this file, and as large.
-    fs.rmSync(path.join(path.dirname(this.file), 'checksums.json'), { force: true });
     this.dirty = false;
+  }
+}
+
+/**
+ * The memos of the build contexts a store has seen, one file each (`<dir>/<digest of the context's
+ * path>.memo`), each loaded when a build first reads its context: a build reads and rewrites only
+ * the records of its own contexts. With one memo for the whole store, every build loaded, and every
+ * build that changed a file rewrote, the records of every other context: 60 ms to load and 70 ms to
+ * save 20,000 records of another project, in each small project's rebuild.
+ */
+export class ChecksumMemos {
+  private memos = new Map<string, ChecksumMemo>();
+  /**
+   * `dir`: where the memo files go (none: kept in memory only). `transient`: contexts removed after
+   * the build (`build -`), whose records would never be read again.
+   */
+  constructor(private dir?: string, private transient: string[] = []) {}
+  /** The memo of the context at `contextDir`. */
+  forContext(contextDir: string): ChecksumMemo {
+    const key = path.resolve(contextDir);
+    let m = this.memos.get(key);
+    if (!m) {
+      const keep = this.dir !== undefined && !this.transient.some((t) => path.resolve(t) === key);
+      m = new ChecksumMemo(keep ? path.join(this.dir!, `${crypto.createHash('sha256').update(key).digest('hex').slice(0, 32)}.memo`) : undefined);
+      this.memos.set(key, m);
+    }
+    return m;
+  }
+  get stats(): { hashed: number; memoHits: number } {
+    let hashed = 0, memoHits = 0;
+    for (const m of this.memos.values()) {
+      hashed += m.stats.hashed;
+      memoHits += m.stats.memoHits;
+    }
+    return { hashed, memoHits };
+  }
+  save(): void {
+    for (const m of this.memos.values()) m.save();
+    if (!this.dir) return;
+    // The store-wide memo of earlier versions (and its JSON form before that), superseded.
+    const cacheDir = path.dirname(this.dir);
+    for (const old of ['checksums.memo', 'checksums.json']) fs.rmSync(path.join(cacheDir, old), { force: true });
   }
 }
 

@@ -52,8 +52,9 @@ export class CacheIndex {
     fs.mkdirSync(this.records, { recursive: true });
     fs.mkdirSync(this.steps, { recursive: true });
   }
-  get memoFile(): string {
-    return path.join(this.root, 'cache', 'checksums.memo');
+  /** Where the checksum memos go, one file per build context (ChecksumMemos). */
+  get memoDir(): string {
+    return path.join(this.root, 'cache', 'checksums');
   }
   /** The record for `key`; a damaged one is a miss, and is removed (the step runs and writes a new one). */
   lookup(key: string): CacheRecord | undefined {

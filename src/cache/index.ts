@@ -7,5 +7,5 @@
  */
 export { CacheIndex } from './index-store.js';
 export type { CacheRecord } from './index-store.js';
-export { ChecksumMemo, entryChecksum, digestOf } from './checksum.js';
+export { ChecksumMemo, ChecksumMemos, entryChecksum, digestOf } from './checksum.js';
 export { explainMiss } from './explain.js';

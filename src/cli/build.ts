@@ -159,6 +159,7 @@ export async function buildCommand(p: Parsed, signal: AbortSignal): Promise<Buil
   if (fromStdin && flagStr(p, 'file') === '-') throw new UsageError('build - and -f - both read standard input: give one of them');
   const request = {
     context: fromStdin?.dir ?? p.positional[0] ?? '.',
+    transientContext: fromStdin !== undefined,
     dockerfile: flagStr(p, 'file') === '-' ? undefined : flagStr(p, 'file'),
     dockerfileText,
     labels,

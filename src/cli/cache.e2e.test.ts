@@ -349,7 +349,9 @@ it('damaged cache files (records, step history, the checksum memo) are misses, n
         damaged++;
       }
     }
-    fs.writeFileSync(path.join(cacheDir, 'checksums.memo'), 'tsbuild-checksums 1\n/x\0');
+    const memos = fs.readdirSync(path.join(cacheDir, 'checksums'));
+    assert.is(memos.length, 1, 'one memo, for the one context');
+    fs.writeFileSync(path.join(cacheDir, 'checksums', memos[0]!), 'tsbuild-checksums 1\n/x\0');
     assert.ok(damaged > 0);
     const b2 = await cli(['--progress', 'plain', d], { root: store });
     assert.is(b2.code, 0, b2.stderr);

@@ -206,8 +206,11 @@ it('build: --label, --metadata-file, -f - and build - (a Dockerfile, or a gzip c
   const tar = path.join(tmpdir('tsb-stdin-'), 'ctx.tar.gz');
   dirs.push(path.dirname(tar));
   assert.is(spawnSync('tar', ['-czf', tar, '-C', d, '.']).status, 0);
+  const memos = () => fs.readdirSync(path.join(root, 'cache', 'checksums')).sort();
+  const before = memos();
   s = spawnSync(cliPath, ['-q', '-t', 'fromtar', '-'], { input: fs.readFileSync(tar), env, encoding: 'utf8' });
   assert.is(s.status, 0, s.stderr);
+  assert.equal(memos(), before, 'no checksum memo is kept for a context unpacked from stdin, which is gone after the build');
   assert.is(s.stdout.trim(), fromDir, 'build - < ctx.tar gives the image the directory gives');
   assert.is((await cli(['run', '--rm', 'fromtar'], { root })).stdout, 'from the context\n', 'a context archive on stdin');
   s = spawnSync(cliPath, ['-q', '-t', 'nocontext', '-'], { input: 'FROM lab:1\nRUN echo only-dockerfile > /o\nCMD ["cat", "/o"]\n', env, encoding: 'utf8' });

@@ -4,7 +4,7 @@
  * record can only be reused on top of exactly the filesystem it was built on.
  */
 import type { CacheKey, OpContext, OpHandle, Vertex } from '../builder/index.js';
-import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type ChecksumMemo } from '../cache/index.js';
+import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type ChecksumMemos } from '../cache/index.js';
 import type { Descriptor, History } from '../image/index.js';
 import { unpackLayers } from '../store/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
@@ -18,7 +18,8 @@ import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 
 export interface CacheEnv {
   index: CacheIndex;
-  memo: ChecksumMemo;
+  /** The checksum memos of the build's contexts. */
+  memo: ChecksumMemos;
   /** Records imported from elsewhere (`--cache-from`), consulted when the local index misses. */
   remote?: RemoteCacheSource;
 }
@@ -84,14 +85,14 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
       // What a bind mount shows is an input of the step; a cache mount's contents never are.
       if (mt.type !== 'bind') return;
       if (src?.kind === 'context') {
-        const files = contextMaterial({ sources: [mt.source || '.'], excludes: [], verb: 'COPY' }, src.dir, src.ignore, c.memo);
+        const files = contextMaterial({ sources: [mt.source || '.'], excludes: [], verb: 'COPY' }, src.dir, src.ignore, c.memo.forContext(src.dir));
         for (const [k, val] of Object.entries(files)) m[`mount:${i}:${k}`] = val;
       } else m[`mount:${i}:src`] = parentId(stateOf(src));
     });
   }
   if (op.kind === 'copy') {
     const src = inputs[1];
-    if (src?.kind === 'context') Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo));
+    if (src?.kind === 'context') Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo.forContext(src.dir)));
     else m['src'] = parentId(stateOf(src));
     for (const s of op.sources.filter((x) => op.verb === 'ADD' && isURL(x))) {
       // No --checksum: the content decides, as in BuildKit; the step reuses this download on a miss.
