@@ -117,17 +117,20 @@ export class ChecksumMemo {
  */
 export class ChecksumMemos {
   private memos = new Map<string, ChecksumMemo>();
+  private transient: Set<string>;
   /**
    * `dir`: where the memo files go (none: kept in memory only). `transient`: contexts removed after
    * the build (`build -`), whose records would never be read again.
    */
-  constructor(private dir?: string, private transient: string[] = []) {}
+  constructor(private dir?: string, transient: string[] = []) {
+    this.transient = new Set(transient.map((t) => path.resolve(t)));
+  }
   /** The memo of the context at `contextDir`. */
   forContext(contextDir: string): ChecksumMemo {
     const key = path.resolve(contextDir);
     let m = this.memos.get(key);
     if (!m) {
-      const keep = this.dir !== undefined && !this.transient.some((t) => path.resolve(t) === key);
+      const keep = this.dir !== undefined && !this.transient.has(key);
       m = new ChecksumMemo(keep ? path.join(this.dir!, `${crypto.createHash('sha256').update(key).digest('hex').slice(0, 32)}.memo`) : undefined);
       this.memos.set(key, m);
     }
