@@ -7,6 +7,22 @@ import { tmpdir } from '../testutil/index.js';
 import type { Store } from '../store/index.js';
 import { BuildRecorder, listBuilds, pruneBuilds } from './history.js';
 
+/** How many files under `dir` `fn` reads. */
+function readsUnder(dir: string, fn: () => void): number {
+  const read = fs.readFileSync;
+  let reads = 0;
+  fs.readFileSync = ((...a: Parameters<typeof read>) => {
+    if (String(a[0]).startsWith(dir)) reads++;
+    return read(...a);
+  }) as typeof read;
+  try {
+    fn();
+  } finally {
+    fs.readFileSync = read;
+  }
+  return reads;
+}
+
 test('records past 220 are trimmed to the newest 200; up to 220 nothing is read or removed', () => {
   const root = tmpdir('tsb-hist-');
   try {
@@ -18,17 +34,7 @@ test('records past 220 are trimmed to the newest 200; up to 220 nothing is read 
     assert.is(new BuildRecorder().save(store, { status: 'completed' } as Parameters<BuildRecorder['save']>[1]), undefined);
     assert.is(fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length, 220, 'within the slack: kept');
     // The trim reads each record once: it once read them all again for every record it removed.
-    const read = fs.readFileSync;
-    let reads = 0;
-    fs.readFileSync = ((...a: Parameters<typeof read>) => {
-      if (String(a[0]).startsWith(dir)) reads++;
-      return read(...a);
-    }) as typeof read;
-    try {
-      new BuildRecorder().save(store, { status: 'completed' } as Parameters<BuildRecorder['save']>[1]);
-    } finally {
-      fs.readFileSync = read;
-    }
+    const reads = readsUnder(dir, () => new BuildRecorder().save(store, { status: 'completed' } as Parameters<BuildRecorder['save']>[1]));
     assert.is(reads, 221, 'every record read once');
     const left = listBuilds(store);
     assert.is(left.length, 200);
@@ -50,19 +56,8 @@ test('builds prune keeps the newest N and reads each record once', () => {
       const id = `b${String(i).padStart(3, '0')}`;
       fs.writeFileSync(path.join(dir, `${id}.json`), JSON.stringify({ id, started: new Date(Date.UTC(2020, 0, 1, 0, 0, i)).toISOString(), durationMs: 1, status: 'completed', cacheHits: 0, cacheable: 0, steps: [] }));
     }
-    const read = fs.readFileSync;
-    let reads = 0;
-    fs.readFileSync = ((...a: Parameters<typeof read>) => {
-      if (String(a[0]).startsWith(dir)) reads++;
-      return read(...a);
-    }) as typeof read;
-    let removed: string[];
-    try {
-      removed = pruneBuilds(store, 3);
-    } finally {
-      fs.readFileSync = read;
-    }
-    assert.is(reads, 10);
+    let removed: string[] = [];
+    assert.is(readsUnder(dir, () => void (removed = pruneBuilds(store, 3))), 10);
     assert.equal(removed.sort(), ['b000', 'b001', 'b002', 'b003', 'b004', 'b005', 'b006']);
     assert.equal(listBuilds(store).map((r) => r.id), ['b009', 'b008', 'b007']);
     assert.not.ok(fs.existsSync(path.join(dir, 'b005')), "a removed build's logs go with it");
