@@ -8,6 +8,7 @@
  * time) may be read there, since it would be frozen into every later run. The main function runs in
  * each process, after deserialization.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
@@ -66,6 +67,11 @@ if (v8.startupSnapshot?.isBuildingSnapshot()) {
   // The first URL a process parses cost `run` 2.5 ms (the helper's path, from import.meta.url):
   // parsed once here, its code is in the snapshot. An absolute path: no cwd is read.
   fileURLToPath(pathToFileURL('/warm/up.mjs').href);
+  // Node loads and compiles two of its own modules on first use: fs.promises (every layer and blob
+  // write) and the recursive remover (every temporary directory). Loaded here, they are in the
+  // snapshot: 1.5 and 0.4 ms of a one-file COPY's build. The path does not exist: nothing is read.
+  void fs.promises;
+  fs.rmSync('/nonexistent/tsbuild-snapshot-warm-up', { recursive: true, force: true });
   v8.startupSnapshot.setDeserializeMainFunction(() => {
     locate();
     // Node gives a snapshot's main [node, ...args] (the `--` before them is consumed); `--` is put
