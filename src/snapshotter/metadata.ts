@@ -8,10 +8,10 @@
  * unchanged bytes. A build looks snapshots up at every step, and parsing the whole file each time made
  * a no-change build of 200 steps 75 % slower in a store of 700 snapshots than in an empty one. An
  * update starts from that parse too, as a shallow copy (readers keep the table they were given): a
- * one-file COPY updates the table three to five times, and each re-parsed and deep-froze all of it,
- * 7-10 ms of a 200 ms build in a store of 250 snapshots, in code that runs too rarely to be optimized.
- * The table and its map are frozen; the records are read-only by type (`ReadonlyDB`), and an update
- * replaces a record, never changes one.
+ * one-file COPY updates the table at least twice (prepare, commit), and each update re-parsed and
+ * deep-froze all of it, 7-10 ms of a 200 ms build in a store of 250 snapshots, in code that runs too
+ * rarely to be optimized. The table and its map are frozen; the records are read-only by type
+ * (`RecordView`), and an update replaces a record, never changes one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,10 +32,13 @@ interface DB {
   snapshots: Record<string, Record_>;
 }
 
+/** A record as readers get it: an update replaces records, never changes one. */
+export type RecordView = Readonly<Omit<Record_, 'labels'>> & { readonly labels: Readonly<Record<string, string>> };
+
 /** The table as readers get it: shared with every other reader and with the next update, never changed by them. */
 export interface ReadonlyDB {
   readonly nextId: number;
-  readonly snapshots: { readonly [key: string]: Readonly<Omit<Record_, 'labels'>> & { readonly labels: Readonly<Record<string, string>> } };
+  readonly snapshots: { readonly [key: string]: RecordView };
 }
 
 export class MetaStore {
@@ -69,7 +72,7 @@ export class MetaStore {
     }
   }
   /** `fn` changes a copy of the table (records are replaced, not changed), which is then written. */
-  update<T>(fn: (db: { nextId: number; snapshots: Record<string, ReadonlyDB['snapshots'][string]> }) => T): T {
+  update<T>(fn: (db: { nextId: number; snapshots: Record<string, RecordView> }) => T): T {
     return withLock(this.lock, () => {
       // Under the lock only this process replaces the file: a parse of the same identity is its bytes.
       const now = identityOf(() => fs.statSync(this.file, { bigint: true }));
@@ -87,14 +90,14 @@ export class MetaStore {
   locked<T>(fn: (db: ReadonlyDB) => T): T {
     return withLock(this.lock, () => fn(this.read()));
   }
-  get(key: string): ReadonlyDB['snapshots'][string] {
+  get(key: string): RecordView {
     const r = this.read().snapshots[key];
     if (!r) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
     return r;
   }
   /** The chain of committed ancestors, nearest first, as records with their keys. */
-  parents(db: ReadonlyDB, parent: string | undefined): { key: string; rec: ReadonlyDB['snapshots'][string] }[] {
-    const out: { key: string; rec: ReadonlyDB['snapshots'][string] }[] = [];
+  parents(db: ReadonlyDB, parent: string | undefined): { key: string; rec: RecordView }[] {
+    const out: { key: string; rec: RecordView }[] = [];
     for (let k = parent; k; k = db.snapshots[k]?.parent) {
       const rec = db.snapshots[k];
       if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `parent snapshot ${k} does not exist`);
@@ -102,7 +105,7 @@ export class MetaStore {
     }
     return out;
   }
-  static info(key: string, r: ReadonlyDB['snapshots'][string]): Info {
+  static info(key: string, r: RecordView): Info {
     return { key, kind: r.kind, parent: r.parent, created: r.created, labels: { ...r.labels } };
   }
 }
