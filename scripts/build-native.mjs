@@ -1,24 +1,47 @@
 #!/usr/bin/env node
-// Compiles the sandbox helper with the system C compiler at install time.
+// Compiles the sandbox helper with the system C compiler at install time, and the spawn addon
+// (native/spawn.c, posix_spawn for Node) when Node's headers are installed; without them tsbuild
+// starts its helper through child_process instead (src/runtime/spawn.ts).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'native/build/tsbuild-sandbox');
-const srcs = ['native/sandbox.c', 'native/json.c'].map((s) => path.join(root, s));
-if (fs.existsSync(out) && srcs.every((s) => fs.statSync(s).mtimeMs < fs.statSync(out).mtimeMs)) process.exit(0);
 const cc = process.env.CC || 'cc';
-fs.mkdirSync(path.dirname(out), { recursive: true });
-const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-std=gnu11', '-o', out + '.tmp', ...srcs], { stdio: 'inherit' });
-if (r.error) {
-  console.error(`tsbuild: cannot compile the sandbox helper: C compiler "${cc}" not found (${r.error.message}).\n` +
-    'Install one (Debian: apt-get install -y gcc libc6-dev) or set CC, then run npm ci again.');
-  process.exit(1);
+const fresh = (out, srcs) => fs.existsSync(out) && srcs.every((s) => fs.statSync(s).mtimeMs < fs.statSync(out).mtimeMs);
+
+function compile(out, srcs, flags) {
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const r = spawnSync(cc, [...flags, '-o', out + '.tmp', ...srcs], { stdio: 'inherit' });
+  if (r.error) {
+    console.error(`tsbuild: cannot compile ${path.relative(root, srcs[0])}: C compiler "${cc}" not found (${r.error.message}).\n` +
+      'Install one (Debian: apt-get install -y gcc libc6-dev) or set CC, then run npm ci again.');
+    return false;
+  }
+  if (r.status !== 0) {
+    console.error(`tsbuild: compiling ${path.relative(root, srcs[0])} failed; see the compiler output above.`);
+    return false;
+  }
+  fs.renameSync(out + '.tmp', out);
+  return true;
 }
-if (r.status !== 0) {
-  console.error('tsbuild: compiling native/sandbox.c failed; see the compiler output above.');
-  process.exit(1);
+
+const helper = path.join(root, 'native/build/tsbuild-sandbox');
+const helperSrcs = ['native/sandbox.c', 'native/json.c'].map((s) => path.join(root, s));
+if (!fresh(helper, helperSrcs) && !compile(helper, helperSrcs, ['-O2', '-Wall', '-Wextra', '-std=gnu11'])) process.exit(1);
+
+const addon = path.join(root, 'native/build/tsbuild-spawn.node');
+const addonSrc = path.join(root, 'native/spawn.c');
+// Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as distributions and
+// Node's tarballs install them).
+const headers = path.resolve(path.dirname(process.execPath), '../include/node');
+if (!fresh(addon, [addonSrc])) {
+  if (!fs.existsSync(path.join(headers, 'node_api.h'))) {
+    fs.rmSync(addon, { force: true });
+    console.error(`tsbuild: Node's headers are not in ${headers}: the spawn addon is not built, and the helper starts through child_process (a fork of Node, 5-10 ms more per container and COPY). See docs/performance.md.`);
+  } else if (!compile(addon, [addonSrc], ['-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden', `-I${headers}`])) {
+    fs.rmSync(addon, { force: true });
+    console.error('tsbuild: the spawn addon did not build: the helper starts through child_process instead.');
+  }
 }
-fs.renameSync(out + '.tmp', out);

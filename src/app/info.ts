@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary, spawnMethod } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -14,6 +14,8 @@ export interface Info {
   /** Capabilities this host lets tsbuild grant (what --privileged gives). */
   capabilities: number;
   helper: string;
+  /** How the helper is started: posix_spawn through the addon, or a fork through child_process and why. */
+  spawn: string;
   cpus: number;
   /** Rootless: how ids are mapped, and what that gives up; absent for root. */
   rootless?: string;
@@ -61,6 +63,7 @@ export function info(root: string): Info {
     cgroups: describeCgroups(),
     capabilities: hostCaps().size,
     helper: helperPath(),
+    spawn: spawnMethod(),
     cpus: os.availableParallelism(),
     rootless: rootlessText(),
     userNamespaces: usernsText(),

@@ -2,7 +2,7 @@
  * Drives the C helper (native/build/tsbuild-sandbox). The spec goes in on fd 3; a failure inside the
  * helper comes back on fd 4 as `{stage, op, path, errno, message}`; the container's pid on fd 5.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import type { ExecSpec, SandboxSpec } from './spec.js';
 import type { SysMount } from './mounts.js';
 import { isRootless } from './userns.js';
 import { FUSE_OVERLAY, mountFuseOverlay } from './fuse.js';
+import { spawnChild } from './spawn.js';
 
 // A function, not a constant: the CLI's startup snapshot (scripts/bundle.mjs) is made where the
 // module's location is not yet known, and is told it when it starts.
@@ -83,7 +84,7 @@ export interface SpawnOptions {
 export function runSpec(spec: SandboxSpec | ExecSpec, opts: SpawnOptions = {}, mode: 'run' | 'exec' = 'run'): Promise<RunResult> {
   if (opts.signal?.aborted) return Promise.reject(new CancelledError());
   return new Promise((resolve, reject) => {
-    const child = spawn(helperPath(), [mode], {
+    const child = spawnChild(helperPath(), [mode], {
       stdio: [opts.stdin ?? 'ignore', opts.stdout ?? 'pipe', opts.stderr ?? 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     let errText = '';

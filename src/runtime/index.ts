@@ -18,6 +18,8 @@ export { describeCgroups, detectCgroups, delegatedToUser } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
 export { hostMount, hostUnmount, probeOverlay, helperPath, SandboxError, applyMeta } from './helper.js';
 export { hostMountAsync, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
+export { spawnChild, spawnMethod } from './spawn.js';
+export type { Child, StdioKind } from './spawn.js';
 export { toSysMount, MS } from './mounts.js';
 export { fuseOverlayUnavailable, FUSE_OVERLAY, containerRootMounts } from './fuse.js';
 export { layerDirs, readFileInLayers } from './layers.js';

@@ -5,11 +5,11 @@
  * the helper three times for xattrs alone. Requests go one at a time; the helper exits when our stdin
  * closes or when we die (PDEATHSIG), and it does not keep Node's event loop alive while idle.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { TsbuildError } from '../errors/index.js';
 import { helperPath, parseLayerMeta, SandboxError, type HelperFailure, type LayerMeta } from './helper.js';
 import { FUSE_OVERLAY, mountFuseOverlayAsync } from './fuse.js';
 import type { SysMount } from './mounts.js';
+import { spawnChild, type Child } from './spawn.js';
 
 interface Answer {
   line: string;
@@ -18,7 +18,7 @@ interface Answer {
 }
 
 class MountServer {
-  private child: ChildProcessWithoutNullStreams | undefined;
+  private child: Child | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private waiting: ((a: Answer | undefined) => void) | undefined;
   private pending: Buffer = Buffer.alloc(0);
@@ -26,8 +26,10 @@ class MountServer {
   private body: { line: string; size: number; parts: Buffer[]; have: number } | undefined;
 
   private start() {
-    const child = spawn(helperPath(), ['serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stdout.on('data', (d: Buffer) => {
+    const child = spawnChild(helperPath(), ['serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout = child.stdout!;
+    const stdin = child.stdin!;
+    stdout.on('data', (d: Buffer) => {
       // Requests go one at a time, so an answer always answers the waiting one.
       const answer = (a: Answer) => {
         const w = this.waiting;
@@ -72,20 +74,20 @@ class MountServer {
     };
     child.on('exit', gone);
     child.on('error', gone);
-    child.stdin.on('error', () => undefined);
+    stdin.on('error', () => undefined);
     this.idle(child);
     this.child = child;
     return child;
   }
 
-  private idle(child: ChildProcessWithoutNullStreams) {
+  private idle(child: Child) {
     child.unref();
     (child.stdout as unknown as { unref(): void }).unref();
     (child.stderr as unknown as { unref(): void }).unref();
     (child.stdin as unknown as { unref(): void }).unref();
   }
 
-  private busy(child: ChildProcessWithoutNullStreams) {
+  private busy(child: Child) {
     child.ref();
     (child.stdout as unknown as { ref(): void }).ref();
   }
@@ -99,7 +101,7 @@ class MountServer {
         const a = await new Promise<Answer | undefined>((resolve) => {
           this.waiting = resolve;
           const parts = fields.flatMap((f) => [Buffer.from(':'), typeof f === 'string' ? Buffer.from(f) : f, Buffer.from([0])]);
-          child.stdin.write(Buffer.concat([...parts, Buffer.from([0])]));
+          child.stdin!.write(Buffer.concat([...parts, Buffer.from([0])]));
         });
         if (a === undefined) throw new TsbuildError('SANDBOX', `the sandbox helper (serve) exited during ${String(fields[0])} ${String(fields[fields[0] === 'mount' ? 3 : 1])}`);
         const r = JSON.parse(a.line) as HelperFailure & { ok?: boolean };

@@ -1,0 +1,176 @@
+/**
+ * Starting the helper without forking Node. child_process forks: the kernel copies the page tables
+ * of all of Node and write-protects its memory, the event loop waits until the child has exec'd (6-12
+ * ms from a build on a VM where a page fault costs 10 us), and Node's next writes to its heap fault
+ * again. The native addon (native/spawn.c, built beside the helper) uses posix_spawn, which shares the
+ * memory until exec (about 1 ms), and watches the exit through a pidfd on Node's event loop.
+ *
+ * Without the addon (no Node headers when it was built, another kernel, TSBUILD_SPAWN=node) the same
+ * calls go through child_process: same behaviour, the fork's cost.
+ */
+import { spawn as nodeSpawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+interface Addon {
+  spawn(file: string, argv: string[], envp: string[], fds: number[]): number;
+  socketpair(): [number, number];
+  watch(pid: number, onExit: (code: number, signal: number) => void): object;
+  setRef(handle: object, on: boolean): void;
+  pidfdWorks(): boolean;
+}
+
+export type StdioKind = 'pipe' | 'inherit' | 'ignore';
+
+/** What tsbuild uses of a child process; child_process's ChildProcess has the same shape. */
+export interface Child extends EventEmitter {
+  readonly pid?: number | undefined;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly stdio: readonly (Readable | Writable | null | undefined)[];
+  kill(signal?: NodeJS.Signals): boolean;
+  ref(): void;
+  unref(): void;
+}
+
+const addonFile = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/tsbuild-spawn.node');
+
+let loaded: { addon: Addon } | { reason: string } | undefined;
+
+function load(): { addon: Addon } | { reason: string } {
+  if (loaded) return loaded;
+  if (process.env.TSBUILD_SPAWN === 'node') return (loaded = { reason: 'TSBUILD_SPAWN=node' });
+  const file = addonFile();
+  if (!fs.existsSync(file)) return (loaded = { reason: `${file} was not built (Node's headers were missing when npm ci ran)` });
+  try {
+    const m = { exports: {} as Addon };
+    process.dlopen(m, file);
+    // Exits are watched through pidfds (Linux 5.3).
+    loaded = m.exports.pidfdWorks() ? { addon: m.exports } : { reason: 'this kernel has no pidfd_open (Linux 5.3 and later)' };
+  } catch (e) {
+    loaded = { reason: `${file}: ${(e as Error).message}` };
+  }
+  return loaded;
+}
+
+/** How children start here, for `tsbuild info`. */
+export function spawnMethod(): string {
+  const l = load();
+  return 'addon' in l ? 'posix_spawn (native/build/tsbuild-spawn.node)' : `fork (child_process): ${l.reason}`;
+}
+
+const signalNames = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+class NativeChild extends EventEmitter implements Child {
+  pid: number | undefined;
+  readonly stdio: (net.Socket | null)[] = [];
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  private watch: object | undefined;
+  private exited = false;
+  private closesNeeded = 1;
+
+  constructor(private readonly addon: Addon, file: string, args: string[], stdio: StdioKind[], env: NodeJS.ProcessEnv) {
+    super();
+    const theirs: number[] = [];
+    const opened: number[] = [];
+    const ours: (number | undefined)[] = [];
+    try {
+      for (const [i, kind] of stdio.entries()) {
+        if (kind === 'inherit') theirs.push(i <= 2 ? i : -1);
+        else if (kind === 'ignore') {
+          const fd = fs.openSync('/dev/null', i === 0 ? 'r' : 'w');
+          opened.push(fd);
+          theirs.push(fd);
+        } else {
+          const [mine, child] = addon.socketpair();
+          opened.push(child);
+          ours[i] = mine;
+          theirs.push(child);
+        }
+      }
+      const envp = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+      this.pid = addon.spawn(file, [file, ...args], envp, theirs);
+    } catch (e) {
+      for (const fd of ours) if (fd !== undefined) fs.closeSync(fd);
+      const err = e as Error & { errno?: number };
+      const code = Object.entries(os.constants.errno).find(([, n]) => n === err.errno)?.[0];
+      // As child_process reports it: an 'error' event, after the caller has had a chance to listen.
+      const failure = Object.assign(new Error(`spawn ${file} ${code ?? err.message}`), { code, syscall: `spawn ${file}`, path: file });
+      process.nextTick(() => this.emit('error', failure));
+      return;
+    } finally {
+      for (const fd of opened) fs.closeSync(fd);
+    }
+    for (const [i, fd] of ours.entries()) {
+      if (fd === undefined) {
+        this.stdio[i] = null;
+        continue;
+      }
+      const s = new net.Socket({ fd, readable: i > 0, writable: true });
+      this.stdio[i] = s;
+      if (i > 0) {
+        this.closesNeeded++;
+        s.on('close', () => this.maybeClose());
+      }
+    }
+    for (let i = this.stdio.length; i < stdio.length; i++) this.stdio[i] = null;
+    this.watch = addon.watch(this.pid, (code, sig) => {
+      this.exited = true;
+      this.exitCode = code >= 0 ? code : null;
+      this.signalCode = sig > 0 ? signalNames.get(sig) ?? null : null;
+      // child_process lets stdin go when the child has exited: nothing will read it.
+      this.stdio[0]?.destroy();
+      this.emit('exit', this.exitCode, this.signalCode);
+      this.maybeClose();
+    });
+  }
+
+  private maybeClose() {
+    if (--this.closesNeeded === 0) this.emit('close', this.exitCode, this.signalCode);
+  }
+
+  get stdin() {
+    return this.stdio[0] ?? null;
+  }
+  get stdout() {
+    return this.stdio[1] ?? null;
+  }
+  get stderr() {
+    return this.stdio[2] ?? null;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): boolean {
+    // The pid stays ours until the watch reaps it, so it cannot name another process here.
+    if (this.pid === undefined || this.exited) return false;
+    try {
+      process.kill(this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  ref() {
+    if (this.watch) this.addon.setRef(this.watch, true);
+  }
+  unref() {
+    if (this.watch) this.addon.setRef(this.watch, false);
+  }
+}
+
+/**
+ * Starts `file` (an absolute path) with `args`; `stdio[i]` is the child's descriptor i: a socket pair
+ * ('pipe', as child_process makes them), the parent's own (0-2 only) or /dev/null.
+ */
+export function spawnChild(file: string, args: string[], opts: { stdio: StdioKind[]; env?: NodeJS.ProcessEnv; via?: 'node' }): Child {
+  const l = opts.via === 'node' || !path.isAbsolute(file) ? undefined : load();
+  if (!l || !('addon' in l)) return nodeSpawn(file, args, { stdio: opts.stdio, env: opts.env }) as Child;
+  return new NativeChild(l.addon, file, args, opts.stdio, opts.env ?? process.env);
+}
