@@ -124,10 +124,25 @@ for (const via of ['native', 'node'] as const) {
     }
   });
 
-  it('a program that does not exist is an error event with ENOENT, not a throw', async () => {
-    const child = start(path.join(base, 'no-such-program'), []);
-    const err = await new Promise<NodeJS.ErrnoException>((resolve) => child.on('error', resolve));
-    assert.is(err.code, 'ENOENT');
+  it('a program that does not exist: streams that end, an error event with ENOENT, close with -2, no exit', async () => {
+    for (const name of [path.join(base, 'no-such-program'), 'tsbuild-no-such-program']) {
+      const child = start(name, []);
+      const events: string[] = [];
+      child.on('exit', () => events.push('exit'));
+      child.stdout!.on('close', () => events.push('stdout closed'));
+      const err = await new Promise<NodeJS.ErrnoException>((resolve) => child.on('error', resolve));
+      assert.is(err.code, 'ENOENT', name);
+      assert.is(err.errno, -2);
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      assert.is(code, -2);
+      assert.equal(events, ['stdout closed']);
+      assert.not.ok(child.kill('SIGKILL'));
+    }
+  });
+
+  it('a name without a slash is found on PATH and is the child\'s argv[0]', async () => {
+    const o = await collect(start('sh', ['-c', 'echo "$0"']));
+    assert.equal([o.code, o.out], [0, 'sh\n']);
   });
 
   it('an unref\'d child does not keep the process alive; ref\'d, it does', async () => {

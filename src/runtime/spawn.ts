@@ -76,11 +76,12 @@ class NativeChild extends EventEmitter implements Child {
   private exited = false;
   private closesNeeded = 1;
 
-  constructor(private readonly addon: Addon, file: string, args: string[], stdio: StdioKind[], env: NodeJS.ProcessEnv) {
+  constructor(private readonly addon: Addon, file: string, args: string[], stdio: StdioKind[], env: NodeJS.ProcessEnv, argv0 = file) {
     super();
     const theirs: number[] = [];
     const opened: number[] = [];
     const ours: (number | undefined)[] = [];
+    let failure: (Error & { errno?: number }) | undefined;
     try {
       for (const [i, kind] of stdio.entries()) {
         if (kind === 'inherit') theirs.push(i <= 2 ? i : -1);
@@ -96,18 +97,16 @@ class NativeChild extends EventEmitter implements Child {
         }
       }
       const envp = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
-      this.pid = addon.spawn(file, [file, ...args], envp, theirs);
+      this.pid = addon.spawn(file, [argv0, ...args], envp, theirs);
     } catch (e) {
-      for (const fd of ours) if (fd !== undefined) fs.closeSync(fd);
-      const err = e as Error & { errno?: number };
-      const code = Object.entries(os.constants.errno).find(([, n]) => n === err.errno)?.[0];
-      // As child_process reports it: an 'error' event, after the caller has had a chance to listen.
-      const failure = Object.assign(new Error(`spawn ${file} ${code ?? err.message}`), { code, syscall: `spawn ${file}`, path: file });
-      process.nextTick(() => this.emit('error', failure));
-      return;
+      const errno = (e as { errno?: number }).errno;
+      const code = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0];
+      failure = Object.assign(new Error(`spawn ${argv0} ${code ?? (e as Error).message}`), { code, errno: -(errno ?? 1), syscall: `spawn ${argv0}`, path: argv0 });
     } finally {
       for (const fd of opened) fs.closeSync(fd);
     }
+    // Streams even when the spawn failed, as child_process gives: their other ends are closed, so
+    // they end at once.
     for (const [i, fd] of ours.entries()) {
       if (fd === undefined) {
         this.stdio[i] = null;
@@ -121,6 +120,19 @@ class NativeChild extends EventEmitter implements Child {
       }
     }
     for (let i = this.stdio.length; i < stdio.length; i++) this.stdio[i] = null;
+    if (failure || this.pid === undefined) {
+      const f = failure!;
+      // As child_process: 'error' once the caller has had a chance to listen, then 'close' with the
+      // negative errno, and no 'exit'.
+      process.nextTick(() => {
+        this.exited = true;
+        this.exitCode = f.errno ?? -1;
+        this.stdio[0]?.destroy();
+        this.emit('error', f);
+        this.maybeClose();
+      });
+      return;
+    }
     this.watch = addon.watch(this.pid, (code, sig) => {
       this.exited = true;
       this.exitCode = code >= 0 ? code : null;
@@ -165,12 +177,37 @@ class NativeChild extends EventEmitter implements Child {
   }
 }
 
+const found = new Map<string, string>();
+
+/** A program named without a slash, found on PATH as execvp finds it (undefined: not there). */
+function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const dirs = env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  const known = found.get(`${dirs}\0${name}`);
+  if (known) return known;
+  for (const dir of dirs.split(':')) {
+    const file = path.resolve(dir || '.', name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (!fs.statSync(file).isFile()) continue;
+      found.set(`${dirs}\0${name}`, file);
+      return file;
+    } catch {
+      // not here: the next directory
+    }
+  }
+  return undefined;
+}
+
 /**
- * Starts `file` (an absolute path) with `args`; `stdio[i]` is the child's descriptor i: a socket pair
- * ('pipe', as child_process makes them), the parent's own (0-2 only) or /dev/null.
+ * Starts `file` with `args` (a name without a slash is looked up on PATH); `stdio[i]` is the child's
+ * descriptor i: a socket pair ('pipe', as child_process makes them), the parent's own (0-2 only) or
+ * /dev/null. A program that cannot start is an 'error' event (ENOENT, EACCES), as child_process's.
  */
 export function spawnChild(file: string, args: string[], opts: { stdio: StdioKind[]; env?: NodeJS.ProcessEnv; via?: 'node' }): Child {
-  const l = opts.via === 'node' || !path.isAbsolute(file) ? undefined : load();
+  const l = opts.via === 'node' ? undefined : load();
   if (!l || !('addon' in l)) return nodeSpawn(file, args, { stdio: opts.stdio, env: opts.env }) as Child;
-  return new NativeChild(l.addon, file, args, opts.stdio, opts.env ?? process.env);
+  const env = opts.env ?? process.env;
+  const abs = file.includes('/') ? file : onPath(file, env);
+  // Not found: posix_spawn of the bare name fails with ENOENT, reported as child_process reports it.
+  return new NativeChild(l.addon, abs ?? file, args, opts.stdio, env, file);
 }
