@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import { acquireLock, resolveInRoot } from '../fsutil/index.js';
-import { MS, hostMount, hostUnmount, isRootless, toSysMount, type SpecMount } from '../runtime/index.js';
+import { MS, hostMountAsync, hostUnmountAsync, isRootless, toSysMount, type SpecMount } from '../runtime/index.js';
 import { cacheMountDir, tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, RunMountSpec } from './types.js';
 
@@ -191,8 +191,9 @@ export async function prepareRunMounts(env: OpsEnv, op: Extract<OpSpec, { kind: 
     const key = tempKey('view', 'mount-from');
     const vm = await env.snapshotter.view(key, r.snapshot);
     undo.push(() => env.snapshotter.remove(key));
-    for (const m of vm) hostMount(toSysMount(m), dir);
-    undo.push(() => hostUnmount(d));
+    // Through the build's long-lived helper: a synchronous helper each forked Node twice per mount.
+    for (const m of vm) await hostMountAsync(toSysMount(m), dir);
+    undo.push(() => hostUnmountAsync(d));
     return dir;
   };
   const c: MountCtx = { env, op, work, signal, undo, inputRoot, extraEnv: [] };

@@ -1,9 +1,10 @@
 /**
- * Starting the helper without forking Node. child_process forks: the kernel copies the page tables
- * of all of Node and write-protects its memory, the event loop waits until the child has exec'd (6-12
- * ms from a build on a VM where a page fault costs 10 us), and Node's next writes to its heap fault
- * again. The native addon (native/spawn.c, built beside the helper) uses posix_spawn, which shares the
- * memory until exec (about 1 ms), and watches the exit through a pidfd on Node's event loop.
+ * Starting the helper (and ip, nft) without forking Node. child_process forks: the kernel copies the
+ * page tables of all of Node and write-protects its memory, the event loop waits until the child has
+ * exec'd (6-12 ms from a build on a VM where a page fault costs 10 us), and Node's next writes to its
+ * heap fault again. The native addon (native/spawn.c, built beside the helper) uses posix_spawn,
+ * which shares the memory until exec (about 1 ms), and watches the exit through a pidfd on Node's
+ * event loop.
  *
  * Without the addon (no Node headers when it was built, another kernel, TSBUILD_SPAWN=node) the same
  * calls go through child_process: same behaviour, the fork's cost.
