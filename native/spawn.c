@@ -169,7 +169,7 @@ static napi_value SocketPair(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-typedef struct {
+typedef struct Watch {
   uv_poll_t poll;
   napi_env env;
   napi_ref callback;
@@ -179,7 +179,22 @@ typedef struct {
   /* Freed when both the poll handle has closed and JS has dropped its handle object. */
   int holders;
   bool done;
+  /* The watches not yet done, for shutdown. */
+  struct Watch *prev, *next;
 } Watch;
+
+static Watch *live;
+static bool shutting_down;
+
+static void unlink_watch(Watch *w) {
+  if (w->prev) w->prev->next = w->next;
+  else live = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+}
+
+/* The JS side of a watch let go and its poll closed; no call into JS. */
+static void finish_watch(Watch *w);
 
 static void release(Watch *w) {
   if (--w->holders == 0) free(w);
@@ -198,8 +213,10 @@ static void on_exit_ready(uv_poll_t *h, int status, int events) {
   int st = 0;
   pid_t r = waitpid(w->pid, &st, WNOHANG);
   if (r == 0 || (r < 0 && errno == EINTR)) return;
+  if (shutting_down) return finish_watch(w);
   uv_poll_stop(&w->poll);
   w->done = true;
+  unlink_watch(w);
   napi_env env = w->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -214,6 +231,30 @@ static void on_exit_ready(uv_poll_t *h, int status, int events) {
   napi_delete_reference(env, w->callback);
   napi_async_destroy(env, w->context);
   uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+static void finish_watch(Watch *w) {
+  if (w->done) return;
+  uv_poll_stop(&w->poll);
+  w->done = true;
+  unlink_watch(w);
+  napi_delete_reference(w->env, w->callback);
+  napi_async_destroy(w->env, w->context);
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+/*
+ * shutdown(): stops every watch, without calling back. Called from process 'exit': after it Node
+ * closes the children's pipes and runs the loop once more while it frees the environment, and a
+ * child exiting then (the mount server, at its stdin's end) must not call into JS, which can no
+ * longer run (V8 crashed in HandleScope there).
+ */
+static napi_value Shutdown(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  shutting_down = true;
+  while (live) finish_watch(live);
+  return NULL;
 }
 
 static void drop_handle(napi_env env, void *data, void *hint) {
@@ -257,6 +298,9 @@ static napi_value WatchPid(napi_env env, napi_callback_info info) {
     return NULL;
   }
   w->poll.data = w;
+  w->next = live;
+  if (live) live->prev = w;
+  live = w;
   napi_create_reference(env, a[1], 1, &w->callback);
   napi_value name, handle;
   napi_create_string_utf8(env, "tsbuild.spawn", NAPI_AUTO_LENGTH, &name);
@@ -298,6 +342,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"watch", NULL, WatchPid, NULL, NULL, NULL, napi_default, NULL},
     {"setRef", NULL, SetRef, NULL, NULL, NULL, napi_default, NULL},
     {"pidfdWorks", NULL, PidfdWorks, NULL, NULL, NULL, napi_default, NULL},
+    {"shutdown", NULL, Shutdown, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -1,6 +1,7 @@
 /** The long-lived helper: mounts, unmounts and xattr listings; reports failures, serialises, never holds the process open. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { applyMeta, SandboxError } from './helper.js';
@@ -96,4 +97,19 @@ it('a listing that fails names the directory, and the helper keeps serving', asy
 });
 
 // The file ending at all proves the idle helper does not keep Node's event loop alive.
+it('a process that used the helper ends cleanly when the helper exits while Node frees itself', () => {
+  // Node closes the helper's stdin after 'exit' and turns its event loop once more; the helper then
+  // exits, and reporting that exit into JS crashed V8 (SIGSEGV) once a synchronous child had run
+  // (layers.test found it: readLayerMetaAsync, then applyMeta).
+  const index = new URL('./index.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `
+    import { spawnSync } from 'node:child_process';
+    const { readLayerMetaAsync } = await import(${JSON.stringify(index)});
+    await readLayerMetaAsync(${JSON.stringify(base)});
+    spawnSync('/bin/true');
+    console.log('done');
+  `], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal([r.status, r.signal, r.stdout], [0, null, 'done\n'], r.stderr);
+});
+
 test.run();

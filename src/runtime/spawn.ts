@@ -24,6 +24,7 @@ interface Addon {
   watch(pid: number, onExit: (code: number, signal: number) => void): object;
   setRef(handle: object, on: boolean): void;
   pidfdWorks(): boolean;
+  shutdown(): void;
 }
 
 export type StdioKind = 'pipe' | 'inherit' | 'ignore';
@@ -54,6 +55,9 @@ function load(): { addon: Addon } | { reason: string } {
     process.dlopen(m, file);
     // Exits are watched through pidfds (Linux 5.3).
     loaded = m.exports.pidfdWorks() ? { addon: m.exports } : { reason: 'this kernel has no pidfd_open (Linux 5.3 and later)' };
+    // After 'exit' JS cannot run, but Node still closes the children's pipes and turns the event
+    // loop while it frees itself: a child exiting then must not be reported (it crashed V8).
+    if ('addon' in loaded) process.once('exit', () => m.exports.shutdown());
   } catch (e) {
     loaded = { reason: `${file}: ${(e as Error).message}` };
   }
