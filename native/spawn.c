@@ -193,7 +193,7 @@ static void unlink_watch(Watch *w) {
   w->prev = w->next = NULL;
 }
 
-/* The JS side of a watch let go and its poll closed; no call into JS. */
+/* Stops a watch and closes its poll without calling into JS. */
 static void finish_watch(Watch *w);
 
 static void release(Watch *w) {
@@ -290,7 +290,6 @@ static napi_value WatchPid(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   int e = uv_poll_init(loop, &w->poll, fd);
-  if (e == 0) e = uv_poll_start(&w->poll, UV_READABLE, on_exit_ready);
   if (e) {
     close(fd);
     free(w);
@@ -298,6 +297,14 @@ static napi_value WatchPid(napi_env env, napi_callback_info info) {
     return NULL;
   }
   w->poll.data = w;
+  if ((e = uv_poll_start(&w->poll, UV_READABLE, on_exit_ready))) {
+    /* An initialised handle is the loop's until closed: closing it closes the pidfd and frees w. */
+    w->holders = 1;
+    w->done = true;
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+    napi_throw_error(env, NULL, uv_strerror(e));
+    return NULL;
+  }
   w->next = live;
   if (live) live->prev = w;
   live = w;
