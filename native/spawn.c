@@ -215,8 +215,6 @@ static void on_exit_ready(uv_poll_t *h, int status, int events) {
   if (r == 0 || (r < 0 && errno == EINTR)) return;
   if (shutting_down) return finish_watch(w);
   uv_poll_stop(&w->poll);
-  w->done = true;
-  unlink_watch(w);
   napi_env env = w->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -228,9 +226,7 @@ static void on_exit_ready(uv_poll_t *h, int status, int events) {
   napi_create_int32(env, r > 0 && WIFSIGNALED(st) ? WTERMSIG(st) : (r > 0 ? 0 : -1), &args[1]);
   napi_make_callback(env, w->context, recv, cb, 2, args, NULL);
   napi_close_handle_scope(env, scope);
-  napi_delete_reference(env, w->callback);
-  napi_async_destroy(env, w->context);
-  uv_close((uv_handle_t *)&w->poll, watch_closed);
+  finish_watch(w);
 }
 
 static void finish_watch(Watch *w) {

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import util from 'node:util';
 
 interface Addon {
   spawn(file: string, argv: string[], envp: string[], fds: number[]): number;
@@ -105,7 +106,7 @@ class NativeChild extends EventEmitter implements Child {
       this.pid = addon.spawn(file, [argv0, ...args], envp, theirs);
     } catch (e) {
       const errno = (e as { errno?: number }).errno;
-      const code = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0];
+      const code = errno === undefined ? undefined : util.getSystemErrorName(-errno);
       failure = Object.assign(new Error(`spawn ${argv0} ${code ?? (e as Error).message}`), { code, errno: -(errno ?? 1), syscall: `spawn ${argv0}`, path: argv0 });
     } finally {
       for (const fd of opened) fs.closeSync(fd);
@@ -125,8 +126,8 @@ class NativeChild extends EventEmitter implements Child {
       }
     }
     for (let i = this.stdio.length; i < stdio.length; i++) this.stdio[i] = null;
-    if (failure || this.pid === undefined) {
-      const f = failure!;
+    if (failure) {
+      const f = failure;
       // As child_process: 'error' once the caller has had a chance to listen, then 'close' with the
       // negative errno, and no 'exit'.
       process.nextTick(() => {
@@ -138,7 +139,7 @@ class NativeChild extends EventEmitter implements Child {
       });
       return;
     }
-    this.watch = addon.watch(this.pid, (code, sig) => {
+    this.watch = addon.watch(this.pid!, (code, sig) => {
       this.exited = true;
       this.exitCode = code >= 0 ? code : null;
       this.signalCode = sig > 0 ? signalNames.get(sig) ?? null : null;
