@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Compiles the sandbox helper with the system C compiler at install time, and the spawn addon
-// (native/spawn.c, posix_spawn for Node) when Node's headers are installed; without them tsbuild
-// starts its helper through child_process instead (src/runtime/spawn.ts).
+// Compiles the sandbox helper with the system C compiler at install time, and the two addons
+// (native/spawn.c, native/pagecache.c) when Node's headers are installed; without them tsbuild starts
+// its helper through child_process (src/runtime/spawn.ts) and gives no page cache advice.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,17 +31,23 @@ const helper = path.join(root, 'native/build/tsbuild-sandbox');
 const helperSrcs = ['native/sandbox.c', 'native/json.c'].map((s) => path.join(root, s));
 if (!fresh(helper, helperSrcs) && !compile(helper, helperSrcs, ['-O2', '-Wall', '-Wextra', '-std=gnu11'])) process.exit(1);
 
-const addon = path.join(root, 'native/build/tsbuild-spawn.node');
-const addonSrc = path.join(root, 'native/spawn.c');
-// Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as distributions and
-// Node's tarballs install them).
+// The addons: spawn (posix_spawn for Node) and pagecache (write-back and drop-behind of large
+// streamed writes). Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as
+// distributions and Node's tarballs install them).
 const headers = path.resolve(path.dirname(process.execPath), '../include/node');
-if (!fresh(addon, [addonSrc])) {
+const addons = [
+  ['spawn', 'the helper starts through child_process (a fork of Node, 5-10 ms more per container and COPY)'],
+  ['pagecache', 'large downloads and unpacked files keep their page cache until the kernel reclaims it'],
+];
+for (const [name, without] of addons) {
+  const addon = path.join(root, `native/build/tsbuild-${name}.node`);
+  const src = path.join(root, `native/${name}.c`);
+  if (fresh(addon, [src])) continue;
   if (!fs.existsSync(path.join(headers, 'node_api.h'))) {
     fs.rmSync(addon, { force: true });
-    console.error(`tsbuild: Node's headers are not in ${headers}: the spawn addon is not built, and the helper starts through child_process (a fork of Node, 5-10 ms more per container and COPY). See docs/performance.md.`);
-  } else if (!compile(addon, [addonSrc], ['-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden', `-I${headers}`])) {
+    console.error(`tsbuild: Node's headers are not in ${headers}: the ${name} addon is not built, and ${without}. See docs/performance.md.`);
+  } else if (!compile(addon, [src], ['-O2', '-Wall', '-Wextra', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden', `-I${headers}`])) {
     fs.rmSync(addon, { force: true });
-    console.error('tsbuild: the spawn addon did not build: the helper starts through child_process instead.');
+    console.error(`tsbuild: the ${name} addon did not build: ${without}.`);
   }
 }

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
+import { pageCacheAdvice } from '../fsutil/index.js';
 import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary, spawnMethod } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
@@ -16,6 +17,8 @@ export interface Info {
   helper: string;
   /** How the helper is started: posix_spawn through the addon, or a fork through child_process and why. */
   spawn: string;
+  /** Whether large streamed writes advise the kernel on their page cache (the pagecache addon), or why not. */
+  pageCache: string;
   cpus: number;
   /** Rootless: how ids are mapped, and what that gives up; absent for root. */
   rootless?: string;
@@ -49,6 +52,11 @@ function rootlessText(): string | undefined {
   return `yes: user namespace mapping ${ids} [inside outside count: ${map}]; ${nets}; ${limits}; no device nodes from images`;
 }
 
+function pageCacheText(): string {
+  const s = pageCacheAdvice();
+  return s.on ? 'writeback started behind large writes; a pulled blob\'s pages dropped once unpacked (native/build/tsbuild-pagecache.node)' : `left to the kernel (${s.reason})`;
+}
+
 function overlayProbe(): string | undefined {
   return probeOverlay(fs.mkdtempSync(`${os.tmpdir()}/tsb-info-`));
 }
@@ -64,6 +72,7 @@ export function info(root: string): Info {
     capabilities: hostCaps().size,
     helper: helperPath(),
     spawn: spawnMethod(),
+    pageCache: pageCacheText(),
     cpus: os.availableParallelism(),
     rootless: rootlessText(),
     userNamespaces: usernsText(),

@@ -1,10 +1,11 @@
 /** The content store's names: one record per tag, bare-name aliases and registry ports not confused. */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tmpdir } from '../testutil/index.js';
+import { droppableTmpdir, pageCacheBytes, tmpdir } from '../testutil/index.js';
 import { ContentStore, STORED } from './store.js';
 
 test('a pulled localhost:5000/x:latest is one image, not two (the alias for skopeo is not listed)', async () => {
@@ -49,6 +50,29 @@ test('a cache-hit rebuild writes nothing: an intact small blob is not rewritten,
     const other = await s.writeBlob('{"b":1}');
     s.tag('app:latest', { ...desc, digest: other.digest, size: other.size });
     assert.is(s.list().find((r) => r.name === 'app:latest')!.manifest.digest, other.digest, 'a new manifest moves the name');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a large blob written in many pieces, its writeback started behind them, is stored intact and stays cached for the push that reads it next', async () => {
+  const root = droppableTmpdir('tsb-cs-');
+  if (!root) return;
+  try {
+    const s = new ContentStore(root);
+    const h = crypto.createHash('sha256');
+    async function* pieces() {
+      // A layer's shape: many pieces, some small.
+      for (let i = 0; i < 40; i++) {
+        const b = crypto.randomBytes(i % 2 ? 512 : (1 << 20) - 512);
+        h.update(b);
+        yield b;
+      }
+    }
+    const blob = await s.writeBlob(pieces());
+    assert.is(blob.digest, 'sha256:' + h.digest('hex'));
+    assert.is(blob.size, 20 << 20);
+    assert.is(pageCacheBytes(s.blobPath(blob.digest)), 20 << 20);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

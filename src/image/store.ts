@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { TsbuildError, NotFoundError, errnoCode } from '../errors/index.js';
-import { readJSONFile, withLock, writeFileAtomic, writeFileMirrored } from '../fsutil/index.js';
+import { readJSONFile, withLock, writeFileAtomic, writeFileMirrored, Writeback } from '../fsutil/index.js';
 import { normalizeName, validateName } from './names.js';
 import { expandIndexes, findById, isIndexDescriptor, manifestsOf, pickManifest } from './indexes.js';
 import type { Platform } from './platform.js';
@@ -105,15 +105,19 @@ export class ContentStore {
     const hash = crypto.createHash('sha256');
     let size = 0;
     const fh = await fs.promises.open(tmp, 'w', 0o644);
+    // Writeback starts behind the writes, not all at the fsync (fsutil/pagecache.ts).
+    const behind = new Writeback(fh.fd);
     try {
       const chunks: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer> =
         typeof data === 'string' ? [Buffer.from(data)] : Buffer.isBuffer(data) ? [data] : data;
       // Layers arrive as many small pieces (a 512-byte header per file): batch them into large writes.
       let pending: (Buffer | Uint8Array)[] = [];
       let pendingBytes = 0;
+      let written = 0;
       const flush = async () => {
         if (pendingBytes === 0) return;
         await fh.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+        behind.written((written += pendingBytes));
         pending = [];
         pendingBytes = 0;
       };
@@ -126,8 +130,10 @@ export class ContentStore {
         if (pendingBytes >= 1 << 20) await flush();
       }
       await flush();
+      await behind.settle();
       await fh.sync();
     } catch (e) {
+      await behind.settle();
       await fh.close();
       fs.rmSync(tmp, { force: true });
       throw e;

@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { acquireLock, WriteBehind } from '../fsutil/index.js';
+import { acquireLock, Writeback, WriteBehind } from '../fsutil/index.js';
 import { CancelledError, TsbuildError } from '../errors/index.js';
 import type { ContentStore, Descriptor } from '../image/index.js';
 import type { RegistryClient } from './client.js';
@@ -164,7 +164,15 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
   let size = have;
   // Network pieces (about 64-128 KiB) are written in 1 MiB batches, one write in flight while the
   // next batch arrives; the follower (unpacking as the blob downloads) hears of bytes once written.
-  const w = new WriteBehind((parts, pos) => fh.writev(parts, pos).then((r) => r.bytesWritten), { start: have, onWritten: (upTo) => o.follow?.progress(desc.digest, upTo) });
+  // Writeback starts behind the writes; the follower drops what it has read (fsutil/pagecache.ts).
+  const behind = new Writeback(fh.fd, have);
+  const w = new WriteBehind((parts, pos) => fh.writev(parts, pos).then((r) => r.bytesWritten), {
+    start: have,
+    onWritten: (upTo) => {
+      behind.written(upTo);
+      o.follow?.progress(desc.digest, upTo);
+    },
+  });
   try {
     for await (const c of watched(body, o.idleMs ?? 60_000)) {
       size += c.length;
@@ -176,10 +184,12 @@ async function fetchOnce(client: RegistryClient, repo: string, desc: Descriptor,
       await w.push(c);
     }
     await w.end();
+    await behind.done();
   } catch (e) {
     o.signal?.removeEventListener('abort', onAbort);
     // What arrived before the failure is kept for a resume (a blob too large goes below).
     await w.abandon(!(e instanceof RegistryError && e.code === 'SIZE_MISMATCH'));
+    await behind.settle();
     await fh.close();
     if (e instanceof RegistryError && e.code === 'SIZE_MISMATCH') fs.rmSync(partial, { force: true });
     // On a full disk the partial holds the space the user has to free: it goes (the pull restarts).

@@ -1,9 +1,11 @@
 /** Reading a blob while it downloads: what is read is what was written, in order; a restart and a failure are said. */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tmpdir } from '../testutil/index.js';
+import { Writeback } from '../fsutil/index.js';
+import { droppableTmpdir, pageCacheBytes, tmpdir } from '../testutil/index.js';
 import { BlobFollower } from './follow.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
@@ -46,6 +48,40 @@ test('a reader opened before the download begins gets every byte as it lands, th
     assert.is((await reading).toString(), 'hello while it downloads');
     // Opened after it is complete: read from where it went.
     assert.is((await readAll(f.open(D))).toString(), 'hello while it downloads');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a large blob read as it downloads leaves none of its pages cached once complete; the reader got every byte', async () => {
+  const dir = droppableTmpdir('tsb-follow-');
+  if (!dir) return;
+  try {
+    const f = new BlobFollower();
+    const reading = readAll(f.open(D));
+    const partial = path.join(dir, 'partial');
+    const fd = fs.openSync(partial, 'w');
+    // As fetchBlob writes: writeback starts behind the writes, the follower drops what it read.
+    const behind = new Writeback(fd);
+    f.begin(D, partial, 0);
+    const h = crypto.createHash('sha256');
+    for (let i = 1; i <= 32; i++) {
+      const b = crypto.randomBytes(1 << 20);
+      h.update(b);
+      fs.writeSync(fd, b);
+      behind.written(i << 20);
+      f.progress(D, i << 20);
+      await new Promise((r) => setImmediate(r));
+    }
+    behind.done();
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    const final = path.join(dir, 'blob');
+    fs.renameSync(partial, final);
+    f.done(D, final, 32 << 20);
+    const got = await reading;
+    assert.is(crypto.createHash('sha256').update(got).digest('hex'), h.digest('hex'));
+    assert.is(pageCacheBytes(final), 0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

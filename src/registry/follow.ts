@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { TsbuildError } from '../errors/index.js';
+import { ReadDrop } from '../fsutil/index.js';
 
 export class FollowRestarted extends TsbuildError {
   constructor(digest: string) {
@@ -91,6 +92,9 @@ export class BlobFollower {
     const s = this.state(digest);
     const generation = s.generation;
     let fh: fs.promises.FileHandle | undefined;
+    // What was read goes from the page cache once written back: the blob stays on disk for a push,
+    // and its pages serve the unpacked files instead (fsutil/pagecache.ts).
+    let drop: ReadDrop | undefined;
     let pos = 0;
     try {
       for (;;) {
@@ -100,6 +104,7 @@ export class BlobFollower {
           while (!fh) {
             try {
               fh = await openEither(s);
+              drop = new ReadDrop(fh.fd);
             } catch (e) {
               // Renamed into the store a moment before `done` says where: wait for it.
               if (!(e instanceof TsbuildError && e.code === 'FOLLOW_LOST') || s.done) throw e;
@@ -111,6 +116,7 @@ export class BlobFollower {
           const { bytesRead } = await fh.read(buf, 0, n, pos);
           if (bytesRead === 0) throw new FollowRestarted(digest);
           pos += bytesRead;
+          drop!.read(pos);
           yield buf.subarray(0, bytesRead);
           continue;
         }
@@ -118,6 +124,8 @@ export class BlobFollower {
         await new Promise<void>((r) => s.wake.push(r));
       }
     } finally {
+      // Complete means synced: all of it is clean now.
+      await (s.done ? drop?.end(pos) : drop?.settle());
       await fh?.close();
     }
   }

@@ -19,6 +19,26 @@ export function tmpdir(prefix = 'tsb-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** Bytes of `file` in the page cache (util-linux fincore). */
+export function pageCacheBytes(file: string): number {
+  const r = spawnSync('fincore', ['-n', '-b', '-o', 'RES', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`fincore ${file}: ${r.error?.message ?? r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+/**
+ * A temp dir on a filesystem whose page cache can be dropped (tmpfs keeps its pages), or undefined
+ * after saying why the caller skips.
+ */
+export function droppableTmpdir(prefix: string): string | undefined {
+  const d = tmpdir(prefix);
+  const type = spawnSync('stat', ['-f', '-c', '%T', d], { encoding: 'utf8' }).stdout.trim();
+  if (type !== 'tmpfs' && type !== 'ramfs') return d;
+  fs.rmSync(d, { recursive: true, force: true });
+  console.log(`  skipped: ${d} is on ${type}, which keeps its pages`);
+  return undefined;
+}
+
 export function readJSON<T>(p: string): T {
   return JSON.parse(fs.readFileSync(p, 'utf8')) as T;
 }
