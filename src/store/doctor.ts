@@ -144,7 +144,7 @@ export async function doctorStore(root: string, o: DoctorOptions): Promise<Docto
   if (o.blobs) checked.blobs = await checkBlobs(content, root, o.repair, findings);
   if (idx.problem && !idx.repaired) return { findings, checked };
   // Recovery (dead processes' mounts and snapshots, orphan snapshot objects) only when repairing.
-  const store = await openStore(root, o.driver ?? defaultDriver(root), { recover: o.repair });
+  const store = await openStore(root, o.driver ?? defaultDriver(root), { recover: o.repair ? 'always' : false });
   const images = [...content.list(), ...content.dangling().map((manifest) => ({ name: '', manifest }))];
   for (const r of images) {
     checked.images++;

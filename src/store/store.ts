@@ -13,6 +13,7 @@ import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { ensureDir, writable } from '../fsutil/index.js';
 import { recoverStore } from './recovery.js';
+import { registerLive, sweepDue, sweptAfter } from './live.js';
 
 export function storeRoot(flag?: string): string {
   if (flag) return path.resolve(flag);
@@ -101,11 +102,11 @@ function overlayWorks(root: string): boolean {
 }
 
 /**
- * Opens the store, recovering first what dead processes left. `recover: false` is for a detached
- * container's monitor, which starts right after a command that just recovered the same store.
+ * Opens the store, recovering first what dead processes left (when a process that worked in it is
+ * gone, or once an hour: live.ts; `recover: 'always'` sweeps regardless). `recover: false` is for a
+ * detached container's monitor, which starts right after a command that just recovered the same store.
  */
-export async function openStore(root: string, driverFlag?: string, o: { recover?: boolean } = {}): Promise<Store> {
-  const driver = driverFlag ?? defaultDriver(root);
+export async function openStore(root: string, driverFlag?: string, o: { recover?: boolean | 'always' } = {}): Promise<Store> {
   if (process.getuid?.() !== 0) {
     // The command line re-runs itself in a user namespace first; only a library caller gets here.
     throw new TsbuildError('NOT_ROOT', 'the store is opened by root or inside tsbuild\'s user namespace: run the tsbuild command, which enters it by itself');
@@ -120,13 +121,22 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   if (owner !== 0) {
     throw new TsbuildError('STORE_OWNER', `the store ${root} belongs to another user (uid ${owner} here): a rootless tsbuild uses a store of its own; give one with --root or TSBUILD_ROOT (default ~/.local/share/tsbuild)`);
   }
-  const content = new ContentStore(root);
-  const snapshotter = openSnapshotter(root, driver, { userNamespace: isRootless() });
   // A store this process cannot write (a read-only mount, another user's): reading commands work;
   // recovery, which writes, is left to a command that can.
   const readOnly = !writable(root);
-  if (o.recover !== false && !readOnly) await recoverStore(root, snapshotter);
+  // Before anything of this process is in the store: a kill from here on leaves this file behind,
+  // and the next command sweeps (live.ts).
+  if (!readOnly) registerLive(root);
+  const driver = driverFlag ?? defaultDriver(root);
+  const content = new ContentStore(root);
+  const snapshotter = openSnapshotter(root, driver, { userNamespace: isRootless() });
   const volumes = new Volumes(root);
-  if (o.recover !== false && !readOnly) volumes.sweep();
+  const sweep = o.recover !== false && !readOnly ? sweepDue(root) : undefined;
+  if (sweep && o.recover === 'always') sweep.due = true;
+  if (sweep?.due) {
+    await recoverStore(root, snapshotter);
+    volumes.sweep();
+    sweptAfter(root, sweep.gone);
+  }
   return { root, content, snapshotter, readOnly, containers: new Containers(root), volumes, networks: new Networks(root), cache: new CacheIndex(root), blobSources: new BlobSources(path.join(root, 'registry')) };
 }
