@@ -15,17 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, text, error;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-  napi_create_int32(env, err, &code);
-  napi_create_error(env, NULL, text, &error);
-  napi_set_named_property(env, error, "errno", code);
-  napi_throw(env, error);
-  return NULL;
-}
+#include "napierr.h"
+
 
 /*
  * Both calls run on libuv's thread pool and answer with a promise: sync_file_range blocks when the
@@ -57,15 +48,8 @@ static void advice_done(napi_env env, napi_status status, void *data) {
     napi_get_undefined(env, &v);
     napi_resolve_deferred(env, a->deferred, v);
   } else {
-    int err = a->err ? a->err : ECANCELED;
-    char msg[256];
-    snprintf(msg, sizeof msg, "%s: %s", a->op == WRITEBACK ? "sync_file_range" : "posix_fadvise", strerror(err));
-    napi_value code, text;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-    napi_create_int32(env, err, &code);
-    napi_create_error(env, NULL, text, &v);
-    napi_set_named_property(env, v, "errno", code);
-    napi_reject_deferred(env, a->deferred, v);
+    const char *what = a->op == WRITEBACK ? "sync_file_range" : "posix_fadvise";
+    napi_reject_deferred(env, a->deferred, errno_error(env, what, a->err ? a->err : ECANCELED));
   }
   napi_delete_async_work(env, a->work);
   free(a);

@@ -25,19 +25,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "napierr.h"
+
 #define MAX_FDS 16
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, text, error;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-  napi_create_int32(env, err, &code);
-  napi_create_error(env, NULL, text, &error);
-  napi_set_named_property(env, error, "errno", code);
-  napi_throw(env, error);
-  return NULL;
-}
 
 /* A JS string as a malloc'd C string; NULL when it is not a string or holds a NUL byte. */
 static char *cstring(napi_env env, napi_value v) {

@@ -42,7 +42,7 @@ const addons = [
 for (const [name, without] of addons) {
   const addon = path.join(root, `native/build/tsbuild-${name}.node`);
   const src = path.join(root, `native/${name}.c`);
-  if (fresh(addon, [src])) continue;
+  if (fresh(addon, [src, path.join(root, 'native/napierr.h')])) continue;
   if (!fs.existsSync(path.join(headers, 'node_api.h'))) {
     fs.rmSync(addon, { force: true });
     console.error(`tsbuild: Node's headers are not in ${headers}: the ${name} addon is not built, and ${without}. See docs/performance.md.`);
