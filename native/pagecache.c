@@ -17,7 +17,6 @@
 
 #include "napierr.h"
 
-
 /*
  * Both calls run on libuv's thread pool and answer with a promise: sync_file_range blocks when the
  * device's queue is full and fadvise starts writeback of dirty pages first, and either would stall

@@ -31,13 +31,13 @@ const helper = path.join(root, 'native/build/tsbuild-sandbox');
 const helperSrcs = ['native/sandbox.c', 'native/json.c'].map((s) => path.join(root, s));
 if (!fresh(helper, helperSrcs) && !compile(helper, helperSrcs, ['-O2', '-Wall', '-Wextra', '-std=gnu11'])) process.exit(1);
 
-// The addons: spawn (posix_spawn for Node) and pagecache (write-back and drop-behind of large
-// streamed writes). Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as
+// The addons: spawn (posix_spawn for Node) and pagecache (writeback started behind large streamed
+// writes, a followed download's pages dropped once read). Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as
 // distributions and Node's tarballs install them).
 const headers = path.resolve(path.dirname(process.execPath), '../include/node');
 const addons = [
   ['spawn', 'the helper starts through child_process (a fork of Node, 5-10 ms more per container and COPY)'],
-  ['pagecache', 'large downloads and unpacked files keep their page cache until the kernel reclaims it'],
+  ['pagecache', 'a pulled blob keeps its page cache until the kernel reclaims it, and a stored blob is written back only at its fsync'],
 ];
 for (const [name, without] of addons) {
   const addon = path.join(root, `native/build/tsbuild-${name}.node`);

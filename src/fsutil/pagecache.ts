@@ -1,7 +1,7 @@
 /**
  * Page cache advice for large streamed writes. Writeback starts behind the writes (`Writeback`),
  * window by window, instead of all at the final fsync. A reader that follows a downloading blob drops
- * what it has read once it is written back (`dropRead`): left to itself the kernel keeps every written
+ * what it has read once it is written back (`ReadDrop`): left to itself the kernel keeps every written
  * page, so a pull of a 512 MiB layer took a gigabyte of fresh pages (the blob and the unpacked file).
  * Fresh pages are not free: on a VM whose host takes back free memory (a balloon with free page
  * reporting) each first touch is a host fault, and the same pull spent 0.5-0.9 s more in the kernel
