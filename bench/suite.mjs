@@ -61,14 +61,29 @@ const workloads = {
   },
 };
 
+/** Clock ticks per second of /proc's times (sysconf(_SC_CLK_TCK)). */
+const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
+/**
+ * CPU time of this process's waited-for children and their waited-for descendants, in ms (fields
+ * cutime and cstime of /proc/self/stat): what a command's own processes used, not a daemon's.
+ */
+function childrenCpu() {
+  const f = fs.readFileSync('/proc/self/stat', 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(rest[13]) * TICK_MS, sys: Number(rest[14]) * TICK_MS };
+}
+
 function sh(cmd, args, opts = {}) {
   // Untimed: the last tool's unflushed writes would otherwise stall this one's fsyncs (ext4's ordered
   // mode commits them together), charging one tool for another's 512 MiB.
   spawnSync('sync');
+  const c0 = childrenCpu();
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { ok: r.status === 0, ms, out: r.stdout ?? '', err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
+  const c1 = childrenCpu();
+  const cpu = { user: c1.user - c0.user, sys: c1.sys - c0.sys };
+  return { ok: r.status === 0, ms, cpu, out: r.stdout ?? '', err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
 }
 
 function makeContext(name, w) {
@@ -211,17 +226,17 @@ function registryRound(round) {
     try {
       const ref = `${reg.host}/bench/layer512:1`;
       const push = tool === 'tsbuild' ? tsb(tsbStore, ['push', '-q', 'bench-layer512', ref]) : sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${tsbStore}:bench-layer512:latest`, `docker://${ref}`]);
-      if (push.ok) add('push of the 512 MiB layer (gzip)', tool, push.ms);
+      if (push.ok) add('push of the 512 MiB layer (gzip)', tool, push.ms, push.cpu);
       else console.log(`${tool} push failed: ${push.err.slice(-300)}`);
       const into = path.join(work, `pulled-${tool}-${round}`);
       const pull = tool === 'tsbuild' ? tsb(into, ['pull', '-q', ref]) : sh('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${into}:x`]);
-      if (pull.ok) add(PULL, tool, pull.ms);
+      if (pull.ok) add(PULL, tool, pull.ms, pull.cpu);
       if (tool === 'tsbuild') {
         // The same registry and image, right after tsbuild's pull, each into a store of its own.
         for (const [peer, pullWith] of [['containerd', haveContainerd && containerdPull], ['podman', havePodman && podmanPull]]) {
           if (!pullWith) continue;
           const r = pullWith(path.join(work, `pulled-${peer}-${round}`), ref);
-          if (r.ok) add(PULL, peer, r.ms);
+          if (r.ok) add(PULL, peer, r.ms, r.cpu);
           else console.log(`${peer} pull failed: ${r.err.slice(-300)}`);
         }
       }
@@ -239,9 +254,12 @@ function registryRound(round) {
 // suite wrote the same text every run, and BuildKit answered "one file changed" in 0.46 s from cache).
 const runId = `${Date.now().toString(36)}-${process.pid}`;
 const samples = new Map();
-const add = (key, tool, ms) => {
+/** CPU time (user, system) of each sample's own processes, by the same key. */
+const cpuSamples = new Map();
+const add = (key, tool, ms, cpu) => {
   const k = `${key}\u0000${tool}`;
   samples.set(k, [...(samples.get(k) ?? []), ms]);
+  if (cpu) cpuSamples.set(k, [...(cpuSamples.get(k) ?? []), cpu]);
 };
 const names = Object.keys(workloads).filter((n) => !only || only.includes(n));
 const contexts = Object.fromEntries(names.map((n) => [n, makeContext(n, workloads[n])]));
@@ -257,7 +275,7 @@ try {
         for (const t of tools) {
           if (w.without?.includes(t.name)) continue;
           const r = t.build(ctx, `bench-${n}`, cold);
-          if (r.ok) add(`${n}: ${phase}`, t.name, r.ms);
+          if (r.ok) add(`${n}: ${phase}`, t.name, r.ms, r.cpu);
           else if (!failed.has(`${t.name} ${n}`)) failed.add(`${t.name} ${n}`) && console.log(`${t.name} ${n} ${phase} failed: ${r.err.slice(-400)}`);
         }
       }
@@ -265,14 +283,14 @@ try {
       for (const t of tools) {
         if (w.without?.includes(t.name)) continue;
         const r = t.build(ctx, `bench-${n}`, false);
-        if (r.ok) add(`${n}: one file changed`, t.name, r.ms);
+        if (r.ok) add(`${n}: one file changed`, t.name, r.ms, r.cpu);
       }
       // The edit loop: the same file changed again, with no --no-cache build just before.
       fs.writeFileSync(path.join(ctx, w.change), `changed again in round ${round} of run ${runId}\n`);
       for (const t of tools) {
         if (w.without?.includes(t.name)) continue;
         const r = t.build(ctx, `bench-${n}`, false);
-        if (r.ok) add(`${n}: changed again`, t.name, r.ms);
+        if (r.ok) add(`${n}: changed again`, t.name, r.ms, r.cpu);
       }
     }
     if (names.includes('layer512')) registryRound(round);
@@ -284,7 +302,7 @@ try {
     for (const t of tools) {
       if (!t.run || !names.includes('multistage')) continue;
       const r = t.run('bench-multistage');
-      if (r.ok) add('run --rm --network none IMAGE true', t.name, r.ms);
+      if (r.ok) add('run --rm --network none IMAGE true', t.name, r.ms, r.cpu);
     }
   }
 } finally {
@@ -318,6 +336,20 @@ for (const k of keys) {
   });
   lines.push(`| ${k} | ${mine?.text ?? '-'} | ${cols.join(' | ')} |`);
 }
+// CPU time is a command's own processes: docker build's and ctr's work is done by their daemons, so
+// BuildKit and containerd are left out of this table.
+const cpuTools = ['tsbuild', ...peers.filter((p) => p !== 'BuildKit' && p !== 'containerd')];
+const cpuLines = [
+  `| workload: phase | ${cpuTools.join(' | ')} |`,
+  `|---|${cpuTools.map(() => '---|').join('')}`,
+];
+for (const k of keys) {
+  const cells = cpuTools.map((tool) => {
+    const xs = cpuSamples.get(`${k}\u0000${tool}`);
+    return xs ? `${fmt(median(xs.map((c) => c.user)))} + ${fmt(median(xs.map((c) => c.sys)))}` : '-';
+  });
+  if (cells.some((c) => c !== '-')) cpuLines.push(`| ${k} | ${cells.join(' | ')} |`);
+}
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`;
 // Where the stores were: on ext4 without a journal, inodes deleted in the last 30 s (5 min while
 // unwritten) slow every file creation near them (docs/performance.md), so the filesystem is part of the result.
@@ -333,7 +365,7 @@ try {
 } catch {
   // findmnt or the sysfs entry missing: the description goes without it
 }
-const report = `# Benchmark suite, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. Medians of ${rounds} interleaved rounds (min-max); ratios below 1 mean tsbuild is faster.${tools.some((t) => t.name === 'Buildah') ? ' Buildah runs with --isolation chroot.' : ''}${where}\n\n${lines.join('\n')}\n`;
+const report = `# Benchmark suite, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. Medians of ${rounds} interleaved rounds (min-max); ratios below 1 mean tsbuild is faster.${tools.some((t) => t.name === 'Buildah') ? ' Buildah runs with --isolation chroot.' : ''}${where}\n\n${lines.join('\n')}\n\nCPU time of each command's own processes, user + system, medians (a daemon's work is not in it: BuildKit and containerd are left out):\n\n${cpuLines.join('\n')}\n`;
 console.log(`\n${report}`);
 const out = path.join(here, 'bench/results');
 fs.mkdirSync(out, { recursive: true });
