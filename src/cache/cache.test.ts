@@ -173,4 +173,34 @@ test('cache index: records and step history round-trip', () => {
   }
 });
 
+test('cache index: a step record is parsed once while unchanged, and its key read from its head', () => {
+  const d = tmpdir();
+  try {
+    const idx = new CacheIndex(d);
+    idx.rememberStep('s', { key: 'sha256:k1', material: { a: '1' }, time: 'now' });
+    const first = idx.lastStep('s');
+    assert.is(idx.lastStep('s'), first, 'the second ask gets what the first parsed');
+    // Another process (another index on the same store) replaces the record: it is read afresh.
+    new CacheIndex(d).rememberStep('s', { key: 'sha256:k2', material: { a: '2' }, time: 'later' });
+    assert.equal(idx.lastStep('s')?.material, { a: '2' });
+    const file = path.join(d, 'cache', 'steps', fs.readdirSync(path.join(d, 'cache', 'steps'))[0]!);
+    // A record whose key is not first (written by hand, or by another version) is parsed in full.
+    fs.writeFileSync(file, JSON.stringify({ material: { a: '3' }, time: 't', key: 'sha256:k3' }));
+    const ino = fs.statSync(file).ino;
+    idx.rememberStep('s', { key: 'sha256:k3', material: { a: '3' }, time: 'u' });
+    assert.is(fs.statSync(file).ino, ino, 'the same key, found by the full parse, writes nothing');
+    // A damaged record is replaced by the next one remembered.
+    fs.writeFileSync(file, '{"key":');
+    idx.rememberStep('s', { key: 'sha256:k4', material: { a: '4' }, time: 'v' });
+    assert.equal(idx.lastStep('s')?.material, { a: '4' });
+    fs.writeFileSync(file, '{"material": {');
+    idx.rememberStep('s', { key: 'sha256:k4', material: { a: '4' }, time: 'w' });
+    assert.equal(idx.lastStep('s')?.key, 'sha256:k4', 'a record that does not parse is not taken for the same key');
+    fs.rmSync(file);
+    assert.is(idx.lastStep('s'), undefined, 'a removed record is gone, whatever was read before');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test.run();
