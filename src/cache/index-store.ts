@@ -127,7 +127,7 @@ export class CacheIndex {
   }
 }
 
-/** A file's inode, size and change time, or undefined when it is missing. */
+/** A file's inode, size and times, or undefined when it is missing. */
 function identityOf(file: string): string | undefined {
   const st = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
   return st && `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
