@@ -2,7 +2,7 @@
  * fsutil: filesystem habits every module shares. Atomic writes (temp file, fsync, rename), JSON
  * files that may be missing, file locks that a dead holder does not keep, whether a pid lives, and
  * paths resolved inside a root so that no symlink leads out of it; large bodies written behind their
- * producer in batches, with writeback started behind them; the certificate authorities of NODE_EXTRA_CA_CERTS, applied at the first HTTPS
+ * producer in batches, with writeback started behind them; the optional native addons loaded; the certificate authorities of NODE_EXTRA_CA_CERTS, applied at the first HTTPS
  * request (bin/tsbuild defers them).
  *
  * Imports errors only.
@@ -12,4 +12,5 @@ export { resolveInRoot, mkdirInRoot, BYTE_PATHS, UTF8_PATHS, type PathCodec } fr
 export { walkFiles } from './walk.js';
 export { WriteBehind } from './writebehind.js';
 export { Writeback, ReadDrop, pageCacheAdvice } from './pagecache.js';
+export { loadAddon } from './addon.js';
 export { applyDeferredTrust, userEnv, DEFERRED_CA_ENV } from './tlstrust.js';

@@ -11,9 +11,7 @@
  * Advice only: without the addon (no Node headers at install), on a file that refuses it, or with
  * TSBUILD_PAGECACHE_ADVICE=0, nothing is done and nothing changes but memory use and timing.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from './addon.js';
 
 /** Both run on the thread pool (either can wait for the disk); length 0 means to the end of the file. */
 interface Addon {
@@ -30,15 +28,9 @@ function load(): Addon | null {
   if (addon !== undefined) return addon;
   addon = null;
   if (process.env.TSBUILD_PAGECACHE_ADVICE === '0') return addon;
-  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/tsbuild-pagecache.node');
-  if (!fs.existsSync(file)) return addon;
-  try {
-    const m = { exports: {} as Addon };
-    process.dlopen(m, file);
-    addon = m.exports;
-  } catch {
-    // A stale or foreign build: the writes work as they always did.
-  }
+  // Without it (not built, a stale or foreign build) the writes work as they always did.
+  const l = loadAddon<Addon>('pagecache');
+  if ('addon' in l) addon = l.addon;
   return addon;
 }
 

@@ -16,8 +16,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import util from 'node:util';
+import { loadAddon } from '../fsutil/index.js';
 
 interface Addon {
   spawn(file: string, argv: string[], envp: string[], fds: number[]): number;
@@ -42,26 +42,19 @@ export interface Child extends EventEmitter {
   unref(): void;
 }
 
-const addonFile = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/tsbuild-spawn.node');
-
 let loaded: { addon: Addon } | { reason: string } | undefined;
 
 function load(): { addon: Addon } | { reason: string } {
   if (loaded) return loaded;
   if (process.env.TSBUILD_SPAWN === 'node') return (loaded = { reason: 'TSBUILD_SPAWN=node' });
-  const file = addonFile();
-  if (!fs.existsSync(file)) return (loaded = { reason: `${file} was not built (Node's headers were missing when npm ci ran)` });
-  try {
-    const m = { exports: {} as Addon };
-    process.dlopen(m, file);
-    // Exits are watched through pidfds (Linux 5.3).
-    loaded = m.exports.pidfdWorks() ? { addon: m.exports } : { reason: 'this kernel has no pidfd_open (Linux 5.3 and later)' };
-    // After 'exit' JS cannot run, but Node still closes the children's pipes and turns the event
-    // loop while it frees itself: a child exiting then must not be reported (it crashed V8).
-    if ('addon' in loaded) process.once('exit', () => m.exports.shutdown());
-  } catch (e) {
-    loaded = { reason: `${file}: ${(e as Error).message}` };
-  }
+  const l = loadAddon<Addon>('spawn');
+  if (!('addon' in l)) return (loaded = l);
+  const addon = l.addon;
+  // Exits are watched through pidfds (Linux 5.3).
+  loaded = addon.pidfdWorks() ? { addon } : { reason: 'this kernel has no pidfd_open (Linux 5.3 and later)' };
+  // After 'exit' JS cannot run, but Node still closes the children's pipes and turns the event
+  // loop while it frees itself: a child exiting then must not be reported (it crashed V8).
+  if ('addon' in loaded) process.once('exit', () => addon.shutdown());
   return loaded;
 }
 
