@@ -132,8 +132,7 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   const snapshotter = openSnapshotter(root, driver, { userNamespace: isRootless() });
   const volumes = new Volumes(root);
   const sweep = o.recover !== false && !readOnly ? sweepDue(root) : undefined;
-  if (sweep && o.recover === 'always') sweep.due = true;
-  if (sweep?.due) {
+  if (sweep && (sweep.due || o.recover === 'always')) {
     await recoverStore(root, snapshotter);
     volumes.sweep();
     sweptAfter(root, sweep.gone);
