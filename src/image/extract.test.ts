@@ -90,6 +90,44 @@ test('overwrite-symlink: a file entry replaces a symlink instead of writing thro
   assert.is(fs.readFileSync(path.join(dirs.root, 'victim'), 'utf8'), 'new');
 });
 
+
+test('an entry whose name is taken replaces what is there (created first, replaced on EEXIST); a directory over a directory keeps it', async () => {
+  const at = (p: string) => path.join(dirs.root, p);
+  fs.mkdirSync(at('wasdir/sub'), { recursive: true });
+  fs.writeFileSync(at('wasdir/sub/old'), 'old');
+  for (const f of ['wasfile', 'forlink', 'forhard', 'keep']) fs.writeFileSync(at(f), f);
+  fs.mkdirSync(at('kept'));
+  fs.writeFileSync(at('kept/inside'), 'stays');
+  await run(archive([
+    { name: 'wasdir', body: 'a file now' },
+    { name: 'wasfile', type: 'dir', mode: 0o700 },
+    { name: 'wasfile/child', body: 'under the new directory' },
+    { name: 'forlink', type: 'symlink', linkname: 'keep' },
+    { name: 'forhard', type: 'hardlink', linkname: 'keep' },
+    { name: 'kept', type: 'dir', mode: 0o711 },
+    { name: 'kept/new', body: 'beside' },
+  ]));
+  assert.is(fs.readFileSync(at('wasdir'), 'utf8'), 'a file now');
+  assert.ok(fs.lstatSync(at('wasfile')).isDirectory());
+  assert.is(fs.statSync(at('wasfile')).mode & 0o7777, 0o700);
+  assert.is(fs.readFileSync(at('wasfile/child'), 'utf8'), 'under the new directory');
+  assert.is(fs.readlinkSync(at('forlink')), 'keep');
+  assert.is(fs.statSync(at('forhard')).ino, fs.statSync(at('keep')).ino);
+  assert.is(fs.readFileSync(at('kept/inside'), 'utf8'), 'stays', 'a directory entry over a directory merges into it');
+  assert.is(fs.readFileSync(at('kept/new'), 'utf8'), 'beside');
+  assert.is(fs.statSync(at('kept')).mode & 0o7777, 0o711);
+});
+
+test('a file over a directory that an earlier entry of the same archive filled is replaced, and later entries resolve afresh', async () => {
+  await run(archive([
+    { name: 'x', type: 'dir' },
+    { name: 'x/y', body: 'first' },
+    { name: 'x', body: 'now a file' },
+    { name: 'z/w', body: 'elsewhere' },
+  ]));
+  assert.is(fs.readFileSync(path.join(dirs.root, 'x'), 'utf8'), 'now a file');
+  assert.is(fs.readFileSync(path.join(dirs.root, 'z/w'), 'utf8'), 'elsewhere');
+});
 test('hardlink-to-host: a hard link may only point at a file inside the root', async () => {
   fs.writeFileSync(path.join(dirs.host, 'secret'), 's');
   await rejects(run(archive([{ name: 'hl', type: 'hardlink', linkname: path.join(dirs.host, 'secret') }])), /hard link to .* not a file inside the destination/);

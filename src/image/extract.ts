@@ -208,6 +208,17 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     parents.clear();
     fs.rmSync(B(target), { recursive: true, force: true });
   };
+  // Made first and replaced only when the name is taken (EEXIST), as GNU tar does: an lstat of every
+  // name before creating it cost a layer of 20,000 small files a syscall and a thrown ENOENT each.
+  const create = <T>(target: string, make: () => T): T => {
+    try {
+      return make();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    replace(target, false);
+    return make();
+  };
   // EINVAL: the id has no mapping in this user namespace (rootless with too small a range).
   const chown = (target: string, fn: () => void, uid: number, gid: number) => {
     try {
@@ -279,15 +290,19 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
       created.add(name);
       switch (h.type) {
         case 'dir':
-          replace(target, true);
-          if (!fs.existsSync(B(target))) fs.mkdirSync(B(target));
+          try {
+            fs.mkdirSync(B(target));
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+            replace(target, true);
+            if (!fs.existsSync(B(target))) fs.mkdirSync(B(target));
+          }
           meta(target, h);
           keepXattrs(target, h);
           dirTimes.push([target, h.mtime]);
           break;
         case 'symlink':
-          replace(target, false);
-          fs.symlinkSync(B(h.linkname), B(target));
+          create(target, () => fs.symlinkSync(B(h.linkname), B(target)));
           meta(target, h, true);
           keepXattrs(target, h);
           break;
@@ -295,13 +310,11 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           const src = resolveInRoot(root, '/' + checkName(h.linkname), false, 'in the image', BYTE_PATHS);
           const st = fs.lstatSync(B(src), { throwIfNoEntry: false });
           if (!st || st.isDirectory()) throw new ArchiveError(`archive entry "${show(h.name)}" is a hard link to "${show(h.linkname)}", which is not a file inside the destination`);
-          replace(target, false);
-          fs.linkSync(B(src), B(target));
+          create(target, () => fs.linkSync(B(src), B(target)));
           break;
         }
         case 'file': {
-          replace(target, false);
-          const fd = fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+          const fd = create(target, () => fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
           let written = 0;
           try {
             if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, body);
