@@ -149,6 +149,13 @@ async function writeOverlapped(fd: number, body: AsyncIterable<Buffer>): Promise
   return w.end();
 }
 
+/** All of `b`, however many writes it takes (a write may take less than it is given). */
+function writeAll(fd: number, b: Buffer): number {
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(fd, b, off);
+  return off;
+}
+
 function cleanName(name: string): string {
   const n = path.posix.normalize('/' + name.replace(/^\.\/+/, '')).slice(1);
   return n;
@@ -263,7 +270,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     }
   };
   try {
-    for await (const { header: h, body } of readTar(input, { names: 'bytes' })) {
+    for await (const { header: h, body, data } of readTar(input, { names: 'bytes' })) {
       entries++;
       if (h.size > MAX_ENTRY) throw new ArchiveError(`archive entry "${show(h.name)}" claims ${h.size} bytes: refusing absurd sizes`);
       const name = checkName(h.name);
@@ -317,13 +324,9 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           const fd = create(target, () => fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
           let written = 0;
           try {
-            if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, body);
-            else {
-              for await (const chunk of body) {
-                fs.writeSync(fd, chunk);
-                written += chunk.length;
-              }
-            }
+            if (data) written = writeAll(fd, data);
+            else if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, body);
+            else for await (const chunk of body) written += writeAll(fd, chunk);
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
             const [uid, gid] = owner(h);

@@ -126,4 +126,31 @@ test('an entry whose body the caller skips does not misalign the next', async ()
   assert.equal(names, ['a', 'b']);
 });
 
+
+test('a body already at hand comes as `data` too, and `body` yields the same bytes; split bodies stream as before, whatever the piece size', async () => {
+  const file = (name: string, body: Buffer) => [encodeHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0 }), body, padding(body.length)];
+  const big = Buffer.alloc(200_000, 7);
+  const archive = Buffer.concat([...file('small', Buffer.from('tiny')), ...file('empty', Buffer.alloc(0)), ...file('big', big), ...file('after', Buffer.from('end')), END_OF_ARCHIVE]);
+  for (const pieceSize of [archive.length, 65536, 4096, 513, 7]) {
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < archive.length; i += pieceSize) pieces.push(archive.subarray(i, i + pieceSize));
+    const got: { name: string; data?: string; body: Buffer }[] = [];
+    let n = 0;
+    for await (const e of readTar(Readable.from(pieces))) {
+      // Alternate: use `data` when given for some entries, always read `body` for the others.
+      const parts: Buffer[] = [];
+      if (!(e.data && n++ % 2 === 0)) for await (const c of e.body) parts.push(c);
+      got.push({ name: e.header.name, data: e.data?.toString('latin1'), body: e.data && parts.length === 0 ? e.data : Buffer.concat(parts) });
+    }
+    assert.equal(got.map((g) => g.name), ['small', 'empty', 'big', 'after'], `piece size ${pieceSize}`);
+    assert.is(got[0]!.body.toString(), 'tiny');
+    assert.is(got[1]!.body.length, 0);
+    assert.ok(got[2]!.body.equals(big), `piece size ${pieceSize}: the large body`);
+    assert.is(got[3]!.body.toString(), 'end');
+    for (const g of got) if (g.data !== undefined) assert.is(g.data, g.body.toString('latin1'), `${g.name}: data and body agree`);
+    if (pieceSize === archive.length) assert.is(got[0]!.data, 'tiny', 'the whole archive in one piece: a small body is at hand');
+    if (pieceSize === 513) assert.is(got[0]!.data, undefined, 'a body not yet read in whole streams');
+  }
+});
+
 test.run();

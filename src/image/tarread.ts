@@ -28,6 +28,12 @@ export interface ReadHeader {
 export interface TarEntry {
   header: ReadHeader;
   body: AsyncIterable<Buffer>;
+  /**
+   * The whole body, when the reader held all of it already (small files: most entries of a layer), so
+   * that it can be written without an asynchronous step per piece; `body` then yields the same bytes.
+   * Use one or the other.
+   */
+  data?: Buffer;
 }
 
 /** An archive that cannot be (safely) read or extracted. */
@@ -81,6 +87,10 @@ class ByteReader {
     const out = this.take(take);
     return out;
   }
+  /** Exactly n bytes if they are at hand already, without waiting; else undefined (nothing taken). */
+  tryTake(n: number): Buffer | undefined {
+    return this.have >= n ? this.take(n) : undefined;
+  }
   /** Up to n bytes, whatever is at hand (one chunk at most): for streaming bodies. */
   async some(n: number): Promise<Buffer> {
     if (this.have === 0) await this.fill(1);
@@ -115,6 +125,10 @@ class ByteReader {
       // trailing data after the end-of-archive blocks (padding to a record size) is ignored
     }
   }
+}
+
+async function* onePiece(b: Buffer): AsyncGenerator<Buffer> {
+  if (b.length > 0) yield b;
 }
 
 function cstr(b: Buffer, off: number, len: number, enc: BufferEncoding = 'utf8'): string {
@@ -184,7 +198,9 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
   let longName: string | undefined;
   let longLink: string | undefined;
   for (;;) {
-    const block = await r.read(512);
+    // Read without a wait when the bytes are at hand: a wait per header, body and padding was most of
+    // the reader's cost per entry in a layer of small files.
+    const block = r.tryTake(512) ?? (await r.read(512));
     if (block.length === 0) return; // no end-of-archive marker: tolerated, as GNU tar does
     if (block.length < 512) throw new TarFormatError('unexpected end of data inside a header');
     if (block.every((x) => x === 0)) {
@@ -247,15 +263,21 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       left -= c.length;
       return c;
     };
-    const body = (async function* () {
-      while (left > 0) yield await next();
-    })();
-    yield { header: h, body };
-    // Whatever the caller did not read (or abandoned half way) is skipped here.
-    while (left > 0) await next();
+    const data = r.tryTake(dataSize);
+    if (data) {
+      left = 0;
+      yield { header: h, body: onePiece(data), data };
+    } else {
+      const body = (async function* () {
+        while (left > 0) yield await next();
+      })();
+      yield { header: h, body };
+      // Whatever the caller did not read (or abandoned half way) is skipped here.
+      while (left > 0) await next();
+    }
     const pad = (512 - (dataSize % 512)) % 512;
     if (pad) {
-      const p = await r.read(pad);
+      const p = r.tryTake(pad) ?? (await r.read(pad));
       if (p.length < pad) throw new TarFormatError(`entry "${h.name}" is truncated`);
     }
   }
