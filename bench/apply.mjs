@@ -50,8 +50,11 @@ const layers = {
 };
 
 const tools = {
+  // Read as tsbuild reads a layer (store.openBlob, the pull's follower: 1 MiB at a time). With the
+  // stream's 64 KiB default, one read in flight on the thread pool, the reads alone took a 512 MiB
+  // layer on a tmpfs 1.05 s against 0.50 s (GNU tar 0.44 s): the input, not the apply.
   tsbuild: async (tar, dest) => {
-    await extractTar(fs.createReadStream(tar), dest, { whiteouts: true });
+    await extractTar(fs.createReadStream(tar, { highWaterMark: 1 << 20 }), dest, { whiteouts: true });
   },
   'GNU tar': async (tar, dest) => {
     const r = spawnSync('tar', ['-C', dest, '-xf', tar]);
