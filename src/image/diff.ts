@@ -47,15 +47,14 @@ export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, 
       return;
     }
     if (st.nlink > 1) links.set(key, base.name);
-    yield encodeHeader({ ...base, type: 'file', size: st.size });
+    const header = encodeHeader({ ...base, type: 'file', size: st.size });
     if (st.size <= SMALL_FILE) {
-      // One read for small files: far cheaper than a stream's open/read/close round trips.
-      const data = fs.readFileSync(full);
-      if (data.length !== st.size) throw new Error(`${base.name} changed size while its layer was being written`);
-      yield data;
-      yield padding(st.size);
+      // Header, content and padding as one piece, the content read straight into it: a layer of
+      // 20,000 small files paid an fstat and a buffer per file (readFileSync) and three yields.
+      yield smallFile(header, full, st.size, base.name);
       return;
     }
+    yield header;
     let written = 0;
     for await (const chunk of fs.createReadStream(full, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
       const take = Math.min(chunk.length, st.size - written);
@@ -69,6 +68,31 @@ export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, 
   } else if (st.isFIFO()) {
     yield encodeHeader({ ...base, type: 'fifo' });
   }
+}
+
+/**
+ * A small file's tar blocks in one buffer. One byte more than the size is asked for, so a file that
+ * grew since it was stat'ed is caught as one that shrank is.
+ */
+function smallFile(header: Buffer, full: Buffer, size: number, name: string | Buffer): Buffer {
+  const padded = size + ((512 - (size % 512)) % 512);
+  const out = Buffer.allocUnsafe(header.length + padded + 1);
+  header.copy(out, 0);
+  const fd = fs.openSync(full, 'r');
+  let got = 0;
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, out, header.length + got, size + 1 - got, null);
+      if (n === 0) break;
+      got += n;
+      if (got > size) break;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (got !== size) throw new Error(`${String(name)} changed size while its layer was being written`);
+  out.fill(0, header.length + size);
+  return out.subarray(0, header.length + padded);
 }
 
 /** The layer of an overlay upperdir: its changes against `lower` (or, without one, all of it). */

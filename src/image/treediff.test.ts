@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { diffTrees, keptStat, type EntryStat } from './treediff.js';
+import { entryBlocks } from './diff.js';
 
 const dirs: string[] = [];
 test.after(() => {
@@ -107,5 +108,37 @@ function headerOffset(t: Buffer, name: string): number {
   }
   throw new Error(`${name} is not in the layer`);
 }
+
+test('small and large files: each entry\'s bytes, zero padding to 512, sizes around the boundaries', async () => {
+  const sizes = [0, 1, 511, 512, 513, 4096, 256 * 1024, 256 * 1024 + 1, 300 * 1024];
+  const body = (n: number) => Buffer.alloc(n, (n % 251) + 1);
+  const root = tree({});
+  for (const n of sizes) fs.writeFileSync(path.join(root, `f${n}`), body(n));
+  const tar = await layer(diffTrees(undefined, root, {}));
+  const seen: string[] = [];
+  for (let pos = 0; pos + 512 <= tar.length; ) {
+    const name = tar.subarray(pos, pos + 100).toString('latin1').replace(/\0.*$/s, '');
+    if (name === '') break;
+    const size = parseInt(tar.subarray(pos + 124, pos + 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+    const n = Number(name.slice(1));
+    assert.ok(tar.subarray(pos + 512, pos + 512 + size).equals(body(n)), `${name}: content`);
+    const end = pos + 512 + Math.ceil(size / 512) * 512;
+    assert.ok(tar.subarray(pos + 512 + size, end).every((x) => x === 0), `${name}: padding is zeros`);
+    seen.push(name);
+    pos = end;
+  }
+  assert.equal(seen.sort(), sizes.map((n) => `f${n}`).sort());
+});
+
+test('a small file that grew or shrank since it was stat\'ed is an error, not a wrong layer', async () => {
+  const root = tree({ grew: 'abc', shrank: 'abcdef' });
+  for (const [f, change] of [['grew', 'abcdefgh'], ['shrank', 'a']] as const) {
+    const full = path.join(root, f);
+    const st = fs.lstatSync(full);
+    fs.writeFileSync(full, change);
+    const e = await layer(entryBlocks({ name: f, mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0 }, Buffer.from(full), st, new Map())).then(() => undefined, (x: Error) => x);
+    assert.match(String(e?.message), /changed size while its layer was being written/, f);
+  }
+});
 
 test.run();
