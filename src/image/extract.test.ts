@@ -90,7 +90,6 @@ test('overwrite-symlink: a file entry replaces a symlink instead of writing thro
   assert.is(fs.readFileSync(path.join(dirs.root, 'victim'), 'utf8'), 'new');
 });
 
-
 test('an entry whose name is taken replaces what is there (created first, replaced on EEXIST); a directory over a directory keeps it', async () => {
   const at = (p: string) => path.join(dirs.root, p);
   fs.mkdirSync(at('wasdir/sub'), { recursive: true });
@@ -128,6 +127,7 @@ test('a file over a directory that an earlier entry of the same archive filled i
   assert.is(fs.readFileSync(path.join(dirs.root, 'x'), 'utf8'), 'now a file');
   assert.is(fs.readFileSync(path.join(dirs.root, 'z/w'), 'utf8'), 'elsewhere');
 });
+
 test('hardlink-to-host: a hard link may only point at a file inside the root', async () => {
   fs.writeFileSync(path.join(dirs.host, 'secret'), 's');
   await rejects(run(archive([{ name: 'hl', type: 'hardlink', linkname: path.join(dirs.host, 'secret') }])), /hard link to .* not a file inside the destination/);

@@ -126,7 +126,6 @@ test('an entry whose body the caller skips does not misalign the next', async ()
   assert.equal(names, ['a', 'b']);
 });
 
-
 test('a body already at hand comes as `data` too, and `body` yields the same bytes; split bodies stream as before, whatever the piece size', async () => {
   const file = (name: string, body: Buffer) => [encodeHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0 }), body, padding(body.length)];
   const big = Buffer.alloc(200_000, 7);
