@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Readable } from 'node:stream';
 import { encodeHeader, padding, END_OF_ARCHIVE } from './tar.js';
-import { printable, readTar, TarFormatError, type ReadHeader } from './tarread.js';
+import { num, printable, readTar, TarFormatError, type ReadHeader } from './tarread.js';
 import { ArchiveError } from './extract.js';
 
 async function readAll(chunks: Buffer[], chunkSize = 7): Promise<{ h: ReadHeader; data: string }[]> {
@@ -150,6 +150,34 @@ test('a body already at hand comes as `data` too, and `body` yields the same byt
     if (pieceSize === archive.length) assert.is(got[0]!.data, 'tiny', 'the whole archive in one piece: a small body is at hand');
     if (pieceSize === 513) assert.is(got[0]!.data, undefined, 'a body not yet read in whole streams');
   }
+});
+
+test('numeric fields: octal with spaces and NULs read from the bytes, odd whitespace as before, junk refused', () => {
+  const field = (text: string, len = 12) => {
+    const b = Buffer.alloc(len);
+    b.write(text, 'latin1');
+    return b;
+  };
+  const ok: [string, number][] = [
+    ['00000000644\0', 0o644],
+    ['   644 \0', 0o644],
+    ['644', 0o644],
+    ['', 0],
+    ['        ', 0],
+    ['77777777777\0', 0o77777777777],
+    ['777777777777', 0o777777777777],
+    ['\t644\n', 0o644],
+    ['644\0junk', 0o644],
+  ];
+  for (const [text, want] of ok) assert.is(num(field(text), 0, 12, 'size'), want, JSON.stringify(text));
+  for (const bad of ['12a', '1 2', '-1', '8', '0x10', '644 x']) {
+    assert.throws(() => num(field(bad), 0, 12, 'size'), (e: unknown) => e instanceof TarFormatError && /bad size field/.test((e as Error).message), JSON.stringify(bad));
+  }
+  // base-256 (GNU) is unchanged
+  const big = Buffer.alloc(12);
+  big[0] = 0x80;
+  big.writeUIntBE(2 ** 40, 6, 6);
+  assert.is(num(big, 0, 12, 'size'), 2 ** 40);
 });
 
 test.run();

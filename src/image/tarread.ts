@@ -137,7 +137,7 @@ function cstr(b: Buffer, off: number, len: number, enc: BufferEncoding = 'utf8')
   return (z < 0 ? s : s.subarray(0, z)).toString(enc);
 }
 
-function num(b: Buffer, off: number, len: number, what: string): number {
+export function num(b: Buffer, off: number, len: number, what: string): number {
   const f = b.subarray(off, off + len);
   if (f[0]! & 0x80) {
     // base-256 (GNU): big-endian two's complement in the remaining bits
@@ -147,6 +147,26 @@ function num(b: Buffer, off: number, len: number, what: string): number {
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new TarFormatError(`${what} out of range`);
     return Number(v);
   }
+  // The usual field (spaces, octal digits, spaces, then NULs or the end) read from its bytes; any
+  // other goes the way below, which also words the error. Eight fields a header: the string way
+  // cost a layer of 20,000 small files 3-4 µs an entry.
+  let v = 0;
+  let state = 0; // 0: leading spaces, 1: digits, 2: trailing spaces
+  let usual = true;
+  for (let i = 0; i < f.length; i++) {
+    const c = f[i]!;
+    if (c === 0) break;
+    if (c >= 0x30 && c <= 0x37 && state < 2) {
+      v = v * 8 + (c - 0x30);
+      state = 1;
+    } else if (c === 0x20) {
+      if (state === 1) state = 2;
+    } else {
+      usual = false;
+      break;
+    }
+  }
+  if (usual) return v;
   const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad ${what} field "${printable(s)}"`);
