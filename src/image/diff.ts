@@ -3,7 +3,7 @@
  * from a directory of new files (`diffUpperDir` without a lower: COPY --link, cache exports).
  */
 import fs from 'node:fs';
-import { encodeHeader, padding, type TarHeader } from './tar.js';
+import { encodeHeader, padding, padLength, type TarHeader } from './tar.js';
 import { diffTrees, type EntryStat, type UpperDir, type XattrMap } from './treediff.js';
 import type { LayerSplice } from './tarsplice.js';
 
@@ -75,7 +75,7 @@ export async function* entryBlocks(base: Omit<TarHeader, 'type'>, full: Buffer, 
  * grew since it was stat'ed is caught as one that shrank is.
  */
 function smallFile(header: Buffer, full: Buffer, size: number, name: string | Buffer): Buffer {
-  const padded = size + ((512 - (size % 512)) % 512);
+  const padded = size + padLength(size);
   const out = Buffer.allocUnsafe(header.length + padded + 1);
   header.copy(out, 0);
   const fd = fs.openSync(full, 'r');

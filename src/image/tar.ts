@@ -101,9 +101,13 @@ export function encodeHeader(h: TarHeader): Buffer {
   return Buffer.concat([ph, body, padding(body.length), main]);
 }
 
+/** Bytes of zeros after an entry's `size` bytes of data, up to the next 512-byte block. */
+export function padLength(size: number): number {
+  return (512 - (size % 512)) % 512;
+}
+
 export function padding(size: number): Buffer {
-  const r = size % 512;
-  return r === 0 ? Buffer.alloc(0) : Buffer.alloc(512 - r);
+  return Buffer.alloc(padLength(size));
 }
 
 /** Two zero blocks end an archive. */

@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../errors/index.js';
+import { padLength } from './tar.js';
 
 export type ReadType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
 
@@ -234,7 +235,7 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       if (size > MAX_META) throw new TarFormatError(`an extended header of ${size} bytes: refusing absurd sizes`);
       const body = await r.read(size);
       if (body.length < size) throw new TarFormatError('unexpected end of data inside an extended header');
-      await r.read((512 - (size % 512)) % 512);
+      await r.read(padLength(size));
       if (flag === 'x') pax = { ...pax, ...parsePax(body) };
       else if (flag === 'g') globalPax = { ...globalPax, ...parsePax(body) };
       else if (flag === 'L') longName = cstr(body, 0, body.length, enc);
@@ -295,7 +296,7 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       // Whatever the caller did not read (or abandoned half way) is skipped here.
       while (left > 0) await next();
     }
-    const pad = (512 - (dataSize % 512)) % 512;
+    const pad = padLength(dataSize);
     if (pad) {
       const p = r.tryTake(pad) ?? (await r.read(pad));
       if (p.length < pad) throw new TarFormatError(`entry "${h.name}" is truncated`);
