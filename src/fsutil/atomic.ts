@@ -53,6 +53,13 @@ export function repairMirrored(file: string, lock: string, valid: (text: string)
   });
 }
 
+/** All of `b` written at the descriptor's position, however many writes it takes (a write may take less). */
+export function writeAllSync(fd: number, b: Buffer): number {
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(fd, b, off);
+  return off;
+}
+
 /** writeFileAtomic for content made piece by piece, so a large record never exists as one string. */
 export function writeFileAtomicChunks(file: string, chunks: Iterable<string | Buffer>, o: { sync?: boolean } = {}): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;

@@ -7,7 +7,7 @@
  *
  * Imports errors only.
  */
-export { writeFileAtomic, writeFileAtomicChunks, writeFileMirrored, repairMirrored, readJSONFile, parseJSONText, readTextIfAny, ensureDir, writable, withLock, acquireLock, reapStaleLock, lockHeld, lockOwner, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
+export { writeFileAtomic, writeFileAtomicChunks, writeAllSync, writeFileMirrored, repairMirrored, readJSONFile, parseJSONText, readTextIfAny, ensureDir, writable, withLock, acquireLock, reapStaleLock, lockHeld, lockOwner, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot, BYTE_PATHS, UTF8_PATHS, type PathCodec } from './inroot.js';
 export { walkFiles } from './walk.js';
 export { WriteBehind } from './writebehind.js';

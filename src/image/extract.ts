@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { ArchiveError, readTar, type ReadHeader } from './tarread.js';
 import { TsbuildError } from '../errors/index.js';
-import { BYTE_PATHS, mkdirInRoot, resolveInRoot, WriteBehind } from '../fsutil/index.js';
+import { BYTE_PATHS, mkdirInRoot, resolveInRoot, writeAllSync, WriteBehind } from '../fsutil/index.js';
 
 export { ArchiveError };
 
@@ -147,13 +147,6 @@ async function writeOverlapped(fd: number, body: AsyncIterable<Buffer>): Promise
     throw e;
   }
   return w.end();
-}
-
-/** All of `b`, however many writes it takes (a write may take less than it is given). */
-function writeAll(fd: number, b: Buffer): number {
-  let off = 0;
-  while (off < b.length) off += fs.writeSync(fd, b, off);
-  return off;
 }
 
 function cleanName(name: string): string {
@@ -324,9 +317,9 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           const fd = create(target, () => fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
           let written = 0;
           try {
-            if (data) written = writeAll(fd, data);
+            if (data) written = writeAllSync(fd, data);
             else if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, body);
-            else for await (const chunk of body) written += writeAll(fd, chunk);
+            else for await (const chunk of body) written += writeAllSync(fd, chunk);
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
             const [uid, gid] = owner(h);

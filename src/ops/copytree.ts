@@ -3,6 +3,7 @@
  * a symlink there), then gets the COPY's owner, mode and the source's times.
  */
 import fs from 'node:fs';
+import { writeAllSync } from '../fsutil/index.js';
 import { applyMeta } from '../runtime/index.js';
 import type { ModeFn } from './chmod.js';
 import { joinHost, sourceEntries, type HostPath } from './copysource.js';
@@ -56,7 +57,7 @@ function copyFile(src: HostPath, target: HostPath, st: fs.Stats, c: CopyCtx): vo
   const data = fs.readFileSync(src);
   const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
-    for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
+    writeAllSync(fd, data);
     fs.fchownSync(fd, c.owner.uid, c.owner.gid);
     fs.fchmodSync(fd, modeOf(st, c));
     fs.futimesSync(fd, st.atime, st.mtime);
