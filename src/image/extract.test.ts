@@ -34,6 +34,45 @@ test('ordinary archive: dirs, files, symlinks, hard links, modes, owners, times'
   assert.is(fs.statSync(path.join(dirs.root, 'd')).mtimeMs / 1000, 1700000000, 'directory times are set after their contents');
 });
 
+test('files get the archive\'s owner and mode whatever open(2) gave them: the umask, a set-group-id parent, a parent changed mid-archive', async () => {
+  const modes = [0o644, 0o666, 0o777, 0o600, 0o000, 0o4755, 0o2755, 0o1777];
+  await run(archive([
+    { name: 'p', type: 'dir', mode: 0o755 },
+    ...modes.map((mode, i) => ({ name: `p/m${i}`, mode })),
+    ...modes.map((mode, i) => ({ name: `p/again${i}`, mode })),
+    { name: 'p/owned', uid: 7, gid: 8 },
+    { name: 'p/owned2', uid: 7, gid: 8 },
+    { name: 'p/root', uid: 0, gid: 0 },
+    // Files made in a set-group-id directory of group 1234 are born in that group.
+    { name: 'g', type: 'dir', mode: 0o2775, uid: 0, gid: 1234 },
+    { name: 'g/a', uid: 0, gid: 0 },
+    { name: 'g/b', uid: 0, gid: 0 },
+    { name: 'g/c', uid: 0, gid: 1234, mode: 0o644 },
+    // `p` becomes such a directory later in the archive: what held for it before no longer does.
+    { name: 'p', type: 'dir', mode: 0o2775, uid: 0, gid: 1234 },
+    { name: 'p/late', uid: 0, gid: 0 },
+  ]));
+  const of = (n: string) => {
+    const st = fs.lstatSync(path.join(dirs.root, n));
+    return [st.mode & 0o7777, st.uid, st.gid];
+  };
+  modes.forEach((mode, i) => {
+    assert.equal(of(`p/m${i}`), [mode, 0, 0], `p/m${i}`);
+    assert.equal(of(`p/again${i}`), [mode, 0, 0], `p/again${i}`);
+  });
+  assert.equal(of('p/owned'), [0o644, 7, 8]);
+  assert.equal(of('p/owned2'), [0o644, 7, 8]);
+  assert.equal(of('p/root'), [0o644, 0, 0]);
+  assert.equal(of('g/a'), [0o644, 0, 0]);
+  assert.equal(of('g/b'), [0o644, 0, 0]);
+  assert.equal(of('g/c'), [0o644, 0, 1234]);
+  assert.equal(of('p/late'), [0o644, 0, 0]);
+  // A name taken before (replaced on EEXIST) is made afresh with the same care.
+  await run(archive([{ name: 'p/m0', mode: 0o640, uid: 3, gid: 4 }, { name: 'p/m1', mode: 0o644 }]));
+  assert.equal(of('p/m0'), [0o640, 3, 4]);
+  assert.equal(of('p/m1'), [0o644, 0, 0]);
+});
+
 test('names that are not UTF-8 are created byte for byte (files, directories, link targets); UTF-8 names as before', async () => {
   const raw = (...b: (string | number[])[]) => Buffer.concat(b.map((x) => (typeof x === 'string' ? Buffer.from(x) : Buffer.from(x))));
   const dir = raw('d', [0xff]);

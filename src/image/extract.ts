@@ -183,7 +183,10 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
         cur = path.join(cur, part);
         const st = fs.lstatSync(B(cur), { throwIfNoEntry: false });
         if (st && !st.isDirectory()) fs.rmSync(B(cur), { force: true });
-        if (!st || !st.isDirectory()) fs.mkdirSync(B(cur));
+        if (!st || !st.isDirectory()) {
+          fs.mkdirSync(B(cur));
+          born.clear();
+        }
       }
       return path.join(cur, path.posix.basename(name));
     }
@@ -206,6 +209,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     }
     if (keepDir && st.isDirectory()) return;
     parents.clear();
+    born.clear();
     fs.rmSync(B(target), { recursive: true, force: true });
   };
   // Made first and replaced only when the name is taken (EEXIST), as GNU tar does: an lstat of every
@@ -218,6 +222,25 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     }
     replace(target, false);
     return make();
+  };
+  // Whether a file just created in `dir` with `mode` already has the owner and mode it should: then
+  // its fchown and fchmod are skipped (two of six system calls a small file costs, 150 ms of a 0.82 s
+  // apply of 20,000 files on a tmpfs). What open(2) gives is the process's ids and the mode less the
+  // umask, changed by whatever the parent adds (a set-group-id directory, a default ACL, a grpid
+  // mount), so it is not predicted but observed: the first file of each owner and mode in a
+  // directory is fstat'ed, and the answer holds for the others until that directory changes (its
+  // own entry, a replacement or a whiteout empties it).
+  const born = new Map<string, Map<string, boolean>>();
+  const bornRight = (fd: number, dir: string, uid: number, gid: number, mode: number): boolean => {
+    const key = `${uid}:${gid}:${mode}`;
+    let seen = born.get(dir);
+    const known = seen?.get(key);
+    if (known !== undefined) return known;
+    const st = fs.fstatSync(fd);
+    const right = st.uid === uid && st.gid === gid && (st.mode & 0o7777) === mode;
+    if (!seen) born.set(dir, (seen = new Map()));
+    seen.set(key, right);
+    return right;
   };
   // EINVAL: the id has no mapping in this user namespace (rootless with too small a range).
   const chown = (target: string, fn: () => void, uid: number, gid: number) => {
@@ -234,12 +257,13 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     const o = opts.owner ?? opts.ids?.({ uid: h.uid, gid: h.gid }) ?? { uid: h.uid, gid: h.gid };
     return [o.uid, o.gid];
   };
-  const meta = (target: string, h: ReadHeader, link = false) => {
+  // A directory's times are set once, at the end (its entries change them until then).
+  const meta = (target: string, h: ReadHeader, kind: 'link' | 'dir' | 'node' = 'node') => {
     const [uid, gid] = owner(h);
     chown(target, () => fs.lchownSync(B(target), uid, gid), uid, gid);
-    if (!link) fs.chmodSync(B(target), h.mode & 0o7777);
-    if (link) fs.lutimesSync(B(target), h.mtime, h.mtime);
-    else fs.utimesSync(B(target), h.mtime, h.mtime);
+    if (kind !== 'link') fs.chmodSync(B(target), h.mode & 0o7777);
+    if (kind === 'link') fs.lutimesSync(B(target), h.mtime, h.mtime);
+    else if (kind === 'node') fs.utimesSync(B(target), h.mtime, h.mtime);
   };
   const keepXattrs = (target: string, h: ReadHeader) => {
     const names = Object.keys(h.xattrs);
@@ -271,6 +295,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
       const base = path.posix.basename(name);
       if (opts.whiteouts && base.startsWith('.wh.')) {
         parents.clear();
+        born.clear();
         const dir = path.posix.dirname(name);
         if (base === '.wh..wh..opq') {
           const host = resolveInRoot(root, '/' + dir, true, 'in the image', BYTE_PATHS);
@@ -297,13 +322,14 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
             replace(target, true);
             if (!fs.existsSync(B(target))) fs.mkdirSync(B(target));
           }
-          meta(target, h);
+          meta(target, h, 'dir');
+          born.delete(name.replace(/\/+$/, ''));
           keepXattrs(target, h);
           dirTimes.push([target, h.mtime]);
           break;
         case 'symlink':
           create(target, () => fs.symlinkSync(B(h.linkname), B(target)));
-          meta(target, h, true);
+          meta(target, h, 'link');
           keepXattrs(target, h);
           break;
         case 'hardlink': {
@@ -314,7 +340,10 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           break;
         }
         case 'file': {
-          const fd = create(target, () => fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
+          const mode = h.mode & 0o7777;
+          // Set-id and sticky bits only through fchmod, after the fchown that would clear them.
+          const plain = (mode & 0o7000) === 0;
+          const fd = create(target, () => fs.openSync(B(target), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, plain ? mode : 0o600));
           let written = 0;
           try {
             if (data) written = writeAllSync(fd, data);
@@ -323,8 +352,10 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
             const [uid, gid] = owner(h);
-            chown(target, () => fs.fchownSync(fd, uid, gid), uid, gid);
-            fs.fchmodSync(fd, h.mode & 0o7777);
+            if (!plain || !bornRight(fd, path.posix.dirname(name), uid, gid, mode)) {
+              chown(target, () => fs.fchownSync(fd, uid, gid), uid, gid);
+              fs.fchmodSync(fd, mode);
+            }
             fs.futimesSync(fd, h.mtime, h.mtime);
           } finally {
             fs.closeSync(fd);
