@@ -50,7 +50,9 @@ async function startOnce(store: Store, rec: ContainerState, cfg: ContainerConfig
   try {
     const r = await runContainer(
       {
-        rootMounts: await store.snapshotter.mounts(rec.snapshot),
+        // A container removed when it exits (podman does the same for --rm): its writes need not
+        // survive a crash, and its unmount need not wait for the store's filesystem to sync.
+        rootMounts: await store.snapshotter.mounts(rec.snapshot, { volatile: cfg.autoRemove === true }),
         writableDir: async () => (await store.snapshotter.upperDir?.(rec.snapshot)) ?? (await store.snapshotter.diffDirs?.(rec.snapshot))?.upper,
         workDir: store.containers.dirOf(id),
         args: cfg.args, env: cfg.env, cwd: cfg.cwd, user: cfg.user, hostname: cfg.hostname, network: cfg.network, netns,

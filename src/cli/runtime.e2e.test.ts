@@ -64,6 +64,21 @@ it('run: Docker\'s defaults, seen from inside (caps, no_new_privs, seccomp, mask
   assert.match(nnp.stdout, /NoNewPrivs:\s+0/);
 });
 
+it('run: an --rm container\'s root is mounted volatile (its end waits for no sync of the store\'s filesystem, as podman does); a kept one\'s is not', async () => {
+  const root_ = ['sh', '-c', 'grep " / / " /proc/self/mountinfo'];
+  const r = await run(['rt', ...root_]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /overlay .*volatile/);
+  const k = await cli(['run', '--name', 'kept-root', 'rt', ...root_], { root });
+  try {
+    assert.is(k.code, 0, k.stderr);
+    assert.match(k.stdout, /overlay /);
+    assert.not.match(k.stdout, /volatile/);
+  } finally {
+    await cli(['rm', 'kept-root'], { root });
+  }
+});
+
 it('run: --cap-add/--cap-drop, --privileged (can mount; only what the host can grant), --device', async () => {
   let r = await run(['--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', 'rt', 'grep', 'CapEff', '/proc/self/status']);
   assert.match(r.stdout, /CapEff:\s+0000000000001000/);

@@ -22,7 +22,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
   abstract prepare(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
   abstract view(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
-  abstract mounts(key: string): Promise<Mount[]>;
+  abstract mounts(key: string, o?: { volatile?: boolean }): Promise<Mount[]>;
 
   protected fsOf(id: number): string {
     return path.join(this.dir, String(id), 'fs');

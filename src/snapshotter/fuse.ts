@@ -15,7 +15,8 @@ import type { Mount } from './types.js';
 export class FuseOverlaySnapshotter extends OverlaySnapshotter {
   override readonly driver: string = 'fuse-overlayfs';
 
-  protected override overlay(lowers: string[], rw?: { upper: string; work: string }): Mount {
+  // `volatile` is the kernel's option; fuse-overlayfs syncs only when asked (fsync), so it is dropped.
+  protected override overlay(lowers: string[], rw?: { upper: string; work: string; volatile?: boolean }): Mount {
     const abs = (p: string) => path.join(this.dir, p);
     const opts = [`lowerdir=${lowers.map(abs).join(':')}`, ...(rw ? [`upperdir=${abs(rw.upper)}`, `workdir=${abs(rw.work)}`] : [])];
     return { type: 'fuse.fuse-overlayfs', source: 'fuse-overlayfs', options: rw ? opts : ['ro', ...opts] };

@@ -10,10 +10,21 @@
  * before the layer is made (`materializeCopiedUpLinks`), so the layer and the committed snapshot agree.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { SnapshotError } from './errors.js';
 import { BaseSnapshotter } from './base.js';
 import type { Mount, Kind } from './types.js';
+
+/**
+ * Linux 5.10 and later mount overlay `volatile`: no sync of the upper filesystem at unmount and fsync a
+ * no-op. An unmount otherwise waits for every dirty page of the filesystem the store is on, not only
+ * the container's: 593 ms against 10 ms here after 800 MB were written elsewhere on it.
+ */
+const VOLATILE = (() => {
+  const [major = 0, minor = 0] = os.release().split('.').map((x) => parseInt(x, 10));
+  return major > 5 || (major === 5 && minor >= 10);
+})();
 
 export class OverlaySnapshotter extends BaseSnapshotter {
   readonly driver: string = 'overlayfs';
@@ -44,7 +55,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     return this.mountsSync(key);
   }
 
-  private mountsSync(key: string): Mount[] {
+  private mountsSync(key: string, volatile = false): Mount[] {
     const db = this.meta.read();
     const rec = db.snapshots[key];
     if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
@@ -57,13 +68,19 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       return this.readOnly(lowers);
     }
     if (lowers.length === 0) return [{ type: 'bind', source: path.join(this.dir, own), options: ['rw', 'rbind'] }];
-    return [this.overlay(lowers, { upper: own, work: `${rec.id}/work` })];
+    if (volatile && VOLATILE) {
+      // A volatile mount leaves work/incompat/volatile behind, and overlay refuses to mount that
+      // upper again while it is there (it marks a tree a crash may have left inconsistent). Whoever
+      // asks for a volatile mount has no use for its changes after a crash: cleared for the next.
+      fs.rmSync(path.join(this.dir, String(rec.id), 'work', 'work', 'incompat'), { recursive: true, force: true });
+    }
+    return [this.overlay(lowers, { upper: own, work: `${rec.id}/work`, volatile: volatile && VOLATILE })];
   }
 
   /** The overlay mount of `lowers` (and a writable upper), paths relative to the snapshots directory. */
-  protected overlay(lowers: string[], rw?: { upper: string; work: string }): Mount {
+  protected overlay(lowers: string[], rw?: { upper: string; work: string; volatile?: boolean }): Mount {
     const opts = rw
-      ? [`lowerdir=${lowers.join(':')}`, `upperdir=${rw.upper}`, `workdir=${rw.work}`, ...(this.userxattr ? ['userxattr'] : ['index=on', 'redirect_dir=off', 'metacopy=off'])]
+      ? [`lowerdir=${lowers.join(':')}`, `upperdir=${rw.upper}`, `workdir=${rw.work}`, ...(this.userxattr ? ['userxattr'] : ['index=on', 'redirect_dir=off', 'metacopy=off']), ...(rw.volatile ? ['volatile'] : [])]
       : ['ro', `lowerdir=${lowers.join(':')}`, ...(this.userxattr ? ['userxattr'] : [])];
     return { type: 'overlay', source: 'overlay', options: opts, cwd: this.dir };
   }
@@ -80,8 +97,8 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   async view(key: string, parent?: string, labels: Record<string, string> = {}): Promise<Mount[]> {
     return this.create('view', key, parent, labels);
   }
-  async mounts(key: string): Promise<Mount[]> {
-    return this.mountsSync(key);
+  async mounts(key: string, o: { volatile?: boolean } = {}): Promise<Mount[]> {
+    return this.mountsSync(key, o.volatile);
   }
   /** overlay's workdir is only needed while a snapshot is active. */
   protected override afterCommit(id: number): void {
