@@ -179,7 +179,7 @@ async function isEmpty(dir: string): Promise<boolean> {
  * content, owners and modes (unless nocopy). The container's root is mounted on the host for the copy;
  * paths are resolved inside it, so an image symlink cannot make us read the host.
  */
-export async function populateVolumes(store: Store, snapshot: string, mounts: MountConfig[]): Promise<void> {
+export async function populateVolumes(store: Store, snapshot: string, mounts: MountConfig[], o: { volatile?: boolean } = {}): Promise<void> {
   const todo: MountConfig[] = [];
   for (const m of mounts) {
     if (m.type !== 'volume' || m.nocopy) continue;
@@ -187,7 +187,8 @@ export async function populateVolumes(store: Store, snapshot: string, mounts: Mo
     if (v && !v.Options.type && (await isEmpty(store.volumes.dataDir(v.Name)))) todo.push(m);
   }
   if (todo.length === 0) return;
-  await withMounted(store.root, await store.snapshotter.mounts(snapshot), async (root) => {
+  // Volatile for a container removed when it exits, as its own mount will be (supervise.ts).
+  await withMounted(store.root, await store.snapshotter.mounts(snapshot, o), async (root) => {
     for (const m of todo) {
       const src = resolveInRoot(root, m.target);
       if (!fs.statSync(src, { throwIfNoEntry: false })?.isDirectory()) continue;

@@ -206,7 +206,7 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
   let madeVolumes: string[] = [];
   try {
     madeVolumes = prepareMounts(store, mounts);
-    await populateVolumes(store, key, mounts);
+    await populateVolumes(store, key, mounts, { volatile: req.rm === true });
     if (userns?.keepId) await addKeepIdUser(store, key, userns.keepId);
   } catch (e) {
     for (const v of madeVolumes) store.volumes.remove(v);
