@@ -154,7 +154,14 @@ function cleanName(name: string): string {
   return n;
 }
 
-function checkName(raw: string): string {
+/**
+ * The name an entry is placed at, relative to the root; one that climbs out with `..` is refused.
+ * The usual name ("./usr/bin/x", "usr/lib/") has nothing to resolve and is taken as it is: the
+ * resolving below cost a layer of 20,000 small files 30 ms.
+ */
+export function checkName(raw: string): string {
+  const rest = raw.startsWith('./') ? raw.slice(2) : raw;
+  if (!rest.includes('..') && !rest.includes('//') && !rest.includes('/./') && rest[0] !== '/' && !rest.startsWith('./') && !rest.endsWith('/.') && rest !== '.') return rest;
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   let depth = 0;
   for (const p of parts) {
@@ -170,6 +177,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
   const root = Buffer.from(rootDir).toString('latin1');
   const dirTimes: [string, number][] = [];
   const parents = new Map<string, string>();
+  // Names this archive made, for layers only: an opaque marker later in it leaves them alone.
   const created = new Set<string>();
   let entries = 0;
   const warn = opts.onWarning ?? (() => undefined);
@@ -198,7 +206,9 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
       parent = mkdirInRoot(root, dir, 0o755, undefined, BYTE_PATHS);
       parents.set(dir, parent);
     }
-    return path.join(parent, path.posix.basename(name));
+    const base = path.posix.basename(name);
+    // path.join would normalize again what mkdirInRoot made and checkName cleaned.
+    return parent.endsWith('/') ? parent + base : `${parent}/${base}`;
   };
   const replace = (target: string, keepDir: boolean) => {
     let st: fs.Stats | undefined;
@@ -287,7 +297,9 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
     }
   };
   try {
-    for await (const { header: h, body, data } of readTar(input, { names: 'bytes' })) {
+    for await (const entry of readTar(input, { names: 'bytes' })) {
+      // `entry.body` only where it is read: a buffered entry makes it on demand.
+      const { header: h, data } = entry;
       entries++;
       if (h.size > MAX_ENTRY) throw new ArchiveError(`archive entry "${show(h.name)}" claims ${h.size} bytes: refusing absurd sizes`);
       const name = checkName(h.name);
@@ -312,7 +324,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
         continue;
       }
       const target = place(name);
-      created.add(name);
+      if (opts.whiteouts) created.add(name);
       switch (h.type) {
         case 'dir':
           try {
@@ -347,8 +359,8 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           let written = 0;
           try {
             if (data) written = writeAllSync(fd, data);
-            else if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, body);
-            else for await (const chunk of body) written += writeAllSync(fd, chunk);
+            else if (h.size >= LARGE_FILE) written = await writeOverlapped(fd, entry.body);
+            else for await (const chunk of entry.body) written += writeAllSync(fd, chunk);
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
             const [uid, gid] = owner(h);

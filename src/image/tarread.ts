@@ -61,9 +61,15 @@ const MAX_META = 1 << 20;
 
 const TYPES: Record<string, ReadType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo' };
 
+/** Zero bytes (an empty body, a read at the end): shared, as nothing can be written into it. */
+const NOTHING = Buffer.alloc(0);
+
 /** Pulls exact byte counts out of a chunked stream. */
 class ByteReader {
   private chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already taken: a view per take, not another for the rest of the chunk. */
+  private off = 0;
+  /** Bytes at hand, not yet taken. */
   private have = 0;
   private done = false;
   private it: AsyncIterator<Buffer>;
@@ -97,26 +103,33 @@ class ByteReader {
     if (this.have === 0) await this.fill(1);
     if (this.have === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
-    return this.take(Math.min(n, first.length));
+    return this.take(Math.min(n, first.length - this.off));
   }
   private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
+    if (n === 0) return NOTHING;
     const first = this.chunks[0]!;
-    if (first.length >= n) {
+    if (first.length - this.off >= n) {
+      const out = first.subarray(this.off, this.off + n);
+      this.off += n;
       this.have -= n;
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+      if (this.off === first.length) {
+        this.chunks.shift();
+        this.off = 0;
+      }
+      return out;
     }
     const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
+    let at = 0;
+    while (at < n) {
       const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
+      const k = Math.min(c.length - this.off, n - at);
+      c.copy(out, at, this.off, this.off + k);
+      at += k;
+      this.off += k;
+      if (this.off === c.length) {
+        this.chunks.shift();
+        this.off = 0;
+      }
     }
     this.have -= n;
     return out;
@@ -132,15 +145,26 @@ async function* onePiece(b: Buffer): AsyncGenerator<Buffer> {
   if (b.length > 0) yield b;
 }
 
+/** An entry whose body the reader holds whole; `body` is made only for a caller that asks for it. */
+class Buffered implements TarEntry {
+  constructor(
+    readonly header: ReadHeader,
+    readonly data: Buffer,
+  ) {}
+  get body(): AsyncIterable<Buffer> {
+    return onePiece(this.data);
+  }
+}
+
 function cstr(b: Buffer, off: number, len: number, enc: BufferEncoding = 'utf8'): string {
-  const s = b.subarray(off, off + len);
-  const z = s.indexOf(0);
-  return (z < 0 ? s : s.subarray(0, z)).toString(enc);
+  let end = off;
+  while (end < off + len && b[end] !== 0) end++;
+  return b.toString(enc, off, end);
 }
 
 export function num(b: Buffer, off: number, len: number, what: string): number {
-  const f = b.subarray(off, off + len);
-  if (f[0]! & 0x80) {
+  if (b[off]! & 0x80) {
+    const f = b.subarray(off, off + len);
     // base-256 (GNU): big-endian two's complement in the remaining bits
     if (f[0] === 0xff) throw new TarFormatError(`negative ${what}`);
     let v = BigInt(f[0]! & 0x7f);
@@ -154,8 +178,8 @@ export function num(b: Buffer, off: number, len: number, what: string): number {
   let v = 0;
   let state = 0; // 0: leading spaces, 1: digits, 2: trailing spaces
   let usual = true;
-  for (let i = 0; i < f.length; i++) {
-    const c = f[i]!;
+  for (let i = off; i < off + len; i++) {
+    const c = b[i]!;
     if (c === 0) break;
     if (c >= 0x30 && c <= 0x37 && state < 2) {
       v = v * 8 + (c - 0x30);
@@ -168,7 +192,7 @@ export function num(b: Buffer, off: number, len: number, what: string): number {
     }
   }
   if (usual) return v;
-  const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
+  const s = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad ${what} field "${printable(s)}"`);
   return parseInt(s, 8);
@@ -176,19 +200,23 @@ export function num(b: Buffer, off: number, len: number, what: string): number {
 
 function checksumOK(b: Buffer): boolean {
   const stored = num(b, 148, 8, 'checksum');
-  let sum = 0;
-  let signed = 0;
-  for (let i = 0; i < 512; i++) {
-    const c = i >= 148 && i < 156 ? 32 : b[i]!;
-    sum += c;
-    signed += c > 127 ? c - 256 : c;
-  }
-  return stored === sum || stored === signed;
+  // The field itself counts as eight spaces.
+  let sum = 8 * 32;
+  for (let i = 0; i < 148; i++) sum += b[i]!;
+  for (let i = 156; i < 512; i++) sum += b[i]!;
+  if (stored === sum) return true;
+  // Some old tars summed signed bytes.
+  let signed = 8 * 32;
+  for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) signed += b[i]! > 127 ? b[i]! - 256 : b[i]!;
+  return stored === signed;
 }
 
 interface Pax {
   [key: string]: Buffer;
 }
+
+/** No extended header records: compared by identity, never written to. */
+const NO_PAX: Pax = Object.freeze({}) as Pax;
 
 function parsePax(body: Buffer): Pax {
   const out: Pax = {};
@@ -214,8 +242,8 @@ function parsePax(body: Buffer): Pax {
 export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Readable, o: { names?: 'utf8' | 'bytes' } = {}): AsyncGenerator<TarEntry> {
   const enc: BufferEncoding = o.names === 'bytes' ? 'latin1' : 'utf8';
   const r = new ByteReader(input as AsyncIterable<Buffer>);
-  let globalPax: Pax = {};
-  let pax: Pax = {};
+  let globalPax: Pax = NO_PAX;
+  let pax: Pax = NO_PAX;
   let longName: string | undefined;
   let longLink: string | undefined;
   for (;;) {
@@ -242,9 +270,8 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       else longLink = cstr(body, 0, body.length, enc);
       continue;
     }
-    const all = { ...globalPax, ...pax };
-    const magic = block.subarray(257, 263).toString('latin1');
-    const prefix = magic.startsWith('ustar') ? cstr(block, 345, 155, enc) : '';
+    const ustar = block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72;
+    const prefix = ustar ? cstr(block, 345, 155, enc) : '';
     let name = longName ?? (prefix ? `${prefix}/${cstr(block, 0, 100, enc)}` : cstr(block, 0, 100, enc));
     let linkname = longLink ?? cstr(block, 157, 100, enc);
     const h: ReadHeader = {
@@ -257,11 +284,13 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       size,
       mtime: num(block, 136, 12, 'mtime'),
       linkname,
-      devmajor: magic.startsWith('ustar') ? num(block, 329, 8, 'devmajor') : 0,
-      devminor: magic.startsWith('ustar') ? num(block, 337, 8, 'devminor') : 0,
+      devmajor: ustar ? num(block, 329, 8, 'devmajor') : 0,
+      devminor: ustar ? num(block, 337, 8, 'devminor') : 0,
       xattrs: {},
     };
-    for (const [k, v] of Object.entries(all)) {
+    // Most entries have no extended header: no merged copy to make and walk.
+    const all = globalPax === NO_PAX ? pax : pax === NO_PAX ? globalPax : { ...globalPax, ...pax };
+    for (const [k, v] of all === NO_PAX ? [] : Object.entries(all)) {
       const s = () => v.toString('utf8');
       if (k === 'path') name = h.name = v.toString(enc);
       else if (k === 'linkpath') linkname = h.linkname = v.toString(enc);
@@ -272,23 +301,22 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array> | Reada
       else if (k.startsWith('SCHILY.xattr.')) h.xattrs[k.slice('SCHILY.xattr.'.length)] = v;
     }
     if (!Number.isSafeInteger(h.size) || h.size < 0) throw new TarFormatError(`entry "${h.name}" has an invalid size`);
-    pax = {};
+    pax = NO_PAX;
     longName = undefined;
     longLink = undefined;
     // Only regular files (and unknown types) carry data; a size on a link or directory is ignored.
     const dataSize = h.type === 'file' || h.type === 'other' ? h.size : 0;
-    let left = dataSize;
-    const next = async (): Promise<Buffer> => {
-      const c = await r.some(Math.min(left, 1 << 20));
-      if (c.length === 0) throw new TarFormatError(`entry "${h.name}" is truncated`);
-      left -= c.length;
-      return c;
-    };
     const data = r.tryTake(dataSize);
     if (data) {
-      left = 0;
-      yield { header: h, body: onePiece(data), data };
+      yield new Buffered(h, data);
     } else {
+      let left = dataSize;
+      const next = async (): Promise<Buffer> => {
+        const c = await r.some(Math.min(left, 1 << 20));
+        if (c.length === 0) throw new TarFormatError(`entry "${h.name}" is truncated`);
+        left -= c.length;
+        return c;
+      };
       const body = (async function* () {
         while (left > 0) yield await next();
       })();
