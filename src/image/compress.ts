@@ -19,7 +19,7 @@ import { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { TsbuildError } from '../errors/index.js';
 import { readJSONFile, writeFileAtomic } from '../fsutil/index.js';
-import { openDecompressed, type Compression } from './extract.js';
+import { openDecompressed, type Compression } from './decompress.js';
 import type { ContentStore } from './store.js';
 import { MediaType, type Descriptor } from './types.js';
 

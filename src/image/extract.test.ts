@@ -6,7 +6,8 @@ import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path_ from 'node:path';
-import { extractTar, detectArchive, ArchiveError, checkName } from './extract.js';
+import { extractTar, ArchiveError, checkName } from './extract.js';
+import { detectArchive } from './decompress.js';
 import { encodeHeader, END_OF_ARCHIVE } from './tar.js';
 import { dirsEach, programUnavailable, tarOf, testUnless } from '../testutil/index.js';
 
