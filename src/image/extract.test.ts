@@ -53,6 +53,12 @@ test('files get the archive\'s owner and mode whatever open(2) gave them: the um
     // `p` becomes such a directory later in the archive: what held for it before no longer does.
     { name: 'p', type: 'dir', mode: 0o2775, uid: 0, gid: 1234 },
     { name: 'p/late', uid: 0, gid: 0 },
+    // The same through another name for a directory: `s` is a symlink to `t`, which changes as `t`.
+    { name: 't', type: 'dir', mode: 0o755 },
+    { name: 's', type: 'symlink', linkname: 't' },
+    { name: 's/early', uid: 0, gid: 0 },
+    { name: 't', type: 'dir', mode: 0o2775, uid: 0, gid: 1234 },
+    { name: 's/later', uid: 0, gid: 0 },
   ]));
   const of = (n: string) => {
     const st = fs.lstatSync(path.join(dirs.root, n));
@@ -69,6 +75,8 @@ test('files get the archive\'s owner and mode whatever open(2) gave them: the um
   assert.equal(of('g/b'), [0o644, 0, 0]);
   assert.equal(of('g/c'), [0o644, 0, 1234]);
   assert.equal(of('p/late'), [0o644, 0, 0]);
+  assert.equal(of('t/early'), [0o644, 0, 0]);
+  assert.equal(of('t/later'), [0o644, 0, 0]);
   // A name taken before (replaced on EEXIST) is made afresh with the same care.
   await run(archive([{ name: 'p/m0', mode: 0o640, uid: 3, gid: 4 }, { name: 'p/m1', mode: 0o644 }]));
   assert.equal(of('p/m0'), [0o640, 3, 4]);

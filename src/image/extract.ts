@@ -160,7 +160,8 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
   // umask, changed by whatever the parent adds (a set-group-id directory, a default ACL, a grpid
   // mount), so it is not predicted but observed: the first file of each owner and mode in a
   // directory is fstat'ed, and the answer holds for the others until that directory changes (its
-  // own entry, a replacement or a whiteout empties it).
+  // own entry, a replacement or a whiteout empties it). Keyed by the directory's host path: two
+  // names for it (a symlink on the way) are one directory.
   const born = new Map<string, Map<string, boolean>>();
   const bornRight = (fd: number, dir: string, uid: number, gid: number, mode: number): boolean => {
     const key = `${uid}:${gid}:${mode}`;
@@ -256,7 +257,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
             if (!fs.existsSync(B(target))) fs.mkdirSync(B(target));
           }
           meta(target, h, 'dir');
-          born.delete(name.replace(/\/+$/, ''));
+          born.delete(target);
           keepXattrs(target, h);
           dirTimes.push([target, h.mtime]);
           break;
@@ -285,7 +286,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
             if (written !== h.size) throw new ArchiveError(`archive entry "${show(h.name)}" is truncated: ${written} of ${h.size} bytes`);
             // Through the descriptor: no path resolution per call (chown before chmod: chown clears set-id bits).
             const [uid, gid] = owner(h);
-            if (!plain || !bornRight(fd, path.posix.dirname(name), uid, gid, mode)) {
+            if (!plain || !bornRight(fd, target.slice(0, target.lastIndexOf('/')), uid, gid, mode)) {
               chown(target, () => fs.fchownSync(fd, uid, gid), uid, gid);
               fs.fchmodSync(fd, mode);
             }
