@@ -3,13 +3,14 @@
  * files that may be missing, file locks that a dead holder does not keep, whether a pid lives, and
  * paths resolved inside a root so that no symlink leads out of it; large bodies written behind their
  * producer in batches, with writeback started behind them; the optional native addons loaded; the certificate authorities of NODE_EXTRA_CA_CERTS, applied at the first HTTPS
- * request (bin/tsbuild defers them).
+ * request (bin/tsbuild defers them); whether the running kernel is at least a given release.
  *
  * Imports errors only.
  */
 export { writeFileAtomic, writeFileAtomicChunks, writeAllSync, writeFileMirrored, repairMirrored, readJSONFile, parseJSONText, readTextIfAny, ensureDir, writable, withLock, acquireLock, reapStaleLock, lockHeld, lockOwner, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot, BYTE_PATHS, UTF8_PATHS, type PathCodec } from './inroot.js';
 export { walkFiles } from './walk.js';
+export { kernelAtLeast } from './kernel.js';
 export { WriteBehind } from './writebehind.js';
 export { Writeback, ReadDrop, pageCacheAdvice } from './pagecache.js';
 export { loadAddon } from './addon.js';

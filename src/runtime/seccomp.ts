@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../errors/index.js';
+import { kernelAtLeast } from '../fsutil/index.js';
 
 export class SeccompError extends TsbuildError {
   constructor(message: string) {
@@ -113,11 +114,6 @@ function action(name: string, errnoRet: number | undefined, defaultErrno: number
   throw new SeccompError(`unknown seccomp action ${name}`);
 }
 
-function kernelAtLeast(want: string, have: string): boolean {
-  const [a = 0, b = 0] = want.split('.').map(Number);
-  const [x = 0, y = 0] = have.split('.').map(Number);
-  return x > a || (x === a && y >= b);
-}
 
 export interface CompileOptions {
   /** Capabilities the process gets (`CAP_SYS_ADMIN`, …), for includes/excludes by caps. */
