@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { resolveInRoot } from '../fsutil/index.js';
+import { resolveInRoot, writeAllSync } from '../fsutil/index.js';
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { extractTar } from '../image/index.js';
@@ -90,7 +90,7 @@ function writeInto(src: string, to: string): void {
   const fd = fs.openSync(src, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) for (let off = 0; off < n; ) off += fs.writeSync(out, buf, off, n - off);
+    for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) writeAllSync(out, buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
     fs.closeSync(out);
