@@ -105,7 +105,8 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
   const nodes: { op: MetaOp; target: string; h: ReadHeader }[] = [];
   const xattrs: MetaOp[] = [];
   let xattrWarned = false;
-  const place = (name: string): string => {
+  // `base`: the name's last part, which the caller has already.
+  const place = (name: string, base: string): string => {
     if (opts.shadowSymlinks) {
       let cur = root;
       for (const part of path.posix.dirname(name).split('/').filter((x) => x !== '' && x !== '.')) {
@@ -117,7 +118,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
           born.clear();
         }
       }
-      return path.join(cur, path.posix.basename(name));
+      return path.join(cur, base);
     }
     // Parent directories resolved once per archive; any removal or replacement empties the cache,
     // so a directory swapped for a symlink later in the archive is resolved afresh (and refused).
@@ -127,7 +128,6 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
       parent = mkdirInRoot(root, dir, 0o755, undefined, BYTE_PATHS);
       parents.set(dir, parent);
     }
-    const base = path.posix.basename(name);
     // path.join would normalize again what mkdirInRoot made and checkName cleaned.
     return parent.endsWith('/') ? parent + base : `${parent}/${base}`;
   };
@@ -245,7 +245,7 @@ export async function extractTar(input: Readable, rootDir: string, opts: Extract
         }
         continue;
       }
-      const target = place(name);
+      const target = place(name, base);
       if (opts.whiteouts) created.add(name);
       switch (h.type) {
         case 'dir':
