@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Compiles the sandbox helper with the system C compiler at install time, and the two addons
-// (native/spawn.c, native/pagecache.c) when Node's headers are installed; without them tsbuild starts
-// its helper through child_process (src/runtime/spawn.ts) and gives no page cache advice.
+// Compiles the sandbox helper with the system C compiler at install time, and the three addons
+// (native/spawn.c, native/pagecache.c, native/files.c) when Node's headers are installed; without them
+// tsbuild starts its helper through child_process (src/runtime/spawn.ts), gives no page cache advice
+// and makes a layer's small files one by one through Node.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,13 +32,14 @@ const helper = path.join(root, 'native/build/tsbuild-sandbox');
 const helperSrcs = ['native/sandbox.c', 'native/json.c'].map((s) => path.join(root, s));
 if (!fresh(helper, helperSrcs) && !compile(helper, helperSrcs, ['-O2', '-Wall', '-Wextra', '-std=gnu11'])) process.exit(1);
 
-// The addons: spawn (posix_spawn for Node) and pagecache (writeback started behind large streamed
-// writes, a followed download's pages dropped once read). Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as
+// The addons: spawn (posix_spawn for Node), pagecache (writeback started behind large streamed
+// writes, a followed download's pages dropped once read) and files (small files made in batches). Node's own headers: beside its binary (/usr/bin/node -> /usr/include/node, as
 // distributions and Node's tarballs install them).
 const headers = path.resolve(path.dirname(process.execPath), '../include/node');
 const addons = [
   ['spawn', 'the helper starts through child_process (a fork of Node, 5-10 ms more per container and COPY)'],
   ['pagecache', 'a pulled blob keeps its page cache until the kernel reclaims it, and a stored blob is written back only at its fsync'],
+  ['files', 'layers are applied through Node\'s fs calls, one binding call per system call (slower for many small files)'],
 ];
 for (const [name, without] of addons) {
   const addon = path.join(root, `native/build/tsbuild-${name}.node`);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
-import { pageCacheAdvice } from '../fsutil/index.js';
+import { fileBatching, pageCacheAdvice } from '../fsutil/index.js';
 import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary, spawnMethod } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
@@ -19,6 +19,8 @@ export interface Info {
   spawn: string;
   /** Whether large streamed writes advise the kernel on their page cache (the pagecache addon), or why not. */
   pageCache: string;
+  /** Whether layer apply makes small files in batches through the files addon, or why not. */
+  smallFiles: string;
   cpus: number;
   /** Rootless: how ids are mapped, and what that gives up; absent for root. */
   rootless?: string;
@@ -57,6 +59,11 @@ function pageCacheText(): string {
   return s.on ? 'writeback started behind large writes; a pulled blob\'s pages dropped once unpacked (native/build/tsbuild-pagecache.node)' : `left to the kernel (${s.reason})`;
 }
 
+function smallFilesText(): string {
+  const s = fileBatching();
+  return s.on ? "a layer's made a batch at a time, one call into C each (native/build/tsbuild-files.node)" : `made one by one through Node (${s.reason})`;
+}
+
 function overlayProbe(): string | undefined {
   return probeOverlay(fs.mkdtempSync(`${os.tmpdir()}/tsb-info-`));
 }
@@ -73,6 +80,7 @@ export function info(root: string): Info {
     helper: helperPath(),
     spawn: spawnMethod(),
     pageCache: pageCacheText(),
+    smallFiles: smallFilesText(),
     cpus: os.availableParallelism(),
     rootless: rootlessText(),
     userNamespaces: usernsText(),

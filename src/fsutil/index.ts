@@ -14,4 +14,5 @@ export { kernelAtLeast } from './kernel.js';
 export { WriteBehind } from './writebehind.js';
 export { Writeback, ReadDrop, pageCacheAdvice } from './pagecache.js';
 export { loadAddon } from './addon.js';
+export { FileBatch, BATCH_MAX_FILE, fileBatching, type OnFailed } from './filebatch.js';
 export { applyDeferredTrust, userEnv, DEFERRED_CA_ENV } from './tlstrust.js';

@@ -299,4 +299,93 @@ test('without the helper, devices are skipped with a warning, never silently', a
   assert.match(warnings.join('\n'), /extended attributes in the archive are not applied/);
 });
 
+/** Every entry under `root`: name, type, mode, owner, times, link count, bytes or link target. */
+function listing(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const n of fs.readdirSync(path.join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      const st = fs.lstatSync(path.join(root, r));
+      const what = st.isSymbolicLink() ? `-> ${fs.readlinkSync(path.join(root, r))}` : st.isFile() ? fs.readFileSync(path.join(root, r), 'latin1') : 'dir';
+      // A time the archive did not give (a directory it changed but did not name) is the moment of the run.
+      const t = st.mtimeMs > Date.now() - 86400e3 ? 'now' : st.mtimeMs;
+      out.push(`${r} ${(st.mode >>> 0).toString(8)} ${st.uid}:${st.gid} ${t} ${st.nlink} ${what}`);
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+test('small files made in batches come out as made one by one: names taken, replaced, linked, whited out, 3,000 random entries', async () => {
+  type Case = { pre?: (root: string) => void; entries: Parameters<typeof archive>[0]; whiteouts?: boolean };
+  // xorshift32, seeded: the same archive every run.
+  let seed = 88172645;
+  const rnd = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const many: Case['entries'] = [];
+  for (let i = 0; i < 3000; i++) {
+    const r = rnd(100);
+    const name = `d${rnd(8)}/${rnd(3) ? '' : `s${rnd(3)}/`}f${rnd(400)}`;
+    if (r < 80) many.push({ name, body: `${i}`.repeat(rnd(40)), mode: [0o644, 0o600, 0o755, 0o4755, 0o2711, 0o1777][rnd(6)], uid: rnd(3), gid: rnd(3), mtime: 1600000000 + i });
+    else if (r < 85) many.push({ name, type: 'symlink', linkname: `f${rnd(400)}` });
+    else if (r < 90) many.push({ name: name.slice(0, name.lastIndexOf('/')), type: 'dir', mode: [0o755, 0o2775][rnd(2)], gid: rnd(3) });
+    else if (r < 95) many.push({ name: name.replace(/f(\d+)$/, '.wh.f$1'), whiteoutOnly: true } as never);
+    else {
+      const files = many.filter((e) => (e.type ?? 'file') === 'file' && e.body !== undefined);
+      if (files.length) many.push({ name: `${name}x`, type: 'hardlink', linkname: files[files.length - 1]!.name });
+    }
+  }
+  const cases: Record<string, Case> = {
+    'a name taken twice, by a file, a symlink and a file again': { entries: [{ name: 'a', body: '1' }, { name: 'a', body: '22', mode: 0o600 }, { name: 'a', type: 'symlink', linkname: 'b' }, { name: 'a', body: '333' }] },
+    'files over a symlink out of the root and over a directory': {
+      pre: (root) => {
+        fs.symlinkSync(dirs.host, path.join(root, 'out'));
+        fs.mkdirSync(path.join(root, 'dir/sub'), { recursive: true });
+        fs.writeFileSync(path.join(root, 'dir/sub/old'), 'old');
+      },
+      entries: [{ name: 'x', body: 'x' }, { name: 'out', body: 'not through' }, { name: 'y', body: 'y' }, { name: 'dir', body: 'a file now' }, { name: 'z', body: 'z' }],
+    },
+    'a hard link to a file just queued, then the file replaced': { entries: [{ name: 'f', body: 'first' }, { name: 'h', type: 'hardlink', linkname: 'f' }, { name: 'f', body: 'second' }] },
+    'whiteouts and an opaque directory after files of the same layer': {
+      whiteouts: true,
+      pre: (root) => {
+        fs.mkdirSync(path.join(root, 'o'));
+        fs.writeFileSync(path.join(root, 'o/lower'), 'lower');
+      },
+      entries: [{ name: 'w', body: 'w' }, { name: '.wh.w' }, { name: 'o/new', body: 'new' }, { name: 'o/.wh..wh..opq' }, { name: 'w', body: 'again' }],
+    },
+    'a directory cached by an earlier file, then replaced by a file': {
+      pre: (root) => fs.mkdirSync(path.join(root, 'f')),
+      entries: [{ name: 'f/y', body: 'y' }, { name: 'f', body: 'file' }, { name: 'g', body: 'g' }],
+    },
+    'a file, then a file under its name': { entries: [{ name: 'a', body: 'a' }, { name: 'a/b', body: 'b' }, { name: 'c', body: 'c' }] },
+    'a file where a later entry needs a directory': { entries: [{ name: 'p', body: 'p' }, { name: 'q', body: 'q' }, { name: 'p', type: 'dir' }, { name: 'p/r', body: 'r' }] },
+    '3,000 random entries': { entries: many.map((e) => ((e as { whiteoutOnly?: boolean }).whiteoutOnly ? { name: e.name } : e)), whiteouts: true },
+  };
+  const outcome = async (root: string, c: Case) => {
+    c.pre?.(root);
+    const err = await extractTar(Readable.from([archive(c.entries)]), root, { whiteouts: c.whiteouts }).then(() => '', (e: Error) => e.message);
+    return [err, ...listing(root)];
+  };
+  for (const [name, c] of Object.entries(cases)) {
+    const one = fs.mkdtempSync(path.join(dirs.host, 'one-'));
+    const batched = fs.mkdtempSync(path.join(dirs.host, 'batch-'));
+    process.env.TSBUILD_FILE_BATCH = '0';
+    let want: string[];
+    try {
+      want = await outcome(one, c);
+    } finally {
+      delete process.env.TSBUILD_FILE_BATCH;
+    }
+    assert.equal(await outcome(batched, c), want, name);
+    assert.ok(want.length > 1, `${name}: something was made`);
+  }
+  assert.equal(fs.readdirSync(dirs.host).filter((n) => !n.startsWith('one-') && !n.startsWith('batch-')), [], 'nothing written outside the roots');
+});
+
 test.run();
