@@ -21,6 +21,9 @@ const BYTES = 2 << 20;
 /** Larger files gain nothing from batching (their write is most of their cost) and would crowd it. */
 export const BATCH_MAX_FILE = 64 << 10;
 
+const EMPTY_META = new Float64Array(0);
+const EMPTY_BYTES = Buffer.alloc(0);
+
 const CALLS = ['', 'open', 'write', 'fstat', 'fchown', 'fchmod', 'futimens', 'close'];
 
 /**
@@ -52,9 +55,11 @@ export function fileBatching(): { on: true } | { on: false; reason: string } {
  * calls `flush`.
  */
 export class FileBatch<T> {
-  private readonly meta = new Float64Array(MAX_FILES * FIELDS);
+  // Made at the first file: an archive without small files (a layer of one large file) pays nothing,
+  // and fresh memory costs a page fault per page touched.
+  private meta = EMPTY_META;
   private readonly status = new Int32Array(2);
-  private readonly bytes = Buffer.allocUnsafe(BYTES);
+  private bytes = EMPTY_BYTES;
   private readonly tags: T[] = [];
   private used = 0;
 
@@ -80,6 +85,10 @@ export class FileBatch<T> {
    * path as a latin1 string (its bytes are the name's bytes).
    */
   push(tag: T, path: string, data: Buffer, mode: number, uid: number, gid: number, mtime: number): void {
+    if (this.bytes === EMPTY_BYTES) {
+      this.meta = new Float64Array(MAX_FILES * FIELDS);
+      this.bytes = Buffer.allocUnsafe(BYTES);
+    }
     if (this.tags.length === MAX_FILES || this.used + path.length + 1 + data.length > BYTES) this.flush();
     const f = this.tags.length * FIELDS;
     const m = this.meta;
