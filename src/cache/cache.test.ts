@@ -118,6 +118,26 @@ test("one memo file per context: a build reads and rewrites only its own context
   }
 });
 
+test('a COPY step\'s file times: kept per step beside its record, replaced whole, and none when damaged', () => {
+  const d = tmpdir();
+  try {
+    const index = new CacheIndex(d);
+    assert.is(index.lastCopyTimes('s1'), undefined);
+    index.rememberCopyTimes('s1', { snapshot: 'snap-a', times: { 'app/a': 1700000000123 } });
+    index.rememberCopyTimes('s2', { snapshot: 'snap-b', times: {} });
+    index.rememberCopyTimes('s1', { snapshot: 'snap-c', times: { 'app/b': 5 } });
+    assert.equal(index.lastCopyTimes('s1'), { snapshot: 'snap-c', times: { 'app/b': 5 } });
+    assert.equal(index.lastCopyTimes('s2'), { snapshot: 'snap-b', times: {} });
+    const file = fs.readdirSync(path.join(d, 'cache', 'steps')).find((f) => f.endsWith('.times') && fs.readFileSync(path.join(d, 'cache', 'steps', f), 'utf8').includes('snap-c'))!;
+    for (const bad of ['{"snapshot": "snap-c", "times": nul', '{"snapshot": 7, "times": {}}', '{"snapshot": "snap-c", "times": null}', '[]']) {
+      fs.writeFileSync(path.join(d, 'cache', 'steps', file), bad);
+      assert.is(index.lastCopyTimes('s1'), undefined, bad);
+    }
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test('key digests do not depend on material order', () => {
   assert.is(digestOf({ a: '1', b: '2' }), digestOf({ b: '2', a: '1' }));
   assert.is.not(digestOf({ a: '1' }), digestOf({ a: '2' }));

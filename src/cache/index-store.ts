@@ -125,6 +125,26 @@ export class CacheIndex {
     if (storedKey(file) === h.key) return;
     writeFileAtomic(file, JSON.stringify(h), { sync: false });
   }
+  /**
+   * The file times of the step's last COPY result, beside its step record; replaced by every COPY of
+   * the step that records them. A shortcut only: no fsync, and a damaged or missing file is none.
+   */
+  rememberCopyTimes(stepId: string, t: CopyTimes): void {
+    writeFileAtomic(this.stepFile(stepId).replace(/\.json$/, '.times'), JSON.stringify(t), { sync: false });
+  }
+  lastCopyTimes(stepId: string): CopyTimes | undefined {
+    const t = readOrDrop<CopyTimes>(this.stepFile(stepId).replace(/\.json$/, '.times'));
+    return t && typeof t.snapshot === 'string' && t.times !== null && typeof t.times === 'object' ? t : undefined;
+  }
+}
+
+/**
+ * The times a COPY gave the regular files of one result snapshot (walk path → mtime in whole
+ * milliseconds), for the next COPY of the same step written on that result (ops/copyreuse.ts).
+ */
+export interface CopyTimes {
+  snapshot: string;
+  times: Record<string, number>;
 }
 
 /** A file's inode, size and times, or undefined when it is missing. */

@@ -6,6 +6,6 @@
  * Imports errors, fsutil and image types only.
  */
 export { CacheIndex } from './index-store.js';
-export type { CacheRecord } from './index-store.js';
+export type { CacheRecord, CopyTimes } from './index-store.js';
 export { ChecksumMemo, ChecksumMemos, entryChecksum, digestOf } from './checksum.js';
 export { explainMiss } from './explain.js';

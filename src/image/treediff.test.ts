@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { diffTrees, keptStat, type EntryStat } from './treediff.js';
+import { LayerSplice } from './tarsplice.js';
 import { entryBlocks } from './diff.js';
 
 const dirs: string[] = [];
@@ -96,6 +97,31 @@ test('stats the caller already took of a lower upperdir stand for a second lstat
   const out = await layer(diffTrees(undefined, top, opts(new Map([['app/a', said]]))));
   const at = headerOffset(out, 'app/a');
   assert.is(out.subarray(at + 100, at + 107).toString(), '0000600');
+});
+
+test('an inferred stat is used only where its header is the spliced layer\'s; a wrong guess is lstat\'ed, the same layer either way', async () => {
+  const base = tree({ 'app/a': 'aaaa', 'app/b': 'bb' });
+  const top = tree({ 'app/c': 'c' });
+  execFileSync('sh', ['-c', 'find "$1" -exec chown -h 0:0 {} + && find "$1" -type f -exec chmod 644 {} + && touch -d @1600000000.4 "$1"/app/a "$1"/app/b', 'sh', base]);
+  // The base's own layer, spliced from as a COPY written on its last result does.
+  const blob = path.join(tree({}), 'base.tar');
+  fs.writeFileSync(blob, await layer(diffTrees(undefined, base, { sourceDateEpoch: 2000000000 })));
+  const from = LayerSplice.open(blob)!;
+  const guess = (over: Partial<EntryStat>): EntryStat => ({
+    inferred: true, mode: 0o100644, uid: 0, gid: 0, size: 4, mtimeMs: 1600000000400, nlink: 1, dev: 0, ino: 0, rdev: 0,
+    isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false, isCharacterDevice: () => false, isBlockDevice: () => false, isFIFO: () => false, isSocket: () => false,
+    ...over,
+  });
+  const run = (stats?: Map<string, EntryStat>) => layer(diffTrees(undefined, top, { sourceDateEpoch: 2000000000, splice: { layer: 1, from }, overlay: { opaque: new Set<string>(), below: [{ dir: base, opaque: new Set<string>(), xattrs: new Map(), stats }] } }));
+  const plain = await run();
+  try {
+    assert.ok((await run(new Map([['app/a', guess({})]]))).equals(plain), 'a right guess');
+    for (const wrong of [{ mtimeMs: 1600000001400 }, { mode: 0o100600 }, { uid: 5 }, { size: 3 }]) {
+      assert.ok((await run(new Map([['app/a', guess(wrong)]]))).equals(plain), `a wrong guess: ${JSON.stringify(wrong)}`);
+    }
+  } finally {
+    from.close();
+  }
 });
 
 /** Where the tar header of `name` starts in a layer of small files. */

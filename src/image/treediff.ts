@@ -42,8 +42,13 @@ export interface TreeDiffOptions {
   splice?: { layer: number; from: LayerSplice };
 }
 
-/** What the differ reads of an entry's lstat: fs.Stats has it, and so does the smaller `KeptStat`. */
-export type EntryStat = Pick<fs.Stats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO' | 'isSocket'>;
+/**
+ * What the differ reads of an entry's lstat: fs.Stats has it, and so does the smaller `KeptStat`.
+ * `inferred`: not an lstat but what the caller knows the entry to be (a file a COPY kept on its last
+ * result); it is used only when its header is byte for byte the spliced layer's, else the entry is
+ * lstat'ed.
+ */
+export type EntryStat = Pick<fs.Stats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO' | 'isSocket'> & { inferred?: true };
 
 const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } = fs.constants;
 
@@ -278,8 +283,9 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
       yield encodeHeader({ name: fsPath(wh), type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: clamp(0) });
       continue;
     }
-    const st = e.st;
-    const base: Omit<TarHeader, 'type'> = { name: fsPath(e.rel), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: clamp(Math.floor(st.mtimeMs / 1000)), xattrs: e.xattrs };
+    let st = e.st;
+    const fields = (s: EntryStat): Omit<TarHeader, 'type'> => ({ name: fsPath(e.rel), mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: 0, mtime: clamp(Math.floor(s.mtimeMs / 1000)), xattrs: e.xattrs });
+    let base = fields(st);
     if (st.isDirectory()) {
       yield encodeHeader({ ...base, type: 'dir' });
       continue;
@@ -293,6 +299,11 @@ export async function* diffTrees(lowerRoot: string | undefined, upperRoot: strin
         yield padding(st.size);
         continue;
       }
+    }
+    if (st.inferred) {
+      // A guess the earlier layer did not confirm: the entry as it is.
+      st = fs.lstatSync(fsPath(e.host));
+      base = fields(st);
     }
     yield* entryBlocks(base, fsPath(e.host), st, links);
   }

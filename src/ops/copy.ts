@@ -17,7 +17,7 @@ import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, joinHost, 
 import { resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
 import { clearTarget, copyTo, type CopyCtx, type Owner } from './copytree.js';
 import { commitState, writableDir } from './layer.js';
-import { CopyReuse, ReuseRefused, type PreviousCopy } from './copyreuse.js';
+import { attachCopyTimes, CopyReuse, ReuseRefused, TimesRecorder, type PreviousCopy } from './copyreuse.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { tempKey, withMounted } from '../store/index.js';
 import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
@@ -147,8 +147,9 @@ async function copyInto(
   ownerOverride: Owner | undefined,
   downloads: Downloads,
   reuse?: CopyReuse,
+  times?: TimesRecorder,
 ): Promise<void> {
-  const c = { ...copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx)), reuse };
+  const c = { ...copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx)), reuse, times };
   const { matches, urls } = matchSources(op, srcRoot, c);
   const { dest, destIsDir } = destination(op, dstRoot, workdir, matches.length + urls.length + op.contents.length);
   const extractInto = async (file: string, kind: Awaited<ReturnType<typeof detectArchive>>) => {
@@ -211,11 +212,14 @@ export async function copyOp(
   let committed = false;
   let viewKey: string | undefined;
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
+  let times: TimesRecorder | undefined;
   try {
     await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
-        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, undefined, downloadsOf(env, tmp));
+        // For the step's next COPY written on this result (only a plain COPY from the context is).
+        if (op.verb === 'COPY' && op.contents.length === 0 && !op.parents) times = new TimesRecorder(dstRoot);
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, undefined, downloadsOf(env, tmp), undefined, times);
       } else if (src.snapshot) {
         viewKey = tempKey('view', 'copy-from');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
@@ -226,6 +230,7 @@ export async function copyOp(
     }));
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
     committed = true;
+    attachCopyTimes(out, times?.result(out.snapshot));
     return out;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -254,15 +259,19 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
     // The parent's tree, each of its snapshots' own directory (overlay: reuse is for it alone).
     const parentDirs: string[] = [];
     for (let k = dst.snapshot; k !== undefined; k = (await env.snapshotter.stat(k)).parent) parentDirs.push((await env.snapshotter.upperDir?.(k))!);
+    let times: TimesRecorder | undefined;
     const reuse = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       const reuse = new CopyReuse(dstRoot, base, previous);
-      await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse);
+      times = new TimesRecorder(dstRoot);
+      await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse, times);
       if (reuse.mayHaveStale) reuse.removeStale(parentDirs);
       return reuse;
     }));
-    ctx.status(`copied only what changed: ${reuse.counts.kept} file(s) kept from this step's last full copy, ${reuse.counts.removed} removed`);
+    const byTimes = reuse.counts.byTimes ? ` (${reuse.counts.byTimes} known unchanged by the times recorded last time)` : '';
+    ctx.status(`copied only what changed: ${reuse.counts.kept} file(s) kept from this step's last full copy, ${reuse.counts.removed} removed${byTimes}`);
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, { base: previous.base, layer: previous.baseLayer, stats: reuse.baseStats });
     committed = true;
+    attachCopyTimes(out, times?.result(out.snapshot));
     return out;
   } catch (e) {
     if (!(e instanceof ReuseRefused)) throw e;

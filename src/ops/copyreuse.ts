@@ -9,7 +9,7 @@
  * not UTF-8 are always written.
  */
 import fs from 'node:fs';
-import type { CacheIndex } from '../cache/index.js';
+import type { CacheIndex, CopyTimes } from '../cache/index.js';
 import type { OpSpec, OpsEnv } from './types.js';
 import { BASE_LAYER, layerParent, SQUASHED } from './layer.js';
 import { keptStat, MediaType, type EntryStat } from '../image/index.js';
@@ -39,6 +39,12 @@ export interface PreviousCopy {
    * path `base` holds is written or kept again.
    */
   lost: boolean;
+  /**
+   * The time the last COPY of this step gave each regular file of its result (walk path → whole
+   * milliseconds), when it recorded them for that very result: a file whose source has that time
+   * still, and whose checksum is unchanged, is kept without an lstat of the base (see `unchanged`).
+   */
+  times?: Record<string, number>;
 }
 
 /**
@@ -61,8 +67,10 @@ export async function previousCopy(env: OpsEnv, index: CacheIndex, stepId: strin
     const squashed = Number(info.labels[SQUASHED] ?? 0);
     if (squashed > 1 || (squashed === 1 && info.parent === undefined)) return undefined;
     const lost = Object.keys(last.material).some((k) => k.startsWith('file:') && !(k in now.material));
-    if (squashed === 0) return { base: rec.snapshot, baseLayer: rec.layer.descriptor.mediaType === MediaType.layer ? rec.layer.descriptor.digest : undefined, before: last.material, now: now.material, lost };
-    return { base: info.parent!, baseLayer: info.labels[BASE_LAYER], mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost };
+    const t = index.lastCopyTimes(stepId);
+    const times = t?.snapshot === rec.snapshot ? t.times : undefined;
+    if (squashed === 0) return { base: rec.snapshot, baseLayer: rec.layer.descriptor.mediaType === MediaType.layer ? rec.layer.descriptor.digest : undefined, before: last.material, now: now.material, lost, times };
+    return { base: info.parent!, baseLayer: info.labels[BASE_LAYER], mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost, times };
   } catch {
     // gone or changing under another build: copy in full
     return undefined;
@@ -125,8 +133,11 @@ function* selfAndAncestors(rel: string): Generator<string> {
  */
 export class CopyReuse {
   private readonly visited = new Set<string>();
-  /** Files and links left as the base has them, and entries removed (for the step's log). */
-  readonly counts = { kept: 0, removed: 0 };
+  /**
+   * Files and links left as the base has them (`byTimes`: of them, known so by the times the last
+   * COPY recorded, without a look at the base), and entries removed (for the step's log).
+   */
+  readonly counts = { kept: 0, byTimes: 0, removed: 0 };
   private readonly root: string;
   constructor(
     dstRoot: string,
@@ -168,15 +179,18 @@ export class CopyReuse {
   /** The base's own entry at `rel` (a deletion there is none). */
   private previous(rel: string): { st: fs.Stats; host: Buffer } | undefined {
     const st = lstatUnder(this.base, rel);
-    if (st && !this.tooManyStats) {
-      this.baseStats.set(rel, keptStat(st));
-      // A copy this large keeps none: its peak memory is what the cap is for.
-      if (this.baseStats.size > MAX_KEPT_STATS) {
-        this.tooManyStats = true;
-        this.baseStats.clear();
-      }
-    }
+    if (st) this.remember(rel, keptStat(st));
     return st && !WHITEOUT(st) ? { st, host: under(this.base, rel) } : undefined;
+  }
+
+  private remember(rel: string, st: EntryStat): void {
+    if (this.tooManyStats) return;
+    this.baseStats.set(rel, st);
+    // A copy this large keeps none: its peak memory is what the cap is for.
+    if (this.baseStats.size > MAX_KEPT_STATS) {
+      this.tooManyStats = true;
+      this.baseStats.clear();
+    }
   }
 
   /**
@@ -191,6 +205,16 @@ export class CopyReuse {
     if (sum === undefined || sum !== this.prev.before[k]) return false;
     const rel = this.rel(target);
     if (this.masked.has(rel)) return false;
+    // The last result holds this file as the last COPY wrote or kept it, with the time recorded then
+    // (for an unmasked path that is the base's entry): unchanged content and mode (the checksum) and
+    // the same time mean the base's entry is what this copy would write. The differ gets what it is
+    // from here, and checks it against the base's layer (an `inferred` stat).
+    const t = this.prev.times?.[rel];
+    if (t !== undefined && st.isFile() && t === Math.round(st.mtimeMs)) {
+      this.remember(rel, inferredFile(want, st.size, t));
+      this.counts.byTimes++;
+      return true;
+    }
     const p = this.previous(rel);
     if (!p || p.st.uid !== want.uid || p.st.gid !== want.gid) return false;
     if (st.isSymbolicLink()) return p.st.isSymbolicLink() && fs.readlinkSync(p.host, { encoding: 'buffer' }).equals(fs.readlinkSync(srcHost, { encoding: 'buffer' }));
@@ -238,4 +262,64 @@ export class CopyReuse {
     };
     walk('');
   }
+}
+
+const S_IFREG = fs.constants.S_IFREG;
+const no = () => false;
+
+/** A regular file as a COPY writes it (owner and mode of the copy, the source's size and time), for the differ. */
+function inferredFile(want: { uid: number; gid: number; mode: number }, size: number, mtimeMs: number): EntryStat {
+  return {
+    inferred: true,
+    mode: S_IFREG | want.mode,
+    uid: want.uid,
+    gid: want.gid,
+    size,
+    mtimeMs,
+    nlink: 1,
+    dev: 0,
+    ino: 0,
+    rdev: 0,
+    isFile: () => true,
+    isDirectory: no,
+    isSymbolicLink: no,
+    isCharacterDevice: no,
+    isBlockDevice: no,
+    isFIFO: no,
+    isSocket: no,
+  };
+}
+
+/** Recorded for at most this many files (about 60 bytes each in memory, 40 in the file); past it, none. */
+const MAX_TIMES = 200_000;
+
+/**
+ * The time a COPY gives each regular file it writes or keeps (whole milliseconds: the Date the copy
+ * sets), by walk path: stored with the result for the step's next COPY (`PreviousCopy.times`).
+ */
+export class TimesRecorder {
+  private readonly root: string;
+  private times: Record<string, number> | undefined = Object.create(null) as Record<string, number>;
+  private count = 0;
+  constructor(dstRoot: string) {
+    this.root = latin1(dstRoot);
+  }
+  note(target: HostPath, mtimeMs: number): void {
+    if (!this.times) return;
+    const t = latin1(target);
+    if (!t.startsWith(this.root + '/')) return;
+    this.times[t.slice(this.root.length + 1)] = Math.round(mtimeMs);
+    if (++this.count > MAX_TIMES) this.times = undefined;
+  }
+  /** What to store for `snapshot`, or undefined when too many files were copied. */
+  result(snapshot: string | undefined): CopyTimes | undefined {
+    return this.times && snapshot ? { snapshot, times: this.times } : undefined;
+  }
+}
+
+const recorded = new WeakMap<object, CopyTimes>();
+/** The times a COPY recorded for its result, for the cache to store (ops/handles.ts). */
+export const copyTimesOf = (result: object): CopyTimes | undefined => recorded.get(result);
+export function attachCopyTimes(result: object, t: CopyTimes | undefined): void {
+  if (t) recorded.set(result, t);
 }

@@ -7,7 +7,7 @@ import { writeAllSync } from '../fsutil/index.js';
 import { applyMeta } from '../runtime/index.js';
 import type { ModeFn } from './chmod.js';
 import { joinHost, sourceEntries, type HostPath } from './copysource.js';
-import { sameTime, type CopyReuse } from './copyreuse.js';
+import { sameTime, type CopyReuse, type TimesRecorder } from './copyreuse.js';
 
 export interface Owner {
   uid: number;
@@ -23,6 +23,8 @@ export interface CopyCtx {
   signal: AbortSignal;
   /** Writing on the previous result of the same step: only what differs is written. */
   reuse?: CopyReuse;
+  /** Records the time each regular file gets, for the step's next COPY. */
+  times?: TimesRecorder;
 }
 
 const modeOf = (st: fs.Stats, c: CopyCtx) => (c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
@@ -90,6 +92,7 @@ export function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: C
   // device nodes and sockets in a context are skipped, as BuildKit does (tar cannot hold a socket)
   if (!st.isDirectory() && !st.isSymbolicLink() && !st.isFile() && !st.isFIFO()) return;
   c.reuse?.visit(target);
+  if (c.times && st.isFile()) c.times.note(target, st.mtimeMs);
   if (c.reuse && !fresh && !st.isDirectory() && c.reuse.keep(srcHost, srcRel, target, st, { ...c.owner, mode: modeOf(st, c) })) return;
   // In a directory this copy just made nothing is in the way: no lookup for it (through an overlay, a
   // name that is not there is looked up in every layer).

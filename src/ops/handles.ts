@@ -12,7 +12,7 @@ import { contextMaterial, isURL } from './copysource.js';
 import { Downloads } from './fetch.js';
 import { opMaterial } from './keys.js';
 import { layerParent } from './layer.js';
-import { previousCopy, type PreviousCopy } from './copyreuse.js';
+import { copyTimesOf, previousCopy, type PreviousCopy } from './copyreuse.js';
 import path from 'node:path';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 
@@ -167,6 +167,8 @@ export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec
       const parent = stateOf(inputs[0]);
       const st = stateOf(result);
       if (!st || !parent) return;
+      const times = op.kind === 'copy' ? copyTimesOf(st) : undefined;
+      if (id && times) c.index.rememberCopyTimes(id, times);
       const added = st.layers.length > parent.layers.length ? st.layers.at(-1)! : null;
       const now = new Date().toISOString();
       c.index.save({ key: key.key, snapshot: st.snapshot, layer: added, description: v.name, created: st.history.at(-1)?.created ?? env.created, lastUsed: now, size: added?.descriptor.size ?? 0 });
