@@ -37,6 +37,27 @@ test('checksums cover content and metadata but never mtime; the memo avoids re-r
   }
 });
 
+test("a file's mtime from the walk is the whole milliseconds Node's lstat Date gives, odd times and all", () => {
+  const d = tmpdir();
+  try {
+    const memo = new ChecksumMemo();
+    const times = [1700000000.9995, 1700000000.0004999, 1700000000.4995, 0, 0.0005, -1.0005, -86400.9999999, 2 ** 33 + 0.123456789];
+    times.forEach((t, i) => {
+      const f = path.join(d, `f${i}`);
+      fs.writeFileSync(f, String(i));
+      fs.utimesSync(f, t, t);
+      const seen = { ms: NaN };
+      entryChecksum(f, memo, seen);
+      assert.is(seen.ms, fs.lstatSync(f).mtime.getTime(), `${t}`);
+    });
+    const seen = { ms: NaN };
+    entryChecksum(d, memo, seen);
+    assert.ok(Number.isNaN(seen.ms), 'a directory gives none');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test('a damaged or truncated memo keeps what parsed and is rewritten whole', () => {
   const d = tmpdir();
   try {

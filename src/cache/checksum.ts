@@ -159,9 +159,27 @@ function text(b: Buffer): string {
   return Buffer.from(t).equals(b) ? t : `\0${b.toString('hex')}`;
 }
 
-/** One entry's checksum: metadata and, for files, content; symlinks by their target. It starts with the entry's kind and a space (`d `, `f `, `l `, `o `), which walkers use instead of another lstat. */
-export function entryChecksum(p: string | Buffer, memo: ChecksumMemo): string {
+/**
+ * A time as Node's lstat gives it in milliseconds (`mtimeMs`: seconds times 1000 plus nanoseconds
+ * over a million, in doubles), from the nanoseconds of the bigint lstat: the same double, bit for bit.
+ */
+function msOf(ns: bigint): number {
+  let sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  if (nsec < 0n) {
+    sec -= 1n;
+    nsec += 1_000_000_000n;
+  }
+  return Number(sec) * 1000 + Number(nsec) / 1e6;
+}
+
+/**
+ * One entry's checksum: metadata and, for files, content; symlinks by their target. It starts with the entry's kind and a space (`d `, `f `, `l `, `o `), which walkers use instead of another lstat.
+ * `mtime`, when given, gets a regular file's mtime in whole milliseconds (the Date Node's lstat would give).
+ */
+export function entryChecksum(p: string | Buffer, memo: ChecksumMemo, mtime?: { ms: number }): string {
   const st = fs.lstatSync(p, { bigint: true });
+  if (mtime && st.isFile()) mtime.ms = Math.round(msOf(st.mtimeNs));
   // Joined, not templated: one flat string per entry, as the memo's keys (a build holds one per file).
   const meta = [st.mode.toString(8), st.uid, st.gid];
   if (st.isSymbolicLink()) return ['l', ...meta, text(fs.readlinkSync(p, { encoding: 'buffer' }))].join(' ');

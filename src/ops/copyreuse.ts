@@ -45,6 +45,14 @@ export interface PreviousCopy {
    * still, and whose checksum is unchanged, is kept without an lstat of the base (see `unchanged`).
    */
   times?: Record<string, number>;
+  /** This build's walk of the context: each regular file's mtime in whole milliseconds, by material key. */
+  walk?: Record<string, number>;
+}
+
+const walks = new WeakMap<object, Record<string, number>>();
+/** The file times the key's context walk saw, kept with the key's material for a COPY on its last result. */
+export function noteWalkTimes(material: object, times: Record<string, number>): void {
+  walks.set(material, times);
 }
 
 /**
@@ -69,8 +77,9 @@ export async function previousCopy(env: OpsEnv, index: CacheIndex, stepId: strin
     const lost = Object.keys(last.material).some((k) => k.startsWith('file:') && !(k in now.material));
     const t = index.lastCopyTimes(stepId);
     const times = t?.snapshot === rec.snapshot ? t.times : undefined;
-    if (squashed === 0) return { base: rec.snapshot, baseLayer: rec.layer.descriptor.mediaType === MediaType.layer ? rec.layer.descriptor.digest : undefined, before: last.material, now: now.material, lost, times };
-    return { base: info.parent!, baseLayer: info.labels[BASE_LAYER], mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost, times };
+    const walk = walks.get(now.material);
+    if (squashed === 0) return { base: rec.snapshot, baseLayer: rec.layer.descriptor.mediaType === MediaType.layer ? rec.layer.descriptor.digest : undefined, before: last.material, now: now.material, lost, times, walk };
+    return { base: info.parent!, baseLayer: info.labels[BASE_LAYER], mask: await env.snapshotter.upperDir?.(rec.snapshot), before: last.material, now: now.material, lost, times, walk };
   } catch {
     // gone or changing under another build: copy in full
     return undefined;
@@ -220,6 +229,27 @@ export class CopyReuse {
     if (st.isSymbolicLink()) return p.st.isSymbolicLink() && fs.readlinkSync(p.host, { encoding: 'buffer' }).equals(fs.readlinkSync(srcHost, { encoding: 'buffer' }));
     if (!st.isFile() || !p.st.isFile()) return false;
     return p.st.size === st.size && (p.st.mode & 0o7777) === want.mode && sameTime(p.st, st);
+  }
+
+  /**
+   * A regular file kept before its source is even lstat'ed: its checksum is the last build's, and the
+   * time this build's walk of the context saw is the one the last COPY recorded for it (`unchanged`
+   * below, with what the key's material and the walk already know). Returns the time, or undefined.
+   */
+  knownFile(srcHost: HostPath, srcRel: string, target: HostPath, want: (mode: number) => { uid: number; gid: number; mode: number }): number | undefined {
+    if (typeof srcHost !== 'string' || typeof target !== 'string' || !this.prev.times || !this.prev.walk) return undefined;
+    const k = `file:${srcRel === '' ? '.' : srcRel}`;
+    const sum = this.prev.now[k];
+    const t = this.prev.walk[k];
+    if (t === undefined || sum === undefined || !sum.startsWith('f ') || sum !== this.prev.before[k]) return undefined;
+    const rel = this.rel(target);
+    if (this.prev.times[rel] !== t || this.masked.has(rel)) return undefined;
+    // `f <mode in octal> <uid> <gid> <size> <digest>` (cache/checksum.ts).
+    const [, mode, , , size] = sum.split(' ');
+    this.remember(rel, inferredFile(want(parseInt(mode!, 8)), Number(size), t));
+    this.counts.kept++;
+    this.counts.byTimes++;
+    return t;
   }
 
   /** `unchanged`, counted. */

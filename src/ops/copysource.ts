@@ -126,16 +126,22 @@ export function keptPath(source: string, rel: string): string {
 /**
  * The cache material of a COPY/ADD from the context: one `file:<path>` entry per file, directory and
  * symlink it would read (after .dockerignore and --exclude), by content and metadata, never mtime.
+ * `times`, when given, gets each regular file's mtime in whole milliseconds by the same keys: not
+ * part of the key, but what a COPY written on its last result compares (copyreuse.ts).
  */
-export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sources' | 'excludes' | 'verb'>, dir: string, ignorePatterns: string[], memo: ChecksumMemo): Record<string, string> {
+export function contextMaterial(op: Pick<Extract<OpSpec, { kind: 'copy' }>, 'sources' | 'excludes' | 'verb'>, dir: string, ignorePatterns: string[], memo: ChecksumMemo, times?: Record<string, number>): Record<string, string> {
   const ignore = ignorePatterns.length ? new IgnoreMatcher(ignorePatterns) : undefined;
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const out: Record<string, string> = {};
   const skip = (rel: string, base: string) =>
     (ignore?.matches(rel) ?? false) || (excludes !== undefined && (excludes.matches(rel) || (base !== '' && rel.startsWith(base + '/') && excludes.matches(rel.slice(base.length + 1)))));
+  const mtime = { ms: NaN };
   const walk = (host: HostPath, rel: string, key: string, base: string) => {
-    const sum = entryChecksum(host, memo);
-    out[`file:${key === '' ? '.' : key}`] = sum;
+    mtime.ms = NaN;
+    const sum = entryChecksum(host, memo, times && mtime);
+    const k = `file:${key === '' ? '.' : key}`;
+    out[k] = sum;
+    if (times && !Number.isNaN(mtime.ms)) times[k] = mtime.ms;
     // The checksum says what the entry is ('d' for a directory): a second lstat per entry was a fifth
     // of a no-change build of a 20,000-file context.
     if (!sum.startsWith('d ')) return;

@@ -27,7 +27,8 @@ export interface CopyCtx {
   times?: TimesRecorder;
 }
 
-const modeOf = (st: fs.Stats, c: CopyCtx) => (c.chmod ? c.chmod(st.mode, st.isDirectory()) : st.mode & 0o7777);
+const modeFor = (mode: number, dir: boolean, c: CopyCtx) => (c.chmod ? c.chmod(mode, dir) : mode & 0o7777);
+const modeOf = (st: fs.Stats, c: CopyCtx) => modeFor(st.mode, st.isDirectory(), c);
 
 /** A directory already there whose owner, mode or time differ from what the copy gives it. */
 function metaDiffers(target: HostPath, st: fs.Stats, c: CopyCtx): boolean {
@@ -88,6 +89,15 @@ export function clearTarget(target: HostPath, keepDir: boolean): void {
  */
 export function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: CopyCtx, fresh = false): void {
   if (c.signal.aborted) throw c.signal.reason;
+  if (c.reuse && !fresh) {
+    // Known unchanged from the key's walk and the last COPY's record: not even an lstat here.
+    const t = c.reuse.knownFile(srcHost, srcRel, target, (mode) => ({ ...c.owner, mode: modeFor(mode, false, c) }));
+    if (t !== undefined) {
+      c.reuse.visit(target);
+      c.times?.note(target, t);
+      return;
+    }
+  }
   const st = fs.lstatSync(srcHost);
   // device nodes and sockets in a context are skipped, as BuildKit does (tar cannot hold a socket)
   if (!st.isDirectory() && !st.isSymbolicLink() && !st.isFile() && !st.isFIFO()) return;

@@ -12,7 +12,7 @@ import { contextMaterial, isURL } from './copysource.js';
 import { Downloads } from './fetch.js';
 import { opMaterial } from './keys.js';
 import { layerParent } from './layer.js';
-import { copyTimesOf, previousCopy, type PreviousCopy } from './copyreuse.js';
+import { copyTimesOf, noteWalkTimes, previousCopy, type PreviousCopy } from './copyreuse.js';
 import path from 'node:path';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 
@@ -92,7 +92,11 @@ async function material(env: OpsEnv, c: CacheEnv, v: Vertex<OpSpec>, inputs: OpR
   }
   if (op.kind === 'copy') {
     const src = inputs[1];
-    if (src?.kind === 'context') Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo.forContext(src.dir)));
+    if (src?.kind === 'context') {
+      const times: Record<string, number> = Object.create(null) as Record<string, number>;
+      Object.assign(m, contextMaterial(op, src.dir, src.ignore, c.memo.forContext(src.dir), times));
+      noteWalkTimes(m, times);
+    }
     else m['src'] = parentId(stateOf(src));
     for (const s of op.sources.filter((x) => op.verb === 'ADD' && isURL(x))) {
       // No --checksum: the content decides, as in BuildKit; the step reuses this download on a miss.
