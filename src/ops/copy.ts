@@ -14,7 +14,7 @@ import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, Me
 import { parseChmod as chmodFn } from './chmod.js';
 import { Downloads } from './fetch.js';
 import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, joinHost, sourceEntries, type HostPath } from './copysource.js';
-import { resolveUser, layerDirs, readFileInLayers } from '../runtime/index.js';
+import { resolveUser, layerDirs, readFileInLayers, readLayerMetaAsync, type LayerMeta } from '../runtime/index.js';
 import { clearTarget, copyTo, type CopyCtx, type Owner } from './copytree.js';
 import { commitState, writableDir } from './layer.js';
 import { attachCopyTimes, CopyReuse, ReuseRefused, TimesRecorder, type PreviousCopy } from './copyreuse.js';
@@ -260,7 +260,15 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
     const parentDirs: string[] = [];
     for (let k = dst.snapshot; k !== undefined; k = (await env.snapshotter.stat(k)).parent) parentDirs.push((await env.snapshotter.upperDir?.(k))!);
     let times: TimesRecorder | undefined;
+    let baseMeta: Promise<LayerMeta> | undefined;
     const reuse = await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
+      // The layer needs the full copy's xattrs: the helper lists them (a walk of every entry, 120 ms
+      // for 20,000 files) while this process copies, not after it. Asked once the mount is done: the
+      // helper answers one request at a time.
+      baseMeta = readLayerMetaAsync(base);
+      baseMeta.catch(() => undefined);
+      // One turn for the request to be written: the copy below does not yield until it is done.
+      await Promise.resolve();
       const reuse = new CopyReuse(dstRoot, base, previous);
       times = new TimesRecorder(dstRoot);
       await copyInto(op, dstRoot, src.dir, src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined, '/', ctx, undefined, downloadsOf(env, tmp), reuse, times);
@@ -269,7 +277,7 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
     }));
     const byTimes = reuse.counts.byTimes ? ` (${reuse.counts.byTimes} known unchanged by the times recorded last time)` : '';
     ctx.status(`copied only what changed: ${reuse.counts.kept} file(s) kept from this step's last full copy, ${reuse.counts.removed} removed${byTimes}`);
-    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, { base: previous.base, layer: previous.baseLayer, stats: reuse.baseStats });
+    const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' }, { base: previous.base, layer: previous.baseLayer, stats: reuse.baseStats, meta: baseMeta });
     committed = true;
     attachCopyTimes(out, times?.result(out.snapshot));
     return out;

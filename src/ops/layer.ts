@@ -4,7 +4,7 @@ import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChange
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
-import { readLayerMetaAsync } from '../runtime/index.js';
+import { readLayerMetaAsync, type LayerMeta } from '../runtime/index.js';
 import { SnapshotError, type Mount, type Snapshotter } from '../snapshotter/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { withMounted } from '../store/index.js';
@@ -29,6 +29,8 @@ export interface Onto {
   layer?: string;
   /** Entries of `base`'s upperdir the copy has lstat'ed, by walk path: the differ need not again. */
   stats?: ReadonlyMap<string, EntryStat>;
+  /** `base`'s upperdir's xattrs and opaque marks, asked for early (the helper lists them while the copy runs). */
+  meta?: Promise<LayerMeta>;
 }
 
 /** The snapshot a committed snapshot's layer is a change of: its parent, past the ancestors squashed into it. */
@@ -51,7 +53,7 @@ async function upperBlob(env: OpsEnv, activeKey: string, upper: string, meta: { 
   if (onto) {
     const dir = await env.snapshotter.upperDir?.(onto.base);
     if (!dir) throw new Error(`internal: snapshot ${onto.base} has no upperdir to join into this layer`);
-    const m = await readLayerMetaAsync(dir);
+    const m = await (onto.meta ?? readLayerMetaAsync(dir));
     below.push({ dir, opaque: m.opaque, xattrs: m.xattrs, stats: onto.stats });
     const from = onto.layer && env.store.has(onto.layer) ? LayerSplice.open(env.store.blobPath(onto.layer)) : undefined;
     if (from) splice = { layer: 1, from };

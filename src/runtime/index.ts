@@ -31,7 +31,7 @@ export type { ExecOptions } from './exec.js';
 export { LogWriter, readLogs, DEFAULT_LOG_OPTIONS } from './logs.js';
 export type { LogEntry, LogOptions, ReadLogOptions } from './logs.js';
 export { setFrozen, isFrozen, cgroupPids } from './freezer.js';
-export type { StartInfo, SpawnOptions, RunResult } from './helper.js';
+export type { StartInfo, SpawnOptions, RunResult, LayerMeta } from './helper.js';
 export { Volumes, specMount, checkPropagation, propagationFlags } from './volumes.js';
 export type { VolumeInfo, MountConfig } from './volumes.js';
 export { Networks, RESERVED as RESERVED_NETWORKS } from './network.js';
