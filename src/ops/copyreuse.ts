@@ -105,7 +105,9 @@ const MAX_KEPT_STATS = 32_768;
 /** Why a reuse stopped: the step then copies in full. */
 export class ReuseRefused extends Error {}
 
-const latin1 = (p: HostPath) => (typeof p === 'string' ? Buffer.from(p) : p).toString('latin1');
+const ASCII = /^[\x00-\x7f]*$/;
+/** A path's bytes as a latin1 string: an ASCII string is that already (no Buffer made: three a file). */
+const latin1 = (p: HostPath) => (typeof p === 'string' && ASCII.test(p) ? p : (typeof p === 'string' ? Buffer.from(p) : p).toString('latin1'));
 /** `dir/rel`, `rel` a walk path (latin1: one character per byte of the name). */
 const under = (dir: string, rel: string) => (rel === '' ? Buffer.from(dir) : Buffer.concat([Buffer.from(dir), Buffer.from('/' + rel, 'latin1')]));
 const WHITEOUT = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
@@ -220,7 +222,7 @@ export class CopyReuse {
     // from here, and checks it against the base's layer (an `inferred` stat).
     const t = this.prev.times?.[rel];
     if (t !== undefined && st.isFile() && t === Math.round(st.mtimeMs)) {
-      this.remember(rel, inferredFile(want, st.size, t));
+      this.remember(rel, new InferredFile(want, st.size, t));
       this.counts.byTimes++;
       return true;
     }
@@ -246,7 +248,7 @@ export class CopyReuse {
     if (this.prev.times[rel] !== t || this.masked.has(rel)) return undefined;
     // `f <mode in octal> <uid> <gid> <size> <digest>` (cache/checksum.ts).
     const [, mode, , , size] = sum.split(' ');
-    this.remember(rel, inferredFile(want(parseInt(mode!, 8)), Number(size), t));
+    this.remember(rel, new InferredFile(want(parseInt(mode!, 8)), Number(size), t));
     this.counts.kept++;
     this.counts.byTimes++;
     return t;
@@ -294,30 +296,49 @@ export class CopyReuse {
   }
 }
 
+const S_IFMT = fs.constants.S_IFMT;
 const S_IFREG = fs.constants.S_IFREG;
-const no = () => false;
 
 /** A regular file as a COPY writes it (owner and mode of the copy, the source's size and time), for the differ. */
-function inferredFile(want: { uid: number; gid: number; mode: number }, size: number, mtimeMs: number): EntryStat {
-  return {
-    inferred: true,
-    mode: S_IFREG | want.mode,
-    uid: want.uid,
-    gid: want.gid,
-    size,
-    mtimeMs,
-    nlink: 1,
-    dev: 0,
-    ino: 0,
-    rdev: 0,
-    isFile: () => true,
-    isDirectory: no,
-    isSymbolicLink: no,
-    isCharacterDevice: no,
-    isBlockDevice: no,
-    isFIFO: no,
-    isSocket: no,
-  };
+class InferredFile implements EntryStat {
+  readonly inferred = true as const;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly nlink = 1;
+  readonly dev = 0;
+  readonly ino = 0;
+  readonly rdev = 0;
+  constructor(
+    want: { uid: number; gid: number; mode: number },
+    readonly size: number,
+    readonly mtimeMs: number,
+  ) {
+    this.mode = S_IFREG | want.mode;
+    this.uid = want.uid;
+    this.gid = want.gid;
+  }
+  isFile(): boolean {
+    return (this.mode & S_IFMT) === S_IFREG;
+  }
+  isDirectory(): boolean {
+    return false;
+  }
+  isSymbolicLink(): boolean {
+    return false;
+  }
+  isCharacterDevice(): boolean {
+    return false;
+  }
+  isBlockDevice(): boolean {
+    return false;
+  }
+  isFIFO(): boolean {
+    return false;
+  }
+  isSocket(): boolean {
+    return false;
+  }
 }
 
 /** Recorded for at most this many files (about 60 bytes each in memory, 40 in the file); past it, none. */
