@@ -19,3 +19,28 @@ export function loadAddon<T>(name: string): { addon: T } | { reason: string } {
     return { reason: `${file}: ${(e as Error).message}` };
   }
 }
+
+/** An addon a variable can turn off (`VAR=0`), loaded at its first use. */
+export interface OptionalAddon<T> {
+  /** The addon, or null: not built, not loadable, or turned off (the variable is read at every call). */
+  get(): T | null;
+  /** For `tsbuild info`: on, or why not. */
+  status(): { on: true } | { on: false; reason: string };
+}
+
+export function optionalAddon<T>(name: string, offVar: string): OptionalAddon<T> {
+  let loaded: { addon: T } | { reason: string } | undefined;
+  const load = () => (loaded ??= loadAddon<T>(name));
+  return {
+    get() {
+      if (process.env[offVar] === '0') return null;
+      const l = load();
+      return 'addon' in l ? l.addon : null;
+    },
+    status() {
+      if (process.env[offVar] === '0') return { on: false, reason: `${offVar}=0` };
+      const l = load();
+      return 'addon' in l ? { on: true } : { on: false, reason: l.reason };
+    },
+  };
+}

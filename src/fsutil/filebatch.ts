@@ -8,7 +8,7 @@
  * Optional: without the addon (Node's headers missing at install) or with TSBUILD_FILE_BATCH=0,
  * `FileBatch.open()` answers null and the caller makes each file itself.
  */
-import { loadAddon } from './addon.js';
+import { optionalAddon } from './addon.js';
 
 interface Addon {
   makeFiles(meta: Float64Array, bytes: Buffer, start: number, count: number, status: Int32Array): void;
@@ -32,21 +32,10 @@ const CALLS = ['', 'open', 'write', 'fstat', 'fchown', 'fchmod', 'futimens', 'cl
  */
 export type OnFailed<T> = (tag: T, data: Buffer, call: string, errno: number) => void;
 
-let addon: Addon | null | undefined;
-
-function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  const l = loadAddon<Addon>('files');
-  if ('addon' in l) addon = l.addon;
-  return addon;
-}
+const addon = optionalAddon<Addon>('files', 'TSBUILD_FILE_BATCH');
 
 /** Whether small files are made in batches (for `tsbuild info`): the reason when not. */
-export function fileBatching(): { on: true } | { on: false; reason: string } {
-  if (process.env.TSBUILD_FILE_BATCH === '0') return { on: false, reason: 'TSBUILD_FILE_BATCH=0' };
-  return load() ? { on: true } : { on: false, reason: "native/build/tsbuild-files.node is missing or does not load (Node's headers were missing when npm ci ran?)" };
-}
+export const fileBatching = (): { on: true } | { on: false; reason: string } => addon.status();
 
 /**
  * Files queued in order and made together by one call into C. A batch stops at its first failure,
@@ -70,9 +59,8 @@ export class FileBatch<T> {
 
   /** A batch, or null when files must be made one by one (no addon). */
   static open<T>(onFailed: OnFailed<T>): FileBatch<T> | null {
-    // Read at every open, not once: the tests compare both ways in one process.
-    if (process.env.TSBUILD_FILE_BATCH === '0') return null;
-    const a = load();
+    // The variable is read at every open, not once: the tests compare both ways in one process.
+    const a = addon.get();
     return a ? new FileBatch<T>(a, onFailed) : null;
   }
 

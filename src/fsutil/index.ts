@@ -13,6 +13,6 @@ export { walkFiles } from './walk.js';
 export { kernelAtLeast } from './kernel.js';
 export { WriteBehind } from './writebehind.js';
 export { Writeback, ReadDrop, pageCacheAdvice } from './pagecache.js';
-export { loadAddon } from './addon.js';
+export { loadAddon, optionalAddon, type OptionalAddon } from './addon.js';
 export { FileBatch, BATCH_MAX_FILE, fileBatching, type OnFailed } from './filebatch.js';
 export { applyDeferredTrust, userEnv, DEFERRED_CA_ENV } from './tlstrust.js';

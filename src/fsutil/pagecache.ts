@@ -11,7 +11,7 @@
  * Advice only: without the addon (no Node headers at install), on a file that refuses it, or with
  * TSBUILD_PAGECACHE_ADVICE=0, nothing is done and nothing changes but memory use and timing.
  */
-import { loadAddon } from './addon.js';
+import { optionalAddon } from './addon.js';
 
 /** Both run on the thread pool (either can wait for the disk); length 0 means to the end of the file. */
 interface Addon {
@@ -22,23 +22,12 @@ interface Addon {
 /** Writeback starts per window; a reader drops what it read a window ago (written back by then). */
 const WINDOW = 8 << 20;
 
-let addon: Addon | null | undefined;
-
-function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  if (process.env.TSBUILD_PAGECACHE_ADVICE === '0') return addon;
-  // Without it (not built, a stale or foreign build) the writes work as they always did.
-  const l = loadAddon<Addon>('pagecache');
-  if ('addon' in l) addon = l.addon;
-  return addon;
-}
+// Without it (not built, a stale or foreign build) the writes work as they always did.
+const addon = optionalAddon<Addon>('pagecache', 'TSBUILD_PAGECACHE_ADVICE');
+const load = () => addon.get();
 
 /** Whether page cache advice is given (for `tsbuild info`): the reason when not. */
-export function pageCacheAdvice(): { on: true } | { on: false; reason: string } {
-  if (process.env.TSBUILD_PAGECACHE_ADVICE === '0') return { on: false, reason: 'TSBUILD_PAGECACHE_ADVICE=0' };
-  return load() ? { on: true } : { on: false, reason: 'native/build/tsbuild-pagecache.node is missing or does not load (Node\'s headers were missing when npm ci ran?)' };
-}
+export const pageCacheAdvice = (): { on: true } | { on: false; reason: string } => addon.status();
 
 /**
  * Advice for one descriptor, one call at a time, in order. The first refusal (a pipe, a filesystem

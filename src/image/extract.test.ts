@@ -14,6 +14,16 @@ import { dirsEach, programUnavailable, tarOf, testUnless } from '../testutil/ind
 const dirs = dirsEach(['root', 'host'], 'tsb-x');
 const archive = tarOf;
 
+/** xorshift32 from `seed`: the same numbers below `n` every run. */
+function xorshift(seed: number): (n: number) => number {
+  return (n) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+}
+
 const run = (b: Buffer, opts = {}) => extractTar(Readable.from([b]), dirs.root, opts);
 const rejects = async (p: Promise<unknown>, re: RegExp) => {
   const e = await p.then(() => undefined, (x: unknown) => x);
@@ -116,14 +126,7 @@ test('entry names: the usual ones taken as they are, every other resolved as bef
     return path_.posix.normalize('/' + raw.replace(/^\.\/+/, '')).slice(1);
   };
   const pieces = ['a', 'bc', '.', '..', '/', '//', './', '../', '.wh.x', 'a..b', '...', ' '];
-  // xorshift32, seeded: the same names every run.
-  let seed = 2463534242;
-  const rand = (n: number) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rand = xorshift(2463534242);
   for (let i = 0; i < 200000; i++) {
     let raw = '';
     for (let k = rand(7); k >= 0; k--) raw += pieces[rand(pieces.length)];
@@ -319,14 +322,7 @@ function listing(root: string): string[] {
 
 test('small files made in batches come out as made one by one: names taken, replaced, linked, whited out, 3,000 random entries', async () => {
   type Case = { pre?: (root: string) => void; entries: Parameters<typeof archive>[0]; whiteouts?: boolean };
-  // xorshift32, seeded: the same archive every run.
-  let seed = 88172645;
-  const rnd = (n: number) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rnd = xorshift(88172645);
   const many: Case['entries'] = [];
   for (let i = 0; i < 3000; i++) {
     const r = rnd(100);
