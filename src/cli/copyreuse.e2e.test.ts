@@ -125,6 +125,25 @@ async function edits(env: Record<string, string>): Promise<void> {
     assert.is(out.stdout, 'parent\nparent\n');
 }
 
+it('COPY --chmod and --chown on the last result equal a full copy: the mode the copy gives is what is kept', async () => {
+  root = tmpdir('tsb-copyreuse-store-');
+  try {
+    const d = ctx('FROM base\nCOPY --chmod=u=rwX,go=rX --chown=7:8 app /app\n', files(30));
+    fs.chmodSync(path.join(d, 'app/sub/f2'), 0o700);
+    fs.chmodSync(path.join(d, 'app/sub/f3'), 0o600);
+    age(path.join(d, 'app'));
+    await build(d, []);
+    write(d, 'app/sub/f1', 'edited\n');
+    const log = await same(d);
+    assert.ok(Number(/\((\d+) known unchanged by the times recorded last time\)/.exec(log)?.[1]) >= 30, log);
+    const out = await cli(['run', '--rm', 'reuse', 'stat', '-c', '%a %u:%g', '/app/sub/f2', '/app/sub/f3'], { root });
+    assert.is(out.stdout, '755 7:8\n644 7:8\n');
+  } finally {
+    removeStore(root);
+    root = sharedRoot;
+  }
+});
+
 it('edits on a full copy: the store stays consistent, one level deep, and prune removes it all', async () => {
   const d = ctx('FROM base\nCOPY app /app\n', files(20));
   await build(d, []);

@@ -72,10 +72,12 @@ function warner(ctx: OpContext): (message: string) => void {
 function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ignore: IgnoreMatcher | undefined, signal: AbortSignal, ownerOverride: Owner | undefined, warn: (m: string) => void): CopyCtx & { excludeBase: { value: string }; excludes?: IgnoreMatcher } {
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const excludeBase = { value: '' };
+  const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
   return {
     dstRoot,
     owner: ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot, warn) : { uid: 0, gid: 0 }),
-    chmod: op.chmod ? chmodFn(op.chmod) : undefined,
+    chmod,
+    modeOfFile: chmod ? (mode) => chmod(mode, false) : (mode) => mode & 0o7777,
     ignored: (rel) => (ignore ? ignore.matches(rel) : false),
     // --exclude patterns match paths relative to the source being copied (BuildKit's fileop), and
     // the context-relative path too, so `--exclude=*.md dir` and `--exclude=dir/*.md dir` both work.

@@ -222,7 +222,7 @@ export class CopyReuse {
     // from here, and checks it against the base's layer (an `inferred` stat).
     const t = this.prev.times?.[rel];
     if (t !== undefined && st.isFile() && t === Math.round(st.mtimeMs)) {
-      this.remember(rel, new InferredFile(want, st.size, t));
+      this.remember(rel, new InferredFile(want.uid, want.gid, want.mode, st.size, t));
       this.counts.byTimes++;
       return true;
     }
@@ -238,7 +238,7 @@ export class CopyReuse {
    * time this build's walk of the context saw is the one the last COPY recorded for it (`unchanged`
    * below, with what the key's material and the walk already know). Returns the time, or undefined.
    */
-  knownFile(srcHost: HostPath, srcRel: string, target: HostPath, want: (mode: number) => { uid: number; gid: number; mode: number }): number | undefined {
+  knownFile(srcHost: HostPath, srcRel: string, target: HostPath, owner: { uid: number; gid: number }, modeOf: (mode: number) => number): number | undefined {
     if (typeof srcHost !== 'string' || typeof target !== 'string' || !this.prev.times || !this.prev.walk) return undefined;
     const k = `file:${srcRel === '' ? '.' : srcRel}`;
     const sum = this.prev.now[k];
@@ -247,8 +247,10 @@ export class CopyReuse {
     const rel = this.rel(target);
     if (this.prev.times[rel] !== t || this.masked.has(rel)) return undefined;
     // `f <mode in octal> <uid> <gid> <size> <digest>` (cache/checksum.ts).
-    const [, mode, , , size] = sum.split(' ');
-    this.remember(rel, new InferredFile(want(parseInt(mode!, 8)), Number(size), t));
+    const m = sum.indexOf(' ', 2);
+    const sizeAt = sum.indexOf(' ', sum.indexOf(' ', m + 1) + 1) + 1;
+    const mode = modeOf(parseInt(sum.slice(2, m), 8));
+    this.remember(rel, new InferredFile(owner.uid, owner.gid, mode, Number(sum.slice(sizeAt, sum.indexOf(' ', sizeAt))), t));
     this.counts.kept++;
     this.counts.byTimes++;
     return t;
@@ -309,14 +311,10 @@ class InferredFile implements EntryStat {
   readonly dev = 0;
   readonly ino = 0;
   readonly rdev = 0;
-  constructor(
-    want: { uid: number; gid: number; mode: number },
-    readonly size: number,
-    readonly mtimeMs: number,
-  ) {
-    this.mode = S_IFREG | want.mode;
-    this.uid = want.uid;
-    this.gid = want.gid;
+  constructor(uid: number, gid: number, mode: number, readonly size: number, readonly mtimeMs: number) {
+    this.mode = S_IFREG | mode;
+    this.uid = uid;
+    this.gid = gid;
   }
   isFile(): boolean {
     return (this.mode & S_IFMT) === S_IFREG;

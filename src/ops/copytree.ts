@@ -25,10 +25,11 @@ export interface CopyCtx {
   reuse?: CopyReuse;
   /** Records the time each regular file gets, for the step's next COPY. */
   times?: TimesRecorder;
+  /** The mode a regular file of this source mode gets (--chmod, or its own). */
+  modeOfFile: (mode: number) => number;
 }
 
-const modeFor = (mode: number, dir: boolean, c: CopyCtx) => (c.chmod ? c.chmod(mode, dir) : mode & 0o7777);
-const modeOf = (st: fs.Stats, c: CopyCtx) => modeFor(st.mode, st.isDirectory(), c);
+const modeOf = (st: fs.Stats, c: CopyCtx) => (st.isDirectory() ? (c.chmod ? c.chmod(st.mode, true) : st.mode & 0o7777) : c.modeOfFile(st.mode));
 
 /** A directory already there whose owner, mode or time differ from what the copy gives it. */
 function metaDiffers(target: HostPath, st: fs.Stats, c: CopyCtx): boolean {
@@ -91,7 +92,7 @@ export function copyTo(srcHost: HostPath, srcRel: string, target: HostPath, c: C
   if (c.signal.aborted) throw c.signal.reason;
   if (c.reuse && !fresh) {
     // Known unchanged from the key's walk and the last COPY's record: not even an lstat here.
-    const t = c.reuse.knownFile(srcHost, srcRel, target, (mode) => ({ ...c.owner, mode: modeFor(mode, false, c) }));
+    const t = c.reuse.knownFile(srcHost, srcRel, target, c.owner, c.modeOfFile);
     if (t !== undefined) {
       c.reuse.visit(target);
       c.times?.note(target, t);
