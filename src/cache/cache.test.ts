@@ -85,6 +85,48 @@ test('a damaged or truncated memo keeps what parsed and is rewritten whole', () 
   }
 });
 
+test('a memo appends what a build changed, later records win, it is rewritten whole once mostly superseded, and a torn tail is dropped', () => {
+  const d = tmpdir();
+  try {
+    const file = path.join(d, 'ctx.memo');
+    const files = Array.from({ length: 50 }, (_, i) => path.join(d, `f${i}`));
+    files.forEach((f, i) => fs.writeFileSync(f, `v0 ${i}`));
+    const first = new ChecksumMemo(file);
+    for (const f of files) entryChecksum(f, first);
+    first.save();
+    const whole = fs.statSync(file).size;
+    // One file changed: its record is appended, the rest is not written again.
+    fs.writeFileSync(files[3]!, 'v1 changed');
+    const second = new ChecksumMemo(file);
+    for (const f of files) entryChecksum(f, second);
+    assert.is(second.stats.hashed, 1);
+    second.save();
+    const grown = fs.statSync(file).size;
+    assert.ok(grown > whole && grown - whole < 200, `appended ${grown - whole} bytes`);
+    const third = new ChecksumMemo(file);
+    const sums = files.map((f) => entryChecksum(f, third));
+    assert.is(third.stats.hashed, 0, 'the appended record wins over the old one');
+    assert.is(sums[3], entryChecksum(files[3]!, new ChecksumMemo()));
+    // Rewrites of every file, many times over: the file is compacted, it does not grow without end.
+    for (let round = 0; round < 30; round++) {
+      files.forEach((f, i) => fs.writeFileSync(f, `round ${round} ${i}`));
+      const m = new ChecksumMemo(file);
+      for (const f of files) entryChecksum(f, m);
+      m.save();
+    }
+    assert.ok(fs.statSync(file).size < whole * 30, 'compacted, not grown without end');
+    // A tail torn by a crash: the records before it stand, the memo is rewritten whole.
+    fs.appendFileSync(file, `${files[0]}\x00123:45`);
+    const torn = new ChecksumMemo(file);
+    for (const f of files) entryChecksum(f, torn);
+    assert.is(torn.stats.hashed, 0);
+    torn.save();
+    assert.not.ok(fs.readFileSync(file).includes(Buffer.from('123:45')), 'the torn record is gone');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test("one memo file per context: a build reads and rewrites only its own contexts' records; a transient context's are not kept", () => {
   const d = tmpdir();
   try {

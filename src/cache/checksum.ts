@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomicChunks } from '../fsutil/index.js';
+import { writeAllSync, writeFileAtomicChunks } from '../fsutil/index.js';
 
 /** Records of the memo file: `path NUL statKey NUL digest NUL`, after this first line. */
 const MEMO_HEADER = 'tsbuild-checksums 1\n';
@@ -21,6 +21,13 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export class ChecksumMemo {
   private entries = new Map<string, string>();
   private dirty = false;
+  /**
+   * Records the file holds (superseded ones too) when it was read whole and intact, else undefined:
+   * while it is known, the changes of a build are appended instead of rewriting every record (a
+   * one-file edit of a 20,000-file context rewrote 1.5 MB, 55-90 ms). Later records win when read.
+   */
+  private onDisk: number | undefined;
+  private readonly changed = new Set<string>();
   readonly stats = { hashed: 0, memoHits: 0 };
   constructor(private file?: string) {
     if (file) this.load(file);
@@ -45,6 +52,7 @@ export class ChecksumMemo {
       pos = z + 1;
       return f;
     };
+    let records = 0;
     while (pos < raw.length) {
       const p = field();
       const k = field();
@@ -54,7 +62,9 @@ export class ChecksumMemo {
         return;
       }
       this.entries.set(p, [k, d].join(' '));
+      records++;
     }
+    this.onDisk = records;
   }
   // Array join gives one flat string; a template literal gives a tree of rope nodes that the memo would
   // keep for every file (about 300 bytes each, 30 MB for a 100,000-file context).
@@ -82,11 +92,15 @@ export class ChecksumMemo {
     const d = h.digest('hex');
     this.stats.hashed++;
     this.entries.set(key, [k, d].join(' '));
+    this.changed.add(key);
     this.dirty = true;
     return d;
   }
   save(): void {
     if (!this.file || !this.dirty) return;
+    // Appended while the file would hold at most half as many records again as are live (a reader
+    // parses them all); past that, rewritten whole.
+    if (this.onDisk !== undefined && this.onDisk + this.changed.size <= 1.5 * this.entries.size + 1024 && this.append(this.file)) return;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     const entries = this.entries;
     function* chunks(): Generator<string> {
@@ -105,6 +119,38 @@ export class ChecksumMemo {
     // A cache of digests: a power loss at worst costs hashing again, so no fsync.
     writeFileAtomicChunks(this.file, chunks(), { sync: false });
     this.dirty = false;
+    this.onDisk = entries.size;
+    this.changed.clear();
+  }
+  /**
+   * The changed records at the end of the file, in one write. A write cut short (a crash, a full disk)
+   * leaves a damaged tail, which the next reader drops and rewrites; another build's rewrite in the
+   * meantime (a rename) takes the appended records with the old file: hashed again, never wrong.
+   */
+  private append(file: string): boolean {
+    const part: string[] = [];
+    for (const key of this.changed) {
+      const e = this.entries.get(key)!;
+      const sp = e.indexOf(' ');
+      part.push(key, e.slice(0, sp), e.slice(sp + 1));
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND);
+    } catch {
+      return false;
+    }
+    try {
+      writeAllSync(fd, Buffer.from(part.join('\0') + '\0'));
+    } catch {
+      return false;
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.onDisk! += this.changed.size;
+    this.changed.clear();
+    this.dirty = false;
+    return true;
   }
 }
 
