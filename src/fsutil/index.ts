@@ -2,7 +2,7 @@
  * fsutil: filesystem habits every module shares. Atomic writes (temp file, fsync, rename), JSON
  * files that may be missing, file locks that a dead holder does not keep, whether a pid lives, and
  * paths resolved inside a root so that no symlink leads out of it; large bodies written behind their
- * producer in batches, with writeback started behind them; the optional native addons loaded; the certificate authorities of NODE_EXTRA_CA_CERTS, applied at the first HTTPS
+ * producer in batches, with writeback started behind them; small files made many at a time in C (a layer's apply); the optional native addons loaded; the certificate authorities of NODE_EXTRA_CA_CERTS, applied at the first HTTPS
  * request (bin/tsbuild defers them); whether the running kernel is at least a given release.
  *
  * Imports errors only.
