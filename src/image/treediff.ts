@@ -52,8 +52,12 @@ export type EntryStat = Pick<fs.Stats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeM
 
 const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } = fs.constants;
 
+/** The numbers of an lstat that the differ reads. */
+export type StatNumbers = Pick<fs.Stats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev'>;
+
 /** An lstat result kept for later: nine numbers, where an fs.Stats held for later costs over 1 KB. */
 class KeptStat implements EntryStat {
+  readonly inferred: true | undefined;
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
@@ -63,7 +67,8 @@ class KeptStat implements EntryStat {
   readonly dev: number;
   readonly ino: number;
   readonly rdev: number;
-  constructor(st: fs.Stats) {
+  constructor(st: StatNumbers, inferred: boolean) {
+    this.inferred = inferred ? true : undefined;
     this.mode = st.mode;
     this.uid = st.uid;
     this.gid = st.gid;
@@ -97,8 +102,11 @@ class KeptStat implements EntryStat {
   }
 }
 
-/** An lstat result in the form a caller keeps for `UpperDir.stats`. */
-export const keptStat = (st: fs.Stats): EntryStat => new KeptStat(st);
+/**
+ * An lstat result in the form a caller keeps for `UpperDir.stats`; `inferred`: numbers the caller
+ * knows the entry to have without an lstat (see EntryStat).
+ */
+export const keptStat = (st: StatNumbers, inferred = false): EntryStat => new KeptStat(st, inferred);
 
 /** One upperdir of a stack: its directory, the directories overlay marked opaque in it, its xattrs. */
 export interface UpperDir {

@@ -42,7 +42,7 @@ export interface PreviousCopy {
   /**
    * The time the last COPY of this step gave each regular file of its result (walk path → whole
    * milliseconds), when it recorded them for that very result: a file whose source has that time
-   * still, and whose checksum is unchanged, is kept without an lstat of the base (see `unchanged`).
+   * still, and whose checksum is unchanged, is kept without an lstat of the base (see `knownFile`).
    */
   times?: Record<string, number>;
   /** This build's walk of the context: each regular file's mtime in whole milliseconds, by material key. */
@@ -216,16 +216,6 @@ export class CopyReuse {
     if (sum === undefined || sum !== this.prev.before[k]) return false;
     const rel = this.rel(target);
     if (this.masked.has(rel)) return false;
-    // The last result holds this file as the last COPY wrote or kept it, with the time recorded then
-    // (for an unmasked path that is the base's entry): unchanged content and mode (the checksum) and
-    // the same time mean the base's entry is what this copy would write. The differ gets what it is
-    // from here, and checks it against the base's layer (an `inferred` stat).
-    const t = this.prev.times?.[rel];
-    if (t !== undefined && st.isFile() && t === Math.round(st.mtimeMs)) {
-      this.remember(rel, new InferredFile(want.uid, want.gid, want.mode, st.size, t));
-      this.counts.byTimes++;
-      return true;
-    }
     const p = this.previous(rel);
     if (!p || p.st.uid !== want.uid || p.st.gid !== want.gid) return false;
     if (st.isSymbolicLink()) return p.st.isSymbolicLink() && fs.readlinkSync(p.host, { encoding: 'buffer' }).equals(fs.readlinkSync(srcHost, { encoding: 'buffer' }));
@@ -235,8 +225,11 @@ export class CopyReuse {
 
   /**
    * A regular file kept before its source is even lstat'ed: its checksum is the last build's, and the
-   * time this build's walk of the context saw is the one the last COPY recorded for it (`unchanged`
-   * below, with what the key's material and the walk already know). Returns the time, or undefined.
+   * time this build's walk of the context saw is the one the last COPY recorded for it. The last
+   * result holds the file as that COPY wrote or kept it (for an unmasked path, the base's entry), so
+   * the base's entry is what this copy would write (`unchanged` above, from what the key's material
+   * and the walk already know). The differ gets an `inferred` stat for it, which it checks against
+   * the base's layer. Returns the time, or undefined (then `keep` decides, with lstats).
    */
   knownFile(srcHost: HostPath, srcRel: string, target: HostPath, owner: { uid: number; gid: number }, modeOf: (mode: number) => number): number | undefined {
     if (typeof srcHost !== 'string' || typeof target !== 'string' || !this.prev.times || !this.prev.walk) return undefined;
@@ -250,7 +243,7 @@ export class CopyReuse {
     const m = sum.indexOf(' ', 2);
     const sizeAt = sum.indexOf(' ', sum.indexOf(' ', m + 1) + 1) + 1;
     const mode = modeOf(parseInt(sum.slice(2, m), 8));
-    this.remember(rel, new InferredFile(owner.uid, owner.gid, mode, Number(sum.slice(sizeAt, sum.indexOf(' ', sizeAt))), t));
+    this.remember(rel, inferredFile(owner.uid, owner.gid, mode, Number(sum.slice(sizeAt, sum.indexOf(' ', sizeAt))), t));
     this.counts.kept++;
     this.counts.byTimes++;
     return t;
@@ -298,46 +291,9 @@ export class CopyReuse {
   }
 }
 
-const S_IFMT = fs.constants.S_IFMT;
-const S_IFREG = fs.constants.S_IFREG;
-
 /** A regular file as a COPY writes it (owner and mode of the copy, the source's size and time), for the differ. */
-class InferredFile implements EntryStat {
-  readonly inferred = true as const;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly nlink = 1;
-  readonly dev = 0;
-  readonly ino = 0;
-  readonly rdev = 0;
-  constructor(uid: number, gid: number, mode: number, readonly size: number, readonly mtimeMs: number) {
-    this.mode = S_IFREG | mode;
-    this.uid = uid;
-    this.gid = gid;
-  }
-  isFile(): boolean {
-    return (this.mode & S_IFMT) === S_IFREG;
-  }
-  isDirectory(): boolean {
-    return false;
-  }
-  isSymbolicLink(): boolean {
-    return false;
-  }
-  isCharacterDevice(): boolean {
-    return false;
-  }
-  isBlockDevice(): boolean {
-    return false;
-  }
-  isFIFO(): boolean {
-    return false;
-  }
-  isSocket(): boolean {
-    return false;
-  }
-}
+const inferredFile = (uid: number, gid: number, mode: number, size: number, mtimeMs: number): EntryStat =>
+  keptStat({ mode: fs.constants.S_IFREG | mode, uid, gid, size, mtimeMs, nlink: 1, dev: 0, ino: 0, rdev: 0 }, true);
 
 /** Recorded for at most this many files (about 60 bytes each in memory, 40 in the file); past it, none. */
 const MAX_TIMES = 200_000;
