@@ -13,6 +13,12 @@ const MEMO_HEADER = 'tsbuild-checksums 1\n';
 const STAT_KEY = /^\d+(:\d+){7}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** A memo entry (`statKey digest`) as the three fields of its record. */
+function pushRecord(part: string[], p: string, e: string): void {
+  const sp = e.indexOf(' ');
+  part.push(p, e.slice(0, sp), e.slice(sp + 1));
+}
+
 /**
  * The memo holds one record per file of every context it has seen, so it is kept small: each entry
  * is one flat string (`statKey digest`), and it is read and written record by record rather than as
@@ -107,8 +113,7 @@ export class ChecksumMemo {
       yield MEMO_HEADER;
       let part: string[] = [];
       for (const [p, e] of entries) {
-        const sp = e.indexOf(' ');
-        part.push(p, e.slice(0, sp), e.slice(sp + 1));
+        pushRecord(part, p, e);
         if (part.length >= 3 * 2048) {
           yield part.join('\0') + '\0';
           part = [];
@@ -129,11 +134,7 @@ export class ChecksumMemo {
    */
   private append(file: string): boolean {
     const part: string[] = [];
-    for (const key of this.changed) {
-      const e = this.entries.get(key)!;
-      const sp = e.indexOf(' ');
-      part.push(key, e.slice(0, sp), e.slice(sp + 1));
-    }
+    for (const key of this.changed) pushRecord(part, key, this.entries.get(key)!);
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND);

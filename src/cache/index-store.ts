@@ -94,8 +94,11 @@ export class CacheIndex {
     }
     return out;
   }
-  private stepFile(stepId: string): string {
-    return path.join(this.steps, crypto.createHash('sha256').update(stepId).digest('hex') + '.json');
+  private stepFile(stepId: string, ext = '.json'): string {
+    return path.join(this.steps, crypto.createHash('sha256').update(stepId).digest('hex') + ext);
+  }
+  private timesFile(stepId: string): string {
+    return this.stepFile(stepId, '.times');
   }
   /**
    * What `lastStep` read, by step, with the identity of the file it came from: a miss asks twice (to
@@ -130,10 +133,10 @@ export class CacheIndex {
    * the step that records them. A shortcut only: no fsync, and a damaged or missing file is none.
    */
   rememberCopyTimes(stepId: string, t: CopyTimes): void {
-    writeFileAtomic(this.stepFile(stepId).replace(/\.json$/, '.times'), JSON.stringify(t), { sync: false });
+    writeFileAtomic(this.timesFile(stepId), JSON.stringify(t), { sync: false });
   }
   lastCopyTimes(stepId: string): CopyTimes | undefined {
-    const t = readOrDrop<CopyTimes>(this.stepFile(stepId).replace(/\.json$/, '.times'));
+    const t = readOrDrop<CopyTimes>(this.timesFile(stepId));
     return t && typeof t.snapshot === 'string' && t.times !== null && typeof t.times === 'object' ? t : undefined;
   }
 }
