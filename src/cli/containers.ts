@@ -11,12 +11,13 @@ import { confirmed, DECLINED } from './ask.js';
 import { flagBool, flagList, flagStr, helpFlag, eachObject, rootFlag, storeFrom, untilFilter, type FlagSpec, type Parsed, templateFormat } from './args.js';
 import { formatFlag } from './images.js';
 import { formatRows } from './template.js';
+import { selfCommand } from './startup.js';
 
 const common: FlagSpec[] = [rootFlag, helpFlag];
 
 /** How this CLI starts a container's monitor: this same program, hidden command `__monitor`. */
 export function monitorCommand(): string[] {
-  return [process.execPath, ...process.execArgv, process.argv[1]!, '__monitor'];
+  return [...selfCommand(), '__monitor'];
 }
 
 function need(p: Parsed, what: string, synopsis: string): string[] {
@@ -208,7 +209,7 @@ export async function execCommand(p: Parsed): Promise<number> {
   const store = await storeFrom(p);
   const req = { args, env, user: flagStr(p, 'user'), workdir: flagStr(p, 'workdir'), tty, interactive: flagBool(p, 'interactive'), privileged: flagBool(p, 'privileged') };
   if (flagBool(p, 'detach')) {
-    await execDetached(store, ref, req, [process.execPath, ...process.execArgv, process.argv[1]!, '__exec']);
+    await execDetached(store, ref, req, [...selfCommand(), '__exec']);
     return 0;
   }
   let raw = false;

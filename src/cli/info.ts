@@ -6,14 +6,16 @@ import { UsageError } from '../errors/index.js';
 import { VERSION, flagStr, helpFlag, rootFlag, storeFrom, templateFormat, type FlagSpec, type Parsed } from './args.js';
 import { formatRows } from './template.js';
 import { createRenderer, type ProgressMode } from './progress.js';
-import { snapshotBlob } from './startup.js';
+import { singleExecutable, snapshotBlob } from './startup.js';
 
 export const infoFlags: FlagSpec[] = [rootFlag, { name: 'format', short: 'f', type: 'string', arg: 'text|json|TEMPLATE', help: "output format: json, or a Go template over docker info's fields and tsbuild's ({{.Driver}}, {{.CgroupVersion}})" }, helpFlag];
 
 /** How this process started: from the CLI's startup snapshot (bin/tsbuild) or by loading the bundle. */
 function startup(): string {
+  const exe = singleExecutable();
+  if (exe) return `single executable (${exe})`;
   const blob = snapshotBlob();
-  return blob ? `snapshot (${blob})` : 'bundle (bin/tsbuild starts from a snapshot when `npm run build` made one with this node binary)';
+  return blob ? `snapshot (${blob})` : 'bundle (bin/tsbuild starts the single executable or the snapshot when `npm run build` made them with this node binary)';
 }
 
 /** Whether bin/tsbuild chose V8's single-threaded GC (one or two CPUs, or TSBUILD_GC=single). */

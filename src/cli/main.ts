@@ -7,6 +7,7 @@
 import { DockerfileSyntaxError, TsbuildError, UsageError, CancelledError } from '../errors/index.js';
 import { VertexError, dnsMain, needsUserNamespace, openStore, runInUserNamespace, setSelfCommand } from '../app/index.js';
 import { VERSION, parseArgs, usage, type FlagSpec } from './args.js';
+import { selfCommand } from './startup.js';
 import { buildCommand, buildFlags } from './build.js';
 import { runCommand, runFlags } from './run.js';
 import { imagesCommand, inspectCommand, rmiCommand, statsCommand, historyCommand, saveCommand, loadCommand, imagePruneCommand, dfCommand, systemPruneCommand, commonFlags, rmiFlags, imagesFlags, statsFlags, historyFlags, saveFlags, loadFlags, pruneImagesFlags, inspectFlags, dfFlags } from './images.js';
@@ -172,7 +173,7 @@ function errorText(e: unknown): string {
 let onBrokenPipe = (): void => process.exit(141);
 
 export async function main(argv: string[]): Promise<number> {
-  setSelfCommand([process.execPath, ...process.execArgv, process.argv[1]!]);
+  setSelfCommand(selfCommand());
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
     onBrokenPipe();
@@ -232,7 +233,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     // Not root: the same command again inside the user's namespace (docs/rootless.md).
-    if (needsUserNamespace()) return await runInUserNamespace([process.execPath, ...process.execArgv, process.argv[1]!, ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
+    if (needsUserNamespace()) return await runInUserNamespace([...selfCommand(), ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
     const cancellable = async (fn: () => Promise<unknown>): Promise<number> => {
       onBrokenPipe = () => {
         pipeBroken = true;

@@ -4,10 +4,11 @@
  * saves the outer process a third of its start-up.
  */
 import { runInUserNamespace } from '../app/index.js';
+import { selfCommand } from './startup.js';
 
 export async function rootlessMain(argv: string[]): Promise<number> {
   try {
-    return await runInUserNamespace([process.execPath, ...process.execArgv, process.argv[1]!, ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
+    return await runInUserNamespace([...selfCommand(), ...argv], (m) => process.stderr.write(`WARNING: ${m}\n`));
   } catch (e) {
     process.stderr.write(`ERROR: ${(e as Error).message}\n`);
     return 1;

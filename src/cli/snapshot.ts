@@ -15,7 +15,7 @@ import v8 from 'node:v8';
 import { checkDockerfile } from '../app/index.js';
 import { main } from './main.js';
 import { rootlessMain } from './rootless.js';
-import { snapshotBlob } from './startup.js';
+import { snapshotBlob, singleExecutable, startedAsSingleExecutable } from './startup.js';
 
 const HELP_ONLY = ['', '--help', '-h', 'help', '--version', 'version'];
 
@@ -26,8 +26,9 @@ const HELP_ONLY = ['', '--help', '-h', 'help', '--version', 'version'];
  */
 function locate(): void {
   const blob = snapshotBlob();
-  if (!blob) throw new Error('started from a startup snapshot without --snapshot-blob');
-  (globalThis as { __tsbuildModuleUrl?: string }).__tsbuildModuleUrl = pathToFileURL(path.join(path.dirname(path.resolve(blob)), 'cli.mjs')).href;
+  // No --snapshot-blob: the single executable, which holds the snapshot and sits beside cli.mjs.
+  if (!blob) startedAsSingleExecutable();
+  (globalThis as { __tsbuildModuleUrl?: string }).__tsbuildModuleUrl = pathToFileURL(path.join(path.dirname(path.resolve(blob ?? process.execPath)), 'cli.mjs')).href;
 }
 
 /**
@@ -76,8 +77,9 @@ if (v8.startupSnapshot?.isBuildingSnapshot()) {
     locate();
     // Node gives a snapshot's main [node, ...args] (the `--` before them is consumed); `--` is put
     // back as argv[1], so the CLI's way of starting itself again (execPath, execArgv, argv[1]:
-    // detached monitors, exec, the user namespace) gives `node --snapshot-blob BLOB -- ARGS`.
-    process.argv.splice(1, 0, '--');
+    // detached monitors, exec, the user namespace) gives `node --snapshot-blob BLOB -- ARGS`. A
+    // single executable gives [exe, exe, ...args] and starts itself as `exe ARGS` (startup.ts).
+    if (!singleExecutable()) process.argv.splice(1, 0, '--');
     const argv = process.argv.slice(2);
     const rootless = process.getuid?.() !== 0 && !HELP_ONLY.includes(argv[0] ?? '');
     (rootless ? rootlessMain : main)(argv).then(
