@@ -105,13 +105,13 @@ export function spawnAs(u: User, args: string[], cwd: string): ChildProcess {
   return spawn('runuser', asArgs(u, args), { cwd, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** The outer tsbuild of a `spawnAs` (runuser's child: env execs node in place). */
+/** The outer tsbuild of a `spawnAs` (runuser's child: env execs node, or bin/tsbuild the single executable, in place). */
 export function outerPid(runuserPid: number): number | undefined {
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === runuserPid && stat.includes('(node)')) return Number(e);
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === runuserPid && /\((node|tsbuild-sea)\) /.test(stat)) return Number(e);
     } catch {
       // gone meanwhile
     }
