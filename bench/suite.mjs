@@ -221,7 +221,9 @@ const PULL = 'pull of it (unpacked; skopeo: into a directory)';
 function registryRound(round) {
   if (!haveRegistry) return;
   const tsb = (root, args) => sh(path.join(here, 'bin/tsbuild'), [...args], { env: { ...process.env, TSBUILD_ROOT: root } });
-  for (const tool of ['tsbuild', 'skopeo']) {
+  // Which tool goes first alternates by round: whatever the one before leaves behind (writeback of
+  // deleted stores, the registry's page cache) falls on each side alike.
+  for (const tool of round % 2 ? ['tsbuild', 'skopeo'] : ['skopeo', 'tsbuild']) {
     const reg = startRegistry(path.join(work, `registry-${tool}-${round}`));
     try {
       const ref = `${reg.host}/bench/layer512:1`;
