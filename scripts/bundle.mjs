@@ -12,8 +12,9 @@
 // packages too; import.meta.url becomes a global the snapshot's main sets from the blob's place.
 // It only works with the node binary that made it: cli.blob.nodebin names that binary, and
 // cli.blob.stamp (its mtime) and cli.blob.node (its identity) describe it; bin/tsbuild falls back
-// to bin/tsbuild.js when it differs. TSBUILD_NO_SNAPSHOT=1
-// skips the snapshot (a Node without --build-snapshot).
+// to bin/tsbuild.js when it differs. The same snapshot also goes into a single executable,
+// dist/bundle/tsbuild-sea (singleExecutable below), which bin/tsbuild prefers. TSBUILD_NO_SNAPSHOT=1
+// skips both (a Node without --build-snapshot).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -79,9 +80,10 @@ if (process.env.TSBUILD_NO_SNAPSHOT !== '1') {
  * The same snapshot as a single executable application: a copy of this node binary with the
  * snapshot in an ELF section of its own (postject), dist/bundle/tsbuild-sea, which bin/tsbuild
  * starts by default. Node reads a `--snapshot-blob` file into memory and copies it again before
- * deserializing it; a single executable's snapshot is read where the binary is mapped. An empty
- * snapshot started in 66 ms that way against 90 ms from a blob (`node -e 0`: 64 ms), and
- * `tsbuild --version` in 81 against 100 ms (hyperfine, docs/performance.md). It carries its own
+ * deserializing it; a single executable's snapshot is read where the binary is mapped. That saves
+ * the two copies' fresh memory: 25 ms of every start where malloc gets no huge pages, 0-20 ms where
+ * it does (`tsbuild --version` 100 -> 81 ms at one moment, level at another; hyperfine,
+ * docs/performance.md), and it is never slower. It carries its own
  * node, the one the native addons were built against, so no check of the node on PATH is needed.
  * A failure leaves the blob, which bin/tsbuild then starts as before.
  */

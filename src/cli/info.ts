@@ -18,7 +18,7 @@ function startup(): string {
   return blob ? `snapshot (${blob})` : 'bundle (bin/tsbuild starts the single executable or the snapshot when `npm run build` made them with this node binary)';
 }
 
-/** Whether bin/tsbuild chose V8's single-threaded GC (one or two CPUs, or TSBUILD_GC=single). */
+/** Whether bin/tsbuild started Node with V8's single-threaded GC (TSBUILD_GC=single). */
 function gc(): string {
   return process.execArgv.includes('--single-threaded-gc') ? 'single-threaded' : 'parallel';
 }
