@@ -77,27 +77,10 @@ export function loadProfile(file: string): SeccompProfile {
   return parseProfile(text, file);
 }
 
-const defaultProfileFile = () => path.join(profilesDir(), 'seccomp-default.json');
-
 let defaultProfile: SeccompProfile | undefined;
 export function defaultSeccompProfile(): SeccompProfile {
-  defaultProfile ??= loadProfile(defaultProfileFile());
+  defaultProfile ??= loadProfile(path.join(profilesDir(), 'seccomp-default.json'));
   return defaultProfile;
-}
-
-/**
- * What the default profile's compiled program depends on of the file, without reading it: its path,
- * size and time to the nanosecond (an edited or replaced file has another). Reading and parsing it
- * to hash its content took 2-6 ms of every container's and RUN step's start.
- */
-export function defaultSeccompIdentity(): string {
-  const file = defaultProfileFile();
-  try {
-    const st = fs.statSync(file, { bigint: true });
-    return `${file}:${st.size}:${st.mtimeNs}`;
-  } catch (e) {
-    throw new SeccompError(`cannot read seccomp profile ${file}: ${(e as Error).message}`);
-  }
 }
 
 // linux/audit.h, linux/seccomp.h

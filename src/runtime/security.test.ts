@@ -4,7 +4,6 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tmpdir } from '../testutil/index.js';
-import { compileSeccomp, defaultSeccompIdentity, defaultSeccompProfile } from './seccomp.js';
 import { CAP_NAMES, DEFAULT_CAPS, DEFAULT_DEVICE_RULES, capName, deviceRules, hostCaps, parseDevice, parseSecurityOpts, resolveCaps, seccompProgram, SecurityError } from './security.js';
 
 const all = new Set(CAP_NAMES);
@@ -75,28 +74,6 @@ test('compiled seccomp programs are kept by what they depend on, and a damaged c
     fs.writeFileSync(path.join(d, files[0]!), '[[1,2]]');
     assert.equal(seccompProgram({}, DEFAULT_CAPS, d), a, 'a damaged entry is compiled again');
   } finally {
-    fs.rmSync(d, { recursive: true, force: true });
-  }
-});
-
-test("the default profile's program is kept by the file's identity: an edited file (another time) gets a program of its own", () => {
-  const d = tmpdir('tsb-seccache-');
-  const file = defaultSeccompIdentity().split(':')[0]!;
-  const st = fs.statSync(file);
-  try {
-    const a = seccompProgram({}, DEFAULT_CAPS, d)!;
-    assert.equal(a, compileSeccomp(defaultSeccompProfile(), { caps: new Set(DEFAULT_CAPS) }), 'the program the profile compiles to');
-    const big = fs.statSync(file, { bigint: true });
-    assert.is(defaultSeccompIdentity(), `${file}:${big.size}:${big.mtimeNs}`);
-    fs.utimesSync(file, st.atime, new Date(st.mtimeMs + 2000));
-    assert.equal(seccompProgram({}, DEFAULT_CAPS, d), a, 'the same content, the same program');
-    assert.is(fs.readdirSync(d).length, 2, 'kept under a key of its own');
-    // A profile given by the user is still keyed by its content.
-    const own = { ...defaultSeccompProfile() };
-    assert.equal(seccompProgram({ seccomp: own }, DEFAULT_CAPS, d), a);
-    assert.is(fs.readdirSync(d).length, 3);
-  } finally {
-    fs.utimesSync(file, st.atime, st.mtime);
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
