@@ -1,10 +1,13 @@
 /**
  * Pulls that fail after the download: the image is named only once its layers are unpacked, so a
- * pull that fails while extracting leaves nothing that lists but cannot run.
+ * pull that fails while extracting leaves nothing that lists but cannot run. And what a restart of
+ * the machine does to layers unpacked without a sync.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { cli } from '../testutil/index.js';
 import { registryFixture } from './registry.fixture.js';
 
@@ -49,6 +52,35 @@ it('a pull whose layer does not unpack to the diffID its config names fails and 
   const ok = await cli(['run', '--rm', good], { root: s, env });
   assert.is(ok.code, 0, ok.stderr);
   assert.is(ok.stdout, 'hello liar\n', 'the good image pulls and runs in the same store');
+});
+
+it('layers are committed with the boot they were unpacked in; after a restart they are unpacked again', async () => {
+  await buildHello('reboot');
+  const host = registry().host;
+  const ref = `${host}/tests/reboot:1`;
+  assert.is((await cli(['push', 'reboot', ref], { root, env })).code, 0);
+  const s = newStore();
+  const pulled = await cli(['pull', '-q', ref], { root: s, env });
+  assert.is(pulled.code, 0, pulled.stderr);
+  const table = path.join(s, 'snapshots', 'overlayfs', 'metadata.json');
+  type Table = { snapshots: Record<string, { kind: string; labels: Record<string, string> }> };
+  const read = () => JSON.parse(fs.readFileSync(table, 'utf8')) as Table;
+  const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const layers = Object.entries(read().snapshots).filter(([, r]) => r.kind === 'committed');
+  assert.ok(layers.length >= 2, 'a base layer and the COPY');
+  for (const [k, r] of layers) assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
+  // A restart, as the store sees it: the layers and the last sweep belong to another boot.
+  const t = read();
+  for (const r of Object.values(t.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
+  fs.writeFileSync(table, JSON.stringify(t));
+  fs.writeFileSync(path.join(s, 'tmp', 'live', 'swept'), 'an-earlier-boot');
+  const run = await cli(['run', '--rm', '--pull', 'never', ref], { root: s, env });
+  assert.is(run.code, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`removed ${layers.length} snapshot\\(s\\) unpacked .* before this machine restarted`));
+  assert.is(run.stdout, 'hello reboot\n', 'unpacked again from the stored blobs');
+  for (const [k, r] of Object.entries(read().snapshots)) if (r.kind === 'committed') assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
+  const again = await cli(['run', '--rm', '--pull', 'never', ref], { root: s, env });
+  assert.is(again.stderr, '', 'said once');
 });
 
 test.run();

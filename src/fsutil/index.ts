@@ -10,7 +10,7 @@
 export { writeFileAtomic, writeFileAtomicChunks, writeAllSync, writeFileMirrored, repairMirrored, readJSONFile, parseJSONText, readTextIfAny, ensureDir, writable, withLock, acquireLock, reapStaleLock, lockHeld, lockOwner, processAlive, processStartTime, sameProcessAlive } from './atomic.js';
 export { resolveInRoot, mkdirInRoot, BYTE_PATHS, UTF8_PATHS, type PathCodec } from './inroot.js';
 export { walkFiles } from './walk.js';
-export { kernelAtLeast } from './kernel.js';
+export { kernelAtLeast, bootId } from './kernel.js';
 export { WriteBehind } from './writebehind.js';
 export { Writeback, ReadDrop, pageCacheAdvice } from './pagecache.js';
 export { loadAddon, optionalAddon, type OptionalAddon } from './addon.js';

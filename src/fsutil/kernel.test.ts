@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kernelAtLeast } from './kernel.js';
+import { bootId, kernelAtLeast } from './kernel.js';
 
 test('kernelAtLeast compares major and minor of a release, whatever follows them', () => {
   assert.ok(kernelAtLeast('5.10', '6.18.44-fc-v1272'));
@@ -10,6 +10,11 @@ test('kernelAtLeast compares major and minor of a release, whatever follows them
   assert.not.ok(kernelAtLeast('5.10', '4.19.0'));
   assert.ok(kernelAtLeast('6.1', '6.1-rc5'));
   assert.ok(kernelAtLeast('1.0'), 'the running kernel by default');
+});
+
+test('bootId is the kernel\'s UUID for this boot, the same on every call', () => {
+  assert.match(bootId(), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  assert.is(bootId(), bootId());
 });
 
 test.run();

@@ -4,6 +4,7 @@
  * `snapshots/<id>`. Drivers supply how trees are made and mounted, and may hook commit and delete.
  */
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { SnapshotError } from './errors.js';
 import { MetaStore } from './metadata.js';
@@ -53,6 +54,28 @@ export abstract class BaseSnapshotter implements Snapshotter {
       return rec.id;
     });
     this.afterCommit(id);
+  }
+  async update(key: string, labels: Record<string, string | undefined>): Promise<void> {
+    this.meta.update((db) => {
+      const rec = db.snapshots[key];
+      if (!rec) throw new SnapshotError('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
+      const next = { ...rec.labels };
+      for (const [k, v] of Object.entries(labels)) {
+        if (v === undefined) delete next[k];
+        else next[k] = v;
+      }
+      db.snapshots[key] = { ...rec, labels: next };
+    });
+  }
+  async sync(keys: string[]): Promise<void> {
+    const db = this.meta.read();
+    const trees = keys.flatMap((k) => (db.snapshots[k] ? [this.fsOf(db.snapshots[k]!.id)] : []));
+    if (trees.length === 0) return;
+    // GNU sync -f: syncfs(2) of each file's filesystem (Node has no syncfs). One tree per snapshot,
+    // since a zfs dataset is a filesystem of its own; on one filesystem the calls after the first
+    // find nothing left to write.
+    const r = spawnSync('sync', ['-f', ...trees], { encoding: 'utf8' });
+    if (r.status !== 0) throw new SnapshotError('SNAPSHOT_SYNC', `syncing snapshot trees under ${this.dir} failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
   }
   async remove(key: string): Promise<void> {
     try {

@@ -83,6 +83,18 @@ export function snapshotterSuite(o: SuiteOptions): void {
     await rejects(sn.stat('A'), 'SNAPSHOT_NOT_FOUND');
   });
 
+  s('labels: set at prepare and commit, changed and removed by update; sync of committed trees', async () => {
+    await sn.prepare('a', undefined, { keep: '1' });
+    await write('a', (d) => fs.writeFileSync(path.join(d, 'f'), 'x'));
+    await sn.commit('A', 'a', { mark: 'boot-1' });
+    assert.equal((await sn.stat('A')).labels, { keep: '1', mark: 'boot-1' });
+    await sn.sync(['A', 'missing']);
+    await sn.update('A', { mark: undefined, other: 'v' });
+    assert.equal((await sn.stat('A')).labels, { keep: '1', other: 'v' });
+    await rejects(sn.update('missing', { x: 'y' }), 'SNAPSHOT_NOT_FOUND');
+    assert.is(await read('A', (d) => fs.readFileSync(path.join(d, 'f'), 'utf8')), 'x');
+  });
+
   s('lifecycle rules: only active can commit, only committed can be parents, keys are unique', async () => {
     await sn.prepare('a');
     await sn.commit('A', 'a');

@@ -42,6 +42,13 @@ export interface Snapshotter {
    */
   mounts(key: string, o?: { volatile?: boolean }): Promise<Mount[]>;
   commit(name: string, key: string, labels?: Record<string, string>): Promise<void>;
+  /** Sets labels of a snapshot (a value of undefined removes that label), as containerd's Update. */
+  update(key: string, labels: Record<string, string | undefined>): Promise<void>;
+  /**
+   * Makes the files of these snapshots durable (syncfs of the filesystems their trees are on): for
+   * trees written without a sync, which the kernel otherwise writes back in its own time.
+   */
+  sync(keys: string[]): Promise<void>;
   remove(key: string): Promise<void>;
   /**
    * As `remove`, but the files are deleted later, by `reapRetired`: the key is free at once and the

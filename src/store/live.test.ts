@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { processStartTime } from '../fsutil/index.js';
+import { bootId, processStartTime } from '../fsutil/index.js';
 import { testUnless, tmpdir } from '../testutil/index.js';
 import { registerLive, sweepDue, sweptAfter } from './live.js';
 import { openStore } from './store.js';
@@ -34,6 +34,21 @@ test('a store never swept is due; after a sweep, with only live processes, it is
     const hourAgo = new Date(Date.now() - 3601_000);
     fs.utimesSync(path.join(root, 'tmp', 'live', 'swept'), hourAgo, hourAgo);
     assert.equal(sweepDue(root), { due: true, gone: [] });
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the first command after the machine restarted sweeps: the last sweep recorded another boot', () => {
+  const root = tmpdir('tsb-live-');
+  try {
+    sweptAfter(root, []);
+    assert.is(fs.readFileSync(path.join(root, 'tmp', 'live', 'swept'), 'utf8'), bootId());
+    assert.is(sweepDue(root).due, false);
+    fs.writeFileSync(path.join(root, 'tmp', 'live', 'swept'), 'an-earlier-boot');
+    assert.is(sweepDue(root).due, true);
+    fs.writeFileSync(path.join(root, 'tmp', 'live', 'swept'), '', { flag: 'w' });
+    assert.is(sweepDue(root).due, true, 'an older tsbuild recorded no boot');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -6,11 +6,12 @@
  * process is gone (killed, crashed) means a sweep is due; none means nothing was left behind, and
  * the sweep (a walk of every snapshot's record, the store's temp files and the host's cgroups: about
  * 7 ms of every command) is skipped. It still runs at least once an hour, for what is only old (an
- * abandoned partial download) and what a process of an older tsbuild, which made no such file, left.
+ * abandoned partial download) and what a process of an older tsbuild, which made no such file, left,
+ * and in the first command after the machine restarted (the boot is recorded in `swept`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { processStartTime, sameProcessAlive } from '../fsutil/index.js';
+import { bootId, processStartTime, sameProcessAlive } from '../fsutil/index.js';
 
 const FULL_SWEEP_MS = 3600_000;
 
@@ -56,7 +57,16 @@ export function sweepDue(root: string): { due: boolean; gone: string[] } {
     return m !== null && !sameProcessAlive(Number(m[1]), Number(m[2]) || undefined);
   });
   const last = fs.statSync(sweptMark(root), { throwIfNoEntry: false });
-  return { due: gone.length > 0 || !last || Date.now() - last.mtimeMs >= FULL_SWEEP_MS, gone };
+  return { due: gone.length > 0 || !last || Date.now() - last.mtimeMs >= FULL_SWEEP_MS || sweptBoot(root) !== bootId(), gone };
+}
+
+/** The boot the last sweep ran in: the first command after a restart sweeps (unsynced.ts). */
+function sweptBoot(root: string): string {
+  try {
+    return fs.readFileSync(sweptMark(root), 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** A sweep finished: the files of the processes it swept after go, and the hour starts again. */
@@ -64,7 +74,7 @@ export function sweptAfter(root: string, gone: string[]): void {
   try {
     for (const n of gone) fs.rmSync(path.join(liveDir(root), n), { force: true });
     fs.mkdirSync(liveDir(root), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(sweptMark(root), '');
+    fs.writeFileSync(sweptMark(root), bootId());
   } catch {
     // A full disk: the next command sweeps again.
   }

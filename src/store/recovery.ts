@@ -9,6 +9,7 @@ import { hostUnmount, reapCgroups } from '../runtime/index.js';
 import { lockHeld, processAlive, reapStaleLock } from '../fsutil/index.js';
 import type { Snapshotter } from '../snapshotter/index.js';
 import { tempKeyOwner } from './keys.js';
+import { settleUnsynced, type Settled } from './unsynced.js';
 
 function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -29,7 +30,8 @@ export function staleMounts(storeRoot: string, mountinfo = '/proc/self/mountinfo
   return out.reverse();
 }
 
-export async function recoverStore(storeRoot: string, snapshotter: Snapshotter): Promise<void> {
+/** Also settles snapshots written without a sync (unsynced.ts), and says what it did with them. */
+export async function recoverStore(storeRoot: string, snapshotter: Snapshotter): Promise<Settled> {
   for (const m of staleMounts(storeRoot)) {
     try {
       hostUnmount(m);
@@ -77,6 +79,7 @@ export async function recoverStore(storeRoot: string, snapshotter: Snapshotter):
       if (st && Date.now() - st.mtimeMs > INGEST_TTL_MS) fs.rmSync(path.join(tmp, e), { force: true });
     }
   }
+  return settleUnsynced(storeRoot, snapshotter);
 }
 
 /** How long an abandoned partial download waits for a pull to resume it. */

@@ -13,6 +13,7 @@ import { BlobSources } from '../registry/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { ensureDir, writable } from '../fsutil/index.js';
 import { recoverStore } from './recovery.js';
+import { settledMessages } from './unsynced.js';
 import { registerLive, sweepDue, sweptAfter } from './live.js';
 
 export function storeRoot(flag?: string): string {
@@ -133,7 +134,7 @@ export async function openStore(root: string, driverFlag?: string, o: { recover?
   const volumes = new Volumes(root);
   const sweep = o.recover !== false && !readOnly ? sweepDue(root) : undefined;
   if (sweep && (sweep.due || o.recover === 'always')) {
-    await recoverStore(root, snapshotter);
+    for (const line of settledMessages(await recoverStore(root, snapshotter))) process.stderr.write(`${line}\n`);
     volumes.sweep();
     sweptAfter(root, sweep.gone);
   }

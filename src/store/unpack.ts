@@ -13,6 +13,7 @@ import { SnapshotError, type Snapshotter } from '../snapshotter/index.js';
 import { withMounted } from './mount.js';
 import { applyMeta, extractionLimits } from '../runtime/index.js';
 import { tempKey } from './keys.js';
+import { unsyncedLabels } from './unsynced.js';
 
 export interface UnpackEnv {
   storeRoot: string;
@@ -94,7 +95,10 @@ async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | und
   const key = tempKey('active', 'unpack');
   let mounts;
   try {
-    mounts = await env.snapshotter.prepare(key, parent);
+    await env.snapshotter.prepare(key, parent);
+    // Volatile: the unpacked files are not waited for on the disk (unsynced.ts says why and what
+    // happens to them after a power loss); overlay would otherwise sync its upper at unmount.
+    mounts = await env.snapshotter.mounts(key, { volatile: true });
   } catch (e) {
     input.destroy();
     throw e;
@@ -117,7 +121,7 @@ async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | und
       throw new UnpackError('DIFFID_MISMATCH', `layer ${l.descriptor.digest} unpacks to ${got}, but the image config says ${l.diffID}: the image is corrupt; remove it and pull again`);
     }
     try {
-      await env.snapshotter.commit(chain, key);
+      await env.snapshotter.commit(chain, key, unsyncedLabels());
     } catch (e) {
       if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_EXISTS')) throw e;
       await env.snapshotter.remove(key);
