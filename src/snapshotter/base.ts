@@ -69,12 +69,17 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
   async sync(keys: string[]): Promise<void> {
     const db = this.meta.read();
-    const trees = keys.flatMap((k) => (db.snapshots[k] ? [this.fsOf(db.snapshots[k]!.id)] : []));
-    if (trees.length === 0) return;
-    // GNU sync -f: syncfs(2) of each file's filesystem (Node has no syncfs). One tree per snapshot,
-    // since a zfs dataset is a filesystem of its own; on one filesystem the calls after the first
-    // find nothing left to write.
-    const r = spawnSync('sync', ['-f', ...trees], { encoding: 'utf8' });
+    // One tree per filesystem: a zfs dataset is a filesystem of its own, every other driver's trees
+    // share one.
+    const byDevice = new Map<number, string>();
+    for (const k of keys) {
+      const rec = db.snapshots[k];
+      const st = rec && fs.statSync(this.fsOf(rec.id), { throwIfNoEntry: false });
+      if (st && !byDevice.has(st.dev)) byDevice.set(st.dev, this.fsOf(rec.id));
+    }
+    if (byDevice.size === 0) return;
+    // GNU sync -f: syncfs(2) of each file's filesystem (Node has no syncfs).
+    const r = spawnSync('sync', ['-f', ...byDevice.values()], { encoding: 'utf8' });
     if (r.status !== 0) throw new SnapshotError('SNAPSHOT_SYNC', `syncing snapshot trees under ${this.dir} failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
   }
   async remove(key: string): Promise<void> {

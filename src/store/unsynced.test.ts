@@ -104,6 +104,29 @@ test('this boot: synced and unmarked a minute after it was written, left marked 
   });
 });
 
+test('a sync that fails leaves the marks for the next sweep and says why; the sweep goes on', async () => {
+  await withStore(async (root, sn) => {
+    await committed(sn, 'old', undefined, unsyncedLabels());
+    const created = Date.parse((await sn.stat('old')).created);
+    const bin = path.join(root, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'sync'), '#!/bin/sh\necho "sync: input/output error" >&2\nexit 1\n', { mode: 0o755 });
+    const saved = process.env.PATH;
+    process.env.PATH = bin;
+    let r;
+    try {
+      r = await settleUnsynced(root, sn, { now: created + 61_000 });
+    } finally {
+      process.env.PATH = saved;
+    }
+    assert.is(r.synced, 0);
+    assert.match(r.syncFailed ?? '', /input\/output error/);
+    assert.equal((await sn.stat('old')).labels, unsyncedLabels());
+    assert.match(settledMessages(r)[0]!, /warning: .*input\/output error; unpacked layers stay marked unsynced/);
+    assert.is((await settleUnsynced(root, sn, { now: created + 61_000 })).synced, 1, 'the next sweep syncs them');
+  });
+});
+
 test('the recovery sweep settles them', async () => {
   await withStore(async (root, sn) => {
     await committed(sn, 'base', undefined, earlier);

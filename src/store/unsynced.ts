@@ -32,6 +32,8 @@ export interface Settled {
   dropped: string[];
   /** Snapshots of an earlier boot kept because a container stands on them, with who. */
   kept: { key: string; by: string }[];
+  /** Why this boot's could not be synced (they stay marked). */
+  syncFailed?: string;
 }
 
 interface Node {
@@ -52,9 +54,15 @@ export async function settleUnsynced(root: string, sn: Snapshotter, o: { boot?: 
 
   const settled = marked.filter(([, n]) => n.labels[UNSYNCED_LABEL] === boot && now - Date.parse(n.created) >= SETTLE_MS).map(([k]) => k);
   if (settled.length > 0) {
-    await sn.sync(settled);
-    for (const k of settled) await sn.update(k, { [UNSYNCED_LABEL]: undefined }).catch(ignoreGone);
-    out.synced = settled.length;
+    try {
+      await sn.sync(settled);
+      for (const k of settled) await sn.update(k, { [UNSYNCED_LABEL]: undefined }).catch(ignoreGone);
+      out.synced = settled.length;
+    } catch (e) {
+      // The marks stay for the next sweep; the command goes on.
+      if (!(e instanceof SnapshotError && e.code === 'SNAPSHOT_SYNC')) throw e;
+      out.syncFailed = e.message;
+    }
   }
 
   const suspects = marked.filter(([, n]) => n.labels[UNSYNCED_LABEL] !== boot).map(([k]) => k);
@@ -101,6 +109,7 @@ export function settledMessages(s: Settled): string[] {
   if (s.dropped.length > 0) {
     lines.push(`tsbuild: removed ${s.dropped.length} snapshot(s) unpacked or built on layers unpacked before this machine restarted: their files may not have reached the disk. Images are unpacked again from their stored layers when next used, and builds run those steps again.`);
   }
+  if (s.syncFailed) lines.push(`tsbuild: warning: ${s.syncFailed}; unpacked layers stay marked unsynced, and a restart of the machine before a later sweep syncs them makes tsbuild unpack them again`);
   for (const k of s.kept) {
     lines.push(`tsbuild: warning: snapshot ${k.key.slice(0, 19)} was unpacked before this machine restarted and its files may not have reached the disk, but ${k.by} stands on it: remove that container (tsbuild rm) and the layer is unpacked again when next used.`);
   }
