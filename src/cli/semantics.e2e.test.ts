@@ -293,6 +293,10 @@ it('COPY --link: the layer does not depend on the base, and destination symlinks
   assert.is(a.RootFS.Layers.at(-1), b.RootFS.Layers.at(-1), 'the same --link layer on different bases');
   assert.is.not(a.RootFS.Layers.at(-2), b.RootFS.Layers.at(-2));
   assert.is(await runIn('link-one', 'cat /app/f.txt /marker; stat -c %u:%g /app/f.txt; test -L /app && echo link || echo dir; ls /real | wc -l'), 'linked\none\n7:8\ndir\n0\n');
+  // Extracted straight into its tree, not synced: committed with the boot it was written in.
+  const chain = (a.RootFS.Layers as string[]).reduce((c, l) => (c === '' ? l : `sha256:${crypto.createHash('sha256').update(`${c} ${l}`).digest('hex')}`), '');
+  const table = JSON.parse(fs.readFileSync(path.join(root, 'snapshots', 'overlayfs', 'metadata.json'), 'utf8')) as { snapshots: Record<string, { labels: Record<string, string> }> };
+  assert.is(table.snapshots[chain]?.labels['tsbuild.unsynced-boot'], fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
 });
 
 it('RUN --network=none has only loopback; --security=insecure needs --allow and then has every capability', async () => {

@@ -19,7 +19,7 @@ import { clearTarget, copyTo, type CopyCtx, type Owner } from './copytree.js';
 import { commitState, writableDir } from './layer.js';
 import { attachCopyTimes, CopyReuse, ReuseRefused, TimesRecorder, type PreviousCopy } from './copyreuse.js';
 import { SnapshotError } from '../snapshotter/index.js';
-import { tempKey, withMounted } from '../store/index.js';
+import { tempKey, unsyncedLabels, withMounted } from '../store/index.js';
 import type { ContextRef, OpSpec, OpsEnv, StateRef } from './types.js';
 
 
@@ -375,7 +375,8 @@ async function linkedCopy(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>, ds
       const upper = (await writableDir(env, key))!;
       // Stacked, not merged: a symlink of the base on the way is shadowed by a directory, as in overlay.
       await extractTar(env.store.openBlob(blob.digest), upper, { shadowSymlinks: true });
-      await env.snapshotter.commit(chain, key);
+      // Written straight into the tree, not synced: settled as unpacked layers are (store/unsynced.ts).
+      await env.snapshotter.commit(chain, key, unsyncedLabels());
     } catch (e) {
       await env.snapshotter.remove(key).catch(() => undefined);
       if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'SNAPSHOT_EXISTS')) throw e;

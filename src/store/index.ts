@@ -14,6 +14,7 @@ export type { Store, StoreConfig } from './store.js';
 export { tempKey } from './keys.js';
 export { withMounted } from './mount.js';
 export { unpackLayers, imageLayers } from './unpack.js';
+export { unsyncedLabels } from './unsynced.js';
 export { gcWithCache, storeAccounting } from './gc.js';
 export { doctorStore, type DoctorReport, type Finding } from './doctor.js';
 export { openLease, withLease, withGcLock, type Lease } from './leases.js';
