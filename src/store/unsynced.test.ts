@@ -85,6 +85,11 @@ test('an earlier boot held by a running command: left for the next sweep, unrepo
       lease.close();
     }
     assert.equal((await settleUnsynced(root, sn)).dropped, ['base']);
+    await committed(sn, 'base2', undefined, earlier);
+    await sn.prepare(`active-${process.pid}-unpack-1`, 'base2');
+    const r = await settleUnsynced(root, sn);
+    assert.equal([r.dropped, r.kept], [[], []], 'a running command\'s own active snapshot on it');
+    await sn.remove(`active-${process.pid}-unpack-1`);
   });
 });
 

@@ -75,14 +75,14 @@ export async function settleUnsynced(root: string, sn: Snapshotter, o: { boot?: 
     const doomed = new Set<string>();
     for (const s of suspects) {
       const tree = [s, ...above(s)];
-      const active = tree.find((k) => nodes.get(k)!.kind !== 'committed');
-      if (active) {
-        const ctr = nodes.get(active)!.labels['tsbuild.container'];
-        out.kept.push({ key: s, by: ctr ? `container ${ctr.slice(0, 12)}` : `snapshot ${active}` });
+      const ctr = tree.map((k) => nodes.get(k)!).find((n) => n.kind !== 'committed' && n.labels['tsbuild.container'])?.labels['tsbuild.container'];
+      if (ctr) {
+        out.kept.push({ key: s, by: `container ${ctr.slice(0, 12)}` });
         continue;
       }
-      // A command started since the restart is using it: the next sweep decides.
-      if (tree.some((k) => held.has(k))) continue;
+      // A command started since the restart is using it (a lease, or an active snapshot of its
+      // own, which the sweep left since its owner lives): the next sweep decides.
+      if (tree.some((k) => held.has(k) || nodes.get(k)!.kind !== 'committed')) continue;
       for (const k of tree) doomed.add(k);
     }
     // Children before parents: the deepest first.
