@@ -1,6 +1,6 @@
 /**
- * snapshotter: containerd's snapshotter contract (prepare, view, mounts, commit, remove, stat, walk,
- * usage, cleanup) with mounts as data, and its drivers: overlayfs, fuse-overlayfs, native (plain
+ * snapshotter: containerd's snapshotter contract (prepare, view, mounts, commit, update, remove, stat,
+ * walk, usage, cleanup, and sync for trees written unsynced) with mounts as data, and its drivers: overlayfs, fuse-overlayfs, native (plain
  * copies), btrfs, zfs. Every driver passes one conformance suite (testsuite.ts) and gives the same layer bytes.
  * Optional diff seams: `upperDir` (overlay) and `diffDirs` (tree comparison).
  *
