@@ -81,7 +81,7 @@ test("V8's parallel GC by default; TSBUILD_GC=single runs it on the main thread,
   }
 });
 
-test("glibc's malloc asks for transparent huge pages (GLIBC_TUNABLES), a hugetlb setting of the user's own stands, TSBUILD_THP=off leaves it alone", () => {
+test("glibc's malloc asks for transparent huge pages and a 32 MiB mmap threshold (GLIBC_TUNABLES), a hugetlb setting of the user's own stands, TSBUILD_THP=off leaves it alone", () => {
   // A `node` of the test's own on PATH shows what bin/tsbuild starts Node with (not the blob's
   // binary, so bin/tsbuild takes the bundle path and runs `node` from PATH; TSBUILD_NO_SNAPSHOT
   // keeps it from the single executable). What the single executable sees is checked below.
@@ -95,9 +95,11 @@ test("glibc's malloc asks for transparent huge pages (GLIBC_TUNABLES), a hugetlb
       assert.is(r.status, 0, r.stderr);
       return r.stdout;
     };
-    assert.is(tunables({}), 'glibc.malloc.hugetlb=1');
-    assert.is(tunables({ TSBUILD_THP: 'on' }), 'glibc.malloc.hugetlb=1');
-    assert.is(tunables({ GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' }), 'glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1', "the user's tunables are kept");
+    const ours = 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432';
+    assert.is(tunables({}), ours);
+    assert.is(tunables({ TSBUILD_THP: 'on' }), ours);
+    assert.is(tunables({ GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' }), `glibc.malloc.tcache_count=0:${ours}`, "the user's tunables are kept");
+    assert.is(tunables({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }), 'glibc.malloc.mmap_threshold=131072:glibc.malloc.hugetlb=1', "the user's threshold stands");
     assert.is(tunables({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }), 'glibc.malloc.hugetlb=0', "the user's choice stands");
     assert.is(tunables({ TSBUILD_THP: 'off' }), 'unset');
     assert.is(tunables({ TSBUILD_THP: 'off', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' }), 'glibc.malloc.tcache_count=0');
