@@ -80,30 +80,31 @@ export async function unpackLayers(env: UnpackEnv, layers: LayerToUnpack[], o: {
     const parent = i === 0 ? undefined : chains[i - 1];
     const stored = () => env.store.openBlob(l.descriptor.digest);
     try {
-      await applyLayer(env, l, parent, chains[i]!, o.source && !env.store.has(l.descriptor.digest) ? o.source.open(l.descriptor.digest) : stored(), o.onWarning);
+      const source = o.source;
+      await applyLayer(env, l, parent, chains[i]!, source && !env.store.has(l.descriptor.digest) ? () => source.open(l.descriptor.digest) : stored, o.onWarning);
     } catch (e) {
       if (!(o.source && e instanceof TsbuildError && e.code === 'FOLLOW_RESTARTED')) throw e;
       await o.source.complete(l.descriptor.digest);
-      await applyLayer(env, l, parent, chains[i]!, stored(), o.onWarning);
+      await applyLayer(env, l, parent, chains[i]!, stored, o.onWarning);
     }
   }
   return chains.at(-1);
 }
 
-/** One layer onto a mounted view of its parent, hashed as it streams; committed only if its diffID matches. */
-async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | undefined, chain: string, input: Readable, onWarning?: (message: string) => void): Promise<void> {
+/**
+ * One layer onto a mounted view of its parent, hashed as it streams; committed only if its diffID
+ * matches. The layer's stream is opened only once the mount is there to take it: a stored blob's
+ * verifying stream reports a damaged blob as soon as it has read it, and before its reader is
+ * attached that error had no listener and ended the process.
+ */
+async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | undefined, chain: string, open: () => Readable, onWarning?: (message: string) => void): Promise<void> {
   const key = tempKey('active', 'unpack');
-  let mounts;
+  await env.snapshotter.prepare(key, parent);
+  let input: Readable | undefined;
   try {
-    await env.snapshotter.prepare(key, parent);
     // Volatile: the unpacked files are not waited for on the disk (unsynced.ts says why and what
     // happens to them after a power loss); overlay would otherwise sync its upper at unmount.
-    mounts = await env.snapshotter.mounts(key, { volatile: true });
-  } catch (e) {
-    input.destroy();
-    throw e;
-  }
-  try {
+    const mounts = await env.snapshotter.mounts(key, { volatile: true });
     const hash = crypto.createHash('sha256');
     const hasher = new Transform({
       highWaterMark: 1 << 20,
@@ -113,6 +114,7 @@ async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | und
       },
     });
     await withMounted(env.storeRoot, mounts, async (dir) => {
+      input = open();
       const src = openDecompressed(input, compressionOfMediaType(l.descriptor.mediaType));
       await Promise.all([pipeline(src, hasher), extractTar(hasher, dir, { whiteouts: true, applyMeta, may: extractionLimits(), onWarning: onWarning && ((m) => onWarning(`layer ${l.descriptor.digest.slice(7, 19)}: ${m}`)) })]);
     });
@@ -127,7 +129,7 @@ async function applyLayer(env: UnpackEnv, l: LayerToUnpack, parent: string | und
       await env.snapshotter.remove(key);
     }
   } catch (e) {
-    input.destroy();
+    input?.destroy();
     await env.snapshotter.remove(key).catch(() => undefined);
     throw e;
   }
