@@ -16,7 +16,7 @@ import { Downloads } from './fetch.js';
 import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, joinHost, sourceEntries, type HostPath } from './copysource.js';
 import { resolveUser, layerDirs, readFileInLayers, readLayerMetaAsync, type LayerMeta } from '../runtime/index.js';
 import { clearTarget, copyTo, type CopyCtx, type Owner } from './copytree.js';
-import { commitState, writableDir } from './layer.js';
+import { commitState, prepareStep, writableDir } from './layer.js';
 import { attachCopyTimes, CopyReuse, ReuseRefused, TimesRecorder, type PreviousCopy } from './copyreuse.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { tempKey, unsyncedLabels, withMounted } from '../store/index.js';
@@ -210,7 +210,7 @@ export async function copyOp(
     if (out) return out;
   }
   const key = tempKey('active', 'copy');
-  const mounts = await env.snapshotter.prepare(key, dst.snapshot);
+  const mounts = await prepareStep(env, key, dst.snapshot);
   let committed = false;
   let viewKey: string | undefined;
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
@@ -249,7 +249,7 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
   const key = tempKey('active', 'copy');
   let mounts;
   try {
-    mounts = await env.snapshotter.prepare(key, previous.base);
+    mounts = await prepareStep(env, key, previous.base);
   } catch (e) {
     if (e instanceof SnapshotError) return undefined;
     throw e;
@@ -307,7 +307,7 @@ async function copyNamingFullDisk<T>(env: OpsEnv, dest: string, mounted: string,
 
 export async function mkdirOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'mkdir' }>, root: StateRef): Promise<StateRef> {
   const key = tempKey('active', 'mkdir');
-  const mounts = await env.snapshotter.prepare(key, root.snapshot);
+  const mounts = await prepareStep(env, key, root.snapshot);
   let committed = false;
   try {
     await withMounted(env.storeRoot, mounts, async (dir) => {

@@ -6,7 +6,7 @@ import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
 import { MS, Networks, emulationFor, isRootless, oomMessage, runContainer, type SpecMount } from '../runtime/index.js';
 import { parsePlatform } from '../image/index.js';
-import { commitState, writableDir } from './layer.js';
+import { commitState, prepareStep, writableDir } from './layer.js';
 import { tempKey } from '../store/index.js';
 import type { OpResult, OpSpec, OpsEnv, StateRef } from './types.js';
 import { prepareRunMounts, type PreparedMounts } from './runmounts.js';
@@ -41,7 +41,7 @@ export async function execOp(env: OpsEnv, op: Extract<OpSpec, { kind: 'exec' }>,
   // Before anything is prepared: a platform this machine cannot run is an error that says what to install.
   const emulation = op.platform ? emulationFor(parsePlatform(op.platform)) : undefined;
   const key = tempKey('active', 'run');
-  const mounts = await env.snapshotter.prepare(key, root.snapshot);
+  const mounts = await prepareStep(env, key, root.snapshot);
   const work = path.join(env.storeRoot, 'tmp', `run-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
   let committed = false;
   let runMounts: PreparedMounts | undefined;

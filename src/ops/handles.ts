@@ -5,7 +5,8 @@
  */
 import type { CacheKey, OpContext, OpHandle, Vertex } from '../builder/index.js';
 import { digestOf, explainMiss, type CacheIndex, type CacheRecord, type ChecksumMemos } from '../cache/index.js';
-import type { Descriptor, History } from '../image/index.js';
+import { chainIDs, type Descriptor, type History } from '../image/index.js';
+import { TsbuildError } from '../errors/index.js';
 import { unpackLayers } from '../store/index.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { contextMaterial, isURL } from './copysource.js';
@@ -57,6 +58,28 @@ async function importRecord(env: OpsEnv, c: CacheEnv, key: string, parent: State
   const rec: CacheRecord = { key, snapshot: r.snapshot, layer: r.layer, description: r.description, created: r.created, lastUsed: new Date().toISOString(), size: r.layer?.descriptor.size ?? 0 };
   c.index.save(rec);
   return rec;
+}
+
+/**
+ * A record whose snapshot is gone while its layer blob is here: build steps' snapshots are written
+ * unsynced (layer.ts), and the sweep after a restart removes them (store/unsynced.ts). The snapshot is
+ * unpacked again from the blob onto this parent, as a pulled image's layer is, instead of the step
+ * being run again. False (a miss) when the record's snapshot is not that layer on this parent, or
+ * the blob does not unpack to its diffID.
+ */
+async function restoreSnapshot(env: OpsEnv, rec: CacheRecord, parent: StateRef, ctx: OpContext): Promise<boolean> {
+  if (!rec.layer || !env.store.has(rec.layer.descriptor.digest)) return false;
+  const layers = [...parent.layers, rec.layer];
+  if (chainIDs(layers.map((l) => l.diffID)).at(-1) !== rec.snapshot) return false;
+  try {
+    if ((await unpackLayers(env, layers, { signal: ctx.signal })) !== rec.snapshot) return false;
+  } catch (e) {
+    if (ctx.signal.aborted || !(e instanceof TsbuildError)) throw e;
+    ctx.status(`the cached layer did not unpack (${e.message}); running the step`);
+    return false;
+  }
+  ctx.status('cached layer unpacked again: its snapshot was lost in a restart');
+  return true;
 }
 
 function stateOf(r: OpResult | undefined): StateRef | undefined {
@@ -151,8 +174,8 @@ export function withCache(env: OpsEnv, c: CacheEnv | undefined, v: Vertex<OpSpec
           const on = rec.layer ? await layerParent(env.snapshotter, rec.snapshot) : (await env.snapshotter.stat(rec.snapshot), rec.snapshot);
           if (on !== parent.snapshot) return undefined;
         } catch (e) {
-          if (e instanceof SnapshotError) return undefined;
-          throw e;
+          if (!(e instanceof SnapshotError)) throw e;
+          if (!(await restoreSnapshot(env, rec, parent, ctx))) return undefined;
         }
       } else if (rec.layer || parent.snapshot) return undefined;
       if (rec.layer && !env.store.has(rec.layer.descriptor.digest)) return undefined;

@@ -37,8 +37,9 @@ export interface Snapshotter {
   view(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
   /**
    * `volatile`: the caller throws this active snapshot's changes away when done (a container removed
-   * when it exits), so they need not survive a crash: a driver may skip syncing them (overlay's
-   * `volatile`: no sync at unmount, fsync a no-op).
+   * when it exits), or commits them marked as written unsynced (store/unsynced.ts), so they need not
+   * survive a crash: a driver may skip syncing them (overlay's `volatile`: no sync at unmount, fsync a
+   * no-op).
    */
   mounts(key: string, o?: { volatile?: boolean }): Promise<Mount[]>;
   commit(name: string, key: string, labels?: Record<string, string>): Promise<void>;

@@ -1,16 +1,17 @@
 /**
- * Unpacked layers are not waited for on the disk. A pull's blob is fsynced (it is the truth every
+ * Unpacked layers, and what build steps write, are not waited for on the disk. A pull's blob is fsynced (it is the truth every
  * snapshot can be made again from), but the files unpacked from it are left to the kernel's
  * writeback, as containerd leaves them by default: waiting for them put a second copy of every byte
- * on the pull's clock (a 512 MiB layer: 1.19× skopeo's pull synced, 1.00× not). A process crash loses
+ * on the pull's clock (a 512 MiB layer: 1.19× skopeo's pull synced, 1.00× not); a build step's
+ * overlay, synced at unmount, waited for every dirty page of the store's filesystem. A process crash loses
  * nothing the page cache holds; a power loss or a kernel crash can. So such a snapshot is committed
  * with the boot it was written in (`tsbuild.unsynced-boot`), and the recovery sweep (due after every
  * restart of the machine, live.ts) settles each one:
  * - written in this boot a minute ago or more: its filesystem is synced (by then the kernel has
  *   written most of it back) and the mark removed;
  * - written in an earlier boot: its files may be incomplete, so it is removed with every committed
- *   snapshot built on it. Images are unpacked again from their blobs when next used, and cache
- *   records whose snapshot is gone are misses. One that a container's layer stands on is kept (the
+ *   snapshot built on it. Images are unpacked again from their blobs when next used, and so are
+ *   build steps whose cache record names their layer (ops/handles.ts). One that a container's layer stands on is kept (the
  *   container's own files are the user's) and reported until that container is removed.
  */
 import { bootId } from '../fsutil/index.js';
@@ -107,11 +108,11 @@ function ignoreGone(e: unknown): void {
 export function settledMessages(s: Settled): string[] {
   const lines: string[] = [];
   if (s.dropped.length > 0) {
-    lines.push(`tsbuild: removed ${s.dropped.length} snapshot(s) unpacked or built on layers unpacked before this machine restarted: their files may not have reached the disk. Images are unpacked again from their stored layers when next used, and builds run those steps again.`);
+    lines.push(`tsbuild: removed ${s.dropped.length} snapshot(s) unpacked or built before this machine restarted (or built on such layers): their files may not have reached the disk. Images, and build steps the cache has, are unpacked again from their stored layers when next used.`);
   }
   if (s.syncFailed) lines.push(`tsbuild: warning: ${s.syncFailed}; unpacked layers stay marked unsynced, and a restart of the machine before a later sweep syncs them makes tsbuild unpack them again`);
   for (const k of s.kept) {
-    lines.push(`tsbuild: warning: snapshot ${k.key.slice(0, 19)} was unpacked before this machine restarted and its files may not have reached the disk, but ${k.by} stands on it: remove that container (tsbuild rm) and the layer is unpacked again when next used.`);
+    lines.push(`tsbuild: warning: snapshot ${k.key.slice(0, 19)} was unpacked or built before this machine restarted and its files may not have reached the disk, but ${k.by} stands on it: remove that container (tsbuild rm) and the layer is unpacked again when next used.`);
   }
   return lines;
 }
