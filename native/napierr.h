@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static napi_value errno_error(napi_env env, const char *what, int err) {
+static inline napi_value errno_error(napi_env env, const char *what, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
   napi_value code, text, error;
@@ -16,7 +16,7 @@ static napi_value errno_error(napi_env env, const char *what, int err) {
   return error;
 }
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
+static inline napi_value throw_errno(napi_env env, const char *what, int err) {
   napi_throw(env, errno_error(env, what, err));
   return NULL;
 }

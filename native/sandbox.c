@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "json.h"
+#include "xattrs.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -970,42 +971,6 @@ static int cmd_exec(void) {
   return supervise(&old);
 }
 
-/* serve's xattrs: the extended attributes of every entry under DIR (not DIR itself), or of the relative
- * paths named (missing ones skipped), as relpath\0name\0hexvalue\0 into the reply's buffer.
- * Which ones belong in a layer is policy, decided in TypeScript. */
-static FILE *xattr_out;
-static void emit_xattrs(const char *path, const char *rel) {
-  FILE *o = xattr_out;
-  ssize_t len = llistxattr(path, NULL, 0);
-  if (len <= 0) return;
-  char *names = malloc(len);
-  len = llistxattr(path, names, len);
-  for (ssize_t i = 0; i < len; i += strlen(names + i) + 1) {
-    const char *name = names + i;
-    ssize_t vlen = lgetxattr(path, name, NULL, 0);
-    if (vlen < 0) continue;
-    unsigned char *v = malloc(vlen > 0 ? vlen : 1);
-    vlen = lgetxattr(path, name, v, vlen);
-    if (vlen < 0) { free(v); continue; }
-    fputs(rel, o); fputc(0, o);
-    fputs(name, o); fputc(0, o);
-    for (ssize_t j = 0; j < vlen; j++) fprintf(o, "%02x", v[j]);
-    fputc(0, o);
-    free(v);
-  }
-  free(names);
-}
-
-static const char *xattr_root;
-static int xattr_cb(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-  (void)st; (void)type;
-  if (ftw->level == 0) return 0;
-  const char *rel = path + strlen(xattr_root);
-  while (*rel == '/') rel++;
-  emit_xattrs(path, rel);
-  return 0;
-}
-
 static int unhex(const char *h, unsigned char *out) {
   size_t n = strlen(h);
   if (n % 2) return -1;
@@ -1097,25 +1062,9 @@ static int cmd_serve(void) {
       f[k++] = buf + start + (buf[start] == ':');
     }
     if (k >= 2 && !strcmp(f[0], "xattrs") && (k == 2 || !strcmp(f[2], "-"))) {
-      char *out = NULL;
-      size_t size = 0;
-      xattr_out = open_memstream(&out, &size);
-      int err = 0;
-      if (!xattr_out) err = errno;
-      else if (k == 2) {
-        xattr_root = f[1];
-        if (nftw(f[1], xattr_cb, 64, FTW_PHYS) < 0) err = errno;
-      } else {
-        char *path = malloc(strlen(f[1]) + PATH_MAX + 2);
-        for (size_t i = 3; i < k; i++) {
-          if (strlen(f[i]) > PATH_MAX) continue;
-          sprintf(path, "%s/%s", f[1], f[i]);
-          emit_xattrs(path, f[i]);
-        }
-        free(path);
-      }
-      if (xattr_out) fclose(xattr_out);
-      xattr_out = NULL;
+      char *out;
+      size_t size;
+      int err = list_xattrs(f[1], k == 2 ? NULL : f + 3, k > 3 ? k - 3 : 0, &out, &size);
       if (err) reply("walk", f[1], err);
       else {
         printf("{\"ok\":true,\"size\":%zu}\n", size);

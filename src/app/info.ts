@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { driverSupport } from '../snapshotter/index.js';
 import { fileBatching, pageCacheAdvice } from '../fsutil/index.js';
-import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary, spawnMethod } from '../runtime/index.js';
+import { AUTO_SIZE, AUTO_USER, autoRanges, delegatedToUser, fuseOverlayUnavailable, describeCgroups, detectCgroups, helperPath, hostCaps, probeOverlay, rootlessMapKind, slirpAvailable, emulationSummary, spawnMethod, hostMountMethod } from '../runtime/index.js';
 import { defaultDriver } from '../store/index.js';
 
 export interface Info {
@@ -21,6 +21,8 @@ export interface Info {
   pageCache: string;
   /** Whether layer apply makes small files in batches through the files addon, or why not. */
   smallFiles: string;
+  /** Whether host mounts and xattr listings are made in this process (the mounts addon) or by the helper, and why. */
+  mounts: string;
   cpus: number;
   /** Rootless: how ids are mapped, and what that gives up; absent for root. */
   rootless?: string;
@@ -81,6 +83,7 @@ export function info(root: string): Info {
     spawn: spawnMethod(),
     pageCache: pageCacheText(),
     smallFiles: smallFilesText(),
+    mounts: hostMountMethod(),
     cpus: os.availableParallelism(),
     rootless: rootlessText(),
     userNamespaces: usernsText(),

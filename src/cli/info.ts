@@ -52,7 +52,7 @@ export async function infoCommand(p: Parsed): Promise<number> {
   }
   process.stdout.write(`Store:        ${i.root}\nSnapshotter:  ${i.snapshotter} (default; --snapshotter or config.json "snapshotter" change it)\n`);
   for (const [d, s] of Object.entries(i.drivers)) process.stdout.write(`  ${d.padEnd(14)} ${s}\n`);
-  process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nSpawn:        ${i.spawn}\nPage cache:   ${i.pageCache}\nSmall files:  ${i.smallFiles}\nCPUs:         ${i.cpus}\n`);
+  process.stdout.write(`Kernel:       ${i.kernel}\nCgroups:      ${i.cgroups}\nCapabilities: ${i.capabilities} grantable (--privileged gives these)\nHelper:       ${i.helper}\nSpawn:        ${i.spawn}\nPage cache:   ${i.pageCache}\nSmall files:  ${i.smallFiles}\nMounts:       ${i.mounts}\nCPUs:         ${i.cpus}\n`);
   process.stdout.write(`Rootless:     ${i.rootless ?? 'no (root)'}\nStartup:      ${i.startup}\nGC:           ${i.gc}\nMalloc:       ${i.malloc}\n`);
   if (i.userNamespaces) process.stdout.write(`User namespaces: ${i.userNamespaces}\n`);
   const runs = i.platforms.filter((p) => p.via);

@@ -17,7 +17,7 @@ export type { SecurityOptions } from './security.js';
 export { describeCgroups, detectCgroups, delegatedToUser } from './cgroups.js';
 export type { CgroupLimits, CgroupStats, CgroupDriver } from './cgroups.js';
 export { hostMount, hostUnmount, probeOverlay, helperPath, SandboxError, applyMeta } from './helper.js';
-export { hostMountAsync, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
+export { hostMountAsync, hostUnmountAsync, readLayerMetaAsync, hostMountMethod } from './mountserver.js';
 export { spawnChild, spawnMethod } from './spawn.js';
 export type { Child, StdioKind } from './spawn.js';
 export { toSysMount, MS } from './mounts.js';

@@ -1,15 +1,38 @@
-/** The long-lived helper: mounts, unmounts and xattr listings; reports failures, serialises, never holds the process open. */
+/**
+ * Host mounts, unmounts and xattr listings, each test both ways: in this process through the mounts
+ * addon, and through the long-lived helper (TSBUILD_MOUNT_ADDON=0). Both report failures the same,
+ * and neither holds the process open.
+ */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { applyMeta, SandboxError } from './helper.js';
-import { hostMountAsync, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
+import { hostMountAsync, hostMountMethod, hostUnmountAsync, readLayerMetaAsync } from './mountserver.js';
 import { tmpdir, mountsUnder, sandboxUnavailable } from '../testutil/index.js';
 
 const why = sandboxUnavailable();
-const it = why ? (n: string) => test.skip(`${n} (skipped: ${why})`) : test;
+const addonBuilt = fs.existsSync(new URL('../../native/build/tsbuild-mounts.node', import.meta.url));
+/** Registers the test once per way; the addon's is skipped where it was not built. */
+const it = (n: string, fn: () => Promise<void> | void) => {
+  for (const [way, value] of [['the addon', '1'], ['the helper', '0']] as const) {
+    const name = `${n} (${way})`;
+    const skip = why ?? (value === '1' && !addonBuilt ? 'the mounts addon was not built' : undefined);
+    if (skip) {
+      test.skip(`${name} (skipped: ${skip})`);
+      continue;
+    }
+    test(name, async () => {
+      process.env.TSBUILD_MOUNT_ADDON = value;
+      try {
+        await fn();
+      } finally {
+        delete process.env.TSBUILD_MOUNT_ADDON;
+      }
+    });
+  }
+};
 const base = tmpdir('tsb-mountsrv-');
 test.after(async () => {
   // whatever a failed test left mounted
@@ -19,11 +42,12 @@ test.after(async () => {
   fs.rmSync(base, { recursive: true, force: true });
 });
 
-it('mounts and unmounts through one helper; empty data and relative sources work', async () => {
+it('mounts and unmounts; empty data and relative sources work, and this process keeps its working directory', async () => {
   const a = path.join(base, 'a');
   const b = path.join(base, 'b');
-  fs.mkdirSync(a);
-  fs.mkdirSync(b);
+  fs.mkdirSync(a, { recursive: true });
+  fs.mkdirSync(b, { recursive: true });
+  const cwd = process.cwd();
   fs.writeFileSync(path.join(a, 'f'), 'x');
   await hostMountAsync({ type: 'tmpfs', source: 'tmpfs', flags: 0, data: 'size=1m' }, b);
   assert.is(mountsUnder(base).length, 1);
@@ -31,31 +55,49 @@ it('mounts and unmounts through one helper; empty data and relative sources work
   // a bind mount with empty data and a source relative to a working directory
   await hostMountAsync({ type: 'bind', source: 'a', flags: 4096 /* MS_BIND */, data: '', cwd: base }, b);
   assert.is(fs.readFileSync(path.join(b, 'f'), 'utf8'), 'x');
+  assert.is(process.cwd(), cwd, 'the mount\'s working directory was its own');
+  // The thread pool's threads too: a relative path read there still means this process's directory.
+  assert.is(await fs.promises.readFile(path.relative(cwd, path.join(a, 'f')), 'utf8'), 'x');
+  await hostUnmountAsync(b);
+  assert.is(mountsUnder(base).length, 0);
+  // An overlay whose lowerdirs are relative to a working directory, as the snapshotter mounts them.
+  for (const x of ['l1', 'l2']) {
+    fs.mkdirSync(path.join(base, x), { recursive: true });
+    fs.writeFileSync(path.join(base, x, x), x);
+  }
+  await hostMountAsync({ type: 'overlay', source: 'overlay', flags: 1 /* MS_RDONLY */, data: 'lowerdir=l2:l1', cwd: base }, b);
+  assert.equal(fs.readdirSync(b).sort(), ['l1', 'l2']);
   await hostUnmountAsync(b);
   assert.is(mountsUnder(base).length, 0);
 });
 
-it('a failure is a SandboxError with the errno, and the helper keeps serving', async () => {
+it('tsbuild info says which way', () => {
+  assert.match(hostMountMethod(), process.env.TSBUILD_MOUNT_ADDON === '0' ? /through the helper's serve process \(TSBUILD_MOUNT_ADDON=0\)/ : /in this process \(native\/build\/tsbuild-mounts\.node\)/);
+});
+
+it('a failure is a SandboxError with the errno, and the next call is served', async () => {
   const nowhere = path.join(base, 'not-a-mount');
-  fs.mkdirSync(nowhere);
+  fs.mkdirSync(nowhere, { recursive: true });
   await hostUnmountAsync(nowhere).then(
     () => assert.unreachable(),
     (e: unknown) => {
       assert.instance(e, SandboxError);
-      assert.match((e as Error).message, /umount/);
+      assert.is((e as SandboxError).failure.errno, 22, 'EINVAL: not a mount point');
+      assert.match((e as Error).message, /sandbox setup failed: host: umount .*not-a-mount: Invalid argument/);
     },
   );
   const c = path.join(base, 'c');
-  fs.mkdirSync(c);
-  // many at once: answered in order, one at a time
+  fs.mkdirSync(c, { recursive: true });
+  // many at once
   await Promise.all(Array.from({ length: 5 }, () => hostMountAsync({ type: 'tmpfs', source: 'tmpfs', flags: 0, data: '' }, c)));
   assert.is(mountsUnder(c).length, 5);
   for (let i = 0; i < 5; i++) await hostUnmountAsync(c);
   assert.is(mountsUnder(base).length, 0);
 });
 
-it('xattr listings through the helper: every entry, in many chunks, with any bytes in names and values', async () => {
+it('xattr listings: every entry, in many chunks, with any bytes in names and values', async () => {
   const d = path.join(base, 'x');
+  fs.rmSync(d, { recursive: true, force: true });
   fs.mkdirSync(d);
   // A name with a newline and a byte that is not UTF-8 (paths are latin1 strings, one byte a character).
   const odd = 'odd\nname\xe9';
@@ -84,7 +126,7 @@ it('xattr listings through the helper: every entry, in many chunks, with any byt
   assert.is((await readLayerMetaAsync(d, [])).xattrs.size, 0);
 });
 
-it('a listing that fails names the directory, and the helper keeps serving', async () => {
+it('a listing that fails names the directory, and the next is served', async () => {
   const gone = path.join(base, 'no-such-dir');
   await readLayerMetaAsync(gone).then(
     () => assert.unreachable(),
@@ -108,7 +150,7 @@ it('a process that used the helper ends cleanly when the helper exits while Node
     await readLayerMetaAsync(${JSON.stringify(base)});
     spawnSync('/bin/true');
     console.log('done');
-  `], { encoding: 'utf8', timeout: 30_000 });
+  `], { encoding: 'utf8', timeout: 30_000, env: { ...process.env } });
   assert.equal([r.status, r.signal, r.stdout], [0, null, 'done\n'], r.stderr);
 });
 

@@ -1,10 +1,13 @@
 /**
- * One long-lived helper (`tsbuild-sandbox serve`) for the host work of COPY, WORKDIR, layer
- * unpacking and layer commits: mounts, unmounts and xattr listings. A spawn from a large Node process
- * forks it: 5 ms at 150 MB of RSS on a 2-core VM, 10-20 ms at more; a one-file COPY used to spawn
- * the helper three times for xattrs alone. Requests go one at a time; the helper exits when our stdin
- * closes or when we die (PDEATHSIG), and it does not keep Node's event loop alive while idle.
+ * The host work of COPY, WORKDIR, RUN's layer commit and layer unpacking: mounts, unmounts and xattr
+ * listings. Made by this process through the mounts addon (native/mounts.c) where it is built; else
+ * by one long-lived helper (`tsbuild-sandbox serve`), whose start cost every build step and pull
+ * 8-10 ms before its first mount (the spawn blocks Node until the helper has exec'd). A one-file COPY
+ * once spawned the helper three times for xattrs alone. The helper takes requests one at a time;
+ * it exits when our stdin closes or when we die (PDEATHSIG), and it does not keep Node's event loop
+ * alive while idle. TSBUILD_MOUNT_ADDON=0 uses the helper.
  */
+import { optionalAddon } from '../fsutil/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { helperPath, parseLayerMeta, SandboxError, type HelperFailure, type LayerMeta } from './helper.js';
 import { FUSE_OVERLAY, mountFuseOverlayAsync } from './fuse.js';
@@ -120,24 +123,55 @@ class MountServer {
 let server: MountServer | undefined;
 const serve = () => (server ??= new MountServer());
 
+interface Addon {
+  mount(type: string, source: string, target: string, flags: number, data: string, cwd?: string): Promise<void>;
+  umount(target: string): Promise<void>;
+  xattrs(dir: string, paths?: Buffer[]): Promise<Buffer>;
+}
+const mountsAddon = optionalAddon<Addon>('mounts', 'TSBUILD_MOUNT_ADDON');
+
+/** How host mounts are made here, for `tsbuild info`. */
+export function hostMountMethod(): string {
+  const s = mountsAddon.status();
+  return s.on ? 'in this process (native/build/tsbuild-mounts.node)' : `through the helper's serve process (${s.reason})`;
+}
+
+/** The addon's failure as the helper would have reported it: the same SandboxError. */
+async function viaAddon<T>(op: string, path: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    const errno = (e as { errno?: unknown }).errno;
+    if (typeof errno !== 'number') throw e;
+    const message = (e as Error).message.replace(/^[^:]*: /, '');
+    throw new SandboxError({ stage: 'host', op, path, errno, message });
+  }
+}
+
 export async function hostMountAsync(m: SysMount, target: string): Promise<void> {
   if (m.type === FUSE_OVERLAY) return mountFuseOverlayAsync(m, target);
+  const addon = mountsAddon.get();
+  if (addon) return viaAddon('mount', target, addon.mount(m.type, m.source, target, m.flags, m.data, m.cwd || undefined));
   const fields = ['mount', m.type, m.source, target, String(m.flags), m.data];
   if (m.cwd) fields.push(m.cwd);
   await serve().request(fields);
 }
 
 export async function hostUnmountAsync(target: string): Promise<void> {
+  const addon = mountsAddon.get();
+  if (addon) return viaAddon('umount', target, addon.umount(target));
   await serve().request(['umount', target]);
 }
 
 /**
  * Every layer-worthy xattr under `dir` (or of just the relative `paths` given), with overlay's opaque
  * marks and fuse-overlayfs's copy-ups, by relative path; paths are latin1 strings, one character per
- * byte, as the layer differ names them. One request to the long-lived helper.
+ * byte, as the layer differ names them. One call into the addon, or one request to the helper.
  */
 export async function readLayerMetaAsync(dir: string, paths?: string[]): Promise<LayerMeta> {
   if (paths?.length === 0) return { xattrs: new Map(), opaque: new Set(), copiedUp: new Set() };
+  const addon = mountsAddon.get();
+  if (addon) return parseLayerMeta(await viaAddon('walk', dir, addon.xattrs(dir, paths?.map((p) => Buffer.from(p, 'latin1')))));
   const body = await serve().request(paths ? ['xattrs', dir, '-', ...paths.map((p) => Buffer.from(p, 'latin1'))] : ['xattrs', dir]);
   return parseLayerMeta(body ?? Buffer.alloc(0));
 }
