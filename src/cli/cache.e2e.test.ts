@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, cliSpawn, pidsMatching, removeStore, tmpdir, e2eHarness } from '../testutil/index.js';
+import { cli, cliSpawn, executedSteps, pidsMatching, removeStore, tmpdir, e2eHarness } from '../testutil/index.js';
 
 const { it, root, dirs, ctx } = e2eHarness('cache');
 
@@ -13,18 +13,7 @@ const build = async (d: string, args: string[] = []) => {
   assert.is(r.code, 0, r.stderr);
   return r.stderr;
 };
-/** Step names that executed (DONE, not CACHED) in a plain log. */
-function executed(log: string): string[] {
-  const names = new Map<string, string>();
-  const out: string[] = [];
-  for (const l of log.split('\n')) {
-    const m = /^#(\d+) (\[.*)$/.exec(l);
-    if (m) names.set(m[1]!, m[2]!);
-    const d = /^#(\d+) DONE/.exec(l);
-    if (d && names.has(d[1]!)) out.push(names.get(d[1]!)!);
-  }
-  return out;
-}
+const executed = executedSteps;
 const misses = (log: string) => log.split('\n').filter((l) => / cache miss: /.test(l)).map((l) => l.replace(/^#\d+ cache miss: /, ''));
 
 /** Every file of the store: path → inode, size, content digest (a rewrite through rename changes the inode). */
@@ -369,55 +358,6 @@ it('damaged cache files (records, step history, the checksum memo) are misses, n
       }
     });
     assert.equal(left, [], 'no damaged record is left');
-  } finally {
-    removeStore(store);
-  }
-});
-
-it('build steps are committed unsynced with their boot; after a restart the cache unpacks them again from their layers: nothing runs, the same image', async () => {
-  const store = tmpdir('tsb-cache-reboot-');
-  try {
-    const d = ctx('RUN head -c 16 /dev/urandom | od -x > /rand\nCOPY f.txt /f.txt\nWORKDIR /w\nRUN cat /rand /f.txt > /both\n', { 'f.txt': 'f' });
-    const b1 = await cli(['--progress', 'plain', '-t', 'rb', d], { root: store });
-    assert.is(b1.code, 0, b1.stderr);
-    const id = (await cli(['inspect', '-f', '{{.Id}}', 'rb'], { root: store })).stdout;
-    const before = await cli(['run', '--rm', 'rb', 'cat', '/both'], { root: store });
-    assert.is(before.code, 0, before.stderr);
-    const table = path.join(store, 'snapshots', 'overlayfs', 'metadata.json');
-    type Table = { snapshots: Record<string, { kind: string; labels: Record<string, string> }> };
-    const read = () => JSON.parse(fs.readFileSync(table, 'utf8')) as Table;
-    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const steps = Object.entries(read().snapshots).filter(([, r]) => r.kind === 'committed');
-    // COPY busybox (on scratch), RUN --install, RUN head, COPY f.txt, WORKDIR, RUN cat.
-    assert.is(steps.length, 6, JSON.stringify(read()));
-    for (const [k, r] of steps) assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
-    // A restart, as the store sees it: the snapshots and the last sweep belong to another boot.
-    const t = read();
-    for (const r of Object.values(t.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
-    fs.writeFileSync(table, JSON.stringify(t));
-    fs.writeFileSync(path.join(store, 'tmp', 'live', 'swept'), 'an-earlier-boot');
-    const b2 = await cli(['--progress', 'plain', '-t', 'rb', d], { root: store });
-    assert.is(b2.code, 0, b2.stderr);
-    assert.match(b2.stderr, /removed 6 snapshot\(s\) unpacked or built before this machine restarted/);
-    assert.equal(executed(b2.stderr), [], `nothing runs again:\n${b2.stderr}`);
-    assert.is(b2.stderr.match(/cached layer unpacked again/g)?.length, 6, b2.stderr);
-    assert.is((await cli(['inspect', '-f', '{{.Id}}', 'rb'], { root: store })).stdout, id, 'the same image');
-    const after = await cli(['run', '--rm', 'rb', 'cat', '/both'], { root: store });
-    assert.is(after.stdout, before.stdout, 'the same files');
-    for (const [k, r] of Object.entries(read().snapshots)) if (r.kind === 'committed') assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
-    // A layer blob that is gone (or does not unpack) is a miss: the step runs.
-    const t2 = read();
-    for (const r of Object.values(t2.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
-    fs.writeFileSync(table, JSON.stringify(t2));
-    fs.writeFileSync(path.join(store, 'tmp', 'live', 'swept'), 'an-earlier-boot');
-    const rec = fs.readdirSync(path.join(store, 'cache', 'records')).map((f) => JSON.parse(fs.readFileSync(path.join(store, 'cache', 'records', f), 'utf8')) as { description: string; layer?: { descriptor: { digest: string } } }).find((r) => r.description.includes('COPY f.txt'));
-    assert.ok(rec?.layer, 'the COPY has a layer');
-    const blob = path.join(store, 'blobs', 'sha256', rec.layer.descriptor.digest.slice(7));
-    fs.writeFileSync(blob, 'not a tar');
-    const b3 = await cli(['--progress', 'plain', '-t', 'rb', d], { root: store });
-    assert.is(b3.code, 0, b3.stderr);
-    assert.match(b3.stderr, /the cached layer did not unpack/);
-    assert.ok(executed(b3.stderr).some((s) => s.includes('COPY f.txt')), b3.stderr);
   } finally {
     removeStore(store);
   }

@@ -335,3 +335,16 @@ export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } |
 }
 export { registryUnavailable, freePort, startRegistry, startTokenIssuer, startFaultProxy, makeTestCA } from './registry.js';
 export type { TestRegistry, TokenIssuer, FaultProxy, Fault, RegistryAuth, TestCA } from './registry.js';
+
+/** Step names that executed (DONE, not CACHED) in a plain log. */
+export function executedSteps(log: string): string[] {
+  const names = new Map<string, string>();
+  const out: string[] = [];
+  for (const l of log.split('\n')) {
+    const m = /^#(\d+) (\[.*)$/.exec(l);
+    if (m) names.set(m[1]!, m[2]!);
+    const d = /^#(\d+) DONE/.exec(l);
+    if (d && names.has(d[1]!)) out.push(names.get(d[1]!)!);
+  }
+  return out;
+}
