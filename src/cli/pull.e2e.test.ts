@@ -7,8 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import { cli } from '../testutil/index.js';
+import { asIfRestarted, cli, snapshotTable } from '../testutil/index.js';
 import { registryFixture } from './registry.fixture.js';
 
 const { it, root, env, newStore, buildHello, storeManifest, registry } = registryFixture('pull');
@@ -62,18 +61,12 @@ it('layers are committed with the boot they were unpacked in; after a restart th
   const s = newStore();
   const pulled = await cli(['pull', '-q', ref], { root: s, env });
   assert.is(pulled.code, 0, pulled.stderr);
-  const table = path.join(s, 'snapshots', 'overlayfs', 'metadata.json');
-  type Table = { snapshots: Record<string, { kind: string; labels: Record<string, string> }> };
-  const read = () => JSON.parse(fs.readFileSync(table, 'utf8')) as Table;
+  const read = () => snapshotTable(s);
   const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   const layers = Object.entries(read().snapshots).filter(([, r]) => r.kind === 'committed');
   assert.ok(layers.length >= 2, 'a base layer and the COPY');
   for (const [k, r] of layers) assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
-  // A restart, as the store sees it: the layers and the last sweep belong to another boot.
-  const t = read();
-  for (const r of Object.values(t.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
-  fs.writeFileSync(table, JSON.stringify(t));
-  fs.writeFileSync(path.join(s, 'tmp', 'live', 'swept'), 'an-earlier-boot');
+  asIfRestarted(s);
   const run = await cli(['run', '--rm', '--pull', 'never', ref], { root: s, env });
   assert.is(run.code, 0, run.stderr);
   assert.match(run.stderr, new RegExp(`removed ${layers.length} snapshot\\(s\\) unpacked .* before this machine restarted`));

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, executedSteps as executed, removeStore, tmpdir, e2eHarness } from '../testutil/index.js';
+import { asIfRestarted, cli, executedSteps as executed, removeStore, snapshotTable, tmpdir, e2eHarness } from '../testutil/index.js';
 
 const { it, ctx } = e2eHarness('restart');
 
@@ -20,19 +20,13 @@ it('build steps are committed unsynced with their boot; after a restart the cach
     const id = (await cli(['inspect', '-f', '{{.Id}}', 'rb'], { root: store })).stdout;
     const before = await cli(['run', '--rm', 'rb', 'cat', '/both'], { root: store });
     assert.is(before.code, 0, before.stderr);
-    const table = path.join(store, 'snapshots', 'overlayfs', 'metadata.json');
-    type Table = { snapshots: Record<string, { kind: string; labels: Record<string, string> }> };
-    const read = () => JSON.parse(fs.readFileSync(table, 'utf8')) as Table;
+    const read = () => snapshotTable(store);
     const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     const steps = Object.entries(read().snapshots).filter(([, r]) => r.kind === 'committed');
     // COPY busybox (on scratch), RUN --install, RUN head, COPY f.txt, WORKDIR, RUN cat.
     assert.is(steps.length, 6, JSON.stringify(read()));
     for (const [k, r] of steps) assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
-    // A restart, as the store sees it: the snapshots and the last sweep belong to another boot.
-    const t = read();
-    for (const r of Object.values(t.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
-    fs.writeFileSync(table, JSON.stringify(t));
-    fs.writeFileSync(path.join(store, 'tmp', 'live', 'swept'), 'an-earlier-boot');
+    asIfRestarted(store);
     const b2 = await cli(['--progress', 'plain', '-t', 'rb', d], { root: store });
     assert.is(b2.code, 0, b2.stderr);
     assert.match(b2.stderr, /removed 6 snapshot\(s\) unpacked or built before this machine restarted/);
@@ -43,10 +37,7 @@ it('build steps are committed unsynced with their boot; after a restart the cach
     assert.is(after.stdout, before.stdout, 'the same files');
     for (const [k, r] of Object.entries(read().snapshots)) if (r.kind === 'committed') assert.is(r.labels['tsbuild.unsynced-boot'], boot, k);
     // A layer blob that is gone (or does not unpack) is a miss: the step runs.
-    const t2 = read();
-    for (const r of Object.values(t2.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
-    fs.writeFileSync(table, JSON.stringify(t2));
-    fs.writeFileSync(path.join(store, 'tmp', 'live', 'swept'), 'an-earlier-boot');
+    asIfRestarted(store);
     const rec = fs.readdirSync(path.join(store, 'cache', 'records')).map((f) => JSON.parse(fs.readFileSync(path.join(store, 'cache', 'records', f), 'utf8')) as { description: string; layer?: { descriptor: { digest: string } } }).find((r) => r.description.includes('COPY f.txt'));
     assert.ok(rec?.layer, 'the COPY has a layer');
     const blob = path.join(store, 'blobs', 'sha256', rec.layer.descriptor.digest.slice(7));

@@ -348,3 +348,17 @@ export function executedSteps(log: string): string[] {
   }
   return out;
 }
+
+/** An overlay store's snapshot table, as written. */
+export type SnapshotTable = { snapshots: Record<string, { kind: string; labels: Record<string, string> }> };
+export function snapshotTable(root: string): SnapshotTable {
+  return JSON.parse(fs.readFileSync(path.join(root, 'snapshots', 'overlayfs', 'metadata.json'), 'utf8')) as SnapshotTable;
+}
+
+/** A restart of the machine, as an overlay store sees it: its unsynced snapshots and its last sweep belong to another boot. */
+export function asIfRestarted(root: string): void {
+  const t = snapshotTable(root);
+  for (const r of Object.values(t.snapshots)) if (r.labels['tsbuild.unsynced-boot']) r.labels['tsbuild.unsynced-boot'] = 'an-earlier-boot';
+  fs.writeFileSync(path.join(root, 'snapshots', 'overlayfs', 'metadata.json'), JSON.stringify(t));
+  fs.writeFileSync(path.join(root, 'tmp', 'live', 'swept'), 'an-earlier-boot');
+}
