@@ -36,7 +36,8 @@ export function layerDirs(mounts: Mount[]): string[] {
 
 function lstat(p: string): fs.Stats | undefined {
   try {
-    return fs.lstatSync(p);
+    // Most paths asked about are absent; an exception per ENOENT cost `run` about 4 ms.
+    return fs.lstatSync(p, { throwIfNoEntry: false });
   } catch {
     return undefined;
   }
