@@ -457,10 +457,10 @@ static void attach_devices(const char *dir, struct jval *prog) {
   free(insns);
 }
 
-/* linux.cgroupProcs: the cgroup.procs files to join (one per v1 hierarchy, or one v2 cgroup), before
-   anything else runs in the container; "0" means the writing process. */
+/* linux.cgroupJoin: the files to join the container's cgroup through (a v1 hierarchy's tasks, a v2
+   cgroup's cgroup.procs), before anything else runs in the container; "0" means the writer. */
 static void join_cgroups(void) {
-  struct jval *files = json_get(json_get(spec, "linux"), "cgroupProcs");
+  struct jval *files = json_get(json_get(spec, "linux"), "cgroupJoin");
   for (size_t i = 0; files && i < files->len; i++) {
     const char *p = files->items[i]->str;
     int fd = p ? open(p, O_WRONLY | O_CLOEXEC) : -1;
@@ -937,7 +937,7 @@ static int cmd_exec(void) {
     snprintf(p, sizeof p, "/proc/%d/ns/%s", target, ns_file(t));
     if ((nsfd[nns++] = open(p, O_RDONLY | O_CLOEXEC)) < 0) fail("exec", "open-ns", p, errno);
   }
-  struct jval *files = json_get(json_get(spec, "linux"), "cgroupProcs");
+  struct jval *files = json_get(json_get(spec, "linux"), "cgroupJoin");
   int cgfd[16]; size_t ncg = 0;
   for (size_t i = 0; files && i < files->len && ncg < 16; i++) {
     const char *p = files->items[i]->str;

@@ -57,6 +57,7 @@ export class V1Cgroups implements CgroupDriver {
     return {
       name,
       procsFiles: dirs.map((d) => path.join(d, 'cgroup.procs')),
+      joinFiles: dirs.map((d) => path.join(d, 'tasks')),
       stats: () => {
         const io = at('blkio', 'blkio.throttle.io_service_bytes_recursive') || at('blkio', 'blkio.throttle.io_service_bytes');
         const sum = (op: string) => [...io.matchAll(new RegExp(`^\\d+:\\d+ ${op} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);

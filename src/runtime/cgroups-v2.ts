@@ -60,6 +60,7 @@ export class V2Cgroups implements CgroupDriver {
       name,
       deviceFilter,
       procsFiles: [path.join(dir, 'cgroup.procs')],
+      joinFiles: [path.join(dir, 'cgroup.procs')],
       stats: () => {
         const io = at('io.stat');
         const sum = (k: string) => [...io.matchAll(new RegExp(`${k}=(\\d+)`, 'g'))].reduce((a, m) => a + Number(m[1]), 0);

@@ -49,7 +49,7 @@ class NoCgroups implements CgroupDriver {
   readonly version = 1;
   create(name: string, l: CgroupLimits): Cgroup {
     requireControllers(l, () => false, false);
-    return { name, procsFiles: [], stats: () => ({ cpuNanos: 0, memoryBytes: 0, pids: 0, readBytes: 0, writeBytes: 0 }), oomKilled: () => false, remove: async () => undefined };
+    return { name, procsFiles: [], joinFiles: [], stats: () => ({ cpuNanos: 0, memoryBytes: 0, pids: 0, readBytes: 0, writeBytes: 0 }), oomKilled: () => false, remove: async () => undefined };
   }
   open(): Cgroup | undefined {
     return undefined;

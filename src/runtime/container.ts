@@ -212,7 +212,7 @@ export async function runContainer(opts: ContainerOptions, io: SpawnOptions): Pr
       noNewPrivileges: sec.noNewPrivileges ?? !sec.privileged,
       seccomp,
       devices: sec.devices,
-      cgroupProcs: cg?.procsFiles,
+      cgroupJoin: cg?.joinFiles,
       devicesBpf: cg?.deviceFilter,
       etcFiles: ownedBy(writeEtcFiles(path.join(o.workDir, 'etc'), o.hostname, o.network, o.extraHosts, o.netns?.ip, o.netns?.resolv), userns?.root),
       shmSize: o.shmSize,

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { DEFAULT_PATH } from '../image/index.js';
 import { resolveInRoot } from '../fsutil/index.js';
+import { joinFilesOf } from './cgroupfs.js';
 import { runSpec, type RunResult, type SpawnOptions } from './helper.js';
 import { CAP_NAMES, resolveCaps, seccompProgram, type SecurityOptions } from './security.js';
 import { defaultRlimits, type ExecSpec, type Rlimit } from './spec.js';
@@ -80,7 +81,7 @@ export async function execInContainer(o: ExecOptions, io: SpawnOptions): Promise
       noNewPrivileges: sec.noNewPrivileges ?? !sec.privileged,
       createCwd: false,
     },
-    linux: { namespaces: namespacesOf(o.pid).map((type) => ({ type })), ...(seccomp ? { seccomp } : {}), cgroupProcs: o.cgroupProcs },
+    linux: { namespaces: namespacesOf(o.pid).map((type) => ({ type })), ...(seccomp ? { seccomp } : {}), cgroupJoin: joinFilesOf(o.cgroupProcs) },
   };
   return runSpec(spec, io, 'exec');
 }

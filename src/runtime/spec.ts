@@ -51,8 +51,8 @@ export interface SandboxSpec {
     seccomp?: number[][];
     /** Propagation of the container's whole mount tree, set before anything is mounted. */
     rootfsPropagation: number;
-    /** cgroup.procs files the container process joins first. */
-    cgroupProcs: string[];
+    /** The files the container process writes "0" into first, to join its cgroup (Cgroup.joinFiles). */
+    cgroupJoin: string[];
     /** cgroup v2: an eBPF device filter to attach to the container's cgroup. */
     devicesBpf?: { cgroup: string; program: number[][] };
     /** With a `user` namespace: its maps, and the host paths the container sees through them. */
@@ -70,7 +70,7 @@ export interface SandboxSpec {
 export interface ExecSpec {
   pid: number;
   process: SandboxSpec['process'];
-  linux: { namespaces: { type: string }[]; seccomp?: number[][]; cgroupProcs: string[] };
+  linux: { namespaces: { type: string }[]; seccomp?: number[][]; cgroupJoin: string[] };
 }
 
 /** Docker's masked paths (moby's oci/defaults.go), with the per-CPU thermal_throttle dirs it adds. */
@@ -149,7 +149,7 @@ export interface SpecOptions {
   seccomp?: number[][];
   /** Device nodes bound in from the host (--device). */
   devices?: { hostPath: string; containerPath: string }[];
-  cgroupProcs?: string[];
+  cgroupJoin?: string[];
   devicesBpf?: { cgroup: string; program: number[][] };
   /** Size of /dev/shm in bytes (default 64 MiB, as Docker). */
   shmSize?: number;
@@ -220,7 +220,7 @@ export function buildSpec(o: SpecOptions): SandboxSpec {
       maskedPaths: o.privileged ? [] : maskedPaths(),
       readonlyPaths: o.privileged ? [] : READONLY,
       ...(o.seccomp ? { seccomp: o.seccomp } : {}),
-      cgroupProcs: o.cgroupProcs ?? [],
+      cgroupJoin: o.cgroupJoin ?? [],
       ...(o.devicesBpf ? { devicesBpf: o.devicesBpf } : {}),
       ...(o.userns ? { uidMappings: o.userns.uid, gidMappings: o.userns.gid, idmapPaths: o.userns.paths } : {}),
       ...(o.binfmt?.length ? { binfmt: o.binfmt } : {}),
