@@ -76,6 +76,8 @@ test('v1: limits land in each controller under our own cgroup; stats, OOM and re
     assert.is(at('devices', 'devices.deny'), 'a');
     assert.is(at('devices', 'devices.allow'), 'c 1:3 rwm');
     assert.ok(cg.procsFiles.includes(path.join(root, 'memory', '/outer/me', 'tsbuild', 'ctr-1-x', 'cgroup.procs')), 'charged under our own memory cgroup');
+    // Joined through each hierarchy's tasks: a write to cgroup.procs waits for an RCU grace period.
+    assert.equal(cg.joinFiles, cg.procsFiles.map((f) => path.join(path.dirname(f), 'tasks')));
     const dir = (c: string) => path.join(root, c, layout.v1.get(c)!.self, 'tsbuild', 'ctr-1-x');
     fs.writeFileSync(path.join(dir('memory'), 'memory.usage_in_bytes'), '1048576');
     fs.writeFileSync(path.join(dir('cpuacct'), 'cpuacct.usage'), '5000000');
@@ -205,6 +207,25 @@ function cgroup2Unavailable(): string | undefined {
   }
 }
 
+testUnless(fs.existsSync('/sys/fs/cgroup/memory/tasks') ? undefined : 'no cgroup v1 memory hierarchy at /sys/fs/cgroup/memory', 'v1 on this host: a process joins every hierarchy through its join files (tasks), and its children follow', async () => {
+  const d = cgroupManager();
+  const name = `ctr-${process.pid}-v1join`;
+  const cg = d.create(name, { pidsLimit: 50 });
+  try {
+    const joins = cg.joinFiles.map((f) => `echo 0 > ${f}`).join(' && ');
+    const r = spawnSync('sh', ['-c', `${joins} && sh -c 'cat /proc/self/cgroup'`], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').filter((l) => !l.startsWith('0::'));
+    for (const f of cg.joinFiles) {
+      const hierarchy = f.split('/')[4]!;
+      assert.ok(lines.some((l) => l.split(':')[1]!.split(',').includes(hierarchy) && l.endsWith(`/tsbuild/${name}`)), `a child in ${hierarchy}: ${r.stdout}`);
+    }
+  } finally {
+    await cg.remove();
+  }
+  assert.not.ok(d.list().includes(name), 'removed');
+});
+
 testUnless(cgroup2Unavailable(), 'v2 on a real cgroup2 hierarchy: a process joins through cgroup.procs; removal kills stragglers', async () => {
   const mnt = tmpdir('tsb-cg2real-');
   const r = spawnSync('mount', ['-t', 'cgroup2', 'none', mnt], { encoding: 'utf8' });
@@ -215,6 +236,7 @@ testUnless(cgroup2Unavailable(), 'v2 on a real cgroup2 hierarchy: a process join
     const controllers = new Set(read(path.join(mnt, 'cgroup.controllers')).trim().split(/\s+/).filter(Boolean));
     const d = cgroupManager({ mode: 'v2', v1: new Map(), v2: { mount: mnt, self: '/', controllers } });
     const cg = d.create(name, {});
+    assert.equal(cg.joinFiles, cg.procsFiles, 'v2 has only cgroup.procs');
     child = spawn('sleep', ['30'], { stdio: 'ignore' });
     fs.writeFileSync(cg.procsFiles[0]!, String(child.pid));
     assert.match(read(`/proc/${child.pid}/cgroup`), new RegExp(`0::/tsbuild/${name}`));
