@@ -44,11 +44,15 @@ typedef struct {
   napi_async_work work;
 } Call;
 
+static void mount_call(Call *c) {
+  if (mount(c->source, c->target, c->type, c->flags, *c->data ? c->data : NULL) != 0) c->err = errno, c->failed = "mount";
+}
+
 static void *mount_in_cwd(void *arg) {
   Call *c = arg;
   if (unshare(CLONE_FS) != 0) c->err = errno, c->failed = "unshare";
   else if (chdir(c->cwd) != 0) c->err = errno, c->failed = "chdir";
-  else if (mount(c->source, c->target, c->type, c->flags, *c->data ? c->data : NULL) != 0) c->err = errno, c->failed = "mount";
+  else mount_call(c);
   return NULL;
 }
 
@@ -57,7 +61,7 @@ static void run_call(napi_env env, void *data) {
   Call *c = data;
   if (c->op == MOUNT) {
     if (!c->cwd) {
-      if (mount(c->source, c->target, c->type, c->flags, *c->data ? c->data : NULL) != 0) c->err = errno, c->failed = "mount";
+      mount_call(c);
       return;
     }
     pthread_t t;
@@ -132,12 +136,15 @@ static char *bytes_of(napi_env env, napi_value v) {
 }
 
 static napi_value start(napi_env env, Call *c) {
-  napi_value promise, name;
-  napi_create_promise(env, &c->deferred, &promise);
-  napi_create_string_utf8(env, "tsbuild-mounts", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_call, call_done, c, &c->work);
-  napi_queue_async_work(env, c->work);
-  return promise;
+  return queue_work_promise(env, "tsbuild-mounts", run_call, call_done, c, &c->deferred, &c->work);
+}
+
+/* A call of `op`, or NULL with an error thrown when there is no memory for one. */
+static Call *new_call(napi_env env, enum op op) {
+  Call *c = calloc(1, sizeof *c);
+  if (!c) throw_errno(env, "tsbuild-mounts", ENOMEM);
+  else c->op = op;
+  return c;
 }
 
 static napi_value bad_args(napi_env env, Call *c, const char *usage) {
@@ -151,10 +158,10 @@ static napi_value Mount(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value a[6];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  Call *c = calloc(1, sizeof *c);
+  Call *c = new_call(env, MOUNT);
+  if (!c) return NULL;
   const char *usage = "mount(type, source, target, flags, data, cwd?): strings or Buffers without NULs, flags a number";
   if (argc < 5) return bad_args(env, c, usage);
-  c->op = MOUNT;
   c->type = bytes_of(env, a[0]);
   c->source = bytes_of(env, a[1]);
   c->target = bytes_of(env, a[2]);
@@ -175,8 +182,8 @@ static napi_value Umount(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value a[1];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  Call *c = calloc(1, sizeof *c);
-  c->op = UMOUNT;
+  Call *c = new_call(env, UMOUNT);
+  if (!c) return NULL;
   if (argc < 1 || !(c->target = bytes_of(env, a[0]))) return bad_args(env, c, "umount(target): a string or Buffer without NULs");
   return start(env, c);
 }
@@ -186,9 +193,9 @@ static napi_value Xattrs(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value a[2];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  Call *c = calloc(1, sizeof *c);
+  Call *c = new_call(env, XATTRS);
+  if (!c) return NULL;
   const char *usage = "xattrs(dir, paths?): a string or Buffer, and an array of them";
-  c->op = XATTRS;
   if (argc < 1 || !(c->target = bytes_of(env, a[0]))) return bad_args(env, c, usage);
   napi_valuetype t = napi_undefined;
   if (argc >= 2) napi_typeof(env, a[1], &t);
@@ -198,7 +205,10 @@ static napi_value Xattrs(napi_env env, napi_callback_info info) {
     if (!arr) return bad_args(env, c, usage);
     uint32_t n;
     napi_get_array_length(env, a[1], &n);
-    c->paths = calloc(n ? n : 1, sizeof *c->paths);
+    if (!(c->paths = calloc(n ? n : 1, sizeof *c->paths))) {
+      free_call(c);
+      return throw_errno(env, "tsbuild-mounts", ENOMEM);
+    }
     for (uint32_t i = 0; i < n; i++) {
       napi_value v;
       napi_get_element(env, a[1], i, &v);

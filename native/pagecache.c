@@ -69,12 +69,7 @@ static napi_value advise(napi_env env, napi_callback_info info, enum op op) {
   Advice *ad = calloc(1, sizeof *ad);
   if (!ad) return throw_errno(env, "advice", ENOMEM);
   *ad = (Advice){.op = op, .fd = fd, .off = off, .len = len};
-  napi_value promise, name;
-  napi_create_promise(env, &ad->deferred, &promise);
-  napi_create_string_utf8(env, "tsbuild.pagecache", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_advice, advice_done, ad, &ad->work);
-  napi_queue_async_work(env, ad->work);
-  return promise;
+  return queue_work_promise(env, "tsbuild.pagecache", run_advice, advice_done, ad, &ad->deferred, &ad->work);
 }
 
 /* startWriteback(fd, offset, length): queue the range's dirty pages for writing (length 0: to the end). */
