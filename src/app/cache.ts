@@ -11,10 +11,11 @@ import { listCacheMounts, mountTar, pruneCache, restoreMount, type CacheMountInf
 import { logger, type OpOptions } from './events.js';
 import type { RegistryOptions } from './registry.js';
 import { exportMountsToRegistry, importMountsFromRegistry } from './remotecache.js';
+import { byText } from '../fsutil/index.js';
 
 /** Records, most recently used first. */
 export function listCacheRecords(store: Store): CacheRecord[] {
-  return store.cache.list().sort((a, b) => b.lastUsed.localeCompare(a.lastUsed));
+  return store.cache.list().sort((a, b) => byText(b.lastUsed, a.lastUsed));
 }
 
 export function listMounts(store: Store): CacheMountInfo[] {

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
-import { writeFileAtomic } from '../fsutil/index.js';
+import { byText, writeFileAtomic } from '../fsutil/index.js';
 import type { SolverEvent, Vertex } from '../builder/index.js';
 import type { Store } from '../store/index.js';
 
@@ -191,7 +191,7 @@ export function listBuilds(store: Store): BuildRecord[] {
         return [];
       }
     })
-    .sort((a, b) => b.started.localeCompare(a.started));
+    .sort((a, b) => byText(b.started, a.started));
 }
 
 /** By id prefix, or `latest` / `^N` (the Nth newest, `^0` being the latest), as buildx history refs. */

@@ -5,6 +5,7 @@
  */
 import { compressionOfMediaType, openDecompressed, readTar } from '../image/index.js';
 import type { Store } from '../store/index.js';
+import { byText } from '../fsutil/index.js';
 
 export interface LayerInsight {
   digest: string;
@@ -48,7 +49,7 @@ export async function layerInsight(store: Store, ref: string, top = 5): Promise<
       info.biggest.push({ path: p, size: e.header.size });
       if (info.biggest.length > top * 4) info.biggest = info.biggest.sort((a, b) => b.size - a.size).slice(0, top);
     }
-    info.biggest = info.biggest.sort((a, b) => b.size - a.size || a.path.localeCompare(b.path)).slice(0, top);
+    info.biggest = info.biggest.sort((a, b) => b.size - a.size || byText(a.path, b.path)).slice(0, top);
     for (const p of mine) seen.add(p);
     out.push(info);
   }

@@ -165,12 +165,15 @@ export async function joinNetwork(store: Store, rec: ContainerState, cfg: Contai
 /** The user-mode networks this process serves, by container id: they end with it, or at leave. */
 const userNets = new Map<string, UserModeNetwork>();
 
-/** After the process ended (and on rm, in case its owner died first). */
-export async function leaveNetwork(store: Store, id: string): Promise<void> {
+/**
+ * After the process ended (and on rm, in case its owner died first). `forget: false` leaves the
+ * record alone: `rm` deletes it next, and a write of it would be one more locked update per `run --rm`.
+ */
+export async function leaveNetwork(store: Store, id: string, o: { forget?: boolean } = {}): Promise<void> {
   userNets.get(id)?.stop();
   userNets.delete(id);
   await store.networks.detach(id);
-  store.containers.update(id, { network: undefined });
+  if (o.forget !== false) store.containers.update(id, { network: undefined });
 }
 
 /** The network a container has now: only while it runs (or is paused), as Docker shows ports. */

@@ -4,6 +4,7 @@ import { RESERVED_NETWORKS, type NetworkState } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { ensureDns } from './dns.js';
 import { keyValues } from './volumes.js';
+import { byText } from '../fsutil/index.js';
 
 export interface NetworkCreateRequest {
   driver?: string;
@@ -44,7 +45,7 @@ export async function listNetworks(store: Store, filters: string[] = []): Promis
   for (const [k] of f) if (!['name', 'driver', 'id', 'type'].includes(k)) throw new UsageError(`--filter ${k}: network filters are name, driver, id and type (builtin|custom)`);
   return rows
     .filter((r) => f.every(([k, v = '']) => (k === 'name' ? r.Name.includes(v) : k === 'driver' ? r.Driver === v : k === 'id' ? r.ID.startsWith(v) : (v === 'builtin') === RESERVED_NETWORKS.includes(r.Name))))
-    .sort((a, b) => a.Name.localeCompare(b.Name));
+    .sort((a, b) => byText(a.Name, b.Name));
 }
 
 export function inspectNetwork(store: Store, ref: string): Record<string, unknown> {

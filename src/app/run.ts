@@ -225,11 +225,16 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
     ...(platform ? { platform } : {}),
   };
   const state: ContainerState = {
-    id, name: req.name ?? uniqueName(store), image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
+    // A generated name is picked under the lock that create() holds, among the records it reads
+    // anyway: no second read of every record, and no two runs picking the same name between.
+    id, name: req.name ?? '', image: req.image, imageId: img.configDigest, command: args, created: new Date().toISOString(),
     status: 'created', snapshot: key, keep: !req.rm, detached: req.detach, config, restartCount: 0,
   };
   try {
-    store.containers.create(state, (others) => allocateUserns(config, others));
+    store.containers.create(state, (others) => {
+      if (req.name === undefined) state.name = uniqueName(others);
+      allocateUserns(config, others);
+    });
   } catch (e) {
     for (const v of madeVolumes) store.volumes.remove(v);
     await store.snapshotter.remove(key);
@@ -241,9 +246,9 @@ export async function createContainer(store: Store, req: RunRequest, o: OpOption
 const ADJECTIVES = ['brave', 'calm', 'eager', 'fond', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty', 'quiet', 'sharp', 'tender', 'vivid', 'witty', 'zen', 'bold', 'crisp', 'deft'];
 const NOUNS = ['turing', 'hopper', 'lovelace', 'ritchie', 'thompson', 'knuth', 'dijkstra', 'liskov', 'hamilton', 'torvalds', 'pike', 'kernighan', 'wirth', 'backus', 'allen', 'perlman', 'shannon', 'noether', 'curie', 'babbage'];
 
-/** Docker-style `adjective_name`, unique in this store (a number appended if needed). */
-function uniqueName(store: Store): string {
-  const taken = new Set(store.containers.list().map((c) => c.name));
+/** Docker-style `adjective_name`, unique among `others` (a number appended if needed). */
+function uniqueName(others: ContainerState[]): string {
+  const taken = new Set(others.map((c) => c.name));
   for (let i = 0; ; i++) {
     const n = `${ADJECTIVES[Math.floor(Math.random() * ADJECTIVES.length)]}_${NOUNS[Math.floor(Math.random() * NOUNS.length)]}${i >= 10 ? i : ''}`;
     if (!taken.has(n)) return n;
@@ -296,7 +301,7 @@ export async function removeStopped(store: Store, id: string, o: { volumes?: boo
   const anon = o.volumes ? anonymousVolumes(store, c?.config?.mounts) : [];
   // Its owner normally detached it; after a kill -9 of the owner this is where it goes.
   // (`none` too: a container taken off its last network by `disconnect` still has its namespace.)
-  if (c?.config && (bridged(c.config.network) || c.config.network === 'none')) await leaveNetwork(store, id).catch(() => undefined);
+  if (c?.config && (bridged(c.config.network) || c.config.network === 'none')) await leaveNetwork(store, id, { forget: false }).catch(() => undefined);
   if (c?.snapshot) await store.snapshotter.remove(c.snapshot).catch(() => undefined);
   // A record too damaged to name its snapshot: find the snapshot by its label.
   if (c && !c.snapshot) {
@@ -307,7 +312,9 @@ export async function removeStopped(store: Store, id: string, o: { volumes?: boo
     for (const k of keys) await store.snapshotter.remove(k).catch(() => undefined);
   }
   store.containers.delete(id);
+  if (anon.length === 0) return;
   // After the record: a volume another container still names is kept (Docker's rule for rm -v).
+  // Every other record is read for it, so only when there is a volume to remove.
   const used = new Set(store.containers.list().flatMap((x) => (x.config?.mounts ?? []).map((m) => m.source)));
   for (const v of anon) if (!used.has(v)) store.volumes.remove(v);
 }

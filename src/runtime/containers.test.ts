@@ -66,4 +66,27 @@ test('names are unique; a record half-made by a dead process is swept, never lis
   }
 });
 
+test('list is newest first; a name picked by create()\'s completion sees every other record, under the same lock', () => {
+  const { dir, c } = store();
+  try {
+    c.create(rec('1'.repeat(64), { name: 'mid', created: '2026-01-02T00:00:00.000Z' }));
+    c.create(rec('2'.repeat(64), { name: 'new', created: '2026-01-03T00:00:00.000Z' }));
+    c.create(rec('3'.repeat(64), { name: 'old', created: '2026-01-01T00:00:00.000Z' }));
+    assert.equal(c.list().map((x) => x.name), ['new', 'mid', 'old']);
+    const s = rec('4'.repeat(64), { name: '' });
+    let seen: string[] = [];
+    c.create(s, (others) => {
+      seen = others.map((x) => x.name).sort();
+      s.name = ['mid', 'new', 'old', 'free'].find((n) => !seen.includes(n))!;
+    });
+    assert.equal(seen, ['mid', 'new', 'old']);
+    assert.is(c.get('4'.repeat(64))!.name, 'free');
+    // A completion that picks a taken name is refused like any other taken name.
+    const t = rec('5'.repeat(64), { name: '' });
+    assert.throws(() => c.create(t, () => (t.name = 'old')), /name "old" is already in use/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

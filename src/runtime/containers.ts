@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError } from '../errors/index.js';
-import { processAlive, readJSONFile, sameProcessAlive, writeFileAtomicChunks, withLock } from '../fsutil/index.js';
+import { byText, processAlive, readJSONFile, sameProcessAlive, withLock, writeFileAtomicChunks } from '../fsutil/index.js';
 import type { CgroupLimits } from './cgroupfs.js';
 import type { SecurityOptions } from './security.js';
 import type { NetworkMode, Rlimit } from './spec.js';
@@ -196,7 +196,7 @@ export class Containers {
       const s = this.read(id);
       if (s) out.push(this.truth(s));
     }
-    return out.sort((a, b) => b.created.localeCompare(a.created));
+    return out.sort((a, b) => byText(b.created, a.created));
   }
   get(id: string): ContainerState | undefined {
     const s = this.read(id);
@@ -204,7 +204,8 @@ export class Containers {
   }
   /**
    * Creates the record; a taken name is an error, as in Docker. `complete` fills in what depends on the
-   * other containers (a --userns auto block), under the same lock, so two creates cannot pick the same.
+   * other containers (a generated name, a --userns auto block), under the same lock, so two creates
+   * cannot pick the same.
    */
   create(s: ContainerState, complete?: (others: ContainerState[]) => void): void {
     this.locked(() => {

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { acquireLock, ensureDir, processStartTime, readJSONFile, sameProcessAlive, writeFileAtomic } from '../fsutil/index.js';
+import { acquireLock, byText, ensureDir, processStartTime, readJSONFile, sameProcessAlive, writeFileAtomic } from '../fsutil/index.js';
 import { allocateIp, inSubnet, intToIp, macFor, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { addNetworkRules, ensureTable, portElement, removeNetworkRules, TABLE } from './nft.js';
 import { portFree } from './ports.js';
@@ -116,7 +116,7 @@ export class Networks {
       } catch {
         return []; // a damaged file hides nothing else
       }
-    }).sort((a, b) => a.Name.localeCompare(b.Name));
+    }).sort((a, b) => byText(a.Name, b.Name));
   }
 
   /** By name, full id or unique id prefix, as Docker resolves networks. */

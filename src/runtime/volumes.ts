@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, TsbuildError, UsageError } from '../errors/index.js';
-import { ensureDir, readJSONFile, walkFiles, writeFileAtomic, withLock } from '../fsutil/index.js';
+import { byText, ensureDir, readJSONFile, walkFiles, withLock, writeFileAtomic } from '../fsutil/index.js';
 import { MS } from './mounts.js';
 import type { SpecMount } from './spec.js';
 
@@ -81,7 +81,7 @@ export class Volumes {
         return undefined;
       }
     };
-    return names.map(safe).filter((v): v is VolumeInfo => v !== undefined).sort((a, b) => a.Name.localeCompare(b.Name));
+    return names.map(safe).filter((v): v is VolumeInfo => v !== undefined).sort((a, b) => byText(a.Name, b.Name));
   }
 
   /**

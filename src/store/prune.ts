@@ -12,6 +12,7 @@ import type { CacheRecord } from '../cache/index.js';
 import { listCacheMounts, removeCacheMount } from './cachemounts.js';
 import { gcWithCache } from './gc.js';
 import { readStoreConfig, type Store } from './store.js';
+import { byText } from '../fsutil/index.js';
 
 export function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$/i.exec(s.trim());
@@ -42,7 +43,7 @@ export function selectPrune(records: CacheRecord[], o: PruneOptions & { now?: nu
   if (o.untilMs !== undefined) for (const r of records) if (now - Date.parse(r.lastUsed) > o.untilMs) drop.add(r);
   if (o.keepStorage !== undefined) {
     let total = records.filter((r) => !drop.has(r)).reduce((a, r) => a + r.size, 0);
-    for (const r of [...records].sort((a, b) => a.lastUsed.localeCompare(b.lastUsed))) {
+    for (const r of [...records].sort((a, b) => byText(a.lastUsed, b.lastUsed))) {
       if (total <= o.keepStorage) break;
       if (drop.has(r)) continue;
       drop.add(r);
