@@ -9,6 +9,13 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a
 range() { tr ' ' '\n' | grep . | sort -n | awk 'NR==1{a=$1} {b=$1} END {print a "-" b}'; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
 
+# The storage driver root's podman is configured with (`podman info`; overlay on this machine), for
+# the benches' podman stores of their own: a peer is measured as its users run it. These benches
+# forced vfs until 2026-12-06, which copies the whole image for every container: podman's `run --rm`
+# took 415 ms with it against 200 ms with overlay (10 rounds interleaved), and tsbuild's ratios to
+# podman looked better than they were.
+podman_driver() { podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null | grep . || echo overlay; }
+
 # podman_case KEY "PODMAN COMMAND" "RUN FLAGS" ERRFILE LABEL [HINT]: loads $work/image.tar into that
 # podman and, when one `run --rm FLAGS IMAGE true` works, adds KEY running it; else says why. Sets `id`.
 podman_case() {

@@ -32,7 +32,7 @@ cmds[tsbuild_run_d]="tsbuild run -d --network none lcbench sleep 600"
 cmds[tsbuild_exec]="tsbuild exec lcb-exec true"
 tsbuild run -d --name lcb-exec --network none lcbench sleep 600 >/dev/null
 if command -v podman >/dev/null 2>&1; then
-  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
+  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver $(podman_driver)"
   ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
   id=$($pod load -q -i "$work/image.tar" 2>/dev/null | sed -n 's/^Loaded image: //p' | head -1)
   if [ -n "$id" ] && $pod run -d --name lcb-exec $ul --network none "$id" sleep 600 >/dev/null 2>"$work/podman.err"; then

@@ -58,7 +58,7 @@ declare -A tcmds
 tcmds[tsbuild_published]="127.0.0.1 18080"
 tcmds[tsbuild_direct]="$tsip 80"
 if command -v podman >/dev/null 2>&1; then
-  pod="inns podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
+  pod="inns podman --root $podroot/root --runroot $podroot/run --storage-driver $(podman_driver)"
   ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
   id=$($pod load -q -i "$work/image.tar" 2>/dev/null | sed -n 's/^Loaded image: //p' | head -1)
   if [ -n "$id" ] && $pod run -d --name sink $ul -p 18081:80 "$id" nc -ll -p 80 -e /sink.sh >/dev/null 2>"$work/podman.err"; then

@@ -21,6 +21,7 @@ cleanup() {
   for f in "$work/home/run/tsbuild/userns.pid" "$work/home/run/libpod/tmp/pause.pid"; do
     [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
   done
+  if [ -n "${rpod:-}" ]; then $rpod rmi -a -f >/dev/null 2>&1 || true; fi
   sed -i "/^$user:/d" /etc/subuid /etc/subgid
   userdel "$user" 2>/dev/null || true
   rm -rf "$work"
@@ -68,7 +69,7 @@ if command -v podman >/dev/null 2>&1; then
   else echo "rootless podman build: cannot build here ($(tail -c 300 "$work/podman.err"))"; fi
 fi
 if command -v podman >/dev/null 2>&1; then
-  rpod="podman --root $work/rootpod --runroot $work/rootpodrun --storage-driver vfs --cgroup-manager cgroupfs --events-backend file"
+  rpod="podman --root $work/rootpod --runroot $work/rootpodrun --storage-driver $(podman_driver) --cgroup-manager cgroupfs --events-backend file"
   podman_case podman_userns_run "$rpod" "$ul --network none --uidmap 0:$uns:65536" "$work/rpodman.err" "root podman --uidmap"
 fi
 

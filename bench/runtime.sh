@@ -11,8 +11,9 @@ rounds=${ROUNDS:-15}
 work=$(mktemp -d /tmp/tsb-rtbench-XXXXXX)
 store="$work/store"
 podroot="$work/podman"
+pod=""
 cleanup() {
-  if command -v podman >/dev/null 2>&1 && [ -d "$podroot" ]; then podman --root "$podroot/root" --runroot "$podroot/run" --storage-driver vfs rmi -a -f >/dev/null 2>&1 || true; fi
+  if [ -n "$pod" ] && [ -d "$podroot" ]; then $pod rmi -a -f >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,10 +42,11 @@ if command -v crun >/dev/null 2>&1; then
   else echo "crun: installed but cannot run here ($(head -c 200 "$work/crun.err")); see ../shared/peers/README.md"; fi
 fi
 if command -v podman >/dev/null 2>&1; then
-  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver vfs"
+  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver $(podman_driver)"
   # Root here cannot raise hard rlimits: podman's defaults are lowered to this host's hard limits.
   ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
   podman_case podman "$pod" "$ul --network none" "$work/podman.err" "podman (installed)" "; see ../shared/peers/README.md"
+  echo "podman: a store of its own, storage driver $(podman_driver) (podman's configured default)"
 fi
 
 declare -A samples
