@@ -83,13 +83,22 @@ export abstract class BaseSnapshotter implements Snapshotter {
     if (r.status !== 0) throw new SnapshotError('SNAPSHOT_SYNC', `syncing snapshot trees under ${this.dir} failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
   }
   async remove(key: string): Promise<void> {
+    const before = this.meta.read().snapshots[key];
+    let id: number;
     try {
-      this.emptyIfDiscarded(key);
-    } catch {
-      // best effort: the metadata update below decides
+      // Metadata first, disk after: a crash in between leaves only an orphan directory for cleanup().
+      id = this.forget(key);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      try {
+        this.emptyIfDiscarded(key);
+      } catch {
+        // best effort: the metadata update below decides
+      }
+      // The table itself may have been replaced before its mirror's write failed.
+      id = this.meta.read().snapshots[key] || !before ? this.forget(key) : before.id;
     }
-    // Metadata first, disk after: a crash in between leaves only an orphan directory for cleanup().
-    this.deleteSnapshotDir(this.forget(key));
+    this.deleteSnapshotDir(id);
   }
   /** The directory of a snapshot whose record is gone, tree and all. */
   private deleteSnapshotDir(id: number): void {
@@ -138,9 +147,11 @@ export abstract class BaseSnapshotter implements Snapshotter {
     });
   }
   /**
-   * An active snapshot (or view) being thrown away is emptied before its record goes: on a full disk
-   * its own files are what keeps the record's rewrite from fitting (a RUN that filled the disk). A crash
-   * in between leaves an empty active snapshot, which recovery removes as before. Never a committed one.
+   * An active snapshot (or view) being thrown away, when its record's rewrite did not fit on a full
+   * disk, is emptied before the rewrite is tried again: its own files are what keeps the disk full (a
+   * RUN that filled it). Only then: emptying first cost every removal (each `run --rm`, each step) a
+   * walk of the snapshot that deleting its directory does again. A crash in between leaves an empty
+   * active snapshot, which recovery removes as before. Never a committed one.
    */
   private emptyIfDiscarded(key: string): void {
     const rec = this.meta.read().snapshots[key];

@@ -1,6 +1,11 @@
+import * as assert from 'uvu/assert';
+import { suite } from 'uvu';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { snapshotterSuite } from './testsuite.js';
 import { OverlaySnapshotter } from './overlay.js';
+import { SnapshotError } from './errors.js';
 import { sandboxUnavailable, tmpdir } from '../testutil/index.js';
 
 snapshotterSuite({
@@ -10,3 +15,43 @@ snapshotterSuite({
   tmpRoot: () => tmpdir('tsb-snap-'),
   storeDir: (root) => path.join(root, 'snapshots', 'overlayfs'),
 });
+
+// The snapshotter on a full filesystem: the record's rewrite cannot fit until the snapshot's own
+// files are gone (a RUN that filled the disk), so remove() empties it and tries again.
+const full = suite('overlayfs: remove on a full filesystem');
+full('an active snapshot whose files filled the disk is removed, record and directory', async () => {
+  const why = sandboxUnavailable();
+  if (why) return console.log(`  skipped: ${why}`);
+  const mnt = tmpdir('tsb-snapfull-');
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]).status !== 0) {
+    fs.rmSync(mnt, { recursive: true, force: true });
+    return console.log('  skipped: cannot mount a tmpfs here');
+  }
+  try {
+    const dir = path.join(mnt, 'snapshots', 'overlayfs');
+    const sn = new OverlaySnapshotter(dir);
+    await sn.prepare('keep');
+    await sn.prepare('filled');
+    const upper = (await sn.upperDir('filled'))!;
+    const chunk = Buffer.alloc(64 << 10, 1);
+    const fd = fs.openSync(path.join(upper, 'big'), 'w');
+    try {
+      for (;;) fs.writeSync(fd, chunk);
+    } catch (e) {
+      assert.is((e as NodeJS.ErrnoException).code, 'ENOSPC');
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.throws(() => fs.writeFileSync(path.join(mnt, 'probe'), 'x'.repeat(8192)), /ENOSPC/, 'the filesystem is full');
+    await sn.remove('filled');
+    const gone = await sn.stat('filled').then(() => undefined, (x: unknown) => x);
+    assert.is((gone as SnapshotError | undefined)?.code, 'SNAPSHOT_NOT_FOUND', 'its record is gone');
+    assert.not.ok(fs.existsSync(path.dirname(upper)), 'its directory is gone');
+    assert.is((await sn.stat('keep')).kind, 'active', 'the other record is kept');
+    await sn.remove('keep');
+  } finally {
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  }
+});
+full.run();
