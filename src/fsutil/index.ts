@@ -3,7 +3,7 @@
  * files that may be missing, file locks that a dead holder does not keep, whether a pid lives, and
  * paths resolved inside a root so that no symlink leads out of it; large bodies written behind their
  * producer in batches, with writeback started behind them; small files made many at a time in C (a layer's apply); the optional native addons loaded; the certificate authorities of NODE_EXTRA_CA_CERTS, applied at the first HTTPS
- * request (bin/tsbuild defers them); whether the running kernel is at least a given release; plain string order for listings.
+ * request (bin/tsbuild defers them); whether the running kernel is at least a given release; plain string order for listings; whether a new file already has its owner and mode.
  *
  * Imports errors only.
  */
@@ -17,3 +17,4 @@ export { loadAddon, optionalAddon, type OptionalAddon } from './addon.js';
 export { FileBatch, BATCH_MAX_FILE, fileBatching, type OnFailed } from './filebatch.js';
 export { applyDeferredTrust, userEnv, DEFERRED_CA_ENV } from './tlstrust.js';
 export { byText } from './order.js';
+export { NewFileMeta } from './newfile.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsbuildError } from '../errors/index.js';
 import type { OpContext } from '../builder/index.js';
-import { resolveInRoot, mkdirInRoot } from '../fsutil/index.js';
+import { mkdirInRoot, NewFileMeta, resolveInRoot } from '../fsutil/index.js';
 import { IgnoreMatcher } from '../parser/index.js';
 import { detectArchive, extractTar, openDecompressed, diffUpperDir, chainIDs, MediaType } from '../image/index.js';
 import { parseChmod as chmodFn } from './chmod.js';
@@ -78,6 +78,7 @@ function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ign
     owner: ownerOverride ?? (op.chown ? resolveChown(op.chown, dstRoot, warn) : { uid: 0, gid: 0 }),
     chmod,
     modeOfFile: chmod ? (mode) => chmod(mode, false) : (mode) => mode & 0o7777,
+    created: new NewFileMeta(),
     ignored: (rel) => (ignore ? ignore.matches(rel) : false),
     // --exclude patterns match paths relative to the source being copied (BuildKit's fileop), and
     // the context-relative path too, so `--exclude=*.md dir` and `--exclude=dir/*.md dir` both work.
