@@ -42,11 +42,12 @@ if command -v crun >/dev/null 2>&1; then
   else echo "crun: installed but cannot run here ($(head -c 200 "$work/crun.err")); see ../shared/peers/README.md"; fi
 fi
 if command -v podman >/dev/null 2>&1; then
-  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver $(podman_driver)"
+  driver=$(podman_driver)
+  pod="podman --root $podroot/root --runroot $podroot/run --storage-driver $driver"
   # Root here cannot raise hard rlimits: podman's defaults are lowered to this host's hard limits.
   ul="--ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=1024:1024"
   podman_case podman "$pod" "$ul --network none" "$work/podman.err" "podman (installed)" "; see ../shared/peers/README.md"
-  echo "podman: a store of its own, storage driver $(podman_driver) (podman's configured default)"
+  echo "podman: a store of its own, storage driver $driver (podman's configured default)"
 fi
 
 declare -A samples
