@@ -10,6 +10,8 @@
 //   BENCH_PEERS=BuildKit              (only these peers; tsbuild always runs)
 //   BENCH_DIR=/mnt/bench              (where the work directory goes; default /tmp: see "Deletions
 //                                      slow the next build" in docs/performance.md)
+//   BENCH_SAMPLES=/tmp/samples.json   (every sample, in round order, with its CPU time: which round
+//                                      was slow, not only the median)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -376,3 +378,12 @@ const stamp = new Date().toISOString().slice(0, 16).replace('T', '-').replace(':
 const file = path.join(out, `${stamp}${only ? `-${only.join('+')}` : ''}.md`);
 fs.writeFileSync(file, report);
 console.log(`written to ${path.relative(here, file)}`);
+if (process.env.BENCH_SAMPLES) {
+  const raw = {};
+  for (const [k, ms] of samples) {
+    const [key, tool] = k.split('\u0000');
+    (raw[key] ??= {})[tool] = ms.map((m, i) => ({ ms: Math.round(m), ...cpuSamples.get(k)?.[i] }));
+  }
+  fs.writeFileSync(process.env.BENCH_SAMPLES, JSON.stringify(raw, null, 1));
+  console.log(`samples written to ${process.env.BENCH_SAMPLES}`);
+}

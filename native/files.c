@@ -9,13 +9,17 @@
  *
  * Why: a layer of 20,000 small files cost four or five system calls per file through Node's fs
  * bindings, 480 ms of a 590 ms apply on a tmpfs, where the same calls take about 200 ms from C.
+ *
+ * Also addInodeFlags: a directory's inode flags (chattr's), which Node has no binding for.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,9 +126,46 @@ static napi_value MakeFiles(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * addInodeFlags(dir: string, flags: number): 0 or an errno. Adds `flags` (FS_*_FL) to a directory's
+ * inode flags, as `chattr +...` does: FS_IOC_GETFLAGS, then FS_IOC_SETFLAGS only when one is missing.
+ * The directory is opened with O_NOFOLLOW. Which flags, and what a refusal means, is TypeScript's (a
+ * filesystem without such flags answers ENOTTY or EOPNOTSUPP).
+ */
+static napi_value AddInodeFlags(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  char path[4096];
+  size_t plen;
+  uint32_t add;
+  if (argc < 2 || napi_get_value_string_utf8(env, a[0], path, sizeof path, &plen) != napi_ok || plen == 0 || plen >= sizeof path - 1 ||
+      napi_get_value_uint32(env, a[1], &add) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected (dir: string, flags: number), the path shorter than 4095 bytes");
+    return NULL;
+  }
+  int err = 0;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) err = errno;
+  else {
+    /* The kernel reads and writes an int, whatever the ioctl's declared type says. */
+    int flags = 0;
+    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) err = errno;
+    else if (((unsigned)flags & add) != add) {
+      flags = (int)((unsigned)flags | add);
+      if (ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0) err = errno;
+    }
+    close(fd);
+  }
+  napi_value r;
+  napi_create_int32(env, err, &r);
+  return r;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
     {"makeFiles", NULL, MakeFiles, NULL, NULL, NULL, napi_default, NULL},
+    {"addInodeFlags", NULL, AddInodeFlags, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

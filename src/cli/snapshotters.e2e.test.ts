@@ -43,6 +43,35 @@ it('overlayfs and native build identical images (layers and digest) and both run
   assert.match(nozfs.stderr, /zfs/, 'zfs without zfs is a clear error');
 });
 
+it('a COPY into directories it makes over lower layers (overlay writes those straight into its upper directory) gives native\'s image id', async () => {
+  const d = ctx(
+    'RUN mkdir -p /app/old /hidden/x /g && echo lower > /app/old/f && echo h > /hidden/x/y && chown 0:7 /g && chmod 2775 /g\n' +
+      'FROM base AS t\nRUN rm -rf /hidden\n' +
+      // over a whiteout (overlay makes the directory opaque), into a lower directory, into a set-group-id
+      // one, with --chown, merged into a lower directory, and a second source into what the first made
+      'COPY tree /hidden\nCOPY tree /app/\nCOPY tree /g/\nCOPY --chown=5:6 tree /own/\nCOPY tree2/old/ /app/old/\nCOPY tree tree3 /two/\n' +
+      'CMD ["sh", "-c", "ls -a /hidden; cat /app/old/f /app/old/n.txt /app/d/e/f.txt /app/d/link /two/d/e/g.txt; stat -c \'%n %u:%g %a\' /g/d /g/d/e /g/d/e/f.txt /own/d/e/f.txt /own/d/link; wc -c < /app/d/big; ls /app/d/e"]\n',
+    { 'tree/d/e/f.txt': 'f\n', 'tree/d/big': 'b'.repeat(300 * 1024), 'tree2/old/n.txt': 'n\n', 'tree3/d/e/g.txt': 'g\n' },
+  );
+  fs.symlinkSync('e/f.txt', path.join(d, 'tree/d/link'));
+  // A name that is not UTF-8 goes as bytes (busybox's ls shows its byte as ?).
+  fs.writeFileSync(Buffer.from(path.join(d, 'tree/d/e/') + 'x\xff', 'latin1'), 'odd\n');
+  assert.is(spawnSync('mkfifo', [path.join(d, 'tree/d/e/fifo')]).status, 0);
+  const ids: string[] = [];
+  for (const driver of ['overlayfs', 'native']) {
+    const r = await cli(['-q', '--snapshotter', driver, '-t', `below-${driver}`, d], { root });
+    assert.is(r.code, 0, `${driver}: ${r.stderr}`);
+    ids.push(r.stdout.trim());
+    const out = await cli(['run', '--rm', '--snapshotter', driver, `below-${driver}`], { root });
+    assert.is(
+      out.stdout,
+      '.\n..\nd\nlower\nn\nf\nf\ng\n/g/d 0:0 755\n/g/d/e 0:0 755\n/g/d/e/f.txt 0:0 644\n/own/d/e/f.txt 5:6 644\n/own/d/link 5:6 777\n307200\nf.txt\nfifo\nx?\n',
+      `${driver}: ${out.stderr}`,
+    );
+  }
+  assert.is(ids[1], ids[0], 'overlayfs gives the same image id as native');
+});
+
 itUnless(btrfsWhy, 'btrfs builds the same image id as overlayfs and native, and runs it', async () => {
   assert.ok(shared, 'the overlayfs/native test ran first');
   const { d, id } = shared;

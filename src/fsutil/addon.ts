@@ -6,12 +6,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const loaded = new Map<string, { addon: unknown } | { reason: string }>();
+
+/** Loaded once per process: one addon file serves several callers (files: batches and inode flags). */
 export function loadAddon<T>(name: string): { addon: T } | { reason: string } {
+  let l = loaded.get(name);
+  if (!l) loaded.set(name, (l = loadFile(name)));
+  return l as { addon: T } | { reason: string };
+}
+
+function loadFile(name: string): { addon: unknown } | { reason: string } {
   // From dist/<module>/ and from dist/bundle/ alike: two levels under the project.
   const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), `../../native/build/tsbuild-${name}.node`);
   if (!fs.existsSync(file)) return { reason: `${file} was not built (Node's headers were missing when npm ci ran)` };
   try {
-    const m = { exports: {} as T };
+    const m = { exports: {} };
     process.dlopen(m, file);
     return { addon: m.exports };
   } catch (e) {

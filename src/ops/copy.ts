@@ -16,7 +16,7 @@ import { Downloads } from './fetch.js';
 import { CopyError, GLOB, cleanSource, expandSource, isURL, keptPath, joinHost, sourceEntries, type HostPath } from './copysource.js';
 import { resolveUser, layerDirs, readFileInLayers, readLayerMetaAsync, type LayerMeta } from '../runtime/index.js';
 import { clearTarget, copyTo, type CopyCtx, type Owner } from './copytree.js';
-import { commitState, prepareStep, writableDir } from './layer.js';
+import { commitState, overlayUpper, prepareStep, writableDir } from './layer.js';
 import { attachCopyTimes, CopyReuse, ReuseRefused, TimesRecorder, type PreviousCopy } from './copyreuse.js';
 import { SnapshotError } from '../snapshotter/index.js';
 import { tempKey, unsyncedLabels, withMounted } from '../store/index.js';
@@ -69,7 +69,7 @@ function warner(ctx: OpContext): (message: string) => void {
   return (m) => ctx.log('stderr', Buffer.from(`WARNING: ${m}\n`));
 }
 
-function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ignore: IgnoreMatcher | undefined, signal: AbortSignal, ownerOverride: Owner | undefined, warn: (m: string) => void): CopyCtx & { excludeBase: { value: string }; excludes?: IgnoreMatcher } {
+function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ignore: IgnoreMatcher | undefined, signal: AbortSignal, ownerOverride: Owner | undefined, warn: (m: string) => void, upper?: string): CopyCtx & { excludeBase: { value: string }; excludes?: IgnoreMatcher } {
   const excludes = op.excludes.length ? new IgnoreMatcher(op.excludes) : undefined;
   const excludeBase = { value: '' };
   const chmod = op.chmod ? chmodFn(op.chmod) : undefined;
@@ -79,6 +79,7 @@ function copyContext(op: Extract<OpSpec, { kind: 'copy' }>, dstRoot: string, ign
     chmod,
     modeOfFile: chmod ? (mode) => chmod(mode, false) : (mode) => mode & 0o7777,
     created: new NewFileMeta(),
+    upper,
     ignored: (rel) => (ignore ? ignore.matches(rel) : false),
     // --exclude patterns match paths relative to the source being copied (BuildKit's fileop), and
     // the context-relative path too, so `--exclude=*.md dir` and `--exclude=dir/*.md dir` both work.
@@ -151,8 +152,9 @@ async function copyInto(
   downloads: Downloads,
   reuse?: CopyReuse,
   times?: TimesRecorder,
+  upper?: string,
 ): Promise<void> {
-  const c = { ...copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx)), reuse, times };
+  const c = { ...copyContext(op, dstRoot, ignore, ctx.signal, ownerOverride, warner(ctx), upper), reuse, times };
   const { matches, urls } = matchSources(op, srcRoot, c);
   const { dest, destIsDir } = destination(op, dstRoot, workdir, matches.length + urls.length + op.contents.length);
   const extractInto = async (file: string, kind: Awaited<ReturnType<typeof detectArchive>>) => {
@@ -216,21 +218,22 @@ export async function copyOp(
   let viewKey: string | undefined;
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   let times: TimesRecorder | undefined;
+  const upper = await overlayUpper(env, key, mounts);
   try {
     await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       if (src.kind === 'context') {
         const ignore = src.ignore.length ? new IgnoreMatcher(src.ignore) : undefined;
         // For the step's next COPY written on this result (only a plain COPY from the context is).
-        if (op.verb === 'COPY' && op.contents.length === 0 && !op.parents) times = new TimesRecorder(dstRoot);
-        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, undefined, downloadsOf(env, tmp), undefined, times);
+        if (op.verb === 'COPY' && op.contents.length === 0 && !op.parents) times = new TimesRecorder(dstRoot, upper);
+        await copyInto(op, dstRoot, src.dir, ignore, workdir, ctx, undefined, downloadsOf(env, tmp), undefined, times, upper);
       } else if (src.snapshot) {
         viewKey = tempKey('view', 'copy-from');
         const vm = await env.snapshotter.view(viewKey, src.snapshot);
-        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, undefined, downloadsOf(env, tmp)));
+        await withMounted(env.storeRoot, vm, (srcRoot) => copyInto(op, dstRoot, srcRoot, undefined, workdir, ctx, undefined, downloadsOf(env, tmp), undefined, undefined, upper));
       } else {
-        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, undefined, downloadsOf(env, tmp));
+        await copyInto(op, dstRoot, tmp, undefined, workdir, ctx, undefined, downloadsOf(env, tmp), undefined, undefined, upper);
       }
-    }));
+    }, upper));
     const out = await commitState(env, key, dst, op.history, { created: env.created, created_by: op.createdBy, comment: 'buildkit.dockerfile.v0' });
     committed = true;
     attachCopyTimes(out, times?.result(out.snapshot));
@@ -295,13 +298,14 @@ async function copyOnPrevious(env: OpsEnv, op: Extract<OpSpec, { kind: 'copy' }>
 }
 
 /** A full disk during a copy names the destination in the image, not the temporary mount path. */
-async function copyNamingFullDisk<T>(env: OpsEnv, dest: string, mounted: string, fn: () => Promise<T>): Promise<T> {
+async function copyNamingFullDisk<T>(env: OpsEnv, dest: string, mounted: string, fn: () => Promise<T>, upper?: string): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
     const file = /-> '([^']*)'/.exec((e as Error).message)?.[1];
-    const inImage = file?.startsWith(mounted + '/') ? file.slice(mounted.length) : dest;
+    const root = [mounted, upper].find((r) => r !== undefined && file?.startsWith(r + '/'));
+    const inImage = root !== undefined ? file!.slice(root.length) : dest;
     throw new TsbuildError('NO_SPACE', `no space left on device copying ${inImage} into the image (store at ${env.storeRoot})`, { cause: e });
   }
 }

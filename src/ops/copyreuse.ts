@@ -303,17 +303,19 @@ const MAX_TIMES = 200_000;
  * sets), by walk path: stored with the result for the step's next COPY (`PreviousCopy.times`).
  */
 export class TimesRecorder {
-  private readonly root: string;
+  private readonly roots: string[];
   private times: Record<string, number> | undefined = Object.create(null) as Record<string, number>;
   private count = 0;
-  constructor(dstRoot: string) {
-    this.root = latin1(dstRoot);
+  /** `upper`: the mount's upper directory, where a copy writes below the directories it made. */
+  constructor(dstRoot: string, upper?: string) {
+    this.roots = [dstRoot, ...(upper ? [upper] : [])].map((r) => latin1(r) + '/');
   }
   note(target: HostPath, mtimeMs: number): void {
     if (!this.times) return;
     const t = latin1(target);
-    if (!t.startsWith(this.root + '/')) return;
-    this.times[t.slice(this.root.length + 1)] = Math.round(mtimeMs);
+    const root = this.roots.find((r) => t.startsWith(r));
+    if (root === undefined) return;
+    this.times[t.slice(root.length)] = Math.round(mtimeMs);
     if (++this.count > MAX_TIMES) this.times = undefined;
   }
   /** What to store for `snapshot`, or undefined when too many files were copied. */

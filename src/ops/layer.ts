@@ -157,3 +157,15 @@ export async function commitState(env: OpsEnv, activeKey: string, parent: StateR
 export async function writableDir(env: OpsEnv, key: string): Promise<string | undefined> {
   return (await env.snapshotter.upperDir?.(key)) ?? (await env.snapshotter.diffDirs?.(key))?.upper;
 }
+
+/**
+ * The upper directory of `key`'s mount when it is the kernel's overlay over lower layers: a copy
+ * writes below the directories it makes straight into it (copytree.ts `belowMade`). Not for
+ * fuse-overlayfs, which keeps its own idea of the upper's owners, nor a bind mount, which is the
+ * directory itself.
+ */
+export async function overlayUpper(env: OpsEnv, key: string, mounts: { type: string; options?: string[] }[]): Promise<string | undefined> {
+  if (env.snapshotter.driver !== 'overlayfs' || mounts.length !== 1 || mounts[0]!.type !== 'overlay') return undefined;
+  if (!mounts[0]!.options?.some((o) => o.startsWith('upperdir='))) return undefined;
+  return env.snapshotter.upperDir?.(key);
+}

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { spreadSubdirectories } from '../fsutil/index.js';
 import { SnapshotError } from './errors.js';
 import { MetaStore } from './metadata.js';
 import { duSync } from './du.js';
@@ -18,7 +19,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
   protected dir: string;
   constructor(root: string) {
     this.dir = path.join(root, 'snapshots');
-    fs.mkdirSync(this.dir, { recursive: true });
+    // A new store: each snapshot's tree in a block group of its own (fsutil/placement.ts).
+    if (fs.mkdirSync(this.dir, { recursive: true }) !== undefined) spreadSubdirectories(this.dir);
     this.meta = new MetaStore(root);
   }
   abstract prepare(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;

@@ -55,3 +55,20 @@ full('an active snapshot whose files filled the disk is removed, record and dire
   }
 });
 full.run();
+
+// A new store marks its snapshots' directory for ext4 to spread them (fsutil/placement.ts); an
+// existing one is left as it is.
+const placed = suite('overlayfs: where snapshot trees go');
+placed('a new store marks its snapshots directory TOPDIR on ext4', () => {
+  const root = tmpdir('tsb-snapplace-');
+  try {
+    const dir = path.join(root, 'snapshots', 'overlayfs', 'snapshots');
+    new OverlaySnapshotter(path.join(root, 'snapshots', 'overlayfs'));
+    const lsattr = spawnSync('lsattr', ['-d', dir], { encoding: 'utf8' });
+    if (fs.statfsSync(root).type !== 0xef53 || lsattr.status !== 0) return console.log('  skipped: not ext4, or no lsattr');
+    assert.ok(lsattr.stdout.split(' ')[0]!.includes('T'), lsattr.stdout);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+placed.run();
