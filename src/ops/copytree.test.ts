@@ -66,4 +66,42 @@ test('COPY gives every file its owner and mode whatever open(2) gave it: the uma
   }
 });
 
+test('below a directory it made, a copy writes into the upper directory: by text and by bytes, under a store path that is not ASCII', () => {
+  // Two plain directories stand for the overlay mount and its upper one, so where each entry went shows.
+  const dir = tmpdir('tsb-copytree-ü-');
+  try {
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'a'), 'a');
+    fs.writeFileSync(path.join(src, 'sub', 'b'), 'b');
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(src, 'sub') + '/'), Buffer.from([0x6e, 0xff])]), 'raw');
+    // A directory whose name is not UTF-8 is made by bytes: the mapping works on bytes then.
+    const rawDir = (root: string) => Buffer.concat([Buffer.from(root + '/'), Buffer.from([0x64, 0xfe])]);
+    fs.mkdirSync(rawDir(src));
+    fs.writeFileSync(Buffer.concat([rawDir(src), Buffer.from('/x')]), 'x');
+    const [mnt, upper] = [path.join(dir, 'mnt'), path.join(dir, 'upper')];
+    fs.mkdirSync(mnt);
+    // What overlay's mkdir through the mount would have made in the upper directory.
+    fs.mkdirSync(path.join(upper, 'new'), { recursive: true });
+    copyTo(src, '', path.join(mnt, 'new'), { ...ctx(mnt, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }), upper });
+    assert.equal(fs.readdirSync(path.join(mnt, 'new')), [], 'nothing below the new directory went through the mount');
+    assert.is(fs.readFileSync(path.join(upper, 'new', 'a'), 'utf8'), 'a');
+    assert.is(fs.readFileSync(path.join(upper, 'new', 'sub', 'b'), 'utf8'), 'b');
+    assert.is(fs.readFileSync(Buffer.concat([Buffer.from(path.join(upper, 'new', 'sub') + '/'), Buffer.from([0x6e, 0xff])]), 'utf8'), 'raw');
+    // In a directory that was already there, entries go through the mount; below one made in it, not.
+    fs.mkdirSync(path.join(mnt, 'old'));
+    fs.mkdirSync(path.join(upper, 'old', 'sub'), { recursive: true });
+    fs.mkdirSync(rawDir(path.join(upper, 'old')));
+    copyTo(src, '', path.join(mnt, 'old'), { ...ctx(mnt, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }), upper });
+    assert.is(fs.readFileSync(path.join(mnt, 'old', 'a'), 'utf8'), 'a');
+    assert.equal(fs.readdirSync(path.join(mnt, 'old', 'sub')), []);
+    assert.is(fs.readFileSync(path.join(upper, 'old', 'sub', 'b'), 'utf8'), 'b');
+    assert.not.ok(fs.existsSync(path.join(upper, 'old', 'a')));
+    assert.is(fs.readFileSync(Buffer.concat([rawDir(path.join(upper, 'old')), Buffer.from('/x')]), 'utf8'), 'x');
+    assert.equal(fs.readdirSync(rawDir(path.join(mnt, 'old'))), []);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

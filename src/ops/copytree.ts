@@ -49,7 +49,8 @@ function belowMade(dir: HostPath, c: CopyCtx): HostPath {
   const root = c.dstRoot;
   if (typeof dir === 'string') return dir.startsWith(root + '/') ? c.upper + dir.slice(root.length) : dir;
   const prefix = Buffer.from(root + '/');
-  return dir.subarray(0, prefix.length).equals(prefix) ? Buffer.concat([Buffer.from(c.upper), dir.subarray(root.length)]) : dir;
+  // Byte offsets: a store path that is not ASCII is longer in bytes than in characters.
+  return dir.subarray(0, prefix.length).equals(prefix) ? Buffer.concat([Buffer.from(c.upper + '/'), dir.subarray(prefix.length)]) : dir;
 }
 
 /** The directory a path names an entry of, as a memo key (a byte path as latin1, one char per byte). */
