@@ -18,4 +18,4 @@ export { FileBatch, BATCH_MAX_FILE, fileBatching, type OnFailed } from './fileba
 export { applyDeferredTrust, userEnv, DEFERRED_CA_ENV } from './tlstrust.js';
 export { byText } from './order.js';
 export { NewFileMeta } from './newfile.js';
-export { spreadSubdirectories } from './placement.js';
+export { spreadSubdirectories, ext4WithoutJournal } from './placement.js';

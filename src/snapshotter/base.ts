@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { spreadSubdirectories } from '../fsutil/index.js';
+import { ext4WithoutJournal, spreadSubdirectories } from '../fsutil/index.js';
 import { SnapshotError } from './errors.js';
 import { MetaStore } from './metadata.js';
 import { duSync } from './du.js';
@@ -19,8 +19,9 @@ export abstract class BaseSnapshotter implements Snapshotter {
   protected dir: string;
   constructor(root: string) {
     this.dir = path.join(root, 'snapshots');
-    // A new store: each snapshot's tree in a block group of its own (fsutil/placement.ts).
-    if (fs.mkdirSync(this.dir, { recursive: true }) !== undefined) spreadSubdirectories(this.dir);
+    // A new store on an ext4 without a journal: each snapshot's tree in a block group of its own,
+    // away from recent deletions (fsutil/placement.ts).
+    if (fs.mkdirSync(this.dir, { recursive: true }) !== undefined && ext4WithoutJournal(this.dir)) spreadSubdirectories(this.dir);
     this.meta = new MetaStore(root);
   }
   abstract prepare(key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;

@@ -333,6 +333,34 @@ export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } |
     },
   };
 }
+/**
+ * A small ext4 on a loop device, mounted (root only): `journal: false` makes it without one
+ * (`mkfs.ext4 -O ^has_journal`), where ext4's inode allocation steps over recent deletions.
+ */
+export function makeExt4(o: { journal: boolean; sizeMiB?: number }): { dir: string; dispose: () => void } | { unavailable: string } {
+  const base = tmpdir('tsb-ext4-');
+  const img = path.join(base, 'fs.img');
+  const mnt = path.join(base, 'mnt');
+  fs.mkdirSync(mnt);
+  const fail = (why: string) => {
+    fs.rmSync(base, { recursive: true, force: true });
+    return { unavailable: why };
+  };
+  fs.writeFileSync(img, '');
+  fs.truncateSync(img, (o.sizeMiB ?? 64) * 1024 * 1024);
+  const mk = spawnSync('mkfs.ext4', ['-q', '-F', ...(o.journal ? [] : ['-O', '^has_journal']), img], { encoding: 'utf8' });
+  if (mk.error || mk.status !== 0) return fail(`mkfs.ext4 unavailable (${(mk.error?.message ?? mk.stderr).trim()}): apt-get install -y e2fsprogs`);
+  const m = spawnSync('mount', ['-o', 'loop', img, mnt], { encoding: 'utf8' });
+  if (m.error || m.status !== 0) return fail(`mounting an ext4 image failed: ${(m.error?.message ?? m.stderr).trim()}`);
+  return {
+    dir: mnt,
+    dispose: () => {
+      // umount of a `-o loop` mount detaches its loop device too.
+      spawnSync('umount', [mnt]);
+      fs.rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
 export { registryUnavailable, freePort, startRegistry, startTokenIssuer, startFaultProxy, makeTestCA } from './registry.js';
 export type { TestRegistry, TokenIssuer, FaultProxy, Fault, RegistryAuth, TestCA } from './registry.js';
 
