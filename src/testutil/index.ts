@@ -302,18 +302,24 @@ export function e2eHarness(prefix: string) {
  * A loop-mounted btrfs filesystem of the test's own (btrfs-progs and loop devices needed), or the
  * reason it cannot be made. `dispose` unmounts it and frees the loop device, even after failures.
  */
-export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } | { unavailable: string } {
-  const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
-  const base = tmpdir('tsb-btrfs-');
+/** A directory of a test's own with an empty image file of `sizeMiB` and a mount point beside it. */
+function imageDir(prefix: string, sizeMiB: number): { base: string; img: string; mnt: string; fail: (why: string) => { unavailable: string } } {
+  const base = tmpdir(prefix);
   const img = path.join(base, 'fs.img');
   const mnt = path.join(base, 'mnt');
   fs.mkdirSync(mnt);
+  fs.writeFileSync(img, '');
+  fs.truncateSync(img, sizeMiB * 1024 * 1024);
   const fail = (why: string) => {
     fs.rmSync(base, { recursive: true, force: true });
     return { unavailable: why };
   };
-  fs.writeFileSync(img, '');
-  fs.truncateSync(img, sizeMiB * 1024 * 1024);
+  return { base, img, mnt, fail };
+}
+
+export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } | { unavailable: string } {
+  const helper = path.join(repoRoot, 'native/build/tsbuild-sandbox');
+  const { base, img, mnt, fail } = imageDir('tsb-btrfs-', sizeMiB);
   const mk = spawnSync('mkfs.btrfs', ['-q', img], { encoding: 'utf8' });
   if (mk.error || mk.status !== 0) return fail(`mkfs.btrfs unavailable (${(mk.error?.message ?? mk.stderr).trim()}): apt-get install -y btrfs-progs`);
   const lo = spawnSync('losetup', ['-f', '--show', img], { encoding: 'utf8' });
@@ -338,16 +344,7 @@ export function makeBtrfs(sizeMiB = 768): { dir: string; dispose: () => void } |
  * (`mkfs.ext4 -O ^has_journal`), where ext4's inode allocation steps over recent deletions.
  */
 export function makeExt4(o: { journal: boolean; sizeMiB?: number }): { dir: string; dispose: () => void } | { unavailable: string } {
-  const base = tmpdir('tsb-ext4-');
-  const img = path.join(base, 'fs.img');
-  const mnt = path.join(base, 'mnt');
-  fs.mkdirSync(mnt);
-  const fail = (why: string) => {
-    fs.rmSync(base, { recursive: true, force: true });
-    return { unavailable: why };
-  };
-  fs.writeFileSync(img, '');
-  fs.truncateSync(img, (o.sizeMiB ?? 64) * 1024 * 1024);
+  const { base, img, mnt, fail } = imageDir('tsb-ext4-', o.sizeMiB ?? 64);
   const mk = spawnSync('mkfs.ext4', ['-q', '-F', ...(o.journal ? [] : ['-O', '^has_journal']), img], { encoding: 'utf8' });
   if (mk.error || mk.status !== 0) return fail(`mkfs.ext4 unavailable (${(mk.error?.message ?? mk.stderr).trim()}): apt-get install -y e2fsprogs`);
   const m = spawnSync('mount', ['-o', 'loop', img, mnt], { encoding: 'utf8' });
