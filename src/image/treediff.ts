@@ -18,6 +18,7 @@
  * survive into the layer; entries come in byte order of names, as Go's sort.Strings gives.
  */
 import fs from 'node:fs';
+import { byText } from '../fsutil/index.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from './tar.js';
 import type { LayerSplice } from './tarsplice.js';
 import { entryBlocks } from './diff.js';
@@ -174,7 +175,6 @@ function changed(lowerPath: string, l: fs.Stats, upperPath: string, u: EntryStat
 
 const OPAQUE_FILE = '.wh..wh..opq';
 const isWhiteoutDevice = (st: EntryStat) => st.isCharacterDevice() && st.rdev === 0;
-const byBytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** An entry of the layer: its stat, where its bytes are (latin1) and its xattrs; or a deletion. */
 type Change = { rel: string; kind: 'entry'; st: EntryStat; host: string; layer: number; xattrs?: Record<string, Buffer> } | { rel: string; kind: 'whiteout' };
@@ -223,7 +223,8 @@ export function* treeChanges(lowerRoot: string | undefined, upperRoot: string, o
     if (complete && lowDir) {
       all = [...new Set([...all, ...names(`${low}/${rel}`)])];
     }
-    all.sort(byBytes);
+    // Names are latin1 (a character per byte): code-unit order is byte order.
+    all.sort(byText);
     for (const name of all) {
       const r = rel === '' ? name : `${rel}/${name}`;
       const lst = lowDir ? lstat(`${low}/${r}`) : undefined;

@@ -218,7 +218,7 @@ export async function copyOp(
   let viewKey: string | undefined;
   const tmp = fs.mkdtempSync(path.join(env.storeRoot, 'tmp', `add-${process.pid}-`));
   let times: TimesRecorder | undefined;
-  const upper = await overlayUpper(env, key, mounts);
+  const upper = overlayUpper(env, mounts);
   try {
     await withMounted(env.storeRoot, mounts, (dstRoot) => copyNamingFullDisk(env, op.dest, dstRoot, async () => {
       if (src.kind === 'context') {

@@ -4,7 +4,7 @@ import { chainIDs, diffUpperDir, diffTrees, materializeCopiedUpLinks, treeChange
 
 /** The digest of a tar with no entries: a tree diff that found nothing. */
 const EMPTY_TAR = sha256(END_OF_ARCHIVE);
-import { readLayerMetaAsync, type LayerMeta } from '../runtime/index.js';
+import { overlayDirs, readLayerMetaAsync, type LayerMeta } from '../runtime/index.js';
 import { SnapshotError, type Mount, type Snapshotter } from '../snapshotter/index.js';
 import { TsbuildError } from '../errors/index.js';
 import { unsyncedLabels, withMounted } from '../store/index.js';
@@ -159,13 +159,11 @@ export async function writableDir(env: OpsEnv, key: string): Promise<string | un
 }
 
 /**
- * The upper directory of `key`'s mount when it is the kernel's overlay over lower layers: a copy
- * writes below the directories it makes straight into it (copytree.ts `belowMade`). Not for
- * fuse-overlayfs, which keeps its own idea of the upper's owners, nor a bind mount, which is the
- * directory itself.
+ * The upper directory of a step's mount when it is the kernel's overlay over lower layers, read from
+ * the mount itself: a copy writes below the directories it makes straight into it (copytree.ts
+ * `belowMade`). Not for fuse-overlayfs, which keeps its own idea of the upper's owners, nor a bind
+ * mount, which is the directory itself.
  */
-export async function overlayUpper(env: OpsEnv, key: string, mounts: { type: string; options?: string[] }[]): Promise<string | undefined> {
-  if (env.snapshotter.driver !== 'overlayfs' || mounts.length !== 1 || mounts[0]!.type !== 'overlay') return undefined;
-  if (!mounts[0]!.options?.some((o) => o.startsWith('upperdir='))) return undefined;
-  return env.snapshotter.upperDir?.(key);
+export function overlayUpper(env: OpsEnv, mounts: Mount[]): string | undefined {
+  return env.snapshotter.driver === 'overlayfs' && mounts.length === 1 ? overlayDirs(mounts[0]!)?.upper : undefined;
 }

@@ -22,7 +22,7 @@ export { spawnChild, spawnMethod } from './spawn.js';
 export type { Child, StdioKind } from './spawn.js';
 export { toSysMount, MS } from './mounts.js';
 export { fuseOverlayUnavailable, FUSE_OVERLAY, containerRootMounts } from './fuse.js';
-export { layerDirs, readFileInLayers } from './layers.js';
+export { layerDirs, overlayDirs, readFileInLayers } from './layers.js';
 export { resolveUser, addUserEntries, hostAccount } from './user.js';
 export { Containers } from './containers.js';
 export type { ContainerState, ContainerStatus, ContainerConfig, RestartPolicy, HealthConfig, HealthState } from './containers.js';
